@@ -1,0 +1,195 @@
+#include "numpy_bridge.h"
+
+#include <cstring>
+#include <memory>
+
+#include "status.h"
+#include "session.h"
+
+namespace engine::bindings {
+namespace {
+
+[[noreturn]] void Invalid(const std::string& name, const std::string& message) {
+  throw CoreError(StatusCode::kInvalidInput, "input '" + name + "': " + message);
+}
+
+ElementType TypeOfDtype(const py::dtype& dtype) {
+  const char kind = dtype.kind();
+  const auto size = dtype.itemsize();
+  switch (kind) {
+    case 'f':
+      if (size == 4) return ElementType::kFloat32;
+      if (size == 8) return ElementType::kFloat64;
+      if (size == 2) return ElementType::kFloat16;
+      break;
+    case 'i':
+      if (size == 1) return ElementType::kInt8;
+      if (size == 2) return ElementType::kInt16;
+      if (size == 4) return ElementType::kInt32;
+      if (size == 8) return ElementType::kInt64;
+      break;
+    case 'u':
+      if (size == 1) return ElementType::kUInt8;
+      if (size == 2) return ElementType::kUInt16;
+      if (size == 4) return ElementType::kUInt32;
+      if (size == 8) return ElementType::kUInt64;
+      break;
+    case 'b': return ElementType::kBool;
+    case 'U':
+    case 'S':
+    case 'O': return ElementType::kString;
+    default: break;
+  }
+  return ElementType::kUndefined;
+}
+
+std::string ToUtf8(const std::string& name, py::handle item) {
+  if (PyUnicode_Check(item.ptr())) {
+    Py_ssize_t size = 0;
+    const char* data = PyUnicode_AsUTF8AndSize(item.ptr(), &size);
+    if (data == nullptr) {
+      PyErr_Clear();
+      Invalid(name, "a string element cannot be encoded as UTF-8");
+    }
+    return std::string(data, static_cast<size_t>(size));
+  }
+  if (PyBytes_Check(item.ptr())) {
+    char* data = nullptr;
+    Py_ssize_t size = 0;
+    PyBytes_AsStringAndSize(item.ptr(), &data, &size);
+    return std::string(data, static_cast<size_t>(size));
+  }
+  Invalid(name, std::string("string tensors take str or bytes elements, got ") +
+                    Py_TYPE(item.ptr())->tp_name);
+}
+
+std::vector<int64_t> ShapeOfArray(const py::array& array) {
+  std::vector<int64_t> shape;
+  for (py::ssize_t i = 0; i < array.ndim(); ++i) shape.push_back(array.shape(i));
+  return shape;
+}
+
+py::array AsArray(const std::string& name, py::handle value) {
+  if (py::isinstance<py::array>(value)) return py::reinterpret_borrow<py::array>(value);
+  try {
+    return py::array(py::module_::import("numpy").attr("asarray")(value));
+  } catch (const py::error_already_set& e) {
+    Invalid(name, std::string("cannot be converted to an array: ") + e.what());
+  }
+}
+
+}  // namespace
+
+py::dtype DtypeOf(ElementType type) {
+  switch (type) {
+    case ElementType::kFloat32: return py::dtype("float32");
+    case ElementType::kFloat64: return py::dtype("float64");
+    case ElementType::kFloat16: return py::dtype("float16");
+    case ElementType::kInt8: return py::dtype("int8");
+    case ElementType::kInt16: return py::dtype("int16");
+    case ElementType::kInt32: return py::dtype("int32");
+    case ElementType::kInt64: return py::dtype("int64");
+    case ElementType::kUInt8: return py::dtype("uint8");
+    case ElementType::kUInt16: return py::dtype("uint16");
+    case ElementType::kUInt32: return py::dtype("uint32");
+    case ElementType::kUInt64: return py::dtype("uint64");
+    case ElementType::kBool: return py::dtype("bool");
+    case ElementType::kString: return py::dtype("object");
+    case ElementType::kUndefined: break;
+  }
+  throw CoreError(StatusCode::kInternal, "no numpy dtype for an undefined element type");
+}
+
+HostTensor TensorFromNumpy(const std::string& name, py::handle value,
+                           std::vector<py::object>* keepalive) {
+  py::array array = AsArray(name, value);
+  HostTensor t;
+  t.type = TypeOfDtype(array.dtype());
+  if (t.type == ElementType::kUndefined) {
+    Invalid(name, "numpy dtype " + std::string(py::str(array.dtype())) + " is not supported");
+  }
+  t.shape = ShapeOfArray(array);
+  if (t.type == ElementType::kString) {
+    // One pass over the flattened elements; strings are the one type that must be converted.
+    py::array flat = py::array(array.attr("ravel")());
+    const py::ssize_t count = flat.size();
+    t.strings.reserve(static_cast<size_t>(count));
+    if (array.dtype().kind() == 'O') {
+      // ravel() of an object array is C-contiguous: read the PyObject* slots directly.
+      auto* items = static_cast<PyObject* const*>(flat.data());
+      for (py::ssize_t i = 0; i < count; ++i) t.strings.push_back(ToUtf8(name, items[i]));
+    } else {
+      py::list items = flat.attr("tolist")();
+      for (py::handle item : items) t.strings.push_back(ToUtf8(name, item));
+    }
+    return t;
+  }
+  const bool native = array.dtype().attr("isnative").cast<bool>();
+  if (!native) array = py::array(array.attr("astype")(array.dtype().attr("newbyteorder")("=")));
+  if (!(array.flags() & py::array::c_style)) {
+    array = py::array(py::module_::import("numpy").attr("ascontiguousarray")(array));
+  }
+  t.data = array.data();
+  t.byte_size = static_cast<size_t>(array.nbytes());
+  keepalive->push_back(array);
+  return t;
+}
+
+HostTensor OwnedTensorFromNumpy(const std::string& name, py::handle value) {
+  std::vector<py::object> keepalive;
+  HostTensor borrowed = TensorFromNumpy(name, value, &keepalive);
+  if (borrowed.type == ElementType::kString) return borrowed;  // strings are already copies
+  HostTensor owned = AllocateHostTensor(borrowed.type, borrowed.shape);
+  if (borrowed.byte_size > 0) std::memcpy(MutableData(owned), borrowed.data, borrowed.byte_size);
+  owned.byte_size = borrowed.byte_size;
+  return owned;
+}
+
+py::object TensorToNumpy(HostTensor tensor) {
+  std::vector<py::ssize_t> shape(tensor.shape.begin(), tensor.shape.end());
+  if (tensor.type == ElementType::kString) {
+    py::array result(DtypeOf(ElementType::kString), shape);
+    auto** items = static_cast<PyObject**>(result.mutable_data());
+    for (size_t i = 0; i < tensor.strings.size(); ++i) {
+      const std::string& s = tensor.strings[i];
+      PyObject* str = PyUnicode_DecodeUTF8(s.data(), static_cast<Py_ssize_t>(s.size()),
+                                           "surrogateescape");
+      if (str == nullptr) throw py::error_already_set();
+      Py_XDECREF(items[i]);  // numpy filled object arrays with None references
+      items[i] = str;
+    }
+    return std::move(result);
+  }
+  // The capsule owns a copy of the shared owner; numpy frees it with the array.
+  auto* owner = new std::shared_ptr<const void>(std::move(tensor.owner));
+  py::capsule base(owner, [](void* p) { delete static_cast<std::shared_ptr<const void>*>(p); });
+  return py::array(DtypeOf(tensor.type), shape, tensor.data, base);
+}
+
+// Converts a {name: array} mapping into borrowed tensors (GIL held); `keepalive` holds arrays.
+std::vector<std::pair<std::string, HostTensor>> TensorsFromMapping(
+    const py::handle& mapping, std::vector<py::object>* keepalive) {
+  std::vector<std::pair<std::string, HostTensor>> tensors;
+  py::dict items = py::dict(py::reinterpret_borrow<py::object>(mapping));
+  tensors.reserve(items.size());
+  for (auto item : items) {
+    if (!py::isinstance<py::str>(item.first)) {
+      throw CoreError(StatusCode::kInvalidInput, "input names must be str, got " +
+                                                     std::string(py::str(py::type::of(item.first))));
+    }
+    auto name = item.first.cast<std::string>();
+    tensors.emplace_back(name, TensorFromNumpy(name, item.second, keepalive));
+  }
+  return tensors;
+}
+
+py::dict OutputsToDict(const std::vector<TensorInfo>& outputs, const std::vector<size_t>& indices,
+                       std::vector<HostTensor> results) {
+  py::dict dict;
+  for (size_t i = 0; i < results.size(); ++i) {
+    dict[py::str(outputs[indices[i]].name)] = TensorToNumpy(std::move(results[i]));
+  }
+  return dict;
+}
+
+}  // namespace engine::bindings

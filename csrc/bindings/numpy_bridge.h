@@ -1,0 +1,46 @@
+// numpy <-> HostTensor, the only place the bindings convert tensors.
+//
+// Inputs are borrowed, not copied: the returned HostTensor points into the numpy buffer, and
+// the caller keeps the array alive (in `keepalive`) for as long as the tensor is used. Only
+// strings are converted (to UTF-8 std::string), and non-contiguous or byte-swapped arrays are
+// made contiguous and native first. Must be called with the GIL held.
+#pragma once
+
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+
+#include <string>
+#include <vector>
+
+#include "session.h"
+#include "tensor.h"
+
+namespace engine::bindings {
+
+namespace py = pybind11;
+
+// Converts `value` (an ndarray or anything np.asarray accepts) for the input named `name`.
+// Throws CoreError(kInvalidInput) naming the input for unsupported dtypes or bad strings.
+HostTensor TensorFromNumpy(const std::string& name, py::handle value,
+                           std::vector<py::object>* keepalive);
+
+// Copies `count` rows-worth of data into a fresh tensor the core owns (for async submits
+// whose caller does not wait). GIL held.
+HostTensor OwnedTensorFromNumpy(const std::string& name, py::handle value);
+
+// Makes an ndarray that shares the tensor's buffer (numeric) or holds Python str objects
+// (string). GIL held.
+py::object TensorToNumpy(HostTensor tensor);
+
+// Converts a {name: array} mapping into borrowed tensors; `keepalive` holds the arrays.
+std::vector<std::pair<std::string, HostTensor>> TensorsFromMapping(
+    const py::handle& mapping, std::vector<py::object>* keepalive);
+
+// {name: ndarray} for `results`, which hold outputs[indices[i]]. GIL held.
+py::dict OutputsToDict(const std::vector<TensorInfo>& outputs, const std::vector<size_t>& indices,
+                       std::vector<HostTensor> results);
+
+// numpy dtype for an element type; throws for kUndefined.
+py::dtype DtypeOf(ElementType type);
+
+}  // namespace engine::bindings

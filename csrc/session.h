@@ -1,0 +1,68 @@
+// One ONNX Runtime session: load, introspect, run. Per-instance state in Triton's terms.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "element_type.h"
+#include "ort_runtime.h"
+#include "tensor.h"
+
+namespace engine {
+
+struct SessionOptions {
+  int intra_op_threads = 1;  // 0 = ORT's default (one per core)
+  int inter_op_threads = 1;  // 0 = ORT's default
+  bool allow_spinning = false;  // ORT's spinning pool burns CPU between runs: off by default
+  // "disable" | "basic" | "extended" | "all"
+  std::string graph_optimization_level = "all";
+  // In order of preference, each "cpu" or "cuda". CPU is always appended as the fallback.
+  std::vector<std::string> providers = {"cpu"};
+  int cuda_device_id = 0;
+};
+
+// A named input or output of the model. `shape` has -1 for symbolic or unknown dims.
+struct TensorInfo {
+  std::string name;
+  ElementType type = ElementType::kUndefined;
+  std::vector<int64_t> shape;
+};
+
+// Immutable after construction; Run() is thread-safe (ORT allows concurrent runs on a session).
+class Session {
+ public:
+  // Load from a file or from serialized model bytes. Blocks while ORT builds the session.
+  // Throws CoreError: kLoadFailed (bad file or model), kUnsupported (CUDA requested but not
+  // available, or an input/output of a type the engine cannot run), kInvalidConfig (options).
+  static std::unique_ptr<Session> FromPath(const std::string& path, const SessionOptions& options);
+  static std::unique_ptr<Session> FromBytes(const std::string& bytes,
+                                            const SessionOptions& options);
+
+  const std::vector<TensorInfo>& inputs() const { return inputs_; }
+  const std::vector<TensorInfo>& outputs() const { return outputs_; }
+  // Providers actually registered, e.g. {"cuda", "cpu"}.
+  const std::vector<std::string>& providers() const { return providers_; }
+
+  // Runs the model. `inputs[i]` feeds inputs()[i]; the caller has validated them
+  // (ValidateInputs) and keeps their memory alive for the call; no input is copied except
+  // strings. `output_indices` selects outputs by position (empty = all). Blocks until done.
+  // Returns outputs in the order requested; numeric outputs share ownership of ORT's buffers.
+  // Throws CoreError(kExecutionFailed) with ORT's message when ORT fails.
+  std::vector<HostTensor> Run(const std::vector<const HostTensor*>& inputs,
+                              const std::vector<size_t>& output_indices = {}) const;
+
+ private:
+  Session(std::unique_ptr<Ort::Session> session, std::vector<std::string> providers);
+  std::unique_ptr<Ort::Session> session_;
+  std::vector<TensorInfo> inputs_;
+  std::vector<TensorInfo> outputs_;
+  std::vector<std::string> input_names_storage_;
+  std::vector<const char*> input_names_;
+  std::vector<std::string> output_names_storage_;
+  std::vector<const char*> output_names_;
+  std::vector<std::string> providers_;
+};
+
+}  // namespace engine

@@ -1,0 +1,117 @@
+#include "validate.h"
+
+#include <limits>
+#include <unordered_set>
+
+#include "status.h"
+
+namespace engine {
+namespace {
+
+[[noreturn]] void Invalid(const std::string& message) {
+  throw CoreError(StatusCode::kInvalidInput, message);
+}
+
+std::string SignatureNames(const std::vector<TensorInfo>& signature) {
+  std::string names;
+  for (const auto& t : signature) names += (names.empty() ? "'" : ", '") + t.name + "'";
+  return names;
+}
+
+}  // namespace
+
+void CheckTensor(const TensorInfo& spec, const HostTensor& tensor, bool skip_dim0) {
+  const std::string where = "input '" + spec.name + "'";
+  if (tensor.type != spec.type) {
+    Invalid(where + ": expected dtype " + ElementTypeName(spec.type) + ", got " +
+            ElementTypeName(tensor.type) + " (no implicit casts)");
+  }
+  if (!spec.shape.empty() || !tensor.shape.empty()) {
+    if (tensor.shape.size() != spec.shape.size()) {
+      Invalid(where + ": expected rank " + std::to_string(spec.shape.size()) + " (shape " +
+              ShapeToString(spec.shape) + "), got rank " + std::to_string(tensor.shape.size()) +
+              " (shape " + ShapeToString(tensor.shape) + ")");
+    }
+  }
+  for (size_t i = 0; i < tensor.shape.size(); ++i) {
+    if (tensor.shape[i] < 0) {
+      Invalid(where + ": dimension " + std::to_string(i) + " is negative in shape " +
+              ShapeToString(tensor.shape));
+    }
+    if (i == 0 && skip_dim0) continue;
+    if (spec.shape[i] >= 0 && spec.shape[i] != tensor.shape[i]) {
+      Invalid(where + ": expected shape " + ShapeToString(spec.shape) + ", got " +
+              ShapeToString(tensor.shape) + " (dimension " + std::to_string(i) + " must be " +
+              std::to_string(spec.shape[i]) + ")");
+    }
+  }
+  const size_t element_size = ElementSize(tensor.type);
+  const int64_t limit = tensor.type == ElementType::kString
+                            ? std::numeric_limits<int64_t>::max()
+                            : std::numeric_limits<int64_t>::max() /
+                                  static_cast<int64_t>(element_size);
+  const int64_t count = CheckedElementCount(tensor.shape, limit);
+  if (count < 0) Invalid(where + ": shape " + ShapeToString(tensor.shape) + " is too large");
+  if (tensor.type == ElementType::kString) {
+    if (static_cast<int64_t>(tensor.strings.size()) != count) {
+      Invalid(where + ": shape " + ShapeToString(tensor.shape) + " needs " +
+              std::to_string(count) + " strings, got " + std::to_string(tensor.strings.size()));
+    }
+  } else {
+    const auto expected = static_cast<size_t>(count) * element_size;
+    if (tensor.byte_size != expected) {
+      Invalid(where + ": shape " + ShapeToString(tensor.shape) + " of " +
+              ElementTypeName(tensor.type) + " needs " + std::to_string(expected) +
+              " bytes, got " + std::to_string(tensor.byte_size));
+    }
+    if (expected > 0 && tensor.data == nullptr) Invalid(where + ": no data");
+  }
+}
+
+std::vector<const HostTensor*> BindInputs(const std::vector<TensorInfo>& signature,
+                                          const std::vector<NamedTensorRef>& named,
+                                          bool skip_dim0) {
+  std::vector<const HostTensor*> bound(signature.size(), nullptr);
+  for (const auto& [name, tensor] : named) {
+    size_t index = signature.size();
+    for (size_t i = 0; i < signature.size(); ++i) {
+      if (signature[i].name == name) index = i;
+    }
+    if (index == signature.size()) {
+      Invalid("unknown input '" + name + "'; the model's inputs are " + SignatureNames(signature));
+    }
+    if (bound[index] != nullptr) Invalid("input '" + name + "' is given more than once");
+    CheckTensor(signature[index], *tensor, skip_dim0);
+    bound[index] = tensor;
+  }
+  std::string missing;
+  for (size_t i = 0; i < signature.size(); ++i) {
+    if (bound[i] == nullptr) missing += (missing.empty() ? "'" : ", '") + signature[i].name + "'";
+  }
+  if (!missing.empty()) Invalid("missing input(s) " + missing);
+  return bound;
+}
+
+std::vector<size_t> SelectOutputs(const std::vector<TensorInfo>& outputs,
+                                  const std::vector<std::string>& requested) {
+  std::vector<size_t> indices;
+  if (requested.empty()) {
+    for (size_t i = 0; i < outputs.size(); ++i) indices.push_back(i);
+    return indices;
+  }
+  std::unordered_set<std::string> seen;
+  for (const auto& name : requested) {
+    if (!seen.insert(name).second) Invalid("output '" + name + "' is requested more than once");
+    size_t index = outputs.size();
+    for (size_t i = 0; i < outputs.size(); ++i) {
+      if (outputs[i].name == name) index = i;
+    }
+    if (index == outputs.size()) {
+      Invalid("unknown output '" + name + "'; the model's outputs are " + SignatureNames(outputs));
+    }
+    indices.push_back(index);
+  }
+  return indices;
+}
+
+}  // namespace engine

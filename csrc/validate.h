@@ -1,0 +1,35 @@
+// Validation of request tensors against a model's signature, before anything reaches ORT.
+//
+// Every check throws CoreError(kInvalidInput) whose message names the input, what was
+// expected and what came. Shared by the Python API and the gRPC server so both reject the
+// same requests with the same words.
+#pragma once
+
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "session.h"
+#include "tensor.h"
+
+namespace engine {
+
+using NamedTensorRef = std::pair<std::string, const HostTensor*>;
+
+// Checks one tensor: element type (no casts), rank, fixed dims, non-negative dims, and that
+// byte_size (numeric) or strings.size() (string) matches the shape. `skip_dim0` leaves dim 0
+// unchecked against the signature (a batched model whose batch size is set by the config).
+void CheckTensor(const TensorInfo& spec, const HostTensor& tensor, bool skip_dim0 = false);
+
+// Puts `named` in signature order after checking names (unknown, duplicate, missing) and each
+// tensor. Returns borrowed pointers into `named`.
+std::vector<const HostTensor*> BindInputs(const std::vector<TensorInfo>& signature,
+                                          const std::vector<NamedTensorRef>& named,
+                                          bool skip_dim0 = false);
+
+// Maps requested output names to positions in `outputs`; empty `requested` selects all.
+// Throws kInvalidInput for an unknown or repeated name.
+std::vector<size_t> SelectOutputs(const std::vector<TensorInfo>& outputs,
+                                  const std::vector<std::string>& requested);
+
+}  // namespace engine

@@ -1,0 +1,1 @@
+"""engine.server: the serving front (C++ gRPC data plane in server/*.cc, Python launcher here)."""
