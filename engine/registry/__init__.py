@@ -1,0 +1,23 @@
+"""The model registry: versions, aliases, lineage and content-addressed artifacts.
+
+``Registry`` is the Python API; :func:`resolve` turns a reference (``name``, ``name:3``,
+``name@production``) into a verified artifact path plus config, for ``engine.load``.
+"""
+
+from __future__ import annotations
+
+from engine.registry.fingerprint import code_revision, fingerprint_array, fingerprint_file
+from engine.registry.records import Lineage, ModelSummary, ModelVersion, ResolvedModel
+from engine.registry.registry import Registry, resolve
+
+__all__ = [
+    "Registry",
+    "resolve",
+    "ModelVersion",
+    "ModelSummary",
+    "Lineage",
+    "ResolvedModel",
+    "fingerprint_file",
+    "fingerprint_array",
+    "code_revision",
+]

@@ -1,0 +1,152 @@
+"""Content-addressed artifact files: written atomically, verified on every read.
+
+Layout under the store's root (``$ENGINE_HOME/artifacts``)::
+
+    sha256/<first two hex digits>/<64 hex digits>   read-only blobs, named by their sha256
+    tmp/<pid>-<random>.part                         files being written
+
+A blob is written as a temp file in ``tmp/`` (same filesystem), fsynced, renamed into place and
+its folder fsynced, so after a crash a blob is either complete under its final name or absent.
+A crash leaves at most a temp file or an unreferenced blob; :meth:`ArtifactStore.gc` removes
+both once they are older than a grace period (so it never races a registration in flight).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import secrets
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from engine.errors import ModelLoadError, RegistryError
+
+__all__ = ["ArtifactStore", "StagedArtifact"]
+
+_CHUNK_BYTES = 1 << 20
+
+
+@dataclass(frozen=True)
+class StagedArtifact:
+    """A fully written, fsynced temp copy not yet under its final name."""
+
+    path: Path
+    sha256: str
+    size_bytes: int
+
+
+class ArtifactStore:
+    """Blobs by sha256 under ``root``. Safe to use from several processes at once."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self._blobs = root / "sha256"
+        self._tmp = root / "tmp"
+
+    def path(self, sha256: str) -> Path:
+        """Where the blob with this hash lives (whether or not it exists)."""
+        if len(sha256) != 64 or any(c not in "0123456789abcdef" for c in sha256):
+            raise RegistryError(f"artifact hash must be 64 lowercase hex digits; was {sha256!r}")
+        return self._blobs / sha256[:2] / sha256
+
+    def stage(self, source: Path) -> StagedArtifact:
+        """Copy ``source`` to a temp file, hashing as it goes; the caller commits or discards.
+
+        Blocks on file I/O. Raises ModelLoadError if ``source`` cannot be read.
+        """
+        self._tmp.mkdir(parents=True, exist_ok=True)
+        tmp = self._tmp / f"{os.getpid()}-{secrets.token_hex(8)}.part"
+        digest = hashlib.sha256()
+        size = 0
+        try:
+            with open(source, "rb") as src, open(tmp, "xb") as dst:
+                while chunk := src.read(_CHUNK_BYTES):
+                    digest.update(chunk)
+                    dst.write(chunk)
+                    size += len(chunk)
+                dst.flush()
+                os.fsync(dst.fileno())
+        except OSError as exc:
+            tmp.unlink(missing_ok=True)
+            raise ModelLoadError(f"cannot read model file {str(source)!r}: {exc.strerror}") from exc
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+        return StagedArtifact(tmp, digest.hexdigest(), size)
+
+    def commit(self, staged: StagedArtifact) -> Path:
+        """Move a staged file to its final, read-only name; durable when this returns."""
+        final = self.path(staged.sha256)
+        shard = final.parent
+        created = not shard.exists()
+        shard.mkdir(parents=True, exist_ok=True)
+        os.chmod(staged.path, 0o444)
+        # Replacing an existing blob is harmless (same bytes) and repairs a damaged one; the new
+        # mtime also protects a reused blob from a concurrent gc's grace period.
+        os.replace(staged.path, final)
+        _fsync_dir(shard)
+        if created:
+            _fsync_dir(shard.parent)
+        return final
+
+    def discard(self, staged: StagedArtifact) -> None:
+        staged.path.unlink(missing_ok=True)
+
+    def verify(self, sha256: str, size_bytes: int) -> Path:
+        """Return the blob's path after checking its size and hash; blocks while hashing.
+
+        Raises ModelLoadError if the blob is missing or its bytes do not match.
+        """
+        path = self.path(sha256)
+        try:
+            actual_size = path.stat().st_size
+            if actual_size != size_bytes:
+                raise ModelLoadError(
+                    f"artifact {sha256} is corrupt: expected {size_bytes} bytes, found "
+                    f"{actual_size} at {str(path)!r}; re-register the model")
+            actual = _hash_file(path)
+        except FileNotFoundError:
+            raise ModelLoadError(
+                f"artifact {sha256} is missing from {str(self._blobs)!r}; re-register the model"
+            ) from None
+        if actual != sha256:
+            raise ModelLoadError(
+                f"artifact {sha256} is corrupt: its content hashes to sha256 {actual} "
+                f"at {str(path)!r}; refusing to load it; re-register the model")
+        return path
+
+    def gc(self, referenced: set[str], min_age_s: float) -> list[str]:
+        """Delete blobs not in ``referenced`` and temp files, if older than ``min_age_s``.
+
+        Returns the names removed. Anything younger may belong to a registration in flight.
+        """
+        cutoff = time.time() - min_age_s
+        removed: list[str] = []
+        candidates = list(self._tmp.glob("*.part")) if self._tmp.exists() else []
+        if self._blobs.exists():
+            candidates += [p for p in self._blobs.glob("??/*") if p.name not in referenced]
+        for path in candidates:
+            try:
+                if path.stat().st_mtime < cutoff:
+                    path.unlink()
+                    removed.append(path.name)
+            except FileNotFoundError:
+                continue  # another process removed it first
+        return removed
+
+
+def _hash_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(_CHUNK_BYTES):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

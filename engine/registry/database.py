@@ -1,0 +1,114 @@
+"""Connections to the registry database: SQLite (embedded default) or any SQLAlchemy URL.
+
+SQLite runs in WAL mode with ``synchronous=FULL`` (a committed registration survives power
+loss) and a busy timeout. Each process has exactly one writer connection, whose transactions
+start with ``BEGIN IMMEDIATE`` so writers queue on the database lock up front instead of failing
+mid-transaction; readers use a separate pool and never block the writer (WAL).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy import event
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import ArgumentError, DBAPIError, IntegrityError
+from sqlalchemy.pool import QueuePool
+
+from engine.errors import RegistryError
+from engine.registry import schema
+
+__all__ = ["Database", "normalise_url"]
+
+BUSY_TIMEOUT_MS = 30_000
+
+
+def normalise_url(url: str) -> URL:
+    """Parse a SQLAlchemy URL; a bare ``postgresql://`` uses psycopg 3 (the postgres extra)."""
+    try:
+        parsed = make_url(url)
+    except ArgumentError as exc:
+        raise RegistryError(f"invalid registry URL: {exc}") from None
+    if parsed.drivername == "postgresql":
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    return parsed
+
+
+class Database:
+    """The registry's engines. ``write()`` and ``read()`` each give one transaction."""
+
+    def __init__(self, url: str) -> None:
+        self.url = normalise_url(url)
+        self.shown_url = self.url.render_as_string(hide_password=True)
+        self.is_sqlite = self.url.get_backend_name() == "sqlite"
+        try:
+            if self.is_sqlite:
+                self._writer = sa.create_engine(self.url, poolclass=QueuePool, pool_size=1,
+                                                max_overflow=0, pool_timeout=BUSY_TIMEOUT_MS / 1e3)
+                self._reader = sa.create_engine(self.url, poolclass=QueuePool, pool_size=4)
+                _configure_sqlite(self._writer, begin="BEGIN IMMEDIATE")
+                _configure_sqlite(self._reader, begin="BEGIN")
+            else:
+                self._writer = sa.create_engine(self.url, pool_pre_ping=True)
+                self._reader = self._writer
+        except (ArgumentError, ImportError) as exc:
+            raise RegistryError(f"cannot use registry URL {self.shown_url!r}: {exc}") from exc
+        self._migrate()
+
+    def _migrate(self) -> None:
+        with self.read() as conn:
+            if sa.inspect(conn).has_table("schema_info"):
+                version = conn.execute(sa.select(schema.schema_info.c.version)).scalar_one()
+                if version == schema.SCHEMA_VERSION:
+                    return
+        with self.write() as conn:
+            schema.migrate(conn)
+
+    @contextmanager
+    def write(self) -> Iterator[sa.Connection]:
+        """One write transaction: committed on exit, rolled back on error."""
+        with self._errors(), self._writer.begin() as conn:
+            yield conn
+
+    @contextmanager
+    def read(self) -> Iterator[sa.Connection]:
+        """One read transaction: a consistent snapshot of the registry."""
+        with self._errors(), self._reader.connect() as conn, conn.begin():
+            yield conn
+
+    @contextmanager
+    def _errors(self) -> Iterator[None]:
+        try:
+            yield
+        except IntegrityError:
+            raise  # callers retry or translate unique-constraint races themselves
+        except DBAPIError as exc:
+            raise RegistryError(
+                f"registry database {self.shown_url!r} failed: {exc.orig}") from exc
+
+    def dispose(self) -> None:
+        self._writer.dispose()
+        if self._reader is not self._writer:
+            self._reader.dispose()
+
+
+def _configure_sqlite(engine: sa.Engine, *, begin: str) -> None:
+    # pysqlite's own transaction handling is off (isolation_level=None) so that the BEGIN we
+    # emit is the one that runs: SQLAlchemy's documented recipe for SQLite.
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn: sqlite3.Connection, _record: Any) -> None:
+        dbapi_conn.isolation_level = None
+        cursor = dbapi_conn.cursor()
+        cursor.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        cursor.execute("PRAGMA journal_mode = WAL")
+        cursor.execute("PRAGMA synchronous = FULL")
+        cursor.execute("PRAGMA foreign_keys = ON")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: sa.Connection) -> None:
+        conn.exec_driver_sql(begin)

@@ -1,0 +1,407 @@
+"""The model registry's Python API: :class:`Registry` and :func:`resolve`.
+
+A registration copies the file into the artifact store (atomic, by sha256) *before* one short
+database transaction allocates the version and inserts its row, so a crash at any point leaves
+either a complete version or none; at worst an unreferenced blob that :meth:`Registry.gc`
+reclaims. Concurrent registrations serialise on the database (SQLite ``BEGIN IMMEDIATE``,
+PostgreSQL ``SELECT ... FOR UPDATE`` on the model row) and retry unique-constraint races, so
+every one succeeds with its own version number.
+"""
+
+from __future__ import annotations
+
+import builtins
+import getpass
+from collections.abc import Mapping
+from datetime import datetime, timezone
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.exc import IntegrityError
+
+from engine.config import ModelConfig
+from engine.errors import (ConflictError, InvalidConfigError, ModelLoadError, ModelNotFoundError,
+                           RegistryError)
+from engine.names import MAX_VERSION, ModelRef, parse_ref, validate_name
+from engine.registry.artifacts import ArtifactStore
+from engine.registry.database import Database
+from engine.registry.onnx_signature import check_declared, read_signature
+from engine.registry.records import (Lineage, ModelSummary, ModelVersion, ResolvedModel,
+                                     check_metrics, check_params, check_tags)
+from engine.registry.schema import aliases, models, versions
+from engine.settings import get_settings
+from engine.signature import TensorSpec
+
+__all__ = ["Registry", "resolve"]
+
+_REGISTER_ATTEMPTS = 8
+_MAX_DESCRIPTION = 10_000
+_MAX_LINEAGE_DEPTH = 1000
+
+
+class Registry:
+    """Models, versions, aliases and lineage, backed by a database and an artifact store.
+
+    ``home`` (default ``$ENGINE_HOME``, else ``~/.engine``) holds the artifacts and the default
+    SQLite database. ``url`` (default ``$ENGINE_REGISTRY_URL``) is a SQLAlchemy URL selecting
+    another database, e.g. ``postgresql+psycopg://user@host/db``. Safe to use from several
+    processes at once; one instance may be shared by threads. Every method blocks on I/O.
+    """
+
+    def __init__(self, home: str | Path | None = None, url: str | None = None) -> None:
+        settings = get_settings()
+        home_path = Path(home) if home is not None else settings.engine_home
+        self.home = home_path.expanduser().absolute()
+        try:
+            self.home.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise RegistryError(f"cannot create registry home {str(self.home)!r}: "
+                                f"{exc.strerror}") from exc
+        url = url or settings.registry_url or f"sqlite:///{self.home / 'registry.db'}"
+        self._db = Database(url)
+        self._artifacts = ArtifactStore(self.home / "artifacts")
+
+    @property
+    def url(self) -> str:
+        """The database URL with any password hidden."""
+        return self._db.shown_url
+
+    def close(self) -> None:
+        self._db.dispose()
+
+    def __enter__(self) -> Registry:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.close()
+
+    # ---- writes -------------------------------------------------------------------------
+
+    def register(self, name: str, path: str | Path, *,
+                 config: ModelConfig | Mapping[str, Any] | None = None,
+                 metrics: Mapping[str, float] | None = None,
+                 params: Mapping[str, Any] | None = None,
+                 tags: Mapping[str, str] | None = None,
+                 lineage: Lineage | Mapping[str, Any] | None = None,
+                 alias: str | None = None,
+                 description: str | None = None) -> ModelVersion:
+        """Store the ONNX file at ``path`` as the next version of ``name``.
+
+        Raises InvalidModelNameError (bad name or alias), InvalidConfigError (bad config,
+        metrics, params, tags or lineage; config inputs/outputs that contradict the model),
+        ModelLoadError (unreadable or invalid ONNX, external data), ModelNotFoundError (lineage
+        parent missing), RegistryError (database failure).
+        """
+        validate_name(name)
+        if alias is not None:
+            validate_name(alias, "alias")
+        cfg = _as_config(config)
+        fields: dict[str, Any] = {
+            "metrics": check_metrics(metrics or {}),
+            "params": check_params(params or {}),
+            "tags": check_tags(tags or {}),
+            "description": _check_description(description),
+        }
+        lin = _as_lineage(lineage)
+        source = Path(path)
+        if not source.is_file():
+            raise ModelLoadError(f"model file {str(source)!r} does not exist or is not a file")
+
+        staged = self._artifacts.stage(source)
+        try:
+            inputs, outputs = read_signature(staged.path, label=str(source))
+            check_declared(cfg.inputs, inputs, "input", str(source))
+            check_declared(cfg.outputs, outputs, "output", str(source))
+            self._artifacts.commit(staged)
+        except BaseException:
+            self._artifacts.discard(staged)
+            raise
+        fields.update(
+            artifact_sha256=staged.sha256, artifact_size=staged.size_bytes,
+            signature={"inputs": [t.to_dict() for t in inputs],
+                       "outputs": [t.to_dict() for t in outputs]},
+            config=cfg.to_dict(), data_fingerprint=lin.data_fingerprint,
+            code_revision=lin.code_revision, parent=lin.parent,
+            transform_spec=lin.transform_spec, created_by=lin.created_by or _user(),
+        )
+        for attempt in range(_REGISTER_ATTEMPTS):
+            try:
+                with self._db.write() as conn:
+                    return self._insert_version(conn, name, fields, alias)
+            except IntegrityError as exc:
+                # Another process created the same model row first; the retry finds it.
+                if attempt == _REGISTER_ATTEMPTS - 1:
+                    raise RegistryError(f"could not register {name!r} after "
+                                        f"{_REGISTER_ATTEMPTS} attempts: {exc.orig}") from exc
+        raise AssertionError("unreachable")
+
+    def _insert_version(self, conn: sa.Connection, name: str, fields: dict[str, Any],
+                        alias: str | None) -> ModelVersion:
+        now = _now()
+        if fields["parent"] is not None:
+            self._version_row(conn, parse_ref(fields["parent"]))  # raises if it is missing
+        model = conn.execute(sa.select(models.c.id, models.c.last_version)
+                             .where(models.c.name == name).with_for_update()).first()
+        if model is None:
+            model_id = _new_id(conn.execute(models.insert().values(
+                name=name, last_version=0, created_at=now, updated_at=now)))
+            last = 0
+        else:
+            model_id, last = model.id, model.last_version
+        if last >= MAX_VERSION:
+            raise RegistryError(f"model {name!r} has reached the maximum version {MAX_VERSION}")
+        version = last + 1
+        conn.execute(models.update().where(models.c.id == model_id)
+                     .values(last_version=version, updated_at=now))
+        version_id = _new_id(conn.execute(versions.insert().values(
+            model_id=model_id, version=version, status="ready", created_at=now, **fields)))
+        if alias is not None:
+            _put_alias(conn, model_id, alias, version_id, now)
+        return self._load(conn, name, self._row_by_id(conn, version_id))
+
+    def set_alias(self, name: str, alias: str, version: int) -> ModelVersion:
+        """Point ``name@alias`` at ``version`` (creating or moving the alias).
+
+        Raises ModelNotFoundError (no such version), ConflictError (version archived).
+        """
+        validate_name(alias, "alias")
+        with self._db.write() as conn:
+            row = self._version_row(conn, ModelRef(name, version=version))
+            if row.status != "ready":
+                raise ConflictError(f"cannot point alias {alias!r} at {name}:{version}: it is "
+                                    f"{row.status}")
+            _put_alias(conn, row.model_id, alias, row.id, _now())
+            conn.execute(models.update().where(models.c.id == row.model_id)
+                         .values(updated_at=_now()))
+            return self._load(conn, name, row)
+
+    def remove_alias(self, name: str, alias: str) -> None:
+        """Delete ``name@alias``. Raises ModelNotFoundError if it does not exist."""
+        validate_name(alias, "alias")
+        with self._db.write() as conn:
+            model_id = self._model_id(conn, name)
+            deleted = conn.execute(aliases.delete().where(
+                aliases.c.model_id == model_id, aliases.c.alias == alias)).rowcount
+            if not deleted:
+                raise ModelNotFoundError(f"model {name!r} has no alias {alias!r}")
+
+    def archive(self, name: str, version: int) -> ModelVersion:
+        """Mark a version archived: kept and loadable as ``name:VERSION``, but never the
+        latest. Raises ConflictError while an alias points at it."""
+        with self._db.write() as conn:
+            row = self._version_row(conn, ModelRef(name, version=version))
+            self._refuse_if_aliased(conn, row, name, "archive")
+            conn.execute(versions.update().where(versions.c.id == row.id)
+                         .values(status="archived"))
+            return self._load(conn, name, self._row_by_id(conn, row.id))
+
+    def delete(self, name: str, version: int) -> None:
+        """Delete a version's record; its blob goes at the next :meth:`gc` if unreferenced.
+        Raises ConflictError while an alias points at it. The number is never reused."""
+        with self._db.write() as conn:
+            row = self._version_row(conn, ModelRef(name, version=version))
+            self._refuse_if_aliased(conn, row, name, "delete")
+            conn.execute(versions.delete().where(versions.c.id == row.id))
+
+    def gc(self, min_age_s: float = 3600.0) -> builtins.list[str]:
+        """Remove blobs no version references and leftover temp files older than
+        ``min_age_s`` (the grace period protects registrations in flight)."""
+        with self._db.read() as conn:
+            referenced = set(conn.execute(sa.select(versions.c.artifact_sha256)).scalars())
+        return self._artifacts.gc(referenced, min_age_s)
+
+    # ---- reads --------------------------------------------------------------------------
+
+    def get(self, ref: str | ModelRef) -> ModelVersion:
+        """The version ``ref`` names (``name`` = latest ready, ``name:3``, ``name@alias``).
+        Raises InvalidModelNameError or ModelNotFoundError."""
+        parsed = ref if isinstance(ref, ModelRef) else parse_ref(ref)
+        with self._db.read() as conn:
+            return self._load(conn, parsed.name, self._version_row(conn, parsed))
+
+    def resolve(self, ref: str | ModelRef) -> ResolvedModel:
+        """What a loader needs for ``ref``: the artifact path (hash verified now), the config
+        and the record. Raises ModelNotFoundError, or ModelLoadError if the blob is missing or
+        does not match its hash."""
+        record = self.get(ref)
+        try:
+            path = self._artifacts.verify(record.sha256, record.size_bytes)
+        except ModelLoadError as exc:
+            raise ModelLoadError(f"{record.ref}: {exc}") from None
+        return ResolvedModel(path=path, config=record.config, version=record)
+
+    def versions(self, name: str) -> builtins.list[ModelVersion]:
+        """Every version of ``name``, archived included, oldest first."""
+        validate_name(name)
+        with self._db.read() as conn:
+            model_id = self._model_id(conn, name)
+            rows = conn.execute(sa.select(versions).where(versions.c.model_id == model_id)
+                                .order_by(versions.c.version)).all()
+            by_version = _aliases_by_version_id(conn, model_id)
+            return [_record(name, row, by_version.get(row.id, ())) for row in rows]
+
+    def list(self) -> builtins.list[ModelSummary]:
+        """Every model, by name."""
+        with self._db.read() as conn:
+            model_rows = conn.execute(sa.select(models).order_by(models.c.name)).all()
+            stats = {r.model_id: r for r in conn.execute(
+                sa.select(versions.c.model_id, sa.func.count().label("n"),
+                          sa.func.max(sa.case((versions.c.status == "ready", versions.c.version)))
+                          .label("latest"))
+                .group_by(versions.c.model_id))}
+            alias_map: dict[int, dict[str, int]] = {}
+            for a in conn.execute(sa.select(aliases.c.model_id, aliases.c.alias, versions.c.version)
+                                  .join(versions, versions.c.id == aliases.c.version_id)
+                                  .order_by(aliases.c.alias)):
+                alias_map.setdefault(a.model_id, {})[a.alias] = a.version
+        out = []
+        for m in model_rows:
+            st = stats.get(m.id)
+            out.append(ModelSummary(name=m.name, latest_version=st.latest if st else None,
+                                    version_count=st.n if st else 0,
+                                    aliases=alias_map.get(m.id, {}),
+                                    updated_at=datetime.fromisoformat(m.updated_at)))
+        return out
+
+    def lineage(self, ref: str | ModelRef) -> builtins.list[ModelVersion]:
+        """``ref``'s version followed by its parent, grandparent, ... as far as they exist."""
+        chain = [self.get(ref)]
+        seen = {chain[0].ref}
+        while (parent := chain[-1].lineage.parent) is not None and parent not in seen:
+            if len(chain) >= _MAX_LINEAGE_DEPTH:
+                break
+            try:
+                chain.append(self.get(parent))
+            except ModelNotFoundError:
+                break  # the parent was deleted; the chain ends here
+            seen.add(parent)
+        return chain
+
+    # ---- helpers ------------------------------------------------------------------------
+
+    def _model_id(self, conn: sa.Connection, name: str) -> int:
+        model_id = conn.execute(sa.select(models.c.id).where(models.c.name == name)).scalar()
+        if model_id is None:
+            raise ModelNotFoundError(f"no model named {name!r}")
+        return int(model_id)
+
+    def _version_row(self, conn: sa.Connection, ref: ModelRef) -> sa.Row[Any]:
+        model_id = self._model_id(conn, ref.name)
+        query = sa.select(versions).where(versions.c.model_id == model_id)
+        if ref.version is not None:
+            row = conn.execute(query.where(versions.c.version == ref.version)).first()
+            missing = f"model {ref.name!r} has no version {ref.version}"
+        elif ref.alias is not None:
+            row = conn.execute(query.join(aliases, aliases.c.version_id == versions.c.id)
+                               .where(aliases.c.alias == ref.alias)).first()
+            missing = f"model {ref.name!r} has no alias {ref.alias!r}"
+        else:
+            row = conn.execute(query.where(versions.c.status == "ready")
+                               .order_by(versions.c.version.desc()).limit(1)).first()
+            missing = f"model {ref.name!r} has no ready version (all are archived or deleted)"
+        if row is None:
+            raise ModelNotFoundError(missing)
+        return row
+
+    def _row_by_id(self, conn: sa.Connection, version_id: int) -> sa.Row[Any]:
+        return conn.execute(sa.select(versions).where(versions.c.id == version_id)).one()
+
+    def _load(self, conn: sa.Connection, name: str, row: sa.Row[Any]) -> ModelVersion:
+        names = conn.execute(sa.select(aliases.c.alias).where(aliases.c.version_id == row.id)
+                             .order_by(aliases.c.alias)).scalars().all()
+        return _record(name, row, tuple(names))
+
+    def _refuse_if_aliased(self, conn: sa.Connection, row: sa.Row[Any], name: str,
+                           action: str) -> None:
+        names = conn.execute(sa.select(aliases.c.alias).where(aliases.c.version_id == row.id)
+                             .order_by(aliases.c.alias)).scalars().all()
+        if names:
+            raise ConflictError(
+                f"cannot {action} {name}:{row.version}: aliases {list(names)} point at it; move "
+                f"or remove them first")
+
+
+def resolve(ref: str | ModelRef, home: str | Path | None = None,
+            url: str | None = None) -> ResolvedModel:
+    """Resolve ``ref`` in the registry at ``home``/``url`` (defaults from the environment):
+    the entry point ``engine.load`` uses for registry references."""
+    with Registry(home=home, url=url) as registry:
+        return registry.resolve(ref)
+
+
+def _new_id(result: sa.CursorResult[Any]) -> int:
+    key = result.inserted_primary_key
+    assert key is not None  # single-row INSERT into a table with an integer primary key
+    return int(key[0])
+
+
+def _put_alias(conn: sa.Connection, model_id: int, alias: str, version_id: int,
+               now: str) -> None:
+    conn.execute(aliases.delete().where(aliases.c.model_id == model_id, aliases.c.alias == alias))
+    conn.execute(aliases.insert().values(model_id=model_id, alias=alias, version_id=version_id,
+                                         updated_at=now))
+
+
+def _aliases_by_version_id(conn: sa.Connection, model_id: int) -> dict[int, tuple[str, ...]]:
+    out: dict[int, tuple[str, ...]] = {}
+    for a in conn.execute(sa.select(aliases.c.alias, aliases.c.version_id)
+                          .where(aliases.c.model_id == model_id).order_by(aliases.c.alias)):
+        out[a.version_id] = out.get(a.version_id, ()) + (a.alias,)
+    return out
+
+
+def _record(name: str, row: sa.Row[Any], alias_names: tuple[str, ...]) -> ModelVersion:
+    return ModelVersion(
+        name=name, version=row.version, status=row.status, sha256=row.artifact_sha256,
+        size_bytes=row.artifact_size,
+        inputs=tuple(TensorSpec.from_dict(t) for t in row.signature["inputs"]),
+        outputs=tuple(TensorSpec.from_dict(t) for t in row.signature["outputs"]),
+        config=ModelConfig.from_dict(row.config), metrics=dict(row.metrics),
+        params=dict(row.params), tags=dict(row.tags), description=row.description,
+        lineage=Lineage(data_fingerprint=row.data_fingerprint, code_revision=row.code_revision,
+                        parent=row.parent, transform_spec=row.transform_spec,
+                        created_by=row.created_by),
+        created_at=datetime.fromisoformat(row.created_at), aliases=alias_names)
+
+
+def _as_config(config: ModelConfig | Mapping[str, Any] | None) -> ModelConfig:
+    if config is None:
+        return ModelConfig()
+    if isinstance(config, ModelConfig):
+        return config
+    if isinstance(config, Mapping):
+        return ModelConfig.from_dict(dict(config))
+    raise InvalidConfigError(f"config must be a ModelConfig or a mapping; was {config!r}")
+
+
+def _as_lineage(lineage: Lineage | Mapping[str, Any] | None) -> Lineage:
+    if lineage is None:
+        return Lineage()
+    if isinstance(lineage, Lineage):
+        return lineage
+    if isinstance(lineage, Mapping):
+        return Lineage.from_dict(lineage)
+    raise InvalidConfigError(f"lineage must be a Lineage or a mapping; was {lineage!r}")
+
+
+def _check_description(description: str | None) -> str:
+    if description is None:
+        return ""
+    if not isinstance(description, str) or len(description) > _MAX_DESCRIPTION:
+        raise InvalidConfigError(f"description must be a string of at most {_MAX_DESCRIPTION} "
+                                 f"characters; was {str(description)[:80]!r}")
+    return description
+
+
+def _user() -> str | None:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return None  # no passwd entry and no USER variable (some containers)
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="microseconds")
