@@ -1,59 +1,145 @@
-"""`engine.load` and `engine.Model`: run an ONNX model in-process through the native core."""
+"""`engine.load` and `engine.Model`: run an ONNX model in-process through the native core.
+
+Every request goes through the core's dynamic batcher (``csrc/model.h``): ``predict`` waits
+with the GIL released, ``submit`` returns a future, ``predict_async`` awaits one. Batching is
+on by default for a model whose first dimension is dynamic; see :class:`engine.ModelConfig`.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import os
 from collections.abc import Mapping, Sequence
+from concurrent.futures import Future
 from pathlib import Path
 from typing import Any, Union
 
 import numpy as np
 
 from engine import _core
+from engine._completion import completer
 from engine._runtime import ensure_runtime
 from engine.config import ModelConfig
-from engine.errors import InvalidInputError, ModelLoadError, UnavailableError
+from engine.errors import InvalidConfigError, InvalidInputError, ModelLoadError, UnavailableError
 from engine.signature import TensorSpec
+from engine.stats import ModelStats
 
 __all__ = ["Model", "load"]
 
 Inputs = Union[Mapping[str, Any], np.ndarray]
+Outputs = dict[str, np.ndarray]
+
+
+class _RequestFuture(Future):  # type: ignore[type-arg]
+    """A future whose cancel() removes the request from the model's queue."""
+
+    def __init__(self, core: _core.Model) -> None:
+        super().__init__()
+        self._core = core
+        self._seq = 0
+
+    def cancel(self) -> bool:
+        # Only a request still queued can be cancelled; one that started runs to the end.
+        if self._seq and self._core.cancel(self._seq):
+            return super().cancel()
+        return False
 
 
 class Model:
-    """A loaded model. Thread-safe: many threads may call :meth:`predict` at once.
+    """A loaded model. Thread-safe: any number of threads may call it at once.
 
-    Use :func:`load` to make one. ``inputs``/``outputs`` describe the signature (-1 marks a
-    dynamic dimension). :meth:`close` frees the session; using a closed model raises
+    ``inputs``/``outputs`` describe the signature (-1 marks a dynamic dimension).
+    :meth:`close` drains queued work and frees the sessions; afterwards calls raise
     :class:`~engine.errors.UnavailableError`.
     """
 
-    def __init__(self, session: _core.Session, config: ModelConfig, name: str) -> None:
-        self._session: _core.Session | None = session
+    def __init__(self, core: _core.Model, config: ModelConfig, name: str) -> None:
+        self._core: _core.Model | None = core
         self.config = config
         self.name = name
-        self.inputs = tuple(TensorSpec(n, d, tuple(s)) for n, d, s in session.inputs)
-        self.outputs = tuple(TensorSpec(n, d, tuple(s)) for n, d, s in session.outputs)
-        self.providers = tuple(session.providers)
+        self.inputs = tuple(TensorSpec(n, d, tuple(s)) for n, d, s in core.inputs)
+        self.outputs = tuple(TensorSpec(n, d, tuple(s)) for n, d, s in core.outputs)
+        self.providers = tuple(core.providers)
+        self.batching = bool(core.batching_enabled)
 
-    def predict(self, inputs: Inputs, *, outputs: Sequence[str] = ()) -> dict[str, np.ndarray]:
-        """Run the model on ``inputs`` and return ``{output name: array}``.
+    @property
+    def core(self) -> _core.Model:
+        """The native model (for the server's serving table). Raises once closed."""
+        return self._require_open()
+
+    def predict(
+        self,
+        inputs: Inputs,
+        *,
+        outputs: Sequence[str] = (),
+        priority: int = 0,
+        timeout_us: int | None = None,
+    ) -> Outputs:
+        """Run the model on ``inputs`` and wait for ``{output name: array}``.
 
         ``inputs`` maps input names to arrays, or is one array for a single-input model.
-        Dtypes must match exactly (no casts). ``outputs`` selects a subset by name.
-        Raises InvalidInputError for bad inputs, ExecutionError when ONNX Runtime fails.
+        Dtypes must match exactly (no casts). ``outputs`` selects a subset by name. Higher
+        ``priority`` runs first; ``timeout_us`` (default: the config's) bounds the time queued.
+        Raises InvalidInputError, OverloadedError, DeadlineExceededError, ExecutionError,
+        UnavailableError.
         """
-        session = self._require_open()
-        return session.run(self._as_mapping(inputs), list(outputs))
+        core = self._require_open()
+        return core.infer(self._as_mapping(inputs), list(outputs), priority,
+                          _timeout(timeout_us), "")
 
-    def close(self) -> None:
-        """Release the session. Idempotent."""
-        self._session = None
+    def submit(
+        self,
+        inputs: Inputs,
+        *,
+        outputs: Sequence[str] = (),
+        priority: int = 0,
+        timeout_us: int | None = None,
+    ) -> Future[Outputs]:
+        """Queue a request and return at once with a future of its outputs.
+
+        The inputs are copied, so the caller may reuse its arrays. ``future.cancel()`` removes
+        a still-queued request (it never runs). Errors arrive as the future's exception.
+        """
+        core = self._require_open()
+        future = _RequestFuture(core)
+        done = completer()
+        token = done.register(future)
+        try:
+            future._seq = core.submit(self._as_mapping(inputs), list(outputs), priority,
+                                      _timeout(timeout_us), token, done.queue)
+        except BaseException:
+            done.forget(token)
+            raise
+        return future
+
+    async def predict_async(
+        self,
+        inputs: Inputs,
+        *,
+        outputs: Sequence[str] = (),
+        priority: int = 0,
+        timeout_us: int | None = None,
+    ) -> Outputs:
+        """``await``-able :meth:`predict` for asyncio code; cancelling the task cancels a
+        still-queued request."""
+        future = self.submit(inputs, outputs=outputs, priority=priority, timeout_us=timeout_us)
+        return await asyncio.wrap_future(future)
+
+    def stats(self) -> ModelStats:
+        """A snapshot of the model's counters and histograms."""
+        return ModelStats.from_core(self._require_open().stats())
+
+    def close(self, *, drain: bool = True) -> None:
+        """Stop taking requests; queued ones run (``drain``) or fail with UnavailableError.
+        Blocks until running batches finish. Idempotent."""
+        core, self._core = self._core, None
+        if core is not None:
+            core.close(drain)
 
     @property
     def closed(self) -> bool:
-        return self._session is None
+        return self._core is None
 
     def __enter__(self) -> Model:
         return self
@@ -63,13 +149,14 @@ class Model:
 
     def __repr__(self) -> str:
         state = "closed" if self.closed else "open"
-        return f"<engine.Model {self.name!r} inputs={len(self.inputs)} outputs={len(self.outputs)} {state}>"
+        return (f"<engine.Model {self.name!r} inputs={len(self.inputs)} "
+                f"outputs={len(self.outputs)} batching={self.batching} {state}>")
 
-    def _require_open(self) -> _core.Session:
-        session = self._session
-        if session is None:
+    def _require_open(self) -> _core.Model:
+        core = self._core
+        if core is None:
             raise UnavailableError(f"model {self.name!r} is closed")
-        return session
+        return core
 
     def _as_mapping(self, inputs: Inputs) -> Mapping[str, Any]:
         if isinstance(inputs, Mapping):
@@ -81,6 +168,34 @@ class Model:
                 f"of input name to array, not a single {type(inputs).__name__}"
             )
         return {self.inputs[0].name: inputs}
+
+
+def _timeout(timeout_us: int | None) -> int:
+    if timeout_us is None:
+        return -1
+    if timeout_us < 0:
+        raise InvalidConfigError(f"timeout_us must be >= 0 or None; was {timeout_us}")
+    return timeout_us
+
+
+def core_options(config: ModelConfig) -> dict[str, Any]:
+    """The options dict that ``_core.Model.from_path`` takes, from a ModelConfig."""
+    return {
+        "intra_op_threads": config.intra_op_threads,
+        "inter_op_threads": config.inter_op_threads,
+        "allow_spinning": config.allow_spinning,
+        "graph_optimization_level": config.graph_optimization_level,
+        "providers": list(config.providers),
+        "device_id": config.device_id,
+        "instances": config.instances,
+        "instance_mode": config.instance_mode,
+        "batching": -1 if config.batching is None else int(config.batching),
+        "max_batch_size": config.max_batch_size,
+        "preferred_batch_sizes": list(config.preferred_batch_sizes),
+        "max_queue_delay_us": config.max_queue_delay_us,
+        "max_queue_size": config.max_queue_size,
+        "default_timeout_us": config.default_timeout_us,
+    }
 
 
 def load(
@@ -105,17 +220,10 @@ def load(
     if overrides:
         config = dataclasses.replace(config, **overrides)
     ensure_runtime()
-    options = {
-        "intra_op_threads": config.intra_op_threads,
-        "inter_op_threads": config.inter_op_threads,
-        "allow_spinning": config.allow_spinning,
-        "graph_optimization_level": config.graph_optimization_level,
-        "providers": list(config.providers),
-        "device_id": config.device_id,
-    }
+    options = core_options(config)
     if isinstance(source, bytes):
-        return Model(_core.Session.from_bytes(source, **options), config, "<bytes>")
+        return Model(_core.Model.from_bytes(source, options), config, "<bytes>")
     path = Path(source)
     if not path.is_file():
         raise ModelLoadError(f"model file {str(path)!r} does not exist")
-    return Model(_core.Session.from_path(str(path), **options), config, path.stem)
+    return Model(_core.Model.from_path(str(path), options), config, path.stem)

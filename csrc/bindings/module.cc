@@ -8,4 +8,5 @@ PYBIND11_MODULE(_core, m) {
   engine::bindings::register_errors(m);
   engine::bindings::register_runtime(m);
   engine::bindings::register_session(m);
+  engine::bindings::register_model(m);
 }

@@ -1,0 +1,60 @@
+#include "batch_io.h"
+
+#include <cstring>
+
+namespace engine {
+
+HostTensor Gather(const std::vector<const HostTensor*>& parts) {
+  if (parts.size() == 1) return *parts.front();
+  const HostTensor& first = *parts.front();
+  std::vector<int64_t> shape = first.shape;
+  int64_t rows = 0;
+  for (const HostTensor* p : parts) rows += p->rows();
+  shape[0] = rows;
+  HostTensor batch = AllocateHostTensor(first.type, shape);
+  if (first.type == ElementType::kString) {
+    size_t at = 0;
+    for (const HostTensor* p : parts) {
+      for (const auto& s : p->strings) batch.strings[at++] = s;
+    }
+    return batch;
+  }
+  auto* out = static_cast<uint8_t*>(MutableData(batch));
+  for (const HostTensor* p : parts) {
+    if (p->byte_size > 0) std::memcpy(out, p->data, p->byte_size);
+    out += p->byte_size;
+  }
+  return batch;
+}
+
+bool Scatter(const HostTensor& whole, const std::vector<int64_t>& rows,
+             std::vector<HostTensor>* pieces) {
+  pieces->clear();
+  if (whole.shape.empty()) return false;
+  int64_t total = 0;
+  for (int64_t r : rows) total += r;
+  if (whole.shape[0] != total) return false;
+  const int64_t row_elements = total > 0 ? whole.element_count() / total : 0;
+  const size_t row_bytes = static_cast<size_t>(row_elements) * ElementSize(whole.type);
+  int64_t offset = 0;
+  pieces->reserve(rows.size());
+  for (int64_t r : rows) {
+    HostTensor piece;
+    piece.type = whole.type;
+    piece.shape = whole.shape;
+    piece.shape[0] = r;
+    if (whole.type == ElementType::kString) {
+      auto begin = whole.strings.begin() + offset * row_elements;
+      piece.strings.assign(begin, begin + r * row_elements);
+    } else {
+      piece.data = static_cast<const uint8_t*>(whole.data) + static_cast<size_t>(offset) * row_bytes;
+      piece.byte_size = static_cast<size_t>(r) * row_bytes;
+      piece.owner = whole.owner;
+    }
+    offset += r;
+    pieces->push_back(std::move(piece));
+  }
+  return true;
+}
+
+}  // namespace engine

@@ -1,0 +1,22 @@
+// Gather and scatter along dim 0: N request tensors -> one batch tensor -> N result views.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "tensor.h"
+
+namespace engine {
+
+// Concatenates `parts` along dim 0 into a new tensor the result owns. All parts have the same
+// element type and the same non-batch dims (the batch key guarantees it). With a single part
+// it returns a borrowing copy of that part's header: no data is copied.
+HostTensor Gather(const std::vector<const HostTensor*>& parts);
+
+// Splits `whole` along dim 0 into consecutive pieces of `rows[i]` rows. Numeric pieces are
+// views sharing `whole.owner`; strings are copied. Returns false (and leaves `pieces` empty)
+// when `whole` is a scalar or its dim 0 is not the sum of `rows`.
+bool Scatter(const HostTensor& whole, const std::vector<int64_t>& rows,
+             std::vector<HostTensor>* pieces);
+
+}  // namespace engine

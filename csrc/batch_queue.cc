@@ -1,0 +1,135 @@
+#include "batch_queue.h"
+
+#include <algorithm>
+
+namespace engine {
+
+namespace {
+// Bounds the scan for compatible requests so batch formation stays cheap with deep queues.
+constexpr size_t kMaxScan = 4096;
+}  // namespace
+
+BatchQueue::BatchQueue(BatchingPolicy policy) : policy_(std::move(policy)) {
+  std::sort(policy_.preferred_batch_rows.begin(), policy_.preferred_batch_rows.end());
+}
+
+std::unique_ptr<QueuedRequest> BatchQueue::Push(std::unique_ptr<QueuedRequest> r) {
+  if (size_ >= policy_.max_queue_size) return r;
+  if (r->deadline_us > 0) deadlines_.insert(r->deadline_us);
+  levels_[r->request->priority].push_back(std::move(r));
+  ++size_;
+  return nullptr;
+}
+
+std::unique_ptr<QueuedRequest> BatchQueue::Detach(int priority, size_t index) {
+  auto level = levels_.find(priority);
+  auto& queue = level->second;
+  std::unique_ptr<QueuedRequest> r = std::move(queue[index]);
+  queue.erase(queue.begin() + static_cast<std::ptrdiff_t>(index));
+  if (queue.empty()) levels_.erase(level);
+  if (r->deadline_us > 0) deadlines_.erase(deadlines_.find(r->deadline_us));
+  --size_;
+  return r;
+}
+
+std::unique_ptr<QueuedRequest> BatchQueue::Remove(uint64_t seq) {
+  for (auto& [priority, queue] : levels_) {
+    for (size_t i = 0; i < queue.size(); ++i) {
+      if (queue[i]->seq == seq) return Detach(priority, i);
+    }
+  }
+  return nullptr;
+}
+
+QueuedBatch BatchQueue::TakeExpired(int64_t now_us) {
+  QueuedBatch expired;
+  if (deadlines_.empty() || *deadlines_.begin() > now_us) return expired;
+  for (auto level = levels_.begin(); level != levels_.end();) {
+    auto& queue = level->second;
+    const int priority = level->first;
+    ++level;  // Detach may erase the level we are on
+    for (size_t i = 0; i < queue.size();) {
+      if (queue[i]->deadline_us > 0 && queue[i]->deadline_us <= now_us) {
+        expired.push_back(Detach(priority, i));
+        if (levels_.find(priority) == levels_.end()) break;
+      } else {
+        ++i;
+      }
+    }
+  }
+  return expired;
+}
+
+int64_t BatchQueue::NextDeadlineUs() const {
+  return deadlines_.empty() ? kNever : *deadlines_.begin();
+}
+
+QueuedBatch BatchQueue::TakeBatch(int64_t now_us, int64_t* wake_us) {
+  *wake_us = kNever;
+  QueuedBatch batch;
+  if (size_ == 0) return batch;
+  const int head_priority = levels_.begin()->first;
+  const QueuedRequest& head = *levels_.begin()->second.front();
+  if (!policy_.enabled) {
+    batch.push_back(Detach(head_priority, 0));
+    return batch;
+  }
+  // Candidates: (priority, index) of compatible requests in service order, while they fit.
+  std::vector<std::pair<int, size_t>> picks;
+  std::vector<int64_t> cumulative;
+  int64_t rows = 0;
+  size_t scanned = 0;
+  bool full = false;
+  for (const auto& [priority, queue] : levels_) {
+    for (size_t i = 0; i < queue.size() && scanned < kMaxScan && !full; ++i, ++scanned) {
+      const QueuedRequest& r = *queue[i];
+      if (r.batch_key != head.batch_key) continue;
+      if (rows + r.rows > policy_.max_batch_rows) {
+        full = true;  // never skip ahead of a request that does not fit: keeps FIFO order
+        break;
+      }
+      rows += r.rows;
+      picks.emplace_back(priority, i);
+      cumulative.push_back(rows);
+      if (rows == policy_.max_batch_rows) full = true;
+    }
+    if (full || scanned >= kMaxScan) break;
+  }
+  size_t take = 0;
+  if (full || rows >= policy_.max_batch_rows) {
+    take = picks.size();
+  } else {
+    // The largest preferred size that a prefix of the candidates fills exactly.
+    for (auto p = policy_.preferred_batch_rows.rbegin(); p != policy_.preferred_batch_rows.rend();
+         ++p) {
+      auto it = std::find(cumulative.begin(), cumulative.end(), static_cast<int64_t>(*p));
+      if (it != cumulative.end()) {
+        take = static_cast<size_t>(it - cumulative.begin()) + 1;
+        break;
+      }
+    }
+    if (take == 0 && now_us - head.enqueue_us >= policy_.max_queue_delay_us) take = picks.size();
+  }
+  if (take == 0) {
+    *wake_us = std::min(head.enqueue_us + policy_.max_queue_delay_us, NextDeadlineUs());
+    return batch;
+  }
+  picks.resize(take);
+  // Detach back to front within each level so earlier indices stay valid.
+  std::vector<std::unique_ptr<QueuedRequest>> taken(take);
+  for (size_t k = take; k-- > 0;) taken[k] = Detach(picks[k].first, picks[k].second);
+  return taken;
+}
+
+QueuedBatch BatchQueue::TakeAll() {
+  QueuedBatch all;
+  for (auto& [priority, queue] : levels_) {
+    for (auto& r : queue) all.push_back(std::move(r));
+  }
+  levels_.clear();
+  deadlines_.clear();
+  size_ = 0;
+  return all;
+}
+
+}  // namespace engine

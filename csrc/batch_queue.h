@@ -1,0 +1,84 @@
+// The dynamic batcher's queue and batching policy: pure data structure, no threads, no clock.
+//
+// The caller (Model) holds its own mutex around every call and passes the current time in, so
+// the policy is tested by handing it times directly. Invariants:
+//  - requests are kept per priority level, highest level first, FIFO within a level;
+//  - a request is never split: a batch holds whole requests whose `batch_key` (non-batch dims
+//    and selected outputs) equals that of the oldest request of the highest priority (the head);
+//  - a batch never holds more than `max_batch_rows` rows.
+#pragma once
+
+#include <cstdint>
+#include <deque>
+#include <limits>
+#include <map>
+#include <memory>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "request.h"
+
+namespace engine {
+
+struct BatchingPolicy {
+  bool enabled = true;              // false: every request is a batch of its own
+  int max_batch_rows = 64;          // >= 1
+  std::vector<int> preferred_batch_rows;  // each in [1, max_batch_rows]
+  int64_t max_queue_delay_us = 0;   // 0 = run what is there as soon as an instance is free
+  size_t max_queue_size = 1024;     // queued requests beyond this are refused (retryable)
+};
+
+// A validated request waiting in the queue.
+struct QueuedRequest {
+  uint64_t seq = 0;                 // unique per model, assigned at submit
+  std::unique_ptr<InferRequest> request;
+  std::vector<const HostTensor*> bound_inputs;  // in signature order, into request->inputs
+  std::vector<size_t> output_indices;           // positions in the model's outputs
+  int64_t rows = 1;
+  int64_t enqueue_us = 0;
+  int64_t deadline_us = 0;          // 0 = none
+  std::string batch_key;
+};
+
+using QueuedBatch = std::vector<std::unique_ptr<QueuedRequest>>;
+
+class BatchQueue {
+ public:
+  static constexpr int64_t kNever = std::numeric_limits<int64_t>::max();
+
+  explicit BatchQueue(BatchingPolicy policy);
+
+  // Adds `r`. Returns it back (non-null) when the queue is full; the caller refuses it.
+  std::unique_ptr<QueuedRequest> Push(std::unique_ptr<QueuedRequest> r);
+
+  // Removes the request with this seq; nullptr when it is not queued (running or done).
+  std::unique_ptr<QueuedRequest> Remove(uint64_t seq);
+
+  // Removes every request whose deadline is <= now_us.
+  QueuedBatch TakeExpired(int64_t now_us);
+
+  // The batch to run now, or empty. When empty, *wake_us is the earliest time at which the
+  // answer may change without a new request (queue delay ends or a deadline passes), or kNever.
+  QueuedBatch TakeBatch(int64_t now_us, int64_t* wake_us);
+
+  // Removes everything (shutdown).
+  QueuedBatch TakeAll();
+
+  // Earliest deadline of a queued request, or kNever.
+  int64_t NextDeadlineUs() const;
+
+  size_t size() const { return size_; }
+  bool empty() const { return size_ == 0; }
+  const BatchingPolicy& policy() const { return policy_; }
+
+ private:
+  std::unique_ptr<QueuedRequest> Detach(int priority, size_t index);
+
+  BatchingPolicy policy_;
+  std::map<int, std::deque<std::unique_ptr<QueuedRequest>>, std::greater<int>> levels_;
+  std::multiset<int64_t> deadlines_;
+  size_t size_ = 0;
+};
+
+}  // namespace engine

@@ -1,0 +1,264 @@
+// engine._core.Model (the batcher-backed model) and engine._core.CompletionQueue.
+//
+// Synchronous infer() borrows the numpy inputs and waits with the GIL released. submit()
+// copies the inputs (the caller does not wait) and delivers the result to a CompletionQueue
+// that one Python thread drains in groups: C++ threads never take the GIL per request.
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include <condition_variable>
+#include <deque>
+#include <future>
+#include <mutex>
+
+#include "model.h"
+#include "numpy_bridge.h"
+#include "register.h"
+
+namespace engine::bindings {
+
+namespace py = pybind11;
+
+namespace {
+
+struct Completion {
+  uint64_t token = 0;
+  InferResult result;
+};
+
+// Results of submit() calls, handed to Python in groups. Thread-safe.
+class CompletionQueue {
+ public:
+  void Push(Completion c) {
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      items_.push_back(std::move(c));
+    }
+    ready_.notify_one();
+  }
+
+  // Waits up to timeout_ms for at least one completion, then takes all. GIL released.
+  std::deque<Completion> Take(int timeout_ms) {
+    std::unique_lock<std::mutex> lock(mutex_);
+    ready_.wait_for(lock, std::chrono::milliseconds(timeout_ms),
+                    [this] { return !items_.empty() || closed_; });
+    std::deque<Completion> taken;
+    taken.swap(items_);
+    return taken;
+  }
+
+  void Close() {
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      closed_ = true;
+    }
+    ready_.notify_all();
+  }
+
+ private:
+  std::mutex mutex_;
+  std::condition_variable ready_;
+  std::deque<Completion> items_;
+  bool closed_ = false;
+};
+
+py::tuple Timings(const RequestTimings& t) {
+  return py::make_tuple(t.queue_us, t.compute_us, t.total_us, t.batch_rows);
+}
+
+py::dict OutputsDict(std::vector<std::pair<std::string, HostTensor>>& outputs) {
+  py::dict dict;
+  for (auto& [name, tensor] : outputs) dict[py::str(name)] = TensorToNumpy(std::move(tensor));
+  return dict;
+}
+
+py::dict Histogram(const HistogramSnapshot& h) {
+  py::dict d;
+  d["bounds_us"] = h.bounds;
+  d["counts"] = h.counts;
+  d["sum_us"] = h.sum;
+  d["count"] = h.count;
+  return d;
+}
+
+py::dict StatsDict(const StatsSnapshot& s) {
+  py::dict requests;
+  for (int i = 0; i < static_cast<int>(Outcome::kCount); ++i) {
+    requests[OutcomeName(static_cast<Outcome>(i))] = s.requests[static_cast<size_t>(i)];
+  }
+  py::dict d;
+  d["requests"] = requests;
+  d["batches"] = s.batches;
+  d["inferred_rows"] = s.inferred_rows;
+  d["batch_rows"] = s.batch_rows;
+  d["batch_compute_us"] = s.batch_compute_us;
+  d["queue_us"] = Histogram(s.queue_us);
+  d["compute_us"] = Histogram(s.compute_us);
+  d["total_us"] = Histogram(s.total_us);
+  d["queue_depth"] = s.queue_depth;
+  d["in_flight"] = s.in_flight;
+  d["last_inference_ms"] = s.last_inference_ms;
+  return d;
+}
+
+std::unique_ptr<InferRequest> MakeRequest(std::vector<std::pair<std::string, HostTensor>> inputs,
+                                          std::vector<std::string> outputs, int priority,
+                                          int64_t timeout_us, std::string id) {
+  auto request = std::make_unique<InferRequest>();
+  request->inputs = std::move(inputs);
+  request->output_names = std::move(outputs);
+  request->priority = priority;
+  request->timeout_us = timeout_us;
+  request->id = std::move(id);
+  return request;
+}
+
+ModelOptions MakeOptions(const py::dict& o) {
+  ModelOptions m;
+  m.session.intra_op_threads = o["intra_op_threads"].cast<int>();
+  m.session.inter_op_threads = o["inter_op_threads"].cast<int>();
+  m.session.allow_spinning = o["allow_spinning"].cast<bool>();
+  m.session.graph_optimization_level = o["graph_optimization_level"].cast<std::string>();
+  m.session.providers = o["providers"].cast<std::vector<std::string>>();
+  m.session.cuda_device_id = o["device_id"].cast<int>();
+  m.instances = o["instances"].cast<int>();
+  const auto mode = o["instance_mode"].cast<std::string>();
+  if (mode == "sessions") {
+    m.instance_mode = InstanceMode::kSessions;
+  } else if (mode == "shared") {
+    m.instance_mode = InstanceMode::kShared;
+  } else {
+    throw CoreError(StatusCode::kInvalidConfig,
+                    "instance_mode must be 'sessions' or 'shared'; was '" + mode + "'");
+  }
+  m.batching = o["batching"].cast<int>();
+  m.batching_policy.max_batch_rows = o["max_batch_size"].cast<int>();
+  m.batching_policy.preferred_batch_rows = o["preferred_batch_sizes"].cast<std::vector<int>>();
+  m.batching_policy.max_queue_delay_us = o["max_queue_delay_us"].cast<int64_t>();
+  m.batching_policy.max_queue_size = o["max_queue_size"].cast<size_t>();
+  m.default_timeout_us = o["default_timeout_us"].cast<int64_t>();
+  return m;
+}
+
+py::list Describe(const std::vector<TensorInfo>& infos) {
+  py::list result;
+  for (const auto& t : infos) {
+    result.append(py::make_tuple(t.name, ElementTypeName(t.type), py::tuple(py::cast(t.shape))));
+  }
+  return result;
+}
+
+}  // namespace
+
+void register_model(py::module_& m) {
+  py::class_<CompletionQueue, std::shared_ptr<CompletionQueue>>(
+      m, "CompletionQueue", "Results of Model.submit(), drained by one Python thread.")
+      .def(py::init<>())
+      .def(
+          "take",
+          [](CompletionQueue& q, int timeout_ms) {
+            std::deque<Completion> taken;
+            {
+              py::gil_scoped_release release;
+              taken = q.Take(timeout_ms);
+            }
+            py::list result;
+            for (auto& c : taken) {
+              const Status& s = c.result.status;
+              py::object outputs = s.ok() ? py::object(OutputsDict(c.result.outputs)) : py::none();
+              result.append(py::make_tuple(c.token, static_cast<int>(s.code()), s.message(),
+                                           outputs, Timings(c.result.timings)));
+            }
+            return result;
+          },
+          py::arg("timeout_ms"),
+          "Wait up to timeout_ms, then return [(token, code, message, outputs|None, timings)].")
+      .def("close", &CompletionQueue::Close, "Wake a waiting take() for shutdown.");
+
+  py::class_<Model, std::shared_ptr<Model>>(m, "Model", "A model behind the dynamic batcher.")
+      .def_static(
+          "from_path",
+          [](const std::string& path, const py::dict& options) {
+            ModelOptions o = MakeOptions(options);
+            py::gil_scoped_release release;
+            return Model::LoadFromPath(path, std::move(o));
+          },
+          py::arg("path"), py::arg("options"))
+      .def_static(
+          "from_bytes",
+          [](const py::bytes& data, const py::dict& options) {
+            ModelOptions o = MakeOptions(options);
+            std::string bytes = data;
+            py::gil_scoped_release release;
+            return Model::LoadFromBytes(bytes, std::move(o));
+          },
+          py::arg("data"), py::arg("options"))
+      .def_property_readonly("inputs", [](const Model& s) { return Describe(s.inputs()); })
+      .def_property_readonly("outputs", [](const Model& s) { return Describe(s.outputs()); })
+      .def_property_readonly("providers", &Model::providers)
+      .def_property_readonly("batching_enabled", &Model::batching_enabled)
+      .def(
+          "infer",
+          [](Model& model, const py::handle& inputs, std::vector<std::string> outputs,
+             int priority, int64_t timeout_us, std::string id) {
+            std::vector<py::object> keepalive;
+            auto tensors = TensorsFromMapping(inputs, &keepalive);
+            auto request = MakeRequest(std::move(tensors), std::move(outputs), priority,
+                                       timeout_us, std::move(id));
+            std::promise<InferResult> done;
+            auto future = done.get_future();
+            request->on_complete = [&done](InferResult&& r) { done.set_value(std::move(r)); };
+            request->allow_inline = true;  // this thread waits anyway
+            InferResult result;
+            {
+              py::gil_scoped_release release;
+              model.Submit(std::move(request));
+              result = future.get();
+            }
+            if (!result.status.ok()) throw CoreError(result.status);
+            return OutputsDict(result.outputs);
+          },
+          py::arg("inputs"), py::arg("outputs") = std::vector<std::string>{},
+          py::arg("priority") = 0, py::arg("timeout_us") = -1, py::arg("id") = "",
+          "Run through the batcher and wait (GIL released). Returns {name: ndarray}.")
+      .def(
+          "submit",
+          [](Model& model, const py::handle& inputs, std::vector<std::string> outputs,
+             int priority, int64_t timeout_us, uint64_t token,
+             std::shared_ptr<CompletionQueue> queue) {
+            std::vector<std::pair<std::string, HostTensor>> tensors;
+            py::dict items = py::dict(py::reinterpret_borrow<py::object>(inputs));
+            for (auto item : items) {
+              auto name = py::str(item.first).cast<std::string>();
+              tensors.emplace_back(name, OwnedTensorFromNumpy(name, item.second));
+            }
+            auto request = MakeRequest(std::move(tensors), std::move(outputs), priority,
+                                       timeout_us, "");
+            request->on_complete = [queue, token](InferResult&& r) {
+              queue->Push(Completion{token, std::move(r)});
+            };
+            py::gil_scoped_release release;
+            return model.Submit(std::move(request));
+          },
+          py::arg("inputs"), py::arg("outputs"), py::arg("priority"), py::arg("timeout_us"),
+          py::arg("token"), py::arg("queue"),
+          "Queue without waiting; the result goes to `queue` with `token`. Returns the "
+          "sequence number for cancel(), or 0 when refused at once (result already queued).")
+      .def(
+          "cancel",
+          [](Model& model, uint64_t seq) {
+            py::gil_scoped_release release;
+            return model.Cancel(seq);
+          },
+          py::arg("seq"))
+      .def(
+          "close",
+          [](Model& model, bool drain) {
+            py::gil_scoped_release release;
+            model.Close(drain);
+          },
+          py::arg("drain") = true)
+      .def("stats", [](const Model& model) { return StatsDict(model.Stats()); });
+}
+
+}  // namespace engine::bindings

@@ -1,0 +1,376 @@
+#include "model.h"
+
+#include <algorithm>
+#include <utility>
+
+#include "batch_io.h"
+#include "validate.h"
+
+namespace engine {
+namespace {
+
+bool HasDynamicBatchDim(const std::vector<TensorInfo>& tensors) {
+  for (const auto& t : tensors) {
+    if (t.shape.empty() || t.shape[0] != -1) return false;
+  }
+  return true;
+}
+
+void SafeComplete(InferRequest& request, InferResult&& result) {
+  if (!request.on_complete) return;
+  try {
+    request.on_complete(std::move(result));
+  } catch (...) {
+    // A callback's failure is its own; the worker must survive it.
+  }
+}
+
+void CheckOptions(const ModelOptions& o) {
+  auto bad = [](const std::string& message) {
+    throw CoreError(StatusCode::kInvalidConfig, message);
+  };
+  if (o.instances < 1) bad("instances must be >= 1; was " + std::to_string(o.instances));
+  const auto& p = o.batching_policy;
+  if (p.max_batch_rows < 1) {
+    bad("max_batch_size must be >= 1; was " + std::to_string(p.max_batch_rows));
+  }
+  for (int size : p.preferred_batch_rows) {
+    if (size < 1 || size > p.max_batch_rows) {
+      bad("preferred batch size " + std::to_string(size) + " is outside [1, max_batch_size=" +
+          std::to_string(p.max_batch_rows) + "]");
+    }
+  }
+  if (p.max_queue_delay_us < 0) {
+    bad("max_queue_delay_us must be >= 0; was " + std::to_string(p.max_queue_delay_us));
+  }
+  if (p.max_queue_size < 1) bad("max_queue_size must be >= 1; was 0");
+  if (o.default_timeout_us < 0) {
+    bad("default_timeout_us must be >= 0; was " + std::to_string(o.default_timeout_us));
+  }
+}
+
+template <typename Loader>
+std::vector<std::unique_ptr<Session>> LoadSessions(const ModelOptions& options, Loader load) {
+  CheckOptions(options);
+  const int count = options.instance_mode == InstanceMode::kSessions ? options.instances : 1;
+  std::vector<std::unique_ptr<Session>> sessions;
+  for (int i = 0; i < count; ++i) sessions.push_back(load());
+  return sessions;
+}
+
+}  // namespace
+
+std::shared_ptr<Model> Model::LoadFromPath(const std::string& path, ModelOptions options,
+                                           const Clock& clock) {
+  auto sessions = LoadSessions(options, [&] { return Session::FromPath(path, options.session); });
+  return Start(std::move(sessions), std::move(options), clock);
+}
+
+std::shared_ptr<Model> Model::LoadFromBytes(const std::string& bytes, ModelOptions options,
+                                            const Clock& clock) {
+  auto sessions =
+      LoadSessions(options, [&] { return Session::FromBytes(bytes, options.session); });
+  return Start(std::move(sessions), std::move(options), clock);
+}
+
+std::shared_ptr<Model> Model::Start(std::vector<std::unique_ptr<Session>> sessions,
+                                    ModelOptions options, const Clock& clock) {
+  const Session& first = *sessions.front();
+  const bool batchable = HasDynamicBatchDim(first.inputs()) && HasDynamicBatchDim(first.outputs());
+  if (options.batching == 1 && !batchable) {
+    throw CoreError(StatusCode::kInvalidConfig,
+                    "batching was requested but not every input and output has a dynamic first "
+                    "dimension; set batching off for this model");
+  }
+  options.batching_policy.enabled = options.batching == 1 || (options.batching == -1 && batchable);
+  std::shared_ptr<Model> model(new Model(std::move(sessions), std::move(options), clock));
+  const int instances = model->options_.instances;
+  for (int i = 0; i < instances; ++i) {
+    model->idle_instances_.push_back(
+        model->sessions_[static_cast<size_t>(i) % model->sessions_.size()].get());
+  }
+  for (int i = 0; i < instances; ++i) {
+    model->workers_.emplace_back([m = model.get()] { m->WorkerLoop(); });
+  }
+  return model;
+}
+
+Model::Model(std::vector<std::unique_ptr<Session>> sessions, ModelOptions options,
+             const Clock& clock)
+    : sessions_(std::move(sessions)),
+      options_(std::move(options)),
+      clock_(clock),
+      stats_(options_.batching_policy.enabled ? options_.batching_policy.max_batch_rows : 1),
+      queue_(options_.batching_policy) {}
+
+Model::~Model() { Close(/*drain=*/true); }
+
+std::string Model::BatchKey(const std::vector<const HostTensor*>& inputs,
+                            const std::vector<size_t>& output_indices) const {
+  std::string key;
+  for (const HostTensor* t : inputs) {
+    for (size_t d = 1; d < t->shape.size(); ++d) key += std::to_string(t->shape[d]) + ",";
+    key += ";";
+  }
+  key += "|";
+  for (size_t i : output_indices) key += std::to_string(i) + ",";
+  return key;
+}
+
+uint64_t Model::Submit(std::unique_ptr<InferRequest> request) {
+  stats_.AddInFlight(1);
+  auto queued = std::make_unique<QueuedRequest>();
+  try {
+    std::vector<NamedTensorRef> named;
+    named.reserve(request->inputs.size());
+    for (const auto& [name, tensor] : request->inputs) named.emplace_back(name, &tensor);
+    queued->bound_inputs = BindInputs(inputs(), named);
+    queued->output_indices = SelectOutputs(outputs(), request->output_names);
+    if (batching_enabled()) {
+      const int64_t rows = queued->bound_inputs.empty() ? 1 : queued->bound_inputs[0]->rows();
+      for (size_t i = 0; i < queued->bound_inputs.size(); ++i) {
+        if (queued->bound_inputs[i]->rows() != rows) {
+          throw CoreError(StatusCode::kInvalidInput,
+                          "inputs disagree on the batch dimension: '" + inputs()[0].name +
+                              "' has " + std::to_string(rows) + " rows, '" + inputs()[i].name +
+                              "' has " + std::to_string(queued->bound_inputs[i]->rows()));
+        }
+      }
+      if (rows > options_.batching_policy.max_batch_rows) {
+        throw CoreError(StatusCode::kInvalidInput,
+                        "request has " + std::to_string(rows) + " rows; max_batch_size is " +
+                            std::to_string(options_.batching_policy.max_batch_rows));
+      }
+      queued->rows = rows;
+    }
+  } catch (const CoreError& e) {
+    Refuse(std::move(request), e.code(), e.what(), Outcome::kInvalid);
+    return 0;
+  }
+  const int64_t now = clock_.NowUs();
+  const int64_t timeout_us = request->timeout_us < 0 ? options_.default_timeout_us
+                                                     : request->timeout_us;
+  queued->enqueue_us = now;
+  queued->deadline_us = timeout_us > 0 ? now + timeout_us : 0;
+  queued->batch_key = BatchKey(queued->bound_inputs, queued->output_indices);
+  queued->request = std::move(request);
+  const uint64_t seq = next_seq_.fetch_add(1, std::memory_order_relaxed);
+  queued->seq = seq;
+  const bool allow_inline = queued->request->allow_inline;
+  std::unique_ptr<QueuedRequest> refused;
+  const Session* inline_session = nullptr;
+  bool closed = false;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (closed_) {
+      closed = true;
+      refused = std::move(queued);
+    } else if (allow_inline && queue_.empty() && !idle_instances_.empty()) {
+      inline_session = idle_instances_.back();
+      idle_instances_.pop_back();
+    } else {
+      refused = queue_.Push(std::move(queued));
+      stats_.SetQueueDepth(static_cast<int64_t>(queue_.size()));
+    }
+  }
+  if (closed) {
+    Refuse(std::move(refused), StatusCode::kUnavailable, "model is closed", Outcome::kUnavailable);
+    return 0;
+  }
+  if (refused) {
+    Refuse(std::move(refused), StatusCode::kOverloaded,
+           "queue is full (max_queue_size=" +
+               std::to_string(options_.batching_policy.max_queue_size) + "); retry later",
+           Outcome::kOverloaded);
+    return 0;
+  }
+  if (inline_session != nullptr) {
+    QueuedBatch batch;
+    batch.push_back(std::move(queued));
+    RunBatch(*inline_session, batch);
+    bool queued_meanwhile = false;
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      idle_instances_.push_back(inline_session);
+      queued_meanwhile = !queue_.empty();
+    }
+    // Wake a worker only if requests queued while this thread held the instance.
+    if (queued_meanwhile) work_ready_.notify_one();
+    return seq;
+  }
+  work_ready_.notify_one();
+  return seq;
+}
+
+bool Model::Cancel(uint64_t seq) {
+  std::unique_ptr<QueuedRequest> removed;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    removed = queue_.Remove(seq);
+    stats_.SetQueueDepth(static_cast<int64_t>(queue_.size()));
+  }
+  if (!removed) return false;
+  Refuse(std::move(removed), StatusCode::kCancelled, "request was cancelled before it ran",
+         Outcome::kCancelled);
+  return true;
+}
+
+void Model::Refuse(std::unique_ptr<QueuedRequest> r, StatusCode code, const std::string& message,
+                   Outcome outcome) {
+  Refuse(std::move(r->request), code, message, outcome);
+}
+
+void Model::Refuse(std::unique_ptr<InferRequest> r, StatusCode code, const std::string& message,
+                   Outcome outcome) {
+  stats_.CountRequest(outcome);
+  InferResult result;
+  result.status = Status(code, message);
+  SafeComplete(*r, std::move(result));
+  stats_.AddInFlight(-1);
+}
+
+void Model::WorkerLoop() {
+  std::unique_lock<std::mutex> lock(mutex_);
+  while (true) {
+    const int64_t now = clock_.NowUs();
+    QueuedBatch expired = queue_.TakeExpired(now);
+    int64_t wake_us = queue_.NextDeadlineUs();
+    QueuedBatch batch;
+    const Session* session = nullptr;
+    if (!idle_instances_.empty()) {
+      // Draining: do not wait out the queue delay, run what is there.
+      batch = queue_.TakeBatch(closed_ ? BatchQueue::kNever / 2 : now, &wake_us);
+      if (!batch.empty()) {
+        session = idle_instances_.back();
+        idle_instances_.pop_back();
+      }
+    }
+    stats_.SetQueueDepth(static_cast<int64_t>(queue_.size()));
+    if (!expired.empty() || session != nullptr) {
+      lock.unlock();
+      for (auto& r : expired) {
+        Refuse(std::move(r), StatusCode::kDeadlineExceeded,
+               "deadline exceeded while queued; the request was not run", Outcome::kExpired);
+      }
+      if (session != nullptr) RunBatch(*session, batch);
+      lock.lock();
+      if (session != nullptr) {
+        idle_instances_.push_back(session);
+        // Another worker may be waiting for an instance; wake it only if there is work.
+        if (!queue_.empty()) work_ready_.notify_one();
+      }
+      continue;
+    }
+    if (closed_ && queue_.empty()) return;
+    if (wake_us == BatchQueue::kNever) {
+      work_ready_.wait(lock);
+    } else {
+      // Real time, not clock_: a fake clock never moves by itself, so waits stay short then.
+      const int64_t delay_us = std::max<int64_t>(wake_us - clock_.NowUs(), 1);
+      work_ready_.wait_for(lock, std::chrono::microseconds(std::min<int64_t>(delay_us, 1000000)));
+    }
+  }
+}
+
+void Model::RunBatch(const Session& session, QueuedBatch& batch) {
+  const int64_t start_us = clock_.NowUs();
+  const size_t input_count = inputs().size();
+  std::vector<int64_t> rows;
+  int64_t total_rows = 0;
+  for (const auto& r : batch) {
+    rows.push_back(r->rows);
+    total_rows += r->rows;
+  }
+  std::vector<std::vector<HostTensor>> per_request;
+  Status failure;
+  try {
+    std::vector<HostTensor> gathered;
+    gathered.reserve(input_count);
+    for (size_t i = 0; i < input_count; ++i) {
+      std::vector<const HostTensor*> parts;
+      parts.reserve(batch.size());
+      for (const auto& r : batch) parts.push_back(r->bound_inputs[i]);
+      gathered.push_back(Gather(parts));
+    }
+    std::vector<const HostTensor*> run_inputs;
+    for (const auto& t : gathered) run_inputs.push_back(&t);
+    std::vector<HostTensor> outputs = session.Run(run_inputs, batch.front()->output_indices);
+    per_request.resize(batch.size());
+    if (batch.size() == 1) {
+      per_request[0] = std::move(outputs);
+    } else {
+      for (const HostTensor& whole : outputs) {
+        std::vector<HostTensor> pieces;
+        if (!Scatter(whole, rows, &pieces)) {
+          throw CoreError(StatusCode::kExecutionFailed,
+                          "an output's first dimension does not match the batch's rows");
+        }
+        for (size_t k = 0; k < batch.size(); ++k) per_request[k].push_back(std::move(pieces[k]));
+      }
+    }
+  } catch (const CoreError& e) {
+    failure = e.status();
+  } catch (const std::exception& e) {
+    failure = Status(StatusCode::kInternal, std::string("internal error: ") + e.what());
+  }
+  const int64_t end_us = clock_.NowUs();
+  stats_.ObserveBatch(static_cast<int>(total_rows), end_us - start_us);
+  if (!failure.ok() && batch.size() > 1) {
+    // Isolation: re-run each request alone so only the poison one fails.
+    for (auto& r : batch) {
+      QueuedBatch single;
+      single.push_back(std::move(r));
+      RunBatch(session, single);
+    }
+    return;
+  }
+  for (size_t k = 0; k < batch.size(); ++k) {
+    QueuedRequest& r = *batch[k];
+    InferResult result;
+    result.timings.queue_us = start_us - r.enqueue_us;
+    result.timings.compute_us = end_us - start_us;
+    result.timings.total_us = end_us - r.enqueue_us;
+    result.timings.batch_rows = static_cast<int>(total_rows);
+    if (failure.ok()) {
+      for (size_t o = 0; o < per_request[k].size(); ++o) {
+        result.outputs.emplace_back(outputs()[r.output_indices[o]].name,
+                                    std::move(per_request[k][o]));
+      }
+      stats_.ObserveSuccess(r.rows, result.timings.queue_us, result.timings.compute_us,
+                            result.timings.total_us);
+    } else {
+      std::string message = failure.message();
+      if (!r.request->id.empty()) message += " (request id " + r.request->id + ")";
+      result.status = Status(failure.code(), message);
+      stats_.CountRequest(Outcome::kFailed);
+    }
+    SafeComplete(*r.request, std::move(result));
+    stats_.AddInFlight(-1);
+  }
+}
+
+void Model::Close(bool drain) {
+  QueuedBatch dropped;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (!closed_) {
+      closed_ = true;
+      if (!drain) dropped = queue_.TakeAll();
+      stats_.SetQueueDepth(static_cast<int64_t>(queue_.size()));
+    }
+  }
+  work_ready_.notify_all();
+  for (auto& r : dropped) {
+    Refuse(std::move(r), StatusCode::kUnavailable, "model was closed before the request ran",
+           Outcome::kUnavailable);
+  }
+  std::call_once(join_once_, [this] {
+    for (auto& w : workers_) {
+      if (w.joinable()) w.join();
+    }
+  });
+}
+
+StatsSnapshot Model::Stats() const { return stats_.Snapshot(); }
+
+}  // namespace engine

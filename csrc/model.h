@@ -1,0 +1,115 @@
+// A loaded model: per-model state (signature, options, queue, stats) plus its instances
+// (ORT sessions and one worker thread each). Requests go through the dynamic batcher:
+//
+//   Submit ─▶ validate ─▶ BatchQueue ─▶ worker: TakeBatch ─▶ Gather ─▶ Session::Run
+//                                                ─▶ Scatter ─▶ on_complete per request
+//
+// Workers pull batches themselves (no separate scheduler thread), so a request crosses two
+// threads: the submitter's and one worker's; an inline-allowed request that finds the queue
+// empty and an instance idle runs on the submitter's thread (no hand-off at all). A batch that ORT fails on is re-run request by
+// request so that one poison request fails alone. Thread-safe.
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "batch_queue.h"
+#include "clock.h"
+#include "request.h"
+#include "session.h"
+#include "stats.h"
+
+namespace engine {
+
+enum class InstanceMode {
+  kSessions,  // one ORT session per instance
+  kShared,    // one session; `instances` runs on it at once
+};
+
+struct ModelOptions {
+  SessionOptions session;
+  int instances = 1;  // runs that may execute at once, >= 1
+  InstanceMode instance_mode = InstanceMode::kSessions;
+  // -1: batching on when every input and output has a dynamic first dimension; 0 off; 1 on.
+  int batching = -1;
+  BatchingPolicy batching_policy;
+  int64_t default_timeout_us = 0;  // 0 = no deadline unless a request sets one
+};
+
+class Model {
+ public:
+  // Loads the sessions and starts the workers. Blocks while ORT builds the sessions.
+  // Throws CoreError: kLoadFailed, kUnsupported, kInvalidConfig (bad options, or batching
+  // forced on for a model without a dynamic first dimension).
+  static std::shared_ptr<Model> LoadFromPath(const std::string& path, ModelOptions options,
+                                             const Clock& clock = SteadyClock::Instance());
+  static std::shared_ptr<Model> LoadFromBytes(const std::string& bytes, ModelOptions options,
+                                              const Clock& clock = SteadyClock::Instance());
+  // Closes with drain (see Close).
+  ~Model();
+  Model(const Model&) = delete;
+  Model& operator=(const Model&) = delete;
+
+  const std::vector<TensorInfo>& inputs() const { return primary().inputs(); }
+  const std::vector<TensorInfo>& outputs() const { return primary().outputs(); }
+  const std::vector<std::string>& providers() const { return primary().providers(); }
+  const ModelOptions& options() const { return options_; }
+  bool batching_enabled() const { return options_.batching_policy.enabled; }
+
+  // Validates `request` and queues it; never blocks on the model's work. Returns the
+  // request's sequence number (> 0) for Cancel. When the request is refused at once, its
+  // on_complete runs on this thread before Submit returns, and Submit returns 0:
+  //   kInvalidInput (never retry), kOverloaded (queue full; retry later),
+  //   kUnavailable (model closed; retry elsewhere).
+  uint64_t Submit(std::unique_ptr<InferRequest> request);
+
+  // Cancels a queued request: it is completed with kCancelled, never runs, and true is
+  // returned. False when it already started or finished (or never existed).
+  bool Cancel(uint64_t seq);
+
+  // Stops taking requests (later Submits get kUnavailable). With drain, queued requests still
+  // run; without, each fails with kUnavailable. Blocks until running batches finish and the
+  // workers exit; every request is completed exactly once. Idempotent. Must not be called
+  // from an on_complete callback.
+  void Close(bool drain);
+
+  StatsSnapshot Stats() const;
+
+ private:
+  Model(std::vector<std::unique_ptr<Session>> sessions, ModelOptions options, const Clock& clock);
+  static std::shared_ptr<Model> Start(std::vector<std::unique_ptr<Session>> sessions,
+                                      ModelOptions options, const Clock& clock);
+  const Session& primary() const { return *sessions_.front(); }
+  void WorkerLoop();
+  void RunBatch(const Session& session, QueuedBatch& batch);
+  // Completes a request that never ran (refused, expired, cancelled, closed).
+  void Refuse(std::unique_ptr<QueuedRequest> r, StatusCode code, const std::string& message,
+              Outcome outcome);
+  void Refuse(std::unique_ptr<InferRequest> r, StatusCode code, const std::string& message,
+              Outcome outcome);
+  std::string BatchKey(const std::vector<const HostTensor*>& inputs,
+                       const std::vector<size_t>& output_indices) const;
+
+  std::vector<std::unique_ptr<Session>> sessions_;
+  ModelOptions options_;
+  const Clock& clock_;
+  ModelStats stats_;
+  std::atomic<uint64_t> next_seq_{1};
+
+  std::mutex mutex_;
+  std::condition_variable work_ready_;
+  BatchQueue queue_;       // guarded by mutex_
+  // Instances not running a batch now; in shared mode the one session appears N times.
+  std::vector<const Session*> idle_instances_;  // guarded by mutex_
+  bool closed_ = false;    // guarded by mutex_
+  std::vector<std::thread> workers_;
+  std::once_flag join_once_;
+};
+
+}  // namespace engine

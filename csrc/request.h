@@ -1,0 +1,52 @@
+// An inference request and its result, as the batcher sees them.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "status.h"
+#include "tensor.h"
+
+namespace engine {
+
+// Per-request timings, in microseconds, measured by the batcher.
+struct RequestTimings {
+  int64_t queue_us = 0;    // submit -> start of its batch
+  int64_t compute_us = 0;  // gather + run + scatter of its batch
+  int64_t total_us = 0;    // submit -> completion
+  int batch_rows = 0;      // rows in the batch that ran it (0 if it never ran)
+};
+
+struct InferResult {
+  Status status;
+  // In the order of InferRequest::output_names (all outputs, in model order, when that was
+  // empty). Numeric outputs may be views into a batch buffer they share ownership of.
+  std::vector<std::pair<std::string, HostTensor>> outputs;
+  RequestTimings timings;
+};
+
+struct InferRequest {
+  // Inputs by name. A tensor may borrow memory: `keepalive` (or the submitter, for
+  // synchronous calls) keeps it valid until on_complete has been called.
+  std::vector<std::pair<std::string, HostTensor>> inputs;
+  std::shared_ptr<const void> keepalive;
+  std::vector<std::string> output_names;  // empty = all outputs
+  int priority = 0;         // higher runs first; requests of equal priority run in order
+  int64_t timeout_us = -1;  // -1 = the model's default_timeout_us; 0 = no deadline
+  std::string id;           // caller's request id, echoed in errors
+  // The submitter may run the request itself when nothing is queued and an instance is idle:
+  // no thread hand-off, lowest latency, and Submit then blocks for the run. For callers that
+  // wait anyway (synchronous predict); never for threads that must not block.
+  bool allow_inline = false;
+
+  // Called exactly once with the outcome: from a batcher thread after a run, or from the
+  // submitting thread when the request is refused at once. Must not block for long and must
+  // not call back into the model. Exceptions it throws are swallowed.
+  std::function<void(InferResult&&)> on_complete;
+};
+
+}  // namespace engine
