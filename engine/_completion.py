@@ -19,6 +19,7 @@ from engine.errors import from_core_code
 __all__ = ["Completer", "completer"]
 
 _TAKE_TIMEOUT_MS = 200
+_CANCELLED = 9  # csrc/status.h kCancelled: only Future.cancel() causes it
 
 
 class Completer:
@@ -63,8 +64,8 @@ class Completer:
             for token, code, message, outputs, _timings in self.queue.take(_TAKE_TIMEOUT_MS):
                 with self._lock:
                     future = self._futures.pop(token, None)
-                if future is None or future.done():
-                    continue  # cancelled by the caller already
+                if future is None or future.done() or code == _CANCELLED:
+                    continue  # cancelled: the future's own cancel() marks it
                 try:
                     if code == 0:
                         future.set_result(outputs)

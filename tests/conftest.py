@@ -1,45 +1,47 @@
-"""Fixtures shared by the whole test tree. Models are generated here, never downloaded."""
+"""Shared fixtures: generated models (see factories.py) in a session-wide temp folder."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import sys
 from pathlib import Path
 
-import numpy as np
-import onnx
 import pytest
-from onnx import TensorProto, helper, numpy_helper
 
-OnnxFactory = Callable[..., Path]
+sys.path.insert(0, str(Path(__file__).parent))
 
-
-def make_add_model(path: Path, *, bias: float = 1.0, width: int = 4,
-                   dims: Sequence[int | str] = ("batch", 4), elem_type: int = TensorProto.FLOAT,
-                   external_data: bool = False) -> Path:
-    """A tiny ``y = x + bias`` model; a different ``bias`` gives different bytes (and hash)."""
-    x = helper.make_tensor_value_info("x", elem_type, list(dims))
-    y = helper.make_tensor_value_info("y", elem_type, list(dims))
-    np_type = helper.tensor_dtype_to_np_dtype(elem_type)
-    b = numpy_helper.from_array(np.full(width, bias, dtype=np_type), "b")
-    graph = helper.make_graph([helper.make_node("Add", ["x", "b"], ["y"])], "add", [x], [y], [b])
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    model.ir_version = 8
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if external_data:
-        onnx.save(model, str(path), save_as_external_data=True, all_tensors_to_one_file=True,
-                  location=path.name + ".data", size_threshold=0)
-    else:
-        onnx.save(model, str(path))
-    return path
+import factories  # noqa: E402
 
 
-@pytest.fixture
-def onnx_model(tmp_path: Path) -> OnnxFactory:
-    """Factory: ``onnx_model("name.onnx", bias=2.0)`` writes a tiny Add model under tmp_path."""
-    counter = iter(range(1_000_000))
+@pytest.fixture(scope="session")
+def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("models")
 
-    def make(name: str | None = None, **kwargs: object) -> Path:
-        filename = name or f"model-{next(counter)}.onnx"
-        return make_add_model(tmp_path / "models" / filename, **kwargs)  # type: ignore[arg-type]
 
-    return make
+@pytest.fixture(scope="session")
+def mlp_path(model_dir: Path) -> Path:
+    return factories.mlp(model_dir / "mlp.onnx")
+
+
+@pytest.fixture(scope="session")
+def slow_path(model_dir: Path) -> Path:
+    return factories.slow_mlp(model_dir / "slow.onnx")
+
+
+@pytest.fixture(scope="session")
+def multi_io_path(model_dir: Path) -> Path:
+    return factories.multi_io(model_dir / "multi_io.onnx")
+
+
+@pytest.fixture(scope="session")
+def string_path(model_dir: Path) -> Path:
+    return factories.string_lookup(model_dir / "strings.onnx")
+
+
+@pytest.fixture(scope="session")
+def poison_path(model_dir: Path) -> Path:
+    return factories.poison_gather(model_dir / "poison.onnx")
+
+
+@pytest.fixture(scope="session")
+def fixed_path(model_dir: Path) -> Path:
+    return factories.fixed_shape(model_dir / "fixed.onnx")

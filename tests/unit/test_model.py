@@ -1,0 +1,250 @@
+"""engine.load / Model.predict: parity with onnxruntime's own API, validation, threads, memory."""
+
+from __future__ import annotations
+
+import gc
+import threading
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+import psutil
+import pytest
+from onnx import TensorProto
+
+import engine
+import factories
+from engine.errors import (
+    InvalidConfigError,
+    InvalidInputError,
+    ModelLoadError,
+    UnavailableError,
+    UnsupportedError,
+)
+
+
+def ort_session(path: Path) -> ort.InferenceSession:
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 1
+    options.inter_op_num_threads = 1
+    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+
+def assert_parity(model: engine.Model, path: Path, feeds: dict[str, np.ndarray]) -> None:
+    expected = ort_session(path).run(None, feeds)
+    got = model.predict(feeds)
+    assert list(got) == [o.name for o in model.outputs]
+    for want, (name, have) in zip(expected, got.items()):
+        assert have.dtype == want.dtype, name
+        assert have.shape == want.shape, name
+        if have.dtype.kind == "f":
+            np.testing.assert_allclose(have, want, rtol=1e-6, atol=0, err_msg=name)
+        else:
+            np.testing.assert_array_equal(have, want, err_msg=name)
+
+
+@pytest.mark.parametrize("rows", [1, 7, 1024])
+def test_mlp_parity_at_batch_sizes(mlp_path: Path, rows: int) -> None:
+    x = np.random.default_rng(rows).standard_normal((rows, 32)).astype(np.float32)
+    with engine.load(mlp_path, config=engine.ModelConfig(max_batch_size=1024)) as model:
+        assert_parity(model, mlp_path, {"x": x})
+        np.testing.assert_allclose(model.predict(x)["y"], factories.reference_mlp(x, mlp_path),
+                                   rtol=1e-4, atol=1e-5)
+
+
+def test_signature_reports_dynamic_dims_as_minus_one(mlp_path: Path) -> None:
+    with engine.load(mlp_path) as model:
+        assert model.inputs == (engine.TensorSpec("x", "float32", (-1, 32)),)
+        assert model.outputs == (engine.TensorSpec("y", "float32", (-1, 1)),)
+        assert model.batching
+
+
+def test_multiple_inputs_and_outputs(multi_io_path: Path) -> None:
+    rng = np.random.default_rng(1)
+    feeds = {"a": rng.standard_normal((5, 4)).astype(np.float32),
+             "b": rng.standard_normal((5, 4)).astype(np.float32),
+             "k": rng.integers(-9, 9, (5, 1)).astype(np.int64)}
+    with engine.load(multi_io_path) as model:
+        assert_parity(model, multi_io_path, feeds)
+        subset = model.predict(feeds, outputs=["k2"])
+        assert list(subset) == ["k2"]
+        np.testing.assert_array_equal(subset["k2"], feeds["k"] * 2)
+
+
+@pytest.mark.parametrize(
+    ("elem_type", "dtype", "op"),
+    [
+        (TensorProto.DOUBLE, np.float64, "Neg"),
+        (TensorProto.FLOAT16, np.float16, "Neg"),
+        (TensorProto.INT64, np.int64, "Neg"),
+        (TensorProto.INT32, np.int32, "Abs"),
+        (TensorProto.INT8, np.int8, "Identity"),
+        (TensorProto.INT16, np.int16, "Identity"),
+        (TensorProto.UINT8, np.uint8, "Identity"),
+        (TensorProto.UINT16, np.uint16, "Identity"),
+        (TensorProto.UINT32, np.uint32, "Identity"),
+        (TensorProto.UINT64, np.uint64, "Identity"),
+        (TensorProto.BOOL, np.bool_, "Not"),
+    ],
+)
+def test_element_types(tmp_path: Path, elem_type: int, dtype: type, op: str) -> None:
+    path = factories.elementwise(tmp_path / "m.onnx", elem_type, op)
+    rng = np.random.default_rng(3)
+    x = (rng.integers(0, 2, (6, 3)) if dtype is np.bool_ else rng.integers(0, 100, (6, 3)))
+    x = x.astype(dtype)
+    with engine.load(path) as model:
+        assert model.inputs[0].dtype == np.dtype(dtype).name
+        assert_parity(model, path, {"x": x})
+
+
+def test_string_inputs_and_outputs(string_path: Path) -> None:
+    words = np.array([["cat"], ["dog"], ["ému"], [""], ["unseen"]], dtype=object)
+    with engine.load(string_path) as model:
+        assert model.inputs[0].dtype == "string"
+        out = model.predict(words)
+        np.testing.assert_array_equal(out["id"], [[1], [2], [3], [4], [-1]])
+        assert out["echo"].dtype == object
+        assert out["echo"].tolist() == words.tolist()
+        # Fixed-width unicode arrays and bytes convert too.
+        as_unicode = model.predict(words.astype(str))
+        np.testing.assert_array_equal(as_unicode["id"], out["id"])
+        as_bytes = model.predict(np.array([[b"cat"], [b"dog"]], dtype=object))
+        np.testing.assert_array_equal(as_bytes["id"], [[1], [2]])
+
+
+def test_string_elements_must_be_text(string_path: Path) -> None:
+    with engine.load(string_path) as model:
+        with pytest.raises(InvalidInputError, match="'word'.*str or bytes.*int"):
+            model.predict(np.array([[1], [2]], dtype=object))
+
+
+def test_sklearn_tree_ensemble_parity(tmp_path: Path) -> None:
+    from skl2onnx import to_onnx
+    from sklearn.datasets import make_classification
+    from sklearn.ensemble import RandomForestClassifier
+
+    x, y = make_classification(n_samples=300, n_features=8, random_state=0)
+    x = x.astype(np.float32)
+    forest = RandomForestClassifier(n_estimators=10, max_depth=5, random_state=0).fit(x, y)
+    onx = to_onnx(forest, x[:1], options={id(forest): {"zipmap": False}})
+    path = tmp_path / "forest.onnx"
+    path.write_bytes(onx.SerializeToString())
+    with engine.load(path) as model:
+        assert_parity(model, path, {model.inputs[0].name: x[:50]})
+        labels = model.predict(x[:50])[model.outputs[0].name]
+        np.testing.assert_array_equal(labels, forest.predict(x[:50]))
+
+
+def test_load_from_bytes(mlp_path: Path) -> None:
+    with engine.load(mlp_path.read_bytes()) as model:
+        assert model.predict(np.zeros((2, 32), np.float32))["y"].shape == (2, 1)
+
+
+@pytest.mark.parametrize(
+    ("feeds", "match"),
+    [
+        ({"x": np.zeros((2, 32), np.float64)}, r"input 'x': expected dtype float32, got float64"),
+        ({"x": np.zeros((2, 31), np.float32)}, r"input 'x': expected shape \[-1, 32\], got \[2, 31\]"),
+        ({"x": np.zeros((32,), np.float32)}, r"input 'x': expected rank 2 .* got rank 1"),
+        ({"x": np.zeros((1, 2, 32), np.float32)}, r"expected rank 2"),
+        ({"x": np.zeros((2, 32), np.float32), "z": np.zeros(1)}, r"unknown input 'z'.*'x'"),
+        ({}, r"missing input\(s\) 'x'"),
+        ({"x": np.zeros((2, 32), np.complex64)}, r"input 'x': numpy dtype complex64 is not supported"),
+        ({"x": "not an array"}, r"input 'x': expected dtype float32, got string"),
+        ({"x": [[1.0] * 32]}, r"expected dtype float32, got float64"),
+        ({1: np.zeros((2, 32), np.float32)}, r"input names must be str"),
+    ],
+)
+def test_validation_errors_name_the_input(mlp_path: Path, feeds: dict, match: str) -> None:
+    with engine.load(mlp_path) as model:
+        with pytest.raises(InvalidInputError, match=match):
+            model.predict(feeds)
+
+
+def test_fixed_dims_are_enforced_and_batching_is_off(fixed_path: Path) -> None:
+    with engine.load(fixed_path) as model:
+        assert not model.batching
+        np.testing.assert_array_equal(model.predict(np.zeros((2, 3), np.float32))["y"],
+                                      np.ones((2, 3), np.float32))
+        with pytest.raises(InvalidInputError, match=r"expected shape \[2, 3\], got \[3, 3\]"):
+            model.predict(np.zeros((3, 3), np.float32))
+
+
+def test_single_array_needs_a_single_input_model(multi_io_path: Path) -> None:
+    with engine.load(multi_io_path) as model:
+        with pytest.raises(InvalidInputError, match="has 3 inputs .*pass a mapping"):
+            model.predict(np.zeros((1, 4), np.float32))
+
+
+def test_non_contiguous_and_byteswapped_inputs_are_accepted(mlp_path: Path) -> None:
+    base = np.random.default_rng(5).standard_normal((8, 64)).astype(np.float32)
+    strided = base[:, ::2]
+    assert not strided.flags["C_CONTIGUOUS"]
+    with engine.load(mlp_path) as model:
+        want = model.predict(np.ascontiguousarray(strided))["y"]
+        np.testing.assert_array_equal(model.predict(strided)["y"], want)
+        swapped = np.ascontiguousarray(strided).astype(">f4")
+        np.testing.assert_array_equal(model.predict(swapped)["y"], want)
+
+
+def test_load_errors(tmp_path: Path, mlp_path: Path) -> None:
+    with pytest.raises(ModelLoadError, match="does not exist"):
+        engine.load(tmp_path / "missing.onnx")
+    garbage = tmp_path / "garbage.onnx"
+    garbage.write_bytes(b"\x00not a model" * 10)
+    with pytest.raises(ModelLoadError, match="cannot load model"):
+        engine.load(garbage)
+    with pytest.raises(ModelLoadError, match="cannot load model from bytes"):
+        engine.load(b"garbage")
+    with pytest.raises(InvalidConfigError, match="intra_op_threads must be an int >= 0; was -1"):
+        engine.load(mlp_path, intra_op_threads=-1)
+
+
+def test_cuda_without_a_gpu_build_fails_cleanly(mlp_path: Path) -> None:
+    # This machine has no GPU and the CPU wheel: asking for CUDA must say so, not fall back.
+    with pytest.raises(UnsupportedError, match="CUDA execution provider"):
+        engine.load(mlp_path, providers=["cuda", "cpu"])
+
+
+def test_closed_model_refuses(mlp_path: Path) -> None:
+    model = engine.load(mlp_path)
+    model.close()
+    model.close()  # idempotent
+    with pytest.raises(UnavailableError, match="closed"):
+        model.predict(np.zeros((1, 32), np.float32))
+
+
+def test_sixteen_threads_get_their_own_results(mlp_path: Path) -> None:
+    rng = np.random.default_rng(7)
+    inputs = [rng.standard_normal((int(rng.integers(1, 9)), 32)).astype(np.float32)
+              for _ in range(16 * 40)]
+    expected = [factories.reference_mlp(x, mlp_path) for x in inputs]
+    failures: list[str] = []
+    with engine.load(mlp_path) as model:
+        def worker(offset: int) -> None:
+            for i in range(offset, len(inputs), 16):
+                got = model.predict(inputs[i])["y"]
+                if not np.allclose(got, expected[i], rtol=1e-4, atol=1e-5):
+                    failures.append(f"request {i}")
+
+        threads = [threading.Thread(target=worker, args=(t,)) for t in range(16)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    assert failures == []
+
+
+def test_many_predicts_do_not_leak(mlp_path: Path) -> None:
+    process = psutil.Process()
+    x = np.zeros((1, 32), np.float32)
+    with engine.load(mlp_path) as model:
+        for _ in range(2000):  # warm up allocator pools before the baseline
+            model.predict(x)
+        gc.collect()
+        before = process.memory_info().rss
+        for _ in range(100_000):
+            model.predict(x)
+        gc.collect()
+        grown_mb = (process.memory_info().rss - before) / 2**20
+    assert grown_mb < 20, f"RSS grew {grown_mb:.1f} MB over 100,000 predicts"
