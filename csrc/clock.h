@@ -1,6 +1,7 @@
 // Time, injected: the batcher asks a Clock, so tests can drive time by hand.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 
@@ -26,15 +27,15 @@ class SteadyClock final : public Clock {
   }
 };
 
-// A clock that moves only when told. Not thread-safe: for single-threaded policy tests.
+// A clock that moves only when told. Thread-safe: tests advance it while workers read it.
 class FakeClock final : public Clock {
  public:
-  int64_t NowUs() const override { return now_us_; }
-  void AdvanceUs(int64_t delta_us) { now_us_ += delta_us; }
-  void SetUs(int64_t now_us) { now_us_ = now_us; }
+  int64_t NowUs() const override { return now_us_.load(std::memory_order_acquire); }
+  void AdvanceUs(int64_t delta_us) { now_us_.fetch_add(delta_us, std::memory_order_acq_rel); }
+  void SetUs(int64_t now_us) { now_us_.store(now_us, std::memory_order_release); }
 
  private:
-  int64_t now_us_ = 1'000'000;
+  std::atomic<int64_t> now_us_{1'000'000};
 };
 
 }  // namespace engine

@@ -225,8 +225,8 @@ void Model::Refuse(std::unique_ptr<InferRequest> r, StatusCode code, const std::
   stats_.CountRequest(outcome);
   InferResult result;
   result.status = Status(code, message);
+  stats_.AddInFlight(-1);  // before the callback, so a caller that wakes sees it counted
   SafeComplete(*r, std::move(result));
-  stats_.AddInFlight(-1);
 }
 
 void Model::WorkerLoop() {
@@ -344,8 +344,8 @@ void Model::RunBatch(const Session& session, QueuedBatch& batch) {
       result.status = Status(failure.code(), message);
       stats_.CountRequest(Outcome::kFailed);
     }
-    SafeComplete(*r.request, std::move(result));
     stats_.AddInFlight(-1);
+    SafeComplete(*r.request, std::move(result));
   }
 }
 

@@ -1,0 +1,155 @@
+// The batching policy, driven with explicit times (the fake clock): no threads, no sleeps.
+#include "batch_queue.h"
+
+#include <gtest/gtest.h>
+
+#include "clock.h"
+
+namespace engine {
+namespace {
+
+class BatchQueueTest : public ::testing::Test {
+ protected:
+  std::unique_ptr<QueuedRequest> Make(int64_t rows, int priority = 0,
+                                      const std::string& key = "k", int64_t deadline_us = 0) {
+    auto r = std::make_unique<QueuedRequest>();
+    r->request = std::make_unique<InferRequest>();
+    r->request->priority = priority;
+    r->seq = next_seq_++;
+    r->rows = rows;
+    r->enqueue_us = clock_.NowUs();
+    r->deadline_us = deadline_us;
+    r->batch_key = key;
+    return r;
+  }
+
+  static std::vector<uint64_t> Seqs(const QueuedBatch& batch) {
+    std::vector<uint64_t> seqs;
+    for (const auto& r : batch) seqs.push_back(r->seq);
+    return seqs;
+  }
+
+  FakeClock clock_;
+  uint64_t next_seq_ = 1;
+};
+
+TEST_F(BatchQueueTest, ZeroDelayTakesWhatIsThereUpToMaxRows) {
+  BatchQueue q(BatchingPolicy{true, 8, {}, 0, 100});
+  for (int64_t rows : {3, 4, 2, 1}) ASSERT_EQ(q.Push(Make(rows)), nullptr);
+  int64_t wake = 0;
+  // 3 + 4 = 7; the next request (2 rows) would exceed 8 and is never skipped over.
+  EXPECT_EQ(Seqs(q.TakeBatch(clock_.NowUs(), &wake)), (std::vector<uint64_t>{1, 2}));
+  EXPECT_EQ(Seqs(q.TakeBatch(clock_.NowUs(), &wake)), (std::vector<uint64_t>{3, 4}));
+  EXPECT_TRUE(q.TakeBatch(clock_.NowUs(), &wake).empty());
+  EXPECT_EQ(wake, BatchQueue::kNever);
+}
+
+TEST_F(BatchQueueTest, FullBatchRunsAtOnceEvenWithDelay) {
+  BatchQueue q(BatchingPolicy{true, 4, {}, 1000, 100});
+  for (int i = 0; i < 5; ++i) q.Push(Make(1));
+  int64_t wake = 0;
+  EXPECT_EQ(q.TakeBatch(clock_.NowUs(), &wake).size(), 4u);
+  // One request left: it waits out the delay.
+  EXPECT_TRUE(q.TakeBatch(clock_.NowUs(), &wake).empty());
+  EXPECT_EQ(wake, clock_.NowUs() + 1000);
+  clock_.AdvanceUs(999);
+  EXPECT_TRUE(q.TakeBatch(clock_.NowUs(), &wake).empty());
+  clock_.AdvanceUs(1);
+  EXPECT_EQ(q.TakeBatch(clock_.NowUs(), &wake).size(), 1u);
+}
+
+TEST_F(BatchQueueTest, QueueDelayCollectsLateArrivals) {
+  BatchQueue q(BatchingPolicy{true, 16, {}, 500, 100});
+  q.Push(Make(2));
+  int64_t wake = 0;
+  EXPECT_TRUE(q.TakeBatch(clock_.NowUs(), &wake).empty());
+  clock_.AdvanceUs(200);
+  q.Push(Make(3));
+  EXPECT_TRUE(q.TakeBatch(clock_.NowUs(), &wake).empty());
+  EXPECT_EQ(wake, clock_.NowUs() + 300);  // measured from the oldest request
+  clock_.AdvanceUs(300);
+  EXPECT_EQ(Seqs(q.TakeBatch(clock_.NowUs(), &wake)), (std::vector<uint64_t>{1, 2}));
+}
+
+TEST_F(BatchQueueTest, PreferredSizeRunsWithoutWaiting) {
+  BatchQueue q(BatchingPolicy{true, 32, {4, 8}, 10'000, 100});
+  for (int i = 0; i < 5; ++i) q.Push(Make(1));
+  int64_t wake = 0;
+  // 5 rows queued: the largest preferred size a prefix fills exactly is 4.
+  EXPECT_EQ(q.TakeBatch(clock_.NowUs(), &wake).size(), 4u);
+  EXPECT_TRUE(q.TakeBatch(clock_.NowUs(), &wake).empty());
+  for (int i = 0; i < 7; ++i) q.Push(Make(1));
+  EXPECT_EQ(q.TakeBatch(clock_.NowUs(), &wake).size(), 8u);
+}
+
+TEST_F(BatchQueueTest, HigherPriorityFirstFifoWithinALevel) {
+  BatchQueue q(BatchingPolicy{true, 2, {}, 0, 100});
+  q.Push(Make(1, 0));
+  q.Push(Make(1, 0));
+  q.Push(Make(1, 7));
+  q.Push(Make(1, 3));
+  int64_t wake = 0;
+  EXPECT_EQ(Seqs(q.TakeBatch(clock_.NowUs(), &wake)), (std::vector<uint64_t>{3, 4}));
+  EXPECT_EQ(Seqs(q.TakeBatch(clock_.NowUs(), &wake)), (std::vector<uint64_t>{1, 2}));
+}
+
+TEST_F(BatchQueueTest, DifferentBatchKeysAreNotMixed) {
+  BatchQueue q(BatchingPolicy{true, 16, {}, 0, 100});
+  q.Push(Make(1, 0, "a"));
+  q.Push(Make(1, 0, "b"));
+  q.Push(Make(1, 0, "a"));
+  int64_t wake = 0;
+  EXPECT_EQ(Seqs(q.TakeBatch(clock_.NowUs(), &wake)), (std::vector<uint64_t>{1, 3}));
+  EXPECT_EQ(Seqs(q.TakeBatch(clock_.NowUs(), &wake)), (std::vector<uint64_t>{2}));
+}
+
+TEST_F(BatchQueueTest, BatchingOffRunsOneRequestPerBatch) {
+  BatchQueue q(BatchingPolicy{false, 16, {}, 0, 100});
+  q.Push(Make(2));
+  q.Push(Make(2));
+  int64_t wake = 0;
+  EXPECT_EQ(q.TakeBatch(clock_.NowUs(), &wake).size(), 1u);
+}
+
+TEST_F(BatchQueueTest, DeadlinesExpireAndWakeTheWorker) {
+  BatchQueue q(BatchingPolicy{true, 16, {}, 5000, 100});
+  const int64_t t0 = clock_.NowUs();
+  q.Push(Make(1, 0, "k", t0 + 100));
+  q.Push(Make(1, 0, "k", 0));
+  int64_t wake = 0;
+  EXPECT_TRUE(q.TakeBatch(t0, &wake).empty());
+  EXPECT_EQ(wake, t0 + 100);  // the deadline comes before the queue delay ends
+  EXPECT_TRUE(q.TakeExpired(t0 + 99).empty());
+  QueuedBatch expired = q.TakeExpired(t0 + 100);
+  EXPECT_EQ(Seqs(expired), (std::vector<uint64_t>{1}));
+  EXPECT_EQ(q.size(), 1u);
+  EXPECT_EQ(q.NextDeadlineUs(), BatchQueue::kNever);
+}
+
+TEST_F(BatchQueueTest, FullQueueHandsTheRequestBack) {
+  BatchQueue q(BatchingPolicy{true, 16, {}, 0, 2});
+  EXPECT_EQ(q.Push(Make(1)), nullptr);
+  EXPECT_EQ(q.Push(Make(1)), nullptr);
+  auto refused = q.Push(Make(1));
+  ASSERT_NE(refused, nullptr);
+  EXPECT_EQ(refused->seq, 3u);
+  EXPECT_EQ(q.size(), 2u);
+}
+
+TEST_F(BatchQueueTest, RemoveCancelsOnlyQueuedRequests) {
+  BatchQueue q(BatchingPolicy{true, 16, {}, 0, 100});
+  q.Push(Make(1, 0, "k", clock_.NowUs() + 50));
+  q.Push(Make(1, 2));
+  auto removed = q.Remove(1);
+  ASSERT_NE(removed, nullptr);
+  EXPECT_EQ(removed->seq, 1u);
+  EXPECT_EQ(q.Remove(1), nullptr);
+  EXPECT_EQ(q.Remove(42), nullptr);
+  EXPECT_EQ(q.NextDeadlineUs(), BatchQueue::kNever);  // its deadline left with it
+  EXPECT_EQ(q.size(), 1u);
+  EXPECT_EQ(q.TakeAll().size(), 1u);
+  EXPECT_TRUE(q.empty());
+}
+
+}  // namespace
+}  // namespace engine

@@ -1,0 +1,183 @@
+// engine::Model with real ONNX Runtime and real threads: the test the TSan build runs.
+// Needs ENGINE_TEST_ORT_LIBRARY (libonnxruntime.so) and ENGINE_TEST_MODEL_DIR (models made by
+// tests/native/make_models.py); the test command sets both.
+#include "model.h"
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <cstdlib>
+#include <future>
+#include <thread>
+
+#include "ort_runtime.h"
+
+namespace engine {
+namespace {
+
+std::string Env(const char* name) {
+  const char* value = std::getenv(name);
+  return value ? value : "";
+}
+
+class ModelTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    const std::string lib = Env("ENGINE_TEST_ORT_LIBRARY");
+    ASSERT_FALSE(lib.empty()) << "set ENGINE_TEST_ORT_LIBRARY to libonnxruntime.so";
+    OrtRuntime::Init(lib);
+  }
+  static std::string ModelPath(const std::string& name) {
+    const std::string dir = Env("ENGINE_TEST_MODEL_DIR");
+    EXPECT_FALSE(dir.empty()) << "set ENGINE_TEST_MODEL_DIR";
+    return dir + "/" + name;
+  }
+};
+
+// Request with `rows` rows of `value` for the Relu model (x: [N, 3] -> y = relu(x)).
+std::unique_ptr<InferRequest> ReluRequest(int64_t rows, float value,
+                                          std::shared_ptr<std::vector<float>>* storage) {
+  *storage = std::make_shared<std::vector<float>>(static_cast<size_t>(rows * 3), value);
+  HostTensor t;
+  t.type = ElementType::kFloat32;
+  t.shape = {rows, 3};
+  t.data = (*storage)->data();
+  t.byte_size = (*storage)->size() * sizeof(float);
+  auto r = std::make_unique<InferRequest>();
+  r->inputs.emplace_back("x", std::move(t));
+  r->keepalive = *storage;
+  return r;
+}
+
+TEST_F(ModelTest, ConcurrentSubmittersGetTheirOwnRows) {
+  ModelOptions options;
+  options.instances = 2;
+  auto model = Model::LoadFromPath(ModelPath("relu.onnx"), options);
+  ASSERT_TRUE(model->batching_enabled());
+  constexpr int kThreads = 8, kPerThread = 200;
+  std::atomic<int> wrong{0}, done{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < kPerThread; ++i) {
+        const float value = static_cast<float>(t * 1000 + i) * (i % 2 ? 1.f : -1.f);
+        const int64_t rows = 1 + i % 4;
+        std::shared_ptr<std::vector<float>> storage;
+        auto request = ReluRequest(rows, value, &storage);
+        std::promise<InferResult> promise;
+        auto future = promise.get_future();
+        request->on_complete = [&promise](InferResult&& r) { promise.set_value(std::move(r)); };
+        request->allow_inline = (i % 3 == 0);
+        model->Submit(std::move(request));
+        InferResult result = future.get();
+        const float want = value > 0 ? value : 0.f;
+        if (!result.status.ok() || result.outputs.size() != 1 ||
+            result.outputs[0].second.shape != std::vector<int64_t>{rows, 3}) {
+          ++wrong;
+          continue;
+        }
+        const auto* y = static_cast<const float*>(result.outputs[0].second.data);
+        for (int64_t k = 0; k < rows * 3; ++k) {
+          if (y[k] != want) ++wrong;
+        }
+        ++done;
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  EXPECT_EQ(wrong.load(), 0);
+  EXPECT_EQ(done.load(), kThreads * kPerThread);
+  StatsSnapshot stats = model->Stats();
+  EXPECT_EQ(stats.requests[static_cast<size_t>(Outcome::kOk)], kThreads * kPerThread);
+  EXPECT_EQ(stats.in_flight, 0);
+}
+
+TEST_F(ModelTest, CloseUnderLoadCompletesEveryRequestOnce) {
+  ModelOptions options;
+  options.instances = 1;
+  options.batching_policy.max_batch_rows = 4;
+  auto model = Model::LoadFromPath(ModelPath("relu.onnx"), options);
+  std::atomic<int> completions{0}, ok{0}, unavailable{0};
+  std::vector<std::shared_ptr<std::vector<float>>> storages(500);
+  for (int i = 0; i < 500; ++i) {
+    auto request = ReluRequest(1, 1.f, &storages[static_cast<size_t>(i)]);
+    request->on_complete = [&](InferResult&& r) {
+      ++completions;
+      if (r.status.ok()) ++ok;
+      if (r.status.code() == StatusCode::kUnavailable) ++unavailable;
+    };
+    model->Submit(std::move(request));
+  }
+  model->Close(/*drain=*/false);
+  EXPECT_EQ(completions.load(), 500);
+  EXPECT_EQ(ok.load() + unavailable.load(), 500);
+  // After close, submits are refused on the caller's thread.
+  std::shared_ptr<std::vector<float>> storage;
+  auto late = ReluRequest(1, 1.f, &storage);
+  StatusCode code = StatusCode::kOk;
+  late->on_complete = [&](InferResult&& r) { code = r.status.code(); };
+  EXPECT_EQ(model->Submit(std::move(late)), 0u);
+  EXPECT_EQ(code, StatusCode::kUnavailable);
+}
+
+TEST_F(ModelTest, CancelRacesWithWorkers) {
+  ModelOptions options;
+  options.instances = 2;
+  auto model = Model::LoadFromPath(ModelPath("relu.onnx"), options);
+  std::atomic<int> completions{0};
+  std::vector<std::shared_ptr<std::vector<float>>> storages(300);
+  std::vector<uint64_t> seqs;
+  for (int i = 0; i < 300; ++i) {
+    auto request = ReluRequest(1, 2.f, &storages[static_cast<size_t>(i)]);
+    request->on_complete = [&](InferResult&&) { ++completions; };
+    seqs.push_back(model->Submit(std::move(request)));
+  }
+  int cancelled = 0;
+  for (uint64_t seq : seqs) cancelled += model->Cancel(seq) ? 1 : 0;
+  model->Close(/*drain=*/true);
+  EXPECT_EQ(completions.load(), 300);  // each exactly once, cancelled or run
+  StatsSnapshot stats = model->Stats();
+  EXPECT_EQ(stats.requests[static_cast<size_t>(Outcome::kCancelled)], cancelled);
+  EXPECT_EQ(stats.requests[static_cast<size_t>(Outcome::kOk)], 300 - cancelled);
+}
+
+TEST_F(ModelTest, DeadlinesUseTheInjectedClock) {
+  FakeClock clock;
+  ModelOptions options;
+  options.instances = 1;
+  options.batching_policy.max_queue_delay_us = 1'000'000'000;  // never by delay alone
+  auto model = Model::LoadFromPath(ModelPath("relu.onnx"), options, clock);
+  std::shared_ptr<std::vector<float>> storage;
+  auto request = ReluRequest(1, 1.f, &storage);
+  request->timeout_us = 100;
+  std::promise<InferResult> promise;
+  auto future = promise.get_future();
+  request->on_complete = [&promise](InferResult&& r) { promise.set_value(std::move(r)); };
+  ASSERT_GT(model->Submit(std::move(request)), 0u);
+  EXPECT_EQ(future.wait_for(std::chrono::milliseconds(20)), std::future_status::timeout);
+  clock.AdvanceUs(100);  // the worker re-reads the clock at least every 100 us of real time
+  InferResult result = future.get();
+  EXPECT_EQ(result.status.code(), StatusCode::kDeadlineExceeded);
+  EXPECT_EQ(model->Stats().batches, 0);
+  model->Close(true);
+}
+
+TEST_F(ModelTest, LoadErrorsAreCoreErrors) {
+  ModelOptions options;
+  try {
+    Model::LoadFromPath(ModelPath("does-not-exist.onnx"), options);
+    FAIL() << "expected a load error";
+  } catch (const CoreError& e) {
+    EXPECT_EQ(e.code(), StatusCode::kLoadFailed);
+  }
+  options.instances = 0;
+  try {
+    Model::LoadFromPath(ModelPath("relu.onnx"), options);
+    FAIL() << "expected a config error";
+  } catch (const CoreError& e) {
+    EXPECT_EQ(e.code(), StatusCode::kInvalidConfig);
+  }
+}
+
+}  // namespace
+}  // namespace engine

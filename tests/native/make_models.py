@@ -1,0 +1,22 @@
+"""Write the ONNX models the C++ tests (csrc/tests) load into the folder given as argv[1]."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from onnx import TensorProto  # noqa: E402
+
+import factories  # noqa: E402
+
+
+def main(out: Path) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    factories.elementwise(out / "relu.onnx", TensorProto.FLOAT, "Relu")
+    factories.poison_gather(out / "poison.onnx")
+
+
+if __name__ == "__main__":
+    main(Path(sys.argv[1]))
