@@ -1,0 +1,488 @@
+"""Triton-style model repositories: ``<repo>/<name>/config.pbtxt`` and
+``<repo>/<name>/<version>/model.onnx``, read into :class:`~engine.config.ModelConfig`.
+
+``config.pbtxt`` is protobuf text format. This module reads the subset the engine supports,
+strictly: an unknown field, a repeated scalar, a wrong type or an unsupported value is an
+:class:`~engine.errors.InvalidConfigError` naming the file, the line and the problem. Fields::
+
+    name, platform ("onnxruntime_onnx"), backend ("onnxruntime"), default_model_filename,
+    max_batch_size,
+    input / output { name, data_type, dims },
+    dynamic_batching { preferred_batch_size, max_queue_delay_microseconds },
+    instance_group { name, count, kind, gpus },
+    version_policy { latest { num_versions } | specific { versions } | all { } }
+
+Meaning follows Triton: with ``max_batch_size > 0`` the ``dims`` exclude the batch dimension
+(so -1 is prepended), and dynamic batching is on only when ``dynamic_batching`` is present;
+``max_batch_size: 0`` means the model does not batch. ``KIND_GPU`` selects the ``cuda``
+provider, ``KIND_CPU`` the ``cpu`` one; ``KIND_AUTO`` (or no kind) keeps the engine's default.
+The version policy defaults to Triton's ``latest { num_versions: 1 }``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from engine.config import ModelConfig
+from engine.errors import (InvalidConfigError, InvalidModelNameError, ModelLoadError,
+                           ModelNotFoundError)
+from engine.names import MAX_VERSION, validate_name
+from engine.signature import DTYPES, TensorSpec
+
+if TYPE_CHECKING:
+    from engine.registry import Registry
+
+__all__ = ["VersionPolicy", "RepositoryVersion", "RepositoryModel", "ImportResult",
+           "parse_pbtxt", "read_config", "scan_repository", "import_repository"]
+
+CONFIG_FILE = "config.pbtxt"
+DEFAULT_MODEL_FILE = "model.onnx"
+
+# ---- protobuf text format: tokens ----------------------------------------------------------
+
+_TOKEN_RE = re.compile(r"""
+    (?P<space>[ \t\r\f\v]+) | (?P<newline>\n) | (?P<comment>\#[^\n]*)
+  | (?P<string>"(?:[^"\\\n]|\\.)*"|'(?:[^'\\\n]|\\.)*')
+  | (?P<number>[-+]?(?:\d+\.\d*|\.\d+|\d+)(?:[eE][-+]?\d+)?)
+  | (?P<ident>[A-Za-z_][A-Za-z0-9_]*)
+  | (?P<punct>[{}\[\]:,;<>])
+""", re.VERBOSE)
+
+
+@dataclass(frozen=True)
+class _Token:
+    kind: str  # "string", "number", "ident", "punct", "end"
+    text: str
+    line: int
+
+
+def _tokenize(text: str, source: str) -> list[_Token]:
+    tokens: list[_Token] = []
+    line, pos = 1, 0
+    while pos < len(text):
+        match = _TOKEN_RE.match(text, pos)
+        if match is None:
+            raise InvalidConfigError(f"{source}:{line}: unexpected character {text[pos]!r}")
+        kind = match.lastgroup or ""
+        if kind == "newline":
+            line += 1
+        elif kind not in ("space", "comment"):
+            tokens.append(_Token(kind, match.group(), line))
+        pos = match.end()
+    tokens.append(_Token("end", "", line))
+    return tokens
+
+
+# ---- protobuf text format: the supported schema ----------------------------------------------
+
+# message name -> field name -> (type, repeated). Types: "int", "string", "enum", or a message.
+_SCHEMA: dict[str, dict[str, tuple[str, bool]]] = {
+    "ModelConfig": {
+        "name": ("string", False), "platform": ("string", False), "backend": ("string", False),
+        "default_model_filename": ("string", False), "max_batch_size": ("int", False),
+        "input": ("ModelInput", True), "output": ("ModelOutput", True),
+        "dynamic_batching": ("ModelDynamicBatching", False),
+        "instance_group": ("ModelInstanceGroup", True),
+        "version_policy": ("ModelVersionPolicy", False),
+    },
+    "ModelInput": {"name": ("string", False), "data_type": ("enum", False), "dims": ("int", True)},
+    "ModelOutput": {"name": ("string", False), "data_type": ("enum", False),
+                    "dims": ("int", True)},
+    "ModelDynamicBatching": {"preferred_batch_size": ("int", True),
+                             "max_queue_delay_microseconds": ("int", False)},
+    "ModelInstanceGroup": {"name": ("string", False), "count": ("int", False),
+                           "kind": ("enum", False), "gpus": ("int", True)},
+    "ModelVersionPolicy": {"latest": ("Latest", False), "specific": ("Specific", False),
+                           "all": ("All", False)},
+    "Latest": {"num_versions": ("int", False)},
+    "Specific": {"versions": ("int", True)},
+    "All": {},
+}
+
+_STRING_ESCAPES = {"n": "\n", "t": "\t", "r": "\r", "\\": "\\", "'": "'", '"': '"'}
+
+
+class _Parser:
+    """Recursive descent over the tokens, checking each field against ``_SCHEMA``."""
+
+    def __init__(self, tokens: list[_Token], source: str) -> None:
+        self.tokens, self.source, self.pos = tokens, source, 0
+
+    def error(self, message: str, token: _Token | None = None) -> InvalidConfigError:
+        line = (token or self.tokens[self.pos]).line
+        return InvalidConfigError(f"{self.source}:{line}: {message}")
+
+    def next(self) -> _Token:
+        token = self.tokens[self.pos]
+        self.pos += 1
+        return token
+
+    def peek(self, text: str) -> bool:
+        token = self.tokens[self.pos]
+        return token.kind == "punct" and token.text == text
+
+    def expect(self, text: str) -> None:
+        token = self.next()
+        if token.kind != "punct" or token.text != text:
+            shown = token.text or "end of file"
+            raise self.error(f"expected {text!r} but found {shown!r}", token)
+
+    def message(self, type_name: str, closer: str | None) -> dict[str, Any]:
+        fields = _SCHEMA[type_name]
+        out: dict[str, Any] = {}
+        while True:
+            token = self.tokens[self.pos]
+            if closer is None and token.kind == "end":
+                return out
+            if closer is not None and self.peek(closer):
+                self.pos += 1
+                return out
+            if token.kind != "ident":
+                shown = token.text or "end of file"
+                raise self.error(f"expected a field name in {type_name} but found {shown!r}")
+            self.pos += 1
+            if token.text not in fields:
+                known = ", ".join(sorted(fields)) or "none"
+                raise self.error(f"unknown or unsupported field {token.text!r} in {type_name} "
+                                 f"(supported: {known})", token)
+            field_type, repeated = fields[token.text]
+            values = self.field_values(field_type, token)
+            if repeated:
+                out.setdefault(token.text, []).extend(values)
+            elif token.text in out or len(values) != 1:
+                raise self.error(f"field {token.text!r} of {type_name} may be given only once",
+                                 token)
+            else:
+                out[token.text] = values[0]
+            if self.peek(",") or self.peek(";"):
+                self.pos += 1
+
+    def field_values(self, field_type: str, name: _Token) -> list[Any]:
+        if field_type in _SCHEMA:  # message: `name { ... }`, `name: { ... }`, or `name: [{..}]`
+            if self.peek(":"):
+                self.pos += 1
+            if self.peek("["):
+                return self.list_of(lambda: self.message_value(field_type))
+            return [self.message_value(field_type)]
+        self.expect(":")
+        if self.peek("["):
+            return self.list_of(lambda: self.scalar(field_type, name))
+        return [self.scalar(field_type, name)]
+
+    def message_value(self, type_name: str) -> dict[str, Any]:
+        opener = self.next()
+        if opener.kind == "punct" and opener.text in "{<":
+            return self.message(type_name, "}" if opener.text == "{" else ">")
+        raise self.error(f"expected '{{' to open {type_name} but found {opener.text!r}", opener)
+
+    def list_of(self, item: Any) -> list[Any]:
+        self.expect("[")
+        values: list[Any] = []
+        if self.peek("]"):
+            self.pos += 1
+            return values
+        while True:
+            values.append(item())
+            if self.peek("]"):
+                self.pos += 1
+                return values
+            self.expect(",")
+
+    def scalar(self, field_type: str, name: _Token) -> Any:
+        token = self.next()
+        field = name.text
+        if field_type == "int":
+            if token.kind != "number" or not re.fullmatch(r"[-+]?\d+", token.text):
+                raise self.error(f"field {field!r} needs an integer; found {token.text!r}", token)
+            return int(token.text)
+        if field_type == "enum":
+            if token.kind != "ident":
+                raise self.error(f"field {field!r} needs an enum name such as TYPE_FP32; found "
+                                 f"{token.text!r}", token)
+            return token.text
+        if token.kind != "string":
+            raise self.error(f"field {field!r} needs a quoted string; found {token.text!r}",
+                             token)
+        return self.unquote(token)
+
+    def unquote(self, token: _Token) -> str:
+        body, out, i = token.text[1:-1], [], 0
+        while i < len(body):
+            if body[i] == "\\":
+                escaped = body[i + 1]
+                if escaped not in _STRING_ESCAPES:
+                    raise self.error(f"unsupported escape '\\{escaped}' in string", token)
+                out.append(_STRING_ESCAPES[escaped])
+                i += 2
+            else:
+                out.append(body[i])
+                i += 1
+        return "".join(out)
+
+
+def parse_pbtxt(text: str, source: str = "<config.pbtxt>") -> dict[str, Any]:
+    """Parse a ``config.pbtxt`` into plain dicts and lists, checked against the supported
+    schema. ``source`` names the file in error messages (``source:line: problem``)."""
+    parser = _Parser(_tokenize(text, source), source)
+    return parser.message("ModelConfig", None)
+
+
+# ---- mapping to the engine's config ----------------------------------------------------------
+
+@dataclass(frozen=True)
+class VersionPolicy:
+    """Which version folders to serve: Triton's ``latest``, ``specific`` or ``all``."""
+
+    kind: str = "latest"
+    num_versions: int = 1
+    versions: tuple[int, ...] = ()
+
+    def select(self, available: list[int]) -> list[int]:
+        """The chosen versions, ascending. Raises InvalidConfigError for missing specifics."""
+        ordered = sorted(available)
+        if self.kind == "all":
+            return ordered
+        if self.kind == "latest":
+            return ordered[-self.num_versions:]
+        missing = sorted(set(self.versions) - set(ordered))
+        if missing:
+            raise InvalidConfigError(f"version_policy names versions {missing} that have no "
+                                     f"folder; available: {ordered}")
+        return sorted(self.versions)
+
+
+_TRITON_DTYPES = {d.triton: d.name for d in DTYPES}
+
+
+def read_config(path: Path, model_name: str) -> tuple[ModelConfig, VersionPolicy, str]:
+    """Read ``config.pbtxt`` at ``path`` for the model folder ``model_name``.
+
+    Returns the config, the version policy and the model file name. Raises InvalidConfigError
+    naming the file (and line, for syntax and schema errors).
+    """
+    source = str(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InvalidConfigError(f"{source}: cannot read: {exc}") from exc
+    return config_from_dict(parse_pbtxt(text, source), model_name, source)
+
+
+def config_from_dict(data: dict[str, Any], model_name: str,
+                     source: str) -> tuple[ModelConfig, VersionPolicy, str]:
+    def bad(message: str) -> InvalidConfigError:
+        return InvalidConfigError(f"{source}: {message}")
+
+    if data.get("name", model_name) != model_name:
+        raise bad(f"name {data['name']!r} does not match the model folder {model_name!r}")
+    if data.get("platform", "onnxruntime_onnx") != "onnxruntime_onnx":
+        raise bad(f"platform {data['platform']!r} is not supported; only 'onnxruntime_onnx'")
+    if data.get("backend", "onnxruntime") != "onnxruntime":
+        raise bad(f"backend {data['backend']!r} is not supported; only 'onnxruntime'")
+    filename = data.get("default_model_filename", DEFAULT_MODEL_FILE)
+    if filename in ("", ".", "..") or "/" in filename or "\\" in filename or "\0" in filename:
+        raise bad(f"default_model_filename must be a plain file name; was {filename!r}")
+
+    max_batch = data.get("max_batch_size", 0)
+    if max_batch < 0:
+        raise bad(f"max_batch_size must be >= 0; was {max_batch}")
+    batch_dim = (-1,) if max_batch > 0 else ()
+    kwargs: dict[str, Any] = {
+        "inputs": tuple(_tensor(t, "input", batch_dim, bad) for t in data.get("input", [])),
+        "outputs": tuple(_tensor(t, "output", batch_dim, bad) for t in data.get("output", [])),
+        "max_batch_size": max(max_batch, 1),
+        "batching": max_batch > 0 and "dynamic_batching" in data,
+    }
+    dynamic = data.get("dynamic_batching")
+    if dynamic is not None:
+        if max_batch == 0:
+            raise bad("dynamic_batching needs max_batch_size > 0")
+        kwargs["preferred_batch_sizes"] = tuple(dynamic.get("preferred_batch_size", []))
+        kwargs["max_queue_delay_us"] = dynamic.get("max_queue_delay_microseconds", 0)
+    kwargs.update(_instances(data.get("instance_group", []), bad))
+    try:
+        config = ModelConfig(**kwargs)
+    except InvalidConfigError as exc:
+        raise bad(str(exc)) from None
+    return config, _policy(data.get("version_policy"), bad), filename
+
+
+def _tensor(data: dict[str, Any], what: str, batch_dim: tuple[int, ...], bad: Any) -> TensorSpec:
+    for required in ("name", "data_type", "dims"):
+        if required not in data:
+            raise bad(f"an {what} lacks {required!r}")
+    dtype = _TRITON_DTYPES.get(data["data_type"])
+    if dtype is None:
+        raise bad(f"{what} {data['name']!r} has data_type {data['data_type']}; supported: "
+                  f"{sorted(_TRITON_DTYPES)}")
+    dims = data["dims"]
+    if any(d < -1 or d == 0 for d in dims):
+        raise bad(f"{what} {data['name']!r} dims must be positive or -1; was {dims}")
+    return TensorSpec(data["name"], dtype, batch_dim + tuple(dims))
+
+
+def _instances(groups: list[dict[str, Any]], bad: Any) -> dict[str, Any]:
+    if not groups:
+        return {}
+    kinds = {g.get("kind", "KIND_AUTO") for g in groups}
+    if len(kinds) > 1:
+        raise bad(f"instance_group kinds must all be the same; were {sorted(kinds)}")
+    kind = kinds.pop()
+    out: dict[str, Any] = {"instances": sum(g.get("count", 1) for g in groups)}
+    if kind == "KIND_GPU":
+        out["providers"] = ("cuda",)
+        gpus = sorted({gpu for g in groups for gpu in g.get("gpus", [])})
+        if len(gpus) > 1:
+            raise bad(f"instance_group over several GPUs {gpus} is not supported; use one")
+        if gpus:
+            out["device_id"] = gpus[0]
+    elif kind == "KIND_CPU":
+        out["providers"] = ("cpu",)
+    elif kind != "KIND_AUTO":
+        raise bad(f"instance_group kind {kind} is not supported; use KIND_CPU, KIND_GPU or "
+                  f"KIND_AUTO")
+    if any(g.get("gpus") for g in groups) and kind != "KIND_GPU":
+        raise bad("instance_group gpus needs kind: KIND_GPU")
+    return out
+
+
+def _policy(data: dict[str, Any] | None, bad: Any) -> VersionPolicy:
+    if data is None:
+        return VersionPolicy()
+    if len(data) != 1:
+        raise bad(f"version_policy needs exactly one of latest, specific, all; was {sorted(data)}")
+    kind, body = next(iter(data.items()))
+    if kind == "latest":
+        num = body.get("num_versions", 1)
+        if num < 1:
+            raise bad(f"version_policy latest num_versions must be >= 1; was {num}")
+        return VersionPolicy("latest", num_versions=num)
+    if kind == "specific":
+        versions = tuple(body.get("versions", []))
+        if not versions or any(not 1 <= v <= MAX_VERSION for v in versions):
+            raise bad(f"version_policy specific needs versions in [1, {MAX_VERSION}]; was "
+                      f"{list(versions)}")
+        return VersionPolicy("specific", versions=versions)
+    return VersionPolicy("all")
+
+
+# ---- scanning a repository -------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class RepositoryVersion:
+    version: int
+    path: Path  # the model file
+
+
+@dataclass(frozen=True)
+class RepositoryModel:
+    """One model folder: its config and the versions its policy selects, ascending."""
+
+    name: str
+    config: ModelConfig
+    policy: VersionPolicy
+    versions: tuple[RepositoryVersion, ...]
+
+
+def scan_repository(root: str | Path) -> list[RepositoryModel]:
+    """Read every model folder under ``root`` (hidden folders and plain files are skipped).
+
+    Raises ModelLoadError if ``root`` is not a folder or a model has no version to serve,
+    InvalidModelNameError for a folder name that breaks the name grammar, InvalidConfigError
+    for a bad ``config.pbtxt``.
+    """
+    root = Path(root)
+    if not root.is_dir():
+        raise ModelLoadError(f"model repository {str(root)!r} is not a folder")
+    models = []
+    for folder in sorted(root.iterdir()):
+        if folder.name.startswith(".") or not folder.is_dir():
+            continue
+        try:
+            validate_name(folder.name)
+        except InvalidModelNameError as exc:
+            raise InvalidModelNameError(f"model folder {str(folder)!r}: {exc}") from None
+        models.append(_scan_model(folder))
+    return models
+
+
+def _scan_model(folder: Path) -> RepositoryModel:
+    config_path = folder / CONFIG_FILE
+    if config_path.exists():
+        config, policy, filename = read_config(config_path, folder.name)
+    else:
+        config, policy, filename = ModelConfig(), VersionPolicy(), DEFAULT_MODEL_FILE
+    available: dict[int, Path] = {}
+    for sub in folder.iterdir():
+        # Triton's version folders are positive integers; anything else is not a version.
+        if sub.is_dir() and re.fullmatch(r"[1-9][0-9]{0,9}", sub.name) and \
+                int(sub.name) <= MAX_VERSION and (sub / filename).is_file():
+            available[int(sub.name)] = sub / filename
+    if not available:
+        raise ModelLoadError(f"model folder {str(folder)!r} has no version folder with "
+                             f"{filename!r} (expected {folder.name}/1/{filename})")
+    try:
+        chosen = policy.select(list(available))
+    except InvalidConfigError as exc:
+        raise InvalidConfigError(f"{config_path}: {exc}") from None
+    return RepositoryModel(folder.name, config, policy,
+                           tuple(RepositoryVersion(v, available[v]) for v in chosen))
+
+
+# ---- importing into the registry -------------------------------------------------------------
+
+@dataclass(frozen=True)
+class ImportResult:
+    name: str
+    repository_version: int
+    registered_version: int
+    skipped: bool  # True when identical bytes were already registered under this name
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "repository_version": self.repository_version,
+                "registered_version": self.registered_version, "skipped": self.skipped}
+
+
+def import_repository(registry: Registry, root: str | Path, *,
+                      alias: str | None = None) -> list[ImportResult]:
+    """Register every selected version of every model under ``root``, oldest first.
+
+    Versions whose bytes are already registered under the same name are skipped, so importing
+    twice is harmless. With ``alias``, it points at each model's newest imported version.
+    Every ``config.pbtxt`` is read and checked before anything is registered.
+    """
+    if alias is not None:
+        validate_name(alias, "alias")
+    results: list[ImportResult] = []
+    for model in scan_repository(root):
+        try:
+            existing = {v.sha256: v.version for v in registry.versions(model.name)}
+        except ModelNotFoundError:
+            existing = {}
+        newest = None
+        for item in model.versions:
+            digest = _sha256(item.path)
+            if digest in existing:
+                results.append(ImportResult(model.name, item.version, existing[digest], True))
+            else:
+                record = registry.register(
+                    model.name, item.path, config=model.config,
+                    tags={"source": "model-repository", "repository_version": str(item.version)})
+                existing[digest] = record.version
+                results.append(ImportResult(model.name, item.version, record.version, False))
+            newest = existing[digest]
+        if alias is not None and newest is not None:
+            registry.set_alias(model.name, alias, newest)
+    return results
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
