@@ -1,0 +1,342 @@
+"""``engine models ...``: the registry from the command line.
+
+Every subcommand takes ``--home``, ``--registry-url`` and ``--json``; without ``--json`` the
+output is an aligned table (or ``key: value`` lines for one record).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from engine.config import ModelConfig
+from engine.errors import InvalidConfigError
+from engine.registry import Lineage, Registry, code_revision, fingerprint_file
+from engine.repository import import_repository, read_config
+
+__all__ = ["register"]
+
+Handler = Callable[[argparse.Namespace], int]
+
+
+def register(subparsers: Any) -> None:
+    """Add ``models`` and its subcommands to the ``engine`` parser."""
+    models = subparsers.add_parser("models", help="manage the model registry",
+                                   description="Register, inspect and promote model versions.")
+    sub = models.add_subparsers(dest="models_command", metavar="COMMAND", required=True)
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--home", help="registry home (default: $ENGINE_HOME or ~/.engine)")
+    common.add_argument("--registry-url",
+                        help="SQLAlchemy database URL (default: $ENGINE_REGISTRY_URL, else "
+                             "SQLite under the home)")
+    common.add_argument("--json", action="store_true", help="print JSON instead of a table")
+
+    def add(name: str, handler: Handler, help_text: str) -> argparse.ArgumentParser:
+        parser: argparse.ArgumentParser = sub.add_parser(name, parents=[common], help=help_text,
+                                                         description=help_text)
+        parser.set_defaults(handler=handler)
+        return parser
+
+    p = add("register", _register, "register an ONNX file as the next version of a model")
+    p.add_argument("name")
+    p.add_argument("path", type=Path)
+    p.add_argument("--alias", help="point this alias at the new version")
+    p.add_argument("--config", type=Path,
+                   help="model config: a JSON file (ModelConfig fields) or a Triton config.pbtxt")
+    p.add_argument("--description")
+    p.add_argument("--metric", action="append", default=[], metavar="KEY=NUMBER")
+    p.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
+                   help="VALUE is parsed as JSON when it can be, else kept as a string")
+    p.add_argument("--tag", action="append", default=[], metavar="KEY=VALUE")
+    p.add_argument("--data", type=Path, help="training data file to fingerprint (sha256)")
+    p.add_argument("--data-fingerprint", help="training data fingerprint, if already known")
+    p.add_argument("--code-revision",
+                   help="git commit of the training code; 'auto' reads it from the current "
+                        "folder")
+    p.add_argument("--parent", help="the version this one derives from, as NAME:VERSION")
+    p.add_argument("--transform-spec", type=Path, help="JSON file of the fitted transforms")
+    p.add_argument("--created-by", help="who registers it (default: the OS user)")
+
+    add("list", _list, "list models")
+
+    p = add("show", _show, "show one version: name, name:VERSION or name@ALIAS")
+    p.add_argument("ref")
+
+    p = add("versions", _versions, "list a model's versions")
+    p.add_argument("name")
+
+    p = add("alias", _alias, "point an alias at a version, or remove it with --delete")
+    p.add_argument("name")
+    p.add_argument("alias")
+    p.add_argument("version", type=_version, nargs="?")
+    p.add_argument("--delete", action="store_true", help="remove the alias")
+
+    p = add("archive", _archive, "archive a version (kept, but never 'latest')")
+    p.add_argument("name")
+    p.add_argument("version", type=_version)
+
+    p = add("delete", _delete, "delete a version (refused while an alias points at it)")
+    p.add_argument("name")
+    p.add_argument("version", type=_version)
+
+    p = add("lineage", _lineage, "show a version and its ancestors")
+    p.add_argument("ref")
+
+    p = add("import-repo", _import_repo, "register the models of a Triton-style repository")
+    p.add_argument("directory", type=Path)
+    p.add_argument("--alias", help="point this alias at each model's newest imported version")
+
+    p = add("gc", _gc, "delete unreferenced artifacts and leftover temp files")
+    p.add_argument("--min-age-s", type=float, default=3600.0,
+                   help="only files older than this (default 3600: spares registrations in "
+                        "flight)")
+
+
+# ---- handlers ------------------------------------------------------------------------------
+
+def _register(args: argparse.Namespace) -> int:
+    lineage = Lineage(
+        data_fingerprint=(fingerprint_file(args.data) if args.data else args.data_fingerprint),
+        code_revision=(code_revision() if args.code_revision == "auto" else args.code_revision),
+        parent=args.parent,
+        transform_spec=_json_file(args.transform_spec) if args.transform_spec else None,
+        created_by=args.created_by,
+    )
+    with _open(args) as registry:
+        record = registry.register(
+            args.name, args.path, config=_config_file(args.config, args.name),
+            metrics={k: _number(k, v) for k, v in _pairs(args.metric, "--metric")},
+            params={k: _json_or_str(v) for k, v in _pairs(args.param, "--param")},
+            tags=dict(_pairs(args.tag, "--tag")), lineage=lineage, alias=args.alias,
+            description=args.description)
+    if args.json:
+        _print_json(record.to_dict())
+    else:
+        print(f"registered {record.ref} (sha256 {record.sha256[:12]})"
+              + (f", alias {args.alias}" if args.alias else ""))
+    return 0
+
+
+def _list(args: argparse.Namespace) -> int:
+    with _open(args) as registry:
+        models = registry.list()
+    if args.json:
+        _print_json([m.to_dict() for m in models])
+        return 0
+    _print_table(["NAME", "LATEST", "VERSIONS", "ALIASES", "UPDATED"], [
+        [m.name, _or_dash(m.latest_version), str(m.version_count),
+         ", ".join(f"{a}={v}" for a, v in m.aliases.items()) or "-", _time(m.updated_at)]
+        for m in models])
+    return 0
+
+
+def _show(args: argparse.Namespace) -> int:
+    with _open(args) as registry:
+        record = registry.get(args.ref)
+    if args.json:
+        _print_json(record.to_dict())
+        return 0
+    lin = record.lineage
+    _print_fields([
+        ("name", record.name), ("version", str(record.version)), ("status", record.status),
+        ("aliases", ", ".join(record.aliases) or "-"), ("sha256", record.sha256),
+        ("size_bytes", str(record.size_bytes)), ("created_at", _time(record.created_at)),
+        ("created_by", lin.created_by or "-"), ("description", record.description or "-"),
+        ("metrics", _inline(record.metrics)), ("params", _inline(record.params)),
+        ("tags", _inline(record.tags)), ("parent", lin.parent or "-"),
+        ("data_fingerprint", lin.data_fingerprint or "-"),
+        ("code_revision", lin.code_revision or "-"),
+    ])
+    print()
+    _print_table(["TENSOR", "NAME", "DTYPE", "SHAPE"], [
+        [kind, t.name, t.dtype, str(list(t.shape))]
+        for kind, tensors in (("input", record.inputs), ("output", record.outputs))
+        for t in tensors])
+    return 0
+
+
+def _versions(args: argparse.Namespace) -> int:
+    with _open(args) as registry:
+        records = registry.versions(args.name)
+    if args.json:
+        _print_json([r.to_dict() for r in records])
+        return 0
+    _print_table(["VERSION", "STATUS", "ALIASES", "SHA256", "SIZE", "CREATED", "DESCRIPTION"], [
+        [str(r.version), r.status, ", ".join(r.aliases) or "-", r.sha256[:12],
+         str(r.size_bytes), _time(r.created_at), r.description or "-"] for r in records])
+    return 0
+
+
+def _alias(args: argparse.Namespace) -> int:
+    with _open(args) as registry:
+        if args.delete:
+            if args.version is not None:
+                raise InvalidConfigError("give either a VERSION or --delete, not both")
+            registry.remove_alias(args.name, args.alias)
+            result: dict[str, Any] = {"name": args.name, "alias": args.alias, "version": None}
+            message = f"removed alias {args.name}@{args.alias}"
+        else:
+            if args.version is None:
+                raise InvalidConfigError("give the VERSION the alias should point at, or "
+                                         "--delete")
+            record = registry.set_alias(args.name, args.alias, args.version)
+            result = {"name": args.name, "alias": args.alias, "version": record.version}
+            message = f"{args.name}@{args.alias} -> {record.ref}"
+    if args.json:
+        _print_json(result)
+    else:
+        print(message)
+    return 0
+
+
+def _archive(args: argparse.Namespace) -> int:
+    with _open(args) as registry:
+        record = registry.archive(args.name, args.version)
+    if args.json:
+        _print_json(record.to_dict())
+    else:
+        print(f"archived {record.ref}")
+    return 0
+
+
+def _delete(args: argparse.Namespace) -> int:
+    with _open(args) as registry:
+        registry.delete(args.name, args.version)
+    if args.json:
+        _print_json({"name": args.name, "version": args.version, "deleted": True})
+    else:
+        print(f"deleted {args.name}:{args.version}")
+    return 0
+
+
+def _lineage(args: argparse.Namespace) -> int:
+    with _open(args) as registry:
+        chain = registry.lineage(args.ref)
+    if args.json:
+        _print_json([{"ref": r.ref, **r.lineage.to_dict(), "created_at": r.created_at.isoformat()}
+                     for r in chain])
+        return 0
+    _print_table(["REF", "PARENT", "DATA", "CODE", "CREATED_BY", "CREATED", "TRANSFORMS"], [
+        [r.ref, r.lineage.parent or "-", _short(r.lineage.data_fingerprint),
+         _short(r.lineage.code_revision), r.lineage.created_by or "-", _time(r.created_at),
+         "yes" if r.lineage.transform_spec else "-"] for r in chain])
+    return 0
+
+
+def _import_repo(args: argparse.Namespace) -> int:
+    with _open(args) as registry:
+        results = import_repository(registry, args.directory, alias=args.alias)
+    if args.json:
+        _print_json([r.to_dict() for r in results])
+        return 0
+    _print_table(["NAME", "REPO_VERSION", "REGISTERED", "RESULT"], [
+        [r.name, str(r.repository_version), f"{r.name}:{r.registered_version}",
+         "already registered" if r.skipped else "registered"] for r in results])
+    return 0
+
+
+def _gc(args: argparse.Namespace) -> int:
+    with _open(args) as registry:
+        removed = registry.gc(min_age_s=args.min_age_s)
+    if args.json:
+        _print_json({"removed": removed})
+    else:
+        print(f"removed {len(removed)} file(s)")
+    return 0
+
+
+# ---- helpers -------------------------------------------------------------------------------
+
+@contextmanager
+def _open(args: argparse.Namespace) -> Iterator[Registry]:
+    with Registry(home=args.home, url=args.registry_url) as registry:
+        yield registry
+
+
+def _version(text: str) -> int:
+    if not text.isdigit() or text.startswith("0") or len(text) > 10:
+        raise argparse.ArgumentTypeError(f"version must be a positive integer; was {text!r}")
+    return int(text)
+
+
+def _pairs(items: Sequence[str], option: str) -> list[tuple[str, str]]:
+    out = []
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise InvalidConfigError(f"{option} needs KEY=VALUE; was {item!r}")
+        out.append((key, value))
+    return out
+
+
+def _number(key: str, text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        raise InvalidConfigError(f"metric {key!r} must be a number; was {text!r}") from None
+
+
+def _json_or_str(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
+
+
+def _json_file(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise InvalidConfigError(f"cannot read JSON from {str(path)!r}: {exc}") from exc
+
+
+def _config_file(path: Path | None, name: str) -> ModelConfig | None:
+    if path is None:
+        return None
+    if path.suffix == ".pbtxt":
+        return read_config(path, name)[0]
+    data = _json_file(path)
+    if not isinstance(data, dict):
+        raise InvalidConfigError(f"{str(path)!r} must hold a JSON object of ModelConfig fields")
+    return ModelConfig.from_dict(data)
+
+
+def _print_json(data: Any) -> None:
+    json.dump(data, sys.stdout, indent=2)
+    sys.stdout.write("\n")
+
+
+def _print_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
+    widths = [max([len(h), *(len(r[i]) for r in rows)]) for i, h in enumerate(headers)]
+    for row in [list(headers), *rows]:
+        print("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip())
+
+
+def _print_fields(pairs: Sequence[tuple[str, str]]) -> None:
+    width = max(len(k) for k, _ in pairs)
+    for key, value in pairs:
+        print(f"{key + ':':<{width + 1}} {value}")
+
+
+def _inline(mapping: dict[str, Any]) -> str:
+    return ", ".join(f"{k}={v}" for k, v in mapping.items()) or "-"
+
+
+def _short(value: str | None) -> str:
+    if not value:
+        return "-"
+    return value if len(value) <= 19 else value[:16] + "..."
+
+
+def _or_dash(value: int | None) -> str:
+    return "-" if value is None else str(value)
+
+
+def _time(value: datetime) -> str:
+    return value.strftime("%Y-%m-%d %H:%M:%S")

@@ -1,0 +1,174 @@
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from engine.cli import main
+
+Run = Callable[..., tuple[int, str, str]]
+
+
+@pytest.fixture
+def run(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Run:
+    """Runs ``engine models ARGS --home <tmp>`` in-process; returns (code, stdout, stderr)."""
+    home = tmp_path / "home"
+
+    def call(*args: str) -> tuple[int, str, str]:
+        code = main(["models", *args, "--home", str(home)])
+        out, err = capsys.readouterr()
+        return code, out, err
+
+    return call
+
+
+def _json(run: Run, *args: str) -> object:
+    code, out, err = run(*args, "--json")
+    assert code == 0, err
+    return json.loads(out)
+
+
+def test_register_then_list_show_versions(run: Run, add_model, tmp_path: Path) -> None:
+    data = tmp_path / "train.csv"
+    data.write_text("a,b\n1,2\n")
+    code, out, _ = run("register", "churn", str(add_model(1.0)), "--alias", "production",
+                       "--metric", "auc=0.9", "--param", "depth=4", "--param", "kind=gbm",
+                       "--tag", "team=risk", "--description", "first", "--data", str(data),
+                       "--code-revision", "abc123")
+    assert code == 0
+    assert out.startswith("registered churn:1 (sha256 ")
+    assert out.rstrip().endswith("alias production")
+    record = _json(run, "show", "churn@production")
+    assert isinstance(record, dict)
+    assert record["version"] == 1
+    assert record["metrics"] == {"auc": 0.9}
+    assert record["params"] == {"depth": 4, "kind": "gbm"}
+    assert record["tags"] == {"team": "risk"}
+    assert record["lineage"]["data_fingerprint"].startswith("sha256:")
+    assert record["lineage"]["code_revision"] == "abc123"
+    assert record["inputs"] == [{"name": "x", "dtype": "float32", "shape": [-1, 4]}]
+
+    assert _json(run, "register", "churn", str(add_model(2.0)), "--parent",
+                 "churn:1")["version"] == 2  # type: ignore[index]
+    listed = _json(run, "list")
+    assert listed == [{"name": "churn", "latest_version": 2, "version_count": 2,
+                       "aliases": {"production": 1},
+                       "updated_at": listed[0]["updated_at"]}]  # type: ignore[index]
+    versions = _json(run, "versions", "churn")
+    assert [v["version"] for v in versions] == [1, 2]  # type: ignore[union-attr,index]
+
+
+def test_human_output_is_an_aligned_table(run: Run, add_model) -> None:
+    run("register", "a-long-model-name", str(add_model(1.0)))
+    run("register", "b", str(add_model(2.0)), "--alias", "production")
+    code, out, _ = run("list")
+    assert code == 0
+    lines = out.splitlines()
+    assert lines[0].split() == ["NAME", "LATEST", "VERSIONS", "ALIASES", "UPDATED"]
+    column = lines[0].index("LATEST")
+    assert all(line[column - 2:column] == "  " for line in lines)
+    assert lines[1].startswith("a-long-model-name  1")
+    assert "production=1" in lines[2]
+    code, out, _ = run("show", "b")
+    assert "status:" in out and "TENSOR  NAME  DTYPE    SHAPE" in out
+
+
+def test_alias_archive_delete_lineage(run: Run, add_model) -> None:
+    run("register", "m", str(add_model(1.0)))
+    run("register", "m", str(add_model(2.0)), "--parent", "m:1")
+    assert _json(run, "alias", "m", "production", "2") == {"name": "m", "alias": "production",
+                                                           "version": 2}
+    code, out, _ = run("alias", "m", "production", "1")
+    assert (code, out.strip()) == (0, "m@production -> m:1")
+    code, _, err = run("delete", "m", "1")
+    assert code == 1
+    assert "error: cannot delete m:1: aliases ['production'] point at it" in err
+    code, out, _ = run("alias", "m", "production", "--delete")
+    assert (code, out.strip()) == (0, "removed alias m@production")
+    assert _json(run, "archive", "m", "1")["status"] == "archived"  # type: ignore[index]
+    chain = _json(run, "lineage", "m:2")
+    assert [c["ref"] for c in chain] == ["m:2", "m:1"]  # type: ignore[union-attr,index]
+    code, out, _ = run("lineage", "m:2")
+    assert out.splitlines()[0].split()[:3] == ["REF", "PARENT", "DATA"]
+    assert _json(run, "delete", "m", "1") == {"name": "m", "version": 1, "deleted": True}
+    code, _, err = run("show", "m:1")
+    assert code == 1 and "error: model 'm' has no version 1" in err
+
+
+def test_import_repo(run: Run, add_model, tmp_path: Path) -> None:
+    repo = tmp_path / "repo"
+    (repo / "mlp" / "1").mkdir(parents=True)
+    add_model(1.0).rename(repo / "mlp" / "1" / "model.onnx")
+    (repo / "mlp" / "config.pbtxt").write_text(
+        'max_batch_size: 8\ninput [{ name: "x" data_type: TYPE_FP32 dims: [4] }]\n')
+    results = _json(run, "import-repo", str(repo), "--alias", "production")
+    assert results == [{"name": "mlp", "repository_version": 1, "registered_version": 1,
+                        "skipped": False}]
+    config = _json(run, "show", "mlp@production")["config"]  # type: ignore[index]
+    assert config["max_batch_size"] == 8
+    code, out, _ = run("import-repo", str(repo))
+    assert "already registered" in out
+    (repo / "mlp" / "config.pbtxt").write_text("max_batch_size: 8\nbogus: 1\n")
+    code, _, err = run("import-repo", str(repo))
+    assert code == 1
+    assert f"error: {repo / 'mlp' / 'config.pbtxt'}:2: unknown or unsupported field 'bogus'" in err
+
+
+def test_config_files_json_and_pbtxt(run: Run, add_model, tmp_path: Path) -> None:
+    cfg = tmp_path / "cfg.json"
+    cfg.write_text(json.dumps({"max_batch_size": 16, "instances": 2}))
+    record = _json(run, "register", "m", str(add_model(1.0)), "--config", str(cfg))
+    assert record["config"]["instances"] == 2  # type: ignore[index]
+    pbtxt = tmp_path / "config.pbtxt"
+    pbtxt.write_text("max_batch_size: 4\ndynamic_batching { }\n")
+    record = _json(run, "register", "m", str(add_model(2.0)), "--config", str(pbtxt))
+    assert record["config"]["batching"] is True  # type: ignore[index]
+
+
+@pytest.mark.parametrize(("args", "fragment"), [
+    (["register", "../evil", "x.onnx"], "invalid model name '../evil'"),
+    (["register", "m", "missing.onnx"], "does not exist or is not a file"),
+    (["register", "m", "MODEL", "--metric", "auc"], "--metric needs KEY=VALUE; was 'auc'"),
+    (["register", "m", "MODEL", "--metric", "auc=high"], "metric 'auc' must be a number"),
+    (["show", "nope"], "no model named 'nope'"),
+    (["show", "m%2f..%2f"], "URL-encoded"),
+    (["alias", "m", "prod"], "give the VERSION the alias should point at"),
+])
+def test_errors_exit_1_with_a_message(run: Run, add_model, args: list[str],
+                                      fragment: str) -> None:
+    args = [str(add_model(1.0)) if a == "MODEL" else a for a in args]
+    code, _, err = run(*args)
+    assert code == 1
+    assert err.startswith("error: ")
+    assert fragment in err
+
+
+def test_bad_version_argument_is_a_usage_error(run: Run) -> None:
+    with pytest.raises(SystemExit) as info:
+        run("archive", "m", "01")
+    assert info.value.code == 2
+
+
+def test_registry_url_option_and_module_entry_point(tmp_path: Path, add_model) -> None:
+    db = tmp_path / "elsewhere.db"
+    env = {**os.environ, "ENGINE_HOME": str(tmp_path / "home")}
+    env.pop("ENGINE_REGISTRY_URL", None)
+    base = [sys.executable, "-m", "engine.cli", "models"]
+    done = subprocess.run([*base, "register", "m", str(add_model(1.0)), "--registry-url",
+                           f"sqlite:///{db}", "--json"], capture_output=True, text=True,
+                          env=env, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["version"] == 1
+    assert db.is_file()
+    assert not (tmp_path / "home" / "registry.db").exists()
+    assert (tmp_path / "home" / "artifacts").is_dir()  # artifacts stay under ENGINE_HOME
+    env["ENGINE_REGISTRY_URL"] = f"sqlite:///{db}"
+    done = subprocess.run([*base, "list", "--json"], capture_output=True, text=True, env=env,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert [m["name"] for m in json.loads(done.stdout)] == ["m"]
