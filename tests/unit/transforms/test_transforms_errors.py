@@ -1,0 +1,62 @@
+"""Bad serving data: each case is either defined by the spec or an error naming the column."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from engine.errors import InvalidInputError
+from engine.transforms.fit import fit
+from engine.transforms.reference import apply_reference
+
+SPEC = fit(
+    {"x": np.arange(10.0), "s": np.array(list("aabbccddee"), dtype=object)},
+    {"x": [{"op": "standardize"}], "s": [{"op": "vocabulary"}]},
+)
+
+
+@pytest.mark.parametrize(
+    ("columns", "fragment"),
+    [
+        ({"x": np.arange(3.0)}, "missing input column 's'"),
+        ({"x": np.arange(3.0), "s": np.arange(3)}, "column 's' must be strings; got int64"),
+        ({"x": np.array(["1", "2"]), "s": np.array(["a", "b"])}, "column 'x' must be numeric; got <U1"),
+        ({"x": np.array([True]), "s": np.array(["a"])}, "column 'x' must be numeric; got bool"),
+        ({"x": np.array([1.0, None], dtype=object), "s": np.array(["a", "b"])},
+         "column 'x' must be numeric; got object"),
+        ({"x": np.arange(3.0), "s": np.array(["a", 1, "c"], dtype=object)},
+         "column 's' must hold only strings"),
+        ({"x": np.arange(3.0), "s": np.array(["a", "b"])}, "column 's' has 2 rows; column 'x' has 3"),
+        ({"x": np.zeros((2, 2)), "s": np.array(["a", "b"])}, "column 'x' must be 1-D (or [rows, 1]); shape was (2, 2)"),
+        ([1, 2], "columns must be a mapping of name -> 1-D array or a pandas DataFrame; was list"),
+    ],
+)
+def test_errors_name_the_column(columns: object, fragment: str) -> None:
+    with pytest.raises(InvalidInputError) as info:
+        apply_reference(SPEC, columns)
+    assert fragment in str(info.value)
+
+
+def test_defined_behaviour_for_bad_values() -> None:
+    out = apply_reference(SPEC, {
+        "x": np.array([np.nan, np.inf, -np.inf, 4.5]),
+        "s": np.array(["", None, "zz", "a"], dtype=object),
+    })
+    assert np.isnan(out[0, 0]) and out[1, 0] == np.inf and out[2, 0] == -np.inf
+    assert out[3, 0] == 0.0
+    # vocabulary a..e then one OOV bucket: "", None and "zz" are all out of vocabulary
+    np.testing.assert_array_equal(out[:, 1:], [[0, 0, 0, 0, 0, 1]] * 3 + [[1, 0, 0, 0, 0, 0]])
+
+
+def test_extra_columns_are_ignored_and_pandas_nulls_are_empty() -> None:
+    df = pd.DataFrame({"x": [1.0, 2.0], "s": pd.Series(["a", pd.NA], dtype="string"), "z": [0, 0]})
+    out = apply_reference(SPEC, df)
+    np.testing.assert_array_equal(out[:, 1:], [[1, 0, 0, 0, 0, 0], [0, 0, 0, 0, 0, 1]])
+
+
+def test_int_and_float32_numeric_inputs_widen_exactly() -> None:
+    base = apply_reference(SPEC, {"x": np.array([1.0, 7.0]), "s": np.array(["a", "b"])})
+    for dtype in (np.int64, np.int32, np.float32, np.uint8):
+        got = apply_reference(SPEC, {"x": np.array([1, 7], dtype=dtype), "s": np.array(["a", "b"])})
+        np.testing.assert_array_equal(got, base)
