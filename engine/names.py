@@ -35,7 +35,7 @@ from dataclasses import dataclass
 
 from engine.errors import InvalidModelNameError
 
-__all__ = ["MAX_NAME_LENGTH", "MAX_VERSION", "ModelRef", "validate_name", "parse_ref"]
+__all__ = ["MAX_NAME_LENGTH", "MAX_VERSION", "ModelRef", "parse_ref", "validate_name"]
 
 MAX_NAME_LENGTH = 128
 MAX_VERSION = 2**31 - 1  # fits a signed 32-bit integer in every database and in C++
@@ -75,8 +75,7 @@ def _name_problem(name: str) -> str | None:
         return f"must be at most {MAX_NAME_LENGTH} characters; was {len(name)}"
     if _NAME_RE.fullmatch(name) is None:
         bad = next((c for c in name if not (c.isascii() and (c.isalnum() or c in "_.-"))), "?")
-        return (f"character {bad!r} is not allowed; use ASCII letters, digits, '_', '-' "
-                f"and '.'")
+        return f"character {bad!r} is not allowed; use ASCII letters, digits, '_', '-' and '.'"
     return None
 
 
@@ -102,7 +101,8 @@ class ModelRef:
         if self.version is not None and self.alias is not None:
             raise InvalidModelNameError(
                 f"a reference has a version or an alias, not both; was {self.name!r} with "
-                f"version {self.version} and alias {self.alias!r}")
+                f"version {self.version} and alias {self.alias!r}"
+            )
 
     def __str__(self) -> str:
         if self.version is not None:
@@ -119,19 +119,21 @@ def parse_ref(ref: object) -> ModelRef:
     cut = min((i for i in (ref.find(":"), ref.find("@")) if i >= 0), default=-1)
     if cut < 0:
         return ModelRef(validate_name(ref))
-    name, sep, rest = ref[:cut], ref[cut], ref[cut + 1:]
+    name, sep, rest = ref[:cut], ref[cut], ref[cut + 1 :]
     validate_name(name)
     if sep == "@":
         return ModelRef(name, alias=validate_name(rest, "alias"))
     if _VERSION_RE.fullmatch(rest) is None:
         raise InvalidModelNameError(
             f"invalid model reference {_show(ref)}: the version after ':' must be a positive "
-            f"integer without leading zeros; was {_show(rest)}")
+            f"integer without leading zeros; was {_show(rest)}"
+        )
     return ModelRef(name, version=_check_version(int(rest)))
 
 
 def _check_version(version: object) -> int:
     if not isinstance(version, int) or isinstance(version, bool) or not 1 <= version <= MAX_VERSION:
         raise InvalidModelNameError(
-            f"model version must be an int in [1, {MAX_VERSION}]; was {version!r}")
+            f"model version must be an int in [1, {MAX_VERSION}]; was {version!r}"
+        )
     return version

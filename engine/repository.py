@@ -28,29 +28,44 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from engine.config import ModelConfig
-from engine.errors import (InvalidConfigError, InvalidModelNameError, ModelLoadError,
-                           ModelNotFoundError)
+from engine.errors import (
+    InvalidConfigError,
+    InvalidModelNameError,
+    ModelLoadError,
+    ModelNotFoundError,
+)
 from engine.names import MAX_VERSION, validate_name
 from engine.signature import DTYPES, TensorSpec
 
 if TYPE_CHECKING:
     from engine.registry import Registry
 
-__all__ = ["VersionPolicy", "RepositoryVersion", "RepositoryModel", "ImportResult",
-           "parse_pbtxt", "read_config", "scan_repository", "import_repository"]
+__all__ = [
+    "ImportResult",
+    "RepositoryModel",
+    "RepositoryVersion",
+    "VersionPolicy",
+    "import_repository",
+    "parse_pbtxt",
+    "read_config",
+    "scan_repository",
+]
 
 CONFIG_FILE = "config.pbtxt"
 DEFAULT_MODEL_FILE = "model.onnx"
 
 # ---- protobuf text format: tokens ----------------------------------------------------------
 
-_TOKEN_RE = re.compile(r"""
+_TOKEN_RE = re.compile(
+    r"""
     (?P<space>[ \t\r\f\v]+) | (?P<newline>\n) | (?P<comment>\#[^\n]*)
   | (?P<string>"(?:[^"\\\n]|\\.)*"|'(?:[^'\\\n]|\\.)*')
   | (?P<number>[-+]?(?:\d+\.\d*|\.\d+|\d+)(?:[eE][-+]?\d+)?)
   | (?P<ident>[A-Za-z_][A-Za-z0-9_]*)
   | (?P<punct>[{}\[\]:,;<>])
-""", re.VERBOSE)
+""",
+    re.VERBOSE,
+)
 
 
 @dataclass(frozen=True)
@@ -82,22 +97,34 @@ def _tokenize(text: str, source: str) -> list[_Token]:
 # message name -> field name -> (type, repeated). Types: "int", "string", "enum", or a message.
 _SCHEMA: dict[str, dict[str, tuple[str, bool]]] = {
     "ModelConfig": {
-        "name": ("string", False), "platform": ("string", False), "backend": ("string", False),
-        "default_model_filename": ("string", False), "max_batch_size": ("int", False),
-        "input": ("ModelInput", True), "output": ("ModelOutput", True),
+        "name": ("string", False),
+        "platform": ("string", False),
+        "backend": ("string", False),
+        "default_model_filename": ("string", False),
+        "max_batch_size": ("int", False),
+        "input": ("ModelInput", True),
+        "output": ("ModelOutput", True),
         "dynamic_batching": ("ModelDynamicBatching", False),
         "instance_group": ("ModelInstanceGroup", True),
         "version_policy": ("ModelVersionPolicy", False),
     },
     "ModelInput": {"name": ("string", False), "data_type": ("enum", False), "dims": ("int", True)},
-    "ModelOutput": {"name": ("string", False), "data_type": ("enum", False),
-                    "dims": ("int", True)},
-    "ModelDynamicBatching": {"preferred_batch_size": ("int", True),
-                             "max_queue_delay_microseconds": ("int", False)},
-    "ModelInstanceGroup": {"name": ("string", False), "count": ("int", False),
-                           "kind": ("enum", False), "gpus": ("int", True)},
-    "ModelVersionPolicy": {"latest": ("Latest", False), "specific": ("Specific", False),
-                           "all": ("All", False)},
+    "ModelOutput": {"name": ("string", False), "data_type": ("enum", False), "dims": ("int", True)},
+    "ModelDynamicBatching": {
+        "preferred_batch_size": ("int", True),
+        "max_queue_delay_microseconds": ("int", False),
+    },
+    "ModelInstanceGroup": {
+        "name": ("string", False),
+        "count": ("int", False),
+        "kind": ("enum", False),
+        "gpus": ("int", True),
+    },
+    "ModelVersionPolicy": {
+        "latest": ("Latest", False),
+        "specific": ("Specific", False),
+        "all": ("All", False),
+    },
     "Latest": {"num_versions": ("int", False)},
     "Specific": {"versions": ("int", True)},
     "All": {},
@@ -147,15 +174,19 @@ class _Parser:
             self.pos += 1
             if token.text not in fields:
                 known = ", ".join(sorted(fields)) or "none"
-                raise self.error(f"unknown or unsupported field {token.text!r} in {type_name} "
-                                 f"(supported: {known})", token)
+                raise self.error(
+                    f"unknown or unsupported field {token.text!r} in {type_name} "
+                    f"(supported: {known})",
+                    token,
+                )
             field_type, repeated = fields[token.text]
             values = self.field_values(field_type, token)
             if repeated:
                 out.setdefault(token.text, []).extend(values)
             elif token.text in out or len(values) != 1:
-                raise self.error(f"field {token.text!r} of {type_name} may be given only once",
-                                 token)
+                raise self.error(
+                    f"field {token.text!r} of {type_name} may be given only once", token
+                )
             else:
                 out[token.text] = values[0]
             if self.peek(",") or self.peek(";"):
@@ -201,12 +232,13 @@ class _Parser:
             return int(token.text)
         if field_type == "enum":
             if token.kind != "ident":
-                raise self.error(f"field {field!r} needs an enum name such as TYPE_FP32; found "
-                                 f"{token.text!r}", token)
+                raise self.error(
+                    f"field {field!r} needs an enum name such as TYPE_FP32; found {token.text!r}",
+                    token,
+                )
             return token.text
         if token.kind != "string":
-            raise self.error(f"field {field!r} needs a quoted string; found {token.text!r}",
-                             token)
+            raise self.error(f"field {field!r} needs a quoted string; found {token.text!r}", token)
         return self.unquote(token)
 
     def unquote(self, token: _Token) -> str:
@@ -233,6 +265,7 @@ def parse_pbtxt(text: str, source: str = "<config.pbtxt>") -> dict[str, Any]:
 
 # ---- mapping to the engine's config ----------------------------------------------------------
 
+
 @dataclass(frozen=True)
 class VersionPolicy:
     """Which version folders to serve: Triton's ``latest``, ``specific`` or ``all``."""
@@ -247,11 +280,12 @@ class VersionPolicy:
         if self.kind == "all":
             return ordered
         if self.kind == "latest":
-            return ordered[-self.num_versions:]
+            return ordered[-self.num_versions :]
         missing = sorted(set(self.versions) - set(ordered))
         if missing:
-            raise InvalidConfigError(f"version_policy names versions {missing} that have no "
-                                     f"folder; available: {ordered}")
+            raise InvalidConfigError(
+                f"version_policy names versions {missing} that have no folder; available: {ordered}"
+            )
         return sorted(self.versions)
 
 
@@ -272,8 +306,9 @@ def read_config(path: Path, model_name: str) -> tuple[ModelConfig, VersionPolicy
     return config_from_dict(parse_pbtxt(text, source), model_name, source)
 
 
-def config_from_dict(data: dict[str, Any], model_name: str,
-                     source: str) -> tuple[ModelConfig, VersionPolicy, str]:
+def config_from_dict(
+    data: dict[str, Any], model_name: str, source: str
+) -> tuple[ModelConfig, VersionPolicy, str]:
     def bad(message: str) -> InvalidConfigError:
         return InvalidConfigError(f"{source}: {message}")
 
@@ -317,8 +352,10 @@ def _tensor(data: dict[str, Any], what: str, batch_dim: tuple[int, ...], bad: An
             raise bad(f"an {what} lacks {required!r}")
     dtype = _TRITON_DTYPES.get(data["data_type"])
     if dtype is None:
-        raise bad(f"{what} {data['name']!r} has data_type {data['data_type']}; supported: "
-                  f"{sorted(_TRITON_DTYPES)}")
+        raise bad(
+            f"{what} {data['name']!r} has data_type {data['data_type']}; supported: "
+            f"{sorted(_TRITON_DTYPES)}"
+        )
     dims = data["dims"]
     if any(d < -1 or d == 0 for d in dims):
         raise bad(f"{what} {data['name']!r} dims must be positive or -1; was {dims}")
@@ -343,8 +380,9 @@ def _instances(groups: list[dict[str, Any]], bad: Any) -> dict[str, Any]:
     elif kind == "KIND_CPU":
         out["providers"] = ("cpu",)
     elif kind != "KIND_AUTO":
-        raise bad(f"instance_group kind {kind} is not supported; use KIND_CPU, KIND_GPU or "
-                  f"KIND_AUTO")
+        raise bad(
+            f"instance_group kind {kind} is not supported; use KIND_CPU, KIND_GPU or KIND_AUTO"
+        )
     if any(g.get("gpus") for g in groups) and kind != "KIND_GPU":
         raise bad("instance_group gpus needs kind: KIND_GPU")
     return out
@@ -364,13 +402,16 @@ def _policy(data: dict[str, Any] | None, bad: Any) -> VersionPolicy:
     if kind == "specific":
         versions = tuple(body.get("versions", []))
         if not versions or any(not 1 <= v <= MAX_VERSION for v in versions):
-            raise bad(f"version_policy specific needs versions in [1, {MAX_VERSION}]; was "
-                      f"{list(versions)}")
+            raise bad(
+                f"version_policy specific needs versions in [1, {MAX_VERSION}]; was "
+                f"{list(versions)}"
+            )
         return VersionPolicy("specific", versions=versions)
     return VersionPolicy("all")
 
 
 # ---- scanning a repository -------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class RepositoryVersion:
@@ -419,21 +460,29 @@ def _scan_model(folder: Path) -> RepositoryModel:
     available: dict[int, Path] = {}
     for sub in folder.iterdir():
         # Triton's version folders are positive integers; anything else is not a version.
-        if sub.is_dir() and re.fullmatch(r"[1-9][0-9]{0,9}", sub.name) and \
-                int(sub.name) <= MAX_VERSION and (sub / filename).is_file():
+        if (
+            sub.is_dir()
+            and re.fullmatch(r"[1-9][0-9]{0,9}", sub.name)
+            and int(sub.name) <= MAX_VERSION
+            and (sub / filename).is_file()
+        ):
             available[int(sub.name)] = sub / filename
     if not available:
-        raise ModelLoadError(f"model folder {str(folder)!r} has no version folder with "
-                             f"{filename!r} (expected {folder.name}/1/{filename})")
+        raise ModelLoadError(
+            f"model folder {str(folder)!r} has no version folder with "
+            f"{filename!r} (expected {folder.name}/1/{filename})"
+        )
     try:
         chosen = policy.select(list(available))
     except InvalidConfigError as exc:
         raise InvalidConfigError(f"{config_path}: {exc}") from None
-    return RepositoryModel(folder.name, config, policy,
-                           tuple(RepositoryVersion(v, available[v]) for v in chosen))
+    return RepositoryModel(
+        folder.name, config, policy, tuple(RepositoryVersion(v, available[v]) for v in chosen)
+    )
 
 
 # ---- importing into the registry -------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class ImportResult:
@@ -443,12 +492,17 @@ class ImportResult:
     skipped: bool  # True when identical bytes were already registered under this name
 
     def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "repository_version": self.repository_version,
-                "registered_version": self.registered_version, "skipped": self.skipped}
+        return {
+            "name": self.name,
+            "repository_version": self.repository_version,
+            "registered_version": self.registered_version,
+            "skipped": self.skipped,
+        }
 
 
-def import_repository(registry: Registry, root: str | Path, *,
-                      alias: str | None = None) -> list[ImportResult]:
+def import_repository(
+    registry: Registry, root: str | Path, *, alias: str | None = None
+) -> list[ImportResult]:
     """Register every selected version of every model under ``root``, oldest first.
 
     Versions whose bytes are already registered under the same name are skipped, so importing
@@ -470,8 +524,11 @@ def import_repository(registry: Registry, root: str | Path, *,
                 results.append(ImportResult(model.name, item.version, existing[digest], True))
             else:
                 record = registry.register(
-                    model.name, item.path, config=model.config,
-                    tags={"source": "model-repository", "repository_version": str(item.version)})
+                    model.name,
+                    item.path,
+                    config=model.config,
+                    tags={"source": "model-repository", "repository_version": str(item.version)},
+                )
                 existing[digest] = record.version
                 results.append(ImportResult(model.name, item.version, record.version, False))
             newest = existing[digest]

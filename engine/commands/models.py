@@ -27,19 +27,24 @@ Handler = Callable[[argparse.Namespace], int]
 
 def register(subparsers: Any) -> None:
     """Add ``models`` and its subcommands to the ``engine`` parser."""
-    models = subparsers.add_parser("models", help="manage the model registry",
-                                   description="Register, inspect and promote model versions.")
+    models = subparsers.add_parser(
+        "models",
+        help="manage the model registry",
+        description="Register, inspect and promote model versions.",
+    )
     sub = models.add_subparsers(dest="models_command", metavar="COMMAND", required=True)
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--home", help="registry home (default: $ENGINE_HOME or ~/.engine)")
-    common.add_argument("--registry-url",
-                        help="SQLAlchemy database URL (default: $ENGINE_REGISTRY_URL, else "
-                             "SQLite under the home)")
+    common.add_argument(
+        "--registry-url",
+        help="SQLAlchemy database URL (default: $ENGINE_REGISTRY_URL, else SQLite under the home)",
+    )
     common.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
     def add(name: str, handler: Handler, help_text: str) -> argparse.ArgumentParser:
-        parser: argparse.ArgumentParser = sub.add_parser(name, parents=[common], help=help_text,
-                                                         description=help_text)
+        parser: argparse.ArgumentParser = sub.add_parser(
+            name, parents=[common], help=help_text, description=help_text
+        )
         parser.set_defaults(handler=handler)
         return parser
 
@@ -47,18 +52,27 @@ def register(subparsers: Any) -> None:
     p.add_argument("name")
     p.add_argument("path", type=Path)
     p.add_argument("--alias", help="point this alias at the new version")
-    p.add_argument("--config", type=Path,
-                   help="model config: a JSON file (ModelConfig fields) or a Triton config.pbtxt")
+    p.add_argument(
+        "--config",
+        type=Path,
+        help="model config: a JSON file (ModelConfig fields) or a Triton config.pbtxt",
+    )
     p.add_argument("--description")
     p.add_argument("--metric", action="append", default=[], metavar="KEY=NUMBER")
-    p.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
-                   help="VALUE is parsed as JSON when it can be, else kept as a string")
+    p.add_argument(
+        "--param",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="VALUE is parsed as JSON when it can be, else kept as a string",
+    )
     p.add_argument("--tag", action="append", default=[], metavar="KEY=VALUE")
     p.add_argument("--data", type=Path, help="training data file to fingerprint (sha256)")
     p.add_argument("--data-fingerprint", help="training data fingerprint, if already known")
-    p.add_argument("--code-revision",
-                   help="git commit of the training code; 'auto' reads it from the current "
-                        "folder")
+    p.add_argument(
+        "--code-revision",
+        help="git commit of the training code; 'auto' reads it from the current folder",
+    )
     p.add_argument("--parent", help="the version this one derives from, as NAME:VERSION")
     p.add_argument("--transform-spec", type=Path, help="JSON file of the fitted transforms")
     p.add_argument("--created-by", help="who registers it (default: the OS user)")
@@ -93,12 +107,16 @@ def register(subparsers: Any) -> None:
     p.add_argument("--alias", help="point this alias at each model's newest imported version")
 
     p = add("gc", _gc, "delete unreferenced artifacts and leftover temp files")
-    p.add_argument("--min-age-s", type=float, default=3600.0,
-                   help="only files older than this (default 3600: spares registrations in "
-                        "flight)")
+    p.add_argument(
+        "--min-age-s",
+        type=float,
+        default=3600.0,
+        help="only files older than this (default 3600: spares registrations in flight)",
+    )
 
 
 # ---- handlers ------------------------------------------------------------------------------
+
 
 def _register(args: argparse.Namespace) -> int:
     lineage = Lineage(
@@ -110,16 +128,23 @@ def _register(args: argparse.Namespace) -> int:
     )
     with _open(args) as registry:
         record = registry.register(
-            args.name, args.path, config=_config_file(args.config, args.name),
+            args.name,
+            args.path,
+            config=_config_file(args.config, args.name),
             metrics={k: _number(k, v) for k, v in _pairs(args.metric, "--metric")},
             params={k: _json_or_str(v) for k, v in _pairs(args.param, "--param")},
-            tags=dict(_pairs(args.tag, "--tag")), lineage=lineage, alias=args.alias,
-            description=args.description)
+            tags=dict(_pairs(args.tag, "--tag")),
+            lineage=lineage,
+            alias=args.alias,
+            description=args.description,
+        )
     if args.json:
         _print_json(record.to_dict())
     else:
-        print(f"registered {record.ref} (sha256 {record.sha256[:12]})"
-              + (f", alias {args.alias}" if args.alias else ""))
+        print(
+            f"registered {record.ref} (sha256 {record.sha256[:12]})"
+            + (f", alias {args.alias}" if args.alias else "")
+        )
     return 0
 
 
@@ -129,10 +154,19 @@ def _list(args: argparse.Namespace) -> int:
     if args.json:
         _print_json([m.to_dict() for m in models])
         return 0
-    _print_table(["NAME", "LATEST", "VERSIONS", "ALIASES", "UPDATED"], [
-        [m.name, _or_dash(m.latest_version), str(m.version_count),
-         ", ".join(f"{a}={v}" for a, v in m.aliases.items()) or "-", _time(m.updated_at)]
-        for m in models])
+    _print_table(
+        ["NAME", "LATEST", "VERSIONS", "ALIASES", "UPDATED"],
+        [
+            [
+                m.name,
+                _or_dash(m.latest_version),
+                str(m.version_count),
+                ", ".join(f"{a}={v}" for a, v in m.aliases.items()) or "-",
+                _time(m.updated_at),
+            ]
+            for m in models
+        ],
+    )
     return 0
 
 
@@ -143,21 +177,34 @@ def _show(args: argparse.Namespace) -> int:
         _print_json(record.to_dict())
         return 0
     lin = record.lineage
-    _print_fields([
-        ("name", record.name), ("version", str(record.version)), ("status", record.status),
-        ("aliases", ", ".join(record.aliases) or "-"), ("sha256", record.sha256),
-        ("size_bytes", str(record.size_bytes)), ("created_at", _time(record.created_at)),
-        ("created_by", lin.created_by or "-"), ("description", record.description or "-"),
-        ("metrics", _inline(record.metrics)), ("params", _inline(record.params)),
-        ("tags", _inline(record.tags)), ("parent", lin.parent or "-"),
-        ("data_fingerprint", lin.data_fingerprint or "-"),
-        ("code_revision", lin.code_revision or "-"),
-    ])
+    _print_fields(
+        [
+            ("name", record.name),
+            ("version", str(record.version)),
+            ("status", record.status),
+            ("aliases", ", ".join(record.aliases) or "-"),
+            ("sha256", record.sha256),
+            ("size_bytes", str(record.size_bytes)),
+            ("created_at", _time(record.created_at)),
+            ("created_by", lin.created_by or "-"),
+            ("description", record.description or "-"),
+            ("metrics", _inline(record.metrics)),
+            ("params", _inline(record.params)),
+            ("tags", _inline(record.tags)),
+            ("parent", lin.parent or "-"),
+            ("data_fingerprint", lin.data_fingerprint or "-"),
+            ("code_revision", lin.code_revision or "-"),
+        ]
+    )
     print()
-    _print_table(["TENSOR", "NAME", "DTYPE", "SHAPE"], [
-        [kind, t.name, t.dtype, str(list(t.shape))]
-        for kind, tensors in (("input", record.inputs), ("output", record.outputs))
-        for t in tensors])
+    _print_table(
+        ["TENSOR", "NAME", "DTYPE", "SHAPE"],
+        [
+            [kind, t.name, t.dtype, str(list(t.shape))]
+            for kind, tensors in (("input", record.inputs), ("output", record.outputs))
+            for t in tensors
+        ],
+    )
     return 0
 
 
@@ -167,9 +214,21 @@ def _versions(args: argparse.Namespace) -> int:
     if args.json:
         _print_json([r.to_dict() for r in records])
         return 0
-    _print_table(["VERSION", "STATUS", "ALIASES", "SHA256", "SIZE", "CREATED", "DESCRIPTION"], [
-        [str(r.version), r.status, ", ".join(r.aliases) or "-", r.sha256[:12],
-         str(r.size_bytes), _time(r.created_at), r.description or "-"] for r in records])
+    _print_table(
+        ["VERSION", "STATUS", "ALIASES", "SHA256", "SIZE", "CREATED", "DESCRIPTION"],
+        [
+            [
+                str(r.version),
+                r.status,
+                ", ".join(r.aliases) or "-",
+                r.sha256[:12],
+                str(r.size_bytes),
+                _time(r.created_at),
+                r.description or "-",
+            ]
+            for r in records
+        ],
+    )
     return 0
 
 
@@ -183,8 +242,7 @@ def _alias(args: argparse.Namespace) -> int:
             message = f"removed alias {args.name}@{args.alias}"
         else:
             if args.version is None:
-                raise InvalidConfigError("give the VERSION the alias should point at, or "
-                                         "--delete")
+                raise InvalidConfigError("give the VERSION the alias should point at, or --delete")
             record = registry.set_alias(args.name, args.alias, args.version)
             result = {"name": args.name, "alias": args.alias, "version": record.version}
             message = f"{args.name}@{args.alias} -> {record.ref}"
@@ -219,13 +277,28 @@ def _lineage(args: argparse.Namespace) -> int:
     with _open(args) as registry:
         chain = registry.lineage(args.ref)
     if args.json:
-        _print_json([{"ref": r.ref, **r.lineage.to_dict(), "created_at": r.created_at.isoformat()}
-                     for r in chain])
+        _print_json(
+            [
+                {"ref": r.ref, **r.lineage.to_dict(), "created_at": r.created_at.isoformat()}
+                for r in chain
+            ]
+        )
         return 0
-    _print_table(["REF", "PARENT", "DATA", "CODE", "CREATED_BY", "CREATED", "TRANSFORMS"], [
-        [r.ref, r.lineage.parent or "-", _short(r.lineage.data_fingerprint),
-         _short(r.lineage.code_revision), r.lineage.created_by or "-", _time(r.created_at),
-         "yes" if r.lineage.transform_spec else "-"] for r in chain])
+    _print_table(
+        ["REF", "PARENT", "DATA", "CODE", "CREATED_BY", "CREATED", "TRANSFORMS"],
+        [
+            [
+                r.ref,
+                r.lineage.parent or "-",
+                _short(r.lineage.data_fingerprint),
+                _short(r.lineage.code_revision),
+                r.lineage.created_by or "-",
+                _time(r.created_at),
+                "yes" if r.lineage.transform_spec else "-",
+            ]
+            for r in chain
+        ],
+    )
     return 0
 
 
@@ -235,9 +308,18 @@ def _import_repo(args: argparse.Namespace) -> int:
     if args.json:
         _print_json([r.to_dict() for r in results])
         return 0
-    _print_table(["NAME", "REPO_VERSION", "REGISTERED", "RESULT"], [
-        [r.name, str(r.repository_version), f"{r.name}:{r.registered_version}",
-         "already registered" if r.skipped else "registered"] for r in results])
+    _print_table(
+        ["NAME", "REPO_VERSION", "REGISTERED", "RESULT"],
+        [
+            [
+                r.name,
+                str(r.repository_version),
+                f"{r.name}:{r.registered_version}",
+                "already registered" if r.skipped else "registered",
+            ]
+            for r in results
+        ],
+    )
     return 0
 
 
@@ -252,6 +334,7 @@ def _gc(args: argparse.Namespace) -> int:
 
 
 # ---- helpers -------------------------------------------------------------------------------
+
 
 @contextmanager
 def _open(args: argparse.Namespace) -> Iterator[Registry]:

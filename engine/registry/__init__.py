@@ -11,13 +11,13 @@ from engine.registry.records import Lineage, ModelSummary, ModelVersion, Resolve
 from engine.registry.registry import Registry, resolve
 
 __all__ = [
-    "Registry",
-    "resolve",
-    "ModelVersion",
-    "ModelSummary",
     "Lineage",
+    "ModelSummary",
+    "ModelVersion",
+    "Registry",
     "ResolvedModel",
-    "fingerprint_file",
-    "fingerprint_array",
     "code_revision",
+    "fingerprint_array",
+    "fingerprint_file",
+    "resolve",
 ]

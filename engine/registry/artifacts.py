@@ -104,7 +104,8 @@ class ArtifactStore:
             if actual_size != size_bytes:
                 raise ModelLoadError(
                     f"artifact {sha256} is corrupt: expected {size_bytes} bytes, found "
-                    f"{actual_size} at {str(path)!r}; re-register the model")
+                    f"{actual_size} at {str(path)!r}; re-register the model"
+                )
             actual = _hash_file(path)
         except FileNotFoundError:
             raise ModelLoadError(
@@ -113,7 +114,8 @@ class ArtifactStore:
         if actual != sha256:
             raise ModelLoadError(
                 f"artifact {sha256} is corrupt: its content hashes to sha256 {actual} "
-                f"at {str(path)!r}; refusing to load it; re-register the model")
+                f"at {str(path)!r}; refusing to load it; re-register the model"
+            )
         return path
 
     def gc(self, referenced: set[str], min_age_s: float) -> list[str]:

@@ -47,8 +47,13 @@ class Database:
         self.is_sqlite = self.url.get_backend_name() == "sqlite"
         try:
             if self.is_sqlite:
-                self._writer = sa.create_engine(self.url, poolclass=QueuePool, pool_size=1,
-                                                max_overflow=0, pool_timeout=BUSY_TIMEOUT_MS / 1e3)
+                self._writer = sa.create_engine(
+                    self.url,
+                    poolclass=QueuePool,
+                    pool_size=1,
+                    max_overflow=0,
+                    pool_timeout=BUSY_TIMEOUT_MS / 1e3,
+                )
                 self._reader = sa.create_engine(self.url, poolclass=QueuePool, pool_size=4)
                 _configure_sqlite(self._writer, begin="BEGIN IMMEDIATE")
                 _configure_sqlite(self._reader, begin="BEGIN")
@@ -87,8 +92,7 @@ class Database:
         except IntegrityError:
             raise  # callers retry or translate unique-constraint races themselves
         except DBAPIError as exc:
-            raise RegistryError(
-                f"registry database {self.shown_url!r} failed: {exc.orig}") from exc
+            raise RegistryError(f"registry database {self.shown_url!r} failed: {exc.orig}") from exc
 
     def dispose(self) -> None:
         self._writer.dispose()

@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["fingerprint_file", "fingerprint_array", "code_revision"]
+__all__ = ["code_revision", "fingerprint_array", "fingerprint_file"]
 
 
 def fingerprint_file(path: str | Path) -> str:
@@ -37,11 +37,20 @@ def fingerprint_array(array: Any) -> str:
 def code_revision(path: str | Path = ".") -> str | None:
     """The git commit checked out at ``path`` (``+dirty`` if modified), or None outside git."""
     try:
-        head = subprocess.run(["git", "-C", str(path), "rev-parse", "HEAD"], capture_output=True,
-                              text=True, timeout=10, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "-C", str(path), "status", "--porcelain",
-                                "--untracked-files=no"], capture_output=True, text=True,
-                               timeout=10, check=True).stdout.strip()
+        head = subprocess.run(
+            ["git", "-C", str(path), "rev-parse", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "-C", str(path), "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
+        ).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         return None
     return f"{head}+dirty" if dirty else head

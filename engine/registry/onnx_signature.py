@@ -15,11 +15,12 @@ from google.protobuf.message import DecodeError  # type: ignore[import-untyped]
 from engine.errors import InvalidConfigError, ModelLoadError
 from engine.signature import TensorSpec, dtype_by_name
 
-__all__ = ["read_signature", "check_declared"]
+__all__ = ["check_declared", "read_signature"]
 
 
-def read_signature(path: Path, *, label: str | None = None) -> tuple[tuple[TensorSpec, ...],
-                                                                      tuple[TensorSpec, ...]]:
+def read_signature(
+    path: Path, *, label: str | None = None
+) -> tuple[tuple[TensorSpec, ...], tuple[TensorSpec, ...]]:
     """Return ``(inputs, outputs)`` of the ONNX model at ``path``; -1 marks a dynamic dim.
 
     ``label`` names the file in error messages (defaults to ``path``). Raises ModelLoadError
@@ -30,12 +31,15 @@ def read_signature(path: Path, *, label: str | None = None) -> tuple[tuple[Tenso
         model = onnx.load(str(path), load_external_data=False)
     except (DecodeError, OSError, ValueError) as exc:
         raise ModelLoadError(f"{shown} is not a readable ONNX model: {exc}") from exc
-    external = [t.name for t in _tensors(model.graph) if t.data_location == onnx.TensorProto.EXTERNAL]
+    external = [
+        t.name for t in _tensors(model.graph) if t.data_location == onnx.TensorProto.EXTERNAL
+    ]
     if external:
         raise ModelLoadError(
             f"{shown} references external data for tensors {external[:5]}; external data is "
             f"refused: save the model as one file (onnx.save(model, path, "
-            f"save_as_external_data=False))")
+            f"save_as_external_data=False))"
+        )
     try:
         onnx.checker.check_model(model)
     except onnx.checker.ValidationError as exc:
@@ -53,7 +57,8 @@ def _spec(value: onnx.ValueInfoProto, shown: str) -> TensorSpec:
     if value.type.WhichOneof("value") != "tensor_type":
         raise ModelLoadError(
             f"{shown}: {value.name!r} is a {value.type.WhichOneof('value')} value; only tensors "
-            f"are supported as model inputs and outputs")
+            f"are supported as model inputs and outputs"
+        )
     tensor = value.type.tensor_type
     type_name = onnx.TensorProto.DataType.Name(tensor.elem_type)
     try:
@@ -61,7 +66,8 @@ def _spec(value: onnx.ValueInfoProto, shown: str) -> TensorSpec:
     except KeyError:
         raise ModelLoadError(
             f"{shown}: {value.name!r} has element type {type_name}, which the engine does not "
-            f"support") from None
+            f"support"
+        ) from None
     if not tensor.HasField("shape"):
         raise ModelLoadError(f"{shown}: {value.name!r} has no shape (unknown rank)")
     shape = tuple(d.dim_value if d.HasField("dim_value") else -1 for d in tensor.shape.dim)
@@ -85,8 +91,9 @@ def _tensors(graph: onnx.GraphProto) -> Iterator[onnx.TensorProto]:
                 yield from _tensors(sub)
 
 
-def check_declared(declared: tuple[TensorSpec, ...], actual: tuple[TensorSpec, ...], what: str,
-                   label: str) -> None:
+def check_declared(
+    declared: tuple[TensorSpec, ...], actual: tuple[TensorSpec, ...], what: str, label: str
+) -> None:
     """Check a config's declared inputs or outputs against the model's own signature.
 
     Every declared tensor must exist with the same dtype and rank; a dim matches when equal or
@@ -98,13 +105,17 @@ def check_declared(declared: tuple[TensorSpec, ...], actual: tuple[TensorSpec, .
         if real is None:
             raise InvalidConfigError(
                 f"{label}: config declares {what} {spec.name!r} but the model's {what}s are "
-                f"{sorted(by_name)}")
+                f"{sorted(by_name)}"
+            )
         if real.dtype != spec.dtype:
             raise InvalidConfigError(
                 f"{label}: config declares {what} {spec.name!r} as {spec.dtype} but the model "
-                f"has {real.dtype}")
+                f"has {real.dtype}"
+            )
         if len(real.shape) != len(spec.shape) or any(
-                a != b and -1 not in (a, b) for a, b in zip(real.shape, spec.shape)):
+            a != b and -1 not in (a, b) for a, b in zip(real.shape, spec.shape)
+        ):
             raise InvalidConfigError(
                 f"{label}: config declares {what} {spec.name!r} with shape {list(spec.shape)} "
-                f"but the model has {list(real.shape)} (-1 = dynamic)")
+                f"but the model has {list(real.shape)} (-1 = dynamic)"
+            )

@@ -18,8 +18,16 @@ from engine.errors import InvalidConfigError
 from engine.names import parse_ref
 from engine.signature import TensorSpec
 
-__all__ = ["Lineage", "ModelVersion", "ModelSummary", "ResolvedModel", "STATUSES",
-           "check_metrics", "check_params", "check_tags"]
+__all__ = [
+    "STATUSES",
+    "Lineage",
+    "ModelSummary",
+    "ModelVersion",
+    "ResolvedModel",
+    "check_metrics",
+    "check_params",
+    "check_tags",
+]
 
 STATUSES = ("ready", "archived")
 _MAX_TEXT = 4096
@@ -47,20 +55,26 @@ class Lineage:
             value = getattr(self, name)
             if value is not None and (not isinstance(value, str) or len(value) > 256):
                 raise InvalidConfigError(
-                    f"lineage {name} must be a string of at most 256 characters; was {value!r}")
+                    f"lineage {name} must be a string of at most 256 characters; was {value!r}"
+                )
         if self.parent is not None:
             ref = parse_ref(self.parent)
             if ref.version is None:
                 raise InvalidConfigError(
                     f"lineage parent must name an exact version as name:VERSION; was "
-                    f"{self.parent!r}")
+                    f"{self.parent!r}"
+                )
         if self.transform_spec is not None:
             check_params(self.transform_spec, "lineage transform_spec")
 
     def to_dict(self) -> dict[str, Any]:
-        return {"data_fingerprint": self.data_fingerprint, "code_revision": self.code_revision,
-                "parent": self.parent, "transform_spec": self.transform_spec,
-                "created_by": self.created_by}
+        return {
+            "data_fingerprint": self.data_fingerprint,
+            "code_revision": self.code_revision,
+            "parent": self.parent,
+            "transform_spec": self.transform_spec,
+            "created_by": self.created_by,
+        }
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Lineage:
@@ -97,13 +111,20 @@ class ModelVersion:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "name": self.name, "version": self.version, "status": self.status,
-            "sha256": self.sha256, "size_bytes": self.size_bytes,
+            "name": self.name,
+            "version": self.version,
+            "status": self.status,
+            "sha256": self.sha256,
+            "size_bytes": self.size_bytes,
             "inputs": [t.to_dict() for t in self.inputs],
             "outputs": [t.to_dict() for t in self.outputs],
-            "config": self.config.to_dict(), "metrics": self.metrics, "params": self.params,
-            "tags": self.tags, "description": self.description,
-            "lineage": self.lineage.to_dict(), "created_at": self.created_at.isoformat(),
+            "config": self.config.to_dict(),
+            "metrics": self.metrics,
+            "params": self.params,
+            "tags": self.tags,
+            "description": self.description,
+            "lineage": self.lineage.to_dict(),
+            "created_at": self.created_at.isoformat(),
             "aliases": list(self.aliases),
         }
 
@@ -119,9 +140,13 @@ class ModelSummary:
     updated_at: datetime
 
     def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "latest_version": self.latest_version,
-                "version_count": self.version_count, "aliases": self.aliases,
-                "updated_at": self.updated_at.isoformat()}
+        return {
+            "name": self.name,
+            "latest_version": self.latest_version,
+            "version_count": self.version_count,
+            "aliases": self.aliases,
+            "updated_at": self.updated_at.isoformat(),
+        }
 
 
 @dataclass(frozen=True)
@@ -136,7 +161,11 @@ class ResolvedModel:
 def check_metrics(metrics: Mapping[str, Any]) -> dict[str, float]:
     out: dict[str, float] = {}
     for key, value in _mapping(metrics, "metrics").items():
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, (int, float))
+            or not math.isfinite(value)
+        ):
             raise InvalidConfigError(f"metric {key!r} must be a finite number; was {value!r}")
         out[key] = float(value)
     return out
@@ -147,7 +176,8 @@ def check_tags(tags: Mapping[str, Any]) -> dict[str, str]:
     for key, value in out.items():
         if not isinstance(value, str) or len(value) > _MAX_TEXT:
             raise InvalidConfigError(
-                f"tag {key!r} must be a string of at most {_MAX_TEXT} characters; was {value!r}")
+                f"tag {key!r} must be a string of at most {_MAX_TEXT} characters; was {value!r}"
+            )
     return dict(out)
 
 
@@ -166,5 +196,6 @@ def _mapping(value: Any, what: str) -> Mapping[str, Any]:
     for key in value:
         if not isinstance(key, str) or not key or len(key) > 256:
             raise InvalidConfigError(
-                f"{what} keys must be non-empty strings of at most 256 characters; was {key!r}")
+                f"{what} keys must be non-empty strings of at most 256 characters; was {key!r}"
+            )
     return value

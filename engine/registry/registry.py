@@ -16,23 +16,38 @@ from collections.abc import Mapping
 from datetime import datetime, timezone
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
 from engine.config import ModelConfig
-from engine.errors import (ConflictError, InvalidConfigError, ModelLoadError, ModelNotFoundError,
-                           RegistryError)
+from engine.errors import (
+    ConflictError,
+    InvalidConfigError,
+    ModelLoadError,
+    ModelNotFoundError,
+    RegistryError,
+)
 from engine.names import MAX_VERSION, ModelRef, parse_ref, validate_name
 from engine.registry.artifacts import ArtifactStore
 from engine.registry.database import Database
 from engine.registry.onnx_signature import check_declared, read_signature
-from engine.registry.records import (Lineage, ModelSummary, ModelVersion, ResolvedModel,
-                                     check_metrics, check_params, check_tags)
+from engine.registry.records import (
+    Lineage,
+    ModelSummary,
+    ModelVersion,
+    ResolvedModel,
+    check_metrics,
+    check_params,
+    check_tags,
+)
 from engine.registry.schema import aliases, models, versions
 from engine.settings import get_settings
 from engine.signature import TensorSpec
+
+if TYPE_CHECKING:
+    from typing_extensions import Self  # typing.Self needs Python 3.11
 
 __all__ = ["Registry", "resolve"]
 
@@ -57,8 +72,9 @@ class Registry:
         try:
             self.home.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
-            raise RegistryError(f"cannot create registry home {str(self.home)!r}: "
-                                f"{exc.strerror}") from exc
+            raise RegistryError(
+                f"cannot create registry home {str(self.home)!r}: {exc.strerror}"
+            ) from exc
         url = url or settings.registry_url or f"sqlite:///{self.home / 'registry.db'}"
         self._db = Database(url)
         self._artifacts = ArtifactStore(self.home / "artifacts")
@@ -71,23 +87,32 @@ class Registry:
     def close(self) -> None:
         self._db.dispose()
 
-    def __enter__(self) -> Registry:
+    def __enter__(self) -> Self:
         return self
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
         self.close()
 
     # ---- writes -------------------------------------------------------------------------
 
-    def register(self, name: str, path: str | Path, *,
-                 config: ModelConfig | Mapping[str, Any] | None = None,
-                 metrics: Mapping[str, float] | None = None,
-                 params: Mapping[str, Any] | None = None,
-                 tags: Mapping[str, str] | None = None,
-                 lineage: Lineage | Mapping[str, Any] | None = None,
-                 alias: str | None = None,
-                 description: str | None = None) -> ModelVersion:
+    def register(
+        self,
+        name: str,
+        path: str | Path,
+        *,
+        config: ModelConfig | Mapping[str, Any] | None = None,
+        metrics: Mapping[str, float] | None = None,
+        params: Mapping[str, Any] | None = None,
+        tags: Mapping[str, str] | None = None,
+        lineage: Lineage | Mapping[str, Any] | None = None,
+        alias: str | None = None,
+        description: str | None = None,
+    ) -> ModelVersion:
         """Store the ONNX file at ``path`` as the next version of ``name``.
 
         Raises InvalidModelNameError (bad name or alias), InvalidConfigError (bad config,
@@ -120,12 +145,18 @@ class Registry:
             self._artifacts.discard(staged)
             raise
         fields.update(
-            artifact_sha256=staged.sha256, artifact_size=staged.size_bytes,
-            signature={"inputs": [t.to_dict() for t in inputs],
-                       "outputs": [t.to_dict() for t in outputs]},
-            config=cfg.to_dict(), data_fingerprint=lin.data_fingerprint,
-            code_revision=lin.code_revision, parent=lin.parent,
-            transform_spec=lin.transform_spec, created_by=lin.created_by or _user(),
+            artifact_sha256=staged.sha256,
+            artifact_size=staged.size_bytes,
+            signature={
+                "inputs": [t.to_dict() for t in inputs],
+                "outputs": [t.to_dict() for t in outputs],
+            },
+            config=cfg.to_dict(),
+            data_fingerprint=lin.data_fingerprint,
+            code_revision=lin.code_revision,
+            parent=lin.parent,
+            transform_spec=lin.transform_spec,
+            created_by=lin.created_by or _user(),
         )
         for attempt in range(_REGISTER_ATTEMPTS):
             try:
@@ -134,30 +165,49 @@ class Registry:
             except IntegrityError as exc:
                 # Another process created the same model row first; the retry finds it.
                 if attempt == _REGISTER_ATTEMPTS - 1:
-                    raise RegistryError(f"could not register {name!r} after "
-                                        f"{_REGISTER_ATTEMPTS} attempts: {exc.orig}") from exc
+                    raise RegistryError(
+                        f"could not register {name!r} after "
+                        f"{_REGISTER_ATTEMPTS} attempts: {exc.orig}"
+                    ) from exc
         raise AssertionError("unreachable")
 
-    def _insert_version(self, conn: sa.Connection, name: str, fields: dict[str, Any],
-                        alias: str | None) -> ModelVersion:
+    def _insert_version(
+        self, conn: sa.Connection, name: str, fields: dict[str, Any], alias: str | None
+    ) -> ModelVersion:
         now = _now()
         if fields["parent"] is not None:
             self._version_row(conn, parse_ref(fields["parent"]))  # raises if it is missing
-        model = conn.execute(sa.select(models.c.id, models.c.last_version)
-                             .where(models.c.name == name).with_for_update()).first()
+        model = conn.execute(
+            sa.select(models.c.id, models.c.last_version)
+            .where(models.c.name == name)
+            .with_for_update()
+        ).first()
         if model is None:
-            model_id = _new_id(conn.execute(models.insert().values(
-                name=name, last_version=0, created_at=now, updated_at=now)))
+            model_id = _new_id(
+                conn.execute(
+                    models.insert().values(
+                        name=name, last_version=0, created_at=now, updated_at=now
+                    )
+                )
+            )
             last = 0
         else:
             model_id, last = model.id, model.last_version
         if last >= MAX_VERSION:
             raise RegistryError(f"model {name!r} has reached the maximum version {MAX_VERSION}")
         version = last + 1
-        conn.execute(models.update().where(models.c.id == model_id)
-                     .values(last_version=version, updated_at=now))
-        version_id = _new_id(conn.execute(versions.insert().values(
-            model_id=model_id, version=version, status="ready", created_at=now, **fields)))
+        conn.execute(
+            models.update()
+            .where(models.c.id == model_id)
+            .values(last_version=version, updated_at=now)
+        )
+        version_id = _new_id(
+            conn.execute(
+                versions.insert().values(
+                    model_id=model_id, version=version, status="ready", created_at=now, **fields
+                )
+            )
+        )
         if alias is not None:
             _put_alias(conn, model_id, alias, version_id, now)
         return self._load(conn, name, self._row_by_id(conn, version_id))
@@ -171,11 +221,13 @@ class Registry:
         with self._db.write() as conn:
             row = self._version_row(conn, ModelRef(name, version=version))
             if row.status != "ready":
-                raise ConflictError(f"cannot point alias {alias!r} at {name}:{version}: it is "
-                                    f"{row.status}")
+                raise ConflictError(
+                    f"cannot point alias {alias!r} at {name}:{version}: it is {row.status}"
+                )
             _put_alias(conn, row.model_id, alias, row.id, _now())
-            conn.execute(models.update().where(models.c.id == row.model_id)
-                         .values(updated_at=_now()))
+            conn.execute(
+                models.update().where(models.c.id == row.model_id).values(updated_at=_now())
+            )
             return self._load(conn, name, row)
 
     def remove_alias(self, name: str, alias: str) -> None:
@@ -183,8 +235,9 @@ class Registry:
         validate_name(alias, "alias")
         with self._db.write() as conn:
             model_id = self._model_id(conn, name)
-            deleted = conn.execute(aliases.delete().where(
-                aliases.c.model_id == model_id, aliases.c.alias == alias)).rowcount
+            deleted = conn.execute(
+                aliases.delete().where(aliases.c.model_id == model_id, aliases.c.alias == alias)
+            ).rowcount
             if not deleted:
                 raise ModelNotFoundError(f"model {name!r} has no alias {alias!r}")
 
@@ -194,8 +247,7 @@ class Registry:
         with self._db.write() as conn:
             row = self._version_row(conn, ModelRef(name, version=version))
             self._refuse_if_aliased(conn, row, name, "archive")
-            conn.execute(versions.update().where(versions.c.id == row.id)
-                         .values(status="archived"))
+            conn.execute(versions.update().where(versions.c.id == row.id).values(status="archived"))
             return self._load(conn, name, self._row_by_id(conn, row.id))
 
     def delete(self, name: str, version: int) -> None:
@@ -238,8 +290,11 @@ class Registry:
         validate_name(name)
         with self._db.read() as conn:
             model_id = self._model_id(conn, name)
-            rows = conn.execute(sa.select(versions).where(versions.c.model_id == model_id)
-                                .order_by(versions.c.version)).all()
+            rows = conn.execute(
+                sa.select(versions)
+                .where(versions.c.model_id == model_id)
+                .order_by(versions.c.version)
+            ).all()
             by_version = _aliases_by_version_id(conn, model_id)
             return [_record(name, row, by_version.get(row.id, ())) for row in rows]
 
@@ -247,23 +302,37 @@ class Registry:
         """Every model, by name."""
         with self._db.read() as conn:
             model_rows = conn.execute(sa.select(models).order_by(models.c.name)).all()
-            stats = {r.model_id: r for r in conn.execute(
-                sa.select(versions.c.model_id, sa.func.count().label("n"),
-                          sa.func.max(sa.case((versions.c.status == "ready", versions.c.version)))
-                          .label("latest"))
-                .group_by(versions.c.model_id))}
+            stats = {
+                r.model_id: r
+                for r in conn.execute(
+                    sa.select(
+                        versions.c.model_id,
+                        sa.func.count().label("n"),
+                        sa.func.max(
+                            sa.case((versions.c.status == "ready", versions.c.version))
+                        ).label("latest"),
+                    ).group_by(versions.c.model_id)
+                )
+            }
             alias_map: dict[int, dict[str, int]] = {}
-            for a in conn.execute(sa.select(aliases.c.model_id, aliases.c.alias, versions.c.version)
-                                  .join(versions, versions.c.id == aliases.c.version_id)
-                                  .order_by(aliases.c.alias)):
+            for a in conn.execute(
+                sa.select(aliases.c.model_id, aliases.c.alias, versions.c.version)
+                .join(versions, versions.c.id == aliases.c.version_id)
+                .order_by(aliases.c.alias)
+            ):
                 alias_map.setdefault(a.model_id, {})[a.alias] = a.version
         out = []
         for m in model_rows:
             st = stats.get(m.id)
-            out.append(ModelSummary(name=m.name, latest_version=st.latest if st else None,
-                                    version_count=st.n if st else 0,
-                                    aliases=alias_map.get(m.id, {}),
-                                    updated_at=datetime.fromisoformat(m.updated_at)))
+            out.append(
+                ModelSummary(
+                    name=m.name,
+                    latest_version=st.latest if st else None,
+                    version_count=st.n if st else 0,
+                    aliases=alias_map.get(m.id, {}),
+                    updated_at=datetime.fromisoformat(m.updated_at),
+                )
+            )
         return out
 
     def lineage(self, ref: str | ModelRef) -> builtins.list[ModelVersion]:
@@ -295,12 +364,18 @@ class Registry:
             row = conn.execute(query.where(versions.c.version == ref.version)).first()
             missing = f"model {ref.name!r} has no version {ref.version}"
         elif ref.alias is not None:
-            row = conn.execute(query.join(aliases, aliases.c.version_id == versions.c.id)
-                               .where(aliases.c.alias == ref.alias)).first()
+            row = conn.execute(
+                query.join(aliases, aliases.c.version_id == versions.c.id).where(
+                    aliases.c.alias == ref.alias
+                )
+            ).first()
             missing = f"model {ref.name!r} has no alias {ref.alias!r}"
         else:
-            row = conn.execute(query.where(versions.c.status == "ready")
-                               .order_by(versions.c.version.desc()).limit(1)).first()
+            row = conn.execute(
+                query.where(versions.c.status == "ready")
+                .order_by(versions.c.version.desc())
+                .limit(1)
+            ).first()
             missing = f"model {ref.name!r} has no ready version (all are archived or deleted)"
         if row is None:
             raise ModelNotFoundError(missing)
@@ -310,22 +385,39 @@ class Registry:
         return conn.execute(sa.select(versions).where(versions.c.id == version_id)).one()
 
     def _load(self, conn: sa.Connection, name: str, row: sa.Row[Any]) -> ModelVersion:
-        names = conn.execute(sa.select(aliases.c.alias).where(aliases.c.version_id == row.id)
-                             .order_by(aliases.c.alias)).scalars().all()
+        names = (
+            conn.execute(
+                sa.select(aliases.c.alias)
+                .where(aliases.c.version_id == row.id)
+                .order_by(aliases.c.alias)
+            )
+            .scalars()
+            .all()
+        )
         return _record(name, row, tuple(names))
 
-    def _refuse_if_aliased(self, conn: sa.Connection, row: sa.Row[Any], name: str,
-                           action: str) -> None:
-        names = conn.execute(sa.select(aliases.c.alias).where(aliases.c.version_id == row.id)
-                             .order_by(aliases.c.alias)).scalars().all()
+    def _refuse_if_aliased(
+        self, conn: sa.Connection, row: sa.Row[Any], name: str, action: str
+    ) -> None:
+        names = (
+            conn.execute(
+                sa.select(aliases.c.alias)
+                .where(aliases.c.version_id == row.id)
+                .order_by(aliases.c.alias)
+            )
+            .scalars()
+            .all()
+        )
         if names:
             raise ConflictError(
                 f"cannot {action} {name}:{row.version}: aliases {list(names)} point at it; move "
-                f"or remove them first")
+                f"or remove them first"
+            )
 
 
-def resolve(ref: str | ModelRef, home: str | Path | None = None,
-            url: str | None = None) -> ResolvedModel:
+def resolve(
+    ref: str | ModelRef, home: str | Path | None = None, url: str | None = None
+) -> ResolvedModel:
     """Resolve ``ref`` in the registry at ``home``/``url`` (defaults from the environment):
     the entry point ``engine.load`` uses for registry references."""
     with Registry(home=home, url=url) as registry:
@@ -338,33 +430,50 @@ def _new_id(result: sa.CursorResult[Any]) -> int:
     return int(key[0])
 
 
-def _put_alias(conn: sa.Connection, model_id: int, alias: str, version_id: int,
-               now: str) -> None:
+def _put_alias(conn: sa.Connection, model_id: int, alias: str, version_id: int, now: str) -> None:
     conn.execute(aliases.delete().where(aliases.c.model_id == model_id, aliases.c.alias == alias))
-    conn.execute(aliases.insert().values(model_id=model_id, alias=alias, version_id=version_id,
-                                         updated_at=now))
+    conn.execute(
+        aliases.insert().values(
+            model_id=model_id, alias=alias, version_id=version_id, updated_at=now
+        )
+    )
 
 
 def _aliases_by_version_id(conn: sa.Connection, model_id: int) -> dict[int, tuple[str, ...]]:
     out: dict[int, tuple[str, ...]] = {}
-    for a in conn.execute(sa.select(aliases.c.alias, aliases.c.version_id)
-                          .where(aliases.c.model_id == model_id).order_by(aliases.c.alias)):
+    for a in conn.execute(
+        sa.select(aliases.c.alias, aliases.c.version_id)
+        .where(aliases.c.model_id == model_id)
+        .order_by(aliases.c.alias)
+    ):
         out[a.version_id] = out.get(a.version_id, ()) + (a.alias,)
     return out
 
 
 def _record(name: str, row: sa.Row[Any], alias_names: tuple[str, ...]) -> ModelVersion:
     return ModelVersion(
-        name=name, version=row.version, status=row.status, sha256=row.artifact_sha256,
+        name=name,
+        version=row.version,
+        status=row.status,
+        sha256=row.artifact_sha256,
         size_bytes=row.artifact_size,
         inputs=tuple(TensorSpec.from_dict(t) for t in row.signature["inputs"]),
         outputs=tuple(TensorSpec.from_dict(t) for t in row.signature["outputs"]),
-        config=ModelConfig.from_dict(row.config), metrics=dict(row.metrics),
-        params=dict(row.params), tags=dict(row.tags), description=row.description,
-        lineage=Lineage(data_fingerprint=row.data_fingerprint, code_revision=row.code_revision,
-                        parent=row.parent, transform_spec=row.transform_spec,
-                        created_by=row.created_by),
-        created_at=datetime.fromisoformat(row.created_at), aliases=alias_names)
+        config=ModelConfig.from_dict(row.config),
+        metrics=dict(row.metrics),
+        params=dict(row.params),
+        tags=dict(row.tags),
+        description=row.description,
+        lineage=Lineage(
+            data_fingerprint=row.data_fingerprint,
+            code_revision=row.code_revision,
+            parent=row.parent,
+            transform_spec=row.transform_spec,
+            created_by=row.created_by,
+        ),
+        created_at=datetime.fromisoformat(row.created_at),
+        aliases=alias_names,
+    )
 
 
 def _as_config(config: ModelConfig | Mapping[str, Any] | None) -> ModelConfig:
@@ -391,8 +500,10 @@ def _check_description(description: str | None) -> str:
     if description is None:
         return ""
     if not isinstance(description, str) or len(description) > _MAX_DESCRIPTION:
-        raise InvalidConfigError(f"description must be a string of at most {_MAX_DESCRIPTION} "
-                                 f"characters; was {str(description)[:80]!r}")
+        raise InvalidConfigError(
+            f"description must be a string of at most {_MAX_DESCRIPTION} "
+            f"characters; was {str(description)[:80]!r}"
+        )
     return description
 
 

@@ -17,8 +17,15 @@ import sqlalchemy as sa
 
 from engine.errors import RegistryError
 
-__all__ = ["SCHEMA_VERSION", "MIGRATIONS", "metadata", "models", "versions", "aliases",
-           "migrate"]
+__all__ = [
+    "MIGRATIONS",
+    "SCHEMA_VERSION",
+    "aliases",
+    "metadata",
+    "migrate",
+    "models",
+    "versions",
+]
 
 SCHEMA_VERSION = 1
 
@@ -31,13 +38,15 @@ _PG_MIGRATION_LOCK = 0x656E67696E65
 metadata = sa.MetaData()
 
 schema_info = sa.Table(
-    "schema_info", metadata,
+    "schema_info",
+    metadata,
     sa.Column("id", sa.Integer, primary_key=True),  # always 1: a one-row table
     sa.Column("version", sa.Integer, nullable=False),
 )
 
 models = sa.Table(
-    "models", metadata,
+    "models",
+    metadata,
     sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
     sa.Column("name", sa.String(128), nullable=False, unique=True),
     sa.Column("last_version", sa.Integer, nullable=False),
@@ -46,7 +55,8 @@ models = sa.Table(
 )
 
 versions = sa.Table(
-    "versions", metadata,
+    "versions",
+    metadata,
     sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
     sa.Column("model_id", sa.Integer, sa.ForeignKey("models.id"), nullable=False),
     sa.Column("version", sa.Integer, nullable=False),
@@ -69,7 +79,8 @@ versions = sa.Table(
 )
 
 aliases = sa.Table(
-    "aliases", metadata,
+    "aliases",
+    metadata,
     sa.Column("model_id", sa.Integer, sa.ForeignKey("models.id"), primary_key=True),
     sa.Column("alias", sa.String(128), primary_key=True),
     sa.Column("version_id", sa.Integer, sa.ForeignKey("versions.id"), nullable=False),
@@ -85,8 +96,9 @@ def migrate(conn: sa.Connection) -> None:
         conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": _PG_MIGRATION_LOCK})
     if not sa.inspect(conn).has_table("schema_info"):
         if sa.inspect(conn).has_table("models"):
-            raise RegistryError("registry database has tables but no schema_info; it was not "
-                                "created by this engine")
+            raise RegistryError(
+                "registry database has tables but no schema_info; it was not created by this engine"
+            )
         metadata.create_all(conn)
         conn.execute(schema_info.insert().values(id=1, version=SCHEMA_VERSION))
         return
@@ -94,7 +106,8 @@ def migrate(conn: sa.Connection) -> None:
     if current > SCHEMA_VERSION:
         raise RegistryError(
             f"registry schema version {current} is newer than this engine supports "
-            f"({SCHEMA_VERSION}); upgrade the engine")
+            f"({SCHEMA_VERSION}); upgrade the engine"
+        )
     for step in range(current + 1, SCHEMA_VERSION + 1):
         MIGRATIONS[step](conn)
         conn.execute(schema_info.update().values(version=step))

@@ -10,8 +10,13 @@ from onnx import TensorProto, helper, numpy_helper
 from engine.config import ModelConfig
 from engine.errors import InvalidConfigError, InvalidModelNameError, ModelLoadError
 from engine.registry import Registry
-from engine.repository import (VersionPolicy, import_repository, parse_pbtxt, read_config,
-                               scan_repository)
+from engine.repository import (
+    VersionPolicy,
+    import_repository,
+    parse_pbtxt,
+    read_config,
+    scan_repository,
+)
 from engine.settings import get_settings
 from engine.signature import TensorSpec
 
@@ -99,12 +104,15 @@ def test_instance_kinds(tmp_path: Path) -> None:
 
 def test_version_policies(tmp_path: Path) -> None:
     _, specific, _ = read_config(
-        _config(tmp_path, "version_policy { specific { versions: [1, 3] } }"), "mlp")
+        _config(tmp_path, "version_policy { specific { versions: [1, 3] } }"), "mlp"
+    )
     assert specific.select([1, 2, 3]) == [1, 3]
     _, every, _ = read_config(_config(tmp_path, "version_policy { all { } }"), "mlp")
     assert every.select([3, 1, 2]) == [1, 2, 3]
     assert VersionPolicy("latest", num_versions=2).select([1, 5, 3]) == [3, 5]
-    with pytest.raises(InvalidConfigError, match=r"names versions \[3\] that have no folder; available: \[1, 2\]"):
+    with pytest.raises(
+        InvalidConfigError, match=r"names versions \[3\] that have no folder; available: \[1, 2\]"
+    ):
         specific.select([1, 2])
 
 
@@ -117,52 +125,62 @@ def test_text_format_variants_parse_the_same() -> None:
     assert parse_pbtxt("") == {}
 
 
-@pytest.mark.parametrize(("text", "line", "fragment"), [
-    ("max_batch_size: 8\nfoo: 1", 2, "unknown or unsupported field 'foo' in ModelConfig"),
-    ("input { name: \"x\"\n  format: FORMAT_NHWC }", 2, "unknown or unsupported field 'format'"),
-    ("max_batch_size: 8\nmax_batch_size: 9", 2, "'max_batch_size' of ModelConfig may be given "
-                                               "only once"),
-    ("max_batch_size: \"8\"", 1, "field 'max_batch_size' needs an integer; found '\"8\"'"),
-    ("max_batch_size: 1.5", 1, "needs an integer; found '1.5'"),
-    ("name: mlp", 1, "field 'name' needs a quoted string; found 'mlp'"),
-    ("input { data_type: \"TYPE_FP32\" }", 1, "needs an enum name"),
-    ("input {\n name: \"x\"\n", 3, "expected a field name in ModelInput but found 'end of file'"),
-    ("max_batch_size 8", 1, "expected ':' but found '8'"),
-    ("dims: [1, 2]", 1, "unknown or unsupported field 'dims' in ModelConfig"),
-    ("input [ { name: \"x\" } { name: \"y\" } ]", 1, "expected ',' but found '{'"),
-    ("\n\nmax_batch_size: 8 $", 3, "unexpected character '$'"),
-    ("name: \"a\\q\"", 1, "unsupported escape"),
-    ("dynamic_batching { }\ndynamic_batching { }", 2, "may be given only once"),
-])
-def test_syntax_and_schema_errors_name_file_and_line(text: str, line: int,
-                                                     fragment: str) -> None:
+@pytest.mark.parametrize(
+    ("text", "line", "fragment"),
+    [
+        ("max_batch_size: 8\nfoo: 1", 2, "unknown or unsupported field 'foo' in ModelConfig"),
+        ('input { name: "x"\n  format: FORMAT_NHWC }', 2, "unknown or unsupported field 'format'"),
+        (
+            "max_batch_size: 8\nmax_batch_size: 9",
+            2,
+            "'max_batch_size' of ModelConfig may be given only once",
+        ),
+        ('max_batch_size: "8"', 1, "field 'max_batch_size' needs an integer; found '\"8\"'"),
+        ("max_batch_size: 1.5", 1, "needs an integer; found '1.5'"),
+        ("name: mlp", 1, "field 'name' needs a quoted string; found 'mlp'"),
+        ('input { data_type: "TYPE_FP32" }', 1, "needs an enum name"),
+        ('input {\n name: "x"\n', 3, "expected a field name in ModelInput but found 'end of file'"),
+        ("max_batch_size 8", 1, "expected ':' but found '8'"),
+        ("dims: [1, 2]", 1, "unknown or unsupported field 'dims' in ModelConfig"),
+        ('input [ { name: "x" } { name: "y" } ]', 1, "expected ',' but found '{'"),
+        ("\n\nmax_batch_size: 8 $", 3, "unexpected character '$'"),
+        ('name: "a\\q"', 1, "unsupported escape"),
+        ("dynamic_batching { }\ndynamic_batching { }", 2, "may be given only once"),
+    ],
+)
+def test_syntax_and_schema_errors_name_file_and_line(text: str, line: int, fragment: str) -> None:
     with pytest.raises(InvalidConfigError) as info:
         parse_pbtxt(text, "repo/mlp/config.pbtxt")
     assert str(info.value).startswith(f"repo/mlp/config.pbtxt:{line}: ")
     assert fragment in str(info.value)
 
 
-@pytest.mark.parametrize(("text", "fragment"), [
-    ('name: "other"', "name 'other' does not match the model folder 'mlp'"),
-    ('platform: "tensorrt_plan"', "platform 'tensorrt_plan' is not supported"),
-    ('backend: "python"', "backend 'python' is not supported"),
-    ('default_model_filename: "../x.onnx"', "default_model_filename must be a plain file name"),
-    ("max_batch_size: -1", "max_batch_size must be >= 0; was -1"),
-    ('input { name: "x" data_type: TYPE_BF16 dims: [1] }', "has data_type TYPE_BF16"),
-    ('input { name: "x" data_type: TYPE_FP32 }', "an input lacks 'dims'"),
-    ('input { name: "x" data_type: TYPE_FP32 dims: [0] }', "dims must be positive or -1"),
-    ("dynamic_batching { }", "dynamic_batching needs max_batch_size > 0"),
-    ("max_batch_size: 4 dynamic_batching { preferred_batch_size: [8] }",
-     "preferred_batch_sizes must be ints in [1, max_batch_size=4]"),
-    ("instance_group [{kind: KIND_CPU}, {kind: KIND_GPU}]", "kinds must all be the same"),
-    ("instance_group [{kind: KIND_MODEL}]", "kind KIND_MODEL is not supported"),
-    ("instance_group [{kind: KIND_GPU gpus: [0, 1]}]", "several GPUs [0, 1]"),
-    ("instance_group [{kind: KIND_CPU gpus: [0]}]", "gpus needs kind: KIND_GPU"),
-    ("instance_group [{count: 0}]", "instances must be an int >= 1; was 0"),
-    ("version_policy { latest { num_versions: 0 } }", "num_versions must be >= 1; was 0"),
-    ("version_policy { specific { } }", "specific needs versions"),
-    ("version_policy { all {} latest {} }", "exactly one of latest, specific, all"),
-])
+@pytest.mark.parametrize(
+    ("text", "fragment"),
+    [
+        ('name: "other"', "name 'other' does not match the model folder 'mlp'"),
+        ('platform: "tensorrt_plan"', "platform 'tensorrt_plan' is not supported"),
+        ('backend: "python"', "backend 'python' is not supported"),
+        ('default_model_filename: "../x.onnx"', "default_model_filename must be a plain file name"),
+        ("max_batch_size: -1", "max_batch_size must be >= 0; was -1"),
+        ('input { name: "x" data_type: TYPE_BF16 dims: [1] }', "has data_type TYPE_BF16"),
+        ('input { name: "x" data_type: TYPE_FP32 }', "an input lacks 'dims'"),
+        ('input { name: "x" data_type: TYPE_FP32 dims: [0] }', "dims must be positive or -1"),
+        ("dynamic_batching { }", "dynamic_batching needs max_batch_size > 0"),
+        (
+            "max_batch_size: 4 dynamic_batching { preferred_batch_size: [8] }",
+            "preferred_batch_sizes must be ints in [1, max_batch_size=4]",
+        ),
+        ("instance_group [{kind: KIND_CPU}, {kind: KIND_GPU}]", "kinds must all be the same"),
+        ("instance_group [{kind: KIND_MODEL}]", "kind KIND_MODEL is not supported"),
+        ("instance_group [{kind: KIND_GPU gpus: [0, 1]}]", "several GPUs [0, 1]"),
+        ("instance_group [{kind: KIND_CPU gpus: [0]}]", "gpus needs kind: KIND_GPU"),
+        ("instance_group [{count: 0}]", "instances must be an int >= 1; was 0"),
+        ("version_policy { latest { num_versions: 0 } }", "num_versions must be >= 1; was 0"),
+        ("version_policy { specific { } }", "specific needs versions"),
+        ("version_policy { all {} latest {} }", "exactly one of latest, specific, all"),
+    ],
+)
 def test_semantic_errors_name_the_file(tmp_path: Path, text: str, fragment: str) -> None:
     path = _config(tmp_path, text)
     with pytest.raises(InvalidConfigError) as info:
@@ -175,8 +193,9 @@ def _repo(tmp_path: Path) -> Path:
     repo = tmp_path / "repo"
     for v in (1, 2, 3):
         _add_model(repo / "mlp" / str(v) / "model.onnx", bias=float(v))
-    (repo / "mlp" / "config.pbtxt").write_text(FULL_CONFIG.replace("KIND_GPU, gpus: [ 1 ]",
-                                                                   "KIND_CPU"))
+    (repo / "mlp" / "config.pbtxt").write_text(
+        FULL_CONFIG.replace("KIND_GPU, gpus: [ 1 ]", "KIND_CPU")
+    )
     _add_model(repo / "plain" / "1" / "model.onnx", bias=9.0)  # no config.pbtxt
     (repo / "plain" / "notes").mkdir()  # not a version folder
     (repo / ".git").mkdir()
@@ -204,19 +223,24 @@ def test_scan_refuses_bad_folders(tmp_path: Path) -> None:
         scan_repository(tmp_path / "r2")
 
 
-def test_import_registers_once_and_sets_alias(tmp_path: Path,
-                                              monkeypatch: pytest.MonkeyPatch) -> None:
+def test_import_registers_once_and_sets_alias(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.delenv("ENGINE_REGISTRY_URL", raising=False)
     get_settings.cache_clear()
     repo = _repo(tmp_path)
     with Registry(home=tmp_path / "home") as registry:
         first = import_repository(registry, repo, alias="production")
-        assert [(r.name, r.repository_version, r.registered_version, r.skipped)
-                for r in first] == [("mlp", 2, 1, False), ("mlp", 3, 2, False),
-                                    ("plain", 1, 1, False)]
+        assert [(r.name, r.repository_version, r.registered_version, r.skipped) for r in first] == [
+            ("mlp", 2, 1, False),
+            ("mlp", 3, 2, False),
+            ("plain", 1, 1, False),
+        ]
         assert registry.get("mlp@production").version == 2
-        assert registry.get("mlp:1").tags == {"source": "model-repository",
-                                              "repository_version": "2"}
+        assert registry.get("mlp:1").tags == {
+            "source": "model-repository",
+            "repository_version": "2",
+        }
         assert registry.get("mlp:1").config.preferred_batch_sizes == (8, 16)
         again = import_repository(registry, repo)
         assert all(r.skipped for r in again)

@@ -14,8 +14,9 @@ def test_defaults_when_nothing_is_set() -> None:
 
 
 def test_reads_each_variable(tmp_path: Path) -> None:
-    settings = Settings.from_env({"ENGINE_HOME": str(tmp_path),
-                                  "ENGINE_REGISTRY_URL": "postgresql://h/db"})
+    settings = Settings.from_env(
+        {"ENGINE_HOME": str(tmp_path), "ENGINE_REGISTRY_URL": "postgresql://h/db"}
+    )
     assert settings.engine_home == tmp_path
     assert settings.registry_url == "postgresql://h/db"
 

@@ -28,8 +28,9 @@ def add_model(tmp_path: Path) -> Callable[[float], Path]:
         x = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 4])
         y = helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", 4])
         b = numpy_helper.from_array(np.full(4, bias, dtype=np.float32), "b")
-        graph = helper.make_graph([helper.make_node("Add", ["x", "b"], ["y"])], "add", [x], [y],
-                                  [b])
+        graph = helper.make_graph(
+            [helper.make_node("Add", ["x", "b"], ["y"])], "add", [x], [y], [b]
+        )
         model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
         model.ir_version = 8
         path = tmp_path / "models" / f"add-{bias}.onnx"

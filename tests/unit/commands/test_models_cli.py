@@ -36,10 +36,27 @@ def _json(run: Run, *args: str) -> object:
 def test_register_then_list_show_versions(run: Run, add_model, tmp_path: Path) -> None:
     data = tmp_path / "train.csv"
     data.write_text("a,b\n1,2\n")
-    code, out, _ = run("register", "churn", str(add_model(1.0)), "--alias", "production",
-                       "--metric", "auc=0.9", "--param", "depth=4", "--param", "kind=gbm",
-                       "--tag", "team=risk", "--description", "first", "--data", str(data),
-                       "--code-revision", "abc123")
+    code, out, _ = run(
+        "register",
+        "churn",
+        str(add_model(1.0)),
+        "--alias",
+        "production",
+        "--metric",
+        "auc=0.9",
+        "--param",
+        "depth=4",
+        "--param",
+        "kind=gbm",
+        "--tag",
+        "team=risk",
+        "--description",
+        "first",
+        "--data",
+        str(data),
+        "--code-revision",
+        "abc123",
+    )
     assert code == 0
     assert out.startswith("registered churn:1 (sha256 ")
     assert out.rstrip().endswith("alias production")
@@ -53,12 +70,19 @@ def test_register_then_list_show_versions(run: Run, add_model, tmp_path: Path) -
     assert record["lineage"]["code_revision"] == "abc123"
     assert record["inputs"] == [{"name": "x", "dtype": "float32", "shape": [-1, 4]}]
 
-    assert _json(run, "register", "churn", str(add_model(2.0)), "--parent",
-                 "churn:1")["version"] == 2  # type: ignore[index]
+    assert (
+        _json(run, "register", "churn", str(add_model(2.0)), "--parent", "churn:1")["version"] == 2
+    )  # type: ignore[index]
     listed = _json(run, "list")
-    assert listed == [{"name": "churn", "latest_version": 2, "version_count": 2,
-                       "aliases": {"production": 1},
-                       "updated_at": listed[0]["updated_at"]}]  # type: ignore[index]
+    assert listed == [
+        {
+            "name": "churn",
+            "latest_version": 2,
+            "version_count": 2,
+            "aliases": {"production": 1},
+            "updated_at": listed[0]["updated_at"],
+        }
+    ]  # type: ignore[index]
     versions = _json(run, "versions", "churn")
     assert [v["version"] for v in versions] == [1, 2]  # type: ignore[union-attr,index]
 
@@ -71,7 +95,7 @@ def test_human_output_is_an_aligned_table(run: Run, add_model) -> None:
     lines = out.splitlines()
     assert lines[0].split() == ["NAME", "LATEST", "VERSIONS", "ALIASES", "UPDATED"]
     column = lines[0].index("LATEST")
-    assert all(line[column - 2:column] == "  " for line in lines)
+    assert all(line[column - 2 : column] == "  " for line in lines)
     assert lines[1].startswith("a-long-model-name  1")
     assert "production=1" in lines[2]
     code, out, _ = run("show", "b")
@@ -81,8 +105,11 @@ def test_human_output_is_an_aligned_table(run: Run, add_model) -> None:
 def test_alias_archive_delete_lineage(run: Run, add_model) -> None:
     run("register", "m", str(add_model(1.0)))
     run("register", "m", str(add_model(2.0)), "--parent", "m:1")
-    assert _json(run, "alias", "m", "production", "2") == {"name": "m", "alias": "production",
-                                                           "version": 2}
+    assert _json(run, "alias", "m", "production", "2") == {
+        "name": "m",
+        "alias": "production",
+        "version": 2,
+    }
     code, out, _ = run("alias", "m", "production", "1")
     assert (code, out.strip()) == (0, "m@production -> m:1")
     code, _, err = run("delete", "m", "1")
@@ -105,10 +132,12 @@ def test_import_repo(run: Run, add_model, tmp_path: Path) -> None:
     (repo / "mlp" / "1").mkdir(parents=True)
     add_model(1.0).rename(repo / "mlp" / "1" / "model.onnx")
     (repo / "mlp" / "config.pbtxt").write_text(
-        'max_batch_size: 8\ninput [{ name: "x" data_type: TYPE_FP32 dims: [4] }]\n')
+        'max_batch_size: 8\ninput [{ name: "x" data_type: TYPE_FP32 dims: [4] }]\n'
+    )
     results = _json(run, "import-repo", str(repo), "--alias", "production")
-    assert results == [{"name": "mlp", "repository_version": 1, "registered_version": 1,
-                        "skipped": False}]
+    assert results == [
+        {"name": "mlp", "repository_version": 1, "registered_version": 1, "skipped": False}
+    ]
     config = _json(run, "show", "mlp@production")["config"]  # type: ignore[index]
     assert config["max_batch_size"] == 8
     code, out, _ = run("import-repo", str(repo))
@@ -130,17 +159,19 @@ def test_config_files_json_and_pbtxt(run: Run, add_model, tmp_path: Path) -> Non
     assert record["config"]["batching"] is True  # type: ignore[index]
 
 
-@pytest.mark.parametrize(("args", "fragment"), [
-    (["register", "../evil", "x.onnx"], "invalid model name '../evil'"),
-    (["register", "m", "missing.onnx"], "does not exist or is not a file"),
-    (["register", "m", "MODEL", "--metric", "auc"], "--metric needs KEY=VALUE; was 'auc'"),
-    (["register", "m", "MODEL", "--metric", "auc=high"], "metric 'auc' must be a number"),
-    (["show", "nope"], "no model named 'nope'"),
-    (["show", "m%2f..%2f"], "URL-encoded"),
-    (["alias", "m", "prod"], "give the VERSION the alias should point at"),
-])
-def test_errors_exit_1_with_a_message(run: Run, add_model, args: list[str],
-                                      fragment: str) -> None:
+@pytest.mark.parametrize(
+    ("args", "fragment"),
+    [
+        (["register", "../evil", "x.onnx"], "invalid model name '../evil'"),
+        (["register", "m", "missing.onnx"], "does not exist or is not a file"),
+        (["register", "m", "MODEL", "--metric", "auc"], "--metric needs KEY=VALUE; was 'auc'"),
+        (["register", "m", "MODEL", "--metric", "auc=high"], "metric 'auc' must be a number"),
+        (["show", "nope"], "no model named 'nope'"),
+        (["show", "m%2f..%2f"], "URL-encoded"),
+        (["alias", "m", "prod"], "give the VERSION the alias should point at"),
+    ],
+)
+def test_errors_exit_1_with_a_message(run: Run, add_model, args: list[str], fragment: str) -> None:
     args = [str(add_model(1.0)) if a == "MODEL" else a for a in args]
     code, _, err = run(*args)
     assert code == 1
@@ -159,16 +190,30 @@ def test_registry_url_option_and_module_entry_point(tmp_path: Path, add_model) -
     env = {**os.environ, "ENGINE_HOME": str(tmp_path / "home")}
     env.pop("ENGINE_REGISTRY_URL", None)
     base = [sys.executable, "-m", "engine.cli", "models"]
-    done = subprocess.run([*base, "register", "m", str(add_model(1.0)), "--registry-url",
-                           f"sqlite:///{db}", "--json"], capture_output=True, text=True,
-                          env=env, timeout=120)
+    done = subprocess.run(
+        [
+            *base,
+            "register",
+            "m",
+            str(add_model(1.0)),
+            "--registry-url",
+            f"sqlite:///{db}",
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+        check=False,
+    )
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["version"] == 1
     assert db.is_file()
     assert not (tmp_path / "home" / "registry.db").exists()
     assert (tmp_path / "home" / "artifacts").is_dir()  # artifacts stay under ENGINE_HOME
     env["ENGINE_REGISTRY_URL"] = f"sqlite:///{db}"
-    done = subprocess.run([*base, "list", "--json"], capture_output=True, text=True, env=env,
-                          timeout=120)
+    done = subprocess.run(
+        [*base, "list", "--json"], capture_output=True, text=True, env=env, timeout=120, check=False
+    )
     assert done.returncode == 0, done.stderr
     assert [m["name"] for m in json.loads(done.stdout)] == ["m"]

@@ -32,21 +32,34 @@ BACKENDS = ["sqlite", "postgresql"]
 OnnxFactory = Callable[..., Path]
 
 
-def make_add_model(path: Path, *, bias: float = 1.0, width: int = 4,
-                   dims: Sequence[int | str] = ("batch", 4), elem_type: int = TensorProto.FLOAT,
-                   external_data: bool = False) -> Path:
+def make_add_model(
+    path: Path,
+    *,
+    bias: float = 1.0,
+    width: int = 4,
+    dims: Sequence[int | str] = ("batch", 4),
+    elem_type: int = TensorProto.FLOAT,
+    external_data: bool = False,
+) -> Path:
     """A tiny ``y = x + bias`` model; a different ``bias`` gives different bytes (and hash)."""
     x = helper.make_tensor_value_info("x", elem_type, list(dims))
     y = helper.make_tensor_value_info("y", elem_type, list(dims))
     b = numpy_helper.from_array(
-        np.full(width, bias, dtype=helper.tensor_dtype_to_np_dtype(elem_type)), "b")
+        np.full(width, bias, dtype=helper.tensor_dtype_to_np_dtype(elem_type)), "b"
+    )
     graph = helper.make_graph([helper.make_node("Add", ["x", "b"], ["y"])], "add", [x], [y], [b])
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     model.ir_version = 8
     path.parent.mkdir(parents=True, exist_ok=True)
     if external_data:
-        onnx.save(model, str(path), save_as_external_data=True, all_tensors_to_one_file=True,
-                  location=path.name + ".data", size_threshold=0)
+        onnx.save(
+            model,
+            str(path),
+            save_as_external_data=True,
+            all_tensors_to_one_file=True,
+            location=path.name + ".data",
+            size_threshold=0,
+        )
     else:
         onnx.save(model, str(path))
     return path
@@ -98,27 +111,66 @@ class PostgresServer:
         subprocess.run([*self.run_as, *args], check=True, capture_output=True, timeout=60)
 
     def start(self) -> None:
-        self._run(str(self.bindir / "initdb"), "-D", str(self.data), "-A", "trust", "-U",
-                  "engine", "--no-sync", "-E", "UTF8")
-        options = (f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 "
-                   f"-c fsync=off -c max_connections=50")
-        self._run(str(self.bindir / "pg_ctl"), "-D", str(self.data), "-o", options, "-l",
-                  str(self.root / "server.log"), "-w", "-t", "30", "start")
+        self._run(
+            str(self.bindir / "initdb"),
+            "-D",
+            str(self.data),
+            "-A",
+            "trust",
+            "-U",
+            "engine",
+            "--no-sync",
+            "-E",
+            "UTF8",
+        )
+        options = (
+            f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 "
+            f"-c fsync=off -c max_connections=50"
+        )
+        self._run(
+            str(self.bindir / "pg_ctl"),
+            "-D",
+            str(self.data),
+            "-o",
+            options,
+            "-l",
+            str(self.root / "server.log"),
+            "-w",
+            "-t",
+            "30",
+            "start",
+        )
 
     def stop(self) -> None:
-        subprocess.run([*self.run_as, str(self.bindir / "pg_ctl"), "-D", str(self.data), "-m",
-                        "immediate", "-w", "stop"], capture_output=True, timeout=60)
+        subprocess.run(
+            [
+                *self.run_as,
+                str(self.bindir / "pg_ctl"),
+                "-D",
+                str(self.data),
+                "-m",
+                "immediate",
+                "-w",
+                "stop",
+            ],
+            capture_output=True,
+            timeout=60,
+            check=False,
+        )
 
     def url(self, schema: str) -> str:
         # Each test gets its own schema (far cheaper than a database) via search_path.
-        return (f"postgresql+psycopg://engine@127.0.0.1:{self.port}/postgres"
-                f"?options=-csearch_path%3D{schema}")
+        return (
+            f"postgresql+psycopg://engine@127.0.0.1:{self.port}/postgres"
+            f"?options=-csearch_path%3D{schema}"
+        )
 
     def admin(self, sql: str) -> None:
         import psycopg
 
-        with psycopg.connect(f"host=127.0.0.1 port={self.port} user=engine dbname=postgres",
-                             autocommit=True) as conn:
+        with psycopg.connect(
+            f"host=127.0.0.1 port={self.port} user=engine dbname=postgres", autocommit=True
+        ) as conn:
             conn.execute(sql)  # type: ignore[arg-type]
 
 

@@ -53,8 +53,9 @@ def test_verify_refuses_flipped_byte_and_wrong_size(store: ArtifactStore, tmp_pa
     final = store.commit(staged)
     os.chmod(final, 0o644)
     final.write_bytes(b"0123456780")
-    with pytest.raises(ModelLoadError, match=f"artifact {staged.sha256} is corrupt: its content "
-                                             f"hashes to sha256"):
+    with pytest.raises(
+        ModelLoadError, match=f"artifact {staged.sha256} is corrupt: its content hashes to sha256"
+    ):
         store.verify(staged.sha256, 10)
     with pytest.raises(ModelLoadError, match="expected 11 bytes, found 10"):
         store.verify(staged.sha256, 11)

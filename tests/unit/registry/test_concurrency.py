@@ -37,15 +37,30 @@ print(json.dumps(done))
 
 
 def test_two_processes_registering_at_once_get_distinct_versions(
-        home: Path, registry_url: str | None, onnx_model, tmp_path: Path) -> None:
+    home: Path, registry_url: str | None, onnx_model, tmp_path: Path
+) -> None:
     count = 5
     workdir = tmp_path / "sync"
     workdir.mkdir()
     Registry(home=home, url=registry_url).close()  # the schema exists before the race
-    procs = [subprocess.Popen(
-        [sys.executable, "-c", _WORKER, str(home), registry_url or "",
-         str(onnx_model(bias=float(i))), str(count), str(workdir)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for i in range(2)]
+    procs = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-c",
+                _WORKER,
+                str(home),
+                registry_url or "",
+                str(onnx_model(bias=float(i))),
+                str(count),
+                str(workdir),
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for i in range(2)
+    ]
     deadline = time.monotonic() + 60
     while len(list(workdir.glob("ready-*"))) < 2:
         assert time.monotonic() < deadline, "workers did not start"
@@ -88,8 +103,7 @@ def _read_byte(fd: int, timeout_s: float = 60.0) -> bytes:
 
 
 @pytest.mark.parametrize("backend", ["sqlite"])
-def test_sigkill_midway_leaves_a_consistent_registry(home: Path, onnx_model,
-                                                     backend: str) -> None:
+def test_sigkill_midway_leaves_a_consistent_registry(home: Path, onnx_model, backend: str) -> None:
     """SIGKILL a registering process at random moments, many times; afterwards the database
     is intact, versions are contiguous, and every listed version verifies and loads."""
     models = [onnx_model(bias=float(b)) for b in range(4)]
@@ -138,17 +152,25 @@ def _assert_onnxruntime_loads(paths: list[str]) -> None:
     """Every path opens in ONNX Runtime. In a child process: importing onnxruntime here would
     put a second copy of ORT beside the one engine._core loads."""
     pytest.importorskip("onnxruntime")
-    script = ("import sys, onnxruntime as ort\n"
-              "for p in sys.argv[1:]:\n"
-              "    ort.InferenceSession(p, providers=['CPUExecutionProvider'])\n")
-    done = subprocess.run([sys.executable, "-c", script, *paths], capture_output=True,
-                          text=True, timeout=120)
+    script = (
+        "import sys, onnxruntime as ort\n"
+        "for p in sys.argv[1:]:\n"
+        "    ort.InferenceSession(p, providers=['CPUExecutionProvider'])\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script, *paths],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert done.returncode == 0, done.stderr
 
 
 @pytest.mark.parametrize("backend", ["sqlite"])
 def test_crash_between_artifact_and_record_leaves_no_version(
-        registry: Registry, onnx_model, monkeypatch: pytest.MonkeyPatch, home: Path) -> None:
+    registry: Registry, onnx_model, monkeypatch: pytest.MonkeyPatch, home: Path
+) -> None:
     registry.register("m", onnx_model(bias=1.0))
 
     def crash(*args: object, **kwargs: object) -> None:

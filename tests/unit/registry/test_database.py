@@ -41,8 +41,10 @@ def test_new_database_is_stamped_with_the_schema_version(tmp_path: Path) -> None
     db = _db(tmp_path)
     try:
         with db.read() as conn:
-            assert conn.execute(sa.select(schema.schema_info.c.version)).scalar_one() == \
-                schema.SCHEMA_VERSION
+            assert (
+                conn.execute(sa.select(schema.schema_info.c.version)).scalar_one()
+                == schema.SCHEMA_VERSION
+            )
             assert {"models", "versions", "aliases"} <= set(sa.inspect(conn).get_table_names())
     finally:
         db.dispose()
@@ -54,13 +56,16 @@ def test_newer_schema_is_refused(tmp_path: Path) -> None:
     with engine.begin() as conn:
         conn.execute(schema.schema_info.update().values(version=schema.SCHEMA_VERSION + 1))
     engine.dispose()
-    with pytest.raises(RegistryError, match=f"schema version {schema.SCHEMA_VERSION + 1} is "
-                                            f"newer than this engine supports"):
+    with pytest.raises(
+        RegistryError,
+        match=f"schema version {schema.SCHEMA_VERSION + 1} is newer than this engine supports",
+    ):
         _db(tmp_path)
 
 
-def test_older_schema_is_migrated_step_by_step(tmp_path: Path,
-                                               monkeypatch: pytest.MonkeyPatch) -> None:
+def test_older_schema_is_migrated_step_by_step(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     _db(tmp_path).dispose()
     applied: list[int] = []
     target = schema.SCHEMA_VERSION + 1
@@ -74,8 +79,10 @@ def test_older_schema_is_migrated_step_by_step(tmp_path: Path,
     db = _db(tmp_path)
     try:
         with db.read() as conn:
-            assert conn.execute(sa.select(schema.schema_info.c.version)).scalar_one() == \
-                schema.SCHEMA_VERSION
+            assert (
+                conn.execute(sa.select(schema.schema_info.c.version)).scalar_one()
+                == schema.SCHEMA_VERSION
+            )
             assert sa.inspect(conn).has_table("extra")
         assert applied == [schema.SCHEMA_VERSION]
     finally:

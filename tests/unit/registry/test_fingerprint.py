@@ -29,14 +29,19 @@ def test_array_fingerprint_depends_on_values_dtype_and_shape() -> None:
 
 def test_code_revision_in_and_outside_git(tmp_path: Path) -> None:
     assert code_revision(tmp_path) is None
-    run = lambda *a: subprocess.run(["git", "-C", str(tmp_path), *a], check=True,  # noqa: E731
-                                    capture_output=True)
+    run = lambda *a: subprocess.run(
+        ["git", "-C", str(tmp_path), *a], check=True, capture_output=True
+    )
     run("init", "-q")
     (tmp_path / "f").write_text("1")
     run("add", "f")
     run("-c", "user.email=t@t", "-c", "user.name=t", "commit", "-qm", "x")
-    head = subprocess.run(["git", "-C", str(tmp_path), "rev-parse", "HEAD"], check=True,
-                          capture_output=True, text=True).stdout.strip()
+    head = subprocess.run(
+        ["git", "-C", str(tmp_path), "rev-parse", "HEAD"],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
     assert code_revision(tmp_path) == head
     (tmp_path / "f").write_text("2")
     assert code_revision(tmp_path) == head + "+dirty"

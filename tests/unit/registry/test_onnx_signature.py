@@ -29,8 +29,9 @@ def test_initializers_listed_as_inputs_are_not_inputs(tmp_path: Path) -> None:
     w_info = helper.make_tensor_value_info("w", TensorProto.FLOAT, [2, 3])
     y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [None, 3])
     w = helper.make_tensor("w", TensorProto.FLOAT, [2, 3], [0.0] * 6)
-    graph = helper.make_graph([helper.make_node("MatMul", ["x", "w"], ["y"])], "mm",
-                              [x, w_info], [y], [w])
+    graph = helper.make_graph(
+        [helper.make_node("MatMul", ["x", "w"], ["y"])], "mm", [x, w_info], [y], [w]
+    )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     model.ir_version = 8
     path = tmp_path / "mm.onnx"
@@ -43,8 +44,9 @@ def test_initializers_listed_as_inputs_are_not_inputs(tmp_path: Path) -> None:
 def test_non_tensor_outputs_are_refused(tmp_path: Path) -> None:
     x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [3])
     seq = helper.make_tensor_sequence_value_info("s", TensorProto.FLOAT, [3])
-    graph = helper.make_graph([helper.make_node("SequenceConstruct", ["x"], ["s"])], "g", [x],
-                              [seq])
+    graph = helper.make_graph(
+        [helper.make_node("SequenceConstruct", ["x"], ["s"])], "g", [x], [seq]
+    )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     model.ir_version = 8
     path = tmp_path / "seq.onnx"

@@ -11,8 +11,14 @@ from pathlib import Path
 import pytest
 
 from engine.config import ModelConfig
-from engine.errors import (ConflictError, InvalidConfigError, InvalidModelNameError,
-                           ModelLoadError, ModelNotFoundError, RegistryError)
+from engine.errors import (
+    ConflictError,
+    InvalidConfigError,
+    InvalidModelNameError,
+    ModelLoadError,
+    ModelNotFoundError,
+    RegistryError,
+)
 from engine.registry import Lineage, Registry, resolve
 from engine.signature import TensorSpec
 
@@ -51,15 +57,30 @@ def test_versions_count_up_and_refs_resolve(registry: Registry, onnx_model) -> N
 
 def test_records_round_trip_every_field(registry: Registry, onnx_model) -> None:
     registry.register("base", onnx_model(bias=0.5))
-    config = ModelConfig(max_batch_size=8, preferred_batch_sizes=(4, 8), instances=2,
-                         max_queue_delay_us=500,
-                         inputs=(TensorSpec("x", "float32", (-1, 4)),))
-    lineage = Lineage(data_fingerprint="sha256:" + "ab" * 32, code_revision="deadbeef",
-                      parent="base:1", transform_spec={"steps": [{"kind": "scale"}]},
-                      created_by="alice")
-    v = registry.register("m", onnx_model(), config=config, metrics={"auc": 0.91, "n": 3},
-                          params={"depth": 4, "lr": [0.1, 0.01]}, tags={"team": "risk"},
-                          lineage=lineage, description="d")
+    config = ModelConfig(
+        max_batch_size=8,
+        preferred_batch_sizes=(4, 8),
+        instances=2,
+        max_queue_delay_us=500,
+        inputs=(TensorSpec("x", "float32", (-1, 4)),),
+    )
+    lineage = Lineage(
+        data_fingerprint="sha256:" + "ab" * 32,
+        code_revision="deadbeef",
+        parent="base:1",
+        transform_spec={"steps": [{"kind": "scale"}]},
+        created_by="alice",
+    )
+    v = registry.register(
+        "m",
+        onnx_model(),
+        config=config,
+        metrics={"auc": 0.91, "n": 3},
+        params={"depth": 4, "lr": [0.1, 0.01]},
+        tags={"team": "risk"},
+        lineage=lineage,
+        description="d",
+    )
     got = registry.get("m:1")
     assert got == v
     assert got.config == config
@@ -72,8 +93,9 @@ def test_records_round_trip_every_field(registry: Registry, onnx_model) -> None:
 
 
 def test_config_and_lineage_accept_plain_mappings(registry: Registry, onnx_model) -> None:
-    v = registry.register("m", onnx_model(), config={"max_batch_size": 4},
-                          lineage={"code_revision": "abc"})
+    v = registry.register(
+        "m", onnx_model(), config={"max_batch_size": 4}, lineage={"code_revision": "abc"}
+    )
     assert v.config.max_batch_size == 4
     assert v.lineage.code_revision == "abc"
 
@@ -93,8 +115,9 @@ def test_aliases_move_and_are_removed(registry: Registry, onnx_model) -> None:
         registry.remove_alias("m", "production")
 
 
-def test_archive_hides_from_latest_but_keeps_explicit_version(registry: Registry,
-                                                              onnx_model) -> None:
+def test_archive_hides_from_latest_but_keeps_explicit_version(
+    registry: Registry, onnx_model
+) -> None:
     registry.register("m", onnx_model(bias=1.0))
     registry.register("m", onnx_model(bias=2.0))
     archived = registry.archive("m", 2)
@@ -112,16 +135,20 @@ def test_archive_hides_from_latest_but_keeps_explicit_version(registry: Registry
 def test_archive_and_delete_refuse_while_aliased(registry: Registry, onnx_model) -> None:
     registry.register("m", onnx_model(), alias="production")
     registry.set_alias("m", "staging", 1)
-    with pytest.raises(ConflictError, match=r"cannot delete m:1: aliases \['production', "
-                                            r"'staging'\] point at it"):
+    with pytest.raises(
+        ConflictError,
+        match=r"cannot delete m:1: aliases \['production', "
+        r"'staging'\] point at it",
+    ):
         registry.delete("m", 1)
     with pytest.raises(ConflictError, match="cannot archive m:1"):
         registry.archive("m", 1)
     assert registry.get("m:1").status == "ready"
 
 
-def test_delete_removes_the_record_and_never_reuses_the_number(registry: Registry,
-                                                               onnx_model) -> None:
+def test_delete_removes_the_record_and_never_reuses_the_number(
+    registry: Registry, onnx_model
+) -> None:
     registry.register("m", onnx_model(bias=1.0))
     registry.register("m", onnx_model(bias=2.0))
     registry.delete("m", 2)
@@ -162,8 +189,9 @@ SQLITE_ONLY = pytest.mark.parametrize("backend", ["sqlite"])
 
 @SQLITE_ONLY
 @pytest.mark.parametrize("name", ["../evil", "/abs", "a%2f", ".hidden", "a\x00"])
-def test_bad_names_are_refused_before_anything_is_written(registry: Registry, onnx_model,
-                                                          home: Path, name: str) -> None:
+def test_bad_names_are_refused_before_anything_is_written(
+    registry: Registry, onnx_model, home: Path, name: str
+) -> None:
     with pytest.raises(InvalidModelNameError):
         registry.register(name, onnx_model())
     with pytest.raises(InvalidModelNameError):
@@ -173,24 +201,34 @@ def test_bad_names_are_refused_before_anything_is_written(registry: Registry, on
 
 
 @SQLITE_ONLY
-@pytest.mark.parametrize(("kwargs", "fragment"), [
-    ({"metrics": {"auc": float("nan")}}, "metric 'auc' must be a finite number"),
-    ({"metrics": {"auc": "high"}}, "metric 'auc' must be a finite number"),
-    ({"tags": {"team": 3}}, "tag 'team' must be a string"),
-    ({"params": {"f": object()}}, "params must be JSON-serialisable"),
-    ({"config": {"max_batch_size": 0}}, "max_batch_size must be an int >= 1"),
-    ({"config": {"bogus": 1}}, "unknown model config fields"),
-    ({"lineage": {"parent": "m"}}, "lineage parent must name an exact version"),
-    ({"lineage": {"who": "x"}}, "unknown lineage fields"),
-    ({"config": ModelConfig(inputs=(TensorSpec("z", "float32", (-1, 4)),))},
-     "config declares input 'z' but the model's inputs are ['x']"),
-    ({"config": ModelConfig(inputs=(TensorSpec("x", "int64", (-1, 4)),))},
-     "config declares input 'x' as int64 but the model has float32"),
-    ({"config": ModelConfig(outputs=(TensorSpec("y", "float32", (-1, 5)),))},
-     "with shape [-1, 5] but the model has [-1, 4]"),
-])
-def test_invalid_fields_are_refused(registry: Registry, onnx_model, home: Path,
-                                    kwargs: dict[str, object], fragment: str) -> None:
+@pytest.mark.parametrize(
+    ("kwargs", "fragment"),
+    [
+        ({"metrics": {"auc": float("nan")}}, "metric 'auc' must be a finite number"),
+        ({"metrics": {"auc": "high"}}, "metric 'auc' must be a finite number"),
+        ({"tags": {"team": 3}}, "tag 'team' must be a string"),
+        ({"params": {"f": object()}}, "params must be JSON-serialisable"),
+        ({"config": {"max_batch_size": 0}}, "max_batch_size must be an int >= 1"),
+        ({"config": {"bogus": 1}}, "unknown model config fields"),
+        ({"lineage": {"parent": "m"}}, "lineage parent must name an exact version"),
+        ({"lineage": {"who": "x"}}, "unknown lineage fields"),
+        (
+            {"config": ModelConfig(inputs=(TensorSpec("z", "float32", (-1, 4)),))},
+            "config declares input 'z' but the model's inputs are ['x']",
+        ),
+        (
+            {"config": ModelConfig(inputs=(TensorSpec("x", "int64", (-1, 4)),))},
+            "config declares input 'x' as int64 but the model has float32",
+        ),
+        (
+            {"config": ModelConfig(outputs=(TensorSpec("y", "float32", (-1, 5)),))},
+            "with shape [-1, 5] but the model has [-1, 4]",
+        ),
+    ],
+)
+def test_invalid_fields_are_refused(
+    registry: Registry, onnx_model, home: Path, kwargs: dict[str, object], fragment: str
+) -> None:
     with pytest.raises(InvalidConfigError) as info:
         registry.register("m", onnx_model(), **kwargs)  # type: ignore[arg-type]
     assert fragment in str(info.value)
@@ -247,8 +285,11 @@ def test_a_flipped_byte_is_refused(registry: Registry, onnx_model) -> None:
     data[len(data) // 2] ^= 0x01
     os.chmod(blob, 0o644)
     blob.write_bytes(bytes(data))
-    with pytest.raises(ModelLoadError, match=r"m:1: artifact [0-9a-f]{64} is corrupt: its "
-                                             r"content hashes to sha256 [0-9a-f]{64}"):
+    with pytest.raises(
+        ModelLoadError,
+        match=r"m:1: artifact [0-9a-f]{64} is corrupt: its "
+        r"content hashes to sha256 [0-9a-f]{64}",
+    ):
         registry.resolve("m:1")
 
 
@@ -282,8 +323,7 @@ def test_identical_files_share_one_blob(registry: Registry, onnx_model, home: Pa
     assert _blob_count(home) == 1
 
 
-def test_gc_removes_only_unreferenced_old_files(registry: Registry, onnx_model,
-                                               home: Path) -> None:
+def test_gc_removes_only_unreferenced_old_files(registry: Registry, onnx_model, home: Path) -> None:
     registry.register("m", onnx_model(bias=1.0))
     registry.register("m", onnx_model(bias=2.0))
     kept = registry.get("m:1").sha256
@@ -299,8 +339,7 @@ def test_gc_removes_only_unreferenced_old_files(registry: Registry, onnx_model,
     assert registry.resolve("m:1").version.sha256 == kept
 
 
-def test_module_level_resolve_uses_home(home: Path, registry_url: str | None,
-                                        onnx_model) -> None:
+def test_module_level_resolve_uses_home(home: Path, registry_url: str | None, onnx_model) -> None:
     with Registry(home=home, url=registry_url) as registry:
         registry.register("m", onnx_model(), alias="production")
     resolved = resolve("m@production", home=home, url=registry_url)
@@ -308,16 +347,16 @@ def test_module_level_resolve_uses_home(home: Path, registry_url: str | None,
     assert resolved.path.is_file()
 
 
-def test_two_instances_see_each_others_writes(open_registry: RegistryFactory,
-                                              onnx_model) -> None:
+def test_two_instances_see_each_others_writes(open_registry: RegistryFactory, onnx_model) -> None:
     first, second = open_registry(), open_registry()
     first.register("m", onnx_model(bias=1.0))
     assert second.register("m", onnx_model(bias=2.0)).version == 2
     assert first.get("m").version == 2
 
 
-def test_home_defaults_to_engine_home(monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
-                                      onnx_model) -> None:
+def test_home_defaults_to_engine_home(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, onnx_model
+) -> None:
     from engine.settings import get_settings
 
     monkeypatch.setenv("ENGINE_HOME", str(tmp_path / "envhome"))
