@@ -1,0 +1,226 @@
+"""scikit-learn -> ONNX with skl2onnx, validated in the engine.
+
+Inputs of the ONNX graph follow the sample (see :mod:`engine.training.samples`):
+
+- a model fitted on a DataFrame (``feature_names_in_``) takes one ``[batch, 1]`` input per
+  column, named after the column: float32 for numeric columns, string otherwise. The sample
+  must have exactly those columns.
+- a model fitted on an array takes one ``[batch, n_features]`` float32 input, named
+  ``input_names[0]`` or ``"input"``.
+
+Outputs are skl2onnx's: classifiers ``label`` and ``probabilities`` (a plain tensor, no
+ZipMap), regressors ``variable``. ``output_names`` may rename them, in that order.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from engine.errors import ExportError
+from engine.training.export_options import ExportOptions, ExportResult, staged_output
+from engine.training.samples import Sample
+from engine.training.validate import (
+    OutputParity,
+    ParityReport,
+    check_onnx,
+    compare_labels,
+    compare_values,
+    engine_signature,
+    run_onnx,
+    top_two_margin,
+)
+
+__all__ = ["load_sklearn_model", "export_sklearn", "table_inputs", "ML_OPSET"]
+
+ML_OPSET = 3  # ai.onnx.ml: TreeEnsemble*, OneHotEncoder, Imputer, Scaler at version 3
+
+
+def load_sklearn_model(path: str | Path) -> Any:
+    """Unpickle a joblib file. Only load files you trust: unpickling runs code."""
+    import joblib
+
+    path = Path(path)
+    if not path.is_file():
+        raise ExportError(f"model file {str(path)!r} does not exist")
+    try:
+        model = joblib.load(path)
+    except Exception as exc:  # joblib raises anything the pickle stream does
+        raise ExportError(f"cannot load {str(path)!r} with joblib: {type(exc).__name__}: {exc}"
+                          ) from exc
+    if not hasattr(model, "predict"):
+        raise ExportError(f"{str(path)!r} holds a {type(model).__name__}, which has no predict(): "
+                          "export a fitted estimator or Pipeline ending in one")
+    return model
+
+
+def export_sklearn(model: Any, sample: Sample, out: str | Path,
+                   options: ExportOptions | None = None) -> ExportResult:
+    """Convert, write ``out`` (only if valid), check, run in the engine, compare with sklearn.
+
+    Raises ExportError for an unconvertible step, a sample that does not fit the model, or
+    parity outside ``options.atol``/``options.rtol``.
+    """
+    options = options or ExportOptions()
+    feeds, framework_input, initial_types = _model_inputs(model, sample, options)
+    onx = _convert(model, initial_types, options)
+    output_names = _rename_outputs(onx, options.output_names)
+    with staged_output(out) as staged:
+        staged.write_bytes(onx.SerializeToString())
+        check_onnx(staged)
+        got = run_onnx(staged, feeds)
+        parity = _parity(model, framework_input, got, output_names, options, sample.rows)
+        parity.raise_if_failed()
+        inputs, outputs = engine_signature(staged)
+    return ExportResult(Path(out), "sklearn", options.opset, inputs, outputs, parity)
+
+
+def _model_inputs(model: Any, sample: Sample,
+                  options: ExportOptions) -> tuple[dict[str, np.ndarray], Any, list[Any]]:
+    """Engine feeds, the same values as the framework will see them, and skl2onnx types."""
+    from skl2onnx.common.data_types import FloatTensorType, StringTensorType
+
+    batch = None if options.dynamic_batch else sample.rows
+    fitted_columns = getattr(model, "feature_names_in_", None)
+    if fitted_columns is not None:
+        if sample.table is None:
+            raise ExportError(f"the model was fitted on a table with columns "
+                              f"{list(fitted_columns)}; give a .csv or .parquet sample with them")
+        if options.input_names:
+            raise ExportError("--input-names does not apply to a model fitted on a table: its "
+                              "inputs are named after the columns "
+                              f"{list(fitted_columns)}")
+        return table_inputs(sample.table, [str(c) for c in fitted_columns], batch, sample.source)
+    matrix = sample.as_matrix().astype(np.float32)
+    expected = getattr(model, "n_features_in_", None)
+    if matrix.ndim != 2 or (expected is not None and matrix.shape[1] != expected):
+        raise ExportError(f"sample {sample.source!r} has shape {matrix.shape}; the model expects "
+                          f"[rows, {expected}]")
+    if len(options.input_names) > 1:
+        raise ExportError(f"a model fitted on an array has one input; got --input-names "
+                          f"{list(options.input_names)}")
+    name = options.input_names[0] if options.input_names else "input"
+    types = [(name, FloatTensorType([batch, matrix.shape[1]]))]
+    return {name: matrix}, matrix, types
+
+
+def table_inputs(frame: Any, columns: list[str], batch: int | None,
+                  source: str) -> tuple[dict[str, np.ndarray], Any, list[Any]]:
+    import pandas as pd
+    from skl2onnx.common.data_types import FloatTensorType, StringTensorType
+
+    missing = [c for c in columns if c not in frame.columns]
+    extra = [c for c in frame.columns if c not in columns]
+    if missing or extra:
+        raise ExportError(f"sample {source!r} does not have the model's columns: missing "
+                          f"{missing}, unexpected {extra}; the model was fitted on {columns}")
+    feeds: dict[str, np.ndarray] = {}
+    types: list[Any] = []
+    framework = pd.DataFrame(index=frame.index)
+    for column in columns:
+        values = frame[column]
+        if pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values):
+            # float32 for both sides, so parity measures the graph, not input rounding.
+            array = values.to_numpy(dtype=np.float32, na_value=np.nan)
+            types.append((column, FloatTensorType([batch, 1])))
+        else:
+            array = np.array([None if _missing(v) else str(v) for v in values], dtype=object)
+            if any(v is None for v in array):
+                raise ExportError(f"sample {source!r}: string column {column!r} has missing "
+                                  "values, which a string tensor cannot carry; fill them first")
+            types.append((column, StringTensorType([batch, 1])))
+        framework[column] = array
+        feeds[column] = array.reshape(-1, 1)
+    return feeds, framework, types
+
+
+def _convert(model: Any, initial_types: list[Any], options: ExportOptions) -> Any:
+    from sklearn.base import is_classifier
+    from skl2onnx import convert_sklearn
+    from skl2onnx.common.exceptions import MissingConverter, MissingShapeCalculator
+
+    # ZipMap turns probabilities into a list of dicts; the engine serves plain tensors.
+    conversion_options = {id(model): {"zipmap": False}} if is_classifier(model) else None
+    try:
+        return convert_sklearn(model, initial_types=initial_types,
+                               target_opset={"": options.opset, "ai.onnx.ml": ML_OPSET},
+                               options=conversion_options)
+    except (MissingShapeCalculator, MissingConverter) as exc:
+        raise ExportError(_unsupported_message(model, str(exc))) from exc
+    except (RuntimeError, ValueError, TypeError, NotImplementedError) as exc:
+        raise ExportError(f"skl2onnx could not convert {_describe(model)} at opset "
+                          f"{options.opset}: {type(exc).__name__}: {_first_line(exc)}. Try "
+                          "another --opset, or simplify the offending step") from exc
+
+
+def _unsupported_message(model: Any, detail: str) -> str:
+    import skl2onnx
+
+    bad = [(path, step) for path, step in _walk(model, "model") if type(step).__qualname__ in detail]
+    where = (f"step {bad[-1][0]!r} ({_describe(bad[-1][1])})" if bad else _describe(model))
+    return (f"{where} has no ONNX converter in skl2onnx {skl2onnx.__version__}. Replace it with a "
+            "supported estimator (logistic/linear models, tree ensembles, "
+            "HistGradientBoosting, MLP, scalers, encoders, imputers...) or register a custom "
+            "converter with skl2onnx.update_registered_converter")
+
+
+def _walk(step: Any, path: str) -> list[tuple[str, Any]]:
+    """Every (path, estimator) inside Pipelines and ColumnTransformers, outermost first."""
+    found = [(path, step)]
+    for name, child in getattr(step, "steps", []):
+        found += _walk(child, f"{path}.{name}")
+    for name, child, _ in getattr(step, "transformers_", getattr(step, "transformers", [])):
+        if not isinstance(child, str):
+            found += _walk(child, f"{path}.{name}")
+    return found
+
+
+def _rename_outputs(onx: Any, names: tuple[str, ...]) -> list[str]:
+    current = [o.name for o in onx.graph.output]
+    if not names:
+        return current
+    if len(names) != len(current):
+        raise ExportError(f"--output-names gives {len(names)} names; the model has "
+                          f"{len(current)} outputs {current}")
+    renames = dict(zip(current, names))
+    for node in onx.graph.node:
+        node.output[:] = [renames.get(o, o) for o in node.output]
+    for output in onx.graph.output:
+        output.name = renames[output.name]
+    return list(names)
+
+
+def _parity(model: Any, framework_input: Any, got: dict[str, np.ndarray], names: list[str],
+            options: ExportOptions, rows: int) -> ParityReport:
+    """Compare positionally: skl2onnx emits (label, probabilities/scores) or (variable,)."""
+    atol, rtol = options.atol, options.rtol
+    results: list[OutputParity] = []
+    if hasattr(model, "predict_proba") and len(names) == 2:
+        proba = np.asarray(model.predict_proba(framework_input))
+        results.append(compare_values(names[1], got[names[1]], proba, atol, rtol))
+        results.append(compare_labels(names[0], got[names[0]], model.predict(framework_input),
+                                      top_two_margin(proba), atol, rtol))
+    else:
+        expected = np.asarray(model.predict(framework_input))
+        first = got[names[0]]
+        if expected.dtype.kind in "fc":
+            results.append(compare_values(names[0], first, expected, atol, rtol))
+        else:
+            results.append(compare_labels(names[0], first, expected, None, atol, rtol))
+    return ParityReport(atol, rtol, rows, tuple(results))
+
+
+def _describe(step: Any) -> str:
+    return f"{type(step).__module__}.{type(step).__qualname__}"
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def _missing(value: Any) -> bool:
+    return value is None or (isinstance(value, float) and np.isnan(value)) or (
+        type(value).__name__ == "NAType")

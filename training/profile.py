@@ -1,0 +1,171 @@
+"""The reference profile of training data: per-feature statistics for drift monitoring.
+
+Made once at training time from the training split, stored with the registered version, and
+compared later against live traffic (PSI / KS / chi-square per window). The profile is a plain
+JSON-able dict (no NaN: missing statistics are ``None``), schema version 1::
+
+    {
+      "schema_version": 1,
+      "row_count": 1500,
+      "features": {
+        "age": {
+          "kind": "numeric", "dtype": "float64", "count": 1500,
+          "nan_fraction": 0.0,             # NaN (or None) rows / row_count
+          "mean": 42.1, "std": 11.8, "min": 18.0, "max": 90.0,   # over non-NaN values
+          "bin_edges": [18.0, 26.7, ..., 90.0],    # quantile edges, strictly increasing
+          "bin_proportions": [0.1, 0.1, ...]       # len(bin_edges) - 1 values, sum 1
+        },
+        "region": {
+          "kind": "categorical", "dtype": "string", "count": 1500,
+          "missing_fraction": 0.0,          # None/NaN rows / row_count
+          "distinct": 4,                    # distinct non-missing values seen
+          "categories": ["north", "south", "east", "west"],   # top-k, most frequent first
+          "proportions": [0.4, 0.3, 0.2, 0.1],                # over non-missing rows
+          "other_proportion": 0.0           # non-missing rows outside the top-k
+        }
+      }
+    }
+
+Binning rule (numeric), which a monitor must apply identically (use :func:`assign_bins`):
+``bin_edges`` are the 0, 1/B, ..., 1 quantiles of the non-NaN training values with duplicate
+edges removed, so a feature may have fewer than B bins (a constant feature has one bin and
+``bin_edges == [v, v]``). The first and last bins are open-ended: a value below ``min`` counts
+in bin 0, above ``max`` in the last bin. Interior edges belong to the bin on their right:
+``bin = searchsorted(bin_edges[1:-1], x, side="right")``. NaN values are not binned; they are
+counted by ``nan_fraction``.
+
+Categorical proportions are over non-missing rows; ties in frequency are broken by the value's
+string order so the profile is deterministic.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+__all__ = ["SCHEMA_VERSION", "profile_frame", "profile_array", "numeric_profile",
+           "categorical_profile", "assign_bins", "save_profile", "load_profile"]
+
+SCHEMA_VERSION = 1
+
+
+def profile_frame(frame: Any, numeric: Sequence[str], categorical: Sequence[str], *,
+                  bins: int = 10, top_k: int = 20) -> dict[str, Any]:
+    """The profile of a pandas DataFrame's ``numeric`` and ``categorical`` columns."""
+    missing = [c for c in [*numeric, *categorical] if c not in frame.columns]
+    if missing:
+        raise ValueError(f"columns {missing} are not in the frame; it has {list(frame.columns)}")
+    features: dict[str, Any] = {}
+    for name in numeric:
+        features[name] = numeric_profile(frame[name].to_numpy(dtype=np.float64, na_value=np.nan),
+                                         bins=bins, dtype=str(frame[name].dtype))
+    for name in categorical:
+        features[name] = categorical_profile(frame[name].tolist(), top_k=top_k)
+    return {"schema_version": SCHEMA_VERSION, "row_count": int(len(frame)), "features": features}
+
+
+def profile_array(array: np.ndarray, names: Sequence[str] | None = None, *,
+                  bins: int = 10) -> dict[str, Any]:
+    """The profile of a 2-D numeric array; columns are named ``names`` or ``x0, x1, ...``."""
+    array = np.asarray(array)
+    if array.ndim != 2:
+        raise ValueError(f"profile_array needs a 2-D array; shape was {array.shape}")
+    names = list(names) if names is not None else [f"x{i}" for i in range(array.shape[1])]
+    if len(names) != array.shape[1]:
+        raise ValueError(f"{len(names)} names for {array.shape[1]} columns")
+    features = {name: numeric_profile(array[:, i].astype(np.float64), bins=bins,
+                                      dtype=str(array.dtype))
+                for i, name in enumerate(names)}
+    return {"schema_version": SCHEMA_VERSION, "row_count": int(array.shape[0]),
+            "features": features}
+
+
+def numeric_profile(values: np.ndarray, *, bins: int = 10, dtype: str = "float64") -> dict[str, Any]:
+    """Statistics and quantile bins of one numeric column (see the module docstring)."""
+    if bins < 1:
+        raise ValueError(f"bins must be >= 1; was {bins}")
+    values = np.asarray(values, dtype=np.float64)
+    count = int(values.size)
+    finite = values[~np.isnan(values)]
+    profile: dict[str, Any] = {
+        "kind": "numeric", "dtype": dtype, "count": count,
+        "nan_fraction": _ratio(count - finite.size, count),
+        "mean": None, "std": None, "min": None, "max": None,
+        "bin_edges": [], "bin_proportions": [],
+    }
+    if finite.size == 0:
+        return profile
+    edges = np.unique(np.quantile(finite, np.linspace(0.0, 1.0, bins + 1)))
+    if edges.size == 1:  # constant column: one bin [v, v]
+        edges = np.array([edges[0], edges[0]])
+    counts = np.bincount(assign_bins(edges, finite), minlength=edges.size - 1)
+    profile.update({
+        "mean": _num(finite.mean()), "std": _num(finite.std()),
+        "min": _num(finite.min()), "max": _num(finite.max()),
+        "bin_edges": [_num(e) for e in edges],
+        "bin_proportions": [_num(c / finite.size) for c in counts],
+    })
+    return profile
+
+
+def categorical_profile(values: Iterable[Any], *, top_k: int = 20) -> dict[str, Any]:
+    """Top-k categories with proportions, plus ``other_proportion`` (see the module docstring)."""
+    if top_k < 1:
+        raise ValueError(f"top_k must be >= 1; was {top_k}")
+    values = list(values)
+    present = [str(v) for v in values if not _is_missing(v)]
+    counts = Counter(present)
+    ranked = sorted(counts.items(), key=lambda item: (-item[1], item[0]))[:top_k]
+    total = len(present)
+    top_count = sum(c for _, c in ranked)
+    return {
+        "kind": "categorical", "dtype": "string", "count": len(values),
+        "missing_fraction": _ratio(len(values) - total, len(values)),
+        "distinct": len(counts),
+        "categories": [v for v, _ in ranked],
+        "proportions": [_ratio(c, total) for _, c in ranked],
+        "other_proportion": _ratio(total - top_count, total),
+    }
+
+
+def assign_bins(bin_edges: Sequence[float] | np.ndarray, values: np.ndarray) -> np.ndarray:
+    """Bin index of each (non-NaN) value under a profile's edges; outer bins are open-ended."""
+    edges = np.asarray(bin_edges, dtype=np.float64)
+    if edges.size < 2:
+        raise ValueError(f"bin_edges needs at least 2 values; was {list(edges)}")
+    return np.searchsorted(edges[1:-1], np.asarray(values, dtype=np.float64), side="right")
+
+
+def save_profile(profile: dict[str, Any], path: str | Path) -> Path:
+    """Write the profile as JSON (NaN rejected, so the file is strict JSON)."""
+    path = Path(path)
+    path.write_text(json.dumps(profile, indent=2, allow_nan=False) + "\n")
+    return path
+
+
+def load_profile(path: str | Path) -> dict[str, Any]:
+    profile: dict[str, Any] = json.loads(Path(path).read_text())
+    if profile.get("schema_version") != SCHEMA_VERSION:
+        raise ValueError(f"profile {str(path)!r} has schema_version "
+                         f"{profile.get('schema_version')!r}; this build reads {SCHEMA_VERSION}")
+    return profile
+
+
+def _is_missing(value: Any) -> bool:
+    # None, float NaN (numpy NaN included) and pandas.NA (without importing pandas here).
+    return (value is None or (isinstance(value, float) and math.isnan(value))
+            or type(value).__name__ == "NAType")
+
+
+def _ratio(part: int, whole: int) -> float:
+    return float(part) / whole if whole else 0.0
+
+
+def _num(value: Any) -> float:
+    return float(value)

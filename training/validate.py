@@ -1,0 +1,186 @@
+"""Validation of an exported model: ``onnx.checker``, a load in the engine, numeric parity.
+
+Parity compares the engine's outputs with the original framework's on the same sample. A value
+output passes when every element satisfies numpy's ``isclose`` rule,
+``|engine - framework| <= atol + rtol * |framework|``; a label output passes when labels are
+equal, except on rows where the framework's own top two probabilities are within that same
+tolerance of each other (a tie that float32 rounding may legitimately break either way).
+The report gives the maximum absolute and relative error per output; relative error is
+``|engine - framework| / |framework|`` over elements where the framework's value is non-zero.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from engine.errors import EngineError, ExportError
+from engine.signature import TensorSpec
+
+__all__ = ["DEFAULT_ATOL", "DEFAULT_RTOL", "check_onnx", "run_onnx", "engine_signature", "OutputParity",
+           "ParityReport", "compare_values", "compare_labels", "top_two_margin"]
+
+# float32 inference of float64-trained models: differences of 1e-6..1e-5 are normal.
+DEFAULT_ATOL = 1e-4
+DEFAULT_RTOL = 1e-3
+
+
+def check_onnx(path: str | Path) -> None:
+    """Run ``onnx.checker`` with shape inference; raise ExportError with its message."""
+    import onnx
+
+    try:
+        onnx.checker.check_model(str(path), full_check=True)
+    except (onnx.checker.ValidationError, onnx.shape_inference.InferenceError) as exc:
+        raise ExportError(f"the exported model {str(path)!r} fails onnx.checker: {exc}") from exc
+
+
+def run_onnx(path: str | Path, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Load ``path`` in the engine and run it once on ``inputs``: the one place export
+    validation executes ONNX, so parity is measured on the runtime that will serve it."""
+    import engine
+    from engine.config import ModelConfig
+
+    rows = max((int(np.shape(a)[0]) for a in inputs.values() if np.ndim(a)), default=1)
+    # One direct run of the whole sample: no batcher, and a batch limit that admits it.
+    config = ModelConfig(batching=False, max_batch_size=max(rows, 1), intra_op_threads=1)
+    try:
+        with engine.load(path, config=config) as model:
+            return model.predict(dict(inputs))
+    except EngineError as exc:
+        raise ExportError(f"the engine could not run the exported model {str(path)!r}: "
+                          f"{type(exc).__name__}: {exc}") from exc
+
+
+def engine_signature(path: str | Path) -> tuple[tuple[TensorSpec, ...], tuple[TensorSpec, ...]]:
+    """The (inputs, outputs) the engine reports for ``path``: what serving will advertise."""
+    import engine
+
+    try:
+        with engine.load(path, intra_op_threads=1) as model:
+            return tuple(model.inputs), tuple(model.outputs)
+    except EngineError as exc:
+        raise ExportError(f"the engine could not load the exported model {str(path)!r}: "
+                          f"{type(exc).__name__}: {exc}") from exc
+
+
+@dataclass(frozen=True)
+class OutputParity:
+    """Parity of one output. ``mismatches`` counts elements (or rows, for labels) that fail."""
+
+    name: str
+    kind: str  # "values" or "labels"
+    max_abs_error: float
+    max_rel_error: float
+    mismatches: int
+    elements: int
+
+    @property
+    def passed(self) -> bool:
+        return self.mismatches == 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "kind": self.kind, "max_abs_error": self.max_abs_error,
+                "max_rel_error": self.max_rel_error, "mismatches": self.mismatches,
+                "elements": self.elements, "passed": self.passed}
+
+
+@dataclass(frozen=True)
+class ParityReport:
+    """Parity of every compared output on ``rows`` sample rows at tolerance ``atol``/``rtol``."""
+
+    atol: float
+    rtol: float
+    rows: int
+    outputs: tuple[OutputParity, ...] = field(default_factory=tuple)
+
+    @property
+    def passed(self) -> bool:
+        return all(o.passed for o in self.outputs)
+
+    @property
+    def max_abs_error(self) -> float:
+        return max((o.max_abs_error for o in self.outputs), default=0.0)
+
+    @property
+    def max_rel_error(self) -> float:
+        return max((o.max_rel_error for o in self.outputs), default=0.0)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"atol": self.atol, "rtol": self.rtol, "rows": self.rows, "passed": self.passed,
+                "max_abs_error": self.max_abs_error, "max_rel_error": self.max_rel_error,
+                "outputs": [o.to_dict() for o in self.outputs]}
+
+    def metrics(self) -> dict[str, float]:
+        """The figures recorded as registry metrics (``parity_*``)."""
+        return {"parity_max_abs_error": self.max_abs_error,
+                "parity_max_rel_error": self.max_rel_error, "parity_rows": float(self.rows)}
+
+    def raise_if_failed(self) -> None:
+        failed = [o for o in self.outputs if not o.passed]
+        if not failed:
+            return
+        detail = "; ".join(
+            f"{o.name}: {o.mismatches} of {o.elements} {'rows' if o.kind == 'labels' else 'values'}"
+            f" differ (max abs {o.max_abs_error:.3g}, max rel {o.max_rel_error:.3g})"
+            for o in failed)
+        raise ExportError(f"parity check failed at atol={self.atol:g} rtol={self.rtol:g} on "
+                          f"{self.rows} rows: {detail}. If the difference is float32 rounding, "
+                          "raise --atol/--rtol; otherwise the exported graph computes something "
+                          "else than the original model")
+
+
+def compare_values(name: str, actual: np.ndarray, expected: np.ndarray, atol: float,
+                   rtol: float) -> OutputParity:
+    """Element-wise parity of a numeric output (shapes must agree up to trailing 1s)."""
+    actual = np.asarray(actual, dtype=np.float64)
+    expected = np.asarray(expected, dtype=np.float64)
+    if actual.size != expected.size:
+        raise ExportError(f"output {name!r}: the engine returned shape {actual.shape}, the "
+                          f"framework {expected.shape}")
+    actual = actual.reshape(expected.shape)
+    diff = np.abs(actual - expected)
+    both_nan = np.isnan(actual) & np.isnan(expected)
+    diff = np.where(both_nan, 0.0, diff)  # NaN in both places agrees; NaN in one never does
+    nonzero = np.abs(expected) > 0
+    rel = diff[nonzero] / np.abs(expected[nonzero])
+    ok = both_nan | (diff <= atol + rtol * np.abs(expected))
+    return OutputParity(name, "values", _max(diff), _max(rel), int((~ok).sum()), int(diff.size))
+
+
+def compare_labels(name: str, actual: np.ndarray, expected: np.ndarray,
+                   tie_margin: np.ndarray | None, atol: float, rtol: float) -> OutputParity:
+    """Row-wise label equality; rows whose ``tie_margin`` is within tolerance may differ."""
+    actual = np.asarray(actual).reshape(-1)
+    expected = np.asarray(expected).reshape(-1)
+    if actual.size != expected.size:
+        raise ExportError(f"output {name!r}: the engine returned {actual.size} labels, the "
+                          f"framework {expected.size}")
+    differ = _as_comparable(actual) != _as_comparable(expected)
+    if tie_margin is not None:
+        differ &= np.asarray(tie_margin).reshape(-1) > atol + rtol
+    return OutputParity(name, "labels", 0.0, 0.0, int(differ.sum()), int(actual.size))
+
+
+def top_two_margin(probabilities: np.ndarray) -> np.ndarray:
+    """Per row, the gap between the two largest probabilities (1.0 for a single class)."""
+    probabilities = np.asarray(probabilities, dtype=np.float64)
+    if probabilities.ndim != 2 or probabilities.shape[1] < 2:
+        return np.ones(probabilities.shape[0])
+    top = np.sort(probabilities, axis=1)[:, -2:]
+    return top[:, 1] - top[:, 0]
+
+
+def _as_comparable(labels: np.ndarray) -> np.ndarray:
+    # The engine returns string labels as str; frameworks may hold bytes or numpy str_.
+    if labels.dtype.kind in "OSU":
+        return np.array([v.decode() if isinstance(v, bytes) else str(v) for v in labels])
+    return labels
+
+
+def _max(values: np.ndarray) -> float:
+    return float(values.max()) if values.size else 0.0
