@@ -86,8 +86,9 @@ std::shared_ptr<Model> Model::Start(std::vector<std::unique_ptr<Session>> sessio
   std::shared_ptr<Model> model(new Model(std::move(sessions), std::move(options), clock));
   const int instances = model->options_.instances;
   for (int i = 0; i < instances; ++i) {
-    model->idle_instances_.push_back(
+    model->instance_sessions_.push_back(
         model->sessions_[static_cast<size_t>(i) % model->sessions_.size()].get());
+    model->idle_instances_.push_back(i);
   }
   for (int i = 0; i < instances; ++i) {
     model->workers_.emplace_back([m = model.get()] { m->WorkerLoop(); });
@@ -158,7 +159,7 @@ uint64_t Model::Submit(std::unique_ptr<InferRequest> request) {
   queued->seq = seq;
   const bool allow_inline = queued->request->allow_inline;
   std::unique_ptr<QueuedRequest> refused;
-  const Session* inline_session = nullptr;
+  int inline_instance = -1;
   bool closed = false;
   {
     std::lock_guard<std::mutex> lock(mutex_);
@@ -166,7 +167,7 @@ uint64_t Model::Submit(std::unique_ptr<InferRequest> request) {
       closed = true;
       refused = std::move(queued);
     } else if (allow_inline && queue_.empty() && !idle_instances_.empty()) {
-      inline_session = idle_instances_.back();
+      inline_instance = idle_instances_.back();
       idle_instances_.pop_back();
     } else {
       refused = queue_.Push(std::move(queued));
@@ -184,14 +185,14 @@ uint64_t Model::Submit(std::unique_ptr<InferRequest> request) {
            Outcome::kOverloaded);
     return 0;
   }
-  if (inline_session != nullptr) {
+  if (inline_instance >= 0) {
     QueuedBatch batch;
     batch.push_back(std::move(queued));
-    RunBatch(*inline_session, batch);
+    RunBatch(inline_instance, batch);
     bool queued_meanwhile = false;
     {
       std::lock_guard<std::mutex> lock(mutex_);
-      idle_instances_.push_back(inline_session);
+      idle_instances_.push_back(inline_instance);
       queued_meanwhile = !queue_.empty();
     }
     // Wake a worker only if requests queued while this thread held the instance.
@@ -236,26 +237,26 @@ void Model::WorkerLoop() {
     QueuedBatch expired = queue_.TakeExpired(now);
     int64_t wake_us = queue_.NextDeadlineUs();
     QueuedBatch batch;
-    const Session* session = nullptr;
+    int instance = -1;
     if (!idle_instances_.empty()) {
       // Draining: do not wait out the queue delay, run what is there.
       batch = queue_.TakeBatch(closed_ ? BatchQueue::kNever / 2 : now, &wake_us);
       if (!batch.empty()) {
-        session = idle_instances_.back();
+        instance = idle_instances_.back();
         idle_instances_.pop_back();
       }
     }
     stats_.SetQueueDepth(static_cast<int64_t>(queue_.size()));
-    if (!expired.empty() || session != nullptr) {
+    if (!expired.empty() || instance >= 0) {
       lock.unlock();
       for (auto& r : expired) {
         Refuse(std::move(r), StatusCode::kDeadlineExceeded,
                "deadline exceeded while queued; the request was not run", Outcome::kExpired);
       }
-      if (session != nullptr) RunBatch(*session, batch);
+      if (instance >= 0) RunBatch(instance, batch);
       lock.lock();
-      if (session != nullptr) {
-        idle_instances_.push_back(session);
+      if (instance >= 0) {
+        idle_instances_.push_back(instance);
         // Another worker may be waiting for an instance; wake it only if there is work.
         if (!queue_.empty()) work_ready_.notify_one();
       }
@@ -272,7 +273,8 @@ void Model::WorkerLoop() {
   }
 }
 
-void Model::RunBatch(const Session& session, QueuedBatch& batch) {
+void Model::RunBatch(int instance, QueuedBatch& batch) {
+  const Session& session = *instance_sessions_[static_cast<size_t>(instance)];
   const int64_t start_us = clock_.NowUs();
   const size_t input_count = inputs().size();
   std::vector<int64_t> rows;
@@ -295,6 +297,9 @@ void Model::RunBatch(const Session& session, QueuedBatch& batch) {
     std::vector<const HostTensor*> run_inputs;
     for (const auto& t : gathered) run_inputs.push_back(&t);
     std::vector<HostTensor> outputs = session.Run(run_inputs, batch.front()->output_indices);
+    if (auto drift = std::atomic_load(&drift_)) {
+      drift->Observe(instance, run_inputs, outputs, batch.front()->output_indices);
+    }
     per_request.resize(batch.size());
     if (batch.size() == 1) {
       per_request[0] = std::move(outputs);
@@ -320,7 +325,7 @@ void Model::RunBatch(const Session& session, QueuedBatch& batch) {
     for (auto& r : batch) {
       QueuedBatch single;
       single.push_back(std::move(r));
-      RunBatch(session, single);
+      RunBatch(instance, single);
     }
     return;
   }
@@ -338,6 +343,7 @@ void Model::RunBatch(const Session& session, QueuedBatch& batch) {
       }
       stats_.ObserveSuccess(r.rows, result.timings.queue_us, result.timings.compute_us,
                             result.timings.total_us);
+      MaybeSample(r, result);
     } else {
       std::string message = failure.message();
       if (!r.request->id.empty()) message += " (request id " + r.request->id + ")";
@@ -372,5 +378,42 @@ void Model::Close(bool drain) {
 }
 
 StatsSnapshot Model::Stats() const { return stats_.Snapshot(); }
+
+void Model::MaybeSample(const QueuedRequest& r, const InferResult& result) {
+  if (!sampler_.ShouldSample()) return;
+  Sample sample;
+  sample.id = r.request->id;
+  for (const auto& [name, tensor] : r.request->inputs) {
+    sample.inputs.emplace_back(name, CopyTensor(tensor));
+  }
+  for (const auto& [name, tensor] : result.outputs) {
+    sample.outputs.emplace_back(name, CopyTensor(tensor));
+  }
+  sample.total_us = result.timings.total_us;
+  sample.timestamp_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                            std::chrono::system_clock::now().time_since_epoch())
+                            .count();
+  sampler_.Offer(std::move(sample));
+}
+
+void Model::SetDriftFeatures(std::vector<DriftFeature> features) {
+  std::shared_ptr<DriftCounters> counters;
+  if (!features.empty()) {
+    counters = std::make_shared<DriftCounters>(std::move(features), inputs(), outputs(),
+                                               options_.instances);
+  }
+  std::atomic_store(&drift_, counters);
+}
+
+std::vector<std::pair<std::string, std::vector<int64_t>>> Model::DriftCounts() const {
+  std::vector<std::pair<std::string, std::vector<int64_t>>> result;
+  auto drift = std::atomic_load(&drift_);
+  if (!drift) return result;
+  auto counts = drift->Snapshot();
+  for (size_t f = 0; f < counts.size(); ++f) {
+    result.emplace_back(drift->features()[f].name, std::move(counts[f]));
+  }
+  return result;
+}
 
 }  // namespace engine

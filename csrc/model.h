@@ -21,7 +21,9 @@
 
 #include "batch_queue.h"
 #include "clock.h"
+#include "drift.h"
 #include "request.h"
+#include "sampler.h"
 #include "session.h"
 #include "stats.h"
 
@@ -81,13 +83,24 @@ class Model {
 
   StatsSnapshot Stats() const;
 
+  // Replaces the drift features counted on every batch (empty: off). Throws
+  // CoreError(kInvalidConfig) naming a bad feature; the old counters stay then.
+  void SetDriftFeatures(std::vector<DriftFeature> features);
+  // (feature name, cumulative slot counts) since the last SetDriftFeatures.
+  std::vector<std::pair<std::string, std::vector<int64_t>>> DriftCounts() const;
+
+  // The prediction-log sampler (off until configured).
+  Sampler& sampler() { return sampler_; }
+
  private:
   Model(std::vector<std::unique_ptr<Session>> sessions, ModelOptions options, const Clock& clock);
   static std::shared_ptr<Model> Start(std::vector<std::unique_ptr<Session>> sessions,
                                       ModelOptions options, const Clock& clock);
   const Session& primary() const { return *sessions_.front(); }
   void WorkerLoop();
-  void RunBatch(const Session& session, QueuedBatch& batch);
+  // Runs `batch` on instance `instance` (an index into instance_sessions_).
+  void RunBatch(int instance, QueuedBatch& batch);
+  void MaybeSample(const QueuedRequest& r, const InferResult& result);
   // Completes a request that never ran (refused, expired, cancelled, closed).
   void Refuse(std::unique_ptr<QueuedRequest> r, StatusCode code, const std::string& message,
               Outcome outcome);
@@ -105,8 +118,13 @@ class Model {
   std::mutex mutex_;
   std::condition_variable work_ready_;
   BatchQueue queue_;       // guarded by mutex_
-  // Instances not running a batch now; in shared mode the one session appears N times.
-  std::vector<const Session*> idle_instances_;  // guarded by mutex_
+  // Session of each instance; in shared mode the one session appears N times.
+  std::vector<const Session*> instance_sessions_;
+  // Indices of instances not running a batch now.
+  std::vector<int> idle_instances_;  // guarded by mutex_
+  // Read once per batch with std::atomic_load; replaced whole by SetDriftFeatures.
+  std::shared_ptr<DriftCounters> drift_;
+  Sampler sampler_;
   bool closed_ = false;    // guarded by mutex_
   std::vector<std::thread> workers_;
   std::once_flag join_once_;

@@ -258,7 +258,74 @@ void register_model(py::module_& m) {
             model.Close(drain);
           },
           py::arg("drain") = true)
-      .def("stats", [](const Model& model) { return StatsDict(model.Stats()); });
+      .def("stats",
+           [](Model& model) {
+             py::dict d = StatsDict(model.Stats());
+             d["samples_dropped"] = model.sampler().dropped();
+             return d;
+           })
+      .def(
+          "set_drift_bins",
+          [](Model& model, const py::list& features) {
+            std::vector<DriftFeature> parsed;
+            for (py::handle item : features) {
+              py::dict f = py::reinterpret_borrow<py::dict>(item);
+              DriftFeature feature;
+              feature.name = f["name"].cast<std::string>();
+              feature.tensor = f["tensor"].cast<std::string>();
+              feature.column = f.contains("column") ? f["column"].cast<int64_t>() : -1;
+              const auto kind = f["kind"].cast<std::string>();
+              if (kind != "numeric" && kind != "categorical") {
+                throw CoreError(StatusCode::kInvalidConfig,
+                                "drift feature '" + feature.name +
+                                    "': kind must be 'numeric' or 'categorical'; was '" + kind +
+                                    "'");
+              }
+              feature.categorical = kind == "categorical";
+              if (f.contains("edges")) feature.edges = f["edges"].cast<std::vector<double>>();
+              if (f.contains("categories")) {
+                for (py::handle c : f["categories"]) feature.categories.push_back(py::str(c));
+              }
+              parsed.push_back(std::move(feature));
+            }
+            model.SetDriftFeatures(std::move(parsed));
+          },
+          py::arg("features"),
+          "Count these features on every batch (see csrc/drift.h for the slot layout).")
+      .def("drift_counts",
+           [](const Model& model) {
+             py::dict d;
+             for (auto& [name, counts] : model.DriftCounts()) d[py::str(name)] = counts;
+             return d;
+           })
+      .def(
+          "set_sampling",
+          [](Model& model, double rate, size_t capacity) {
+            if (!(rate >= 0.0 && rate <= 1.0)) {
+              throw CoreError(StatusCode::kInvalidConfig,
+                              "sampling rate must be in [0, 1]; was " + std::to_string(rate));
+            }
+            if (capacity < 1) throw CoreError(StatusCode::kInvalidConfig, "capacity must be >= 1");
+            model.sampler().Configure(rate, capacity);
+          },
+          py::arg("rate"), py::arg("capacity") = 10000)
+      .def(
+          "take_samples",
+          [](Model& model, size_t max_items) {
+            std::vector<Sample> samples = model.sampler().Take(max_items);
+            py::list result;
+            for (auto& s : samples) {
+              py::dict d;
+              d["id"] = s.id;
+              d["inputs"] = OutputsDict(s.inputs);
+              d["outputs"] = OutputsDict(s.outputs);
+              d["total_us"] = s.total_us;
+              d["timestamp_ms"] = s.timestamp_ms;
+              result.append(d);
+            }
+            return result;
+          },
+          py::arg("max_items") = 1000);
 }
 
 }  // namespace engine::bindings
