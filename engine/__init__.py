@@ -13,7 +13,9 @@ from engine.errors import (
     OverloadedError,
 )
 from engine.model import Model, load
+from engine.registry import ModelVersion, Registry
 from engine.signature import TensorSpec
+from engine.stats import ModelStats
 
 __all__ = [
     "DeadlineExceededError",
@@ -22,7 +24,10 @@ __all__ = [
     "Model",
     "ModelConfig",
     "ModelNotFoundError",
+    "ModelStats",
+    "ModelVersion",
     "OverloadedError",
+    "Registry",
     "TensorSpec",
     "errors",
     "load",

@@ -54,10 +54,12 @@ class Model:
     :class:`~engine.errors.UnavailableError`.
     """
 
-    def __init__(self, core: _core.Model, config: ModelConfig, name: str) -> None:
+    def __init__(self, core: _core.Model, config: ModelConfig, name: str,
+                 version: int | None = None) -> None:
         self._core: _core.Model | None = core
         self.config = config
         self.name = name
+        self.version = version  # registry version, None when loaded from a file
         self.inputs = tuple(TensorSpec(n, d, tuple(s)) for n, d, s in core.inputs)
         self.outputs = tuple(TensorSpec(n, d, tuple(s)) for n, d, s in core.outputs)
         self.providers = tuple(core.providers)
@@ -204,13 +206,28 @@ def load(
     config: ModelConfig | None = None,
     intra_op_threads: int | None = None,
     providers: Sequence[str] | None = None,
+    registry_home: str | os.PathLike[str] | None = None,
+    registry_url: str | None = None,
 ) -> Model:
-    """Load an ONNX model from a file path or serialized bytes.
+    """Load an ONNX model from a file path, serialized bytes, or a registry reference.
 
-    ``intra_op_threads`` and ``providers`` override the same fields of ``config``. Providers
-    are tried in order ("cuda", "cpu"); asking for "cuda" without a GPU build of ONNX Runtime
-    raises UnsupportedError rather than silently running on the CPU.
+    A reference is ``name``, ``name:3`` or ``name@alias`` (a string that is not an existing
+    file); it is resolved in the registry (``ENGINE_HOME`` / ``ENGINE_REGISTRY_URL`` unless
+    ``registry_home``/``registry_url`` say otherwise), the artifact's hash is verified, and the
+    registered config is used unless ``config`` is given. ``intra_op_threads`` and
+    ``providers`` override the same fields of the config. Providers are tried in order
+    ("cuda", "cpu"); asking for "cuda" without a GPU build of ONNX Runtime raises
+    UnsupportedError rather than silently running on the CPU.
     """
+    name: str | None = None
+    version: int | None = None
+    if isinstance(source, str) and not Path(source).exists() and _looks_like_ref(source):
+        from engine.registry import resolve  # the registry is only needed for references
+
+        resolved = resolve(source, home=registry_home, url=registry_url)
+        source = resolved.path
+        config = config or resolved.config
+        name, version = resolved.version.name, resolved.version.version
     config = config or ModelConfig()
     overrides: dict[str, Any] = {}
     if intra_op_threads is not None:
@@ -226,4 +243,9 @@ def load(
     path = Path(source)
     if not path.is_file():
         raise ModelLoadError(f"model file {str(path)!r} does not exist")
-    return Model(_core.Model.from_path(str(path), options), config, path.stem)
+    return Model(_core.Model.from_path(str(path), options), config, name or path.stem, version)
+
+
+def _looks_like_ref(source: str) -> bool:
+    """A registry reference never contains a path separator or ends in .onnx."""
+    return "/" not in source and "\\" not in source and not source.endswith(".onnx")
