@@ -1,0 +1,311 @@
+"""Drift bins: the contract with the native core, and its exact numpy reference.
+
+The monitor hands the core a list of feature dicts with ``core.set_drift_bins(features)``;
+the core then counts every batch into those bins and ``core.drift_counts()`` returns
+``{feature name: [int, ...]}``, cumulative since ``set_drift_bins``. One feature dict::
+
+    {"name": "age",          # unique feature name
+     "tensor": "x",          # input or output tensor it reads
+     "column": 3,            # column along dim 1 of a 2-D tensor; -1: a 1-D or [N, 1] tensor
+     "kind": "numeric",      # or "categorical"
+     "edges": [18.0, 30.5],  # numeric: strictly ascending finite inner edges e_0 < ... < e_{k-1}
+     "categories": []}       # categorical: distinct non-empty strings
+
+Both ``edges`` and ``categories`` are always present; the one the kind does not use is empty.
+
+Slot layout of the counts (this module's :func:`bin_counts` is the oracle the core's tests
+compare against, so it is the definition):
+
+numeric, ``k = len(edges)``, ``k + 3`` slots
+    ``0 .. k``: value bins. Bin 0 holds ``v < e_0``; bin ``i`` holds ``e_{i-1} <= v < e_i``;
+    bin ``k`` holds ``v >= e_{k-1}`` (with no edges, bin 0 holds every finite value).
+    ``k + 1``: NaN. ``k + 2``: +inf and -inf.
+    Values are compared as float64 (a float32 or integer element is converted to float64
+    first; edges are float64).
+
+categorical, ``m = len(categories)``, ``m + 2`` slots
+    ``0 .. m-1``: one per category, in order. ``m``: "other" (a present value that is not a
+    category). ``m + 1``: "missing" (the empty string, or NaN in a numeric tensor).
+    Elements are compared as strings (:func:`canonical_category`): UTF-8 bytes decode to
+    str; integers print in decimal (``7``, ``-3``); booleans as ``True``/``False``; floats
+    with an integral value print as that integer (``3.0`` -> ``3``), infinities as ``inf`` /
+    ``-inf``, others as the shortest string that round-trips the float64 value (``0.25``).
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal, Protocol
+
+import numpy as np
+
+from engine.errors import InvalidConfigError
+
+__all__ = [
+    "FeatureBins",
+    "CountsSource",
+    "NumpyDriftCounter",
+    "bin_counts",
+    "canonical_category",
+    "select_column",
+    "slot_labels",
+    "parse_features",
+]
+
+Kind = Literal["numeric", "categorical"]
+
+
+@dataclass(frozen=True)
+class FeatureBins:
+    """One monitored feature: which tensor column it reads and how it is binned."""
+
+    name: str
+    tensor: str
+    column: int
+    kind: Kind
+    edges: tuple[float, ...] = ()
+    categories: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.name, str) or not self.name:
+            raise InvalidConfigError(f"feature name must be a non-empty string; was {self.name!r}")
+        where = f"feature {self.name!r}"
+        if not isinstance(self.tensor, str) or not self.tensor:
+            raise InvalidConfigError(f"{where}: tensor must be a non-empty string; was "
+                                     f"{self.tensor!r}")
+        if isinstance(self.column, bool) or not isinstance(self.column, int) or self.column < -1:
+            raise InvalidConfigError(f"{where}: column must be an integer >= -1; was "
+                                     f"{self.column!r}")
+        if self.kind == "numeric":
+            if self.categories:
+                raise InvalidConfigError(f"{where}: a numeric feature has no categories; was "
+                                         f"{list(self.categories)}")
+            edges = self.edges
+            if any(not math.isfinite(e) for e in edges):
+                raise InvalidConfigError(f"{where}: edges must be finite; was {list(edges)}")
+            if any(b <= a for a, b in zip(edges, edges[1:])):
+                raise InvalidConfigError(f"{where}: edges must be strictly ascending; was "
+                                         f"{list(edges)}")
+        elif self.kind == "categorical":
+            if self.edges:
+                raise InvalidConfigError(f"{where}: a categorical feature has no edges; was "
+                                         f"{list(self.edges)}")
+            cats = self.categories
+            if any(not isinstance(c, str) or not c for c in cats):
+                raise InvalidConfigError(f"{where}: categories must be non-empty strings (the "
+                                         f"empty string counts as missing); was {list(cats)}")
+            if len(set(cats)) != len(cats):
+                raise InvalidConfigError(f"{where}: categories must be distinct; was {list(cats)}")
+        else:
+            raise InvalidConfigError(f"{where}: kind must be 'numeric' or 'categorical'; was "
+                                     f"{self.kind!r}")
+
+    @property
+    def slot_count(self) -> int:
+        if self.kind == "numeric":
+            return len(self.edges) + 3
+        return len(self.categories) + 2
+
+    @property
+    def value_slots(self) -> int:
+        """Slots holding ordered values (numeric value bins); 0 for a categorical feature."""
+        return len(self.edges) + 1 if self.kind == "numeric" else 0
+
+    def to_dict(self) -> dict[str, Any]:
+        """The dict ``core.set_drift_bins`` takes (plain Python types only)."""
+        return {"name": self.name, "tensor": self.tensor, "column": self.column,
+                "kind": self.kind, "edges": [float(e) for e in self.edges],
+                "categories": list(self.categories)}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> FeatureBins:
+        known = {"name", "tensor", "column", "kind", "edges", "categories"}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise InvalidConfigError(f"unknown feature fields {unknown}; known: {sorted(known)}")
+        try:
+            edges = tuple(float(e) for e in data.get("edges") or ())
+        except (TypeError, ValueError):
+            raise InvalidConfigError(f"feature {data.get('name')!r}: edges must be numbers; was "
+                                     f"{data.get('edges')!r}") from None
+        return cls(name=data.get("name"), tensor=data.get("tensor"),  # type: ignore[arg-type]
+                   column=data.get("column", -1), kind=data.get("kind"),  # type: ignore[arg-type]
+                   edges=edges, categories=tuple(data.get("categories") or ()))
+
+
+def parse_features(features: Iterable[FeatureBins | Mapping[str, Any]]) -> tuple[FeatureBins, ...]:
+    """Validate a feature list (dicts or :class:`FeatureBins`); names must be unique."""
+    parsed = tuple(f if isinstance(f, FeatureBins) else FeatureBins.from_dict(f) for f in features)
+    seen: set[str] = set()
+    for f in parsed:
+        if f.name in seen:
+            raise InvalidConfigError(f"feature names must be unique; {f.name!r} appears twice")
+        seen.add(f.name)
+    return parsed
+
+
+def slot_labels(feature: FeatureBins) -> list[str]:
+    """Human-readable names of a feature's slots, in slot order (for reports and logs)."""
+    if feature.kind == "categorical":
+        return [*feature.categories, "(other)", "(missing)"]
+    edges = [f"{e:.4g}" for e in feature.edges]
+    if not edges:
+        return ["(all)", "NaN", "±inf"]
+    labels = [f"<{edges[0]}"]
+    labels += [f"[{a},{b})" for a, b in zip(edges, edges[1:])]
+    labels += [f">={edges[-1]}", "NaN", "±inf"]
+    return labels
+
+
+def canonical_category(value: Any) -> str | None:
+    """The string a categorical element is compared as; ``None`` when it counts as missing."""
+    if value is None:
+        return None
+    if isinstance(value, (bytes, bytearray, np.bytes_)):
+        value = bytes(value).decode("utf-8", errors="replace")
+    if isinstance(value, str):
+        return value or None
+    if isinstance(value, (bool, np.bool_)):
+        return "True" if value else "False"
+    if isinstance(value, (int, np.integer)):
+        return str(int(value))
+    if isinstance(value, (float, np.floating)):
+        number = float(value)
+        if math.isnan(number):
+            return None
+        if math.isinf(number):
+            return "inf" if number > 0 else "-inf"
+        if number.is_integer():
+            return str(int(number))
+        return repr(number)
+    return str(value) or None
+
+
+def select_column(array: Any, column: int, *, where: str = "tensor") -> np.ndarray:
+    """The 1-D values a feature reads: ``array[:, column]``, or the whole 1-D / [N, 1] array."""
+    array = np.asarray(array)
+    if column == -1:
+        if array.ndim == 1:
+            return array
+        if array.ndim == 2 and array.shape[1] == 1:
+            return array[:, 0]
+        raise InvalidConfigError(f"{where}: column -1 needs a 1-D or [N, 1] tensor; shape was "
+                                 f"{list(array.shape)}")
+    if array.ndim != 2:
+        raise InvalidConfigError(f"{where}: column {column} needs a 2-D tensor; shape was "
+                                 f"{list(array.shape)}")
+    if column >= array.shape[1]:
+        raise InvalidConfigError(f"{where}: column {column} is out of range for shape "
+                                 f"{list(array.shape)}")
+    return array[:, column]
+
+
+def bin_counts(values: Any, feature: FeatureBins | Mapping[str, Any]) -> np.ndarray:
+    """Counts of 1-D ``values`` in ``feature``'s slots (int64, layout in the module docstring)."""
+    if not isinstance(feature, FeatureBins):
+        feature = FeatureBins.from_dict(feature)
+    array = np.asarray(values)
+    if array.ndim != 1:
+        array = array.reshape(-1)
+    if feature.kind == "numeric":
+        return _numeric_counts(array, feature)
+    return _categorical_counts(array, feature)
+
+
+def _numeric_counts(array: np.ndarray, feature: FeatureBins) -> np.ndarray:
+    if array.dtype.kind not in "biuf":
+        raise InvalidConfigError(f"feature {feature.name!r} is numeric but its values have "
+                                 f"dtype {array.dtype}")
+    v = array.astype(np.float64, copy=False)
+    nan = np.isnan(v)
+    inf = np.isinf(v)
+    finite = v[~(nan | inf)]
+    k = len(feature.edges)
+    bins = np.searchsorted(np.asarray(feature.edges, dtype=np.float64), finite, side="right")
+    counts = np.zeros(k + 3, dtype=np.int64)
+    counts[: k + 1] = np.bincount(bins, minlength=k + 1)
+    counts[k + 1] = int(nan.sum())
+    counts[k + 2] = int(inf.sum())
+    return counts
+
+
+def _categorical_counts(array: np.ndarray, feature: FeatureBins) -> np.ndarray:
+    m = len(feature.categories)
+    index = {c: i for i, c in enumerate(feature.categories)}
+    counts = np.zeros(m + 2, dtype=np.int64)
+    if array.size == 0:
+        return counts
+    if array.dtype.kind in "biuf":
+        # Few distinct values in a numeric-coded categorical: map the distinct ones only.
+        uniques, inverse = np.unique(array, return_inverse=True)
+        slots = np.array([_slot(canonical_category(u), index, m) for u in uniques.tolist()],
+                         dtype=np.int64)
+        if array.dtype.kind == "f":
+            # np.unique keeps every NaN apart; they all map to "missing" anyway.
+            slots[np.isnan(uniques)] = m + 1
+        counts += np.bincount(slots[inverse.reshape(-1)], minlength=m + 2)
+        return counts
+    cache: dict[Any, int] = {}
+    for value in array.tolist():
+        try:
+            slot = cache.get(value)
+        except TypeError:  # unhashable element
+            slot = None
+        if slot is None:
+            slot = _slot(canonical_category(value), index, m)
+            try:
+                cache[value] = slot
+            except TypeError:
+                pass
+        counts[slot] += 1
+    return counts
+
+
+def _slot(category: str | None, index: Mapping[str, int], m: int) -> int:
+    if category is None:
+        return m + 1
+    return index.get(category, m)
+
+
+class CountsSource(Protocol):
+    """Where a monitor reads cumulative counts: the core's Model, or :class:`NumpyDriftCounter`."""
+
+    def set_drift_bins(self, features: list[dict[str, Any]]) -> None: ...
+
+    def drift_counts(self) -> Mapping[str, Sequence[int]]: ...
+
+
+class NumpyDriftCounter:
+    """The core's drift counting done in numpy: same calls, same layout.
+
+    For in-process use without the core's counters (feed it with :meth:`observe`) and as the
+    oracle in tests. Thread-safe; :meth:`observe` takes a lock, so it is not for a hot path.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._features: tuple[FeatureBins, ...] = ()
+        self._counts: dict[str, np.ndarray] = {}
+
+    def set_drift_bins(self, features: Iterable[FeatureBins | Mapping[str, Any]]) -> None:
+        """Replace the bins and reset every count to zero."""
+        parsed = parse_features(features)
+        with self._lock:
+            self._features = parsed
+            self._counts = {f.name: np.zeros(f.slot_count, dtype=np.int64) for f in parsed}
+
+    def observe(self, tensors: Mapping[str, Any]) -> None:
+        """Count one batch: ``tensors`` maps input and output names to arrays (N rows each)."""
+        with self._lock:
+            for f in self._features:
+                if f.tensor in tensors:
+                    values = select_column(tensors[f.tensor], f.column,
+                                           where=f"feature {f.name!r}")
+                    self._counts[f.name] += bin_counts(values, f)
+
+    def drift_counts(self) -> dict[str, list[int]]:
+        with self._lock:
+            return {name: counts.tolist() for name, counts in self._counts.items()}

@@ -1,0 +1,78 @@
+"""Prometheus metric names and label names the engine exports, written once.
+
+The server's ``/metrics`` endpoint, the drift collector and ``engine monitor rules`` all use
+these constants, so a rule can never name a metric the server does not export.
+
+Request metrics (exported by the server from ``Model.stats()``):
+
+``engine_requests_total{model,version,outcome}``           counter; outcome from engine.stats.OUTCOMES
+``engine_request_duration_seconds{model,version,stage}``   histogram; stage in STAGES
+``engine_batch_size{model,version}``                       histogram of rows per ORT run
+``engine_queue_depth{model,version}``                      gauge
+``engine_inflight_requests{model,version}``                gauge
+
+Monitoring metrics (exported by :class:`engine.monitoring.DriftCollector`):
+
+``engine_drift_score{model,version,feature,metric}``       gauge; metric in DRIFT_METRICS
+``engine_drift_alert{model,version,feature}``              gauge, 1 while the feature breaches
+``engine_drift_window_rows{model,version}``                gauge, rows in the last window
+``engine_drift_windows_total{model,version}``              counter of evaluated windows
+``engine_prediction_log_records_total{model,version}``     counter of records written to Parquet
+``engine_prediction_log_dropped_total{model,version,where}``  counter; where = "writer" | "core"
+``engine_alert_webhook_failures_total``                    counter of alerts never delivered
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "REQUESTS_TOTAL",
+    "REQUEST_DURATION_SECONDS",
+    "BATCH_SIZE",
+    "QUEUE_DEPTH",
+    "INFLIGHT_REQUESTS",
+    "DRIFT_SCORE",
+    "DRIFT_ALERT",
+    "DRIFT_WINDOW_ROWS",
+    "DRIFT_WINDOWS_TOTAL",
+    "PREDICTION_LOG_RECORDS_TOTAL",
+    "PREDICTION_LOG_DROPPED_TOTAL",
+    "ALERT_WEBHOOK_FAILURES_TOTAL",
+    "LABEL_MODEL",
+    "LABEL_VERSION",
+    "LABEL_OUTCOME",
+    "LABEL_STAGE",
+    "LABEL_FEATURE",
+    "LABEL_METRIC",
+    "STAGES",
+    "ERROR_OUTCOMES",
+    "DRIFT_METRICS",
+]
+
+REQUESTS_TOTAL = "engine_requests_total"
+REQUEST_DURATION_SECONDS = "engine_request_duration_seconds"
+BATCH_SIZE = "engine_batch_size"
+QUEUE_DEPTH = "engine_queue_depth"
+INFLIGHT_REQUESTS = "engine_inflight_requests"
+
+DRIFT_SCORE = "engine_drift_score"
+DRIFT_ALERT = "engine_drift_alert"
+DRIFT_WINDOW_ROWS = "engine_drift_window_rows"
+DRIFT_WINDOWS_TOTAL = "engine_drift_windows_total"
+PREDICTION_LOG_RECORDS_TOTAL = "engine_prediction_log_records_total"
+PREDICTION_LOG_DROPPED_TOTAL = "engine_prediction_log_dropped_total"
+ALERT_WEBHOOK_FAILURES_TOTAL = "engine_alert_webhook_failures_total"
+
+LABEL_MODEL = "model"
+LABEL_VERSION = "version"
+LABEL_OUTCOME = "outcome"
+LABEL_STAGE = "stage"
+LABEL_FEATURE = "feature"
+LABEL_METRIC = "metric"
+
+# Values of the `stage` label of REQUEST_DURATION_SECONDS.
+STAGES = ("queue", "transform", "compute", "total")
+# Outcomes (engine.stats.OUTCOMES) that count as server-side errors in the error-rate rule;
+# "invalid" and "cancelled" are the client's doing and stay out of it.
+ERROR_OUTCOMES = ("failed", "unavailable", "overloaded", "expired")
+# Values of the `metric` label of DRIFT_SCORE.
+DRIFT_METRICS = ("psi", "ks", "chi2", "chi2_pvalue")
