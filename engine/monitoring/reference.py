@@ -1,0 +1,288 @@
+"""Reference profile -> drift bins and reference proportions, in the core's slot layout.
+
+The profile is the one ``engine.training.profile`` writes (schema version 1; see that module's
+docstring): ``profile["features"]`` maps a feature name to its numeric statistics
+(``bin_edges`` with the outer min/max included, ``bin_proportions`` over non-NaN rows,
+``nan_fraction``) or categorical ones (``categories``, ``proportions`` and
+``other_proportion`` over non-missing rows, ``missing_fraction``).
+
+The monitor also reads an optional ``profile["outputs"]``: the same per-feature dicts,
+profiled from the model's predictions on the training (or validation) split and keyed like
+input features. Without it, outputs are not monitored for drift.
+
+Which tensor column a profile feature reads, in order of precedence:
+
+1. ``columns={"age": ("x", 3)}`` given by the caller;
+2. a tensor of that name (1-D or ``[N, 1]``: column -1);
+3. a name ``tensor[i]``: column ``i`` of that 2-D tensor;
+4. the remaining features, in profile order, are the columns of the one remaining 2-D tensor
+   of the signature whose width matches (``profile_array`` of one wide input).
+
+Reference proportions per slot (summing to 1):
+numeric ``bin_proportions * (1 - nan_fraction)``, then ``nan_fraction``, then 0 for +-inf
+(training profiles count no infinities apart); categorical ``proportions * (1 -
+missing_fraction)``, then ``other_proportion * (1 - missing_fraction)``, then
+``missing_fraction``. The profile's interior edges become the core's ``edges``
+(``bin_edges[1:-1]``) and its binning rule (``searchsorted(..., side="right")``) is the
+core's. A category that is the empty string is folded into "missing"; for a numeric tensor,
+category strings are rewritten with :func:`~engine.monitoring.bins.canonical_category`
+("3.0" -> "3") and duplicates merged.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from engine.errors import InvalidConfigError
+from engine.monitoring.bins import FeatureBins, canonical_category, parse_features
+from engine.signature import TensorSpec
+
+__all__ = ["DriftReference", "drift_reference", "features_from_profile",
+           "reference_proportions"]
+
+_INDEXED = re.compile(r"^(?P<tensor>.+)\[(?P<column>\d+)\]$")
+
+
+@dataclass(frozen=True)
+class DriftReference:
+    """What a monitor compares against: the features' bins and their reference proportions."""
+
+    features: tuple[FeatureBins, ...]
+    proportions: Mapping[str, np.ndarray] = field(compare=False)
+
+    def __post_init__(self) -> None:
+        for f in self.features:
+            p = self.proportions.get(f.name)
+            if p is None or len(p) != f.slot_count:
+                raise InvalidConfigError(
+                    f"feature {f.name!r} has {f.slot_count} slots but its reference proportions "
+                    f"are {None if p is None else list(p)}")
+
+    def core_features(self) -> list[dict[str, Any]]:
+        """The list ``core.set_drift_bins`` takes."""
+        return [f.to_dict() for f in self.features]
+
+    @classmethod
+    def from_features(cls, features: Iterable[FeatureBins | Mapping[str, Any]],
+                      proportions: Mapping[str, Sequence[float]]) -> DriftReference:
+        parsed = parse_features(features)
+        return cls(parsed, {f.name: _normalised(proportions.get(f.name, ()), f.slot_count)
+                            for f in parsed})
+
+
+def drift_reference(profile: Mapping[str, Any], signature: Any, *,
+                    columns: Mapping[str, tuple[str, int]] | None = None) -> DriftReference:
+    """Bins and reference proportions of every profiled input (and output) feature."""
+    features = parse_features(features_from_profile(profile, signature, columns=columns))
+    return DriftReference(features, {name: np.asarray(p, dtype=np.float64) for name, p in
+                                     reference_proportions(profile, features).items()})
+
+
+def features_from_profile(profile: Mapping[str, Any], signature: Any, *,
+                          columns: Mapping[str, tuple[str, int]] | None = None
+                          ) -> list[dict[str, Any]]:
+    """The ``set_drift_bins`` list for ``profile`` on a model with this ``signature``.
+
+    ``signature``: anything with ``.inputs`` and ``.outputs`` (a Model, a registry
+    ModelVersion) or a sequence of input specs (TensorSpec, ``{"name","dtype","shape"}`` or
+    ``(name, dtype, shape)``).
+    """
+    inputs, outputs = _signature(signature)
+    out: list[dict[str, Any]] = []
+    for section, specs in (("features", inputs), ("outputs", outputs)):
+        entries = profile.get(section) or {}
+        if not isinstance(entries, Mapping):
+            raise InvalidConfigError(f"profile[{section!r}] must be a mapping of feature name to "
+                                     f"statistics; was {type(entries).__name__}")
+        placed = _place(list(entries), specs, columns or {}, section)
+        for name, stats in entries.items():
+            tensor, column = placed[name]
+            out.append(_feature(name, stats, tensor, column, specs[tensor]).to_dict())
+    return out
+
+
+def reference_proportions(profile: Mapping[str, Any],
+                          features: Iterable[FeatureBins | Mapping[str, Any]]
+                          ) -> dict[str, list[float]]:
+    """Reference proportions of each feature's slots (layout of ``bins.bin_counts``)."""
+    stats_by_name: dict[str, Mapping[str, Any]] = {}
+    for section in ("features", "outputs"):
+        stats_by_name.update(profile.get(section) or {})
+    result: dict[str, list[float]] = {}
+    for f in parse_features(features):
+        stats = stats_by_name.get(f.name)
+        if stats is None:
+            raise InvalidConfigError(f"feature {f.name!r} is not in the profile")
+        if f.kind == "numeric":
+            props = _numeric_reference(stats, f)
+        else:
+            props = _categorical_reference(stats, f)
+        result[f.name] = _normalised(props, f.slot_count).tolist()
+    return result
+
+
+# --- placing features on tensor columns ---------------------------------------------------
+
+def _signature(signature: Any) -> tuple[dict[str, TensorSpec], dict[str, TensorSpec]]:
+    if hasattr(signature, "inputs"):
+        inputs, outputs = signature.inputs, getattr(signature, "outputs", ())
+    else:
+        inputs, outputs = signature, ()
+    return ({s.name: s for s in map(_spec, inputs)}, {s.name: s for s in map(_spec, outputs)})
+
+
+def _spec(item: Any) -> TensorSpec:
+    if isinstance(item, TensorSpec):
+        return item
+    if isinstance(item, Mapping):
+        return TensorSpec.from_dict(dict(item))
+    name, dtype, shape = item
+    return TensorSpec(str(name), str(dtype), tuple(int(d) for d in shape))
+
+
+def _place(names: list[str], specs: Mapping[str, TensorSpec],
+           columns: Mapping[str, tuple[str, int]], section: str) -> dict[str, tuple[str, int]]:
+    placed: dict[str, tuple[str, int]] = {}
+    for name in names:
+        if name in columns:
+            tensor, column = columns[name]
+            if tensor not in specs:
+                raise InvalidConfigError(f"columns[{name!r}] names tensor {tensor!r}, which is "
+                                         f"not among {sorted(specs)}")
+            placed[name] = (tensor, int(column))
+        elif name in specs:
+            spec = specs[name]
+            if len(spec.shape) == 2 and spec.shape[1] not in (1, -1):
+                raise InvalidConfigError(
+                    f"profile feature {name!r} is the whole tensor {name!r} of shape "
+                    f"{list(spec.shape)}; name its columns '{name}[i]' or pass columns=")
+            placed[name] = (name, -1)
+        elif (match := _INDEXED.match(name)) and match["tensor"] in specs:
+            placed[name] = (match["tensor"], int(match["column"]))
+    rest = [n for n in names if n not in placed]
+    if rest:
+        used = {t for t, _ in placed.values()}
+        wide = [s for s in specs.values()
+                if s.name not in used and len(s.shape) == 2 and s.shape[1] in (len(rest), -1)]
+        if len(wide) != 1:
+            raise InvalidConfigError(
+                f"cannot tell which tensor columns the profile {section} {rest} are: the "
+                f"model's tensors are {[(s.name, list(s.shape)) for s in specs.values()]}; "
+                "pass columns={feature: (tensor, column)}")
+        placed.update({n: (wide[0].name, i) for i, n in enumerate(rest)})
+    for name, (tensor, column) in placed.items():
+        shape = specs[tensor].shape
+        if column >= 0 and len(shape) == 2 and shape[1] != -1 and column >= shape[1]:
+            raise InvalidConfigError(f"feature {name!r}: column {column} is out of range for "
+                                     f"tensor {tensor!r} of shape {list(shape)}")
+    return placed
+
+
+# --- one feature --------------------------------------------------------------------------
+
+def _feature(name: str, stats: Mapping[str, Any], tensor: str, column: int,
+             spec: TensorSpec) -> FeatureBins:
+    kind = stats.get("kind")
+    if kind == "numeric":
+        if spec.dtype == "string":
+            raise InvalidConfigError(f"profile feature {name!r} is numeric but tensor {tensor!r} "
+                                     "holds strings")
+        edges, _ = _numeric_bins(stats, name)
+        return FeatureBins(name, tensor, column, "numeric", edges=tuple(edges))
+    if kind == "categorical":
+        categories, _ = _categories(stats, spec.dtype != "string")
+        return FeatureBins(name, tensor, column, "categorical", categories=tuple(categories))
+    raise InvalidConfigError(f"profile feature {name!r} has kind {kind!r}; expected 'numeric' or "
+                             "'categorical'")
+
+
+def _numeric_bins(stats: Mapping[str, Any], name: str) -> tuple[list[float], list[float]]:
+    """Inner edges and per-bin proportions over non-NaN rows, cleaned so edges are strict."""
+    outer = [float(e) for e in stats.get("bin_edges") or []]
+    props = [float(p) for p in stats.get("bin_proportions") or []]
+    if not outer:
+        return [], [0.0]
+    if len(props) != len(outer) - 1:
+        raise InvalidConfigError(f"profile feature {name!r}: {len(outer)} bin_edges need "
+                                 f"{len(outer) - 1} bin_proportions; got {len(props)}")
+    edges = outer[1:-1]
+    # Merge bins across an edge that is not finite or not above its left neighbour.
+    i = 0
+    while i < len(edges):
+        if not math.isfinite(edges[i]) or (i > 0 and edges[i] <= edges[i - 1]):
+            props[i] += props.pop(i + 1)
+            edges.pop(i)
+        else:
+            i += 1
+    return edges, props
+
+
+def _categories(stats: Mapping[str, Any], numeric_tensor: bool
+                ) -> tuple[list[str], dict[str | None, float]]:
+    """Categories in profile order and proportion by category (None: folded into missing)."""
+    names = [str(c) for c in stats.get("categories") or []]
+    props = [float(p) for p in stats.get("proportions") or []]
+    if len(props) != len(names):
+        raise InvalidConfigError(f"profile categories {names} and proportions {props} differ in "
+                                 "length")
+    order: list[str] = []
+    share: dict[str | None, float] = {}
+    for raw, p in zip(names, props):
+        key: str | None = raw or None
+        if numeric_tensor and key is not None:
+            key = canonical_category(_maybe_number(key))
+        if key is not None and key not in share:
+            order.append(key)
+        share[key] = share.get(key, 0.0) + p
+    return order, share
+
+
+def _maybe_number(text: str) -> Any:
+    try:
+        return float(text)
+    except ValueError:
+        return text
+
+
+def _numeric_reference(stats: Mapping[str, Any], f: FeatureBins) -> list[float]:
+    edges, props = _numeric_bins(stats, f.name)
+    if tuple(edges) != f.edges:
+        raise InvalidConfigError(f"feature {f.name!r}: the profile's edges {edges} are not the "
+                                 f"feature's {list(f.edges)}")
+    nan = _fraction(stats.get("nan_fraction"))
+    return [p * (1.0 - nan) for p in props] + [nan, 0.0]
+
+
+def _categorical_reference(stats: Mapping[str, Any], f: FeatureBins) -> list[float]:
+    # The feature's categories tell whether they were rewritten for a numeric tensor.
+    order, share = _categories(stats, numeric_tensor=False)
+    if tuple(order) != f.categories:
+        order, share = _categories(stats, numeric_tensor=True)
+    if tuple(order) != f.categories:
+        raise InvalidConfigError(f"feature {f.name!r}: the profile's categories {order} are not "
+                                 f"the feature's {list(f.categories)}")
+    missing = _fraction(stats.get("missing_fraction"))
+    present = 1.0 - missing
+    other = float(stats.get("other_proportion") or 0.0)
+    folded = share.get(None, 0.0) * present
+    return [share[c] * present for c in order] + [other * present, missing + folded]
+
+
+def _fraction(value: Any) -> float:
+    x = float(value or 0.0)
+    return min(max(x, 0.0), 1.0) if math.isfinite(x) else 0.0
+
+
+def _normalised(values: Sequence[float] | np.ndarray, slots: int) -> np.ndarray:
+    p = np.asarray(values, dtype=np.float64)
+    if p.shape != (slots,):
+        raise InvalidConfigError(f"reference proportions need {slots} values; got {list(p)}")
+    p = np.where(np.isfinite(p) & (p > 0), p, 0.0)
+    total = p.sum()
+    return p / total if total > 0 else p
