@@ -1,6 +1,7 @@
 // engine._core: the pybind11 module. Each area registers its own bindings.
 #include <pybind11/pybind11.h>
 
+#include "bind_server.h"
 #include "register.h"
 
 PYBIND11_MODULE(_core, m) {
@@ -9,4 +10,5 @@ PYBIND11_MODULE(_core, m) {
   engine::bindings::register_runtime(m);
   engine::bindings::register_session(m);
   engine::bindings::register_model(m);
+  engine::server::register_server(m);
 }

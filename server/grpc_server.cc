@@ -1,0 +1,123 @@
+#include "grpc_server.h"
+
+#include <grpc/grpc.h>
+#include <grpcpp/ext/proto_server_reflection_plugin.h>
+#include <grpcpp/health_check_service_interface.h>
+#include <grpcpp/security/server_credentials.h>
+#include <grpcpp/server_builder.h>
+
+#include <algorithm>
+#include <chrono>
+#include <utility>
+
+namespace engine::server {
+namespace {
+
+// Server reflection for one builder. Loading libgrpc++_reflection registers its plugin for
+// every server of the process; this option keeps exactly one copy, or none when reflection
+// is off.
+class ReflectionOption final : public grpc::ServerBuilderOption {
+ public:
+  explicit ReflectionOption(bool enabled) : enabled_(enabled) {}
+  void UpdateArguments(grpc::ChannelArguments*) override {}
+  void UpdatePlugins(std::vector<std::unique_ptr<grpc::ServerBuilderPlugin>>* plugins) override {
+    static const std::string kName = "proto_server_reflection";
+    plugins->erase(std::remove_if(plugins->begin(), plugins->end(),
+                                  [](const auto& p) { return p->name() == kName; }),
+                   plugins->end());
+    if (enabled_) plugins->push_back(std::make_unique<grpc::reflection::ProtoServerReflectionPlugin>());
+  }
+
+ private:
+  bool enabled_;
+};
+
+std::string Address(const std::string& host, int port) {
+  const bool ipv6 = host.find(':') != std::string::npos && host.front() != '[';
+  return (ipv6 ? "[" + host + "]" : host) + ":" + std::to_string(port);
+}
+
+std::shared_ptr<grpc::ServerCredentials> Credentials(const ServerOptions& o) {
+  if (o.tls_cert_pem.empty() && o.tls_key_pem.empty()) {
+    if (!o.tls_client_ca_pem.empty()) {
+      throw CoreError(StatusCode::kInvalidConfig,
+                      "a client CA (mutual TLS) needs a server certificate and key");
+    }
+    return grpc::InsecureServerCredentials();
+  }
+  if (o.tls_cert_pem.empty() || o.tls_key_pem.empty()) {
+    throw CoreError(StatusCode::kInvalidConfig, "TLS needs both a certificate and a key");
+  }
+  grpc::SslServerCredentialsOptions ssl(
+      o.tls_client_ca_pem.empty() ? GRPC_SSL_DONT_REQUEST_CLIENT_CERTIFICATE
+                                  : GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY);
+  ssl.pem_root_certs = o.tls_client_ca_pem;
+  ssl.pem_key_cert_pairs.push_back({o.tls_key_pem, o.tls_cert_pem});
+  return grpc::SslServerCredentials(ssl);
+}
+
+}  // namespace
+
+GrpcServer::GrpcServer(ServerOptions options, std::unique_ptr<ControlPlane> control)
+    : options_(std::move(options)), control_(std::move(control)), auth_(options_.auth_token) {
+  if (options_.limits.max_message_bytes < 1024 ||
+      options_.limits.max_message_bytes > (int64_t{1} << 31) - 1) {
+    throw CoreError(StatusCode::kInvalidConfig,
+                    "max_message_bytes must be in [1024, 2^31-1]; was " +
+                        std::to_string(options_.limits.max_message_bytes));
+  }
+  service_ = std::make_unique<InferenceService>(&table_, &executor_, control_.get(), &auth_,
+                                                options_.limits, options_.info);
+}
+
+GrpcServer::~GrpcServer() { Stop(); }
+
+void GrpcServer::Start() {
+  std::lock_guard<std::mutex> lock(lifecycle_mutex_);
+  if (server_ || stopped_) throw CoreError(StatusCode::kInvalidConfig, "the server was started before");
+  grpc::EnableDefaultHealthCheckService(true);
+  grpc::ServerBuilder builder;
+  builder.SetOption(std::make_unique<ReflectionOption>(options_.reflection && !auth_.enabled()));
+  const std::string address = Address(options_.host, options_.port);
+  builder.AddListeningPort(address, Credentials(options_), &port_);
+  builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);  // a taken port must fail
+  const int max_bytes = static_cast<int>(options_.limits.max_message_bytes);
+  builder.SetMaxReceiveMessageSize(max_bytes);
+  builder.SetMaxSendMessageSize(max_bytes);
+  builder.RegisterService(service_.get());
+  server_ = builder.BuildAndStart();
+  if (!server_ || port_ == 0) {
+    if (server_) server_->Shutdown();
+    server_.reset();
+    port_ = 0;
+    throw CoreError(StatusCode::kUnavailable,
+                    "cannot listen on " + address +
+                        ": the port is in use or the address is not available on this host");
+  }
+  server_->GetHealthCheckService()->SetServingStatus(false);
+}
+
+void GrpcServer::SetReady(bool ready) {
+  std::lock_guard<std::mutex> lock(lifecycle_mutex_);
+  if (stopped_) return;
+  table_.SetServerReady(ready);
+  if (server_) server_->GetHealthCheckService()->SetServingStatus(ready);
+}
+
+void GrpcServer::Drain(int64_t grace_ms) {
+  std::lock_guard<std::mutex> lock(lifecycle_mutex_);
+  if (stopped_) return;
+  stopped_ = true;
+  const auto deadline = std::chrono::system_clock::now() + std::chrono::milliseconds(grace_ms);
+  table_.BeginDrain();  // new inferences: UNAVAILABLE; ServerReady: false
+  if (server_) server_->GetHealthCheckService()->SetServingStatus(false);
+  // Queued and running requests finish (or, without a grace period, fail as unavailable).
+  for (const auto& served : table_.List()) served.model->Close(/*drain=*/grace_ms > 0);
+  executor_.Stop();
+  if (server_) {
+    server_->Shutdown(deadline);
+    server_->Wait();
+  }
+}
+
+}  // namespace engine::server

@@ -1,0 +1,78 @@
+// The gRPC server process-side object: listening port, TLS, the inference service, health,
+// reflection, and the drain sequence. Python drives it through engine._core.Server.
+#pragma once
+
+#include <grpcpp/server.h>
+
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <string>
+
+#include "auth.h"
+#include "control_executor.h"
+#include "control_plane.h"
+#include "inference_service.h"
+#include "server_limits.h"
+#include "serving_table.h"
+
+namespace engine::server {
+
+struct ServerOptions {
+  std::string host = "127.0.0.1";
+  int port = 8001;  // 0: pick a free port (see GrpcServer::port)
+  // PEM contents (not paths). cert + key turn TLS on; client_ca also requires and verifies
+  // client certificates (mutual TLS).
+  std::string tls_cert_pem;
+  std::string tls_key_pem;
+  std::string tls_client_ca_pem;
+  std::string auth_token;  // empty: no authentication
+  ServerLimits limits;
+  ServiceInfo info;
+  // Server reflection. Reflection cannot check the bearer token (it is grpc++'s own service),
+  // so it is only offered when no token is set.
+  bool reflection = true;
+};
+
+class GrpcServer {
+ public:
+  // Does not bind yet. `control` may be null (the control RPCs then answer UNAVAILABLE).
+  GrpcServer(ServerOptions options, std::unique_ptr<ControlPlane> control);
+  // Stops at once if still running (see Stop).
+  ~GrpcServer();
+  GrpcServer(const GrpcServer&) = delete;
+  GrpcServer& operator=(const GrpcServer&) = delete;
+
+  // Binds and starts serving; health answers NOT_SERVING until SetReady(true). Throws
+  // CoreError(kUnavailable) when the address cannot be bound (port taken: no silent double
+  // bind, SO_REUSEPORT is off) and kInvalidConfig for unusable TLS options.
+  void Start();
+  // The bound port (the chosen one when options.port was 0); 0 before Start.
+  int port() const { return port_; }
+
+  ServingTable& table() { return table_; }
+
+  // Server readiness: ServerReady and health (SERVING / NOT_SERVING).
+  void SetReady(bool ready);
+
+  // Graceful shutdown, blocking: health NOT_SERVING and new inferences refused (UNAVAILABLE);
+  // every served model drains (queued requests run and are answered); then the transport
+  // shuts down, cancelling whatever is still open after `grace_ms` in total. Idempotent.
+  void Drain(int64_t grace_ms);
+  // Immediate shutdown: open calls are cancelled. Idempotent. Blocks until gRPC is done.
+  void Stop() { Drain(0); }
+
+ private:
+  ServerOptions options_;
+  std::unique_ptr<ControlPlane> control_;
+  ServingTable table_;
+  BearerAuth auth_;
+  ControlExecutor executor_;
+  std::unique_ptr<InferenceService> service_;
+  std::unique_ptr<grpc::Server> server_;
+  int port_ = 0;
+  std::mutex lifecycle_mutex_;  // serialises Start / SetReady / Drain
+  bool stopped_ = false;        // GUARDED_BY(lifecycle_mutex_)
+};
+
+}  // namespace engine::server

@@ -1,0 +1,130 @@
+// ModelInfer: decode, submit to the model's batcher, answer from its completion callback.
+#include <atomic>
+#include <limits>
+#include <mutex>
+#include <utility>
+
+#include "codec.h"
+#include "error_map.h"
+#include "inference_service.h"
+#include "serve.h"
+
+namespace engine::server {
+namespace {
+
+using inference::ModelInferRequest;
+using inference::ModelInferResponse;
+
+// A ModelInfer call that can cancel its queued request when the client goes away.
+class InferCall final : public UnaryCall<ModelInferRequest, ModelInferResponse> {
+ public:
+  using UnaryCall::UnaryCall;
+
+  // Remembers where the request was queued (seq 0: refused at once, nothing to cancel).
+  void Track(std::shared_ptr<Model> model, uint64_t seq) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    model_ = std::move(model);
+    seq_ = seq;
+  }
+
+  // The client cancelled or its deadline passed: a request still queued never runs.
+  void OnCancel() override {
+    std::shared_ptr<Model> model;
+    uint64_t seq = 0;
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      model = model_;
+      seq = seq_;
+    }
+    if (model && seq != 0) model->Cancel(seq);
+  }
+
+ private:
+  std::mutex mutex_;
+  std::shared_ptr<Model> model_;  // GUARDED_BY(mutex_)
+  uint64_t seq_ = 0;              // GUARDED_BY(mutex_)
+};
+
+}  // namespace
+
+grpc::Status Unauthenticated() {
+  return grpc::Status(grpc::StatusCode::UNAUTHENTICATED,
+                      "missing or wrong bearer token (metadata 'authorization')");
+}
+
+InferenceService::InferenceService(ServingTable* table, ControlExecutor* executor,
+                                   ControlPlane* control, const BearerAuth* auth,
+                                   ServerLimits limits, ServiceInfo info)
+    : table_(table),
+      executor_(executor),
+      control_(control),
+      auth_(auth),
+      limits_(limits),
+      info_(std::move(info)) {}
+
+Status InferenceService::PrepareInfer(const ModelInferRequest& request,
+                                      std::chrono::system_clock::time_point deadline,
+                                      ServedVersion* served,
+                                      std::unique_ptr<InferRequest>* out) const {
+  Status s = table_->FindForInference(request.model_name(), request.model_version(), served);
+  if (!s.ok()) return s;
+  DecodedRequest decoded;
+  s = DecodeInferRequest(request, limits_, &decoded);
+  if (!s.ok()) return s;
+  int64_t timeout_us = decoded.timeout_us;
+  if (deadline != std::chrono::system_clock::time_point::max()) {
+    // The gRPC deadline bounds the queue wait as the "timeout" parameter does.
+    const int64_t left_us = std::chrono::duration_cast<std::chrono::microseconds>(
+                                deadline - std::chrono::system_clock::now())
+                                .count();
+    if (left_us <= 0) {
+      return Status(StatusCode::kDeadlineExceeded,
+                    "the deadline passed before the request was queued; it was not run");
+    }
+    timeout_us = timeout_us < 0 ? left_us : std::min(timeout_us, left_us);
+  }
+  auto r = std::make_unique<InferRequest>();
+  r->inputs = std::move(decoded.inputs);
+  r->output_names = std::move(decoded.output_names);
+  r->priority = decoded.priority;
+  r->timeout_us = timeout_us;
+  r->id = request.id();
+  *out = std::move(r);
+  return Status::Ok();
+}
+
+void InferenceService::EncodeResponse(const ModelInferRequest& request,
+                                      const std::string& model_name, int64_t model_version,
+                                      const InferResult& result, ModelInferResponse* response) {
+  response->set_model_name(model_name);
+  response->set_model_version(std::to_string(model_version));
+  response->set_id(request.id());
+  EncodeInferOutputs(result.outputs, response);
+}
+
+grpc::ServerUnaryReactor* InferenceService::ModelInfer(Ctx* ctx, const Buf* in, Buf* out) {
+  return Serve<InferCall>(*auth_, ctx, in, out, [&](InferCall& call) {
+    const ModelInferRequest& request = call.request();
+    ServedVersion served;
+    std::unique_ptr<InferRequest> r;
+    Status s = PrepareInfer(request, ctx->deadline(), &served, &r);
+    if (!s.ok()) {
+      call.Reply(ToGrpcStatus(s, request.id()));
+      return;
+    }
+    // The call (and with it the request message the inputs borrow from) lives until Reply.
+    r->on_complete = [&call, name = served.name, version = served.version](InferResult&& result) {
+      if (!result.status.ok()) {
+        call.Reply(ToGrpcStatus(result.status, call.request().id()));
+        return;
+      }
+      EncodeResponse(call.request(), name, version, result, call.response());
+      call.Reply(grpc::Status::OK);
+    };
+    std::shared_ptr<Model> model = served.model;
+    const uint64_t seq = model->Submit(std::move(r));
+    if (seq != 0) call.Track(std::move(model), seq);
+  });
+}
+
+}  // namespace engine::server

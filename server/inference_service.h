@@ -1,0 +1,94 @@
+// inference.GRPCInferenceService on the grpc++ callback API.
+//
+// Handlers are thin: decode (codec.h), call the engine (serving_table.h, model.h), encode.
+// Cross-cutting work lives in one place, Serve(): the bearer token, parsing the raw message
+// (malformed bytes -> INVALID_ARGUMENT) and the error mapping (error_map.h). ModelInfer and
+// ModelStreamInfer run entirely in C++: the response is sent from the batcher's completion
+// callback. Control RPCs are handed to the ControlExecutor (Python, off gRPC's threads).
+#pragma once
+
+#include <grpcpp/support/server_callback.h>
+
+#include <chrono>
+#include <memory>
+#include <string>
+
+#include "auth.h"
+#include "control_executor.h"
+#include "control_plane.h"
+#include "grpc_service.grpc.pb.h"
+#include "server_limits.h"
+#include "request.h"
+#include "serving_table.h"
+
+namespace engine::server {
+
+using Svc = inference::GRPCInferenceService;
+// Every method of the service as a raw (ByteBuffer) callback method.
+using RawInferenceService = Svc::WithRawCallbackMethod_ServerLive<
+    Svc::WithRawCallbackMethod_ServerReady<Svc::WithRawCallbackMethod_ModelReady<
+        Svc::WithRawCallbackMethod_ServerMetadata<Svc::WithRawCallbackMethod_ModelMetadata<
+            Svc::WithRawCallbackMethod_ModelInfer<Svc::WithRawCallbackMethod_ModelStreamInfer<
+                Svc::WithRawCallbackMethod_ModelConfig<Svc::WithRawCallbackMethod_ModelStatistics<
+                    Svc::WithRawCallbackMethod_RepositoryIndex<
+                        Svc::WithRawCallbackMethod_RepositoryModelLoad<
+                            Svc::WithRawCallbackMethod_RepositoryModelUnload<
+                                Svc::Service>>>>>>>>>>>>;
+
+struct ServiceInfo {
+  std::string server_name = "engine";
+  std::string server_version;
+};
+
+class InferenceService final : public RawInferenceService {
+ public:
+  // Borrows everything; all of it outlives the gRPC server this service is registered with.
+  // `control` may be null: the control RPCs then answer UNAVAILABLE.
+  InferenceService(ServingTable* table, ControlExecutor* executor, ControlPlane* control,
+                   const BearerAuth* auth, ServerLimits limits, ServiceInfo info);
+
+  using Reactor = grpc::ServerUnaryReactor;
+  using Ctx = grpc::CallbackServerContext;
+  using Buf = grpc::ByteBuffer;
+
+  Reactor* ServerLive(Ctx* ctx, const Buf* in, Buf* out) override;
+  Reactor* ServerReady(Ctx* ctx, const Buf* in, Buf* out) override;
+  Reactor* ModelReady(Ctx* ctx, const Buf* in, Buf* out) override;
+  Reactor* ServerMetadata(Ctx* ctx, const Buf* in, Buf* out) override;
+  Reactor* ModelMetadata(Ctx* ctx, const Buf* in, Buf* out) override;
+  Reactor* ModelInfer(Ctx* ctx, const Buf* in, Buf* out) override;
+  grpc::ServerBidiReactor<Buf, Buf>* ModelStreamInfer(Ctx* ctx) override;
+  Reactor* ModelConfig(Ctx* ctx, const Buf* in, Buf* out) override;
+  Reactor* ModelStatistics(Ctx* ctx, const Buf* in, Buf* out) override;
+  Reactor* RepositoryIndex(Ctx* ctx, const Buf* in, Buf* out) override;
+  Reactor* RepositoryModelLoad(Ctx* ctx, const Buf* in, Buf* out) override;
+  Reactor* RepositoryModelUnload(Ctx* ctx, const Buf* in, Buf* out) override;
+
+  // Shared by ModelInfer and ModelStreamInfer: finds the model, decodes the request and
+  // builds the core request (on_complete left to the caller). Tensors borrow from `request`.
+  Status PrepareInfer(const inference::ModelInferRequest& request,
+                      std::chrono::system_clock::time_point deadline, ServedVersion* served,
+                      std::unique_ptr<InferRequest>* out) const;
+  // Fills a successful response for `request` from `result`. Completion callbacks capture the
+  // model's name and version, never its shared_ptr: the last reference to a Model must not be
+  // dropped on its own worker thread.
+  static void EncodeResponse(const inference::ModelInferRequest& request,
+                             const std::string& model_name, int64_t model_version,
+                             const InferResult& result, inference::ModelInferResponse* response);
+
+  const BearerAuth& auth() const { return *auth_; }
+  const ServerLimits& limits() const { return limits_; }
+
+ private:
+  ServingTable* table_;
+  ControlExecutor* executor_;
+  ControlPlane* control_;
+  const BearerAuth* auth_;
+  ServerLimits limits_;
+  ServiceInfo info_;
+};
+
+// The answer to a call without the right bearer token.
+grpc::Status Unauthenticated();
+
+}  // namespace engine::server

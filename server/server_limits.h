@@ -1,0 +1,21 @@
+// Finite bounds on what one request may ask of the server. All configurable from
+// `engine serve`; a request past a bound is refused before any work is queued for it.
+#pragma once
+
+#include <cstdint>
+
+namespace engine::server {
+
+struct ServerLimits {
+  // Largest request or response message; gRPC itself answers RESOURCE_EXHAUSTED past it.
+  int64_t max_message_bytes = 64 << 20;
+  // Inputs and requested outputs per request (INVALID_ARGUMENT past them).
+  int max_inputs = 64;
+  int max_outputs = 64;
+  // Elements per tensor, numeric or BYTES (INVALID_ARGUMENT past it).
+  int64_t max_tensor_elements = 1 << 26;
+  // Requests one ModelStreamInfer stream may have in the engine at once; reading pauses there.
+  int max_stream_in_flight = 256;
+};
+
+}  // namespace engine::server

@@ -1,0 +1,191 @@
+// ModelStreamInfer: many inferences on one bidirectional stream.
+//
+// Reads continue while earlier requests run (up to limits.max_stream_in_flight in the engine,
+// then reading pauses), responses are written in completion order, one write at a time. A
+// failed request answers with `error_message` and its id; the stream stays open. The stream
+// finishes once the client half-closed and every request has been answered.
+#include <google/protobuf/arena.h>
+
+#include <deque>
+#include <memory>
+#include <mutex>
+#include <utility>
+
+#include "error_map.h"
+#include "inference_service.h"
+#include "unary_call.h"
+
+namespace engine::server {
+namespace {
+
+using inference::ModelInferRequest;
+using inference::ModelStreamInferResponse;
+
+// One request read from the stream; the core request's inputs borrow from it (keepalive).
+struct StreamItem {
+  google::protobuf::Arena arena;
+  ModelInferRequest* request = google::protobuf::Arena::CreateMessage<ModelInferRequest>(&arena);
+};
+
+class StreamInferCall final : public grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer> {
+ public:
+  StreamInferCall(const InferenceService* service, grpc::CallbackServerContext* ctx)
+      : service_(service), ctx_(ctx) {
+    if (!service_->auth().Allows(*ctx_)) {
+      Finish(Unauthenticated());
+      return;
+    }
+    reading_ = true;
+    StartRead(&read_buffer_);
+  }
+
+  void OnReadDone(bool ok) override {
+    if (!ok) {  // the client half-closed, or the call ended
+      Act(Decide([this] { reads_done_ = true; reading_ = false; }));
+      return;
+    }
+    auto item = std::make_shared<StreamItem>();
+    const bool parsed = ParseByteBuffer(read_buffer_, item->request);
+    read_buffer_.Clear();
+    if (!parsed) {
+      Respond(ErrorResponse(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                                         "malformed request: not a valid "
+                                         "inference.ModelInferRequest message"),
+                            nullptr));
+    } else {
+      Submit(std::move(item));
+    }
+    Act(Decide([this] {
+      reading_ = in_flight_ < service_->limits().max_stream_in_flight;
+      read_now_ = reading_;
+    }));
+  }
+
+  void OnWriteDone(bool ok) override {
+    Act(Decide([this, ok] {
+      writing_ = false;
+      if (!ok) {
+        write_failed_ = true;  // the client is gone: drop what is left
+        writes_.clear();
+      }
+    }));
+  }
+
+  void OnDone() override { delete this; }
+
+ private:
+  // What to do once the mutex is released: gRPC calls are never made under it.
+  struct Action {
+    bool read = false;
+    bool write = false;
+    bool finish = false;
+  };
+
+  void Submit(std::shared_ptr<StreamItem> item) {
+    const ModelInferRequest& request = *item->request;
+    ServedVersion served;
+    std::unique_ptr<InferRequest> r;
+    Status s = service_->PrepareInfer(request, ctx_->deadline(), &served, &r);
+    if (!s.ok()) {
+      Respond(ErrorResponse(ToGrpcStatus(s, request.id()), &request));
+      return;
+    }
+    r->keepalive = item;
+    r->on_complete = [this, item, name = served.name, version = served.version](
+                         InferResult&& result) {
+      ModelStreamInferResponse response;
+      if (result.status.ok()) {
+        InferenceService::EncodeResponse(*item->request, name, version, result,
+                                         response.mutable_infer_response());
+      } else {
+        response = ErrorResponse(ToGrpcStatus(result.status, item->request->id()),
+                                 item->request);
+      }
+      Respond(std::move(response), /*completes_request=*/true);
+    };
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      ++in_flight_;
+    }
+    served.model->Submit(std::move(r));
+  }
+
+  static ModelStreamInferResponse ErrorResponse(const grpc::Status& status,
+                                                const ModelInferRequest* request) {
+    ModelStreamInferResponse response;
+    response.set_error_message(status.error_message());
+    if (request != nullptr) {
+      auto* r = response.mutable_infer_response();
+      r->set_id(request->id());
+      r->set_model_name(request->model_name());
+      r->set_model_version(request->model_version());
+    }
+    return response;
+  }
+
+  // Queues a response; `completes_request` when it ends one of the in-flight requests.
+  void Respond(const ModelStreamInferResponse& response, bool completes_request = false) {
+    grpc::ByteBuffer buffer;
+    const bool serialized = SerializeToByteBuffer(response, &buffer);
+    Act(Decide([&] {
+      if (serialized && !write_failed_) writes_.push_back(std::move(buffer));
+      if (completes_request) {
+        --in_flight_;
+        if (!reading_ && !reads_done_ && in_flight_ < service_->limits().max_stream_in_flight) {
+          reading_ = true;  // resume after a pause at the in-flight bound
+          read_now_ = true;
+        }
+      }
+    }));
+  }
+
+  // Applies `change` under the mutex, then picks the next gRPC operations.
+  template <typename Change>
+  Action Decide(Change&& change) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    change();
+    Action a;
+    a.read = read_now_;
+    read_now_ = false;
+    if (!writing_ && !writes_.empty()) {
+      writing_ = true;
+      current_write_ = std::move(writes_.front());
+      writes_.pop_front();
+      a.write = true;
+    }
+    if (reads_done_ && in_flight_ == 0 && !writing_ && writes_.empty() && !finished_) {
+      finished_ = true;
+      a.finish = true;
+    }
+    return a;
+  }
+
+  void Act(const Action& a) {
+    if (a.write) StartWrite(&current_write_);
+    if (a.read) StartRead(&read_buffer_);
+    if (a.finish) Finish(grpc::Status::OK);
+  }
+
+  const InferenceService* service_;
+  grpc::CallbackServerContext* ctx_;
+  grpc::ByteBuffer read_buffer_;     // owned by the one outstanding read
+  grpc::ByteBuffer current_write_;   // owned by the one outstanding write
+  std::mutex mutex_;
+  std::deque<grpc::ByteBuffer> writes_;  // GUARDED_BY(mutex_)
+  int in_flight_ = 0;                    // GUARDED_BY(mutex_)
+  bool reading_ = false;                 // GUARDED_BY(mutex_): a read is outstanding
+  bool read_now_ = false;                // GUARDED_BY(mutex_): start one after unlocking
+  bool reads_done_ = false;              // GUARDED_BY(mutex_)
+  bool writing_ = false;                 // GUARDED_BY(mutex_)
+  bool write_failed_ = false;            // GUARDED_BY(mutex_)
+  bool finished_ = false;                // GUARDED_BY(mutex_)
+};
+
+}  // namespace
+
+grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer>* InferenceService::ModelStreamInfer(
+    Ctx* ctx) {
+  return new StreamInferCall(this, ctx);
+}
+
+}  // namespace engine::server
