@@ -18,7 +18,7 @@ from engine.errors import InvalidInputError, UnsupportedError
 from engine.transforms.spec import TransformSpec
 
 if TYPE_CHECKING:
-    import pyarrow as pa
+    import pyarrow as pa  # type: ignore[import-untyped]
 
 __all__ = ["StringColumn", "as_mapping", "numeric_column", "string_column", "prepare_columns"]
 
@@ -86,7 +86,7 @@ def _one_dim(name: str, arr: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
 def numeric_column(name: str, values: Any) -> F64:
     """float64 copy/view of a numeric column (float32, float64, any integer)."""
     if _is_pandas(values):
-        import pandas as pd
+        import pandas as pd  # type: ignore[import-untyped]
 
         if pd.api.types.is_bool_dtype(values) or not pd.api.types.is_numeric_dtype(values):
             raise InvalidInputError(f"column {name!r} must be numeric; got {values.dtype}")

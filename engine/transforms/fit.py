@@ -81,8 +81,8 @@ def _finite(where: str, x: F64) -> F64:
     return values
 
 
-def _stat(where: str, name: str, value: Any) -> float:
-    value = float(value)
+def _stat(where: str, name: str, raw: Any) -> float:
+    value = float(raw)
     if not np.isfinite(value):
         raise InvalidInputError(
             f"transform fit: {where}: the {name} of the training values overflows ({value}); "
@@ -146,7 +146,7 @@ def _numeric_impute_value(where: str, strategy: Any, x: F64) -> float:
 
 def _token_counts(col: StringColumn) -> tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]]:
     """Distinct non-empty strings sorted by count (descending) then string (ascending)."""
-    import pyarrow.compute as pc
+    import pyarrow.compute as pc  # type: ignore[import-untyped]
 
     _pyarrow()
     counts = pc.value_counts(col.array)

@@ -28,19 +28,19 @@ U32 = npt.NDArray[np.uint32]
 
 
 def _rotl(x: U32, r: int) -> U32:
-    return (x << np.uint32(r)) | (x >> np.uint32(32 - r))  # type: ignore[no-any-return]
+    return (x << np.uint32(r)) | (x >> np.uint32(32 - r))
 
 
 def _mix_k(k: U32) -> U32:
     k = k * _C1
     k = _rotl(k, 15)
-    return k * _C2  # type: ignore[no-any-return]
+    return k * _C2
 
 
 def _mix_h(h: U32, k: U32) -> U32:
     h = h ^ _mix_k(k)
     h = _rotl(h, 13)
-    return h * _M + _N  # type: ignore[no-any-return]
+    return h * _M + _N
 
 
 def _fmix(h: U32, length: U32) -> U32:
@@ -49,7 +49,7 @@ def _fmix(h: U32, length: U32) -> U32:
     h = h * _F1
     h = h ^ (h >> np.uint32(13))
     h = h * _F2
-    return h ^ (h >> np.uint32(16))  # type: ignore[no-any-return]
+    return h ^ (h >> np.uint32(16))
 
 
 def murmur3_bytes(offsets: npt.NDArray[np.int64], data: npt.NDArray[np.uint8], seed: int) -> U32:

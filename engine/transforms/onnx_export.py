@@ -66,7 +66,8 @@ class _Builder:
         name = self.name(hint)
         arr = np.asarray(value, dtype=dtype)
         if arr.dtype == object:
-            tensor = helper.make_tensor(name, TensorProto.STRING, arr.shape, [str(v).encode() for v in arr.ravel()])
+            strings: Any = [str(v).encode() for v in arr.ravel()]
+            tensor = helper.make_tensor(name, TensorProto.STRING, arr.shape, strings)
         else:
             tensor = numpy_helper.from_array(arr, name)
         self.initializers.append(tensor)

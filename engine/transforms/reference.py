@@ -72,7 +72,7 @@ def _numeric_step(step: Step, x: F64) -> F64:
 
 def _string_step(step: Step, col: StringColumn) -> StringColumn | IndexValue:
     pa = _pyarrow()
-    import pyarrow.compute as pc
+    import pyarrow.compute as pc  # type: ignore[import-untyped]
 
     if isinstance(step, Impute):
         arr = pc.if_else(pc.equal(col.array, ""), pa.scalar(step.value, pa.large_string()), col.array)
