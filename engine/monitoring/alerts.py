@@ -1,0 +1,205 @@
+"""Drift alerts: decided per window, sent as a JSON log line and, optionally, a webhook POST.
+
+:class:`AlertManager` is a window listener. It fires when a window has drifted features and
+the set of drifted features differs from the last alert (or ``repeat_s`` has passed since),
+and sends "resolved" once when a window is clean again after a firing alert. Each alert goes
+to every notifier: :class:`LogNotifier` (one JSON line on the ``engine.monitoring.alerts``
+logger at WARNING) and :class:`WebhookNotifier`.
+
+The webhook never blocks the caller: alerts go into a bounded queue (a full queue drops the
+alert and counts a failure) drained by one daemon thread that POSTs the alert as JSON and
+retries connection errors, timeouts, 429 and 5xx with exponential backoff
+(``backoff_initial_s * 2**attempt``, capped at ``backoff_max_s``) up to ``max_attempts``
+times; other 4xx answers are not retried.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import queue
+import threading
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from engine.errors import InvalidConfigError
+from engine.monitoring.clock import Clock, SystemClock
+from engine.monitoring.monitor import WindowResult
+
+__all__ = ["Alert", "AlertManager", "LogNotifier", "WebhookNotifier"]
+
+_log = logging.getLogger(__name__)
+ALERT_LOGGER = "engine.monitoring.alerts"
+
+Notifier = Callable[["Alert"], None]
+
+
+@dataclass(frozen=True)
+class Alert:
+    """A drift alert: ``status`` is "firing" or "resolved"."""
+
+    status: str
+    model: str
+    version: str
+    time_ms: int
+    rows: int
+    features: tuple[dict[str, Any], ...]  # name, kind, breaches and the metrics of each
+
+    @property
+    def feature_names(self) -> tuple[str, ...]:
+        return tuple(f["name"] for f in self.features)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"event": "drift_alert", "status": self.status, "model": self.model,
+                "version": self.version, "time_ms": self.time_ms, "window_rows": self.rows,
+                "features": list(self.features)}
+
+    @classmethod
+    def from_window(cls, status: str, result: WindowResult) -> Alert:
+        drifted = tuple({"name": f.name, "kind": f.kind, "breaches": list(f.breaches),
+                         **f.metrics()} for f in result.features if f.breaches)
+        return cls(status, result.model, result.version, result.ended_ms, result.rows, drifted)
+
+
+class AlertManager:
+    """Window listener deciding when to alert; sends to each notifier (see module doc)."""
+
+    def __init__(self, notifiers: Iterable[Notifier] = (), *, repeat_s: float = 3600.0,
+                 clock: Clock | None = None) -> None:
+        self._notifiers = list(notifiers)
+        self._repeat_s = repeat_s
+        self._clock = clock or SystemClock()
+        self._lock = threading.Lock()
+        self._firing: dict[tuple[str, str], tuple[tuple[str, ...], float]] = {}
+        self.sent: list[Alert] = []  # the last alerts sent, newest last (at most 100)
+
+    def __call__(self, result: WindowResult) -> None:
+        key = (result.model, result.version)
+        drifted = result.drifted
+        now = self._clock.monotonic_s()
+        with self._lock:
+            last = self._firing.get(key)
+            if drifted:
+                if last is not None and last[0] == drifted and now - last[1] < self._repeat_s:
+                    return
+                self._firing[key] = (drifted, now)
+                alert = Alert.from_window("firing", result)
+            else:
+                if last is None:
+                    return
+                del self._firing[key]
+                alert = Alert.from_window("resolved", result)
+            self.sent = [*self.sent[-99:], alert]
+        for notify in self._notifiers:
+            try:
+                notify(alert)
+            except Exception:
+                _log.exception("alert notifier %r failed", notify)
+
+
+class LogNotifier:
+    """Logs each alert as one JSON line (the message is the JSON object)."""
+
+    def __init__(self, logger: logging.Logger | None = None) -> None:
+        self._logger = logger or logging.getLogger(ALERT_LOGGER)
+
+    def __call__(self, alert: Alert) -> None:
+        level = logging.WARNING if alert.status == "firing" else logging.INFO
+        self._logger.log(level, json.dumps(alert.to_dict(), allow_nan=False, sort_keys=True),
+                         extra={"alert": alert.to_dict()})
+
+
+class WebhookNotifier:
+    """POSTs alerts as JSON to ``url`` from a background thread (see module doc)."""
+
+    def __init__(self, url: str, *, queue_capacity: int = 100, max_attempts: int = 5,
+                 backoff_initial_s: float = 0.5, backoff_max_s: float = 30.0,
+                 timeout_s: float = 5.0, headers: dict[str, str] | None = None) -> None:
+        if not url.startswith(("http://", "https://")):
+            raise InvalidConfigError(f"webhook url must be http:// or https://; was {url!r}")
+        if queue_capacity < 1 or max_attempts < 1:
+            raise InvalidConfigError(f"queue_capacity and max_attempts must be >= 1; were "
+                                     f"{queue_capacity} and {max_attempts}")
+        self.url = url
+        self.max_attempts = max_attempts
+        self.backoff_initial_s = backoff_initial_s
+        self.backoff_max_s = backoff_max_s
+        self.timeout_s = timeout_s
+        self._headers = {"Content-Type": "application/json", **(headers or {})}
+        self._queue: queue.Queue[Alert | None] = queue.Queue(queue_capacity)
+        self._abort = threading.Event()
+        self._lock = threading.Lock()
+        self.delivered = 0
+        self.failures = 0
+        self.attempts = 0
+        self._thread = threading.Thread(target=self._run, name="alert-webhook", daemon=True)
+        self._thread.start()
+
+    def __call__(self, alert: Alert) -> None:
+        """Queue the alert; never blocks. A full queue drops it and counts a failure."""
+        try:
+            self._queue.put_nowait(alert)
+        except queue.Full:
+            with self._lock:
+                self.failures += 1
+            _log.warning("alert webhook queue is full; dropped a %s alert for %s:%s",
+                         alert.status, alert.model, alert.version)
+
+    def close(self, timeout_s: float = 10.0) -> None:
+        """Deliver what is queued (within ``timeout_s``), then stop the thread."""
+        try:
+            self._queue.put(None, timeout=timeout_s)
+        except queue.Full:
+            pass
+        self._thread.join(timeout_s)
+        if self._thread.is_alive():
+            self._abort.set()
+            self._thread.join(1.0)
+
+    def _run(self) -> None:
+        while True:
+            alert = self._queue.get()
+            if alert is None or self._abort.is_set():
+                return
+            ok = self._deliver(alert)
+            with self._lock:
+                if ok:
+                    self.delivered += 1
+                else:
+                    self.failures += 1
+
+    def _deliver(self, alert: Alert) -> bool:
+        body = json.dumps(alert.to_dict(), allow_nan=False).encode()
+        for attempt in range(self.max_attempts):
+            with self._lock:
+                self.attempts += 1
+            retry = self._post(body)
+            if retry is None:
+                return True
+            if not retry or attempt + 1 == self.max_attempts:
+                break
+            delay = min(self.backoff_initial_s * 2**attempt, self.backoff_max_s)
+            if self._abort.wait(delay):
+                break
+        _log.error("alert webhook gave up on a %s alert for %s:%s after %d attempt(s)",
+                   alert.status, alert.model, alert.version, attempt + 1)
+        return False
+
+    def _post(self, body: bytes) -> bool | None:
+        """None when delivered; else whether the failure is worth a retry."""
+        request = urllib.request.Request(self.url, data=body, headers=self._headers,
+                                         method="POST")
+        try:
+            with urllib.request.urlopen(request, timeout=self.timeout_s) as response:
+                response.read()
+            return None
+        except urllib.error.HTTPError as exc:
+            exc.close()
+            _log.warning("alert webhook answered HTTP %d", exc.code)
+            return exc.code == 429 or exc.code >= 500
+        except (urllib.error.URLError, TimeoutError, OSError) as exc:
+            _log.warning("alert webhook unreachable: %s", exc)
+            return True

@@ -1,0 +1,110 @@
+"""Prometheus export of drift results and prediction-log counters: one custom collector.
+
+The server registers one :class:`DriftCollector` in its registry and adds each monitor's
+windows to it (``monitor.add_listener(collector.update)``); ``remove`` forgets a model version
+when it is unloaded. Gauges keep the last closed window's values.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from typing import Any, Protocol
+
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from engine.monitoring import metric_names as names
+from engine.monitoring.monitor import WindowResult
+
+__all__ = ["DriftCollector"]
+
+
+class _CountsLog(Protocol):
+    model: str
+    version: str
+
+    def counters(self) -> dict[str, int]: ...
+
+
+class _Failures(Protocol):
+    @property
+    def failures(self) -> int: ...
+
+
+class DriftCollector(Collector):
+    """Collects ``engine_drift_*``, ``engine_prediction_log_*`` and webhook failure metrics."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._results: dict[tuple[str, str], WindowResult] = {}
+        self._windows: dict[tuple[str, str], int] = {}
+        self._logs: list[_CountsLog] = []
+        self._webhooks: list[_Failures] = []
+
+    def update(self, result: WindowResult) -> None:
+        """Window listener: keep this window as the model version's current values."""
+        key = (result.model, result.version)
+        with self._lock:
+            self._results[key] = result
+            self._windows[key] = self._windows.get(key, 0) + 1
+
+    def remove(self, model: str, version: str | int) -> None:
+        key = (model, str(version))
+        with self._lock:
+            self._results.pop(key, None)
+            self._windows.pop(key, None)
+            self._logs = [log for log in self._logs if (log.model, log.version) != key]
+
+    def add_prediction_log(self, log: _CountsLog) -> None:
+        """Export a prediction log's ``records`` / ``dropped_writer`` / ``dropped_core``."""
+        with self._lock:
+            self._logs.append(log)
+
+    def add_webhook(self, webhook: _Failures) -> None:
+        with self._lock:
+            self._webhooks.append(webhook)
+
+    def describe(self) -> list[Metric]:
+        return []
+
+    def collect(self) -> Iterator[Metric]:
+        with self._lock:
+            results = list(self._results.items())
+            windows = dict(self._windows)
+            logs = list(self._logs)
+            webhooks = list(self._webhooks)
+        mv = [names.LABEL_MODEL, names.LABEL_VERSION]
+        score = GaugeMetricFamily(names.DRIFT_SCORE, "Drift statistic of the last closed window",
+                                  labels=[*mv, names.LABEL_FEATURE, names.LABEL_METRIC])
+        alert = GaugeMetricFamily(names.DRIFT_ALERT,
+                                  "1 when the feature crossed a drift threshold in the last window",
+                                  labels=[*mv, names.LABEL_FEATURE])
+        rows = GaugeMetricFamily(names.DRIFT_WINDOW_ROWS, "Rows in the last closed drift window",
+                                 labels=mv)
+        count = CounterMetricFamily(names.DRIFT_WINDOWS_TOTAL, "Drift windows evaluated",
+                                    labels=mv)
+        for (model, version), result in results:
+            rows.add_metric([model, version], result.rows)
+            count.add_metric([model, version], windows.get((model, version), 0))
+            for f in result.features:
+                for metric, value in f.metrics().items():
+                    score.add_metric([model, version, f.name, metric], value)
+                alert.add_metric([model, version, f.name], 1.0 if f.breaches else 0.0)
+        yield from (score, alert, rows, count)
+        records = CounterMetricFamily(names.PREDICTION_LOG_RECORDS_TOTAL,
+                                      "Prediction records written to Parquet", labels=mv)
+        dropped = CounterMetricFamily(names.PREDICTION_LOG_DROPPED_TOTAL,
+                                      "Sampled predictions dropped because a queue was full",
+                                      labels=[*mv, "where"])
+        for log in logs:
+            c: dict[str, Any] = log.counters()
+            records.add_metric([log.model, log.version], c["records"])
+            dropped.add_metric([log.model, log.version, "writer"], c["dropped_writer"])
+            dropped.add_metric([log.model, log.version, "core"], c["dropped_core"])
+        yield from (records, dropped)
+        failures = CounterMetricFamily(names.ALERT_WEBHOOK_FAILURES_TOTAL,
+                                       "Alerts the webhook never delivered (retries exhausted, "
+                                       "refused or queue full)")
+        failures.add_metric([], sum(w.failures for w in webhooks))
+        yield failures
