@@ -1,0 +1,293 @@
+"""The serving control plane: which model versions the C++ server answers for.
+
+:class:`ServingControl` loads models (from a Triton-layout repository), warms them, and hands
+them to the data plane through ``engine._core.Server`` (``add_model`` / ``remove_model`` /
+``set_ready``). The C++ server calls back into it only for the rare control RPCs
+(RepositoryIndex, RepositoryModelLoad/Unload, ModelConfig), on one control thread with the GIL
+taken there; inference never comes here.
+
+The callback methods (``repository_index``, ``load_model``, ``unload_model``,
+``model_config_json``) never raise: each returns ``(grpc code name, message, payload)``, the
+code taken from :data:`engine.errors.GRPC_STATUS`. Messages of errors the client caused are
+passed on; anything else is logged with a request id and the client gets the id only, so no
+path or exception text leaves the server.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import logging
+import threading
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from engine import _core
+from engine.config import ModelConfig
+from engine.errors import (
+    GRPC_STATUS,
+    EngineError,
+    InvalidInputError,
+    InvalidModelNameError,
+    ModelLoadError,
+    ModelNotFoundError,
+    OverloadedError,
+    UnavailableError,
+)
+from engine.model import Model, load
+from engine.names import validate_name
+from engine.repository import RepositoryModel, scan_repository
+from engine.signature import TensorSpec, dtype_by_name
+
+__all__ = ["ServingControl", "ServedModel", "warm_up", "model_config_dict"]
+
+log = logging.getLogger("engine.server")
+
+Answer = tuple[str, str, Any]
+
+# Errors whose message the client may see: they describe the client's own request.
+_CLIENT_ERRORS = (InvalidInputError, InvalidModelNameError, ModelNotFoundError, OverloadedError,
+                  UnavailableError)
+_request_ids = itertools.count(1)
+
+
+@dataclass(frozen=True)
+class ServedModel:
+    name: str
+    version: int
+    model: Model
+
+
+def grpc_code(exc: BaseException) -> str:
+    """The gRPC code name for an exception: the nearest class in GRPC_STATUS, else INTERNAL."""
+    for cls in type(exc).__mro__:
+        if cls in GRPC_STATUS:
+            return GRPC_STATUS[cls]  # type: ignore[index]
+    return "INTERNAL"
+
+
+def _answer(what: str, fn: Callable[[], Any]) -> Answer:
+    try:
+        return "OK", "", fn()
+    except _CLIENT_ERRORS as exc:
+        return grpc_code(exc), str(exc), None
+    except Exception as exc:  # the edge: nothing escapes into the C++ server
+        request_id = f"ctl-{next(_request_ids)}"
+        log.error("%s failed (request id %s): %s", what, request_id, exc, exc_info=True)
+        code = grpc_code(exc) if isinstance(exc, EngineError) else "INTERNAL"
+        return code, f"{what} failed; request id {request_id} (details in the server log)", None
+
+
+def warm_up(model: Model) -> None:
+    """Run one request of zeros (dynamic dims as 1) so the first client does not pay for ORT's
+    lazy initialisation. Raises what the model raises."""
+    inputs = {spec.name: _zeros(spec) for spec in model.inputs}
+    model.predict(inputs)
+
+
+def _zeros(spec: TensorSpec) -> np.ndarray:
+    shape = tuple(1 if d < 0 else d for d in spec.shape)
+    dtype = dtype_by_name(spec.dtype)
+    if dtype.name == "string":
+        return np.full(shape, "", dtype=object)
+    return np.zeros(shape, dtype=dtype.numpy)
+
+
+def model_config_dict(name: str, model: Model) -> dict[str, Any]:
+    """Triton's ModelConfig (the fields perf tools read) for a served model, as a JSON dict.
+
+    Triton's convention: when every input and output has a dynamic first dimension the model
+    batches, ``max_batch_size`` is the batcher's bound and ``dims`` leave that dimension out;
+    otherwise ``max_batch_size`` is 0 and ``dims`` are the full shapes.
+    """
+    config: ModelConfig = model.config
+    tensors = model.inputs + model.outputs
+    batched = all(t.shape and t.shape[0] == -1 for t in tensors)
+    skip = 1 if batched else 0
+
+    def tensor(spec: TensorSpec) -> dict[str, Any]:
+        return {"name": spec.name, "data_type": dtype_by_name(spec.dtype).triton,
+                "dims": [int(d) for d in spec.shape[skip:]]}
+
+    out: dict[str, Any] = {
+        "name": name,
+        "platform": "onnxruntime_onnx",
+        "backend": "onnxruntime",
+        "max_batch_size": config.max_batch_size if batched else 0,
+        "input": [tensor(t) for t in model.inputs],
+        "output": [tensor(t) for t in model.outputs],
+        "instance_group": [{
+            "name": name,
+            "kind": "KIND_GPU" if "cuda" in model.providers else "KIND_CPU",
+            "count": config.instances,
+        }],
+    }
+    if batched and model.batching:
+        out["dynamic_batching"] = {
+            "preferred_batch_size": list(config.preferred_batch_sizes),
+            "max_queue_delay_microseconds": config.max_queue_delay_us,
+            "default_queue_policy": {
+                "max_queue_size": config.max_queue_size,
+                "default_timeout_microseconds": config.default_timeout_us,
+                "allow_timeout_override": True,
+            },
+        }
+    return out
+
+
+class ServingControl:
+    """Loads, serves and unloads models for one ``engine._core.Server``. Thread-safe."""
+
+    def __init__(self, repository: Path | None = None) -> None:
+        self.repository = repository
+        self._server: _core.Server | None = None
+        self._lock = threading.RLock()
+        self._served: dict[tuple[str, int], ServedModel] = {}
+        self._failed: dict[str, str] = {}  # name -> reason shown in RepositoryIndex
+
+    def attach(self, server: _core.Server) -> None:
+        self._server = server
+
+    # ---- used by the launcher ------------------------------------------------------------
+
+    def load_repository(self) -> list[ServedModel]:
+        """Load, warm and serve every model of the repository. Raises on the first failure."""
+        if self.repository is None:
+            return []
+        served = []
+        for entry in scan_repository(self.repository):
+            served.extend(self._load_entry(entry))
+        return served
+
+    def serve(self, name: str, version: int, model: Model) -> ServedModel:
+        """Warm ``model`` and serve it as ``name``:``version`` (replacing what was there)."""
+        validate_name(name)
+        warm_up(model)
+        server = self._require_server()
+        with self._lock:
+            replaced = server.add_model(name, version, model.core, True)
+            old = self._served.get((name, version))
+            item = ServedModel(name, version, model)
+            self._served[(name, version)] = item
+            self._failed.pop(name, None)
+        if old is not None:
+            old.model.close()
+        elif replaced is not None:
+            replaced.close(True)
+        return item
+
+    def served(self) -> list[ServedModel]:
+        with self._lock:
+            return sorted(self._served.values(), key=lambda s: (s.name, s.version))
+
+    def close_all(self) -> None:
+        """Close every served model (after the server drained). Idempotent."""
+        with self._lock:
+            items, self._served = list(self._served.values()), {}
+        for item in items:
+            item.model.close()
+
+    # ---- callbacks from the C++ server (control thread, GIL held) -------------------------
+
+    def repository_index(self, ready: bool) -> Answer:
+        return _answer("repository index", lambda: self._index(ready))
+
+    def load_model(self, name: str, parameters: dict[str, str]) -> Answer:
+        return _answer(f"load of model {name!r}", lambda: self._load(name, parameters))
+
+    def unload_model(self, name: str) -> Answer:
+        return _answer(f"unload of model {name!r}", lambda: self._unload(name))
+
+    def model_config_json(self, name: str, version: int) -> Answer:
+        return _answer(f"config of model {name!r}", lambda: self._config_json(name, version))
+
+    # ---- implementation ------------------------------------------------------------------
+
+    def _require_server(self) -> _core.Server:
+        if self._server is None:
+            raise UnavailableError("the server is not started")
+        return self._server
+
+    def _index(self, ready_only: bool) -> list[tuple[str, str, str, str]]:
+        rows: list[tuple[str, str, str, str]] = []
+        with self._lock:
+            served_names = {name for name, _ in self._served}
+            for item in self.served():
+                rows.append((item.name, str(item.version), "READY", ""))
+            if not ready_only:
+                for name, reason in sorted(self._failed.items()):
+                    rows.append((name, "", "UNAVAILABLE", reason))
+                for name in self._repository_names():
+                    if name not in served_names and name not in self._failed:
+                        rows.append((name, "", "UNAVAILABLE", "unloaded"))
+        return rows
+
+    def _repository_names(self) -> Iterable[str]:
+        if self.repository is None or not self.repository.is_dir():
+            return []
+        names = []
+        for folder in sorted(self.repository.iterdir()):
+            if folder.is_dir() and not folder.name.startswith("."):
+                try:
+                    names.append(validate_name(folder.name))
+                except InvalidModelNameError:
+                    continue
+        return names
+
+    def _load(self, name: str, parameters: dict[str, str]) -> None:
+        validate_name(name)
+        if parameters:
+            raise InvalidInputError(
+                f"load parameters are not supported by this server; got {sorted(parameters)}")
+        if self.repository is None:
+            raise UnavailableError("this server has no model repository to load from")
+        if not (self.repository / name).is_dir():
+            raise ModelNotFoundError(f"no model {name!r} in the repository")
+        try:
+            entry = next(e for e in scan_repository(self.repository) if e.name == name)
+            self._load_entry(entry)
+        except EngineError as exc:
+            with self._lock:
+                self._failed[name] = "failed to load"
+            raise ModelLoadError(str(exc)) from exc
+
+    def _load_entry(self, entry: RepositoryModel) -> list[ServedModel]:
+        loaded = []
+        for version in entry.versions:
+            model = load(version.path, config=entry.config)
+            loaded.append(self.serve(entry.name, version.version, model))
+        # Versions the policy no longer selects stop being served.
+        keep = {v.version for v in entry.versions}
+        with self._lock:
+            stale = [k for k in self._served if k[0] == entry.name and k[1] not in keep]
+        for key in stale:
+            self._remove(*key)
+        return loaded
+
+    def _unload(self, name: str) -> None:
+        validate_name(name)
+        with self._lock:
+            keys = [k for k in self._served if k[0] == name]
+        if not keys:
+            raise ModelNotFoundError(f"model {name!r} is not loaded")
+        for key in keys:
+            self._remove(*key)
+
+    def _remove(self, name: str, version: int) -> None:
+        server = self._require_server()
+        with self._lock:
+            item = self._served.pop((name, version), None)
+            server.remove_model(name, version)
+        if item is not None:
+            item.model.close()  # drains its queued requests
+
+    def _config_json(self, name: str, version: int) -> str:
+        with self._lock:
+            item = self._served.get((name, version))
+        if item is None:
+            raise ModelNotFoundError(f"model {name!r} version {version} is not loaded")
+        return json.dumps(model_config_dict(name, item.model))

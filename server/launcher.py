@@ -1,0 +1,165 @@
+"""``engine serve``: start the C++ gRPC server, load and warm the models, serve /metrics, and
+drain on SIGTERM/SIGINT.
+
+Order of events (each step fails fast with a clear error):
+
+1. read TLS files and the token file;
+2. bind the gRPC port (a taken port is an error: SO_REUSEPORT is off) and the metrics port;
+   health says NOT_SERVING and ServerReady false from here;
+3. load and warm every model, hand each to the data plane;
+4. readiness true (health SERVING); print one ``ready`` line to stdout;
+5. on SIGTERM or SIGINT: health NOT_SERVING, new requests refused, queued and running requests
+   finish, exit 0 (whatever is still open after ``grace_s`` is cancelled).
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from types import FrameType
+
+from engine import __version__, _core
+from engine._runtime import ensure_runtime
+from engine.errors import InvalidConfigError, UnavailableError
+from engine.settings import get_settings
+
+from .control import ServingControl
+from .demo import demo_repository
+from .metrics import start_metrics_server
+
+__all__ = ["ServeOptions", "serve"]
+
+log = logging.getLogger("engine.server")
+
+
+@dataclass(frozen=True)
+class ServeOptions:
+    """Everything ``engine serve`` takes. ``grpc_port``/``metrics_port`` 0 pick free ports."""
+
+    model_repository: Path | None = None
+    demo: bool = False
+    host: str = "127.0.0.1"
+    grpc_port: int = 8001
+    metrics_port: int = 8002
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    tls_client_ca: Path | None = None
+    auth_token_file: Path | None = None
+    max_message_bytes: int = 64 << 20
+    max_inputs: int = 64
+    max_outputs: int = 64
+    max_tensor_elements: int = 1 << 26
+    grace_s: float = 30.0
+
+    def __post_init__(self) -> None:
+        if (self.model_repository is None) == (not self.demo):
+            raise InvalidConfigError("give exactly one of --model-repository DIR and --demo")
+        for name in ("grpc_port", "metrics_port"):
+            value = getattr(self, name)
+            if not 0 <= value <= 65535:
+                raise InvalidConfigError(f"{name} must be in [0, 65535]; was {value}")
+        if not 1024 <= self.max_message_bytes <= 2**31 - 1:
+            raise InvalidConfigError(
+                f"max_message_bytes must be in [1024, 2147483647]; was {self.max_message_bytes}")
+        for name in ("max_inputs", "max_outputs", "max_tensor_elements"):
+            if getattr(self, name) < 1:
+                raise InvalidConfigError(f"{name} must be >= 1; was {getattr(self, name)}")
+        if self.grace_s < 0:
+            raise InvalidConfigError(f"grace_s must be >= 0; was {self.grace_s}")
+        if (self.tls_cert is None) != (self.tls_key is None):
+            raise InvalidConfigError("--tls-cert and --tls-key go together")
+        if self.tls_client_ca is not None and self.tls_cert is None:
+            raise InvalidConfigError("--tls-client-ca (mutual TLS) needs --tls-cert and --tls-key")
+
+
+def _read_text(path: Path | None, what: str) -> str | None:
+    if path is None:
+        return None
+    try:
+        return path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InvalidConfigError(f"cannot read the {what} {str(path)!r}: {exc}") from None
+
+
+def _read_token(path: Path | None) -> str:
+    text = _read_text(path, "auth token file")
+    if text is None:
+        return ""
+    token = text.strip()
+    if not token or any(c.isspace() or not c.isprintable() for c in token):
+        raise InvalidConfigError(
+            f"the auth token file {str(path)!r} must hold one token of printable characters "
+            f"without spaces")
+    return token
+
+
+def serve(options: ServeOptions, *, stop: threading.Event | None = None) -> int:
+    """Run the server until SIGTERM/SIGINT (or ``stop`` is set), then drain. Returns 0."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    stop = stop or threading.Event()
+    cert = _read_text(options.tls_cert, "TLS certificate")
+    key = _read_text(options.tls_key, "TLS key")
+    client_ca = _read_text(options.tls_client_ca, "TLS client CA")
+    token = _read_token(options.auth_token_file)
+    repository = options.model_repository
+    if options.demo:
+        repository = demo_repository(get_settings().engine_home)
+    assert repository is not None
+    if not repository.is_dir():
+        raise InvalidConfigError(f"model repository {str(repository)!r} is not a folder")
+
+    ensure_runtime()
+    control = ServingControl(repository)
+    server = _core.Server(
+        host=options.host, port=options.grpc_port, tls_cert_pem=cert, tls_key_pem=key,
+        tls_client_ca_pem=client_ca, auth_token=token,
+        max_message_bytes=options.max_message_bytes, max_inputs=options.max_inputs,
+        max_outputs=options.max_outputs, max_tensor_elements=options.max_tensor_elements,
+        version=__version__, control=control)
+    control.attach(server)
+    grpc_port = server.start()
+    metrics = None
+    try:
+        try:
+            metrics, metrics_port = start_metrics_server(
+                options.host, options.metrics_port,
+                lambda: [(s.name, s.version, s.model) for s in control.served()])
+        except OSError as exc:
+            raise UnavailableError(
+                f"cannot serve metrics on {options.host}:{options.metrics_port}: {exc.strerror}"
+            ) from None
+        _install_signal_handlers(stop)
+        served = control.load_repository()
+        if not served:
+            raise InvalidConfigError(f"model repository {str(repository)!r} has no model")
+        server.set_ready(True)
+        names = ", ".join(f"{s.name}:{s.version}" for s in served)
+        print(f"engine serve: ready grpc={options.host}:{grpc_port} "
+              f"metrics={options.host}:{metrics_port} models={names}", flush=True)
+        while not stop.wait(0.5):
+            pass
+        print(f"engine serve: draining (grace {options.grace_s:g}s)", flush=True)
+        server.drain(options.grace_s)
+        print("engine serve: stopped", flush=True)
+        return 0
+    finally:
+        server.stop()
+        control.close_all()
+        if metrics is not None:
+            metrics.shutdown()
+            metrics.server_close()
+
+
+def _install_signal_handlers(stop: threading.Event) -> None:
+    if threading.current_thread() is not threading.main_thread():
+        return
+
+    def handle(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGTERM, handle)
+    signal.signal(signal.SIGINT, handle)
+
