@@ -83,8 +83,15 @@ def _one_dim(name: str, arr: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
     return arr
 
 
-def numeric_column(name: str, values: Any) -> F64:
-    """float64 copy/view of a numeric column (float32, float64, any integer)."""
+_NATIVE_NUMERIC = (np.dtype(np.float32), np.dtype(np.float64), np.dtype(np.int64))
+
+
+def numeric_column(name: str, values: Any, *, widen: bool = True) -> Any:
+    """float64 copy/view of a numeric column (float32, float64, any integer).
+
+    With ``widen=False`` float32, float64 and int64 columns keep their dtype (contiguous, for
+    the C++ core, which widens per element); other integer types still become float64.
+    """
     if _is_pandas(values):
         import pandas as pd  # type: ignore[import-untyped]
 
@@ -94,6 +101,8 @@ def numeric_column(name: str, values: Any) -> F64:
     arr = _one_dim(name, np.asarray(values))
     if arr.dtype.kind not in "fiu":
         raise InvalidInputError(f"column {name!r} must be numeric; got {arr.dtype}")
+    if not widen and arr.dtype.newbyteorder("=") in _NATIVE_NUMERIC:
+        return np.ascontiguousarray(arr, dtype=arr.dtype.newbyteorder("="))
     return arr.astype(np.float64, copy=False)
 
 
@@ -127,8 +136,11 @@ def string_column(name: str, values: Any) -> StringColumn:
 Prepared = dict[str, "F64 | StringColumn"]
 
 
-def prepare_columns(spec: TransformSpec, columns: Any) -> tuple[Prepared, int]:
-    """Check and convert every input the spec declares; returns (columns, rows)."""
+def prepare_columns(spec: TransformSpec, columns: Any, *, widen: bool = True) -> tuple[Prepared, int]:
+    """Check and convert every input the spec declares; returns (columns, rows).
+
+    ``widen``: see :func:`numeric_column`.
+    """
     mapping = as_mapping(columns)
     out: Prepared = {}
     rows: int | None = None
@@ -140,7 +152,11 @@ def prepare_columns(spec: TransformSpec, columns: Any) -> tuple[Prepared, int]:
                 f"{[c.name for c in spec.inputs]}"
             )
         values = mapping[col.name]
-        conv = string_column(col.name, values) if col.is_string else numeric_column(col.name, values)
+        conv = (
+            string_column(col.name, values)
+            if col.is_string
+            else numeric_column(col.name, values, widen=widen)
+        )
         n = len(conv)
         if rows is None:
             rows, first = n, col.name

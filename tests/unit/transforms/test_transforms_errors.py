@@ -8,6 +8,8 @@ import pytest
 
 from engine.errors import InvalidInputError
 from engine.transforms.fit import fit
+from engine.transforms.native import apply as apply_native
+from engine.transforms.native import compile_native
 from engine.transforms.reference import apply_reference
 
 SPEC = fit(
@@ -32,14 +34,30 @@ SPEC = fit(
         ([1, 2], "columns must be a mapping of name -> 1-D array or a pandas DataFrame; was list"),
     ],
 )
-def test_errors_name_the_column(columns: object, fragment: str) -> None:
+@pytest.mark.parametrize("apply", [apply_reference, apply_native], ids=["reference", "core"])
+def test_errors_name_the_column(columns: object, fragment: str, apply: object) -> None:
     with pytest.raises(InvalidInputError) as info:
-        apply_reference(SPEC, columns)
+        apply(SPEC, columns)  # type: ignore[operator]
     assert fragment in str(info.value)
 
 
-def test_defined_behaviour_for_bad_values() -> None:
-    out = apply_reference(SPEC, {
+def test_core_checks_its_own_buffers() -> None:
+    """The core never trusts the buffers it is given: bad offsets are an InvalidInputError."""
+    plan = compile_native(SPEC)._plan
+    x = np.arange(2.0)
+    with pytest.raises(InvalidInputError, match="column 's' has string offsets outside its bytes"):
+        plan.apply([x, (np.array([0, 1, 99], np.int64), np.zeros(2, np.uint8))], 2)
+    with pytest.raises(InvalidInputError, match="column 's' has decreasing string offsets"):
+        plan.apply([x, (np.array([0, 2, 1], np.int64), np.zeros(2, np.uint8))], 2)
+    with pytest.raises(InvalidInputError, match="column 'x' must be float32, float64 or int64"):
+        plan.apply([x.astype(np.int32), (np.array([0, 1, 2], np.int64), np.zeros(2, np.uint8))], 2)
+    with pytest.raises(InvalidInputError, match="column 'x' has 2 rows; expected 3"):
+        plan.apply([x, (np.array([0, 1, 2, 2], np.int64), np.zeros(2, np.uint8))], 3)
+
+
+@pytest.mark.parametrize("apply", [apply_reference, apply_native], ids=["reference", "core"])
+def test_defined_behaviour_for_bad_values(apply: object) -> None:
+    out = apply(SPEC, {  # type: ignore[operator]
         "x": np.array([np.nan, np.inf, -np.inf, 4.5]),
         "s": np.array(["", None, "zz", "a"], dtype=object),
     })
@@ -55,8 +73,9 @@ def test_extra_columns_are_ignored_and_pandas_nulls_are_empty() -> None:
     np.testing.assert_array_equal(out[:, 1:], [[1, 0, 0, 0, 0, 0], [0, 0, 0, 0, 0, 1]])
 
 
-def test_int_and_float32_numeric_inputs_widen_exactly() -> None:
+@pytest.mark.parametrize("apply", [apply_reference, apply_native], ids=["reference", "core"])
+def test_int_and_float32_numeric_inputs_widen_exactly(apply: object) -> None:
     base = apply_reference(SPEC, {"x": np.array([1.0, 7.0]), "s": np.array(["a", "b"])})
-    for dtype in (np.int64, np.int32, np.float32, np.uint8):
-        got = apply_reference(SPEC, {"x": np.array([1, 7], dtype=dtype), "s": np.array(["a", "b"])})
+    for dtype in (np.int64, np.int32, np.float32, np.uint8, ">f8"):
+        got = apply(SPEC, {"x": np.array([1, 7], dtype=dtype), "s": np.array(["a", "b"])})  # type: ignore[operator]
         np.testing.assert_array_equal(got, base)

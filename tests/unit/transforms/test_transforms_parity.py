@@ -1,4 +1,4 @@
-"""Parity: the numpy reference == the exported ONNX graph in ONNX Runtime (== the C++ core)."""
+"""Three-way parity: C++ core == numpy reference == exported ONNX graph in ONNX Runtime."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import pytest
 import transforms_gen as gen
 
 from engine.transforms.fit import fit
+from engine.transforms.native import apply as apply_native
 from engine.transforms.onnx_export import to_onnx
 from engine.transforms.reference import apply_reference
 from engine.transforms.spec import TransformSpec
@@ -27,6 +28,16 @@ def run_onnx(spec: TransformSpec, columns: dict[str, Any]) -> np.ndarray:
     return sess.run(None, feeds)[0]
 
 
+def assert_three_way(spec: TransformSpec, columns: dict[str, Any]) -> np.ndarray:
+    expected = apply_reference(spec, columns)
+    # The core computes the same double operations in the same order as numpy: bit-identical.
+    native = apply_native(spec, columns)
+    assert native.dtype == np.float32 and native.shape == expected.shape
+    np.testing.assert_array_equal(native, expected)
+    assert_parity(spec, expected, run_onnx(spec, columns))
+    return expected
+
+
 def assert_parity(spec: TransformSpec, expected: np.ndarray, actual: np.ndarray) -> None:
     assert actual.dtype == np.float32 and actual.shape == expected.shape
     numeric = gen.numeric_columns(spec)
@@ -42,9 +53,8 @@ def test_reference_equals_onnx_on_random_specs_and_data(seed: int) -> None:
     train = gen.frame(rng, 400, gen.INPUTS, unseen=False)
     spec = fit(train, gen.template(rng))
     serve = gen.frame(rng, int(rng.integers(1, 600)), gen.INPUTS, unseen=True)
-    expected = apply_reference(spec, serve)
+    expected = assert_three_way(spec, serve)
     assert expected.shape == (len(serve["a"]), spec.width)
-    assert_parity(spec, expected, run_onnx(spec, serve))
 
 
 def test_extreme_values_every_numeric_step() -> None:
@@ -65,7 +75,7 @@ def test_extreme_values_every_numeric_step() -> None:
         ])
     }
     spec = fit({"x": x}, template)
-    assert_parity(spec, apply_reference(spec, {"x": x}), run_onnx(spec, {"x": x}))
+    assert_three_way(spec, {"x": x})
 
 
 def test_log1p_matches_numpy_for_tiny_values() -> None:
@@ -85,11 +95,10 @@ def test_every_row_unseen_and_empty_strings() -> None:
     })
     assert spec.features[0].steps[0].vocabulary == ("b", "a")  # "" is never a token
     serve = {"s": np.array(["", "zz", None, "b", "A"], dtype=object)}
-    expected = apply_reference(spec, serve)
+    expected = assert_three_way(spec, serve)
     np.testing.assert_array_equal(expected[:, :2], [[0, 0], [0, 0], [0, 0], [1, 0], [0, 0]])
     # fitted after imputation: a, b, b, a -> tie broken by string order; "" and None become "a"
     np.testing.assert_array_equal(expected[:, -1], [0, 2, 0, 1, 2])
-    assert_parity(spec, expected, run_onnx(spec, serve))
 
 
 def test_zero_rows() -> None:
@@ -97,4 +106,29 @@ def test_zero_rows() -> None:
     spec = fit(gen.frame(rng, 50, gen.INPUTS, unseen=False), gen.template(rng))
     empty = gen.frame(rng, 0, gen.INPUTS, unseen=True)
     assert apply_reference(spec, empty).shape == (0, spec.width)
+    assert apply_native(spec, empty).shape == (0, spec.width)
     assert run_onnx(spec, empty).shape == (0, spec.width)
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_large_batches_split_over_threads_agree(seed: int) -> None:
+    rng = np.random.default_rng(100 + seed)
+    spec = fit(gen.frame(rng, 500, gen.INPUTS, unseen=False), gen.template(rng))
+    serve = gen.frame(rng, 70_001, gen.INPUTS, unseen=True)
+    expected = apply_reference(spec, serve)
+    for threads in (1, 2, 3):
+        np.testing.assert_array_equal(apply_native(spec, serve, max_threads=threads), expected)
+
+
+def test_arrow_slices_and_pandas_inputs_reach_the_core() -> None:
+    import pandas as pd
+    import pyarrow as pa
+
+    rng = np.random.default_rng(3)
+    spec = fit(gen.frame(rng, 200, gen.INPUTS, unseen=False), gen.template(rng))
+    serve = gen.frame(rng, 300, gen.INPUTS, unseen=True)
+    expected = apply_reference(spec, serve)
+    sliced = {k: pa.array(np.concatenate([v[:1], v]), type=pa.string(), from_pandas=True)[1:]
+              if v.dtype == object else v for k, v in serve.items()}
+    np.testing.assert_array_equal(apply_native(spec, sliced), expected)
+    np.testing.assert_array_equal(apply_native(spec, pd.DataFrame(serve)), expected)
