@@ -1,0 +1,141 @@
+"""Sampled prediction logs: complete and readable Parquet at the sampled rate, rotation by
+size and time, drop-on-full counted, and the poller that drains the core's samples."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+
+from engine.errors import InvalidConfigError
+from engine.monitoring.prediction_log import (
+    PredictionLog,
+    PredictionLogConfig,
+    read_prediction_logs,
+)
+from engine.monitoring.sampler import SamplePoller
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now_s = 100.0
+
+    def monotonic_s(self) -> float:
+        return self.now_s
+
+    def wall_ms(self) -> int:
+        return 1_700_000_000_000 + int(self.now_s * 1000)
+
+
+def request(i: int) -> tuple[dict[str, Any], dict[str, Any]]:
+    x = np.array([[i, i + 0.5, -1.0]], dtype=np.float32)
+    return ({"x": x, "city": np.array([[f"c{i % 3}"]], dtype=object)},
+            {"score": np.array([[i / 10]], dtype=np.float32), "label": np.array([i % 2])})
+
+
+def test_sampled_rate_and_complete_files(tmp_path: Path) -> None:
+    config = PredictionLogConfig(sample_rate=0.1, flush_rows=64)
+    with PredictionLog(tmp_path, model="churn", version=3, config=config, seed=42) as log:
+        kept = [i for i in range(5000)
+                if log.record(*request(i), latency_us=100 + i, request_id=f"r{i}")]
+    # Binomial(5000, 0.1): mean 500, sd 21.2; +-5 sd.
+    assert 394 <= len(kept) <= 606
+    counters = log.counters()
+    assert counters == {"offered": 5000, "records": len(kept), "dropped_writer": 0,
+                        "dropped_core": 0}
+    assert not list(tmp_path.glob("*.partial"))
+    table = read_prediction_logs(tmp_path)
+    assert table.num_rows == len(kept)
+    rows = table.to_pylist()
+    assert [r["request_id"] for r in rows] == [f"r{i}" for i in kept]
+    first, i = rows[0], kept[0]
+    assert first["model"] == "churn" and first["version"] == "3"
+    assert first["latency_us"] == 100 + i
+    assert first["input.x"] == [i, i + 0.5, -1.0] and first["input.x.shape"] == [1, 3]
+    assert first["input.city"] == [f"c{i % 3}"]
+    assert first["output.score"] == [pytest.approx(i / 10)] and first["output.label"] == [i % 2]
+    meta = pq.read_schema(log.files[0]).metadata
+    assert meta[b"engine.sample_rate"] == b"0.1"
+
+
+def test_rotation_by_size_and_by_time(tmp_path: Path) -> None:
+    clock = FakeClock()
+    config = PredictionLogConfig(sample_rate=1.0, flush_rows=10, max_file_bytes=4096,
+                                 max_file_age_s=60.0)
+    log = PredictionLog(tmp_path / "size", model="m", version=1, config=config, clock=clock)
+    for i in range(200):
+        log.record(*request(i), latency_us=1)
+    log.close()
+    assert len(log.files) > 2
+    assert sum(pq.read_metadata(f).num_rows for f in log.files) == 200
+
+    log = PredictionLog(tmp_path / "time", model="m", version=1, clock=clock,
+                        config=PredictionLogConfig(sample_rate=1.0, max_file_age_s=60.0))
+    log.record(*request(1), latency_us=1)
+    assert log.flush() and log.files == []  # written, but the file is still open
+    clock.now_s += 61
+    assert log.flush()
+    assert len(log.files) == 1  # past max_file_age_s: closed even without new records
+    log.record(*request(2), latency_us=1)
+    log.close()
+    assert [pq.read_metadata(f).num_rows for f in log.files] == [1, 1]
+
+
+def test_drop_on_full_is_counted_and_never_blocks(tmp_path: Path) -> None:
+    config = PredictionLogConfig(sample_rate=1.0, queue_capacity=4)
+    log = PredictionLog(tmp_path, model="m", version=1, config=config)
+    accepted = sum(log.record(*request(i), latency_us=1) for i in range(2000))
+    log.close()
+    counters = log.counters()
+    assert counters["dropped_writer"] == 2000 - accepted
+    assert counters["records"] == accepted
+    assert read_prediction_logs(tmp_path).num_rows == accepted
+    assert log.record(*request(0), latency_us=1) is False  # closed
+
+
+class FakeCore:
+    """The core's sampling API (set_sampling / take_samples / stats) over a list."""
+
+    def __init__(self, samples: list[dict[str, Any]]) -> None:
+        self.samples = samples
+        self.sampling: list[tuple[float, int]] = []
+
+    def set_sampling(self, rate: float, capacity: int) -> None:
+        self.sampling.append((rate, capacity))
+
+    def take_samples(self, max_items: int) -> list[dict[str, Any]]:
+        taken, self.samples = self.samples[:max_items], self.samples[max_items:]
+        return taken
+
+    def stats(self) -> dict[str, Any]:
+        return {"samples_dropped": 7}
+
+
+def test_poller_drains_the_core(tmp_path: Path) -> None:
+    samples = []
+    for i in range(250):
+        inputs, outputs = request(i)
+        samples.append({"id": f"q{i}", "inputs": inputs, "outputs": outputs, "total_us": i,
+                        "timestamp_ms": 1_700_000_000_000 + i})
+    core = FakeCore(samples)
+    log = PredictionLog(tmp_path, model="m", version=2,
+                        config=PredictionLogConfig(sample_rate=0.25))
+    poller = SamplePoller(core, log, capacity=512, max_items=100, interval_s=0.01)
+    poller.start()
+    poller.stop()
+    log.close()
+    assert core.sampling == [(0.25, 512), (0.0, 512)]
+    table = read_prediction_logs(tmp_path)
+    assert table.column("request_id").to_pylist() == [f"q{i}" for i in range(250)]
+    assert table.column("latency_us").to_pylist() == list(range(250))
+    assert log.counters()["dropped_core"] == 7
+
+
+def test_config_validation() -> None:
+    with pytest.raises(InvalidConfigError, match=r"sample_rate must be in \[0, 1\]; was 1.5"):
+        PredictionLogConfig(sample_rate=1.5)
+    with pytest.raises(InvalidConfigError, match="queue_capacity must be >= 1; was 0"):
+        PredictionLogConfig(queue_capacity=0)
