@@ -2,6 +2,11 @@
 
 A :class:`TabularDataset` is a pandas DataFrame of features (numeric columns as float64,
 categorical columns as Python ``str`` objects), a target array, and which columns are which.
+
+Numeric values are rounded to float32 precision (kept in float64 columns): exported models take
+float32 inputs, so training on exactly the values serving will see means a tree's split
+thresholds route every row the same way in scikit-learn and in the engine. Trained on raw
+float64 values, a row whose value float32 rounding moves across a threshold would differ.
 Nothing here downloads anything: the data is either generated from a seed or read from the
 files scikit-learn ships in its wheel.
 """
@@ -32,6 +37,9 @@ class TabularDataset:
     categorical: tuple[str, ...]
 
     def __post_init__(self) -> None:
+        for column in self.numeric:
+            values = self.features[column].to_numpy(dtype=np.float64, na_value=np.nan)
+            self.features[column] = values.astype(np.float32).astype(np.float64)
         declared = list(self.numeric) + list(self.categorical)
         if sorted(declared) != sorted(self.features.columns):
             raise ValueError(f"dataset {self.name!r}: numeric + categorical columns {declared} "

@@ -122,7 +122,7 @@ def table_inputs(frame: Any, columns: list[str], batch: int | None,
     for column in columns:
         values = frame[column]
         if pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values):
-            # float32 for both sides, so parity measures the graph, not input rounding.
+            # The served model takes float32; parity is measured on those values.
             array = values.to_numpy(dtype=np.float32, na_value=np.nan)
             types.append((column, FloatTensorType([batch, 1])))
         else:
@@ -131,7 +131,9 @@ def table_inputs(frame: Any, columns: list[str], batch: int | None,
                 raise ExportError(f"sample {source!r}: string column {column!r} has missing "
                                   "values, which a string tensor cannot carry; fill them first")
             types.append((column, StringTensorType([batch, 1])))
-        framework[column] = array
+        # The framework sees float64 columns, as when it is called on a user's DataFrame,
+        # holding exactly the (float32) values the engine receives.
+        framework[column] = array.astype(np.float64) if array.dtype == np.float32 else array
         feeds[column] = array.reshape(-1, 1)
     return feeds, framework, types
 

@@ -1,8 +1,10 @@
 """scikit-learn model families behind one preprocessing step.
 
 Every family is a ``Pipeline([("preprocess", ColumnTransformer), ("model", estimator)])``:
-numeric columns are median-imputed then standardised, categorical columns one-hot encoded
-(unknown categories at serving time encode as all zeros). The whole pipeline is what gets
+numeric columns are median-imputed then (except for tree families) standardised, categorical
+columns one-hot encoded (unknown categories at serving time encode as all zeros). Trees get
+no scaler: it would not change their splits, and ONNX computes it in float32 where scikit-learn
+uses float64, which would let rows near a split threshold fall on the other side. The whole pipeline is what gets
 exported, so the ONNX graph takes the raw columns, strings included. ``engine.transforms``
 will take over the preprocessing later; until then scikit-learn's own encoders are used
 because skl2onnx converts them.
@@ -14,7 +16,7 @@ from typing import Any
 
 from engine.training.datasets import TabularDataset, Task
 
-__all__ = ["SKLEARN_FAMILIES", "TORCH_FAMILIES", "FAMILIES", "build_preprocessor",
+__all__ = ["SKLEARN_FAMILIES", "TORCH_FAMILIES", "TREE_FAMILIES", "FAMILIES", "build_preprocessor",
            "build_sklearn_pipeline", "describe_preprocessing"]
 
 SKLEARN_FAMILIES = ("linear", "hist_gradient_boosting", "random_forest", "mlp")
@@ -22,8 +24,12 @@ TORCH_FAMILIES = ("torch_mlp",)
 FAMILIES = SKLEARN_FAMILIES + TORCH_FAMILIES
 
 
-def build_preprocessor(numeric: tuple[str, ...], categorical: tuple[str, ...]) -> Any:
-    """The ColumnTransformer all families share (dense output: every family accepts it)."""
+TREE_FAMILIES = ("hist_gradient_boosting", "random_forest")
+
+
+def build_preprocessor(numeric: tuple[str, ...], categorical: tuple[str, ...],
+                       scale: bool = True) -> Any:
+    """The ColumnTransformer of the families (dense output: every family accepts it)."""
     from sklearn.compose import ColumnTransformer
     from sklearn.impute import SimpleImputer
     from sklearn.pipeline import Pipeline
@@ -31,8 +37,10 @@ def build_preprocessor(numeric: tuple[str, ...], categorical: tuple[str, ...]) -
 
     parts: list[tuple[str, Any, list[str]]] = []
     if numeric:
-        parts.append(("numeric", Pipeline([("impute", SimpleImputer(strategy="median")),
-                                           ("scale", StandardScaler())]), list(numeric)))
+        steps: list[tuple[str, Any]] = [("impute", SimpleImputer(strategy="median"))]
+        if scale:
+            steps.append(("scale", StandardScaler()))
+        parts.append(("numeric", Pipeline(steps), list(numeric)))
     if categorical:
         parts.append(("categorical", OneHotEncoder(handle_unknown="ignore", sparse_output=False),
                       list(categorical)))
@@ -45,13 +53,15 @@ def build_sklearn_pipeline(family: str, data: TabularDataset, seed: int,
     from sklearn.pipeline import Pipeline
 
     estimator = _estimator(family, data.task, seed, params or {})
-    return Pipeline([("preprocess", build_preprocessor(data.numeric, data.categorical)),
+    scale = family not in TREE_FAMILIES
+    return Pipeline([("preprocess", build_preprocessor(data.numeric, data.categorical, scale)),
                      ("model", estimator)])
 
 
-def describe_preprocessing(data: TabularDataset) -> dict[str, Any]:
+def describe_preprocessing(data: TabularDataset, family: str) -> dict[str, Any]:
     """The JSON-able summary of the preprocessing recorded in a version's parameters."""
-    return {"numeric": {"columns": list(data.numeric), "steps": ["impute_median", "standardize"]},
+    numeric_steps = ["impute_median"] + ([] if family in TREE_FAMILIES else ["standardize"])
+    return {"numeric": {"columns": list(data.numeric), "steps": numeric_steps},
             "categorical": {"columns": list(data.categorical),
                             "steps": ["one_hot(handle_unknown=ignore)"]}}
 

@@ -50,7 +50,7 @@ def train_tabular(data: TabularDataset, family: str, seed: int = 0, *,
     if family not in FAMILIES:
         raise ValueError(f"unknown model family {family!r}; known: {list(FAMILIES)}")
     params: dict[str, Any] = {"family": family, "seed": seed,
-                              "preprocessing": describe_preprocessing(data)}
+                              "preprocessing": describe_preprocessing(data, family)}
     with warnings.catch_warnings(record=True) as caught:
         # Convergence warnings are results worth recording, not failures of the run.
         warnings.simplefilter("always", _convergence_warning())

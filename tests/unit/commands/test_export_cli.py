@@ -1,0 +1,158 @@
+"""`engine export sklearn|torch`: the artifact is written, validated and reported; failures
+exit 1 with a message saying what to change."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import joblib
+import numpy as np
+import pytest
+
+import engine
+from engine.cli import main
+from engine.training.datasets import split, synthetic_customers
+from engine.training.pipeline import train_tabular
+
+
+@pytest.fixture(scope="module")
+def customer_model(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """(model.joblib, sample.csv) of a fitted pipeline over numeric + categorical columns."""
+    folder = tmp_path_factory.mktemp("sk")
+    train, valid = split(synthetic_customers(300, seed=0), 0.25, seed=0)
+    trained = train_tabular(train, "random_forest", seed=0,
+                            sklearn_params={"n_estimators": 5})
+    joblib.dump(trained.model, folder / "model.joblib")
+    valid.features.to_csv(folder / "sample.csv", index=False)
+    return folder / "model.joblib", folder / "sample.csv"
+
+
+def test_export_sklearn_table_model(customer_model, tmp_path, capsys) -> None:
+    model, sample = customer_model
+    out = tmp_path / "model.onnx"
+    assert main(["export", "sklearn", str(model), "--sample", str(sample), "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert f"wrote {out} (sklearn, opset 18)" in printed
+    assert "input  region: string [-1, 1]" in printed
+    assert "parity on 75 sample rows (atol 0.0001, rtol 0.001): max abs error" in printed
+    with engine.load(out) as loaded:
+        assert [t.name for t in loaded.outputs] == ["label", "probabilities"]
+
+
+def test_export_sklearn_array_model_with_names_and_json(tmp_path, capsys) -> None:
+    from sklearn.linear_model import LogisticRegression
+
+    x = np.random.default_rng(0).normal(size=(50, 4))
+    joblib.dump(LogisticRegression().fit(x, x[:, 0] > 0), tmp_path / "m.joblib")
+    np.save(tmp_path / "x.npy", x)
+    out = tmp_path / "m.onnx"
+    code = main(["export", "sklearn", str(tmp_path / "m.joblib"), "--sample",
+                 str(tmp_path / "x.npy"), "--out", str(out), "--input-names", "features",
+                 "--output-names", "cls,proba", "--opset", "17", "--no-dynamic-batch", "--json"])
+    assert code == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["opset"] == 17 and result["parity"]["passed"] is True
+    assert result["inputs"] == [{"name": "features", "dtype": "float32", "shape": [50, 4]}]
+    assert [o["name"] for o in result["outputs"]] == ["cls", "proba"]
+
+
+def test_export_sklearn_unsupported_model(tmp_path, capsys) -> None:
+    from sklearn.kernel_ridge import KernelRidge
+
+    x = np.random.default_rng(0).normal(size=(20, 2))
+    joblib.dump(KernelRidge().fit(x, x[:, 0]), tmp_path / "kr.joblib")
+    np.save(tmp_path / "x.npy", x)
+    out = tmp_path / "kr.onnx"
+    assert main(["export", "sklearn", str(tmp_path / "kr.joblib"), "--sample",
+                 str(tmp_path / "x.npy"), "--out", str(out)]) == 1
+    err = capsys.readouterr().err
+    assert ("error: step 'model' (sklearn.kernel_ridge.KernelRidge) has no ONNX converter in "
+            "skl2onnx") in err
+    assert not out.exists()
+
+
+def test_export_sklearn_sample_with_wrong_columns(customer_model, tmp_path, capsys) -> None:
+    import pandas as pd
+
+    model, sample = customer_model
+    pd.read_csv(sample).drop(columns=["plan"]).to_csv(tmp_path / "bad.csv", index=False)
+    assert main(["export", "sklearn", str(model), "--sample", str(tmp_path / "bad.csv"),
+                 "--out", str(tmp_path / "m.onnx")]) == 1
+    assert "missing ['plan'], unexpected []" in capsys.readouterr().err
+
+
+def test_export_sklearn_tolerance_failure(tmp_path, capsys) -> None:
+    import warnings
+
+    from sklearn.exceptions import ConvergenceWarning
+    from sklearn.neural_network import MLPRegressor
+
+    # float64 scikit-learn against float32 ONNX: never bit-identical, so atol=rtol=0 fails.
+    x = np.random.default_rng(0).normal(size=(64, 8)) * 100
+    model = MLPRegressor(hidden_layer_sizes=(64,), max_iter=20, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)  # a deliberately short fit
+        model.fit(x, x.sum(axis=1))
+    joblib.dump(model, tmp_path / "mlp.joblib")
+    np.save(tmp_path / "x.npy", x)
+    out = tmp_path / "mlp.onnx"
+    assert main(["export", "sklearn", str(tmp_path / "mlp.joblib"), "--sample",
+                 str(tmp_path / "x.npy"), "--out", str(out), "--atol", "0", "--rtol", "0"]) == 1
+    err = capsys.readouterr().err
+    assert "error: parity check failed at atol=0 rtol=0 on 64 rows: variable:" in err
+    assert not out.exists()
+
+
+def _write_module(folder: Path, name: str) -> None:
+    (folder / f"{name}.py").write_text(
+        "import torch\n"
+        "def make():\n"
+        "    torch.manual_seed(0)\n"
+        "    return torch.nn.Sequential(torch.nn.Linear(3, 8), torch.nn.ReLU(),"
+        " torch.nn.Linear(8, 2))\n")
+
+
+def test_export_torch_module_path_with_state_dict(tmp_path, monkeypatch, capsys) -> None:
+    import torch
+
+    _write_module(tmp_path, "cli_torch_net_a")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    torch.manual_seed(1)
+    weights = torch.nn.Sequential(torch.nn.Linear(3, 8), torch.nn.ReLU(), torch.nn.Linear(8, 2))
+    torch.save({"state_dict": weights.state_dict()}, tmp_path / "ckpt.pt")
+    np.save(tmp_path / "x.npy", np.random.default_rng(0).normal(size=(10, 3)))
+    out = tmp_path / "net.onnx"
+    code = main(["export", "torch", "cli_torch_net_a:make", "--state-dict",
+                 str(tmp_path / "ckpt.pt"), "--sample", str(tmp_path / "x.npy"), "--out",
+                 str(out), "--input-names", "x", "--output-names", "logits", "--json"])
+    assert code == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["inputs"] == [{"name": "x", "dtype": "float32", "shape": [-1, 3]}]
+    assert result["outputs"] == [{"name": "logits", "dtype": "float32", "shape": [-1, 2]}]
+    x = np.random.default_rng(5).normal(size=(7, 3)).astype(np.float32)
+    with engine.load(out) as loaded:
+        got = loaded.predict({"x": x})["logits"]
+    with torch.no_grad():
+        np.testing.assert_allclose(got, weights(torch.from_numpy(x)).numpy(), atol=1e-5)
+
+
+def test_export_torch_exported_program_file(tmp_path, capsys) -> None:
+    import torch
+
+    module = torch.nn.Sequential(torch.nn.Linear(3, 2), torch.nn.Tanh())
+    example = torch.zeros(4, 3)
+    program = torch.export.export(module, (example,),
+                                  dynamic_shapes=({0: torch.export.Dim("batch")},))
+    torch.export.save(program, tmp_path / "m.pt2")
+    np.savez(tmp_path / "s.npz", features=np.ones((4, 3), np.float32))
+    assert main(["export", "torch", str(tmp_path / "m.pt2"), "--sample",
+                 str(tmp_path / "s.npz"), "--out", str(tmp_path / "m.onnx")]) == 0
+    assert "input  features: float32 [-1, 3]" in capsys.readouterr().out
+
+
+def test_export_torch_errors_exit_1(tmp_path, capsys) -> None:
+    np.save(tmp_path / "x.npy", np.ones((4, 3)))
+    assert main(["export", "torch", "no_such_module_q:make", "--sample",
+                 str(tmp_path / "x.npy"), "--out", str(tmp_path / "m.onnx")]) == 1
+    assert "error: cannot import 'no_such_module_q'" in capsys.readouterr().err

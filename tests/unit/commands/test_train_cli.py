@@ -1,0 +1,48 @@
+"""`engine train EXAMPLE`: one command from data to a registered, servable version."""
+
+from __future__ import annotations
+
+import json
+
+from engine.cli import main
+from engine.commands import train as train_command
+from engine.registry import Registry
+from engine.training.examples import EXAMPLES
+from engine.training.families import FAMILIES
+
+
+def test_choices_match_the_training_package() -> None:
+    assert set(train_command.EXAMPLE_NAMES) == set(EXAMPLES)
+    assert tuple(train_command.FAMILY_NAMES) == FAMILIES
+
+
+def test_train_registers_and_prints_the_reference(tmp_path, capsys) -> None:
+    home = tmp_path / "home"
+    code = main(["train", "regression-demo", "--rows", "200", "--family", "linear", "--home",
+                 str(home), "--alias", "production"])
+    assert code == 0
+    printed = capsys.readouterr().out
+    assert "trained linear (sklearn); validation rmse=" in printed
+    assert "registered regression-demo:1 (alias production)" in printed
+    assert printed.rstrip().endswith("serve it with: regression-demo@production")
+    with Registry(home=home) as registry:
+        version = registry.get("regression-demo@production")
+    assert {"rmse", "mae", "r2", "parity_max_abs_error"} <= set(version.metrics)
+    assert version.lineage.data_fingerprint.startswith("sha256:")
+
+
+def test_train_json_without_registering(tmp_path, capsys) -> None:
+    code = main(["train", "tabular-demo", "--rows", "200", "--family", "linear",
+                 "--no-register", "--out-dir", str(tmp_path), "--json"])
+    assert code == 0
+    outcome = json.loads(capsys.readouterr().out)
+    assert outcome["version"] is None and outcome["export"]["parity"]["passed"] is True
+    assert (tmp_path / "model.onnx").is_file()
+
+
+def test_train_bad_arguments_exit_1(tmp_path, capsys) -> None:
+    assert main(["train", "tabular-demo", "--no-register"]) == 1
+    assert "error: a run that neither registers nor has an out_dir" in capsys.readouterr().err
+    assert main(["train", "tabular-demo", "--no-register", "--alias", "production",
+                 "--out-dir", str(tmp_path)]) == 1
+    assert "--alias needs registration" in capsys.readouterr().err

@@ -1,0 +1,182 @@
+"""Export failures: each raises ExportError saying what is wrong and what to do, and leaves no
+file at the output path."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch  # module scope: torch.library reads the custom op's annotations from here
+
+from engine.errors import ExportError
+from engine.training.export_options import ExportOptions
+from engine.training.export_sklearn import export_sklearn
+from engine.training.export_torch import export_torch, load_torch_model
+from engine.training.pipeline import train_tabular
+from engine.training.samples import Sample, read_sample
+from engine.training.validate import ParityReport, compare_labels, compare_values
+
+
+def _no_file_left(out: Path) -> None:
+    assert not out.exists()
+    assert list(out.parent.glob(f".{out.name}.*")) == []
+
+
+def test_unconvertible_sklearn_step_is_named(tmp_path) -> None:
+    from sklearn.kernel_ridge import KernelRidge
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    x = np.random.default_rng(0).normal(size=(40, 3)).astype(np.float32)
+    model = make_pipeline(StandardScaler(), KernelRidge()).fit(x, x[:, 0])
+    out = tmp_path / "m.onnx"
+    with pytest.raises(ExportError, match=r"step 'model\.kernelridge' \(sklearn\.kernel_ridge\."
+                                          r"KernelRidge\) has no ONNX converter") as info:
+        export_sklearn(model, Sample("s", arrays={"input": x}), out)
+    assert "update_registered_converter" in str(info.value)
+    _no_file_left(out)
+
+
+def test_sample_with_wrong_columns(customers, tmp_path) -> None:
+    train, valid = customers
+    trained = train_tabular(train, "linear", seed=0)
+    frame = valid.features.rename(columns={"age": "years"})
+    out = tmp_path / "m.onnx"
+    with pytest.raises(ExportError, match=r"missing \['age'\], unexpected \['years'\]"):
+        export_sklearn(trained.model, Sample("bad.csv", table=frame), out)
+    _no_file_left(out)
+
+
+def test_array_sample_of_wrong_width(tmp_path) -> None:
+    from sklearn.linear_model import LinearRegression
+
+    x = np.ones((10, 3), dtype=np.float32)
+    model = LinearRegression().fit(x, x[:, 0])
+    with pytest.raises(ExportError, match=r"has shape \(10, 2\); the model expects \[rows, 3\]"):
+        export_sklearn(model, Sample("s", arrays={"input": x[:, :2]}), tmp_path / "m.onnx")
+
+
+def test_table_model_needs_a_table_sample(customers, tmp_path) -> None:
+    train, _ = customers
+    trained = train_tabular(train, "linear", seed=0)
+    with pytest.raises(ExportError, match="give a .csv or .parquet sample"):
+        export_sklearn(trained.model, Sample("s", arrays={"input": np.ones((2, 7))}),
+                       tmp_path / "m.onnx")
+
+
+def test_tolerance_failure_reports_the_figures(tmp_path) -> None:
+    import torch
+
+    torch.manual_seed(0)
+    module = torch.nn.Linear(256, 64)
+    x = np.random.default_rng(0).normal(size=(32, 256)).astype(np.float32)
+    out = tmp_path / "m.onnx"
+    with pytest.raises(ExportError, match=r"parity check failed at atol=0 rtol=0 on 32 rows: "
+                                          r"output: \d+ of 2048 values differ \(max abs") as info:
+        export_torch(module, Sample("s", arrays={"input": x}), out, ExportOptions(atol=0, rtol=0))
+    assert "raise --atol/--rtol" in str(info.value)
+    _no_file_left(out)
+
+
+def test_unsupported_torch_operator_is_named(tmp_path) -> None:
+    @torch.library.custom_op("enginetest::unexportable", mutates_args=())
+    def unexportable(x: torch.Tensor) -> torch.Tensor:
+        return x * 2
+
+    @unexportable.register_fake
+    def _(x: torch.Tensor) -> torch.Tensor:
+        return torch.empty_like(x)
+
+    class Model(torch.nn.Module):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return unexportable(x) + 1
+
+    out = tmp_path / "m.onnx"
+    with pytest.raises(ExportError, match=r"no ONNX translation at opset 18 for operator "
+                                          r"enginetest\.unexportable\.default") as info:
+        export_torch(Model(), Sample("s", arrays={"input": np.ones((4, 2), np.float32)}), out)
+    assert "custom_translation_table" in str(info.value)
+    _no_file_left(out)
+
+
+def test_torch_sample_of_wrong_width(tmp_path) -> None:
+    import torch
+
+    with pytest.raises(ExportError, match=r"the model fails on the sample \(\(4, 3\) "
+                                          r"torch.float32\): RuntimeError"):
+        export_torch(torch.nn.Linear(4, 1), Sample("s", arrays={"input": np.ones((4, 3),
+                                                                                np.float32)}),
+                     tmp_path / "m.onnx")
+
+
+def test_dynamic_batch_needs_two_rows(tmp_path) -> None:
+    import torch
+
+    with pytest.raises(ExportError, match="at least 2 rows; this one has 1"):
+        export_torch(torch.nn.Linear(4, 1), Sample("s", arrays={"input": np.ones((1, 4),
+                                                                                np.float32)}),
+                     tmp_path / "m.onnx")
+
+
+def test_torchscript_files_are_refused_with_the_alternative(tmp_path) -> None:
+    import zipfile
+
+    path = tmp_path / "scripted.pt"
+    with zipfile.ZipFile(path, "w") as archive:  # the layout torch.jit.save writes
+        archive.writestr("scripted/code/__torch__.py", "")
+        archive.writestr("scripted/constants.pkl", b"")
+    with pytest.raises(ExportError, match="TorchScript archive.*torch.export.save"):
+        load_torch_model(str(path))
+
+
+def test_bad_module_paths_are_named() -> None:
+    with pytest.raises(ExportError, match="cannot import 'no_such_pkg_xyz'"):
+        load_torch_model("no_such_pkg_xyz:model")
+    with pytest.raises(ExportError, match="has no attribute 'nope'"):
+        load_torch_model("json:nope")
+    with pytest.raises(ExportError, match="neither an existing file nor"):
+        load_torch_model("model.bin")
+
+
+def test_sample_files(tmp_path) -> None:
+    np.save(tmp_path / "a.npy", np.ones((3, 2)))
+    sample = read_sample(tmp_path / "a.npy")
+    assert sample.arrays is not None and sample.arrays["input"].dtype == np.float32
+    np.savez(tmp_path / "b.npz", x=np.ones((3, 2)), y=np.zeros((3, 1)))
+    assert list(read_sample(tmp_path / "b.npz").arrays or {}) == ["x", "y"]
+    pd.DataFrame({"a": [1.0], "c": ["x"]}).to_parquet(tmp_path / "t.parquet")
+    assert list(read_sample(tmp_path / "t.parquet").table.columns) == ["a", "c"]
+    (tmp_path / "t.txt").write_text("1")
+    with pytest.raises(ExportError, match="unknown suffix '.txt'"):
+        read_sample(tmp_path / "t.txt")
+    with pytest.raises(ExportError, match="does not exist"):
+        read_sample(tmp_path / "missing.csv")
+
+
+def test_parity_rules() -> None:
+    exact = compare_values("y", np.array([1.0, 2.0]), np.array([1.0, 2.0]), 0.0, 0.0)
+    assert exact.passed and exact.max_abs_error == 0.0
+    off = compare_values("y", np.array([1.0, 2.2]), np.array([1.0, 2.0]), 0.1, 0.0)
+    assert off.mismatches == 1 and off.max_abs_error == pytest.approx(0.2)
+    assert off.max_rel_error == pytest.approx(0.1)
+    nan = compare_values("y", np.array([np.nan]), np.array([np.nan]), 0.0, 0.0)
+    assert nan.passed
+    # A label flip on a near-tie row is tolerated; a flip on a confident row is not.
+    labels = compare_labels("label", np.array([1, 0]), np.array([0, 0]),
+                            np.array([1e-6, 0.9]), 1e-4, 1e-3)
+    assert labels.passed
+    labels = compare_labels("label", np.array([0, 1]), np.array([0, 0]),
+                            np.array([1e-6, 0.9]), 1e-4, 1e-3)
+    assert labels.mismatches == 1
+    report = ParityReport(0.1, 0.0, 2, (off,))
+    with pytest.raises(ExportError, match="y: 1 of 2 values differ"):
+        report.raise_if_failed()
+
+
+def test_export_options_validate_values() -> None:
+    with pytest.raises(ExportError, match=r"opset must be an int in \[7, 30\]; was 3"):
+        ExportOptions(opset=3)
+    with pytest.raises(ExportError, match="atol must be a number >= 0; was -1"):
+        ExportOptions(atol=-1)
