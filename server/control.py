@@ -100,13 +100,12 @@ def _zeros(spec: TensorSpec) -> np.ndarray:
 def model_config_dict(name: str, model: Model) -> dict[str, Any]:
     """Triton's ModelConfig (the fields perf tools read) for a served model, as a JSON dict.
 
-    Triton's convention: when every input and output has a dynamic first dimension the model
-    batches, ``max_batch_size`` is the batcher's bound and ``dims`` leave that dimension out;
-    otherwise ``max_batch_size`` is 0 and ``dims`` are the full shapes.
+    Triton's convention: when the dynamic batcher is on (every input and output then has a
+    dynamic first dimension), ``max_batch_size`` is its bound and ``dims`` leave that dimension
+    out; otherwise ``max_batch_size`` is 0 and ``dims`` are the full shapes.
     """
     config: ModelConfig = model.config
-    tensors = model.inputs + model.outputs
-    batched = all(t.shape and t.shape[0] == -1 for t in tensors)
+    batched = model.batching
     skip = 1 if batched else 0
 
     def tensor(spec: TensorSpec) -> dict[str, Any]:
@@ -126,7 +125,7 @@ def model_config_dict(name: str, model: Model) -> dict[str, Any]:
             "count": config.instances,
         }],
     }
-    if batched and model.batching:
+    if batched:
         out["dynamic_batching"] = {
             "preferred_batch_size": list(config.preferred_batch_sizes),
             "max_queue_delay_microseconds": config.max_queue_delay_us,

@@ -94,7 +94,11 @@ void GrpcServer::Start() {
                     "cannot listen on " + address +
                         ": the port is in use or the address is not available on this host");
   }
-  server_->GetHealthCheckService()->SetServingStatus(false);
+  // Health knows the overall server ("") and the inference service by name; both start
+  // NOT_SERVING and follow SetReady / Drain together (SetServingStatus(bool) sets all).
+  auto* health = server_->GetHealthCheckService();
+  health->SetServingStatus(Svc::service_full_name(), false);
+  health->SetServingStatus(false);
 }
 
 void GrpcServer::SetReady(bool ready) {
