@@ -1,0 +1,298 @@
+"""``engine monitor report``: one self-contained HTML file of a model's monitoring data.
+
+Sources: the Parquet prediction logs (:mod:`engine.monitoring.prediction_log`) for latency,
+request counts and predictions, and the drift history (:mod:`engine.monitoring.history`)
+for drift and, when it recorded them, request counts by outcome. Plots are PNGs embedded as
+``data:`` URIs, so the file opens anywhere without its neighbours. Sections without data say
+so instead of showing an empty plot.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from engine.errors import InvalidConfigError
+from engine.monitoring import plots
+from engine.monitoring.history import read_history
+from engine.monitoring.metric_names import ERROR_OUTCOMES
+from engine.monitoring.prediction_log import read_prediction_logs
+
+__all__ = ["parse_since", "build_report", "write_report", "Report"]
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$")
+_UNIT_S = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def parse_since(text: str, now_ms: int) -> int:
+    """``90m``, ``24h``, ``7d`` (ago) or an ISO 8601 time (UTC if no zone) -> epoch ms."""
+    match = _DURATION.match(text)
+    if match:
+        return now_ms - int(float(match[1]) * _UNIT_S[match[2]] * 1000)
+    try:
+        when = datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise InvalidConfigError(f"--since must be a duration like 90m, 24h, 7d or an ISO time; "
+                                 f"was {text!r}") from None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=timezone.utc)
+    return int(when.timestamp() * 1000)
+
+
+@dataclass
+class Report:
+    """The rendered report: HTML text and the PNGs in it (for tests and callers)."""
+
+    html: str
+    images: list[bytes] = field(default_factory=list)
+
+
+@dataclass
+class _Builder:
+    title: str
+    sections: list[str] = field(default_factory=list)
+    images: list[bytes] = field(default_factory=list)
+
+    def section(self, heading: str, body: str) -> None:
+        self.sections.append(f"<section><h2>{html.escape(heading)}</h2>\n{body}</section>")
+
+    def image(self, png: bytes, alt: str) -> str:
+        self.images.append(png)
+        data = base64.b64encode(png).decode("ascii")
+        return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{data}">'
+
+    def render(self) -> Report:
+        page = f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>{html.escape(self.title)}</title>
+<style>
+body {{ font-family: system-ui, sans-serif; margin: 2em auto; max-width: 960px; color: #222; }}
+table {{ border-collapse: collapse; margin: 0.5em 0; }}
+td, th {{ border: 1px solid #ccc; padding: 0.2em 0.6em; text-align: left; }}
+img {{ max-width: 100%; display: block; margin: 0.5em 0; }}
+.drift {{ color: #b00; font-weight: bold; }} .note {{ color: #666; }}
+</style></head><body>
+<h1>{html.escape(self.title)}</h1>
+{"".join(self.sections)}
+</body></html>
+"""
+        return Report(page, self.images)
+
+
+def build_report(model: str, *, logs_dir: str | Path, monitoring_dir: str | Path,
+                 version: str | None = None, since_ms: int | None = None,
+                 now_ms: int | None = None, max_features: int = 24) -> Report:
+    """Gather the data and render the report (see the module docstring)."""
+    now_ms = now_ms if now_ms is not None else int(datetime.now(timezone.utc).timestamp() * 1000)
+    logs = read_prediction_logs(logs_dir, since_ms=since_ms, version=version) \
+        if Path(logs_dir).is_dir() else None
+    history = list(read_history(monitoring_dir, since_ms=since_ms, version=version))
+    label = f"{model}:{version}" if version else model
+    b = _Builder(f"Monitoring report: {label}")
+    b.section("Summary", _summary(label, logs, history, since_ms, now_ms, logs_dir,
+                                  monitoring_dir))
+    b.section("Latency", _latency(b, logs))
+    b.section("Requests and errors", _requests(b, logs, history))
+    b.section("Drift", _drift(b, history, max_features))
+    b.section("Predictions", _predictions(b, logs))
+    return b.render()
+
+
+def write_report(out: str | Path, model: str, **kwargs: Any) -> Report:
+    """Build the report and write it to ``out`` (parent folders created)."""
+    report = build_report(model, **kwargs)
+    path = Path(out)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(report.html, encoding="utf-8")
+    return report
+
+
+# --- sections -------------------------------------------------------------------------------
+
+def _when(ms: int | None) -> str:
+    if ms is None:
+        return "the beginning"
+    return datetime.fromtimestamp(ms / 1000, timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def _table(rows: Sequence[tuple[str, Any]]) -> str:
+    body = "".join(f"<tr><th>{html.escape(k)}</th><td>{v}</td></tr>" for k, v in rows)
+    return f"<table>{body}</table>"
+
+
+def _note(text: str) -> str:
+    return f'<p class="note">{html.escape(text)}</p>'
+
+
+def _summary(label: str, logs: Any, history: list[dict[str, Any]], since_ms: int | None,
+             now_ms: int, logs_dir: str | Path, monitoring_dir: str | Path) -> str:
+    rows: list[tuple[str, Any]] = [
+        ("model", html.escape(label)),
+        ("period", f"{_when(since_ms)} to {_when(now_ms)}"),
+        ("sampled requests logged", 0 if logs is None else logs.num_rows),
+        ("drift windows", len(history)),
+        ("prediction logs", html.escape(str(logs_dir))),
+        ("drift history", html.escape(str(monitoring_dir))),
+    ]
+    if history:
+        drifted = history[-1].get("drifted") or []
+        text = ", ".join(html.escape(str(d)) for d in drifted) or "none"
+        rows.append(("drifted in the last window",
+                     f'<span class="drift">{text}</span>' if drifted else text))
+    return _table(rows)
+
+
+def _time_buckets(ms: np.ndarray, target: int = 40) -> tuple[np.ndarray, np.ndarray]:
+    """Bucket index per timestamp and each bucket's centre, about ``target`` buckets."""
+    lo, hi = int(ms.min()), int(ms.max())
+    count = max(1, min(target, ms.size // 10 or 1))
+    edges = np.linspace(lo, hi + 1, count + 1)
+    index = np.clip(np.searchsorted(edges, ms, side="right") - 1, 0, count - 1)
+    return index, (edges[:-1] + edges[1:]) / 2
+
+
+def _timestamps_ms(logs: Any) -> np.ndarray:
+    return logs["timestamp"].cast("int64").to_numpy()
+
+
+def _latency(b: _Builder, logs: Any) -> str:
+    if logs is None or logs.num_rows == 0:
+        return _note("No prediction logs in this period.")
+    ms = _timestamps_ms(logs)
+    latency_ms = logs["latency_us"].to_numpy().astype(np.float64) / 1000.0
+    index, centres = _time_buckets(ms)
+    present = np.unique(index)
+    series = {f"p{q}": np.array([np.percentile(latency_ms[index == i], q) for i in present])
+              for q in (50, 95, 99)}
+    overall = ", ".join(f"p{q} {np.percentile(latency_ms, q):.3g} ms" for q in (50, 95, 99))
+    png = plots.latency_png(centres[present], series)
+    return b.image(png, "latency percentiles over time") + _note(
+        f"Over the period: {overall} ({latency_ms.size} sampled requests).")
+
+
+def _requests(b: _Builder, logs: Any, history: list[dict[str, Any]]) -> str:
+    counted = [h for h in history if isinstance(h.get("requests"), Mapping)]
+    if len(counted) >= 2:
+        times = np.array([h["time_ms"] for h in counted], dtype=np.float64)
+        total = np.array([sum(h["requests"].values()) for h in counted], dtype=np.float64)
+        errors = np.array([sum(h["requests"].get(o, 0) for o in ERROR_OUTCOMES)
+                           for h in counted], dtype=np.float64)
+        dt = np.maximum(np.diff(times) / 1000.0, 1e-3)
+        # A counter that went down was reset (a reload): count from zero again.
+        d_total, d_err = np.diff(total), np.diff(errors)
+        d_total = np.where(d_total < 0, total[1:], d_total)
+        d_err = np.where(d_err < 0, errors[1:], d_err)
+        centres = (times[1:] + times[:-1]) / 2
+        png = plots.requests_png(centres, d_total / dt, d_err / dt,
+                                 "all requests, from the core's counters")
+        return b.image(png, "requests and errors over time") + _note(
+            f"{int(d_total.sum())} requests, {int(d_err.sum())} server-side errors "
+            f"({', '.join(ERROR_OUTCOMES)}) between the first and last drift window.")
+    if logs is None or logs.num_rows == 0:
+        return _note("No request counts: neither prediction logs nor drift history with "
+                     "request counts in this period.")
+    rate = _sample_rate(logs)
+    ms = _timestamps_ms(logs)
+    index, centres = _time_buckets(ms)
+    width_s = max((centres[1] - centres[0]) / 1000.0 if centres.size > 1 else 1.0, 1e-3)
+    sampled = np.bincount(index, minlength=centres.size).astype(np.float64)
+    png = plots.requests_png(centres, sampled / max(rate, 1e-12) / width_s, None,
+                             f"estimated from logs sampled at {rate:g}")
+    return b.image(png, "requests over time") + _note(
+        "Errors are not in the prediction logs (only answered requests are sampled) and the "
+        "drift history has no request counts for this period.")
+
+
+def _sample_rate(logs: Any) -> float:
+    meta = logs.schema.metadata or {}
+    try:
+        return float(meta.get(b"engine.sample_rate", b"1"))
+    except ValueError:
+        return 1.0
+
+
+def _drift(b: _Builder, history: list[dict[str, Any]], max_features: int) -> str:
+    if not history:
+        return _note("No drift windows in this period (is a drift monitor running?).")
+    names: list[str] = []
+    for h in history:
+        names += [n for n in h.get("features", {}) if n not in names]
+    latest = history[-1].get("features", {})
+    names.sort(key=lambda n: -float(latest.get(n, {}).get("psi", 0.0)))
+    shown = names[:max_features]
+    times = np.array([h["time_ms"] for h in history], dtype=np.float64)
+    psi = {n: np.array([float(h.get("features", {}).get(n, {}).get("psi", np.nan))
+                        for h in history]) for n in shown[:10]}
+    parts = [b.image(plots.psi_history_png(times, psi, None), "PSI per window")]
+    rows = ["<tr><th>feature</th><th>kind</th><th>PSI</th><th>KS</th><th>chi-square p</th>"
+            "<th>past threshold</th></tr>"]
+    for n in shown:
+        f = latest.get(n)
+        if not f:
+            continue
+        breaches = ", ".join(f.get("breaches") or [])
+        cls = ' class="drift"' if breaches else ""
+        rows.append(f"<tr{cls}><td>{html.escape(n)}</td><td>{html.escape(f.get('kind', ''))}"
+                    f"</td><td>{f.get('psi', 0):.4f}</td><td>{_fmt(f.get('ks'))}</td>"
+                    f"<td>{_fmt(f.get('chi2_pvalue'))}</td><td>{html.escape(breaches)}</td></tr>")
+    parts.append("<p>Last window:</p><table>" + "".join(rows) + "</table>")
+    for n in shown:
+        windows = [h["features"][n] for h in history if n in h.get("features", {})]
+        counts = np.sum([np.asarray(w["counts"], dtype=np.float64) for w in windows], axis=0)
+        last = np.asarray(windows[-1]["counts"], dtype=np.float64)
+        reference = np.asarray(windows[-1]["reference"], dtype=np.float64)
+        labels = windows[-1].get("labels") or [str(i) for i in range(reference.size)]
+        subtitle = (f"{int(counts.sum())} live rows in {len(windows)} window(s); "
+                    f"last window PSI {windows[-1].get('psi', 0):.3f}")
+        parts.append(b.image(plots.feature_png(n, labels, reference, _shares(counts),
+                                               _shares(last), subtitle),
+                             f"reference and live distribution of {n}"))
+    if len(names) > len(shown):
+        parts.append(_note(f"{len(names) - len(shown)} more feature(s) with lower PSI not "
+                           "plotted."))
+    return "\n".join(parts)
+
+
+def _shares(counts: np.ndarray) -> np.ndarray:
+    total = counts.sum()
+    return counts / total if total > 0 else counts
+
+
+def _fmt(value: Any) -> str:
+    return "" if value is None else f"{float(value):.4g}"
+
+
+def _predictions(b: _Builder, logs: Any) -> str:
+    if logs is None or logs.num_rows == 0:
+        return _note("No prediction logs in this period.")
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    parts = []
+    columns = [c for c in logs.column_names if c.startswith("output.")
+               and not c.endswith(".shape")]
+    for column in columns[:8]:
+        name = column[len("output."):]
+        flat = pc.list_flatten(logs[column].combine_chunks())
+        shapes = logs[column + ".shape"].to_pylist()
+        width = int(shapes[0][-1]) if shapes and shapes[0] and len(shapes[0]) > 1 else 1
+        if pa.types.is_string(flat.type) or pa.types.is_large_string(flat.type):
+            labels, counts = np.unique(np.asarray(flat.to_pylist(), dtype=object).astype(str),
+                                       return_counts=True)
+            top = np.argsort(-counts)[:20]
+            png = plots.prediction_png(name, None, labels[top].tolist(), counts[top])
+        else:
+            values = flat.to_numpy(zero_copy_only=False).astype(np.float64)
+            if width < 1 or values.size % width:
+                width = 1
+            values = values.reshape(-1, width)[:, :6]
+            png = plots.prediction_png(name, values, None, None)
+        parts.append(b.image(png, f"distribution of {name}"))
+    return "\n".join(parts) or _note("The logs have no outputs.")

@@ -1,0 +1,139 @@
+"""The HTML report: renders from Parquet logs and the drift history, with decodable PNGs;
+the `engine monitor report` and `engine monitor rules` commands."""
+
+from __future__ import annotations
+
+import base64
+import io
+import re
+from pathlib import Path
+
+import matplotlib.image
+import numpy as np
+import pytest
+from monitoring_scenario import draw, tensors
+
+from engine.cli import main
+from engine.monitoring.bins import NumpyDriftCounter
+from engine.monitoring.history import DriftHistory
+from engine.monitoring.monitor import DriftMonitor, MonitorConfig
+from engine.monitoring.prediction_log import PredictionLog, PredictionLogConfig
+from engine.monitoring.reference import DriftReference
+from engine.monitoring.report import build_report, parse_since
+
+START_MS = 1_700_000_000_000
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now_s = START_MS / 1000
+
+    def monotonic_s(self) -> float:
+        return self.now_s
+
+    def wall_ms(self) -> int:
+        return int(self.now_s * 1000)
+
+
+def populate(home: Path, reference: DriftReference) -> None:
+    """An hour of a model: logs every minute, drift windows every 10 minutes, a shift in
+    feature b after half an hour, and a few failures."""
+    rng = np.random.default_rng(9)
+    clock = Clock()
+    log = PredictionLog(home / "logs" / "churn", model="churn", version=3, clock=clock,
+                        config=PredictionLogConfig(sample_rate=1.0), seed=1)
+    requests = {"ok": 0, "failed": 0, "invalid": 0}
+    history = DriftHistory(home / "monitoring" / "churn", requests=lambda: dict(requests))
+    counter = NumpyDriftCounter()
+    monitor = DriftMonitor(counter, reference, model="churn", version=3, clock=clock,
+                           config=MonitorConfig(window_rows=10**6, window_s=600, min_rows=10),
+                           listeners=[history])
+    for minute in range(60):
+        frame = draw(rng, 50, shift_b=2.5 if minute >= 30 else 0.0)
+        batch = tensors(frame)
+        counter.observe(batch)
+        requests["ok"] += 50
+        requests["failed"] += int(rng.integers(0, 3))
+        for i in range(0, 50, 5):  # one logged request of 5 rows every 5 rows
+            row = slice(i, i + 5)
+            log.record({k: v[row] for k, v in batch.items() if k != "score"},
+                       {"score": batch["score"][row]},
+                       latency_us=int(rng.gamma(4.0, 300.0) + (400 if minute >= 30 else 0)),
+                       request_id=f"{minute}-{i}", timestamp_ms=clock.wall_ms())
+        clock.now_s += 60
+        monitor.poll()
+    log.close()
+
+
+def images(html: str) -> list[bytes]:
+    return [base64.b64decode(m) for m in re.findall(r'src="data:image/png;base64,([^"]+)"', html)]
+
+
+@pytest.fixture(scope="module")
+def home(tmp_path_factory: pytest.TempPathFactory, reference: DriftReference) -> Path:
+    path = tmp_path_factory.mktemp("home")
+    populate(path, reference)
+    return path
+
+
+def test_report_renders_every_section(home: Path) -> None:
+    report = build_report("churn", logs_dir=home / "logs" / "churn",
+                          monitoring_dir=home / "monitoring" / "churn",
+                          now_ms=START_MS + 3_600_000)
+    # latency, requests, PSI history, 6 features, 1 prediction output
+    assert len(report.images) == 10
+    pngs = images(report.html)
+    assert pngs == report.images
+    for png in pngs:
+        pixels = matplotlib.image.imread(io.BytesIO(png), format="png")
+        assert pixels.ndim == 3 and pixels.shape[0] > 200 and pixels.shape[1] > 600
+        assert pixels.std() > 0.01  # not a blank canvas
+    html = report.html
+    for heading in ("Latency", "Requests and errors", "Drift", "Predictions"):
+        assert f"<h2>{heading}</h2>" in html
+    assert 'class="drift">b' in html  # the last window names the drifted feature
+    assert "server-side errors" in html
+    assert "sampled requests logged</th><td>600<" in html  # 60 minutes x 10
+
+
+def test_since_and_version_filter_and_empty_sources(home: Path) -> None:
+    logs, history = home / "logs" / "churn", home / "monitoring" / "churn"
+    # Past every record: nothing to plot, and the page says so.
+    late = build_report("churn", logs_dir=logs, monitoring_dir=history,
+                        since_ms=START_MS + 4_000_000)
+    assert late.images == [] and "No prediction logs in this period." in late.html
+    other = build_report("churn", logs_dir=logs, monitoring_dir=history, version="4")
+    assert other.images == [] and "No drift windows in this period" in other.html
+
+
+def test_parse_since() -> None:
+    now = START_MS
+    assert parse_since("90m", now) == now - 90 * 60_000
+    assert parse_since("2d", now) == now - 2 * 86_400_000
+    assert parse_since("2023-11-14T22:13:20", now) == 1_700_000_000_000
+    with pytest.raises(ValueError, match="--since must be a duration"):
+        parse_since("yesterday", now)
+
+
+def test_report_command(home: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "out" / "report.html"
+    # Logs only (an empty history folder): latency, requests, predictions.
+    assert main(["monitor", "report", "churn:3", "--home", str(home), "--out", str(out),
+                 "--history", str(tmp_path / "none")]) == 0
+    assert "(3 plots)" in capsys.readouterr().out
+    html = out.read_text()
+    assert len(images(html)) == 3 and "Errors are not in the prediction logs" in html
+    assert main(["monitor", "report", "bad name!", "--home", str(home)]) == 1
+    assert "error:" in capsys.readouterr().err
+
+
+def test_rules_command(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["monitor", "rules", "--psi", "0.25", "--latency-p99-s", "0.1"]) == 0
+    text = capsys.readouterr().out
+    assert text.startswith("groups:\n  - name: engine\n    rules:\n")
+    assert 'expr: "engine_drift_score{metric=\\"psi\\"} > 0.25"' in text
+    assert 'engine_request_duration_seconds_bucket{stage=\\"total\\"}' in text
+    assert '> 0.1"' in text
+    assert text.count("- alert: ") == 8
+    assert main(["monitor", "rules", "--ks", "2"]) == 1
+    assert "ks threshold must be in (0, 1); was 2.0" in capsys.readouterr().err
