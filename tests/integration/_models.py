@@ -5,6 +5,8 @@
     slow       y = x + 1, FP32 [-1, 4]; dynamic batching that waits 300 ms for a batch of 64
     fail       y = Gather(arange(10), idx), INT64 [-1], no batching: an index >= 10 makes
                ONNX Runtime fail at run time (warm-up's zeros run fine)
+    id_<t>     y = Identity(x) for one datatype <t> (lower-case KServe name), [-1, 3], batching
+    heavy      12 chained 512x512 MatMuls, FP32 [-1, 512], no batching: ~0.1-0.3 s a request
 """
 
 from __future__ import annotations
@@ -67,8 +69,52 @@ def _fail_graph() -> onnx.GraphProto:
         [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["n"])], [table])
 
 
+def _identity_graph(onnx_type: int) -> onnx.GraphProto:
+    return helper.make_graph(
+        [helper.make_node("Identity", ["x"], ["y"])], "identity",
+        [helper.make_tensor_value_info("x", onnx_type, ["batch", 3])],
+        [helper.make_tensor_value_info("y", onnx_type, ["batch", 3])])
+
+
+def _heavy_graph(width: int = 512, layers: int = 12) -> onnx.GraphProto:
+    rng = np.random.default_rng(0)
+    nodes, weights, current = [], [], "x"
+    for i in range(layers):
+        w = (rng.standard_normal((width, width)) / np.sqrt(width)).astype(np.float32)
+        weights.append(numpy_helper.from_array(w, f"w{i}"))
+        out = "y" if i == layers - 1 else f"h{i}"
+        nodes.append(helper.make_node("MatMul", [current, f"w{i}"], [out]))
+        current = out
+    return helper.make_graph(
+        nodes, "heavy", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", width])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", width])], weights)
+
+
+def build_mini_repository(root: Path) -> Path:
+    """Only ``add`` (version 1): for servers that test transport options (TLS, token)."""
+    _save(_add_graph(1.0, ["batch", 4]), root / "add" / "1" / "model.onnx")
+    (root / "add" / "config.pbtxt").write_text('name: "add"\nmax_batch_size: 64\ndynamic_batching { }\n')
+    return root
+
+
+def build_drain_repository(root: Path) -> Path:
+    """``heavy`` and ``add``: requests that are still running when the server is told to stop."""
+    build_mini_repository(root)
+    _save(_heavy_graph(), root / "heavy" / "1" / "model.onnx")
+    (root / "heavy" / "config.pbtxt").write_text('name: "heavy"\nmax_batch_size: 0\n')
+    return root
+
+
 def build_repository(root: Path) -> Path:
     """Write the repository under ``root`` and return ``root``."""
+    for name, (onnx_type, _, triton) in DATATYPES.items():
+        low = name.lower()
+        _save(_identity_graph(onnx_type), root / f"id_{low}" / "1" / "model.onnx")
+        (root / f"id_{low}" / "config.pbtxt").write_text(
+            f'name: "id_{low}"\nmax_batch_size: 8\n'
+            f'input [ {{ name: "x", data_type: {triton}, dims: [ 3 ] }} ]\n'
+            f'output [ {{ name: "y", data_type: {triton}, dims: [ 3 ] }} ]\n'
+            "dynamic_batching { }\n")
     _save(_add_graph(1.0, ["batch", 4]), root / "add" / "1" / "model.onnx")
     _save(_add_graph(2.0, ["batch", 4]), root / "add" / "2" / "model.onnx")
     (root / "add" / "config.pbtxt").write_text(

@@ -1,0 +1,163 @@
+"""Each error the server answers: the gRPC code and a fragment of the message. Never UNKNOWN,
+never an exception text or a server path in the details."""
+
+from __future__ import annotations
+
+import struct
+
+import grpc
+import numpy as np
+import pytest
+import tritonclient.grpc as grpcclient
+from tritonclient.grpc import service_pb2
+from tritonclient.utils import InferenceServerException
+
+from _server import ServerProcess
+
+pytestmark = pytest.mark.integration
+
+MODEL_INFER = "/inference.GRPCInferenceService/ModelInfer"
+
+
+def _x(shape: tuple[int, ...] = (1, 4), datatype: str = "FP32", name: str = "x",
+       ) -> grpcclient.InferInput:
+    dtype = {"FP32": np.float32, "INT32": np.int32, "FP64": np.float64}[datatype]
+    i = grpcclient.InferInput(name, list(shape), datatype)
+    i.set_data_from_numpy(np.ones(shape, dtype=dtype))
+    return i
+
+
+def _error(fn: object, *args: object, **kwargs: object) -> InferenceServerException:
+    with pytest.raises(InferenceServerException) as info:
+        fn(*args, **kwargs)  # type: ignore[operator]
+    return info.value
+
+
+def _raw_call(server: ServerProcess, method: str, body: bytes) -> grpc.RpcError:
+    with grpc.insecure_channel(server.url) as channel:
+        call = channel.unary_unary(method)
+        with pytest.raises(grpc.RpcError) as info:
+            call(body, timeout=10)
+    return info.value
+
+
+def test_unknown_model_and_version(client: grpcclient.InferenceServerClient) -> None:
+    e = _error(client.infer, "no_such_model", [_x()])
+    assert e.status() == "StatusCode.NOT_FOUND" and "unknown model 'no_such_model'" in e.message()
+    e = _error(client.infer, "add", [_x()], model_version="7")
+    assert e.status() == "StatusCode.NOT_FOUND" and "unknown version 7" in e.message()
+    e = _error(client.get_model_metadata, "no_such_model")
+    assert e.status() == "StatusCode.NOT_FOUND"
+    e = _error(client.get_model_config, "add", "9")
+    assert e.status() == "StatusCode.NOT_FOUND"
+    e = _error(client.get_inference_statistics, "no_such_model")
+    assert e.status() == "StatusCode.NOT_FOUND"
+
+
+@pytest.mark.parametrize("version", ["01", "-1", "abc", "1.0", "99999999999"])
+def test_bad_version_text(client: grpcclient.InferenceServerClient, version: str) -> None:
+    e = _error(client.infer, "add", [_x()], model_version=version)
+    assert e.status() == "StatusCode.INVALID_ARGUMENT" and "invalid model version" in e.message()
+
+
+TRAVERSAL_NAMES = ["../add", "..", ".", "/etc/passwd", "add/", "add/.", "add/..", "a\\b",
+                   "%2e%2e", "%2e%2e%2fadd", "..%2fadd", "a\x00b", ".hidden", "-rf", "", "a b",
+                   "x" * 129, "mödel"]
+
+
+@pytest.mark.parametrize("name", TRAVERSAL_NAMES)
+def test_bad_names_are_invalid_in_every_rpc(client: grpcclient.InferenceServerClient,
+                                            name: str) -> None:
+    calls = [
+        lambda: client.infer(name, [_x()]),
+        lambda: client.get_model_metadata(name),
+        lambda: client.get_model_config(name),
+        lambda: client.is_model_ready(name),
+        lambda: client.get_inference_statistics(name) if name else client.infer(name, [_x()]),
+        lambda: client.load_model(name),
+        lambda: client.unload_model(name),
+    ]
+    for call in calls:
+        e = _error(call)
+        assert e.status() == "StatusCode.INVALID_ARGUMENT", (name, e)
+        assert "invalid model name" in e.message()
+
+
+def test_wrong_shape_dtype_and_names(client: grpcclient.InferenceServerClient) -> None:
+    e = _error(client.infer, "add", [_x((1, 5))])
+    assert e.status() == "StatusCode.INVALID_ARGUMENT" and "input 'x'" in e.message()
+    e = _error(client.infer, "add", [_x((1, 4), "INT32")])
+    assert e.status() == "StatusCode.INVALID_ARGUMENT" and "x" in e.message()
+    e = _error(client.infer, "add", [_x(name="z")])
+    assert e.status() == "StatusCode.INVALID_ARGUMENT" and "'z'" in e.message()
+    e = _error(client.infer, "add", [_x(), _x()])
+    assert e.status() == "StatusCode.INVALID_ARGUMENT"
+    e = _error(client.infer, "add", [])
+    assert e.status() == "StatusCode.INVALID_ARGUMENT" and "x" in e.message()
+    e = _error(client.infer, "add", [_x()], outputs=[grpcclient.InferRequestedOutput("nope")])
+    assert e.status() == "StatusCode.INVALID_ARGUMENT" and "nope" in e.message()
+
+
+def _request(model: str = "add", shape: tuple[int, ...] = (1, 4), datatype: str = "FP32",
+             raws: tuple[bytes, ...] = (b"\0" * 16,)) -> service_pb2.ModelInferRequest:
+    r = service_pb2.ModelInferRequest(model_name=model, id="req-raw")
+    r.inputs.add(name="x", datatype=datatype, shape=list(shape))
+    r.raw_input_contents.extend(raws)
+    return r
+
+
+@pytest.mark.parametrize("request_, fragment", [
+    (_request(raws=(b"\0" * 15,)), "raw_input_contents holds 15 bytes"),
+    (_request(raws=(b"\0" * 16, b"\0" * 16)), "2 buffers for 1 inputs"),
+    (_request(shape=(1, -4)), "negative dimension"),
+    (_request(datatype="BF16", raws=(b"\0" * 8,)), "unsupported datatype 'BF16'"),
+    (_request("id_bytes", (1, 3), "BYTES", (struct.pack("<I", 5) + b"ab",)), "declares 5 bytes"),
+    (_request("id_bytes", (1, 3), "BYTES", (struct.pack("<I", 1) + b"a" + b"\1\0",)),
+     "ends inside the length prefix"),
+    (_request("id_bytes", (1, 1), "BYTES", (struct.pack("<I", 1) + b"ab",)), "bytes left after"),
+], ids=["size-mismatch", "extra-raw-buffer", "negative-dim", "bf16", "bytes-overrun", "bytes-truncated",
+        "bytes-trailing"])
+def test_bad_raw_contents(server: ServerProcess, request_: service_pb2.ModelInferRequest,
+                          fragment: str) -> None:
+    e = _raw_call(server, MODEL_INFER, request_.SerializeToString())
+    assert e.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert fragment in e.details()
+
+
+@pytest.mark.parametrize("body", [b"\xff\xff\xff\xff", b"\x0a\x05ab", b"\x2a\x80",
+                                  b"\x0a\x02\xc3\x28"],
+                         ids=["bad-tag", "truncated-string", "truncated-varint", "bad-utf8"])
+@pytest.mark.parametrize("method", ["ModelInfer", "ModelMetadata", "RepositoryModelLoad"])
+def test_malformed_protobuf(server: ServerProcess, body: bytes, method: str) -> None:
+    e = _raw_call(server, f"/inference.GRPCInferenceService/{method}", body)
+    assert e.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "malformed request" in e.details()
+
+
+def test_deadline_passes_in_queue(client: grpcclient.InferenceServerClient) -> None:
+    # `slow` waits 300 ms to fill a batch; a 2 ms timeout expires first: never executed.
+    e = _error(client.infer, "slow", [_x()], timeout=2000)
+    assert e.status() == "StatusCode.DEADLINE_EXCEEDED"
+    stats = client.get_inference_statistics("slow", as_json=True)["model_stats"][0]
+    assert int(stats["inference_stats"]["fail"]["count"]) >= 1
+
+
+def test_run_failure_is_internal_and_generic(client: grpcclient.InferenceServerClient,
+                                             server: ServerProcess) -> None:
+    idx = grpcclient.InferInput("idx", [2], "INT64")
+    idx.set_data_from_numpy(np.array([1, 99], dtype=np.int64))
+    e = _error(client.infer, "fail", [idx], request_id="req-77")
+    assert e.status() == "StatusCode.INTERNAL"
+    assert "req-77" in e.message()
+    for leak in ("/", "Gather", "onnxruntime", "indices", "Exception"):
+        assert leak not in e.message(), e.message()
+    # The detail went to the server log under the same id.
+    assert "req-77" in server.stderr()
+    # The model still serves good requests.
+    idx.set_data_from_numpy(np.array([1, 2], dtype=np.int64))
+    assert client.infer("fail", [idx]).as_numpy("y").tolist() == [1.0, 2.0]
+
+
+def test_unimplemented_rpc_is_not_unknown(server: ServerProcess) -> None:
+    e = _raw_call(server, "/inference.GRPCInferenceService/SystemSharedMemoryStatus", b"")
+    assert e.code() == grpc.StatusCode.UNIMPLEMENTED
