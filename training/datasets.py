@@ -19,8 +19,17 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
-__all__ = ["TabularDataset", "Task", "synthetic_customers", "synthetic_house_prices",
-           "breast_cancer", "diabetes", "split", "DATASETS", "load_dataset"]
+__all__ = [
+    "DATASETS",
+    "TabularDataset",
+    "Task",
+    "breast_cancer",
+    "diabetes",
+    "load_dataset",
+    "split",
+    "synthetic_customers",
+    "synthetic_house_prices",
+]
 
 Task = Literal["classification", "regression"]
 
@@ -42,20 +51,28 @@ class TabularDataset:
             self.features[column] = values.astype(np.float32).astype(np.float64)
         declared = list(self.numeric) + list(self.categorical)
         if sorted(declared) != sorted(self.features.columns):
-            raise ValueError(f"dataset {self.name!r}: numeric + categorical columns {declared} "
-                             f"do not match the frame's columns {list(self.features.columns)}")
+            raise ValueError(
+                f"dataset {self.name!r}: numeric + categorical columns {declared} "
+                f"do not match the frame's columns {list(self.features.columns)}"
+            )
         if len(self.target) != len(self.features):
-            raise ValueError(f"dataset {self.name!r}: {len(self.target)} targets for "
-                             f"{len(self.features)} rows")
+            raise ValueError(
+                f"dataset {self.name!r}: {len(self.target)} targets for {len(self.features)} rows"
+            )
 
     @property
     def columns(self) -> list[str]:
         return list(self.features.columns)
 
     def subset(self, rows: np.ndarray) -> TabularDataset:
-        return TabularDataset(self.name, self.task,
-                              self.features.iloc[rows].reset_index(drop=True),
-                              self.target[rows], self.numeric, self.categorical)
+        return TabularDataset(
+            self.name,
+            self.task,
+            self.features.iloc[rows].reset_index(drop=True),
+            self.target[rows],
+            self.numeric,
+            self.categorical,
+        )
 
 
 def synthetic_customers(n_rows: int = 2000, seed: int = 0) -> TabularDataset:
@@ -73,18 +90,35 @@ def synthetic_customers(n_rows: int = 2000, seed: int = 0) -> TabularDataset:
     region = rng.choice(["north", "south", "east", "west"], n_rows, p=[0.4, 0.3, 0.2, 0.1])
     plan = rng.choice(["basic", "plus", "premium"], n_rows, p=[0.5, 0.35, 0.15])
     channel = rng.choice(["web", "store", "phone", "partner", "kiosk"], n_rows)
-    logit = (-0.04 * (age - 42) + 0.8 * (np.log(income) - 10.5) - 0.02 * (tenure - 60)
-             + np.where(plan == "basic", 0.9, np.where(plan == "plus", 0.0, -1.0))
-             + np.where(region == "west", 1.0, 0.0) + np.where(channel == "phone", 0.6, 0.0)
-             + rng.normal(0.0, 0.7, n_rows))
-    frame = pd.DataFrame({
-        "age": age, "income": income, "tenure_months": tenure, "balance": balance,
-        "region": _strings(region), "plan": _strings(plan), "channel": _strings(channel),
-    })
+    logit = (
+        -0.04 * (age - 42)
+        + 0.8 * (np.log(income) - 10.5)
+        - 0.02 * (tenure - 60)
+        + np.where(plan == "basic", 0.9, np.where(plan == "plus", 0.0, -1.0))
+        + np.where(region == "west", 1.0, 0.0)
+        + np.where(channel == "phone", 0.6, 0.0)
+        + rng.normal(0.0, 0.7, n_rows)
+    )
+    frame = pd.DataFrame(
+        {
+            "age": age,
+            "income": income,
+            "tenure_months": tenure,
+            "balance": balance,
+            "region": _strings(region),
+            "plan": _strings(plan),
+            "channel": _strings(channel),
+        }
+    )
     target = (logit > 0).astype(np.int64)
-    return TabularDataset("synthetic_customers", "classification", frame, target,
-                          ("age", "income", "tenure_months", "balance"),
-                          ("region", "plan", "channel"))
+    return TabularDataset(
+        "synthetic_customers",
+        "classification",
+        frame,
+        target,
+        ("age", "income", "tenure_months", "balance"),
+        ("region", "plan", "channel"),
+    )
 
 
 def synthetic_house_prices(n_rows: int = 2000, seed: int = 0) -> TabularDataset:
@@ -95,14 +129,33 @@ def synthetic_house_prices(n_rows: int = 2000, seed: int = 0) -> TabularDataset:
     age = rng.uniform(0, 80, n_rows)
     district = rng.choice(["centre", "inner", "suburb", "rural"], n_rows, p=[0.15, 0.3, 0.4, 0.15])
     heating = rng.choice(["gas", "electric", "heat_pump"], n_rows)
-    base = np.select([district == "centre", district == "inner", district == "suburb"],
-                     [6.0, 4.5, 3.0], 2.0)
-    price = (base * area + 15.0 * rooms - 1.2 * age + np.where(heating == "heat_pump", 25.0, 0.0)
-             + rng.normal(0.0, 30.0, n_rows))
-    frame = pd.DataFrame({"area_m2": area, "rooms": rooms, "building_age": age,
-                          "district": _strings(district), "heating": _strings(heating)})
-    return TabularDataset("synthetic_house_prices", "regression", frame, price,
-                          ("area_m2", "rooms", "building_age"), ("district", "heating"))
+    base = np.select(
+        [district == "centre", district == "inner", district == "suburb"], [6.0, 4.5, 3.0], 2.0
+    )
+    price = (
+        base * area
+        + 15.0 * rooms
+        - 1.2 * age
+        + np.where(heating == "heat_pump", 25.0, 0.0)
+        + rng.normal(0.0, 30.0, n_rows)
+    )
+    frame = pd.DataFrame(
+        {
+            "area_m2": area,
+            "rooms": rooms,
+            "building_age": age,
+            "district": _strings(district),
+            "heating": _strings(heating),
+        }
+    )
+    return TabularDataset(
+        "synthetic_house_prices",
+        "regression",
+        frame,
+        price,
+        ("area_m2", "rooms", "building_age"),
+        ("district", "heating"),
+    )
 
 
 def breast_cancer(n_rows: int | None = None, seed: int = 0) -> TabularDataset:
@@ -110,8 +163,14 @@ def breast_cancer(n_rows: int | None = None, seed: int = 0) -> TabularDataset:
     from sklearn.datasets import load_breast_cancer
 
     bunch = load_breast_cancer(as_frame=True)
-    data = TabularDataset("breast_cancer", "classification", bunch.data.astype(np.float64),
-                          bunch.target.to_numpy(np.int64), tuple(bunch.data.columns), ())
+    data = TabularDataset(
+        "breast_cancer",
+        "classification",
+        bunch.data.astype(np.float64),
+        bunch.target.to_numpy(np.int64),
+        tuple(bunch.data.columns),
+        (),
+    )
     return _first_rows(data, n_rows, seed)
 
 
@@ -120,8 +179,14 @@ def diabetes(n_rows: int | None = None, seed: int = 0) -> TabularDataset:
     from sklearn.datasets import load_diabetes
 
     bunch = load_diabetes(as_frame=True)
-    data = TabularDataset("diabetes", "regression", bunch.data.astype(np.float64),
-                          bunch.target.to_numpy(np.float64), tuple(bunch.data.columns), ())
+    data = TabularDataset(
+        "diabetes",
+        "regression",
+        bunch.data.astype(np.float64),
+        bunch.target.to_numpy(np.float64),
+        tuple(bunch.data.columns),
+        (),
+    )
     return _first_rows(data, n_rows, seed)
 
 
@@ -139,11 +204,12 @@ def load_dataset(name: str, n_rows: int | None = None, seed: int = 0) -> Tabular
         make = DATASETS[name]
     except KeyError:
         raise ValueError(f"unknown dataset {name!r}; known: {sorted(DATASETS)}") from None
-    return make(n_rows, seed) if n_rows is not None else make(seed=seed)  # type: ignore[operator]
+    return make(n_rows, seed) if n_rows is not None else make(seed=seed)
 
 
-def split(data: TabularDataset, valid_fraction: float = 0.25,
-          seed: int = 0) -> tuple[TabularDataset, TabularDataset]:
+def split(
+    data: TabularDataset, valid_fraction: float = 0.25, seed: int = 0
+) -> tuple[TabularDataset, TabularDataset]:
     """A seeded train/validation split, stratified by class for classification."""
     if not 0.0 < valid_fraction < 1.0:
         raise ValueError(f"valid_fraction must be in (0, 1); was {valid_fraction!r}")
@@ -151,8 +217,9 @@ def split(data: TabularDataset, valid_fraction: float = 0.25,
 
     rows = np.arange(len(data.target))
     stratify = data.target if data.task == "classification" else None
-    train_rows, valid_rows = train_test_split(rows, test_size=valid_fraction, random_state=seed,
-                                              stratify=stratify)
+    train_rows, valid_rows = train_test_split(
+        rows, test_size=valid_fraction, random_state=seed, stratify=stratify
+    )
     return data.subset(np.sort(train_rows)), data.subset(np.sort(valid_rows))
 
 

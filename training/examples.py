@@ -22,7 +22,7 @@ from engine.training.pipeline import evaluate, export_trained, train_tabular
 from engine.training.profile import profile_frame, save_profile
 from engine.training.torch_mlp import TorchTrainParams
 
-__all__ = ["Example", "EXAMPLES", "TrainRequest", "TrainOutcome", "run_example"]
+__all__ = ["EXAMPLES", "Example", "TrainOutcome", "TrainRequest", "run_example"]
 
 
 @dataclass(frozen=True)
@@ -33,14 +33,29 @@ class Example:
     description: str
 
 
-EXAMPLES: dict[str, Example] = {e.name: e for e in (
-    Example("tabular-demo", "synthetic_customers", "hist_gradient_boosting",
-            "binary classification on synthetic customers: 4 numeric + 3 categorical columns"),
-    Example("regression-demo", "synthetic_house_prices", "hist_gradient_boosting",
-            "regression on synthetic house prices: 3 numeric + 2 categorical columns"),
-    Example("diabetes-demo", "diabetes", "linear",
-            "regression on scikit-learn's shipped diabetes data (10 numeric columns)"),
-)}
+EXAMPLES: dict[str, Example] = {
+    e.name: e
+    for e in (
+        Example(
+            "tabular-demo",
+            "synthetic_customers",
+            "hist_gradient_boosting",
+            "binary classification on synthetic customers: 4 numeric + 3 categorical columns",
+        ),
+        Example(
+            "regression-demo",
+            "synthetic_house_prices",
+            "hist_gradient_boosting",
+            "regression on synthetic house prices: 3 numeric + 2 categorical columns",
+        ),
+        Example(
+            "diabetes-demo",
+            "diabetes",
+            "linear",
+            "regression on scikit-learn's shipped diabetes data (10 numeric columns)",
+        ),
+    )
+}
 
 
 @dataclass(frozen=True)
@@ -75,58 +90,81 @@ class TrainOutcome:
     version: Any | None  # engine.registry.ModelVersion when registered
 
 
-def run_example(request: TrainRequest,
-                progress: Callable[[str], None] = lambda _: None) -> TrainOutcome:
+def run_example(
+    request: TrainRequest, progress: Callable[[str], None] = lambda _: None
+) -> TrainOutcome:
     """Run the whole path for ``request``; ``progress`` gets one line per step."""
     try:
         example = EXAMPLES[request.example]
     except KeyError:
-        raise ValueError(f"unknown example {request.example!r}; known: {sorted(EXAMPLES)}"
-                         ) from None
+        raise ValueError(
+            f"unknown example {request.example!r}; known: {sorted(EXAMPLES)}"
+        ) from None
     family = request.family or example.default_family
     if family not in FAMILIES:
         raise ValueError(f"unknown model family {family!r}; known: {list(FAMILIES)}")
     if request.out_dir is not None:
         return _run(example, family, request, Path(request.out_dir), progress)
     if not request.register:
-        raise ValueError("a run that neither registers nor has an out_dir would keep nothing; "
-                         "give an out_dir (--out-dir) or register")
+        raise ValueError(
+            "a run that neither registers nor has an out_dir would keep nothing; "
+            "give an out_dir (--out-dir) or register"
+        )
     with tempfile.TemporaryDirectory(prefix="engine-train-") as tmp:
         return _run(example, family, request, Path(tmp), progress)
 
 
-def _run(example: Example, family: str, request: TrainRequest, out_dir: Path,
-         progress: Callable[[str], None]) -> TrainOutcome:
+def _run(
+    example: Example,
+    family: str,
+    request: TrainRequest,
+    out_dir: Path,
+    progress: Callable[[str], None],
+) -> TrainOutcome:
     out_dir.mkdir(parents=True, exist_ok=True)
     data = load_dataset(example.dataset, request.rows, request.seed)
     train, valid = split(data, request.valid_fraction, request.seed)
-    progress(f"data: {data.name}, {len(data.target)} rows ({len(train.target)} train, "
-             f"{len(valid.target)} validation), {len(data.numeric)} numeric + "
-             f"{len(data.categorical)} categorical columns")
+    progress(
+        f"data: {data.name}, {len(data.target)} rows ({len(train.target)} train, "
+        f"{len(valid.target)} validation), {len(data.numeric)} numeric + "
+        f"{len(data.categorical)} categorical columns"
+    )
 
     profile = profile_frame(train.features, train.numeric, train.categorical)
     profile_path = save_profile(profile, out_dir / "profile.json")
 
-    trained = train_tabular(train, family, request.seed,
-                            torch_params=replace(TorchTrainParams(), epochs=request.epochs))
+    trained = train_tabular(
+        train, family, request.seed, torch_params=replace(TorchTrainParams(), epochs=request.epochs)
+    )
     metrics = evaluate(trained, valid)
-    progress(f"trained {family} ({trained.framework}); validation "
-             + ", ".join(f"{k}={v:.4f}" for k, v in metrics.items()))
+    progress(
+        f"trained {family} ({trained.framework}); validation "
+        + ", ".join(f"{k}={v:.4f}" for k, v in metrics.items())
+    )
     for note in trained.notes:
         progress(f"note: {note}")
 
     exported = export_trained(trained, valid, out_dir / "model.onnx", request.export)
     parity = exported.parity
     where = f" to {exported.path}" if request.out_dir is not None else ""
-    progress(f"exported{where} (opset {exported.opset}); parity on "
-             f"{parity.rows} held-out rows: max abs {parity.max_abs_error:.3g}, max rel "
-             f"{parity.max_rel_error:.3g} (atol {parity.atol:g}, rtol {parity.rtol:g})")
+    progress(
+        f"exported{where} (opset {exported.opset}); parity on "
+        f"{parity.rows} held-out rows: max abs {parity.max_abs_error:.3g}, max rel "
+        f"{parity.max_rel_error:.3g} (atol {parity.atol:g}, rtol {parity.rtol:g})"
+    )
 
     params = {
-        **trained.params, "example": example.name, "dataset": data.name,
-        "rows": len(data.target), "valid_fraction": request.valid_fraction,
-        "export": {"opset": exported.opset, "dynamic_batch": request.export.dynamic_batch,
-                   "atol": parity.atol, "rtol": parity.rtol},
+        **trained.params,
+        "example": example.name,
+        "dataset": data.name,
+        "rows": len(data.target),
+        "valid_fraction": request.valid_fraction,
+        "export": {
+            "opset": exported.opset,
+            "dynamic_batch": request.export.dynamic_batch,
+            "atol": parity.atol,
+            "rtol": parity.rtol,
+        },
         "parity": parity.to_dict(),
         # The registry has no field of its own for it yet; the monitor reads it from here.
         "reference_profile": profile,
@@ -135,11 +173,30 @@ def _run(example: Example, family: str, request: TrainRequest, out_dir: Path,
     version = None
     if request.register:
         version = register_model(
-            exported.path, request.name or example.name, metrics={**metrics, **parity.metrics()},
-            params=params, lineage=lineage, alias=request.alias,
-            tags={"example": example.name, "family": family, "framework": trained.framework,
-                  "task": data.task},
+            exported.path,
+            request.name or example.name,
+            metrics={**metrics, **parity.metrics()},
+            params=params,
+            lineage=lineage,
+            alias=request.alias,
+            tags={
+                "example": example.name,
+                "family": family,
+                "framework": trained.framework,
+                "task": data.task,
+            },
             description=f"engine train {example.name}: {example.description}",
-            home=request.home, registry_url=request.registry_url)
-    return TrainOutcome(example, family, metrics, exported, profile_path, params, lineage,
-                        tuple(trained.notes), version)
+            home=request.home,
+            registry_url=request.registry_url,
+        )
+    return TrainOutcome(
+        example,
+        family,
+        metrics,
+        exported,
+        profile_path,
+        params,
+        lineage,
+        tuple(trained.notes),
+        version,
+    )

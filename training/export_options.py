@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import os
 import tempfile
-from contextlib import contextmanager
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from engine.training.validate import DEFAULT_ATOL, DEFAULT_RTOL, ParityReport
+
 from engine.errors import ExportError
 from engine.signature import TensorSpec
-from engine.training.validate import DEFAULT_ATOL, DEFAULT_RTOL, ParityReport
 
 __all__ = ["DEFAULT_OPSET", "ExportOptions", "ExportResult", "staged_output"]
 
@@ -58,10 +59,14 @@ class ExportResult:
     parity: ParityReport
 
     def to_dict(self) -> dict[str, Any]:
-        return {"path": str(self.path), "framework": self.framework, "opset": self.opset,
-                "inputs": [t.to_dict() for t in self.inputs],
-                "outputs": [t.to_dict() for t in self.outputs],
-                "parity": self.parity.to_dict()}
+        return {
+            "path": str(self.path),
+            "framework": self.framework,
+            "opset": self.opset,
+            "inputs": [t.to_dict() for t in self.inputs],
+            "outputs": [t.to_dict() for t in self.outputs],
+            "parity": self.parity.to_dict(),
+        }
 
 
 @contextmanager

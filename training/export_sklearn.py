@@ -18,8 +18,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-
-from engine.errors import ExportError
 from engine.training.export_options import ExportOptions, ExportResult, staged_output
 from engine.training.samples import Sample
 from engine.training.validate import (
@@ -33,7 +31,9 @@ from engine.training.validate import (
     top_two_margin,
 )
 
-__all__ = ["load_sklearn_model", "export_sklearn", "table_inputs", "ML_OPSET"]
+from engine.errors import ExportError
+
+__all__ = ["ML_OPSET", "export_sklearn", "load_sklearn_model", "table_inputs"]
 
 ML_OPSET = 3  # ai.onnx.ml: TreeEnsemble*, OneHotEncoder, Imputer, Scaler at version 3
 
@@ -48,16 +48,20 @@ def load_sklearn_model(path: str | Path) -> Any:
     try:
         model = joblib.load(path)
     except Exception as exc:  # joblib raises anything the pickle stream does
-        raise ExportError(f"cannot load {str(path)!r} with joblib: {type(exc).__name__}: {exc}"
-                          ) from exc
+        raise ExportError(
+            f"cannot load {str(path)!r} with joblib: {type(exc).__name__}: {exc}"
+        ) from exc
     if not hasattr(model, "predict"):
-        raise ExportError(f"{str(path)!r} holds a {type(model).__name__}, which has no predict(): "
-                          "export a fitted estimator or Pipeline ending in one")
+        raise ExportError(
+            f"{str(path)!r} holds a {type(model).__name__}, which has no predict(): "
+            "export a fitted estimator or Pipeline ending in one"
+        )
     return model
 
 
-def export_sklearn(model: Any, sample: Sample, out: str | Path,
-                   options: ExportOptions | None = None) -> ExportResult:
+def export_sklearn(
+    model: Any, sample: Sample, out: str | Path, options: ExportOptions | None = None
+) -> ExportResult:
     """Convert, write ``out`` (only if valid), check, run in the engine, compare with sklearn.
 
     Raises ExportError for an unconvertible step, a sample that does not fit the model, or
@@ -77,45 +81,57 @@ def export_sklearn(model: Any, sample: Sample, out: str | Path,
     return ExportResult(Path(out), "sklearn", options.opset, inputs, outputs, parity)
 
 
-def _model_inputs(model: Any, sample: Sample,
-                  options: ExportOptions) -> tuple[dict[str, np.ndarray], Any, list[Any]]:
+def _model_inputs(
+    model: Any, sample: Sample, options: ExportOptions
+) -> tuple[dict[str, np.ndarray], Any, list[Any]]:
     """Engine feeds, the same values as the framework will see them, and skl2onnx types."""
-    from skl2onnx.common.data_types import FloatTensorType, StringTensorType
+    from skl2onnx.common.data_types import FloatTensorType
 
     batch = None if options.dynamic_batch else sample.rows
     fitted_columns = getattr(model, "feature_names_in_", None)
     if fitted_columns is not None:
         if sample.table is None:
-            raise ExportError(f"the model was fitted on a table with columns "
-                              f"{list(fitted_columns)}; give a .csv or .parquet sample with them")
+            raise ExportError(
+                f"the model was fitted on a table with columns "
+                f"{list(fitted_columns)}; give a .csv or .parquet sample with them"
+            )
         if options.input_names:
-            raise ExportError("--input-names does not apply to a model fitted on a table: its "
-                              "inputs are named after the columns "
-                              f"{list(fitted_columns)}")
+            raise ExportError(
+                "--input-names does not apply to a model fitted on a table: its "
+                "inputs are named after the columns "
+                f"{list(fitted_columns)}"
+            )
         return table_inputs(sample.table, [str(c) for c in fitted_columns], batch, sample.source)
     matrix = sample.as_matrix().astype(np.float32)
     expected = getattr(model, "n_features_in_", None)
     if matrix.ndim != 2 or (expected is not None and matrix.shape[1] != expected):
-        raise ExportError(f"sample {sample.source!r} has shape {matrix.shape}; the model expects "
-                          f"[rows, {expected}]")
+        raise ExportError(
+            f"sample {sample.source!r} has shape {matrix.shape}; the model expects "
+            f"[rows, {expected}]"
+        )
     if len(options.input_names) > 1:
-        raise ExportError(f"a model fitted on an array has one input; got --input-names "
-                          f"{list(options.input_names)}")
+        raise ExportError(
+            f"a model fitted on an array has one input; got --input-names "
+            f"{list(options.input_names)}"
+        )
     name = options.input_names[0] if options.input_names else "input"
     types = [(name, FloatTensorType([batch, matrix.shape[1]]))]
     return {name: matrix}, matrix, types
 
 
-def table_inputs(frame: Any, columns: list[str], batch: int | None,
-                  source: str) -> tuple[dict[str, np.ndarray], Any, list[Any]]:
+def table_inputs(
+    frame: Any, columns: list[str], batch: int | None, source: str
+) -> tuple[dict[str, np.ndarray], Any, list[Any]]:
     import pandas as pd
     from skl2onnx.common.data_types import FloatTensorType, StringTensorType
 
     missing = [c for c in columns if c not in frame.columns]
     extra = [c for c in frame.columns if c not in columns]
     if missing or extra:
-        raise ExportError(f"sample {source!r} does not have the model's columns: missing "
-                          f"{missing}, unexpected {extra}; the model was fitted on {columns}")
+        raise ExportError(
+            f"sample {source!r} does not have the model's columns: missing "
+            f"{missing}, unexpected {extra}; the model was fitted on {columns}"
+        )
     feeds: dict[str, np.ndarray] = {}
     types: list[Any] = []
     framework = pd.DataFrame(index=frame.index)
@@ -128,8 +144,10 @@ def table_inputs(frame: Any, columns: list[str], batch: int | None,
         else:
             array = np.array([None if _missing(v) else str(v) for v in values], dtype=object)
             if any(v is None for v in array):
-                raise ExportError(f"sample {source!r}: string column {column!r} has missing "
-                                  "values, which a string tensor cannot carry; fill them first")
+                raise ExportError(
+                    f"sample {source!r}: string column {column!r} has missing "
+                    "values, which a string tensor cannot carry; fill them first"
+                )
             types.append((column, StringTensorType([batch, 1])))
         # The framework sees float64 columns, as when it is called on a user's DataFrame,
         # holding exactly the (float32) values the engine receives.
@@ -139,33 +157,42 @@ def table_inputs(frame: Any, columns: list[str], batch: int | None,
 
 
 def _convert(model: Any, initial_types: list[Any], options: ExportOptions) -> Any:
-    from sklearn.base import is_classifier
     from skl2onnx import convert_sklearn
     from skl2onnx.common.exceptions import MissingConverter, MissingShapeCalculator
+    from sklearn.base import is_classifier
 
     # ZipMap turns probabilities into a list of dicts; the engine serves plain tensors.
     conversion_options = {id(model): {"zipmap": False}} if is_classifier(model) else None
     try:
-        return convert_sklearn(model, initial_types=initial_types,
-                               target_opset={"": options.opset, "ai.onnx.ml": ML_OPSET},
-                               options=conversion_options)
+        return convert_sklearn(
+            model,
+            initial_types=initial_types,
+            target_opset={"": options.opset, "ai.onnx.ml": ML_OPSET},
+            options=conversion_options,
+        )
     except (MissingShapeCalculator, MissingConverter) as exc:
         raise ExportError(_unsupported_message(model, str(exc))) from exc
     except (RuntimeError, ValueError, TypeError, NotImplementedError) as exc:
-        raise ExportError(f"skl2onnx could not convert {_describe(model)} at opset "
-                          f"{options.opset}: {type(exc).__name__}: {_first_line(exc)}. Try "
-                          "another --opset, or simplify the offending step") from exc
+        raise ExportError(
+            f"skl2onnx could not convert {_describe(model)} at opset "
+            f"{options.opset}: {type(exc).__name__}: {_first_line(exc)}. Try "
+            "another --opset, or simplify the offending step"
+        ) from exc
 
 
 def _unsupported_message(model: Any, detail: str) -> str:
     import skl2onnx
 
-    bad = [(path, step) for path, step in _walk(model, "model") if type(step).__qualname__ in detail]
-    where = (f"step {bad[-1][0]!r} ({_describe(bad[-1][1])})" if bad else _describe(model))
-    return (f"{where} has no ONNX converter in skl2onnx {skl2onnx.__version__}. Replace it with a "
-            "supported estimator (logistic/linear models, tree ensembles, "
-            "HistGradientBoosting, MLP, scalers, encoders, imputers...) or register a custom "
-            "converter with skl2onnx.update_registered_converter")
+    bad = [
+        (path, step) for path, step in _walk(model, "model") if type(step).__qualname__ in detail
+    ]
+    where = f"step {bad[-1][0]!r} ({_describe(bad[-1][1])})" if bad else _describe(model)
+    return (
+        f"{where} has no ONNX converter in skl2onnx {skl2onnx.__version__}. Replace it with a "
+        "supported estimator (logistic/linear models, tree ensembles, "
+        "HistGradientBoosting, MLP, scalers, encoders, imputers...) or register a custom "
+        "converter with skl2onnx.update_registered_converter"
+    )
 
 
 def _walk(step: Any, path: str) -> list[tuple[str, Any]]:
@@ -184,8 +211,10 @@ def _rename_outputs(onx: Any, names: tuple[str, ...]) -> list[str]:
     if not names:
         return current
     if len(names) != len(current):
-        raise ExportError(f"--output-names gives {len(names)} names; the model has "
-                          f"{len(current)} outputs {current}")
+        raise ExportError(
+            f"--output-names gives {len(names)} names; the model has "
+            f"{len(current)} outputs {current}"
+        )
     renames = dict(zip(current, names))
     for node in onx.graph.node:
         node.output[:] = [renames.get(o, o) for o in node.output]
@@ -194,16 +223,30 @@ def _rename_outputs(onx: Any, names: tuple[str, ...]) -> list[str]:
     return list(names)
 
 
-def _parity(model: Any, framework_input: Any, got: dict[str, np.ndarray], names: list[str],
-            options: ExportOptions, rows: int) -> ParityReport:
+def _parity(
+    model: Any,
+    framework_input: Any,
+    got: dict[str, np.ndarray],
+    names: list[str],
+    options: ExportOptions,
+    rows: int,
+) -> ParityReport:
     """Compare positionally: skl2onnx emits (label, probabilities/scores) or (variable,)."""
     atol, rtol = options.atol, options.rtol
     results: list[OutputParity] = []
     if hasattr(model, "predict_proba") and len(names) == 2:
         proba = np.asarray(model.predict_proba(framework_input))
         results.append(compare_values(names[1], got[names[1]], proba, atol, rtol))
-        results.append(compare_labels(names[0], got[names[0]], model.predict(framework_input),
-                                      top_two_margin(proba), atol, rtol))
+        results.append(
+            compare_labels(
+                names[0],
+                got[names[0]],
+                model.predict(framework_input),
+                top_two_margin(proba),
+                atol,
+                rtol,
+            )
+        )
     else:
         expected = np.asarray(model.predict(framework_input))
         first = got[names[0]]
@@ -224,5 +267,8 @@ def _first_line(exc: BaseException) -> str:
 
 
 def _missing(value: Any) -> bool:
-    return value is None or (isinstance(value, float) and np.isnan(value)) or (
-        type(value).__name__ == "NAType")
+    return (
+        value is None
+        or (isinstance(value, float) and np.isnan(value))
+        or (type(value).__name__ == "NAType")
+    )

@@ -12,15 +12,13 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
-from engine.errors import ExportError
 from engine.training.export_options import ExportOptions, ExportResult, staged_output
 from engine.training.export_sklearn import ML_OPSET, table_inputs
 from engine.training.export_torch import torch_to_onnx
 from engine.training.samples import Sample
 from engine.training.torch_mlp import TorchTabularModel
 from engine.training.validate import (
+    OutputParity,
     ParityReport,
     check_onnx,
     compare_labels,
@@ -30,13 +28,16 @@ from engine.training.validate import (
     top_two_margin,
 )
 
+from engine.errors import ExportError
+
 __all__ = ["export_tabular_torch"]
 
 _FEATURES = "features"
 
 
-def export_tabular_torch(model: TorchTabularModel, sample: Sample, out: str | Path,
-                         options: ExportOptions | None = None) -> ExportResult:
+def export_tabular_torch(
+    model: TorchTabularModel, sample: Sample, out: str | Path, options: ExportOptions | None = None
+) -> ExportResult:
     """Convert both halves, merge, write ``out`` (only if valid), compare with torch."""
     import onnx
     import torch
@@ -44,18 +45,25 @@ def export_tabular_torch(model: TorchTabularModel, sample: Sample, out: str | Pa
 
     options = options or ExportOptions()
     if sample.table is None:
-        raise ExportError(f"sample {sample.source!r}: the tabular torch family takes a table "
-                          "(.csv or .parquet) with the training columns")
+        raise ExportError(
+            f"sample {sample.source!r}: the tabular torch family takes a table "
+            "(.csv or .parquet) with the training columns"
+        )
     columns = [str(c) for c in model.preprocessor.feature_names_in_]
     batch = None if options.dynamic_batch else sample.rows
     feeds, frame, types = table_inputs(sample.table, columns, batch, sample.source)
     default_names = ["label", "probabilities"] if model.task == "classification" else ["variable"]
     output_names = list(options.output_names) or default_names
     if len(output_names) != len(default_names):
-        raise ExportError(f"--output-names gives {len(output_names)} names; the model has "
-                          f"{len(default_names)} outputs {default_names}")
-    pre = convert_sklearn(model.preprocessor, initial_types=types,
-                          target_opset={"": options.opset, "ai.onnx.ml": ML_OPSET})
+        raise ExportError(
+            f"--output-names gives {len(output_names)} names; the model has "
+            f"{len(default_names)} outputs {default_names}"
+        )
+    pre = convert_sklearn(
+        model.preprocessor,
+        initial_types=types,
+        target_opset={"": options.opset, "ai.onnx.ml": ML_OPSET},
+    )
     features = torch.from_numpy(model.features(frame))
     with tempfile.TemporaryDirectory() as tmp:
         mlp_path = Path(tmp) / "mlp.onnx"
@@ -68,14 +76,19 @@ def export_tabular_torch(model: TorchTabularModel, sample: Sample, out: str | Pa
         check_onnx(staged)
         got = run_onnx(staged, feeds)
         atol, rtol = options.atol, options.rtol
+        results: tuple[OutputParity, ...]
         if model.task == "classification":
             label, proba = output_names
-            results = (compare_values(proba, got[proba], expected[1], atol, rtol),
-                       compare_labels(label, got[label], expected[0], top_two_margin(expected[1]),
-                                      atol, rtol))
+            results = (
+                compare_values(proba, got[proba], expected[1], atol, rtol),
+                compare_labels(
+                    label, got[label], expected[0], top_two_margin(expected[1]), atol, rtol
+                ),
+            )
         else:
-            results = (compare_values(output_names[0], got[output_names[0]], expected[0], atol,
-                                      rtol),)
+            results = (
+                compare_values(output_names[0], got[output_names[0]], expected[0], atol, rtol),
+            )
         parity = ParityReport(atol, rtol, sample.rows, results)
         parity.raise_if_failed()
         inputs, outputs = engine_signature(staged)
@@ -91,8 +104,10 @@ def _merge(pre: Any, mlp: Any, output_names: list[str], opset: int) -> Any:
         try:
             pre = version_converter.convert_version(pre, _default_opset(mlp))
         except Exception as exc:  # the converter raises bare RuntimeErrors from C++
-            raise ExportError(f"cannot lift the preprocessing graph from opset "
-                              f"{_default_opset(pre)} to {_default_opset(mlp)}: {exc}") from exc
+            raise ExportError(
+                f"cannot lift the preprocessing graph from opset "
+                f"{_default_opset(pre)} to {_default_opset(mlp)}: {exc}"
+            ) from exc
 
     # Both halves at one IR version (the newer one reads the older's graphs unchanged).
     ir_version = max(pre.ir_version, mlp.ir_version)
@@ -102,8 +117,9 @@ def _merge(pre: Any, mlp: Any, output_names: list[str], opset: int) -> Any:
     pre = compose.add_prefix(pre, "preprocess/", rename_inputs=False)
     pre_output = pre.graph.output[0].name
     try:
-        merged = compose.merge_models(pre, mlp, io_map=[(pre_output, _FEATURES)],
-                                      outputs=output_names)
+        merged = compose.merge_models(
+            pre, mlp, io_map=[(pre_output, _FEATURES)], outputs=output_names
+        )
     except (ValueError, onnx.checker.ValidationError) as exc:
         raise ExportError(f"cannot join the preprocessing and MLP graphs: {exc}") from exc
     merged.graph.name = "tabular_torch_mlp"
@@ -111,4 +127,4 @@ def _merge(pre: Any, mlp: Any, output_names: list[str], opset: int) -> Any:
 
 
 def _default_opset(model: Any) -> int:
-    return next(o.version for o in model.opset_import if o.domain in ("", "ai.onnx"))
+    return int(next(o.version for o in model.opset_import if o.domain in ("", "ai.onnx")))

@@ -32,22 +32,19 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-
-from engine.errors import ExportError
 from engine.training.export_options import ExportOptions, ExportResult, staged_output
 from engine.training.samples import Sample
 from engine.training.validate import (
-    OutputParity,
     ParityReport,
     check_onnx,
-    compare_labels,
     compare_values,
     engine_signature,
     run_onnx,
-    top_two_margin,
 )
 
-__all__ = ["load_torch_model", "export_torch", "torch_to_onnx"]
+from engine.errors import ExportError
+
+__all__ = ["export_torch", "load_torch_model", "torch_to_onnx"]
 
 
 def load_torch_model(spec: str, state_dict: str | Path | None = None) -> Any:
@@ -58,13 +55,15 @@ def load_torch_model(spec: str, state_dict: str | Path | None = None) -> Any:
             raise ExportError("--state-dict applies to a module:attr path, not to a file")
         return _load_file(path)
     if ":" not in spec:
-        raise ExportError(f"torch model {spec!r} is neither an existing file nor a "
-                          "'package.module:attr' path")
+        raise ExportError(
+            f"torch model {spec!r} is neither an existing file nor a 'package.module:attr' path"
+        )
     return _load_object(spec, state_dict)
 
 
-def export_torch(model: Any, sample: Sample, out: str | Path,
-                 options: ExportOptions | None = None) -> ExportResult:
+def export_torch(
+    model: Any, sample: Sample, out: str | Path, options: ExportOptions | None = None
+) -> ExportResult:
     """Export ``model`` traced on ``sample``, write ``out`` (only if valid), compare outputs.
 
     Raises ExportError for an operator torch cannot export, a sample that does not fit the
@@ -76,38 +75,53 @@ def export_torch(model: Any, sample: Sample, out: str | Path,
     arrays = sample.arrays if sample.arrays is not None else {"input": sample.as_matrix()}
     input_names = list(options.input_names) or list(arrays)
     if len(input_names) != len(arrays):
-        raise ExportError(f"--input-names gives {len(input_names)} names; the sample holds "
-                          f"{len(arrays)} arrays ({', '.join(arrays)})")
+        raise ExportError(
+            f"--input-names gives {len(input_names)} names; the sample holds "
+            f"{len(arrays)} arrays ({', '.join(arrays)})"
+        )
     feeds = {name: np.ascontiguousarray(a) for name, a in zip(input_names, arrays.values())}
     tensors = tuple(torch.from_numpy(a) for a in feeds.values())
     expected = _reference(model, tensors)
     output_names = list(options.output_names) or (
-        ["output"] if len(expected) == 1 else [f"output_{i}" for i in range(len(expected))])
+        ["output"] if len(expected) == 1 else [f"output_{i}" for i in range(len(expected))]
+    )
     if len(output_names) != len(expected):
-        raise ExportError(f"--output-names gives {len(output_names)} names; the model returns "
-                          f"{len(expected)} outputs")
+        raise ExportError(
+            f"--output-names gives {len(output_names)} names; the model returns "
+            f"{len(expected)} outputs"
+        )
     with staged_output(out) as staged:
         torch_to_onnx(model, tensors, input_names, output_names, options, staged)
         check_onnx(staged)
         got = run_onnx(staged, feeds)
-        results = tuple(compare_values(n, got[n], e, options.atol, options.rtol)
-                        for n, e in zip(output_names, expected))
+        results = tuple(
+            compare_values(n, got[n], e, options.atol, options.rtol)
+            for n, e in zip(output_names, expected)
+        )
         parity = ParityReport(options.atol, options.rtol, sample.rows, results)
         parity.raise_if_failed()
         inputs, outputs = engine_signature(staged)
     return ExportResult(Path(out), "torch", options.opset, inputs, outputs, parity)
 
 
-def torch_to_onnx(model: Any, tensors: Sequence[Any], input_names: Sequence[str],
-                  output_names: Sequence[str], options: ExportOptions, path: Path) -> None:
+def torch_to_onnx(
+    model: Any,
+    tensors: Sequence[Any],
+    input_names: Sequence[str],
+    output_names: Sequence[str],
+    options: ExportOptions,
+    path: Path,
+) -> None:
     """The one call into torch's exporter; its failures become ExportError naming the cause."""
     import torch
 
     is_program = isinstance(model, torch.export.ExportedProgram)
     if options.dynamic_batch and not is_program and tensors and tensors[0].shape[0] < 2:
         # torch.export specialises a dimension of size 0 or 1 to a constant.
-        raise ExportError("a dynamic batch axis needs a sample of at least 2 rows; this one has "
-                          f"{tensors[0].shape[0]} (or pass --no-dynamic-batch)")
+        raise ExportError(
+            "a dynamic batch axis needs a sample of at least 2 rows; this one has "
+            f"{tensors[0].shape[0]} (or pass --no-dynamic-batch)"
+        )
     dynamic_shapes = None
     if options.dynamic_batch and not is_program:
         batch = torch.export.Dim("batch")
@@ -116,10 +130,18 @@ def torch_to_onnx(model: Any, tensors: Sequence[Any], input_names: Sequence[str]
         model.eval()
     try:
         with _quiet_exporter():
-            torch.onnx.export(model, tuple(tensors), str(path), dynamo=True,
-                              input_names=list(input_names), output_names=list(output_names),
-                              opset_version=options.opset, dynamic_shapes=dynamic_shapes,
-                              external_data=False, verbose=False)
+            torch.onnx.export(
+                model,
+                tuple(tensors),
+                str(path),
+                dynamo=True,
+                input_names=list(input_names),
+                output_names=list(output_names),
+                opset_version=options.opset,
+                dynamic_shapes=dynamic_shapes,
+                external_data=False,
+                verbose=False,
+            )
     except Exception as exc:  # torch raises many unrelated types; all mean "not exportable"
         raise ExportError(_explain_torch_failure(exc, options.opset)) from exc
 
@@ -133,8 +155,9 @@ def _reference(model: Any, tensors: tuple[Any, ...]) -> list[np.ndarray]:
             out = module(*tensors)
     except Exception as exc:  # a sample that does not fit: wrong width, dtype or arity
         shapes = ", ".join(f"{tuple(t.shape)} {t.dtype}" for t in tensors)
-        raise ExportError(f"the model fails on the sample ({shapes}): {type(exc).__name__}: "
-                          f"{_first_line(exc)}") from exc
+        raise ExportError(
+            f"the model fails on the sample ({shapes}): {type(exc).__name__}: {_first_line(exc)}"
+        ) from exc
     outs = out if isinstance(out, (tuple, list)) else (out,)
     if not all(isinstance(o, torch.Tensor) for o in outs):
         kinds = [type(o).__name__ for o in outs]
@@ -154,15 +177,20 @@ def _load_file(path: Path) -> Any:
                 "and its modules are not exported here. Save an ExportedProgram instead: "
                 "torch.export.save(torch.export.export(module, (example,), dynamic_shapes="
                 "({0: torch.export.Dim('batch')},)), 'model.pt2'), or pass "
-                "package.module:attr")
+                "package.module:attr"
+            )
     if path.suffix != ".pt2":
-        raise ExportError(f"{str(path)!r} is not a .pt2 ExportedProgram; a weights checkpoint "
-                          "needs its module class: pass package.module:attr --state-dict FILE")
+        raise ExportError(
+            f"{str(path)!r} is not a .pt2 ExportedProgram; a weights checkpoint "
+            "needs its module class: pass package.module:attr --state-dict FILE"
+        )
     try:
         return torch.export.load(str(path))
     except Exception as exc:  # corrupt or foreign archive
-        raise ExportError(f"cannot load {str(path)!r} with torch.export.load: "
-                          f"{type(exc).__name__}: {_first_line(exc)}") from exc
+        raise ExportError(
+            f"cannot load {str(path)!r} with torch.export.load: "
+            f"{type(exc).__name__}: {_first_line(exc)}"
+        ) from exc
 
 
 def _load_object(spec: str, state_dict: str | Path | None) -> Any:
@@ -172,16 +200,19 @@ def _load_object(spec: str, state_dict: str | Path | None) -> Any:
     try:
         obj: Any = importlib.import_module(module_name)
     except ImportError as exc:
-        raise ExportError(f"cannot import {module_name!r} for {spec!r}: {exc}. Is it on "
-                          "PYTHONPATH (or the current directory)?") from exc
+        raise ExportError(
+            f"cannot import {module_name!r} for {spec!r}: {exc}. Is it on "
+            "PYTHONPATH (or the current directory)?"
+        ) from exc
     for part in attr.split("."):
         if not hasattr(obj, part):
             raise ExportError(f"{spec!r}: {type(obj).__name__} {obj!r} has no attribute {part!r}")
         obj = getattr(obj, part)
     if not isinstance(obj, torch.nn.Module):
         if not callable(obj):
-            raise ExportError(f"{spec!r} is a {type(obj).__name__}, not an nn.Module or a "
-                              "callable returning one")
+            raise ExportError(
+                f"{spec!r} is a {type(obj).__name__}, not an nn.Module or a callable returning one"
+            )
         obj = obj()
         if not isinstance(obj, torch.nn.Module):
             raise ExportError(f"{spec!r}() returned a {type(obj).__name__}, not an nn.Module")
@@ -198,15 +229,17 @@ def _load_weights(module: Any, path: Path) -> None:
     try:
         weights = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # pickle errors of any kind
-        raise ExportError(f"cannot read weights from {str(path)!r}: {type(exc).__name__}: "
-                          f"{_first_line(exc)}") from exc
+        raise ExportError(
+            f"cannot read weights from {str(path)!r}: {type(exc).__name__}: {_first_line(exc)}"
+        ) from exc
     if isinstance(weights, dict) and isinstance(weights.get("state_dict"), dict):
         weights = weights["state_dict"]
     try:
         module.load_state_dict(weights, strict=True)
     except RuntimeError as exc:
-        raise ExportError(f"weights in {str(path)!r} do not fit the module: "
-                          f"{_first_line(exc)}") from exc
+        raise ExportError(
+            f"weights in {str(path)!r} do not fit the module: {_first_line(exc)}"
+        ) from exc
 
 
 @contextmanager
@@ -218,8 +251,9 @@ def _quiet_exporter() -> Iterator[None]:
     logger.setLevel(logging.ERROR)
     try:
         with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message=r"`isinstance\(treespec, LeafSpec\)`",
-                                    category=FutureWarning)
+            warnings.filterwarnings(
+                "ignore", message=r"`isinstance\(treespec, LeafSpec\)`", category=FutureWarning
+            )
             yield
     finally:
         logger.setLevel(level)
@@ -227,21 +261,29 @@ def _quiet_exporter() -> Iterator[None]:
 
 def _explain_torch_failure(exc: BaseException, opset: int) -> str:
     text = _strip_colours(str(exc))
-    ops = re.findall(r"No ONNX function found for <OpOverload\(op='([^']+)', overload='([^']+)'",
-                     text)
+    ops = re.findall(
+        r"No ONNX function found for <OpOverload\(op='([^']+)', overload='([^']+)'", text
+    )
     if ops:
         names = ", ".join(sorted({f"{op}.{overload}" for op, overload in ops}))
-        return (f"torch.onnx has no ONNX translation at opset {opset} for operator {names}. "
-                "Rewrite that part of the model with supported operations, give a translation "
-                "with torch.onnx.export(custom_translation_table=...), or try another --opset")
+        return (
+            f"torch.onnx has no ONNX translation at opset {opset} for operator {names}. "
+            "Rewrite that part of the model with supported operations, give a translation "
+            "with torch.onnx.export(custom_translation_table=...), or try another --opset"
+        )
     # torch puts the root cause after "## Exception summary"; its own first line is generic.
     summary = text.partition("## Exception summary")[2].strip()
     cause = summary.splitlines()[0] if summary else _first_line(exc)
-    step = ("capturing the model with torch.export" if "step 1/3" in text
-            else "translating the captured graph to ONNX")
-    return (f"torch.onnx failed while {step}: {type(exc).__name__}: {cause}. Make the model's "
-            "forward exportable (no data-dependent Python control flow; tensors in and out), "
-            "or export it yourself to .pt2 with torch.export and pass that file")
+    step = (
+        "capturing the model with torch.export"
+        if "step 1/3" in text
+        else "translating the captured graph to ONNX"
+    )
+    return (
+        f"torch.onnx failed while {step}: {type(exc).__name__}: {cause}. Make the model's "
+        "forward exportable (no data-dependent Python control flow; tensors in and out), "
+        "or export it yourself to .pt2 with torch.export and pass that file"
+    )
 
 
 def _strip_colours(text: str) -> str:
@@ -251,5 +293,3 @@ def _strip_colours(text: str) -> str:
 def _first_line(exc: BaseException) -> str:
     text = _strip_colours(str(exc)).strip()
     return text.splitlines()[0] if text else type(exc).__name__
-
-

@@ -14,10 +14,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-
 from engine.training.datasets import TabularDataset
 
-__all__ = ["fingerprint_dataset", "training_code_revision", "make_lineage", "register_model"]
+__all__ = ["fingerprint_dataset", "make_lineage", "register_model", "training_code_revision"]
 
 
 def fingerprint_dataset(data: TabularDataset) -> str:
@@ -48,19 +47,42 @@ def training_code_revision() -> str | None:
     return code_revision(Path(__file__).resolve().parent)
 
 
-def make_lineage(data_fingerprint: str, *, parent: str | None = None,
-                 created_by: str | None = None) -> dict[str, Any]:
-    return {"data_fingerprint": data_fingerprint, "code_revision": training_code_revision(),
-            "parent": parent, "transform_spec": None, "created_by": created_by}
+def make_lineage(
+    data_fingerprint: str, *, parent: str | None = None, created_by: str | None = None
+) -> dict[str, Any]:
+    return {
+        "data_fingerprint": data_fingerprint,
+        "code_revision": training_code_revision(),
+        "parent": parent,
+        "transform_spec": None,
+        "created_by": created_by,
+    }
 
 
-def register_model(path: str | Path, name: str, *, metrics: dict[str, float],
-                   params: dict[str, Any], tags: dict[str, str], lineage: dict[str, Any],
-                   alias: str | None = None, description: str | None = None,
-                   home: str | Path | None = None, registry_url: str | None = None) -> Any:
+def register_model(
+    path: str | Path,
+    name: str,
+    *,
+    metrics: dict[str, float],
+    params: dict[str, Any],
+    tags: dict[str, str],
+    lineage: dict[str, Any],
+    alias: str | None = None,
+    description: str | None = None,
+    home: str | Path | None = None,
+    registry_url: str | None = None,
+) -> Any:
     """Register ``path`` as the next version of ``name``; returns the ``ModelVersion``."""
     from engine.registry import Registry
 
     with Registry(home=home, url=registry_url) as registry:
-        return registry.register(name, path, metrics=metrics, params=params, tags=tags,
-                                 lineage=lineage, alias=alias, description=description)
+        return registry.register(
+            name,
+            path,
+            metrics=metrics,
+            params=params,
+            tags=tags,
+            lineage=lineage,
+            alias=alias,
+            description=description,
+        )

@@ -11,8 +11,9 @@ import numpy as np
 __all__ = ["classification_metrics", "regression_metrics"]
 
 
-def classification_metrics(y_true: np.ndarray, probabilities: np.ndarray,
-                           classes: np.ndarray) -> dict[str, float]:
+def classification_metrics(
+    y_true: np.ndarray, probabilities: np.ndarray, classes: np.ndarray
+) -> dict[str, float]:
     """``accuracy``, ``auc`` (one-vs-rest macro for more than two classes) and ``log_loss``.
 
     ``probabilities`` is ``[rows, len(classes)]`` in the order of ``classes``.

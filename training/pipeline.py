@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-
 from engine.training.datasets import TabularDataset
 from engine.training.export_options import ExportOptions, ExportResult
 from engine.training.families import (
@@ -27,7 +26,7 @@ from engine.training.metrics import classification_metrics, regression_metrics
 from engine.training.samples import Sample
 from engine.training.torch_mlp import TorchTrainParams
 
-__all__ = ["TrainedModel", "train_tabular", "evaluate", "export_trained"]
+__all__ = ["TrainedModel", "evaluate", "export_trained", "train_tabular"]
 
 
 @dataclass
@@ -43,14 +42,22 @@ class TrainedModel:
     notes: list[str] = field(default_factory=list)
 
 
-def train_tabular(data: TabularDataset, family: str, seed: int = 0, *,
-                  sklearn_params: dict[str, Any] | None = None,
-                  torch_params: TorchTrainParams | None = None) -> TrainedModel:
+def train_tabular(
+    data: TabularDataset,
+    family: str,
+    seed: int = 0,
+    *,
+    sklearn_params: dict[str, Any] | None = None,
+    torch_params: TorchTrainParams | None = None,
+) -> TrainedModel:
     """Fit ``family`` on all of ``data`` (pass the training split) with a fixed seed."""
     if family not in FAMILIES:
         raise ValueError(f"unknown model family {family!r}; known: {list(FAMILIES)}")
-    params: dict[str, Any] = {"family": family, "seed": seed,
-                              "preprocessing": describe_preprocessing(data, family)}
+    params: dict[str, Any] = {
+        "family": family,
+        "seed": seed,
+        "preprocessing": describe_preprocessing(data, family),
+    }
     with warnings.catch_warnings(record=True) as caught:
         # Convergence warnings are results worth recording, not failures of the run.
         warnings.simplefilter("always", _convergence_warning())
@@ -77,14 +84,17 @@ def evaluate(trained: TrainedModel, data: TabularDataset) -> dict[str, float]:
     """The task's metrics of ``trained`` on ``data`` (normally the validation split)."""
     if trained.task == "classification":
         proba = trained.model.predict_proba(data.features)
-        classes = (trained.model.classes if trained.framework == "torch"
-                   else trained.model.classes_)
+        classes = trained.model.classes if trained.framework == "torch" else trained.model.classes_
         return classification_metrics(data.target, proba, np.asarray(classes))
     return regression_metrics(data.target, trained.model.predict(data.features))
 
 
-def export_trained(trained: TrainedModel, sample: TabularDataset, out: str | Path,
-                   options: ExportOptions | None = None) -> ExportResult:
+def export_trained(
+    trained: TrainedModel,
+    sample: TabularDataset,
+    out: str | Path,
+    options: ExportOptions | None = None,
+) -> ExportResult:
     """Export to ``out`` and validate parity on ``sample``'s features."""
     table = Sample(f"{sample.name} ({len(sample.target)} rows)", table=sample.features)
     if trained.framework == "torch":
@@ -99,7 +109,8 @@ def export_trained(trained: TrainedModel, sample: TabularDataset, out: str | Pat
 def _convergence_warning() -> type[Warning]:
     from sklearn.exceptions import ConvergenceWarning
 
-    return ConvergenceWarning
+    category: type[Warning] = ConvergenceWarning
+    return category
 
 
 def _json_safe(params: dict[str, Any]) -> dict[str, Any]:

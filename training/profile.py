@@ -49,29 +49,47 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["SCHEMA_VERSION", "profile_frame", "profile_array", "numeric_profile",
-           "categorical_profile", "assign_bins", "save_profile", "load_profile"]
+__all__ = [
+    "SCHEMA_VERSION",
+    "assign_bins",
+    "categorical_profile",
+    "load_profile",
+    "numeric_profile",
+    "profile_array",
+    "profile_frame",
+    "save_profile",
+]
 
 SCHEMA_VERSION = 1
 
 
-def profile_frame(frame: Any, numeric: Sequence[str], categorical: Sequence[str], *,
-                  bins: int = 10, top_k: int = 20) -> dict[str, Any]:
+def profile_frame(
+    frame: Any,
+    numeric: Sequence[str],
+    categorical: Sequence[str],
+    *,
+    bins: int = 10,
+    top_k: int = 20,
+) -> dict[str, Any]:
     """The profile of a pandas DataFrame's ``numeric`` and ``categorical`` columns."""
     missing = [c for c in [*numeric, *categorical] if c not in frame.columns]
     if missing:
         raise ValueError(f"columns {missing} are not in the frame; it has {list(frame.columns)}")
     features: dict[str, Any] = {}
     for name in numeric:
-        features[name] = numeric_profile(frame[name].to_numpy(dtype=np.float64, na_value=np.nan),
-                                         bins=bins, dtype=str(frame[name].dtype))
+        features[name] = numeric_profile(
+            frame[name].to_numpy(dtype=np.float64, na_value=np.nan),
+            bins=bins,
+            dtype=str(frame[name].dtype),
+        )
     for name in categorical:
         features[name] = categorical_profile(frame[name].tolist(), top_k=top_k)
-    return {"schema_version": SCHEMA_VERSION, "row_count": int(len(frame)), "features": features}
+    return {"schema_version": SCHEMA_VERSION, "row_count": len(frame), "features": features}
 
 
-def profile_array(array: np.ndarray, names: Sequence[str] | None = None, *,
-                  bins: int = 10) -> dict[str, Any]:
+def profile_array(
+    array: np.ndarray, names: Sequence[str] | None = None, *, bins: int = 10
+) -> dict[str, Any]:
     """The profile of a 2-D numeric array; columns are named ``names`` or ``x0, x1, ...``."""
     array = np.asarray(array)
     if array.ndim != 2:
@@ -79,14 +97,20 @@ def profile_array(array: np.ndarray, names: Sequence[str] | None = None, *,
     names = list(names) if names is not None else [f"x{i}" for i in range(array.shape[1])]
     if len(names) != array.shape[1]:
         raise ValueError(f"{len(names)} names for {array.shape[1]} columns")
-    features = {name: numeric_profile(array[:, i].astype(np.float64), bins=bins,
-                                      dtype=str(array.dtype))
-                for i, name in enumerate(names)}
-    return {"schema_version": SCHEMA_VERSION, "row_count": int(array.shape[0]),
-            "features": features}
+    features = {
+        name: numeric_profile(array[:, i].astype(np.float64), bins=bins, dtype=str(array.dtype))
+        for i, name in enumerate(names)
+    }
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "row_count": int(array.shape[0]),
+        "features": features,
+    }
 
 
-def numeric_profile(values: np.ndarray, *, bins: int = 10, dtype: str = "float64") -> dict[str, Any]:
+def numeric_profile(
+    values: np.ndarray, *, bins: int = 10, dtype: str = "float64"
+) -> dict[str, Any]:
     """Statistics and quantile bins of one numeric column (see the module docstring)."""
     if bins < 1:
         raise ValueError(f"bins must be >= 1; was {bins}")
@@ -94,10 +118,16 @@ def numeric_profile(values: np.ndarray, *, bins: int = 10, dtype: str = "float64
     count = int(values.size)
     finite = values[~np.isnan(values)]
     profile: dict[str, Any] = {
-        "kind": "numeric", "dtype": dtype, "count": count,
+        "kind": "numeric",
+        "dtype": dtype,
+        "count": count,
         "nan_fraction": _ratio(count - finite.size, count),
-        "mean": None, "std": None, "min": None, "max": None,
-        "bin_edges": [], "bin_proportions": [],
+        "mean": None,
+        "std": None,
+        "min": None,
+        "max": None,
+        "bin_edges": [],
+        "bin_proportions": [],
     }
     if finite.size == 0:
         return profile
@@ -105,12 +135,16 @@ def numeric_profile(values: np.ndarray, *, bins: int = 10, dtype: str = "float64
     if edges.size == 1:  # constant column: one bin [v, v]
         edges = np.array([edges[0], edges[0]])
     counts = np.bincount(assign_bins(edges, finite), minlength=edges.size - 1)
-    profile.update({
-        "mean": _num(finite.mean()), "std": _num(finite.std()),
-        "min": _num(finite.min()), "max": _num(finite.max()),
-        "bin_edges": [_num(e) for e in edges],
-        "bin_proportions": [_num(c / finite.size) for c in counts],
-    })
+    profile.update(
+        {
+            "mean": _num(finite.mean()),
+            "std": _num(finite.std()),
+            "min": _num(finite.min()),
+            "max": _num(finite.max()),
+            "bin_edges": [_num(e) for e in edges],
+            "bin_proportions": [_num(c / finite.size) for c in counts],
+        }
+    )
     return profile
 
 
@@ -125,7 +159,9 @@ def categorical_profile(values: Iterable[Any], *, top_k: int = 20) -> dict[str, 
     total = len(present)
     top_count = sum(c for _, c in ranked)
     return {
-        "kind": "categorical", "dtype": "string", "count": len(values),
+        "kind": "categorical",
+        "dtype": "string",
+        "count": len(values),
         "missing_fraction": _ratio(len(values) - total, len(values)),
         "distinct": len(counts),
         "categories": [v for v, _ in ranked],
@@ -152,15 +188,20 @@ def save_profile(profile: dict[str, Any], path: str | Path) -> Path:
 def load_profile(path: str | Path) -> dict[str, Any]:
     profile: dict[str, Any] = json.loads(Path(path).read_text())
     if profile.get("schema_version") != SCHEMA_VERSION:
-        raise ValueError(f"profile {str(path)!r} has schema_version "
-                         f"{profile.get('schema_version')!r}; this build reads {SCHEMA_VERSION}")
+        raise ValueError(
+            f"profile {str(path)!r} has schema_version "
+            f"{profile.get('schema_version')!r}; this build reads {SCHEMA_VERSION}"
+        )
     return profile
 
 
 def _is_missing(value: Any) -> bool:
     # None, float NaN (numpy NaN included) and pandas.NA (without importing pandas here).
-    return (value is None or (isinstance(value, float) and math.isnan(value))
-            or type(value).__name__ == "NAType")
+    return (
+        value is None
+        or (isinstance(value, float) and math.isnan(value))
+        or type(value).__name__ == "NAType"
+    )
 
 
 def _ratio(part: int, whole: int) -> float:

@@ -22,7 +22,7 @@ import numpy as np
 
 from engine.errors import ExportError
 
-__all__ = ["Sample", "read_sample", "SAMPLE_SUFFIXES"]
+__all__ = ["SAMPLE_SUFFIXES", "Sample", "read_sample"]
 
 SAMPLE_SUFFIXES = (".npy", ".npz", ".csv", ".parquet")
 
@@ -38,7 +38,7 @@ class Sample:
     @property
     def rows(self) -> int:
         if self.table is not None:
-            return int(len(self.table))
+            return len(self.table)
         assert self.arrays is not None
         return int(next(iter(self.arrays.values())).shape[0])
 
@@ -46,17 +46,23 @@ class Sample:
         """The sample as one 2-D float32 matrix (tables: every column must be numeric)."""
         if self.arrays is not None:
             if len(self.arrays) != 1:
-                raise ExportError(f"sample {self.source!r} holds {len(self.arrays)} arrays "
-                                  f"({', '.join(self.arrays)}); this model takes one input")
+                raise ExportError(
+                    f"sample {self.source!r} holds {len(self.arrays)} arrays "
+                    f"({', '.join(self.arrays)}); this model takes one input"
+                )
             return next(iter(self.arrays.values()))
         import pandas as pd
 
         frame = self.table
+        assert frame is not None  # exactly one of table/arrays is set
         text = [c for c in frame.columns if not pd.api.types.is_numeric_dtype(frame[c])]
         if text:
-            raise ExportError(f"sample {self.source!r} has non-numeric columns {text}; this model "
-                              "takes one numeric matrix, so give numeric columns only (or .npy)")
-        return frame.to_numpy(dtype=np.float32)
+            raise ExportError(
+                f"sample {self.source!r} has non-numeric columns {text}; this model "
+                "takes one numeric matrix, so give numeric columns only (or .npy)"
+            )
+        matrix: np.ndarray = frame.to_numpy(dtype=np.float32)
+        return matrix
 
 
 def read_sample(path: str | Path) -> Sample:
@@ -79,8 +85,10 @@ def read_sample(path: str | Path) -> Sample:
         frame = pd.read_csv(path) if suffix == ".csv" else pd.read_parquet(path)
         sample = Sample(str(path), table=frame)
     else:
-        raise ExportError(f"sample file {str(path)!r} has an unknown suffix {suffix!r}; use one "
-                          f"of {', '.join(SAMPLE_SUFFIXES)}")
+        raise ExportError(
+            f"sample file {str(path)!r} has an unknown suffix {suffix!r}; use one "
+            f"of {', '.join(SAMPLE_SUFFIXES)}"
+        )
     if sample.rows == 0:
         raise ExportError(f"sample file {str(path)!r} has no rows")
     if sample.arrays is not None:

@@ -18,11 +18,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-
 from engine.training.datasets import TabularDataset
 from engine.training.families import build_preprocessor
 
-__all__ = ["TorchTrainParams", "TorchTabularModel", "build_mlp", "train_torch_mlp"]
+__all__ = ["TorchTabularModel", "TorchTrainParams", "build_mlp", "train_torch_mlp"]
 
 
 @dataclass(frozen=True)
@@ -41,12 +40,23 @@ class TorchTrainParams:
             raise ValueError(f"hidden must list layer widths >= 1; was {self.hidden!r}")
 
     def to_dict(self) -> dict[str, Any]:
-        return {"hidden": list(self.hidden), "epochs": self.epochs, "batch_size": self.batch_size,
-                "learning_rate": self.learning_rate, "weight_decay": self.weight_decay}
+        return {
+            "hidden": list(self.hidden),
+            "epochs": self.epochs,
+            "batch_size": self.batch_size,
+            "learning_rate": self.learning_rate,
+            "weight_decay": self.weight_decay,
+        }
 
 
-def build_mlp(n_features: int, n_outputs: int, task: str, hidden: tuple[int, ...],
-              target_mean: float = 0.0, target_std: float = 1.0) -> Any:
+def build_mlp(
+    n_features: int,
+    n_outputs: int,
+    task: str,
+    hidden: tuple[int, ...],
+    target_mean: float = 0.0,
+    target_std: float = 1.0,
+) -> Any:
     """An untrained MLP module for ``task`` (see the module docstring for its outputs)."""
     import torch
     from torch import nn
@@ -66,7 +76,8 @@ def build_mlp(n_features: int, n_outputs: int, task: str, hidden: tuple[int, ...
             self.register_buffer("target_std", torch.tensor(target_std, dtype=torch.float32))
 
         def logits(self, x: torch.Tensor) -> torch.Tensor:
-            return self.layers(x)
+            out: torch.Tensor = self.layers(x)
+            return out
 
         def forward(self, x: torch.Tensor) -> Any:
             out = self.layers(x)
@@ -105,12 +116,14 @@ class TorchTabularModel:
     def predict(self, frame: Any) -> np.ndarray:
         if self.task == "classification":
             assert self.classes is not None
-            return self.classes[self.forward(frame)[0]]
+            labels: np.ndarray = self.classes[self.forward(frame)[0]]
+            return labels
         return self.forward(frame)[0].reshape(-1)
 
 
-def train_torch_mlp(data: TabularDataset, seed: int,
-                    params: TorchTrainParams | None = None) -> TorchTabularModel:
+def train_torch_mlp(
+    data: TabularDataset, seed: int, params: TorchTrainParams | None = None
+) -> TorchTabularModel:
     """Fit the preprocessor and train the MLP on ``data`` with Adam, seeded."""
     import torch
     from torch import nn
@@ -134,14 +147,15 @@ def train_torch_mlp(data: TabularDataset, seed: int,
             y = torch.from_numpy(((target - mean) / std).astype(np.float32)).reshape(-1, 1)
             module = build_mlp(x.shape[1], 1, data.task, params.hidden, mean, std)
             loss_fn = nn.MSELoss()
-        optimizer = torch.optim.Adam(module.parameters(), lr=params.learning_rate,
-                                     weight_decay=params.weight_decay)
+        optimizer = torch.optim.Adam(
+            module.parameters(), lr=params.learning_rate, weight_decay=params.weight_decay
+        )
         order = np.random.default_rng(seed)
         module.train()
         for _ in range(params.epochs):
             perm = torch.from_numpy(order.permutation(len(y)))
             for start in range(0, len(y), params.batch_size):
-                rows = perm[start:start + params.batch_size]
+                rows = perm[start : start + params.batch_size]
                 optimizer.zero_grad()
                 loss = loss_fn(module.logits(x[rows]), y[rows])
                 loss.backward()

@@ -21,8 +21,18 @@ import numpy as np
 from engine.errors import EngineError, ExportError
 from engine.signature import TensorSpec
 
-__all__ = ["DEFAULT_ATOL", "DEFAULT_RTOL", "check_onnx", "run_onnx", "engine_signature", "OutputParity",
-           "ParityReport", "compare_values", "compare_labels", "top_two_margin"]
+__all__ = [
+    "DEFAULT_ATOL",
+    "DEFAULT_RTOL",
+    "OutputParity",
+    "ParityReport",
+    "check_onnx",
+    "compare_labels",
+    "compare_values",
+    "engine_signature",
+    "run_onnx",
+    "top_two_margin",
+]
 
 # float32 inference of float64-trained models: differences of 1e-6..1e-5 are normal.
 DEFAULT_ATOL = 1e-4
@@ -52,8 +62,10 @@ def run_onnx(path: str | Path, inputs: Mapping[str, np.ndarray]) -> dict[str, np
         with engine.load(path, config=config) as model:
             return model.predict(dict(inputs))
     except EngineError as exc:
-        raise ExportError(f"the engine could not run the exported model {str(path)!r}: "
-                          f"{type(exc).__name__}: {exc}") from exc
+        raise ExportError(
+            f"the engine could not run the exported model {str(path)!r}: "
+            f"{type(exc).__name__}: {exc}"
+        ) from exc
 
 
 def engine_signature(path: str | Path) -> tuple[tuple[TensorSpec, ...], tuple[TensorSpec, ...]]:
@@ -64,8 +76,10 @@ def engine_signature(path: str | Path) -> tuple[tuple[TensorSpec, ...], tuple[Te
         with engine.load(path, intra_op_threads=1) as model:
             return tuple(model.inputs), tuple(model.outputs)
     except EngineError as exc:
-        raise ExportError(f"the engine could not load the exported model {str(path)!r}: "
-                          f"{type(exc).__name__}: {exc}") from exc
+        raise ExportError(
+            f"the engine could not load the exported model {str(path)!r}: "
+            f"{type(exc).__name__}: {exc}"
+        ) from exc
 
 
 @dataclass(frozen=True)
@@ -84,9 +98,15 @@ class OutputParity:
         return self.mismatches == 0
 
     def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "kind": self.kind, "max_abs_error": self.max_abs_error,
-                "max_rel_error": self.max_rel_error, "mismatches": self.mismatches,
-                "elements": self.elements, "passed": self.passed}
+        return {
+            "name": self.name,
+            "kind": self.kind,
+            "max_abs_error": self.max_abs_error,
+            "max_rel_error": self.max_rel_error,
+            "mismatches": self.mismatches,
+            "elements": self.elements,
+            "passed": self.passed,
+        }
 
 
 @dataclass(frozen=True)
@@ -111,14 +131,23 @@ class ParityReport:
         return max((o.max_rel_error for o in self.outputs), default=0.0)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"atol": self.atol, "rtol": self.rtol, "rows": self.rows, "passed": self.passed,
-                "max_abs_error": self.max_abs_error, "max_rel_error": self.max_rel_error,
-                "outputs": [o.to_dict() for o in self.outputs]}
+        return {
+            "atol": self.atol,
+            "rtol": self.rtol,
+            "rows": self.rows,
+            "passed": self.passed,
+            "max_abs_error": self.max_abs_error,
+            "max_rel_error": self.max_rel_error,
+            "outputs": [o.to_dict() for o in self.outputs],
+        }
 
     def metrics(self) -> dict[str, float]:
         """The figures recorded as registry metrics (``parity_*``)."""
-        return {"parity_max_abs_error": self.max_abs_error,
-                "parity_max_rel_error": self.max_rel_error, "parity_rows": float(self.rows)}
+        return {
+            "parity_max_abs_error": self.max_abs_error,
+            "parity_max_rel_error": self.max_rel_error,
+            "parity_rows": float(self.rows),
+        }
 
     def raise_if_failed(self) -> None:
         failed = [o for o in self.outputs if not o.passed]
@@ -127,21 +156,27 @@ class ParityReport:
         detail = "; ".join(
             f"{o.name}: {o.mismatches} of {o.elements} {'rows' if o.kind == 'labels' else 'values'}"
             f" differ (max abs {o.max_abs_error:.3g}, max rel {o.max_rel_error:.3g})"
-            for o in failed)
-        raise ExportError(f"parity check failed at atol={self.atol:g} rtol={self.rtol:g} on "
-                          f"{self.rows} rows: {detail}. If the difference is float32 rounding, "
-                          "raise --atol/--rtol; otherwise the exported graph computes something "
-                          "else than the original model")
+            for o in failed
+        )
+        raise ExportError(
+            f"parity check failed at atol={self.atol:g} rtol={self.rtol:g} on "
+            f"{self.rows} rows: {detail}. If the difference is float32 rounding, "
+            "raise --atol/--rtol; otherwise the exported graph computes something "
+            "else than the original model"
+        )
 
 
-def compare_values(name: str, actual: np.ndarray, expected: np.ndarray, atol: float,
-                   rtol: float) -> OutputParity:
+def compare_values(
+    name: str, actual: np.ndarray, expected: np.ndarray, atol: float, rtol: float
+) -> OutputParity:
     """Element-wise parity of a numeric output (shapes must agree up to trailing 1s)."""
     actual = np.asarray(actual, dtype=np.float64)
     expected = np.asarray(expected, dtype=np.float64)
     if actual.size != expected.size:
-        raise ExportError(f"output {name!r}: the engine returned shape {actual.shape}, the "
-                          f"framework {expected.shape}")
+        raise ExportError(
+            f"output {name!r}: the engine returned shape {actual.shape}, the "
+            f"framework {expected.shape}"
+        )
     actual = actual.reshape(expected.shape)
     diff = np.abs(actual - expected)
     both_nan = np.isnan(actual) & np.isnan(expected)
@@ -152,14 +187,22 @@ def compare_values(name: str, actual: np.ndarray, expected: np.ndarray, atol: fl
     return OutputParity(name, "values", _max(diff), _max(rel), int((~ok).sum()), int(diff.size))
 
 
-def compare_labels(name: str, actual: np.ndarray, expected: np.ndarray,
-                   tie_margin: np.ndarray | None, atol: float, rtol: float) -> OutputParity:
+def compare_labels(
+    name: str,
+    actual: np.ndarray,
+    expected: np.ndarray,
+    tie_margin: np.ndarray | None,
+    atol: float,
+    rtol: float,
+) -> OutputParity:
     """Row-wise label equality; rows whose ``tie_margin`` is within tolerance may differ."""
     actual = np.asarray(actual).reshape(-1)
     expected = np.asarray(expected).reshape(-1)
     if actual.size != expected.size:
-        raise ExportError(f"output {name!r}: the engine returned {actual.size} labels, the "
-                          f"framework {expected.size}")
+        raise ExportError(
+            f"output {name!r}: the engine returned {actual.size} labels, the "
+            f"framework {expected.size}"
+        )
     differ = _as_comparable(actual) != _as_comparable(expected)
     if tie_margin is not None:
         differ &= np.asarray(tie_margin).reshape(-1) > atol + rtol
@@ -172,7 +215,8 @@ def top_two_margin(probabilities: np.ndarray) -> np.ndarray:
     if probabilities.ndim != 2 or probabilities.shape[1] < 2:
         return np.ones(probabilities.shape[0])
     top = np.sort(probabilities, axis=1)[:, -2:]
-    return top[:, 1] - top[:, 0]
+    margin: np.ndarray = top[:, 1] - top[:, 0]
+    return margin
 
 
 def _as_comparable(labels: np.ndarray) -> np.ndarray:

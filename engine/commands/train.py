@@ -23,17 +23,22 @@ FAMILY_NAMES = ("linear", "hist_gradient_boosting", "random_forest", "mlp", "tor
 def register(subparsers: Any) -> None:
     """Add ``train`` to the ``engine`` parser."""
     p = subparsers.add_parser(
-        "train", help="train an example model, export, validate and register it",
+        "train",
+        help="train an example model, export, validate and register it",
         description="Train an example on local data (synthetic with a fixed seed, or shipped "
-                    "with scikit-learn), evaluate it on a validation split, export it to ONNX, "
-                    "check parity in the engine on the held-out rows, and register it with "
-                    "its lineage and reference profile. Examples: tabular-demo "
-                    "(classification, numeric + categorical columns), regression-demo "
-                    "(regression, numeric + categorical), diabetes-demo (regression, "
-                    "scikit-learn's diabetes data).")
+        "with scikit-learn), evaluate it on a validation split, export it to ONNX, "
+        "check parity in the engine on the held-out rows, and register it with "
+        "its lineage and reference profile. Examples: tabular-demo "
+        "(classification, numeric + categorical columns), regression-demo "
+        "(regression, numeric + categorical), diabetes-demo (regression, "
+        "scikit-learn's diabetes data).",
+    )
     p.add_argument("example", choices=EXAMPLE_NAMES)
-    p.add_argument("--family", choices=FAMILY_NAMES,
-                   help="model family (default: the example's; torch_mlp needs the train extra)")
+    p.add_argument(
+        "--family",
+        choices=FAMILY_NAMES,
+        help="model family (default: the example's; torch_mlp needs the train extra)",
+    )
     p.add_argument("--seed", type=int, default=0, help="seed for data, split and model")
     p.add_argument("--rows", type=int, help="dataset rows (default: the example's)")
     p.add_argument("--valid-fraction", type=float, default=0.25)
@@ -41,12 +46,19 @@ def register(subparsers: Any) -> None:
     p.add_argument("--opset", type=int, default=None, help="ONNX opset (default: 18)")
     p.add_argument("--atol", type=float, default=None, help="parity tolerance (default: 1e-4)")
     p.add_argument("--rtol", type=float, default=None, help="parity tolerance (default: 1e-3)")
-    p.add_argument("--out-dir", type=Path,
-                   help="keep model.onnx and profile.json here (default: a temporary folder)")
+    p.add_argument(
+        "--out-dir",
+        type=Path,
+        help="keep model.onnx and profile.json here (default: a temporary folder)",
+    )
     p.add_argument("--name", help="registered model name (default: the example's name)")
     p.add_argument("--alias", help="point this alias (e.g. production) at the new version")
-    p.add_argument("--no-register", dest="register", action="store_false",
-                   help="stop after export and validation (needs --out-dir)")
+    p.add_argument(
+        "--no-register",
+        dest="register",
+        action="store_false",
+        help="stop after export and validation (needs --out-dir)",
+    )
     p.add_argument("--home", help="registry home (default: $ENGINE_HOME or ~/.engine)")
     p.add_argument("--registry-url", help="SQLAlchemy database URL of the registry")
     p.add_argument("--json", action="store_true", help="print the outcome as JSON")
@@ -60,11 +72,20 @@ def _train(args: argparse.Namespace) -> int:
 
     given = {"opset": args.opset, "atol": args.atol, "rtol": args.rtol}
     request = TrainRequest(
-        example=args.example, family=args.family, seed=args.seed, rows=args.rows,
-        valid_fraction=args.valid_fraction, epochs=args.epochs,
+        example=args.example,
+        family=args.family,
+        seed=args.seed,
+        rows=args.rows,
+        valid_fraction=args.valid_fraction,
+        epochs=args.epochs,
         export=ExportOptions(**{k: v for k, v in given.items() if v is not None}),
-        out_dir=args.out_dir, register=args.register, name=args.name, alias=args.alias,
-        home=args.home, registry_url=args.registry_url)
+        out_dir=args.out_dir,
+        register=args.register,
+        name=args.name,
+        alias=args.alias,
+        home=args.home,
+        registry_url=args.registry_url,
+    )
     if args.alias and not args.register:
         raise InvalidConfigError("--alias needs registration; drop --no-register")
     progress = (lambda line: print(line, file=sys.stderr)) if args.json else print
@@ -82,10 +103,12 @@ def _train(args: argparse.Namespace) -> int:
         print(f"not registered; artifacts in {args.out_dir}")
         return 0
     version = outcome.version
-    print(f"registered {version.ref}"
-          + (f" (alias {args.alias})" if args.alias else "")
-          + f"; data {outcome.lineage['data_fingerprint']}, code "
-          f"{outcome.lineage['code_revision'] or 'unknown (not a git checkout)'}")
+    print(
+        f"registered {version.ref}"
+        + (f" (alias {args.alias})" if args.alias else "")
+        + f"; data {outcome.lineage['data_fingerprint']}, code "
+        f"{outcome.lineage['code_revision'] or 'unknown (not a git checkout)'}"
+    )
     reference = f"{version.name}@{args.alias}" if args.alias else version.ref
     print(f"serve it with: {reference}")
     return 0
@@ -93,8 +116,11 @@ def _train(args: argparse.Namespace) -> int:
 
 def _outcome_dict(outcome: Any) -> dict[str, Any]:
     return {
-        "example": outcome.example.name, "family": outcome.family, "metrics": outcome.metrics,
-        "export": outcome.export.to_dict(), "lineage": outcome.lineage,
+        "example": outcome.example.name,
+        "family": outcome.family,
+        "metrics": outcome.metrics,
+        "export": outcome.export.to_dict(),
+        "lineage": outcome.lineage,
         "notes": list(outcome.notes),
         "version": outcome.version.to_dict() if outcome.version is not None else None,
         "profile_path": str(outcome.profile_path),

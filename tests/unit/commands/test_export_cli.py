@@ -9,11 +9,11 @@ from pathlib import Path
 import joblib
 import numpy as np
 import pytest
+from engine.training.datasets import split, synthetic_customers
+from engine.training.pipeline import train_tabular
 
 import engine
 from engine.cli import main
-from engine.training.datasets import split, synthetic_customers
-from engine.training.pipeline import train_tabular
 
 
 @pytest.fixture(scope="module")
@@ -21,8 +21,7 @@ def customer_model(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path
     """(model.joblib, sample.csv) of a fitted pipeline over numeric + categorical columns."""
     folder = tmp_path_factory.mktemp("sk")
     train, valid = split(synthetic_customers(300, seed=0), 0.25, seed=0)
-    trained = train_tabular(train, "random_forest", seed=0,
-                            sklearn_params={"n_estimators": 5})
+    trained = train_tabular(train, "random_forest", seed=0, sklearn_params={"n_estimators": 5})
     joblib.dump(trained.model, folder / "model.joblib")
     valid.features.to_csv(folder / "sample.csv", index=False)
     return folder / "model.joblib", folder / "sample.csv"
@@ -47,9 +46,25 @@ def test_export_sklearn_array_model_with_names_and_json(tmp_path, capsys) -> Non
     joblib.dump(LogisticRegression().fit(x, x[:, 0] > 0), tmp_path / "m.joblib")
     np.save(tmp_path / "x.npy", x)
     out = tmp_path / "m.onnx"
-    code = main(["export", "sklearn", str(tmp_path / "m.joblib"), "--sample",
-                 str(tmp_path / "x.npy"), "--out", str(out), "--input-names", "features",
-                 "--output-names", "cls,proba", "--opset", "17", "--no-dynamic-batch", "--json"])
+    code = main(
+        [
+            "export",
+            "sklearn",
+            str(tmp_path / "m.joblib"),
+            "--sample",
+            str(tmp_path / "x.npy"),
+            "--out",
+            str(out),
+            "--input-names",
+            "features",
+            "--output-names",
+            "cls,proba",
+            "--opset",
+            "17",
+            "--no-dynamic-batch",
+            "--json",
+        ]
+    )
     assert code == 0
     result = json.loads(capsys.readouterr().out)
     assert result["opset"] == 17 and result["parity"]["passed"] is True
@@ -64,11 +79,24 @@ def test_export_sklearn_unsupported_model(tmp_path, capsys) -> None:
     joblib.dump(KernelRidge().fit(x, x[:, 0]), tmp_path / "kr.joblib")
     np.save(tmp_path / "x.npy", x)
     out = tmp_path / "kr.onnx"
-    assert main(["export", "sklearn", str(tmp_path / "kr.joblib"), "--sample",
-                 str(tmp_path / "x.npy"), "--out", str(out)]) == 1
+    assert (
+        main(
+            [
+                "export",
+                "sklearn",
+                str(tmp_path / "kr.joblib"),
+                "--sample",
+                str(tmp_path / "x.npy"),
+                "--out",
+                str(out),
+            ]
+        )
+        == 1
+    )
     err = capsys.readouterr().err
-    assert ("error: step 'model' (sklearn.kernel_ridge.KernelRidge) has no ONNX converter in "
-            "skl2onnx") in err
+    assert (
+        "error: step 'model' (sklearn.kernel_ridge.KernelRidge) has no ONNX converter in skl2onnx"
+    ) in err
     assert not out.exists()
 
 
@@ -77,8 +105,20 @@ def test_export_sklearn_sample_with_wrong_columns(customer_model, tmp_path, caps
 
     model, sample = customer_model
     pd.read_csv(sample).drop(columns=["plan"]).to_csv(tmp_path / "bad.csv", index=False)
-    assert main(["export", "sklearn", str(model), "--sample", str(tmp_path / "bad.csv"),
-                 "--out", str(tmp_path / "m.onnx")]) == 1
+    assert (
+        main(
+            [
+                "export",
+                "sklearn",
+                str(model),
+                "--sample",
+                str(tmp_path / "bad.csv"),
+                "--out",
+                str(tmp_path / "m.onnx"),
+            ]
+        )
+        == 1
+    )
     assert "missing ['plan'], unexpected []" in capsys.readouterr().err
 
 
@@ -97,8 +137,24 @@ def test_export_sklearn_tolerance_failure(tmp_path, capsys) -> None:
     joblib.dump(model, tmp_path / "mlp.joblib")
     np.save(tmp_path / "x.npy", x)
     out = tmp_path / "mlp.onnx"
-    assert main(["export", "sklearn", str(tmp_path / "mlp.joblib"), "--sample",
-                 str(tmp_path / "x.npy"), "--out", str(out), "--atol", "0", "--rtol", "0"]) == 1
+    assert (
+        main(
+            [
+                "export",
+                "sklearn",
+                str(tmp_path / "mlp.joblib"),
+                "--sample",
+                str(tmp_path / "x.npy"),
+                "--out",
+                str(out),
+                "--atol",
+                "0",
+                "--rtol",
+                "0",
+            ]
+        )
+        == 1
+    )
     err = capsys.readouterr().err
     assert "error: parity check failed at atol=0 rtol=0 on 64 rows: variable:" in err
     assert not out.exists()
@@ -110,7 +166,8 @@ def _write_module(folder: Path, name: str) -> None:
         "def make():\n"
         "    torch.manual_seed(0)\n"
         "    return torch.nn.Sequential(torch.nn.Linear(3, 8), torch.nn.ReLU(),"
-        " torch.nn.Linear(8, 2))\n")
+        " torch.nn.Linear(8, 2))\n"
+    )
 
 
 def test_export_torch_module_path_with_state_dict(tmp_path, monkeypatch, capsys) -> None:
@@ -123,9 +180,24 @@ def test_export_torch_module_path_with_state_dict(tmp_path, monkeypatch, capsys)
     torch.save({"state_dict": weights.state_dict()}, tmp_path / "ckpt.pt")
     np.save(tmp_path / "x.npy", np.random.default_rng(0).normal(size=(10, 3)))
     out = tmp_path / "net.onnx"
-    code = main(["export", "torch", "cli_torch_net_a:make", "--state-dict",
-                 str(tmp_path / "ckpt.pt"), "--sample", str(tmp_path / "x.npy"), "--out",
-                 str(out), "--input-names", "x", "--output-names", "logits", "--json"])
+    code = main(
+        [
+            "export",
+            "torch",
+            "cli_torch_net_a:make",
+            "--state-dict",
+            str(tmp_path / "ckpt.pt"),
+            "--sample",
+            str(tmp_path / "x.npy"),
+            "--out",
+            str(out),
+            "--input-names",
+            "x",
+            "--output-names",
+            "logits",
+            "--json",
+        ]
+    )
     assert code == 0
     result = json.loads(capsys.readouterr().out)
     assert result["inputs"] == [{"name": "x", "dtype": "float32", "shape": [-1, 3]}]
@@ -142,17 +214,42 @@ def test_export_torch_exported_program_file(tmp_path, capsys) -> None:
 
     module = torch.nn.Sequential(torch.nn.Linear(3, 2), torch.nn.Tanh())
     example = torch.zeros(4, 3)
-    program = torch.export.export(module, (example,),
-                                  dynamic_shapes=({0: torch.export.Dim("batch")},))
+    program = torch.export.export(
+        module, (example,), dynamic_shapes=({0: torch.export.Dim("batch")},)
+    )
     torch.export.save(program, tmp_path / "m.pt2")
     np.savez(tmp_path / "s.npz", features=np.ones((4, 3), np.float32))
-    assert main(["export", "torch", str(tmp_path / "m.pt2"), "--sample",
-                 str(tmp_path / "s.npz"), "--out", str(tmp_path / "m.onnx")]) == 0
+    assert (
+        main(
+            [
+                "export",
+                "torch",
+                str(tmp_path / "m.pt2"),
+                "--sample",
+                str(tmp_path / "s.npz"),
+                "--out",
+                str(tmp_path / "m.onnx"),
+            ]
+        )
+        == 0
+    )
     assert "input  features: float32 [-1, 3]" in capsys.readouterr().out
 
 
 def test_export_torch_errors_exit_1(tmp_path, capsys) -> None:
     np.save(tmp_path / "x.npy", np.ones((4, 3)))
-    assert main(["export", "torch", "no_such_module_q:make", "--sample",
-                 str(tmp_path / "x.npy"), "--out", str(tmp_path / "m.onnx")]) == 1
+    assert (
+        main(
+            [
+                "export",
+                "torch",
+                "no_such_module_q:make",
+                "--sample",
+                str(tmp_path / "x.npy"),
+                "--out",
+                str(tmp_path / "m.onnx"),
+            ]
+        )
+        == 1
+    )
     assert "error: cannot import 'no_such_module_q'" in capsys.readouterr().err

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import json
 
+from engine.training.examples import EXAMPLES
+from engine.training.families import FAMILIES
+
 from engine.cli import main
 from engine.commands import train as train_command
 from engine.registry import Registry
-from engine.training.examples import EXAMPLES
-from engine.training.families import FAMILIES
 
 
 def test_choices_match_the_training_package() -> None:
@@ -18,8 +19,20 @@ def test_choices_match_the_training_package() -> None:
 
 def test_train_registers_and_prints_the_reference(tmp_path, capsys) -> None:
     home = tmp_path / "home"
-    code = main(["train", "regression-demo", "--rows", "200", "--family", "linear", "--home",
-                 str(home), "--alias", "production"])
+    code = main(
+        [
+            "train",
+            "regression-demo",
+            "--rows",
+            "200",
+            "--family",
+            "linear",
+            "--home",
+            str(home),
+            "--alias",
+            "production",
+        ]
+    )
     assert code == 0
     printed = capsys.readouterr().out
     assert "trained linear (sklearn); validation rmse=" in printed
@@ -32,8 +45,20 @@ def test_train_registers_and_prints_the_reference(tmp_path, capsys) -> None:
 
 
 def test_train_json_without_registering(tmp_path, capsys) -> None:
-    code = main(["train", "tabular-demo", "--rows", "200", "--family", "linear",
-                 "--no-register", "--out-dir", str(tmp_path), "--json"])
+    code = main(
+        [
+            "train",
+            "tabular-demo",
+            "--rows",
+            "200",
+            "--family",
+            "linear",
+            "--no-register",
+            "--out-dir",
+            str(tmp_path),
+            "--json",
+        ]
+    )
     assert code == 0
     outcome = json.loads(capsys.readouterr().out)
     assert outcome["version"] is None and outcome["export"]["parity"]["passed"] is True
@@ -43,6 +68,18 @@ def test_train_json_without_registering(tmp_path, capsys) -> None:
 def test_train_bad_arguments_exit_1(tmp_path, capsys) -> None:
     assert main(["train", "tabular-demo", "--no-register"]) == 1
     assert "error: a run that neither registers nor has an out_dir" in capsys.readouterr().err
-    assert main(["train", "tabular-demo", "--no-register", "--alias", "production",
-                 "--out-dir", str(tmp_path)]) == 1
+    assert (
+        main(
+            [
+                "train",
+                "tabular-demo",
+                "--no-register",
+                "--alias",
+                "production",
+                "--out-dir",
+                str(tmp_path),
+            ]
+        )
+        == 1
+    )
     assert "--alias needs registration" in capsys.readouterr().err

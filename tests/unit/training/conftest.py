@@ -5,14 +5,14 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-
-from engine.settings import get_settings
 from engine.training.datasets import (
     TabularDataset,
     split,
     synthetic_customers,
     synthetic_house_prices,
 )
+
+from engine.settings import get_settings
 
 
 @pytest.fixture(autouse=True)

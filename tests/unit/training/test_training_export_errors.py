@@ -9,14 +9,14 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch  # module scope: torch.library reads the custom op's annotations from here
-
-from engine.errors import ExportError
 from engine.training.export_options import ExportOptions
 from engine.training.export_sklearn import export_sklearn
 from engine.training.export_torch import export_torch, load_torch_model
 from engine.training.pipeline import train_tabular
 from engine.training.samples import Sample, read_sample
 from engine.training.validate import ParityReport, compare_labels, compare_values
+
+from engine.errors import ExportError
 
 
 def _no_file_left(out: Path) -> None:
@@ -32,8 +32,11 @@ def test_unconvertible_sklearn_step_is_named(tmp_path) -> None:
     x = np.random.default_rng(0).normal(size=(40, 3)).astype(np.float32)
     model = make_pipeline(StandardScaler(), KernelRidge()).fit(x, x[:, 0])
     out = tmp_path / "m.onnx"
-    with pytest.raises(ExportError, match=r"step 'model\.kernelridge' \(sklearn\.kernel_ridge\."
-                                          r"KernelRidge\) has no ONNX converter") as info:
+    with pytest.raises(
+        ExportError,
+        match=r"step 'model\.kernelridge' \(sklearn\.kernel_ridge\."
+        r"KernelRidge\) has no ONNX converter",
+    ) as info:
         export_sklearn(model, Sample("s", arrays={"input": x}), out)
     assert "update_registered_converter" in str(info.value)
     _no_file_left(out)
@@ -62,8 +65,9 @@ def test_table_model_needs_a_table_sample(customers, tmp_path) -> None:
     train, _ = customers
     trained = train_tabular(train, "linear", seed=0)
     with pytest.raises(ExportError, match="give a .csv or .parquet sample"):
-        export_sklearn(trained.model, Sample("s", arrays={"input": np.ones((2, 7))}),
-                       tmp_path / "m.onnx")
+        export_sklearn(
+            trained.model, Sample("s", arrays={"input": np.ones((2, 7))}), tmp_path / "m.onnx"
+        )
 
 
 def test_tolerance_failure_reports_the_figures(tmp_path) -> None:
@@ -73,8 +77,11 @@ def test_tolerance_failure_reports_the_figures(tmp_path) -> None:
     module = torch.nn.Linear(256, 64)
     x = np.random.default_rng(0).normal(size=(32, 256)).astype(np.float32)
     out = tmp_path / "m.onnx"
-    with pytest.raises(ExportError, match=r"parity check failed at atol=0 rtol=0 on 32 rows: "
-                                          r"output: \d+ of 2048 values differ \(max abs") as info:
+    with pytest.raises(
+        ExportError,
+        match=r"parity check failed at atol=0 rtol=0 on 32 rows: "
+        r"output: \d+ of 2048 values differ \(max abs",
+    ) as info:
         export_torch(module, Sample("s", arrays={"input": x}), out, ExportOptions(atol=0, rtol=0))
     assert "raise --atol/--rtol" in str(info.value)
     _no_file_left(out)
@@ -94,8 +101,11 @@ def test_unsupported_torch_operator_is_named(tmp_path) -> None:
             return unexportable(x) + 1
 
     out = tmp_path / "m.onnx"
-    with pytest.raises(ExportError, match=r"no ONNX translation at opset 18 for operator "
-                                          r"enginetest\.unexportable\.default") as info:
+    with pytest.raises(
+        ExportError,
+        match=r"no ONNX translation at opset 18 for operator "
+        r"enginetest\.unexportable\.default",
+    ) as info:
         export_torch(Model(), Sample("s", arrays={"input": np.ones((4, 2), np.float32)}), out)
     assert "custom_translation_table" in str(info.value)
     _no_file_left(out)
@@ -104,20 +114,27 @@ def test_unsupported_torch_operator_is_named(tmp_path) -> None:
 def test_torch_sample_of_wrong_width(tmp_path) -> None:
     import torch
 
-    with pytest.raises(ExportError, match=r"the model fails on the sample \(\(4, 3\) "
-                                          r"torch.float32\): RuntimeError"):
-        export_torch(torch.nn.Linear(4, 1), Sample("s", arrays={"input": np.ones((4, 3),
-                                                                                np.float32)}),
-                     tmp_path / "m.onnx")
+    with pytest.raises(
+        ExportError,
+        match=r"the model fails on the sample \(\(4, 3\) "
+        r"torch.float32\): RuntimeError",
+    ):
+        export_torch(
+            torch.nn.Linear(4, 1),
+            Sample("s", arrays={"input": np.ones((4, 3), np.float32)}),
+            tmp_path / "m.onnx",
+        )
 
 
 def test_dynamic_batch_needs_two_rows(tmp_path) -> None:
     import torch
 
     with pytest.raises(ExportError, match="at least 2 rows; this one has 1"):
-        export_torch(torch.nn.Linear(4, 1), Sample("s", arrays={"input": np.ones((1, 4),
-                                                                                np.float32)}),
-                     tmp_path / "m.onnx")
+        export_torch(
+            torch.nn.Linear(4, 1),
+            Sample("s", arrays={"input": np.ones((1, 4), np.float32)}),
+            tmp_path / "m.onnx",
+        )
 
 
 def test_torchscript_files_are_refused_with_the_alternative(tmp_path) -> None:
@@ -164,11 +181,13 @@ def test_parity_rules() -> None:
     nan = compare_values("y", np.array([np.nan]), np.array([np.nan]), 0.0, 0.0)
     assert nan.passed
     # A label flip on a near-tie row is tolerated; a flip on a confident row is not.
-    labels = compare_labels("label", np.array([1, 0]), np.array([0, 0]),
-                            np.array([1e-6, 0.9]), 1e-4, 1e-3)
+    labels = compare_labels(
+        "label", np.array([1, 0]), np.array([0, 0]), np.array([1e-6, 0.9]), 1e-4, 1e-3
+    )
     assert labels.passed
-    labels = compare_labels("label", np.array([0, 1]), np.array([0, 0]),
-                            np.array([1e-6, 0.9]), 1e-4, 1e-3)
+    labels = compare_labels(
+        "label", np.array([0, 1]), np.array([0, 0]), np.array([1e-6, 0.9]), 1e-4, 1e-3
+    )
     assert labels.mismatches == 1
     report = ParityReport(0.1, 0.0, 2, (off,))
     with pytest.raises(ExportError, match="y: 1 of 2 values differ"):

@@ -7,14 +7,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
-import engine
-from engine.config import ModelConfig
 from engine.training.datasets import TabularDataset
 from engine.training.export_options import ExportOptions
 from engine.training.families import SKLEARN_FAMILIES
 from engine.training.pipeline import TrainedModel, evaluate, export_trained, train_tabular
 from engine.training.torch_mlp import TorchTrainParams
+
+import engine
+from engine.config import ModelConfig
 
 
 def _engine_predict(path: Path, frame) -> dict[str, np.ndarray]:
@@ -34,24 +34,28 @@ def _engine_predict(path: Path, frame) -> dict[str, np.ndarray]:
 def _check_held_out(trained: TrainedModel, valid: TabularDataset, path: Path) -> None:
     got = _engine_predict(path, valid.features)
     if trained.task == "classification":
-        np.testing.assert_allclose(got["probabilities"],
-                                   trained.model.predict_proba(valid.features), atol=1e-4)
+        np.testing.assert_allclose(
+            got["probabilities"], trained.model.predict_proba(valid.features), atol=1e-4
+        )
         agree = np.mean(got["label"] == trained.model.predict(valid.features))
         assert agree >= 0.99  # ties at p=0.5 may round either way in float32
     else:
-        np.testing.assert_allclose(got["variable"].reshape(-1),
-                                   trained.model.predict(valid.features), rtol=1e-3, atol=1e-3)
+        np.testing.assert_allclose(
+            got["variable"].reshape(-1), trained.model.predict(valid.features), rtol=1e-3, atol=1e-3
+        )
 
 
 # Small models keep the suite fast; parity does not depend on model size.
-_SMALL = {"mlp": {"max_iter": 30}, "hist_gradient_boosting": {"max_iter": 20},
-          "random_forest": {"n_estimators": 10}}
+_SMALL = {
+    "mlp": {"max_iter": 30},
+    "hist_gradient_boosting": {"max_iter": 20},
+    "random_forest": {"n_estimators": 10},
+}
 
 
 @pytest.mark.parametrize("family", SKLEARN_FAMILIES)
 @pytest.mark.parametrize("task", ["classification", "regression"])
-def test_sklearn_family_parity_on_held_out_rows(family, task, customers, houses,
-                                                tmp_path) -> None:
+def test_sklearn_family_parity_on_held_out_rows(family, task, customers, houses, tmp_path) -> None:
     train, valid = customers if task == "classification" else houses
     trained = train_tabular(train, family, seed=0, sklearn_params=_SMALL.get(family))
     result = export_trained(trained, valid, tmp_path / "m.onnx")
@@ -83,13 +87,11 @@ def test_torch_training_is_repeatable(customers) -> None:
     params = TorchTrainParams(epochs=2)
     a = train_tabular(train, "torch_mlp", seed=7, torch_params=params).model
     b = train_tabular(train, "torch_mlp", seed=7, torch_params=params).model
-    np.testing.assert_array_equal(a.predict_proba(valid.features),
-                                  b.predict_proba(valid.features))
+    np.testing.assert_array_equal(a.predict_proba(valid.features), b.predict_proba(valid.features))
 
 
 def test_fixed_batch_export_has_the_sample_batch(customers, tmp_path) -> None:
     train, valid = customers
     trained = train_tabular(train, "linear", seed=0)
-    result = export_trained(trained, valid, tmp_path / "m.onnx",
-                            ExportOptions(dynamic_batch=False))
+    result = export_trained(trained, valid, tmp_path / "m.onnx", ExportOptions(dynamic_batch=False))
     assert {t.shape[0] for t in result.inputs} == {len(valid.target)}

@@ -5,7 +5,6 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
-
 from engine.training.profile import (
     assign_bins,
     categorical_profile,
