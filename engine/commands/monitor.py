@@ -16,38 +16,62 @@ __all__ = ["register"]
 def register(subparsers: Any) -> None:
     """Add ``monitor`` and its subcommands to the ``engine`` parser."""
     monitor = subparsers.add_parser(
-        "monitor", help="drift monitoring: alerting rules, reports",
-        description="Prometheus alerting rules and HTML reports of a model's monitoring data.")
+        "monitor",
+        help="drift monitoring: alerting rules, reports",
+        description="Prometheus alerting rules and HTML reports of a model's monitoring data.",
+    )
     sub = monitor.add_subparsers(dest="monitor_command", metavar="COMMAND", required=True)
 
-    rules = sub.add_parser("rules", help="print Prometheus alerting rules (YAML)",
-                           description="Print Prometheus alerting rules for the engine's "
-                                       "metrics; load them with rule_files: in prometheus.yml.")
+    rules = sub.add_parser(
+        "rules",
+        help="print Prometheus alerting rules (YAML)",
+        description="Print Prometheus alerting rules for the engine's "
+        "metrics; load them with rule_files: in prometheus.yml.",
+    )
     rules.add_argument("--psi", type=float, default=0.2, help="PSI threshold (default 0.2)")
     rules.add_argument("--ks", type=float, default=0.15, help="KS threshold (default 0.15)")
-    rules.add_argument("--chi2-pvalue", type=float, default=1e-3,
-                       help="chi-square p-value threshold (default 0.001)")
-    rules.add_argument("--error-ratio", type=float, default=0.05,
-                       help="share of failing requests (default 0.05)")
-    rules.add_argument("--latency-p99-s", type=float, default=0.5,
-                       help="p99 latency in seconds (default 0.5)")
-    rules.add_argument("--queue-depth", type=int, default=1000,
-                       help="queued requests (default 1000)")
-    rules.add_argument("--for", dest="for_duration", default="10m",
-                       help="how long drift must last before firing (default 10m)")
+    rules.add_argument(
+        "--chi2-pvalue",
+        type=float,
+        default=1e-3,
+        help="chi-square p-value threshold (default 0.001)",
+    )
+    rules.add_argument(
+        "--error-ratio", type=float, default=0.05, help="share of failing requests (default 0.05)"
+    )
+    rules.add_argument(
+        "--latency-p99-s", type=float, default=0.5, help="p99 latency in seconds (default 0.5)"
+    )
+    rules.add_argument(
+        "--queue-depth", type=int, default=1000, help="queued requests (default 1000)"
+    )
+    rules.add_argument(
+        "--for",
+        dest="for_duration",
+        default="10m",
+        help="how long drift must last before firing (default 10m)",
+    )
     rules.set_defaults(handler=_rules)
 
-    report = sub.add_parser("report", help="write an HTML report of a model's monitoring data",
-                            description="One self-contained HTML file: latency, requests and "
-                                        "errors, drift per feature, predictions.")
+    report = sub.add_parser(
+        "report",
+        help="write an HTML report of a model's monitoring data",
+        description="One self-contained HTML file: latency, requests and "
+        "errors, drift per feature, predictions.",
+    )
     report.add_argument("model", metavar="MODEL_REF", help="name, name:VERSION or name@ALIAS")
     report.add_argument("--since", help="a duration back from now (90m, 24h, 7d) or an ISO time")
-    report.add_argument("--out", type=Path, default=Path("report.html"),
-                        help="output file (default report.html)")
-    report.add_argument("--logs", type=Path,
-                        help="Parquet prediction logs (default $ENGINE_HOME/logs/<model>)")
-    report.add_argument("--history", type=Path,
-                        help="drift history folder (default $ENGINE_HOME/monitoring/<model>)")
+    report.add_argument(
+        "--out", type=Path, default=Path("report.html"), help="output file (default report.html)"
+    )
+    report.add_argument(
+        "--logs", type=Path, help="Parquet prediction logs (default $ENGINE_HOME/logs/<model>)"
+    )
+    report.add_argument(
+        "--history",
+        type=Path,
+        help="drift history folder (default $ENGINE_HOME/monitoring/<model>)",
+    )
     report.add_argument("--home", help="engine home (default: $ENGINE_HOME or ~/.engine)")
     report.add_argument("--registry-url", help="registry database URL, to resolve an alias")
     report.set_defaults(handler=_report)
@@ -59,8 +83,11 @@ def _rules(args: argparse.Namespace) -> int:
 
     settings = RuleSettings(
         drift=DriftThresholds(psi=args.psi, ks=args.ks, chi2_pvalue=args.chi2_pvalue),
-        error_ratio=args.error_ratio, latency_p99_s=args.latency_p99_s,
-        queue_depth=args.queue_depth, for_duration=args.for_duration)
+        error_ratio=args.error_ratio,
+        latency_p99_s=args.latency_p99_s,
+        queue_depth=args.queue_depth,
+        for_duration=args.for_duration,
+    )
     sys.stdout.write(alerting_rules(settings))
     return 0
 
@@ -72,8 +99,10 @@ def _report(args: argparse.Namespace) -> int:
         from engine.monitoring.paths import logs_dir, monitoring_dir
         from engine.monitoring.report import parse_since, write_report
     except ModuleNotFoundError as exc:  # pyarrow / matplotlib come with the `monitor` extra
-        raise InvalidConfigError(f"engine monitor report needs {exc.name!r}: install the "
-                                 "'monitor' extra (pip install 'engine[monitor]')") from None
+        raise InvalidConfigError(
+            f"engine monitor report needs {exc.name!r}: install the "
+            "'monitor' extra (pip install 'engine[monitor]')"
+        ) from None
     ref = parse_ref(args.model)
     version = str(ref.version) if ref.version is not None else None
     if ref.alias is not None:
@@ -84,9 +113,13 @@ def _report(args: argparse.Namespace) -> int:
     now_ms = int(datetime.now(timezone.utc).timestamp() * 1000)
     since_ms = parse_since(args.since, now_ms) if args.since else None
     report = write_report(
-        args.out, ref.name,
+        args.out,
+        ref.name,
         logs_dir=args.logs or logs_dir(ref.name, args.home),
         monitoring_dir=args.history or monitoring_dir(ref.name, args.home),
-        version=version, since_ms=since_ms, now_ms=now_ms)
+        version=version,
+        since_ms=since_ms,
+        now_ms=now_ms,
+    )
     print(f"wrote {args.out} ({len(report.images)} plots)")
     return 0

@@ -53,22 +53,36 @@ class Alert:
         return tuple(f["name"] for f in self.features)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"event": "drift_alert", "status": self.status, "model": self.model,
-                "version": self.version, "time_ms": self.time_ms, "window_rows": self.rows,
-                "features": list(self.features)}
+        return {
+            "event": "drift_alert",
+            "status": self.status,
+            "model": self.model,
+            "version": self.version,
+            "time_ms": self.time_ms,
+            "window_rows": self.rows,
+            "features": list(self.features),
+        }
 
     @classmethod
     def from_window(cls, status: str, result: WindowResult) -> Alert:
-        drifted = tuple({"name": f.name, "kind": f.kind, "breaches": list(f.breaches),
-                         **f.metrics()} for f in result.features if f.breaches)
+        drifted = tuple(
+            {"name": f.name, "kind": f.kind, "breaches": list(f.breaches), **f.metrics()}
+            for f in result.features
+            if f.breaches
+        )
         return cls(status, result.model, result.version, result.ended_ms, result.rows, drifted)
 
 
 class AlertManager:
     """Window listener deciding when to alert; sends to each notifier (see module doc)."""
 
-    def __init__(self, notifiers: Iterable[Notifier] = (), *, repeat_s: float = 3600.0,
-                 clock: Clock | None = None) -> None:
+    def __init__(
+        self,
+        notifiers: Iterable[Notifier] = (),
+        *,
+        repeat_s: float = 3600.0,
+        clock: Clock | None = None,
+    ) -> None:
         self._notifiers = list(notifiers)
         self._repeat_s = repeat_s
         self._clock = clock or SystemClock()
@@ -96,7 +110,7 @@ class AlertManager:
         for notify in self._notifiers:
             try:
                 notify(alert)
-            except Exception:
+            except Exception:  # noqa: BLE001  one failing notifier must not silence the rest
                 _log.exception("alert notifier %r failed", notify)
 
 
@@ -108,21 +122,34 @@ class LogNotifier:
 
     def __call__(self, alert: Alert) -> None:
         level = logging.WARNING if alert.status == "firing" else logging.INFO
-        self._logger.log(level, json.dumps(alert.to_dict(), allow_nan=False, sort_keys=True),
-                         extra={"alert": alert.to_dict()})
+        self._logger.log(
+            level,
+            json.dumps(alert.to_dict(), allow_nan=False, sort_keys=True),
+            extra={"alert": alert.to_dict()},
+        )
 
 
 class WebhookNotifier:
     """POSTs alerts as JSON to ``url`` from a background thread (see module doc)."""
 
-    def __init__(self, url: str, *, queue_capacity: int = 100, max_attempts: int = 5,
-                 backoff_initial_s: float = 0.5, backoff_max_s: float = 30.0,
-                 timeout_s: float = 5.0, headers: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        queue_capacity: int = 100,
+        max_attempts: int = 5,
+        backoff_initial_s: float = 0.5,
+        backoff_max_s: float = 30.0,
+        timeout_s: float = 5.0,
+        headers: dict[str, str] | None = None,
+    ) -> None:
         if not url.startswith(("http://", "https://")):
             raise InvalidConfigError(f"webhook url must be http:// or https://; was {url!r}")
         if queue_capacity < 1 or max_attempts < 1:
-            raise InvalidConfigError(f"queue_capacity and max_attempts must be >= 1; were "
-                                     f"{queue_capacity} and {max_attempts}")
+            raise InvalidConfigError(
+                f"queue_capacity and max_attempts must be >= 1; were "
+                f"{queue_capacity} and {max_attempts}"
+            )
         self.url = url
         self.max_attempts = max_attempts
         self.backoff_initial_s = backoff_initial_s
@@ -145,8 +172,12 @@ class WebhookNotifier:
         except queue.Full:
             with self._lock:
                 self.failures += 1
-            _log.warning("alert webhook queue is full; dropped a %s alert for %s:%s",
-                         alert.status, alert.model, alert.version)
+            _log.warning(
+                "alert webhook queue is full; dropped a %s alert for %s:%s",
+                alert.status,
+                alert.model,
+                alert.version,
+            )
 
     def close(self, timeout_s: float = 10.0) -> None:
         """Deliver what is queued (within ``timeout_s``), then stop the thread."""
@@ -184,14 +215,18 @@ class WebhookNotifier:
             delay = min(self.backoff_initial_s * 2**attempt, self.backoff_max_s)
             if self._abort.wait(delay):
                 break
-        _log.error("alert webhook gave up on a %s alert for %s:%s after %d attempt(s)",
-                   alert.status, alert.model, alert.version, attempt + 1)
+        _log.error(
+            "alert webhook gave up on a %s alert for %s:%s after %d attempt(s)",
+            alert.status,
+            alert.model,
+            alert.version,
+            attempt + 1,
+        )
         return False
 
     def _post(self, body: bytes) -> bool | None:
         """None when delivered; else whether the failure is worth a retry."""
-        request = urllib.request.Request(self.url, data=body, headers=self._headers,
-                                         method="POST")
+        request = urllib.request.Request(self.url, data=body, headers=self._headers, method="POST")
         try:
             with urllib.request.urlopen(request, timeout=self.timeout_s) as response:
                 response.read()

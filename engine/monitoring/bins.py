@@ -38,6 +38,7 @@ import math
 import threading
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from itertools import pairwise
 from typing import Any, Literal, Protocol
 
 import numpy as np
@@ -45,14 +46,14 @@ import numpy as np
 from engine.errors import InvalidConfigError
 
 __all__ = [
-    "FeatureBins",
     "CountsSource",
+    "FeatureBins",
     "NumpyDriftCounter",
     "bin_counts",
     "canonical_category",
+    "parse_features",
     "select_column",
     "slot_labels",
-    "parse_features",
 ]
 
 Kind = Literal["numeric", "categorical"]
@@ -74,34 +75,42 @@ class FeatureBins:
             raise InvalidConfigError(f"feature name must be a non-empty string; was {self.name!r}")
         where = f"feature {self.name!r}"
         if not isinstance(self.tensor, str) or not self.tensor:
-            raise InvalidConfigError(f"{where}: tensor must be a non-empty string; was "
-                                     f"{self.tensor!r}")
+            raise InvalidConfigError(
+                f"{where}: tensor must be a non-empty string; was {self.tensor!r}"
+            )
         if isinstance(self.column, bool) or not isinstance(self.column, int) or self.column < -1:
-            raise InvalidConfigError(f"{where}: column must be an integer >= -1; was "
-                                     f"{self.column!r}")
+            raise InvalidConfigError(
+                f"{where}: column must be an integer >= -1; was {self.column!r}"
+            )
         if self.kind == "numeric":
             if self.categories:
-                raise InvalidConfigError(f"{where}: a numeric feature has no categories; was "
-                                         f"{list(self.categories)}")
+                raise InvalidConfigError(
+                    f"{where}: a numeric feature has no categories; was {list(self.categories)}"
+                )
             edges = self.edges
             if any(not math.isfinite(e) for e in edges):
                 raise InvalidConfigError(f"{where}: edges must be finite; was {list(edges)}")
-            if any(b <= a for a, b in zip(edges, edges[1:])):
-                raise InvalidConfigError(f"{where}: edges must be strictly ascending; was "
-                                         f"{list(edges)}")
+            if any(b <= a for a, b in pairwise(edges)):
+                raise InvalidConfigError(
+                    f"{where}: edges must be strictly ascending; was {list(edges)}"
+                )
         elif self.kind == "categorical":
             if self.edges:
-                raise InvalidConfigError(f"{where}: a categorical feature has no edges; was "
-                                         f"{list(self.edges)}")
+                raise InvalidConfigError(
+                    f"{where}: a categorical feature has no edges; was {list(self.edges)}"
+                )
             cats = self.categories
             if any(not isinstance(c, str) or not c for c in cats):
-                raise InvalidConfigError(f"{where}: categories must be non-empty strings (the "
-                                         f"empty string counts as missing); was {list(cats)}")
+                raise InvalidConfigError(
+                    f"{where}: categories must be non-empty strings (the "
+                    f"empty string counts as missing); was {list(cats)}"
+                )
             if len(set(cats)) != len(cats):
                 raise InvalidConfigError(f"{where}: categories must be distinct; was {list(cats)}")
         else:
-            raise InvalidConfigError(f"{where}: kind must be 'numeric' or 'categorical'; was "
-                                     f"{self.kind!r}")
+            raise InvalidConfigError(
+                f"{where}: kind must be 'numeric' or 'categorical'; was {self.kind!r}"
+            )
 
     @property
     def slot_count(self) -> int:
@@ -116,9 +125,14 @@ class FeatureBins:
 
     def to_dict(self) -> dict[str, Any]:
         """The dict ``core.set_drift_bins`` takes (plain Python types only)."""
-        return {"name": self.name, "tensor": self.tensor, "column": self.column,
-                "kind": self.kind, "edges": [float(e) for e in self.edges],
-                "categories": list(self.categories)}
+        return {
+            "name": self.name,
+            "tensor": self.tensor,
+            "column": self.column,
+            "kind": self.kind,
+            "edges": [float(e) for e in self.edges],
+            "categories": list(self.categories),
+        }
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> FeatureBins:
@@ -129,11 +143,17 @@ class FeatureBins:
         try:
             edges = tuple(float(e) for e in data.get("edges") or ())
         except (TypeError, ValueError):
-            raise InvalidConfigError(f"feature {data.get('name')!r}: edges must be numbers; was "
-                                     f"{data.get('edges')!r}") from None
-        return cls(name=data.get("name"), tensor=data.get("tensor"),  # type: ignore[arg-type]
-                   column=data.get("column", -1), kind=data.get("kind"),  # type: ignore[arg-type]
-                   edges=edges, categories=tuple(data.get("categories") or ()))
+            raise InvalidConfigError(
+                f"feature {data.get('name')!r}: edges must be numbers; was {data.get('edges')!r}"
+            ) from None
+        # Types are checked by __post_init__, with the bad value in the message.
+        fields: dict[str, Any] = {k: data.get(k) for k in ("name", "tensor", "kind")}
+        return cls(
+            **fields,
+            column=data.get("column", -1),
+            edges=edges,
+            categories=tuple(data.get("categories") or ()),
+        )
 
 
 def parse_features(features: Iterable[FeatureBins | Mapping[str, Any]]) -> tuple[FeatureBins, ...]:
@@ -155,7 +175,7 @@ def slot_labels(feature: FeatureBins) -> list[str]:
     if not edges:
         return ["(all)", "NaN", "±inf"]
     labels = [f"<{edges[0]}"]
-    labels += [f"[{a},{b})" for a, b in zip(edges, edges[1:])]
+    labels += [f"[{a},{b})" for a, b in pairwise(edges)]
     labels += [f">={edges[-1]}", "NaN", "±inf"]
     return labels
 
@@ -184,22 +204,25 @@ def canonical_category(value: Any) -> str | None:
     return str(value) or None
 
 
-def select_column(array: Any, column: int, *, where: str = "tensor") -> np.ndarray:
+def select_column(values: Any, column: int, *, where: str = "tensor") -> np.ndarray:
     """The 1-D values a feature reads: ``array[:, column]``, or the whole 1-D / [N, 1] array."""
-    array = np.asarray(array)
+    array: np.ndarray = np.asarray(values)
     if column == -1:
         if array.ndim == 1:
             return array
         if array.ndim == 2 and array.shape[1] == 1:
             return array[:, 0]
-        raise InvalidConfigError(f"{where}: column -1 needs a 1-D or [N, 1] tensor; shape was "
-                                 f"{list(array.shape)}")
+        raise InvalidConfigError(
+            f"{where}: column -1 needs a 1-D or [N, 1] tensor; shape was {list(array.shape)}"
+        )
     if array.ndim != 2:
-        raise InvalidConfigError(f"{where}: column {column} needs a 2-D tensor; shape was "
-                                 f"{list(array.shape)}")
+        raise InvalidConfigError(
+            f"{where}: column {column} needs a 2-D tensor; shape was {list(array.shape)}"
+        )
     if column >= array.shape[1]:
-        raise InvalidConfigError(f"{where}: column {column} is out of range for shape "
-                                 f"{list(array.shape)}")
+        raise InvalidConfigError(
+            f"{where}: column {column} is out of range for shape {list(array.shape)}"
+        )
     return array[:, column]
 
 
@@ -217,8 +240,9 @@ def bin_counts(values: Any, feature: FeatureBins | Mapping[str, Any]) -> np.ndar
 
 def _numeric_counts(array: np.ndarray, feature: FeatureBins) -> np.ndarray:
     if array.dtype.kind not in "biuf":
-        raise InvalidConfigError(f"feature {feature.name!r} is numeric but its values have "
-                                 f"dtype {array.dtype}")
+        raise InvalidConfigError(
+            f"feature {feature.name!r} is numeric but its values have dtype {array.dtype}"
+        )
     v = array.astype(np.float64, copy=False)
     nan = np.isnan(v)
     inf = np.isinf(v)
@@ -241,8 +265,9 @@ def _categorical_counts(array: np.ndarray, feature: FeatureBins) -> np.ndarray:
     if array.dtype.kind in "biuf":
         # Few distinct values in a numeric-coded categorical: map the distinct ones only.
         uniques, inverse = np.unique(array, return_inverse=True)
-        slots = np.array([_slot(canonical_category(u), index, m) for u in uniques.tolist()],
-                         dtype=np.int64)
+        slots = np.array(
+            [_slot(canonical_category(u), index, m) for u in uniques.tolist()], dtype=np.int64
+        )
         if array.dtype.kind == "f":
             # np.unique keeps every NaN apart; they all map to "missing" anyway.
             slots[np.isnan(uniques)] = m + 1
@@ -302,8 +327,7 @@ class NumpyDriftCounter:
         with self._lock:
             for f in self._features:
                 if f.tensor in tensors:
-                    values = select_column(tensors[f.tensor], f.column,
-                                           where=f"feature {f.name!r}")
+                    values = select_column(tensors[f.tensor], f.column, where=f"feature {f.name!r}")
                     self._counts[f.name] += bin_counts(values, f)
 
     def drift_counts(self) -> dict[str, list[int]]:

@@ -75,15 +75,20 @@ class DriftCollector(Collector):
             logs = list(self._logs)
             webhooks = list(self._webhooks)
         mv = [names.LABEL_MODEL, names.LABEL_VERSION]
-        score = GaugeMetricFamily(names.DRIFT_SCORE, "Drift statistic of the last closed window",
-                                  labels=[*mv, names.LABEL_FEATURE, names.LABEL_METRIC])
-        alert = GaugeMetricFamily(names.DRIFT_ALERT,
-                                  "1 when the feature crossed a drift threshold in the last window",
-                                  labels=[*mv, names.LABEL_FEATURE])
-        rows = GaugeMetricFamily(names.DRIFT_WINDOW_ROWS, "Rows in the last closed drift window",
-                                 labels=mv)
-        count = CounterMetricFamily(names.DRIFT_WINDOWS_TOTAL, "Drift windows evaluated",
-                                    labels=mv)
+        score = GaugeMetricFamily(
+            names.DRIFT_SCORE,
+            "Drift statistic of the last closed window",
+            labels=[*mv, names.LABEL_FEATURE, names.LABEL_METRIC],
+        )
+        alert = GaugeMetricFamily(
+            names.DRIFT_ALERT,
+            "1 when the feature crossed a drift threshold in the last window",
+            labels=[*mv, names.LABEL_FEATURE],
+        )
+        rows = GaugeMetricFamily(
+            names.DRIFT_WINDOW_ROWS, "Rows in the last closed drift window", labels=mv
+        )
+        count = CounterMetricFamily(names.DRIFT_WINDOWS_TOTAL, "Drift windows evaluated", labels=mv)
         for (model, version), result in results:
             rows.add_metric([model, version], result.rows)
             count.add_metric([model, version], windows.get((model, version), 0))
@@ -92,19 +97,23 @@ class DriftCollector(Collector):
                     score.add_metric([model, version, f.name, metric], value)
                 alert.add_metric([model, version, f.name], 1.0 if f.breaches else 0.0)
         yield from (score, alert, rows, count)
-        records = CounterMetricFamily(names.PREDICTION_LOG_RECORDS_TOTAL,
-                                      "Prediction records written to Parquet", labels=mv)
-        dropped = CounterMetricFamily(names.PREDICTION_LOG_DROPPED_TOTAL,
-                                      "Sampled predictions dropped because a queue was full",
-                                      labels=[*mv, "where"])
+        records = CounterMetricFamily(
+            names.PREDICTION_LOG_RECORDS_TOTAL, "Prediction records written to Parquet", labels=mv
+        )
+        dropped = CounterMetricFamily(
+            names.PREDICTION_LOG_DROPPED_TOTAL,
+            "Sampled predictions dropped because a queue was full",
+            labels=[*mv, "where"],
+        )
         for log in logs:
             c: dict[str, Any] = log.counters()
             records.add_metric([log.model, log.version], c["records"])
             dropped.add_metric([log.model, log.version, "writer"], c["dropped_writer"])
             dropped.add_metric([log.model, log.version, "core"], c["dropped_core"])
         yield from (records, dropped)
-        failures = CounterMetricFamily(names.ALERT_WEBHOOK_FAILURES_TOTAL,
-                                       "Alerts the webhook never delivered (retries exhausted, "
-                                       "refused or queue full)")
+        failures = CounterMetricFamily(
+            names.ALERT_WEBHOOK_FAILURES_TOTAL,
+            "Alerts the webhook never delivered (retries exhausted, refused or queue full)",
+        )
         failures.add_metric([], sum(w.failures for w in webhooks))
         yield failures

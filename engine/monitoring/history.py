@@ -18,7 +18,7 @@ from typing import Any
 
 from engine.monitoring.monitor import WindowResult
 
-__all__ = ["DriftHistory", "read_history", "HISTORY_FILE"]
+__all__ = ["HISTORY_FILE", "DriftHistory", "read_history"]
 
 HISTORY_FILE = "drift.jsonl"
 _log = logging.getLogger(__name__)
@@ -27,8 +27,13 @@ _log = logging.getLogger(__name__)
 class DriftHistory:
     """Window listener appending each result to ``<directory>/drift.jsonl``."""
 
-    def __init__(self, directory: str | Path, *, max_bytes: int = 64 << 20,
-                 requests: Callable[[], Mapping[str, int]] | None = None) -> None:
+    def __init__(
+        self,
+        directory: str | Path,
+        *,
+        max_bytes: int = 64 << 20,
+        requests: Callable[[], Mapping[str, int]] | None = None,
+    ) -> None:
         self.directory = Path(directory)
         self.path = self.directory / HISTORY_FILE
         self.max_bytes = max_bytes
@@ -40,7 +45,7 @@ class DriftHistory:
         if self._requests is not None:
             try:
                 line["requests"] = {k: int(v) for k, v in self._requests().items()}
-            except Exception:
+            except Exception:  # noqa: BLE001  the window is still worth recording
                 _log.exception("could not read request counts for the drift history")
         text = json.dumps(line, allow_nan=False, separators=(",", ":")) + "\n"
         with self._lock:
@@ -51,8 +56,9 @@ class DriftHistory:
                 f.write(text)
 
 
-def read_history(directory: str | Path, *, since_ms: int | None = None,
-                 version: str | None = None) -> Iterator[dict[str, Any]]:
+def read_history(
+    directory: str | Path, *, since_ms: int | None = None, version: str | None = None
+) -> Iterator[dict[str, Any]]:
     """History lines (oldest first), optionally from ``since_ms`` on and of one version."""
     directory = Path(directory)
     for path in (directory / (HISTORY_FILE + ".1"), directory / HISTORY_FILE):

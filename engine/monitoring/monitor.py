@@ -30,7 +30,7 @@ from engine.monitoring.clock import Clock, SystemClock
 from engine.monitoring.reference import DriftReference
 from engine.monitoring.statistics import DEFAULT_EPSILON, chi_square, ks_binned, psi
 
-__all__ = ["DriftThresholds", "MonitorConfig", "FeatureDrift", "WindowResult", "DriftMonitor"]
+__all__ = ["DriftMonitor", "DriftThresholds", "FeatureDrift", "MonitorConfig", "WindowResult"]
 
 _log = logging.getLogger(__name__)
 
@@ -56,8 +56,9 @@ class DriftThresholds:
         if self.ks is not None and not 0 < self.ks < 1:
             raise InvalidConfigError(f"ks threshold must be in (0, 1); was {self.ks}")
         if self.chi2_pvalue is not None and not 0 < self.chi2_pvalue < 1:
-            raise InvalidConfigError(f"chi2_pvalue threshold must be in (0, 1); was "
-                                     f"{self.chi2_pvalue}")
+            raise InvalidConfigError(
+                f"chi2_pvalue threshold must be in (0, 1); was {self.chi2_pvalue}"
+            )
 
 
 @dataclass(frozen=True)
@@ -75,8 +76,9 @@ class MonitorConfig:
         if self.window_rows < 1:
             raise InvalidConfigError(f"window_rows must be >= 1; was {self.window_rows}")
         if not 1 <= self.min_rows <= self.window_rows:
-            raise InvalidConfigError(f"min_rows must be in [1, window_rows={self.window_rows}]; "
-                                     f"was {self.min_rows}")
+            raise InvalidConfigError(
+                f"min_rows must be in [1, window_rows={self.window_rows}]; was {self.min_rows}"
+            )
         if not self.window_s > 0:
             raise InvalidConfigError(f"window_s must be > 0; was {self.window_s}")
         if not self.poll_interval_s > 0:
@@ -112,9 +114,15 @@ class FeatureDrift:
         return out
 
     def to_dict(self) -> dict[str, Any]:
-        return {"kind": self.kind, "rows": self.rows, **self.metrics(),
-                "counts": list(self.counts), "reference": list(self.reference),
-                "breaches": list(self.breaches), "labels": list(self.labels)}
+        return {
+            "kind": self.kind,
+            "rows": self.rows,
+            **self.metrics(),
+            "counts": list(self.counts),
+            "reference": list(self.reference),
+            "breaches": list(self.breaches),
+            "labels": list(self.labels),
+        }
 
 
 @dataclass(frozen=True)
@@ -134,14 +142,23 @@ class WindowResult:
         return tuple(f.name for f in self.features if f.breaches)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"model": self.model, "version": self.version, "started_ms": self.started_ms,
-                "ended_ms": self.ended_ms, "rows": self.rows, "drifted": list(self.drifted),
-                "features": {f.name: f.to_dict() for f in self.features}}
+        return {
+            "model": self.model,
+            "version": self.version,
+            "started_ms": self.started_ms,
+            "ended_ms": self.ended_ms,
+            "rows": self.rows,
+            "drifted": list(self.drifted),
+            "features": {f.name: f.to_dict() for f in self.features},
+        }
 
 
-def evaluate_window(features: Sequence[FeatureBins], reference: Mapping[str, np.ndarray],
-                    counts: Mapping[str, np.ndarray], config: MonitorConfig
-                    ) -> tuple[FeatureDrift, ...]:
+def evaluate_window(
+    features: Sequence[FeatureBins],
+    reference: Mapping[str, np.ndarray],
+    counts: Mapping[str, np.ndarray],
+    config: MonitorConfig,
+) -> tuple[FeatureDrift, ...]:
     """Statistics of one window's ``counts`` (per feature) against ``reference``."""
     t = config.thresholds
     out = []
@@ -159,9 +176,21 @@ def evaluate_window(features: Sequence[FeatureBins], reference: Mapping[str, np.
             chi, pvalue, _ = chi_square(c, ref, epsilon=config.epsilon)
             if t.chi2_pvalue is not None and pvalue < t.chi2_pvalue:
                 breaches.append("chi2_pvalue")
-        out.append(FeatureDrift(f.name, f.kind, int(c.sum()), score, ks, chi, pvalue,
-                                tuple(int(x) for x in c), tuple(float(x) for x in ref),
-                                tuple(breaches), tuple(slot_labels(f))))
+        out.append(
+            FeatureDrift(
+                f.name,
+                f.kind,
+                int(c.sum()),
+                score,
+                ks,
+                chi,
+                pvalue,
+                tuple(int(x) for x in c),
+                tuple(float(x) for x in ref),
+                tuple(breaches),
+                tuple(slot_labels(f)),
+            )
+        )
     return tuple(out)
 
 
@@ -174,10 +203,18 @@ class DriftMonitor:
     never dies of an exception.
     """
 
-    def __init__(self, source: CountsSource, reference: DriftReference, *, model: str,
-                 version: str | int, config: MonitorConfig | None = None,
-                 listeners: Iterable[WindowListener] = (), clock: Clock | None = None,
-                 install: bool = True) -> None:
+    def __init__(
+        self,
+        source: CountsSource,
+        reference: DriftReference,
+        *,
+        model: str,
+        version: str | int,
+        config: MonitorConfig | None = None,
+        listeners: Iterable[WindowListener] = (),
+        clock: Clock | None = None,
+        install: bool = True,
+    ) -> None:
         self.model = model
         self.version = str(version)
         self.config = config or MonitorConfig()
@@ -216,14 +253,21 @@ class DriftMonitor:
             rows = max((int(d.sum()) for d in delta.values()), default=0)
             elapsed = self._clock.monotonic_s() - self._opened_s
             due = rows >= self.config.window_rows or (
-                elapsed >= self.config.window_s and rows >= self.config.min_rows)
+                elapsed >= self.config.window_s and rows >= self.config.min_rows
+            )
             if not (due or (force and rows > 0)):
                 return None
             ended_ms = self._clock.wall_ms()
-            result = WindowResult(self.model, self.version, self._opened_ms, ended_ms, rows,
-                                  evaluate_window(self.reference.features,
-                                                  self.reference.proportions, delta,
-                                                  self.config))
+            result = WindowResult(
+                self.model,
+                self.version,
+                self._opened_ms,
+                ended_ms,
+                rows,
+                evaluate_window(
+                    self.reference.features, self.reference.proportions, delta, self.config
+                ),
+            )
             self._start = cumulative
             self._opened_s = self._clock.monotonic_s()
             self._opened_ms = ended_ms
@@ -232,9 +276,13 @@ class DriftMonitor:
         for listener in list(self._listeners):
             try:
                 listener(result)
-            except Exception:
-                _log.exception("drift listener %r failed on a window of %s:%s", listener,
-                               self.model, self.version)
+            except Exception:  # noqa: BLE001  logged; the other listeners still run
+                _log.exception(
+                    "drift listener %r failed on a window of %s:%s",
+                    listener,
+                    self.model,
+                    self.version,
+                )
         return result
 
     def start(self) -> None:
@@ -242,8 +290,7 @@ class DriftMonitor:
         if self._thread is not None:
             return
         self._stop.clear()
-        self._thread = threading.Thread(target=self._run, name=f"drift-{self.model}",
-                                        daemon=True)
+        self._thread = threading.Thread(target=self._run, name=f"drift-{self.model}", daemon=True)
         self._thread.start()
 
     def stop(self, timeout_s: float = 5.0) -> None:
@@ -257,7 +304,7 @@ class DriftMonitor:
         while not self._stop.wait(self.config.poll_interval_s):
             try:
                 self.poll()
-            except Exception:
+            except Exception:  # noqa: BLE001  logged; the monitor thread must not die
                 _log.exception("drift monitor of %s:%s failed to poll", self.model, self.version)
 
     def _read_counts(self) -> dict[str, np.ndarray]:
@@ -270,7 +317,9 @@ class DriftMonitor:
                 continue
             array = np.asarray(values, dtype=np.int64)
             if array.shape != (f.slot_count,):
-                raise InvalidConfigError(f"drift counts of {f.name!r} have {array.size} slots; "
-                                         f"its bins have {f.slot_count}")
+                raise InvalidConfigError(
+                    f"drift counts of {f.name!r} have {array.size} slots; "
+                    f"its bins have {f.slot_count}"
+                )
             out[f.name] = array
         return out

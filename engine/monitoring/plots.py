@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["latency_png", "requests_png", "psi_history_png", "feature_png", "prediction_png"]
+__all__ = ["feature_png", "latency_png", "prediction_png", "psi_history_png", "requests_png"]
 
 _REF, _LIVE = "#7f7f7f", "#1f77b4"
 
@@ -40,9 +40,9 @@ def _times(ms: np.ndarray) -> list[datetime]:
 def _time_axis(ax: Any) -> None:
     from matplotlib.dates import AutoDateLocator, ConciseDateFormatter
 
-    locator = AutoDateLocator()
+    locator = AutoDateLocator()  # type: ignore[no-untyped-call]
     ax.xaxis.set_major_locator(locator)
-    ax.xaxis.set_major_formatter(ConciseDateFormatter(locator))
+    ax.xaxis.set_major_formatter(ConciseDateFormatter(locator))  # type: ignore[no-untyped-call]
     ax.set_xlabel("time (UTC)")
 
 
@@ -61,8 +61,9 @@ def latency_png(bucket_ms: np.ndarray, percentiles_ms: Mapping[str, np.ndarray])
     return _png(fig)
 
 
-def requests_png(bucket_ms: np.ndarray, requests_per_s: np.ndarray,
-                 errors_per_s: np.ndarray | None, note: str) -> bytes:
+def requests_png(
+    bucket_ms: np.ndarray, requests_per_s: np.ndarray, errors_per_s: np.ndarray | None, note: str
+) -> bytes:
     """Request rate and error rate per time bucket."""
     fig = _figure()
     ax = fig.add_subplot()
@@ -72,8 +73,7 @@ def requests_png(bucket_ms: np.ndarray, requests_per_s: np.ndarray,
     ax.set_ylim(bottom=0, top=max(1e-9, float(np.max(requests_per_s, initial=0))) * 1.2)
     if errors_per_s is not None:
         ax2 = ax.twinx()
-        ax2.plot(times, errors_per_s, color="#d62728", marker="x", markersize=4,
-                 label="errors/s")
+        ax2.plot(times, errors_per_s, color="#d62728", marker="x", markersize=4, label="errors/s")
         ax2.set_ylabel("errors/s", color="#d62728")
         ax2.set_ylim(bottom=0, top=max(1e-9, float(np.max(errors_per_s, initial=0))) * 1.2)
         ax2.legend(loc="upper right")
@@ -84,8 +84,9 @@ def requests_png(bucket_ms: np.ndarray, requests_per_s: np.ndarray,
     return _png(fig)
 
 
-def psi_history_png(window_ms: np.ndarray, psi_by_feature: Mapping[str, np.ndarray],
-                    threshold: float | None) -> bytes:
+def psi_history_png(
+    window_ms: np.ndarray, psi_by_feature: Mapping[str, np.ndarray], threshold: float | None
+) -> bytes:
     """PSI per window, one line per feature."""
     fig = _figure()
     ax = fig.add_subplot()
@@ -103,8 +104,14 @@ def psi_history_png(window_ms: np.ndarray, psi_by_feature: Mapping[str, np.ndarr
     return _png(fig)
 
 
-def feature_png(name: str, labels: Sequence[str], reference: np.ndarray, period: np.ndarray,
-                last: np.ndarray, subtitle: str) -> bytes:
+def feature_png(
+    name: str,
+    labels: Sequence[str],
+    reference: np.ndarray,
+    period: np.ndarray,
+    last: np.ndarray,
+    subtitle: str,
+) -> bytes:
     """Reference, whole-period and last-window proportions per slot of one feature."""
     fig = _figure(9.0, 3.4, bottom=0.3)
     ax = fig.add_subplot()
@@ -113,8 +120,9 @@ def feature_png(name: str, labels: Sequence[str], reference: np.ndarray, period:
     ax.bar(x, period, width=0.27, color="#aec7e8", label="live, whole period")
     ax.bar(x + 0.27, last, width=0.27, color=_LIVE, label="live, last window")
     many = len(labels) > 6
-    ax.set_xticks(x, labels, rotation=30 if many else 0, ha="right" if many else "center",
-                  fontsize="small")
+    ax.set_xticks(
+        x, labels, rotation=30 if many else 0, ha="right" if many else "center", fontsize="small"
+    )
     ax.set_ylabel("share of rows")
     ax.set_title(f"{name}: {subtitle}")
     ax.grid(axis="y", alpha=0.3)
@@ -122,8 +130,12 @@ def feature_png(name: str, labels: Sequence[str], reference: np.ndarray, period:
     return _png(fig)
 
 
-def prediction_png(name: str, values: np.ndarray | None, categories: Sequence[str] | None,
-                   counts: np.ndarray | None) -> bytes:
+def prediction_png(
+    name: str,
+    values: np.ndarray | None,
+    categories: Sequence[str] | None,
+    counts: np.ndarray | None,
+) -> bytes:
     """Distribution of one output: a histogram per column (numeric) or bar chart (labels).
 
     ``values`` is ``[rows, columns]`` (numeric); ``categories``/``counts`` the top labels.
@@ -134,8 +146,12 @@ def prediction_png(name: str, values: np.ndarray | None, categories: Sequence[st
         columns = values.shape[1]
         finite = values[np.isfinite(values).all(axis=1)] if values.size else values
         for c in range(columns):
-            ax.hist(finite[:, c], bins=40, alpha=0.55 if columns > 1 else 0.9,
-                    label=f"column {c}" if columns > 1 else None)
+            ax.hist(
+                finite[:, c],
+                bins=40,
+                alpha=0.55 if columns > 1 else 0.9,
+                label=f"column {c}" if columns > 1 else None,
+            )
         ax.set_xlabel("predicted value")
         if columns > 1:
             ax.legend(fontsize="small")

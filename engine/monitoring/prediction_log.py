@@ -29,14 +29,17 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from engine.errors import InvalidConfigError
 from engine.monitoring.clock import Clock, SystemClock
 
-__all__ = ["PredictionLogConfig", "PredictionLog", "read_prediction_logs"]
+if TYPE_CHECKING:
+    from typing_extensions import Self  # typing.Self needs Python 3.11
+
+__all__ = ["PredictionLog", "PredictionLogConfig", "read_prediction_logs"]
 
 _log = logging.getLogger(__name__)
 
@@ -56,11 +59,15 @@ class PredictionLogConfig:
         if self.queue_capacity < 1:
             raise InvalidConfigError(f"queue_capacity must be >= 1; was {self.queue_capacity}")
         if self.max_file_bytes < 1 or not self.max_file_age_s > 0:
-            raise InvalidConfigError(f"max_file_bytes and max_file_age_s must be > 0; were "
-                                     f"{self.max_file_bytes} and {self.max_file_age_s}")
+            raise InvalidConfigError(
+                f"max_file_bytes and max_file_age_s must be > 0; were "
+                f"{self.max_file_bytes} and {self.max_file_age_s}"
+            )
         if self.flush_rows < 1 or not self.flush_interval_s > 0:
-            raise InvalidConfigError(f"flush_rows and flush_interval_s must be > 0; were "
-                                     f"{self.flush_rows} and {self.flush_interval_s}")
+            raise InvalidConfigError(
+                f"flush_rows and flush_interval_s must be > 0; were "
+                f"{self.flush_rows} and {self.flush_interval_s}"
+            )
 
 
 @dataclass(frozen=True)
@@ -84,10 +91,17 @@ class _Marker:
 class PredictionLog:
     """Sampled request records to rotated Parquet files (see the module docstring)."""
 
-    def __init__(self, directory: str | Path, *, model: str, version: str | int,
-                 config: PredictionLogConfig | None = None, clock: Clock | None = None,
-                 seed: int | None = None) -> None:
-        import pyarrow  # noqa: F401  fail here, not in the writer thread, if it is missing
+    def __init__(
+        self,
+        directory: str | Path,
+        *,
+        model: str,
+        version: str | int,
+        config: PredictionLogConfig | None = None,
+        clock: Clock | None = None,
+        seed: int | None = None,
+    ) -> None:
+        import pyarrow  # type: ignore[import-untyped]  # noqa: F401  fail early if missing
 
         self.directory = Path(directory)
         self.model = model
@@ -109,29 +123,50 @@ class PredictionLog:
 
     # --- producers (never block) ------------------------------------------------------------
 
-    def record(self, inputs: Mapping[str, Any], outputs: Mapping[str, Any], *,
-               latency_us: int, request_id: str | None = None,
-               timestamp_ms: int | None = None) -> bool:
+    def record(
+        self,
+        inputs: Mapping[str, Any],
+        outputs: Mapping[str, Any],
+        *,
+        latency_us: int,
+        request_id: str | None = None,
+        timestamp_ms: int | None = None,
+    ) -> bool:
         """Offer one request; it is kept with probability ``sample_rate``. True if queued."""
         with self._lock:
             self._offered += 1
         rate = self.config.sample_rate
         if rate <= 0.0 or (rate < 1.0 and self._random.random() >= rate):
             return False
-        return self.record_sampled(inputs, outputs, latency_us=latency_us,
-                                   request_id=request_id, timestamp_ms=timestamp_ms, copy=True)
+        return self.record_sampled(
+            inputs,
+            outputs,
+            latency_us=latency_us,
+            request_id=request_id,
+            timestamp_ms=timestamp_ms,
+            copy=True,
+        )
 
-    def record_sampled(self, inputs: Mapping[str, Any], outputs: Mapping[str, Any], *,
-                       latency_us: int, request_id: str | None = None,
-                       timestamp_ms: int | None = None, copy: bool = False) -> bool:
+    def record_sampled(
+        self,
+        inputs: Mapping[str, Any],
+        outputs: Mapping[str, Any],
+        *,
+        latency_us: int,
+        request_id: str | None = None,
+        timestamp_ms: int | None = None,
+        copy: bool = False,
+    ) -> bool:
         """Queue a record chosen by someone else's sampling. False if dropped (queue full)."""
         if self._closed:
             return False
         record = _Record(
             int(timestamp_ms if timestamp_ms is not None else self._clock.wall_ms()),
-            "" if request_id is None else str(request_id), int(latency_us),
+            "" if request_id is None else str(request_id),
+            int(latency_us),
             {k: np.array(v, copy=copy) if copy else np.asarray(v) for k, v in inputs.items()},
-            {k: np.array(v, copy=copy) if copy else np.asarray(v) for k, v in outputs.items()})
+            {k: np.array(v, copy=copy) if copy else np.asarray(v) for k, v in outputs.items()},
+        )
         try:
             self._queue.put_nowait(record)
             return True
@@ -147,8 +182,12 @@ class PredictionLog:
 
     def counters(self) -> dict[str, int]:
         with self._lock:
-            return {"offered": self._offered, "records": self._records,
-                    "dropped_writer": self._dropped_writer, "dropped_core": self._dropped_core}
+            return {
+                "offered": self._offered,
+                "records": self._records,
+                "dropped_writer": self._dropped_writer,
+                "dropped_core": self._dropped_core,
+            }
 
     # --- control ------------------------------------------------------------------------------
 
@@ -164,7 +203,7 @@ class PredictionLog:
         self._marker(_Marker(close_file=True, stop=True), timeout_s)
         self._thread.join(timeout_s)
 
-    def __enter__(self) -> PredictionLog:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -192,9 +231,11 @@ class PredictionLog:
             try:
                 if isinstance(item, _Record):
                     buffer.append(item)
-                due = (len(buffer) >= cfg.flush_rows
-                       or time.monotonic() - last_write >= cfg.flush_interval_s
-                       or isinstance(item, _Marker))
+                due = (
+                    len(buffer) >= cfg.flush_rows
+                    or time.monotonic() - last_write >= cfg.flush_interval_s
+                    or isinstance(item, _Marker)
+                )
                 if buffer and due:
                     written = self._writer.write(buffer)
                     with self._lock:
@@ -205,9 +246,13 @@ class PredictionLog:
                     self._writer.close_file()
                 else:
                     self._writer.rotate_if_old()
-            except Exception:
-                _log.exception("prediction log writer of %s:%s failed; %d record(s) lost",
-                               self.model, self.version, len(buffer))
+            except Exception:  # noqa: BLE001  logged; the writer thread must not die
+                _log.exception(
+                    "prediction log writer of %s:%s failed; %d record(s) lost",
+                    self.model,
+                    self.version,
+                    len(buffer),
+                )
                 buffer = []
             if isinstance(item, _Marker):
                 item.done.set()
@@ -250,13 +295,15 @@ class _ParquetRotator:
         return len(records)
 
     def rotate_if_old(self) -> None:
-        if (self._writer is not None and self._log._clock.monotonic_s() - self._opened_s
-                >= self._log.config.max_file_age_s):
+        if (
+            self._writer is not None
+            and self._log._clock.monotonic_s() - self._opened_s >= self._log.config.max_file_age_s
+        ):
             self.close_file()
 
     def _open(self, schema: Any) -> None:
         import pyarrow as pa
-        import pyarrow.parquet as pq
+        import pyarrow.parquet as pq  # type: ignore[import-untyped]
 
         log = self._log
         log.directory.mkdir(parents=True, exist_ok=True)
@@ -281,8 +328,10 @@ class _ParquetRotator:
 
 
 def _schema_key(record: _Record) -> tuple[Any, ...]:
-    return (tuple((k, v.dtype.str) for k, v in record.inputs.items()),
-            tuple((k, v.dtype.str) for k, v in record.outputs.items()))
+    return (
+        tuple((k, v.dtype.str) for k, v in record.inputs.items()),
+        tuple((k, v.dtype.str) for k, v in record.outputs.items()),
+    )
 
 
 def _to_table(records: list[_Record], log: PredictionLog) -> Any:
@@ -299,12 +348,17 @@ def _to_table(records: list[_Record], log: PredictionLog) -> Any:
         for name in getattr(records[0], field):
             arrays = [getattr(r, field)[name] for r in records]
             columns[f"{prefix}.{name}"] = _list_column(arrays)
-            columns[f"{prefix}.{name}.shape"] = pa.array([list(a.shape) for a in arrays],
-                                                         pa.list_(pa.int64()))
+            columns[f"{prefix}.{name}.shape"] = pa.array(
+                [list(a.shape) for a in arrays], pa.list_(pa.int64())
+            )
     table = pa.table(columns)
-    return table.replace_schema_metadata({"engine.sample_rate": str(log.config.sample_rate),
-                                          "engine.model": log.model,
-                                          "engine.version": log.version})
+    return table.replace_schema_metadata(
+        {
+            "engine.sample_rate": str(log.config.sample_rate),
+            "engine.model": log.model,
+            "engine.version": log.version,
+        }
+    )
 
 
 def _list_column(arrays: list[np.ndarray]) -> Any:
@@ -314,22 +368,29 @@ def _list_column(arrays: list[np.ndarray]) -> Any:
     offsets = pa.array(np.concatenate([[0], np.cumsum(sizes)]).astype(np.int32))
     flat = [a.reshape(-1) for a in arrays]
     if arrays[0].dtype.kind in "OSU":
-        values = pa.array([v.decode("utf-8", "replace") if isinstance(v, bytes) else str(v)
-                           for a in flat for v in a.tolist()], pa.string())
+        values = pa.array(
+            [
+                v.decode("utf-8", "replace") if isinstance(v, bytes) else str(v)
+                for a in flat
+                for v in a.tolist()
+            ],
+            pa.string(),
+        )
     else:
         values = pa.array(np.concatenate(flat) if flat else np.array([]))
     return pa.ListArray.from_arrays(offsets, values)
 
 
-def read_prediction_logs(directory: str | Path, *, since_ms: int | None = None,
-                         version: str | None = None) -> Any:
+def read_prediction_logs(
+    directory: str | Path, *, since_ms: int | None = None, version: str | None = None
+) -> Any:
     """All complete ``*.parquet`` logs of a folder as one pyarrow Table (None if there are none).
 
     Files whose schemas differ (a new model version with other tensors) are combined with
     missing columns as nulls.
     """
     import pyarrow as pa
-    import pyarrow.compute as pc
+    import pyarrow.compute as pc  # type: ignore[import-untyped]
     import pyarrow.parquet as pq
 
     paths = sorted(Path(directory).glob("*.parquet"))

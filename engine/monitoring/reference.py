@@ -43,8 +43,7 @@ from engine.errors import InvalidConfigError
 from engine.monitoring.bins import FeatureBins, canonical_category, parse_features
 from engine.signature import TensorSpec
 
-__all__ = ["DriftReference", "drift_reference", "features_from_profile",
-           "reference_proportions"]
+__all__ = ["DriftReference", "drift_reference", "features_from_profile", "reference_proportions"]
 
 _INDEXED = re.compile(r"^(?P<tensor>.+)\[(?P<column>\d+)\]$")
 
@@ -62,31 +61,48 @@ class DriftReference:
             if p is None or len(p) != f.slot_count:
                 raise InvalidConfigError(
                     f"feature {f.name!r} has {f.slot_count} slots but its reference proportions "
-                    f"are {None if p is None else list(p)}")
+                    f"are {None if p is None else list(p)}"
+                )
 
     def core_features(self) -> list[dict[str, Any]]:
         """The list ``core.set_drift_bins`` takes."""
         return [f.to_dict() for f in self.features]
 
     @classmethod
-    def from_features(cls, features: Iterable[FeatureBins | Mapping[str, Any]],
-                      proportions: Mapping[str, Sequence[float]]) -> DriftReference:
+    def from_features(
+        cls,
+        features: Iterable[FeatureBins | Mapping[str, Any]],
+        proportions: Mapping[str, Sequence[float]],
+    ) -> DriftReference:
         parsed = parse_features(features)
-        return cls(parsed, {f.name: _normalised(proportions.get(f.name, ()), f.slot_count)
-                            for f in parsed})
+        return cls(
+            parsed, {f.name: _normalised(proportions.get(f.name, ()), f.slot_count) for f in parsed}
+        )
 
 
-def drift_reference(profile: Mapping[str, Any], signature: Any, *,
-                    columns: Mapping[str, tuple[str, int]] | None = None) -> DriftReference:
+def drift_reference(
+    profile: Mapping[str, Any],
+    signature: Any,
+    *,
+    columns: Mapping[str, tuple[str, int]] | None = None,
+) -> DriftReference:
     """Bins and reference proportions of every profiled input (and output) feature."""
     features = parse_features(features_from_profile(profile, signature, columns=columns))
-    return DriftReference(features, {name: np.asarray(p, dtype=np.float64) for name, p in
-                                     reference_proportions(profile, features).items()})
+    return DriftReference(
+        features,
+        {
+            name: np.asarray(p, dtype=np.float64)
+            for name, p in reference_proportions(profile, features).items()
+        },
+    )
 
 
-def features_from_profile(profile: Mapping[str, Any], signature: Any, *,
-                          columns: Mapping[str, tuple[str, int]] | None = None
-                          ) -> list[dict[str, Any]]:
+def features_from_profile(
+    profile: Mapping[str, Any],
+    signature: Any,
+    *,
+    columns: Mapping[str, tuple[str, int]] | None = None,
+) -> list[dict[str, Any]]:
     """The ``set_drift_bins`` list for ``profile`` on a model with this ``signature``.
 
     ``signature``: anything with ``.inputs`` and ``.outputs`` (a Model, a registry
@@ -98,8 +114,10 @@ def features_from_profile(profile: Mapping[str, Any], signature: Any, *,
     for section, specs in (("features", inputs), ("outputs", outputs)):
         entries = profile.get(section) or {}
         if not isinstance(entries, Mapping):
-            raise InvalidConfigError(f"profile[{section!r}] must be a mapping of feature name to "
-                                     f"statistics; was {type(entries).__name__}")
+            raise InvalidConfigError(
+                f"profile[{section!r}] must be a mapping of feature name to "
+                f"statistics; was {type(entries).__name__}"
+            )
         placed = _place(list(entries), specs, columns or {}, section)
         for name, stats in entries.items():
             tensor, column = placed[name]
@@ -107,9 +125,9 @@ def features_from_profile(profile: Mapping[str, Any], signature: Any, *,
     return out
 
 
-def reference_proportions(profile: Mapping[str, Any],
-                          features: Iterable[FeatureBins | Mapping[str, Any]]
-                          ) -> dict[str, list[float]]:
+def reference_proportions(
+    profile: Mapping[str, Any], features: Iterable[FeatureBins | Mapping[str, Any]]
+) -> dict[str, list[float]]:
     """Reference proportions of each feature's slots (layout of ``bins.bin_counts``)."""
     stats_by_name: dict[str, Mapping[str, Any]] = {}
     for section in ("features", "outputs"):
@@ -129,6 +147,7 @@ def reference_proportions(profile: Mapping[str, Any],
 
 # --- placing features on tensor columns ---------------------------------------------------
 
+
 def _signature(signature: Any) -> tuple[dict[str, TensorSpec], dict[str, TensorSpec]]:
     if hasattr(signature, "inputs"):
         inputs, outputs = signature.inputs, getattr(signature, "outputs", ())
@@ -146,60 +165,76 @@ def _spec(item: Any) -> TensorSpec:
     return TensorSpec(str(name), str(dtype), tuple(int(d) for d in shape))
 
 
-def _place(names: list[str], specs: Mapping[str, TensorSpec],
-           columns: Mapping[str, tuple[str, int]], section: str) -> dict[str, tuple[str, int]]:
+def _place(
+    names: list[str],
+    specs: Mapping[str, TensorSpec],
+    columns: Mapping[str, tuple[str, int]],
+    section: str,
+) -> dict[str, tuple[str, int]]:
     placed: dict[str, tuple[str, int]] = {}
     for name in names:
         if name in columns:
             tensor, column = columns[name]
             if tensor not in specs:
-                raise InvalidConfigError(f"columns[{name!r}] names tensor {tensor!r}, which is "
-                                         f"not among {sorted(specs)}")
+                raise InvalidConfigError(
+                    f"columns[{name!r}] names tensor {tensor!r}, which is not among {sorted(specs)}"
+                )
             placed[name] = (tensor, int(column))
         elif name in specs:
             spec = specs[name]
             if len(spec.shape) == 2 and spec.shape[1] not in (1, -1):
                 raise InvalidConfigError(
                     f"profile feature {name!r} is the whole tensor {name!r} of shape "
-                    f"{list(spec.shape)}; name its columns '{name}[i]' or pass columns=")
+                    f"{list(spec.shape)}; name its columns '{name}[i]' or pass columns="
+                )
             placed[name] = (name, -1)
         elif (match := _INDEXED.match(name)) and match["tensor"] in specs:
             placed[name] = (match["tensor"], int(match["column"]))
     rest = [n for n in names if n not in placed]
     if rest:
         used = {t for t, _ in placed.values()}
-        wide = [s for s in specs.values()
-                if s.name not in used and len(s.shape) == 2 and s.shape[1] in (len(rest), -1)]
+        wide = [
+            s
+            for s in specs.values()
+            if s.name not in used and len(s.shape) == 2 and s.shape[1] in (len(rest), -1)
+        ]
         if len(wide) != 1:
             raise InvalidConfigError(
                 f"cannot tell which tensor columns the profile {section} {rest} are: the "
                 f"model's tensors are {[(s.name, list(s.shape)) for s in specs.values()]}; "
-                "pass columns={feature: (tensor, column)}")
+                "pass columns={feature: (tensor, column)}"
+            )
         placed.update({n: (wide[0].name, i) for i, n in enumerate(rest)})
     for name, (tensor, column) in placed.items():
         shape = specs[tensor].shape
         if column >= 0 and len(shape) == 2 and shape[1] != -1 and column >= shape[1]:
-            raise InvalidConfigError(f"feature {name!r}: column {column} is out of range for "
-                                     f"tensor {tensor!r} of shape {list(shape)}")
+            raise InvalidConfigError(
+                f"feature {name!r}: column {column} is out of range for "
+                f"tensor {tensor!r} of shape {list(shape)}"
+            )
     return placed
 
 
 # --- one feature --------------------------------------------------------------------------
 
-def _feature(name: str, stats: Mapping[str, Any], tensor: str, column: int,
-             spec: TensorSpec) -> FeatureBins:
+
+def _feature(
+    name: str, stats: Mapping[str, Any], tensor: str, column: int, spec: TensorSpec
+) -> FeatureBins:
     kind = stats.get("kind")
     if kind == "numeric":
         if spec.dtype == "string":
-            raise InvalidConfigError(f"profile feature {name!r} is numeric but tensor {tensor!r} "
-                                     "holds strings")
+            raise InvalidConfigError(
+                f"profile feature {name!r} is numeric but tensor {tensor!r} holds strings"
+            )
         edges, _ = _numeric_bins(stats, name)
         return FeatureBins(name, tensor, column, "numeric", edges=tuple(edges))
     if kind == "categorical":
         categories, _ = _categories(stats, spec.dtype != "string")
         return FeatureBins(name, tensor, column, "categorical", categories=tuple(categories))
-    raise InvalidConfigError(f"profile feature {name!r} has kind {kind!r}; expected 'numeric' or "
-                             "'categorical'")
+    raise InvalidConfigError(
+        f"profile feature {name!r} has kind {kind!r}; expected 'numeric' or 'categorical'"
+    )
 
 
 def _numeric_bins(stats: Mapping[str, Any], name: str) -> tuple[list[float], list[float]]:
@@ -209,8 +244,10 @@ def _numeric_bins(stats: Mapping[str, Any], name: str) -> tuple[list[float], lis
     if not outer:
         return [], [0.0]
     if len(props) != len(outer) - 1:
-        raise InvalidConfigError(f"profile feature {name!r}: {len(outer)} bin_edges need "
-                                 f"{len(outer) - 1} bin_proportions; got {len(props)}")
+        raise InvalidConfigError(
+            f"profile feature {name!r}: {len(outer)} bin_edges need "
+            f"{len(outer) - 1} bin_proportions; got {len(props)}"
+        )
     edges = outer[1:-1]
     # Merge bins across an edge that is not finite or not above its left neighbour.
     i = 0
@@ -223,14 +260,16 @@ def _numeric_bins(stats: Mapping[str, Any], name: str) -> tuple[list[float], lis
     return edges, props
 
 
-def _categories(stats: Mapping[str, Any], numeric_tensor: bool
-                ) -> tuple[list[str], dict[str | None, float]]:
+def _categories(
+    stats: Mapping[str, Any], numeric_tensor: bool
+) -> tuple[list[str], dict[str | None, float]]:
     """Categories in profile order and proportion by category (None: folded into missing)."""
     names = [str(c) for c in stats.get("categories") or []]
     props = [float(p) for p in stats.get("proportions") or []]
     if len(props) != len(names):
-        raise InvalidConfigError(f"profile categories {names} and proportions {props} differ in "
-                                 "length")
+        raise InvalidConfigError(
+            f"profile categories {names} and proportions {props} differ in length"
+        )
     order: list[str] = []
     share: dict[str | None, float] = {}
     for raw, p in zip(names, props):
@@ -253,8 +292,9 @@ def _maybe_number(text: str) -> Any:
 def _numeric_reference(stats: Mapping[str, Any], f: FeatureBins) -> list[float]:
     edges, props = _numeric_bins(stats, f.name)
     if tuple(edges) != f.edges:
-        raise InvalidConfigError(f"feature {f.name!r}: the profile's edges {edges} are not the "
-                                 f"feature's {list(f.edges)}")
+        raise InvalidConfigError(
+            f"feature {f.name!r}: the profile's edges {edges} are not the feature's {list(f.edges)}"
+        )
     nan = _fraction(stats.get("nan_fraction"))
     return [p * (1.0 - nan) for p in props] + [nan, 0.0]
 
@@ -265,8 +305,10 @@ def _categorical_reference(stats: Mapping[str, Any], f: FeatureBins) -> list[flo
     if tuple(order) != f.categories:
         order, share = _categories(stats, numeric_tensor=True)
     if tuple(order) != f.categories:
-        raise InvalidConfigError(f"feature {f.name!r}: the profile's categories {order} are not "
-                                 f"the feature's {list(f.categories)}")
+        raise InvalidConfigError(
+            f"feature {f.name!r}: the profile's categories {order} are not "
+            f"the feature's {list(f.categories)}"
+        )
     missing = _fraction(stats.get("missing_fraction"))
     present = 1.0 - missing
     other = float(stats.get("other_proportion") or 0.0)

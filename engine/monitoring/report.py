@@ -26,7 +26,7 @@ from engine.monitoring.history import read_history
 from engine.monitoring.metric_names import ERROR_OUTCOMES
 from engine.monitoring.prediction_log import read_prediction_logs
 
-__all__ = ["parse_since", "build_report", "write_report", "Report"]
+__all__ = ["Report", "build_report", "parse_since", "write_report"]
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$")
 _UNIT_S = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
@@ -40,8 +40,9 @@ def parse_since(text: str, now_ms: int) -> int:
     try:
         when = datetime.fromisoformat(text.strip())
     except ValueError:
-        raise InvalidConfigError(f"--since must be a duration like 90m, 24h, 7d or an ISO time; "
-                                 f"was {text!r}") from None
+        raise InvalidConfigError(
+            f"--since must be a duration like 90m, 24h, 7d or an ISO time; was {text!r}"
+        ) from None
     if when.tzinfo is None:
         when = when.replace(tzinfo=timezone.utc)
     return int(when.timestamp() * 1000)
@@ -86,18 +87,27 @@ img {{ max-width: 100%; display: block; margin: 0.5em 0; }}
         return Report(page, self.images)
 
 
-def build_report(model: str, *, logs_dir: str | Path, monitoring_dir: str | Path,
-                 version: str | None = None, since_ms: int | None = None,
-                 now_ms: int | None = None, max_features: int = 24) -> Report:
+def build_report(
+    model: str,
+    *,
+    logs_dir: str | Path,
+    monitoring_dir: str | Path,
+    version: str | None = None,
+    since_ms: int | None = None,
+    now_ms: int | None = None,
+    max_features: int = 24,
+) -> Report:
     """Gather the data and render the report (see the module docstring)."""
     now_ms = now_ms if now_ms is not None else int(datetime.now(timezone.utc).timestamp() * 1000)
-    logs = read_prediction_logs(logs_dir, since_ms=since_ms, version=version) \
-        if Path(logs_dir).is_dir() else None
+    logs = (
+        read_prediction_logs(logs_dir, since_ms=since_ms, version=version)
+        if Path(logs_dir).is_dir()
+        else None
+    )
     history = list(read_history(monitoring_dir, since_ms=since_ms, version=version))
     label = f"{model}:{version}" if version else model
     b = _Builder(f"Monitoring report: {label}")
-    b.section("Summary", _summary(label, logs, history, since_ms, now_ms, logs_dir,
-                                  monitoring_dir))
+    b.section("Summary", _summary(label, logs, history, since_ms, now_ms, logs_dir, monitoring_dir))
     b.section("Latency", _latency(b, logs))
     b.section("Requests and errors", _requests(b, logs, history))
     b.section("Drift", _drift(b, history, max_features))
@@ -116,6 +126,7 @@ def write_report(out: str | Path, model: str, **kwargs: Any) -> Report:
 
 # --- sections -------------------------------------------------------------------------------
 
+
 def _when(ms: int | None) -> str:
     if ms is None:
         return "the beginning"
@@ -131,8 +142,15 @@ def _note(text: str) -> str:
     return f'<p class="note">{html.escape(text)}</p>'
 
 
-def _summary(label: str, logs: Any, history: list[dict[str, Any]], since_ms: int | None,
-             now_ms: int, logs_dir: str | Path, monitoring_dir: str | Path) -> str:
+def _summary(
+    label: str,
+    logs: Any,
+    history: list[dict[str, Any]],
+    since_ms: int | None,
+    now_ms: int,
+    logs_dir: str | Path,
+    monitoring_dir: str | Path,
+) -> str:
     rows: list[tuple[str, Any]] = [
         ("model", html.escape(label)),
         ("period", f"{_when(since_ms)} to {_when(now_ms)}"),
@@ -144,8 +162,12 @@ def _summary(label: str, logs: Any, history: list[dict[str, Any]], since_ms: int
     if history:
         drifted = history[-1].get("drifted") or []
         text = ", ".join(html.escape(str(d)) for d in drifted) or "none"
-        rows.append(("drifted in the last window",
-                     f'<span class="drift">{text}</span>' if drifted else text))
+        rows.append(
+            (
+                "drifted in the last window",
+                f'<span class="drift">{text}</span>' if drifted else text,
+            )
+        )
     return _table(rows)
 
 
@@ -159,7 +181,7 @@ def _time_buckets(ms: np.ndarray, target: int = 40) -> tuple[np.ndarray, np.ndar
 
 
 def _timestamps_ms(logs: Any) -> np.ndarray:
-    return logs["timestamp"].cast("int64").to_numpy()
+    return np.asarray(logs["timestamp"].cast("int64").to_numpy(), dtype=np.int64)
 
 
 def _latency(b: _Builder, logs: Any) -> str:
@@ -169,12 +191,15 @@ def _latency(b: _Builder, logs: Any) -> str:
     latency_ms = logs["latency_us"].to_numpy().astype(np.float64) / 1000.0
     index, centres = _time_buckets(ms)
     present = np.unique(index)
-    series = {f"p{q}": np.array([np.percentile(latency_ms[index == i], q) for i in present])
-              for q in (50, 95, 99)}
+    series = {
+        f"p{q}": np.array([np.percentile(latency_ms[index == i], q) for i in present])
+        for q in (50, 95, 99)
+    }
     overall = ", ".join(f"p{q} {np.percentile(latency_ms, q):.3g} ms" for q in (50, 95, 99))
     png = plots.latency_png(centres[present], series)
     return b.image(png, "latency percentiles over time") + _note(
-        f"Over the period: {overall} ({latency_ms.size} sampled requests).")
+        f"Over the period: {overall} ({latency_ms.size} sampled requests)."
+    )
 
 
 def _requests(b: _Builder, logs: Any, history: list[dict[str, Any]]) -> str:
@@ -182,32 +207,43 @@ def _requests(b: _Builder, logs: Any, history: list[dict[str, Any]]) -> str:
     if len(counted) >= 2:
         times = np.array([h["time_ms"] for h in counted], dtype=np.float64)
         total = np.array([sum(h["requests"].values()) for h in counted], dtype=np.float64)
-        errors = np.array([sum(h["requests"].get(o, 0) for o in ERROR_OUTCOMES)
-                           for h in counted], dtype=np.float64)
+        errors = np.array(
+            [sum(h["requests"].get(o, 0) for o in ERROR_OUTCOMES) for h in counted],
+            dtype=np.float64,
+        )
         dt = np.maximum(np.diff(times) / 1000.0, 1e-3)
         # A counter that went down was reset (a reload): count from zero again.
         d_total, d_err = np.diff(total), np.diff(errors)
         d_total = np.where(d_total < 0, total[1:], d_total)
         d_err = np.where(d_err < 0, errors[1:], d_err)
         centres = (times[1:] + times[:-1]) / 2
-        png = plots.requests_png(centres, d_total / dt, d_err / dt,
-                                 "all requests, from the core's counters")
+        png = plots.requests_png(
+            centres, d_total / dt, d_err / dt, "all requests, from the core's counters"
+        )
         return b.image(png, "requests and errors over time") + _note(
             f"{int(d_total.sum())} requests, {int(d_err.sum())} server-side errors "
-            f"({', '.join(ERROR_OUTCOMES)}) between the first and last drift window.")
+            f"({', '.join(ERROR_OUTCOMES)}) between the first and last drift window."
+        )
     if logs is None or logs.num_rows == 0:
-        return _note("No request counts: neither prediction logs nor drift history with "
-                     "request counts in this period.")
+        return _note(
+            "No request counts: neither prediction logs nor drift history with "
+            "request counts in this period."
+        )
     rate = _sample_rate(logs)
     ms = _timestamps_ms(logs)
     index, centres = _time_buckets(ms)
     width_s = max((centres[1] - centres[0]) / 1000.0 if centres.size > 1 else 1.0, 1e-3)
     sampled = np.bincount(index, minlength=centres.size).astype(np.float64)
-    png = plots.requests_png(centres, sampled / max(rate, 1e-12) / width_s, None,
-                             f"estimated from logs sampled at {rate:g}")
+    png = plots.requests_png(
+        centres,
+        sampled / max(rate, 1e-12) / width_s,
+        None,
+        f"estimated from logs sampled at {rate:g}",
+    )
     return b.image(png, "requests over time") + _note(
         "Errors are not in the prediction logs (only answered requests are sampled) and the "
-        "drift history has no request counts for this period.")
+        "drift history has no request counts for this period."
+    )
 
 
 def _sample_rate(logs: Any) -> float:
@@ -228,20 +264,28 @@ def _drift(b: _Builder, history: list[dict[str, Any]], max_features: int) -> str
     names.sort(key=lambda n: -float(latest.get(n, {}).get("psi", 0.0)))
     shown = names[:max_features]
     times = np.array([h["time_ms"] for h in history], dtype=np.float64)
-    psi = {n: np.array([float(h.get("features", {}).get(n, {}).get("psi", np.nan))
-                        for h in history]) for n in shown[:10]}
+    psi = {
+        n: np.array([float(h.get("features", {}).get(n, {}).get("psi", np.nan)) for h in history])
+        for n in shown[:10]
+    }
     parts = [b.image(plots.psi_history_png(times, psi, None), "PSI per window")]
-    rows = ["<tr><th>feature</th><th>kind</th><th>PSI</th><th>KS</th><th>chi-square p</th>"
-            "<th>past threshold</th></tr>"]
+    rows = [
+        (
+            "<tr><th>feature</th><th>kind</th><th>PSI</th><th>KS</th><th>chi-square p</th>"
+            "<th>past threshold</th></tr>"
+        )
+    ]
     for n in shown:
         f = latest.get(n)
         if not f:
             continue
         breaches = ", ".join(f.get("breaches") or [])
         cls = ' class="drift"' if breaches else ""
-        rows.append(f"<tr{cls}><td>{html.escape(n)}</td><td>{html.escape(f.get('kind', ''))}"
-                    f"</td><td>{f.get('psi', 0):.4f}</td><td>{_fmt(f.get('ks'))}</td>"
-                    f"<td>{_fmt(f.get('chi2_pvalue'))}</td><td>{html.escape(breaches)}</td></tr>")
+        rows.append(
+            f"<tr{cls}><td>{html.escape(n)}</td><td>{html.escape(f.get('kind', ''))}"
+            f"</td><td>{f.get('psi', 0):.4f}</td><td>{_fmt(f.get('ks'))}</td>"
+            f"<td>{_fmt(f.get('chi2_pvalue'))}</td><td>{html.escape(breaches)}</td></tr>"
+        )
     parts.append("<p>Last window:</p><table>" + "".join(rows) + "</table>")
     for n in shown:
         windows = [h["features"][n] for h in history if n in h.get("features", {})]
@@ -249,14 +293,20 @@ def _drift(b: _Builder, history: list[dict[str, Any]], max_features: int) -> str
         last = np.asarray(windows[-1]["counts"], dtype=np.float64)
         reference = np.asarray(windows[-1]["reference"], dtype=np.float64)
         labels = windows[-1].get("labels") or [str(i) for i in range(reference.size)]
-        subtitle = (f"{int(counts.sum())} live rows in {len(windows)} window(s); "
-                    f"last window PSI {windows[-1].get('psi', 0):.3f}")
-        parts.append(b.image(plots.feature_png(n, labels, reference, _shares(counts),
-                                               _shares(last), subtitle),
-                             f"reference and live distribution of {n}"))
+        subtitle = (
+            f"{int(counts.sum())} live rows in {len(windows)} window(s); "
+            f"last window PSI {windows[-1].get('psi', 0):.3f}"
+        )
+        parts.append(
+            b.image(
+                plots.feature_png(n, labels, reference, _shares(counts), _shares(last), subtitle),
+                f"reference and live distribution of {n}",
+            )
+        )
     if len(names) > len(shown):
-        parts.append(_note(f"{len(names) - len(shown)} more feature(s) with lower PSI not "
-                           "plotted."))
+        parts.append(
+            _note(f"{len(names) - len(shown)} more feature(s) with lower PSI not plotted.")
+        )
     return "\n".join(parts)
 
 
@@ -272,20 +322,20 @@ def _fmt(value: Any) -> str:
 def _predictions(b: _Builder, logs: Any) -> str:
     if logs is None or logs.num_rows == 0:
         return _note("No prediction logs in this period.")
-    import pyarrow as pa
-    import pyarrow.compute as pc
+    import pyarrow as pa  # type: ignore[import-untyped]
+    import pyarrow.compute as pc  # type: ignore[import-untyped]
 
     parts = []
-    columns = [c for c in logs.column_names if c.startswith("output.")
-               and not c.endswith(".shape")]
+    columns = [c for c in logs.column_names if c.startswith("output.") and not c.endswith(".shape")]
     for column in columns[:8]:
-        name = column[len("output."):]
+        name = column[len("output.") :]
         flat = pc.list_flatten(logs[column].combine_chunks())
         shapes = logs[column + ".shape"].to_pylist()
         width = int(shapes[0][-1]) if shapes and shapes[0] and len(shapes[0]) > 1 else 1
         if pa.types.is_string(flat.type) or pa.types.is_large_string(flat.type):
-            labels, counts = np.unique(np.asarray(flat.to_pylist(), dtype=object).astype(str),
-                                       return_counts=True)
+            labels, counts = np.unique(
+                np.asarray(flat.to_pylist(), dtype=object).astype(str), return_counts=True
+            )
             top = np.argsort(-counts)[:20]
             png = plots.prediction_png(name, None, labels[top].tolist(), counts[top])
         else:

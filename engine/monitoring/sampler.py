@@ -17,7 +17,7 @@ from typing import Any, Protocol
 
 from engine.monitoring.prediction_log import PredictionLog
 
-__all__ = ["SampleSource", "SamplePoller"]
+__all__ = ["SamplePoller", "SampleSource"]
 
 _log = logging.getLogger(__name__)
 
@@ -33,8 +33,15 @@ class SampleSource(Protocol):
 class SamplePoller:
     """Moves samples from the core to the log on a daemon thread."""
 
-    def __init__(self, core: SampleSource, log: PredictionLog, *, capacity: int = 4096,
-                 max_items: int = 1024, interval_s: float = 0.5) -> None:
+    def __init__(
+        self,
+        core: SampleSource,
+        log: PredictionLog,
+        *,
+        capacity: int = 4096,
+        max_items: int = 1024,
+        interval_s: float = 0.5,
+    ) -> None:
         self._core = core
         self._log = log
         self.capacity = capacity
@@ -47,8 +54,13 @@ class SamplePoller:
         """Take one batch of samples into the log; returns how many were taken."""
         samples = self._core.take_samples(self.max_items)
         for s in samples:
-            self._log.record_sampled(s["inputs"], s["outputs"], latency_us=int(s["total_us"]),
-                                     request_id=str(s["id"]), timestamp_ms=int(s["timestamp_ms"]))
+            self._log.record_sampled(
+                s["inputs"],
+                s["outputs"],
+                latency_us=int(s["total_us"]),
+                request_id=str(s["id"]),
+                timestamp_ms=int(s["timestamp_ms"]),
+            )
         dropped = self._core.stats().get("samples_dropped")
         if dropped is not None:
             self._log.set_core_dropped(int(dropped))
@@ -75,7 +87,7 @@ class SamplePoller:
         while not self._stop.is_set():
             try:
                 full = self.poll_once() == self.max_items
-            except Exception:
+            except Exception:  # noqa: BLE001  logged; the poller thread must not die
                 _log.exception("taking samples from the core failed")
                 full = False
             if not full:

@@ -27,7 +27,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-__all__ = ["DEFAULT_EPSILON", "ChiSquare", "psi", "ks_binned", "chi_square"]
+__all__ = ["DEFAULT_EPSILON", "ChiSquare", "chi_square", "ks_binned", "psi"]
 
 DEFAULT_EPSILON = 1e-4
 
@@ -61,7 +61,7 @@ def ks_binned(counts: Any, reference: Any, value_slots: int) -> float:
 
 def chi_square(counts: Any, reference: Any, *, epsilon: float = DEFAULT_EPSILON) -> ChiSquare:
     """Chi-square goodness of fit of ``counts`` to ``reference`` proportions."""
-    from scipy.stats import chi2  # imported here: scipy is heavy and only the monitor needs it
+    from scipy.stats import chi2  # type: ignore[import-untyped]  # imported here: scipy is heavy and only the monitor needs it
 
     a, e = _pair(counts, reference)
     used = (a > 0) | (e > 0)
@@ -80,8 +80,9 @@ def _pair(counts: Any, reference: Any) -> tuple[np.ndarray, np.ndarray]:
     a = np.asarray(counts, dtype=np.float64)
     e = np.asarray(reference, dtype=np.float64)
     if a.shape != e.shape or a.ndim != 1:
-        raise ValueError(f"counts and reference need the same 1-D shape; were {a.shape} and "
-                         f"{e.shape}")
+        raise ValueError(
+            f"counts and reference need the same 1-D shape; were {a.shape} and {e.shape}"
+        )
     # Negative or non-finite entries carry no information: count them as empty.
     a = np.where(np.isfinite(a) & (a > 0), a, 0.0)
     e = np.where(np.isfinite(e) & (e > 0), e, 0.0)

@@ -25,4 +25,3 @@ def profile(training: pd.DataFrame) -> dict[str, Any]:
 @pytest.fixture(scope="session")
 def reference(profile: dict[str, Any]) -> DriftReference:
     return drift_reference(profile, Signature(SIGNATURE, OUTPUTS), columns=COLUMNS)
-

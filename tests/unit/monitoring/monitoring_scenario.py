@@ -8,9 +8,9 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from engine.training.profile import numeric_profile, profile_frame
 
 from engine.signature import TensorSpec
-from engine.training.profile import numeric_profile, profile_frame
 
 REGIONS = ["north", "south", "east", "west"]
 REGION_P = [0.4, 0.3, 0.2, 0.1]
@@ -30,16 +30,21 @@ class Signature:
     outputs: tuple[TensorSpec, ...]
 
 
-def draw(rng: np.random.Generator, n: int, *, shift_b: float = 0.0,
-         region_p: list[float] | None = None) -> pd.DataFrame:
+def draw(
+    rng: np.random.Generator, n: int, *, shift_b: float = 0.0, region_p: list[float] | None = None
+) -> pd.DataFrame:
     a = rng.normal(0.0, 1.0, n)
     b = rng.normal(5.0, 2.0, n) + shift_b
     c = rng.exponential(1.0, n)
-    frame = pd.DataFrame({
-        "a": a, "b": b, "c": c,
-        "region": rng.choice(REGIONS, n, p=region_p or REGION_P),
-        "plan": rng.choice(["free", "pro"], n, p=[0.7, 0.3]),
-    })
+    frame = pd.DataFrame(
+        {
+            "a": a,
+            "b": b,
+            "c": c,
+            "region": rng.choice(REGIONS, n, p=region_p or REGION_P),
+            "plan": rng.choice(["free", "pro"], n, p=[0.7, 0.3]),
+        }
+    )
     frame["score"] = 1 / (1 + np.exp(-(0.5 * a - 0.2 * (b - 5.0) + 0.1 * c)))
     return frame
 

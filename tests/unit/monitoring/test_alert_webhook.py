@@ -27,7 +27,7 @@ class Receiver:
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802
+            def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers["Content-Length"]))
                 receiver.gate.wait(10.0)
                 status = receiver.statuses.pop(0) if receiver.statuses else 200
@@ -35,8 +35,13 @@ class Receiver:
                 self.send_header("Content-Length", "0")
                 self.end_headers()
                 with receiver.received:
-                    receiver.bodies.append({"status": status, "type": self.headers[
-                        "Content-Type"], "json": json.loads(body)})
+                    receiver.bodies.append(
+                        {
+                            "status": status,
+                            "type": self.headers["Content-Type"],
+                            "json": json.loads(body),
+                        }
+                    )
                     receiver.received.notify_all()
 
             def log_message(self, *args: Any) -> None:
@@ -44,14 +49,12 @@ class Receiver:
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
-        self.thread = threading.Thread(target=self.server.serve_forever, args=(0.05,),
-                                       daemon=True)
+        self.thread = threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True)
         self.thread.start()
 
     def wait_for(self, count: int, timeout_s: float = 10.0) -> None:
         with self.received:
-            assert self.received.wait_for(lambda: len(self.bodies) >= count, timeout_s), \
-                self.bodies
+            assert self.received.wait_for(lambda: len(self.bodies) >= count, timeout_s), self.bodies
 
     def stop(self) -> None:
         self.server.shutdown()
@@ -67,8 +70,14 @@ def receiver() -> Iterator[Receiver]:
 
 
 def alert(status: str = "firing") -> Alert:
-    return Alert(status, "churn", "3", 1_700_000_000_000, 2000,
-                 ({"name": "b", "kind": "numeric", "breaches": ["psi"], "psi": 0.7, "ks": 0.3},))
+    return Alert(
+        status,
+        "churn",
+        "3",
+        1_700_000_000_000,
+        2000,
+        ({"name": "b", "kind": "numeric", "breaches": ["psi"], "psi": 0.7, "ks": 0.3},),
+    )
 
 
 def test_delivers_json_and_retries_after_a_500(receiver: Receiver) -> None:
@@ -87,8 +96,7 @@ def test_delivers_json_and_retries_after_a_500(receiver: Receiver) -> None:
     assert (hook.delivered, hook.failures, hook.attempts) == (1, 0, 3)
 
 
-def test_a_4xx_is_not_retried_and_exhausted_retries_count_as_failures(
-        receiver: Receiver) -> None:
+def test_a_4xx_is_not_retried_and_exhausted_retries_count_as_failures(receiver: Receiver) -> None:
     receiver.statuses = [400, 500, 500]
     hook = WebhookNotifier(receiver.url, backoff_initial_s=0.01, max_attempts=2)
     try:
@@ -115,8 +123,9 @@ def test_a_stuck_receiver_never_blocks_the_caller(receiver: Receiver) -> None:
 
 
 def test_unreachable_receiver_counts_a_failure() -> None:
-    hook = WebhookNotifier("http://127.0.0.1:9/unreachable", max_attempts=2,
-                           backoff_initial_s=0.01, timeout_s=1.0)
+    hook = WebhookNotifier(
+        "http://127.0.0.1:9/unreachable", max_attempts=2, backoff_initial_s=0.01, timeout_s=1.0
+    )
     hook(alert())
     hook.close()
     assert (hook.delivered, hook.failures, hook.attempts) == (0, 1, 2)

@@ -46,8 +46,9 @@ def test_numeric_matches_the_definition_on_random_values() -> None:
     rng = np.random.default_rng(0)
     edges = tuple(np.sort(rng.choice(np.arange(-20, 20) / 4, 7, replace=False)).tolist())
     feature = FeatureBins("f", "x", -1, "numeric", edges=edges)
-    values = np.concatenate([rng.normal(0, 3, 2000), np.array(edges),
-                             [math.nan, math.inf, -math.inf]]).astype(np.float32)
+    values = np.concatenate(
+        [rng.normal(0, 3, 2000), np.array(edges), [math.nan, math.inf, -math.inf]]
+    ).astype(np.float32)
     expected = np.zeros(len(edges) + 3, dtype=np.int64)
     for v in values.astype(np.float64).tolist():
         expected[slot_by_definition(v, edges)] += 1
@@ -79,23 +80,49 @@ def test_numeric_coded_categorical() -> None:
     assert bin_counts(np.array([True, False]), feature).tolist() == [0, 0, 0, 1, 1, 0]
 
 
-@pytest.mark.parametrize(("value", "text"), [
-    (3.0, "3"), (-2.0, "-2"), (0.25, "0.25"), (math.inf, "inf"), (-math.inf, "-inf"),
-    (math.nan, None), (np.int64(12), "12"), (True, "True"), (b"x", "x"), ("", None),
-    (None, None), (np.float32(0.5), "0.5"),
-])
+@pytest.mark.parametrize(
+    ("value", "text"),
+    [
+        (3.0, "3"),
+        (-2.0, "-2"),
+        (0.25, "0.25"),
+        (math.inf, "inf"),
+        (-math.inf, "-inf"),
+        (math.nan, None),
+        (np.int64(12), "12"),
+        (True, "True"),
+        (b"x", "x"),
+        ("", None),
+        (None, None),
+        (np.float32(0.5), "0.5"),
+    ],
+)
 def test_canonical_category(value: object, text: str | None) -> None:
     assert canonical_category(value) == text
 
 
 def test_counter_reads_tensor_columns_like_the_core() -> None:
     counter = NumpyDriftCounter()
-    counter.set_drift_bins([
-        {"name": "c1", "tensor": "x", "column": 1, "kind": "numeric", "edges": [0.0],
-         "categories": []},
-        {"name": "s", "tensor": "s", "column": -1, "kind": "categorical", "edges": [],
-         "categories": ["a"]},
-    ])
+    counter.set_drift_bins(
+        [
+            {
+                "name": "c1",
+                "tensor": "x",
+                "column": 1,
+                "kind": "numeric",
+                "edges": [0.0],
+                "categories": [],
+            },
+            {
+                "name": "s",
+                "tensor": "s",
+                "column": -1,
+                "kind": "categorical",
+                "edges": [],
+                "categories": ["a"],
+            },
+        ]
+    )
     x = np.array([[9.0, -1.0], [9.0, 1.0], [9.0, math.nan]], dtype=np.float32)
     counter.observe({"x": x, "s": np.array([["a"], ["b"], ["a"]], dtype=object)})
     counter.observe({"x": x})  # a batch without the string tensor counts only x
@@ -107,27 +134,53 @@ def test_counter_reads_tensor_columns_like_the_core() -> None:
 def test_to_dict_round_trip_and_labels() -> None:
     for f in (NUM, CAT):
         assert FeatureBins.from_dict(f.to_dict()) == f
-    assert NUM.to_dict() == {"name": "f", "tensor": "x", "column": -1, "kind": "numeric",
-                             "edges": [0.0, 1.0, 2.5], "categories": []}
+    assert NUM.to_dict() == {
+        "name": "f",
+        "tensor": "x",
+        "column": -1,
+        "kind": "numeric",
+        "edges": [0.0, 1.0, 2.5],
+        "categories": [],
+    }
     assert slot_labels(NUM) == ["<0", "[0,1)", "[1,2.5)", ">=2.5", "NaN", "±inf"]
     assert slot_labels(CAT) == ["a", "b", "7", "(other)", "(missing)"]
     assert NUM.slot_count == 6 and CAT.slot_count == 5
 
 
-@pytest.mark.parametrize(("data", "fragment"), [
-    ({"name": "f", "tensor": "x", "column": -1, "kind": "numeric", "edges": [1.0, 1.0]},
-     "strictly ascending; was [1.0, 1.0]"),
-    ({"name": "f", "tensor": "x", "column": -1, "kind": "numeric", "edges": [math.inf]},
-     "edges must be finite"),
-    ({"name": "f", "tensor": "x", "column": -2, "kind": "numeric"}, "column must be an integer"),
-    ({"name": "f", "tensor": "x", "column": -1, "kind": "ordinal"}, "kind must be"),
-    ({"name": "f", "tensor": "x", "column": -1, "kind": "categorical", "categories": ["a", "a"]},
-     "distinct"),
-    ({"name": "f", "tensor": "x", "column": -1, "kind": "categorical", "categories": [""]},
-     "empty string counts as missing"),
-    ({"name": "", "tensor": "x", "column": -1, "kind": "numeric"}, "non-empty string"),
-    ({"name": "f", "tensor": "x", "kind": "numeric", "bins": 3}, "unknown feature fields"),
-])
+@pytest.mark.parametrize(
+    ("data", "fragment"),
+    [
+        (
+            {"name": "f", "tensor": "x", "column": -1, "kind": "numeric", "edges": [1.0, 1.0]},
+            "strictly ascending; was [1.0, 1.0]",
+        ),
+        (
+            {"name": "f", "tensor": "x", "column": -1, "kind": "numeric", "edges": [math.inf]},
+            "edges must be finite",
+        ),
+        (
+            {"name": "f", "tensor": "x", "column": -2, "kind": "numeric"},
+            "column must be an integer",
+        ),
+        ({"name": "f", "tensor": "x", "column": -1, "kind": "ordinal"}, "kind must be"),
+        (
+            {
+                "name": "f",
+                "tensor": "x",
+                "column": -1,
+                "kind": "categorical",
+                "categories": ["a", "a"],
+            },
+            "distinct",
+        ),
+        (
+            {"name": "f", "tensor": "x", "column": -1, "kind": "categorical", "categories": [""]},
+            "empty string counts as missing",
+        ),
+        ({"name": "", "tensor": "x", "column": -1, "kind": "numeric"}, "non-empty string"),
+        ({"name": "f", "tensor": "x", "kind": "numeric", "bins": 3}, "unknown feature fields"),
+    ],
+)
 def test_invalid_features(data: dict[str, object], fragment: str) -> None:
     with pytest.raises(InvalidConfigError, match=None) as info:
         FeatureBins.from_dict(data)

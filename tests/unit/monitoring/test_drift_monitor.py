@@ -34,19 +34,29 @@ class FakeClock:
         return int(self.now_s * 1000)
 
 
-def make_monitor(reference: DriftReference, config: MonitorConfig, *listeners: Any
-                 ) -> tuple[DriftMonitor, NumpyDriftCounter, FakeClock]:
+def make_monitor(
+    reference: DriftReference, config: MonitorConfig, *listeners: Any
+) -> tuple[DriftMonitor, NumpyDriftCounter, FakeClock]:
     counter, clock = NumpyDriftCounter(), FakeClock()
-    monitor = DriftMonitor(counter, reference, model="churn", version=3, config=config,
-                           listeners=listeners, clock=clock)
+    monitor = DriftMonitor(
+        counter,
+        reference,
+        model="churn",
+        version=3,
+        config=config,
+        listeners=listeners,
+        clock=clock,
+    )
     return monitor, counter, clock
 
 
 def test_shift_fires_an_alert_naming_the_shifted_features(
-        reference: DriftReference, caplog: pytest.LogCaptureFixture) -> None:
+    reference: DriftReference, caplog: pytest.LogCaptureFixture
+) -> None:
     alerts = AlertManager([LogNotifier()])
-    monitor, counter, _ = make_monitor(reference, MonitorConfig(window_rows=2000, min_rows=100),
-                                       alerts)
+    monitor, counter, _ = make_monitor(
+        reference, MonitorConfig(window_rows=2000, min_rows=100), alerts
+    )
     rng = np.random.default_rng(7)
     counter.observe(tensors(draw(rng, 2000)))
     assert monitor.poll() is not None and alerts.sent == []
@@ -78,12 +88,15 @@ def test_shift_fires_an_alert_naming_the_shifted_features(
 def test_false_alarm_rate_over_200_unshifted_windows(reference: DriftReference) -> None:
     alerts = AlertManager()
     drifted: list[tuple[str, ...]] = []
-    monitor, counter, _ = make_monitor(reference, MonitorConfig(window_rows=1000, min_rows=100),
-                                       lambda r: drifted.append(r.drifted))
+    monitor, counter, _ = make_monitor(
+        reference,
+        MonitorConfig(window_rows=1000, min_rows=100),
+        lambda r: drifted.append(r.drifted),
+    )
     rng = np.random.default_rng(2024)
     frame = draw(rng, 200 * 1000)
     for i in range(200):
-        counter.observe(tensors(frame.iloc[i * 1000:(i + 1) * 1000]))
+        counter.observe(tensors(frame.iloc[i * 1000 : (i + 1) * 1000]))
         alerts(monitor.poll())  # type: ignore[arg-type]
     assert len(drifted) == 200
     false_alarms = sum(1 for d in drifted if d)
@@ -97,13 +110,16 @@ def test_all_nan_windows_keep_state_finite(reference: DriftReference) -> None:
     collector = DriftCollector()
     registry = CollectorRegistry()
     registry.register(collector)
-    monitor, counter, _ = make_monitor(reference, MonitorConfig(window_rows=500, min_rows=10),
-                                       collector.update)
+    monitor, counter, _ = make_monitor(
+        reference, MonitorConfig(window_rows=500, min_rows=10), collector.update
+    )
     n = 500
-    nan_batch = {"x": np.full((n, 3), np.nan, np.float32),
-                 "region": np.full((n, 1), "", dtype=object),
-                 "plan": np.array([None] * n, dtype=object),
-                 "score": np.full((n, 1), np.inf, np.float32)}
+    nan_batch = {
+        "x": np.full((n, 3), np.nan, np.float32),
+        "region": np.full((n, 1), "", dtype=object),
+        "plan": np.array([None] * n, dtype=object),
+        "score": np.full((n, 1), np.inf, np.float32),
+    }
     for _ in range(3):
         counter.observe(nan_batch)
         result = monitor.poll()
@@ -123,15 +139,17 @@ def test_collector_gauges_and_labels(reference: DriftReference) -> None:
     collector = DriftCollector()
     registry = CollectorRegistry()
     registry.register(collector)
-    monitor, counter, _ = make_monitor(reference, MonitorConfig(window_rows=300, min_rows=10),
-                                       collector.update)
+    monitor, counter, _ = make_monitor(
+        reference, MonitorConfig(window_rows=300, min_rows=10), collector.update
+    )
     counter.observe(tensors(draw(np.random.default_rng(5), 300, shift_b=3.0)))
     monitor.poll()
     labels = {"model": "churn", "version": "3"}
     get = registry.get_sample_value
     assert get("engine_drift_score", {**labels, "feature": "b", "metric": "psi"}) > 0.2
-    assert get("engine_drift_score", {**labels, "feature": "region", "metric": "chi2_pvalue"}) \
-        > 0.001
+    assert (
+        get("engine_drift_score", {**labels, "feature": "region", "metric": "chi2_pvalue"}) > 0.001
+    )
     assert get("engine_drift_score", {**labels, "feature": "a", "metric": "chi2"}) is None
     assert get("engine_drift_alert", {**labels, "feature": "b"}) == 1.0
     assert get("engine_drift_alert", {**labels, "feature": "a"}) == 0.0
@@ -165,14 +183,16 @@ def test_counter_reset_restarts_the_window(reference: DriftReference) -> None:
     assert result is not None and result.rows == 100
 
 
-def test_history_lines_and_listener_errors(reference: DriftReference, tmp_path: Any,
-                                           caplog: pytest.LogCaptureFixture) -> None:
+def test_history_lines_and_listener_errors(
+    reference: DriftReference, tmp_path: Any, caplog: pytest.LogCaptureFixture
+) -> None:
     def broken(result: WindowResult) -> None:
         raise RuntimeError("boom")
 
     history = DriftHistory(tmp_path, requests=lambda: {"ok": 10, "failed": 1})
-    monitor, counter, _ = make_monitor(reference, MonitorConfig(window_rows=100, min_rows=10),
-                                       broken, history)
+    monitor, counter, _ = make_monitor(
+        reference, MonitorConfig(window_rows=100, min_rows=10), broken, history
+    )
     counter.observe(tensors(draw(np.random.default_rng(4), 100)))
     with caplog.at_level(logging.ERROR):
         assert monitor.poll() is not None
@@ -187,10 +207,14 @@ def test_background_thread_polls_until_stopped(reference: DriftReference) -> Non
 
     done = threading.Event()
     counter = NumpyDriftCounter()
-    monitor = DriftMonitor(counter, reference, model="m", version="1",
-                           config=MonitorConfig(window_rows=50, min_rows=10,
-                                                poll_interval_s=0.01),
-                           listeners=[lambda r: done.set()])
+    monitor = DriftMonitor(
+        counter,
+        reference,
+        model="m",
+        version="1",
+        config=MonitorConfig(window_rows=50, min_rows=10, poll_interval_s=0.01),
+        listeners=[lambda r: done.set()],
+    )
     counter.observe(tensors(draw(np.random.default_rng(8), 60)))
     monitor.start()
     try:
@@ -200,11 +224,14 @@ def test_background_thread_polls_until_stopped(reference: DriftReference) -> Non
     assert monitor.windows == 1
 
 
-@pytest.mark.parametrize(("kwargs", "fragment"), [
-    ({"window_rows": 0}, "window_rows must be >= 1; was 0"),
-    ({"min_rows": 5000, "window_rows": 100}, "min_rows must be in [1, window_rows=100]"),
-    ({"thresholds": DriftThresholds(psi=None)}, None),
-])
+@pytest.mark.parametrize(
+    ("kwargs", "fragment"),
+    [
+        ({"window_rows": 0}, "window_rows must be >= 1; was 0"),
+        ({"min_rows": 5000, "window_rows": 100}, "min_rows must be in [1, window_rows=100]"),
+        ({"thresholds": DriftThresholds(psi=None)}, None),
+    ],
+)
 def test_config_validation(kwargs: dict[str, Any], fragment: str | None) -> None:
     if fragment is None:
         MonitorConfig(**kwargs)

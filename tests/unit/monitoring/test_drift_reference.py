@@ -7,6 +7,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
+from engine.training.profile import assign_bins, categorical_profile, profile_array, profile_frame
 from monitoring_scenario import OUTPUTS, SIGNATURE, Signature
 
 from engine.errors import InvalidConfigError
@@ -18,7 +19,6 @@ from engine.monitoring.reference import (
     reference_proportions,
 )
 from engine.signature import TensorSpec
-from engine.training.profile import assign_bins, categorical_profile, profile_array, profile_frame
 
 
 def test_scenario_reference(reference: DriftReference, profile: dict[str, Any]) -> None:
@@ -35,18 +35,24 @@ def test_scenario_reference(reference: DriftReference, profile: dict[str, Any]) 
         assert p.shape == (f.slot_count,) and p.sum() == pytest.approx(1.0)
 
 
-def test_core_binning_equals_the_profile_binning(profile: dict[str, Any],
-                                                 training: pd.DataFrame) -> None:
+def test_core_binning_equals_the_profile_binning(
+    profile: dict[str, Any], training: pd.DataFrame
+) -> None:
     """bin_counts over the core's edges reproduces the profile's own bins of the same data."""
-    features = parse_features(features_from_profile(profile, Signature(SIGNATURE, OUTPUTS),
-                                                    columns={"a": ("x", 0), "b": ("x", 1),
-                                                             "c": ("x", 2)}))
+    features = parse_features(
+        features_from_profile(
+            profile,
+            Signature(SIGNATURE, OUTPUTS),
+            columns={"a": ("x", 0), "b": ("x", 1), "c": ("x", 2)},
+        )
+    )
     props = reference_proportions(profile, features)
     for f in features[:3]:
         values = training[f.name].to_numpy()
         mine = bin_counts(values, f)
-        theirs = np.bincount(assign_bins(profile["features"][f.name]["bin_edges"], values),
-                             minlength=f.value_slots)
+        theirs = np.bincount(
+            assign_bins(profile["features"][f.name]["bin_edges"], values), minlength=f.value_slots
+        )
         assert mine[: f.value_slots].tolist() == theirs.tolist()
         assert mine[: f.value_slots] / mine.sum() == pytest.approx(props[f.name][:-2])
 
@@ -68,21 +74,27 @@ def test_wide_tensor_from_profile_array_and_constant_column() -> None:
     profile = profile_array(data, bins=4)
     features = features_from_profile(profile, [TensorSpec("input", "float32", (-1, 2))])
     assert [(f["name"], f["tensor"], f["column"]) for f in features] == [
-        ("x0", "input", 0), ("x1", "input", 1)]
+        ("x0", "input", 0),
+        ("x1", "input", 1),
+    ]
     assert features[1]["edges"] == []  # a constant feature has one bin
     props = reference_proportions(profile, features)
     assert props["x1"] == [1.0, 0.0, 0.0]
 
 
 def test_indexed_names_and_numeric_coded_categories() -> None:
-    profile = {"schema_version": 1, "features": {
-        "x[1]": categorical_profile([1.0, 2.0, 2.0, 3.5]),
-    }}
+    profile = {
+        "schema_version": 1,
+        "features": {
+            "x[1]": categorical_profile([1.0, 2.0, 2.0, 3.5]),
+        },
+    }
     features = features_from_profile(profile, [("x", "float32", (-1, 4))])
     assert features[0]["tensor"] == "x" and features[0]["column"] == 1
     assert features[0]["categories"] == ["2", "1", "3.5"]  # "2.0" -> "2", like the core
     assert reference_proportions(profile, features)["x[1]"] == pytest.approx(
-        [0.5, 0.25, 0.25, 0.0, 0.0])
+        [0.5, 0.25, 0.25, 0.0, 0.0]
+    )
 
 
 def test_unplaceable_features_name_the_tensors() -> None:
@@ -91,14 +103,20 @@ def test_unplaceable_features_name_the_tensors() -> None:
         features_from_profile(profile, [("a", "float32", (-1, 2)), ("b", "float32", (-1, 2))])
     assert "['p', 'q', 'r']" in str(info.value) and "pass columns=" in str(info.value)
     with pytest.raises(InvalidConfigError, match="holds strings"):
-        features_from_profile(profile_array(np.zeros((5, 1)), names=["s"]),
-                              [("s", "string", (-1, 1))])
+        features_from_profile(
+            profile_array(np.zeros((5, 1)), names=["s"]), [("s", "string", (-1, 1))]
+        )
     with pytest.raises(InvalidConfigError, match="out of range"):
-        features_from_profile(profile, [("a", "float32", (-1, 2))],
-                              columns={"p": ("a", 0), "q": ("a", 1), "r": ("a", 2)})
+        features_from_profile(
+            profile,
+            [("a", "float32", (-1, 2))],
+            columns={"p": ("a", 0), "q": ("a", 1), "r": ("a", 2)},
+        )
 
 
 def test_reference_rejects_mismatched_proportions() -> None:
     with pytest.raises(InvalidConfigError, match="reference proportions need 4 values"):
-        DriftReference.from_features([{"name": "f", "tensor": "x", "column": -1,
-                                       "kind": "numeric", "edges": [1.0]}], {"f": [1.0]})
+        DriftReference.from_features(
+            [{"name": "f", "tensor": "x", "column": -1, "kind": "numeric", "edges": [1.0]}],
+            {"f": [1.0]},
+        )

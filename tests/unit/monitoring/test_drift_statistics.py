@@ -49,8 +49,9 @@ def test_chi_square_matches_scipy_and_stays_finite() -> None:
     assert chi_square([5, 0], [1.0, 0.0]) == (0.0, 1.0, 0)
 
 
-@pytest.mark.parametrize("counts", [[0, 0, 0, 0], [5, -3, 0, 0], [1e300, 0, 0, 1],
-                                    [math.nan, 1, 2, 3]])
+@pytest.mark.parametrize(
+    "counts", [[0, 0, 0, 0], [5, -3, 0, 0], [1e300, 0, 0, 1], [math.nan, 1, 2, 3]]
+)
 def test_finite_on_degenerate_input(counts: list[float]) -> None:
     ref = np.array([0.0, 0.5, 0.5, 0.0])
     assert math.isfinite(psi(counts, ref))

@@ -40,14 +40,26 @@ def populate(home: Path, reference: DriftReference) -> None:
     feature b after half an hour, and a few failures."""
     rng = np.random.default_rng(9)
     clock = Clock()
-    log = PredictionLog(home / "logs" / "churn", model="churn", version=3, clock=clock,
-                        config=PredictionLogConfig(sample_rate=1.0), seed=1)
+    log = PredictionLog(
+        home / "logs" / "churn",
+        model="churn",
+        version=3,
+        clock=clock,
+        config=PredictionLogConfig(sample_rate=1.0),
+        seed=1,
+    )
     requests = {"ok": 0, "failed": 0, "invalid": 0}
     history = DriftHistory(home / "monitoring" / "churn", requests=lambda: dict(requests))
     counter = NumpyDriftCounter()
-    monitor = DriftMonitor(counter, reference, model="churn", version=3, clock=clock,
-                           config=MonitorConfig(window_rows=10**6, window_s=600, min_rows=10),
-                           listeners=[history])
+    monitor = DriftMonitor(
+        counter,
+        reference,
+        model="churn",
+        version=3,
+        clock=clock,
+        config=MonitorConfig(window_rows=10**6, window_s=600, min_rows=10),
+        listeners=[history],
+    )
     for minute in range(60):
         frame = draw(rng, 50, shift_b=2.5 if minute >= 30 else 0.0)
         batch = tensors(frame)
@@ -56,10 +68,13 @@ def populate(home: Path, reference: DriftReference) -> None:
         requests["failed"] += int(rng.integers(0, 3))
         for i in range(0, 50, 5):  # one logged request of 5 rows every 5 rows
             row = slice(i, i + 5)
-            log.record({k: v[row] for k, v in batch.items() if k != "score"},
-                       {"score": batch["score"][row]},
-                       latency_us=int(rng.gamma(4.0, 300.0) + (400 if minute >= 30 else 0)),
-                       request_id=f"{minute}-{i}", timestamp_ms=clock.wall_ms())
+            log.record(
+                {k: v[row] for k, v in batch.items() if k != "score"},
+                {"score": batch["score"][row]},
+                latency_us=int(rng.gamma(4.0, 300.0) + (400 if minute >= 30 else 0)),
+                request_id=f"{minute}-{i}",
+                timestamp_ms=clock.wall_ms(),
+            )
         clock.now_s += 60
         monitor.poll()
     log.close()
@@ -77,9 +92,12 @@ def home(tmp_path_factory: pytest.TempPathFactory, reference: DriftReference) ->
 
 
 def test_report_renders_every_section(home: Path) -> None:
-    report = build_report("churn", logs_dir=home / "logs" / "churn",
-                          monitoring_dir=home / "monitoring" / "churn",
-                          now_ms=START_MS + 3_600_000)
+    report = build_report(
+        "churn",
+        logs_dir=home / "logs" / "churn",
+        monitoring_dir=home / "monitoring" / "churn",
+        now_ms=START_MS + 3_600_000,
+    )
     # latency, requests, PSI history, 6 features, 1 prediction output
     assert len(report.images) == 10
     pngs = images(report.html)
@@ -99,8 +117,9 @@ def test_report_renders_every_section(home: Path) -> None:
 def test_since_and_version_filter_and_empty_sources(home: Path) -> None:
     logs, history = home / "logs" / "churn", home / "monitoring" / "churn"
     # Past every record: nothing to plot, and the page says so.
-    late = build_report("churn", logs_dir=logs, monitoring_dir=history,
-                        since_ms=START_MS + 4_000_000)
+    late = build_report(
+        "churn", logs_dir=logs, monitoring_dir=history, since_ms=START_MS + 4_000_000
+    )
     assert late.images == [] and "No prediction logs in this period." in late.html
     other = build_report("churn", logs_dir=logs, monitoring_dir=history, version="4")
     assert other.images == [] and "No drift windows in this period" in other.html
@@ -118,8 +137,22 @@ def test_parse_since() -> None:
 def test_report_command(home: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "out" / "report.html"
     # Logs only (an empty history folder): latency, requests, predictions.
-    assert main(["monitor", "report", "churn:3", "--home", str(home), "--out", str(out),
-                 "--history", str(tmp_path / "none")]) == 0
+    assert (
+        main(
+            [
+                "monitor",
+                "report",
+                "churn:3",
+                "--home",
+                str(home),
+                "--out",
+                str(out),
+                "--history",
+                str(tmp_path / "none"),
+            ]
+        )
+        == 0
+    )
     assert "(3 plots)" in capsys.readouterr().out
     html = out.read_text()
     assert len(images(html)) == 3 and "Errors are not in the prediction logs" in html

@@ -32,20 +32,29 @@ class FakeClock:
 
 def request(i: int) -> tuple[dict[str, Any], dict[str, Any]]:
     x = np.array([[i, i + 0.5, -1.0]], dtype=np.float32)
-    return ({"x": x, "city": np.array([[f"c{i % 3}"]], dtype=object)},
-            {"score": np.array([[i / 10]], dtype=np.float32), "label": np.array([i % 2])})
+    return (
+        {"x": x, "city": np.array([[f"c{i % 3}"]], dtype=object)},
+        {"score": np.array([[i / 10]], dtype=np.float32), "label": np.array([i % 2])},
+    )
 
 
 def test_sampled_rate_and_complete_files(tmp_path: Path) -> None:
     config = PredictionLogConfig(sample_rate=0.1, flush_rows=64)
     with PredictionLog(tmp_path, model="churn", version=3, config=config, seed=42) as log:
-        kept = [i for i in range(5000)
-                if log.record(*request(i), latency_us=100 + i, request_id=f"r{i}")]
+        kept = [
+            i
+            for i in range(5000)
+            if log.record(*request(i), latency_us=100 + i, request_id=f"r{i}")
+        ]
     # Binomial(5000, 0.1): mean 500, sd 21.2; +-5 sd.
     assert 394 <= len(kept) <= 606
     counters = log.counters()
-    assert counters == {"offered": 5000, "records": len(kept), "dropped_writer": 0,
-                        "dropped_core": 0}
+    assert counters == {
+        "offered": 5000,
+        "records": len(kept),
+        "dropped_writer": 0,
+        "dropped_core": 0,
+    }
     assert not list(tmp_path.glob("*.partial"))
     table = read_prediction_logs(tmp_path)
     assert table.num_rows == len(kept)
@@ -63,8 +72,9 @@ def test_sampled_rate_and_complete_files(tmp_path: Path) -> None:
 
 def test_rotation_by_size_and_by_time(tmp_path: Path) -> None:
     clock = FakeClock()
-    config = PredictionLogConfig(sample_rate=1.0, flush_rows=10, max_file_bytes=4096,
-                                 max_file_age_s=60.0)
+    config = PredictionLogConfig(
+        sample_rate=1.0, flush_rows=10, max_file_bytes=4096, max_file_age_s=60.0
+    )
     log = PredictionLog(tmp_path / "size", model="m", version=1, config=config, clock=clock)
     for i in range(200):
         log.record(*request(i), latency_us=1)
@@ -72,8 +82,13 @@ def test_rotation_by_size_and_by_time(tmp_path: Path) -> None:
     assert len(log.files) > 2
     assert sum(pq.read_metadata(f).num_rows for f in log.files) == 200
 
-    log = PredictionLog(tmp_path / "time", model="m", version=1, clock=clock,
-                        config=PredictionLogConfig(sample_rate=1.0, max_file_age_s=60.0))
+    log = PredictionLog(
+        tmp_path / "time",
+        model="m",
+        version=1,
+        clock=clock,
+        config=PredictionLogConfig(sample_rate=1.0, max_file_age_s=60.0),
+    )
     log.record(*request(1), latency_us=1)
     assert log.flush() and log.files == []  # written, but the file is still open
     clock.now_s += 61
@@ -118,11 +133,19 @@ def test_poller_drains_the_core(tmp_path: Path) -> None:
     samples = []
     for i in range(250):
         inputs, outputs = request(i)
-        samples.append({"id": f"q{i}", "inputs": inputs, "outputs": outputs, "total_us": i,
-                        "timestamp_ms": 1_700_000_000_000 + i})
+        samples.append(
+            {
+                "id": f"q{i}",
+                "inputs": inputs,
+                "outputs": outputs,
+                "total_us": i,
+                "timestamp_ms": 1_700_000_000_000 + i,
+            }
+        )
     core = FakeCore(samples)
-    log = PredictionLog(tmp_path, model="m", version=2,
-                        config=PredictionLogConfig(sample_rate=0.25))
+    log = PredictionLog(
+        tmp_path, model="m", version=2, config=PredictionLogConfig(sample_rate=0.25)
+    )
     poller = SamplePoller(core, log, capacity=512, max_items=100, interval_s=0.01)
     poller.start()
     poller.stop()
