@@ -6,7 +6,7 @@
     fail       y = Gather(arange(10), idx), INT64 [-1], no batching: an index >= 10 makes
                ONNX Runtime fail at run time (warm-up's zeros run fine)
     id_<t>     y = Identity(x) for one datatype <t> (lower-case KServe name), [-1, 3], batching
-    heavy      12 chained 512x512 MatMuls, FP32 [-1, 512], no batching: ~0.1-0.3 s a request
+    heavy      x [1, 512] broadcast to 512x512, then 24 MatMuls: ~0.1-0.3 s a request
 """
 
 from __future__ import annotations
@@ -76,18 +76,21 @@ def _identity_graph(onnx_type: int) -> onnx.GraphProto:
         [helper.make_tensor_value_info("y", onnx_type, ["batch", 3])])
 
 
-def _heavy_graph(width: int = 512, layers: int = 12) -> onnx.GraphProto:
+def _heavy_graph(width: int = 512, layers: int = 24) -> onnx.GraphProto:
+    # x [1, width] is broadcast to [width, width] so each MatMul is a full matrix product.
     rng = np.random.default_rng(0)
-    nodes, weights, current = [], [], "x"
+    square = numpy_helper.from_array(np.array([width, width], dtype=np.int64), "square")
+    nodes = [helper.make_node("Expand", ["x", "square"], ["h"])]
+    weights, current = [square], "h"
     for i in range(layers):
         w = (rng.standard_normal((width, width)) / np.sqrt(width)).astype(np.float32)
         weights.append(numpy_helper.from_array(w, f"w{i}"))
-        out = "y" if i == layers - 1 else f"h{i}"
-        nodes.append(helper.make_node("MatMul", [current, f"w{i}"], [out]))
-        current = out
+        nodes.append(helper.make_node("MatMul", [current, f"w{i}"], [f"h{i}"]))
+        current = f"h{i}"
+    nodes.append(helper.make_node("ReduceMean", [current], ["y"], axes=[0], keepdims=1))
     return helper.make_graph(
-        nodes, "heavy", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", width])],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", width])], weights)
+        nodes, "heavy", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, width])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, width])], weights)
 
 
 def build_mini_repository(root: Path) -> Path:

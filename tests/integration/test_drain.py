@@ -1,0 +1,107 @@
+"""SIGTERM drain: health goes NOT_SERVING, new requests are refused, every request in flight at
+the signal completes, and the process exits 0."""
+
+from __future__ import annotations
+
+import threading
+import time
+import urllib.request
+from pathlib import Path
+
+import grpc
+import numpy as np
+import pytest
+import tritonclient.grpc as grpcclient
+from tritonclient.utils import InferenceServerException
+
+from _models import build_drain_repository
+from _server import ServerProcess, start_server
+
+pytestmark = pytest.mark.integration
+
+IN_FLIGHT = 4
+
+
+def _in_flight(server: ServerProcess) -> float:
+    url = f"http://127.0.0.1:{server.metrics_port}/metrics"
+    with urllib.request.urlopen(url, timeout=5) as response:
+        text = response.read().decode()
+    for line in text.splitlines():
+        if line.startswith('engine_requests_in_flight{model="heavy"'):
+            return float(line.rsplit(" ", 1)[1])
+    return 0.0
+
+
+def _health(server: ServerProcess) -> bytes:
+    with grpc.insecure_channel(server.url) as channel:
+        return channel.unary_unary("/grpc.health.v1.Health/Check")(b"", timeout=5)
+
+
+def test_sigterm_drains_in_flight_requests(tmp_path: Path) -> None:
+    repo = build_drain_repository(tmp_path / "repo")
+    server = start_server(["--model-repository", str(repo), "--grace-s", "20"], tmp_path)
+    try:
+        x = np.random.default_rng(0).standard_normal((1, 512)).astype(np.float32)
+        results: dict[int, object] = {}
+
+        def call(k: int) -> None:
+            c = grpcclient.InferenceServerClient(server.url)
+            try:
+                i = grpcclient.InferInput("x", [1, 512], "FP32")
+                i.set_data_from_numpy(x * k)
+                results[k] = c.infer("heavy", [i], request_id=str(k)).as_numpy("y")
+            except Exception as exc:  # asserted below
+                results[k] = exc
+            finally:
+                c.close()
+
+        threads = [threading.Thread(target=call, args=(k,)) for k in range(1, IN_FLIGHT + 1)]
+        for t in threads:
+            t.start()
+        deadline = time.monotonic() + 20
+        while _in_flight(server) < IN_FLIGHT:  # all four are in the engine (one runs, 3 queue)
+            assert time.monotonic() < deadline, "requests never reached the engine"
+            time.sleep(0.01)
+        assert _health(server) == b"\x08\x01"
+
+        server.proc.send_signal(15)  # SIGTERM
+        deadline = time.monotonic() + 10
+        while not any("draining" in line for line in server.lines):
+            assert time.monotonic() < deadline
+            time.sleep(0.005)
+        # Draining: health says NOT_SERVING and a new request is refused as UNAVAILABLE.
+        assert _health(server) == b"\x08\x02"
+        late = grpcclient.InferenceServerClient(server.url)
+        i = grpcclient.InferInput("x", [1, 4], "FP32")
+        i.set_data_from_numpy(np.zeros((1, 4), np.float32))
+        with pytest.raises(InferenceServerException) as info:
+            late.infer("add", [i])
+        assert info.value.status() == "StatusCode.UNAVAILABLE"
+        assert "shutting down" in info.value.message()
+        late.close()
+
+        for t in threads:
+            t.join(timeout=60)
+        for k in range(1, IN_FLIGHT + 1):
+            assert isinstance(results[k], np.ndarray), results[k]
+        assert server.terminate() == 0
+        assert server.lines[-1] == "engine serve: stopped"
+    finally:
+        if server.proc.poll() is None:
+            server.proc.kill()
+            server.proc.wait(timeout=10)
+        server.close_pipes()
+
+
+def test_taken_port_is_a_clear_error(server: ServerProcess, tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    proc = subprocess.run(
+        [sys.executable, "-m", "engine.cli", "serve", "--demo", "--grpc-port",
+         str(server.grpc_port), "--metrics-port", "0"],
+        capture_output=True, text=True, timeout=60,
+        env={"ENGINE_HOME": str(tmp_path), "PATH": "/usr/bin:/bin"})
+    assert proc.returncode == 1
+    assert f"cannot listen on 127.0.0.1:{server.grpc_port}" in proc.stderr
+    assert "in use" in proc.stderr

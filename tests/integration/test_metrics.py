@@ -1,0 +1,81 @@
+"""Prometheus /metrics: families, labels from loaded models only, counters that move."""
+
+from __future__ import annotations
+
+import re
+import urllib.request
+
+import numpy as np
+import pytest
+import tritonclient.grpc as grpcclient
+from prometheus_client.parser import text_string_to_metric_families
+
+from _server import ServerProcess
+
+pytestmark = pytest.mark.integration
+
+NAME_RE = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*")
+
+
+def _scrape(server: ServerProcess) -> dict[str, object]:
+    url = f"http://127.0.0.1:{server.metrics_port}/metrics"
+    with urllib.request.urlopen(url, timeout=5) as response:
+        assert response.status == 200
+        text = response.read().decode()
+    return {f.name: f for f in text_string_to_metric_families(text)}
+
+
+def _value(families: dict[str, object], family: str, sample: str, **labels: str) -> float:
+    for s in families[family].samples:  # type: ignore[attr-defined]
+        if s.name == sample and all(s.labels.get(k) == v for k, v in labels.items()):
+            return float(s.value)
+    raise KeyError((family, sample, labels))
+
+
+def test_metrics_follow_requests(server: ServerProcess,
+                                 client: grpcclient.InferenceServerClient) -> None:
+    before = _scrape(server)
+    ok_before = _value(before, "engine_requests", "engine_requests_total", model="add",
+                       version="1", outcome="ok")
+    x = np.zeros((3, 4), np.float32)
+    i = grpcclient.InferInput("x", [3, 4], "FP32")
+    i.set_data_from_numpy(x)
+    for _ in range(4):
+        client.infer("add", [i], model_version="1")
+    bad = grpcclient.InferInput("x", [1, 5], "FP32")
+    bad.set_data_from_numpy(np.zeros((1, 5), np.float32))
+    with pytest.raises(Exception):
+        client.infer("add", [bad], model_version="1")
+
+    after = _scrape(server)
+    labels = {"model": "add", "version": "1"}
+    assert _value(after, "engine_requests", "engine_requests_total", outcome="ok",
+                  **labels) == ok_before + 4
+    assert _value(after, "engine_requests", "engine_requests_total", outcome="invalid",
+                  **labels) >= 1
+    for family in ("engine_request_queue_seconds", "engine_request_compute_seconds",
+                   "engine_request_duration_seconds"):
+        assert after[family].type == "histogram"  # type: ignore[attr-defined]
+        count = _value(after, family, family + "_count", **labels)
+        assert _value(after, family, family + "_bucket", le="+Inf", **labels) == count
+        assert count >= ok_before + 4
+    assert _value(after, "engine_batch_size", "engine_batch_size_bucket", le="+Inf",
+                  **labels) >= 4
+    assert _value(after, "engine_queue_depth", "engine_queue_depth", **labels) == 0
+    assert _value(after, "engine_requests_in_flight", "engine_requests_in_flight", **labels) == 0
+
+
+def test_metric_names_and_labels(server: ServerProcess,
+                                 client: grpcclient.InferenceServerClient) -> None:
+    families = _scrape(server)
+    served = {(m["name"], m["version"])
+              for m in client.get_model_repository_index(as_json=True)["models"]
+              if m.get("state") == "READY"}
+    engine_families = [f for name, f in families.items() if name.startswith("engine_")]
+    assert len(engine_families) == 8
+    for family in engine_families:
+        assert NAME_RE.fullmatch(family.name)  # type: ignore[attr-defined]
+        if family.type == "counter":  # type: ignore[attr-defined]
+            assert all(s.name.endswith("_total") for s in family.samples)  # type: ignore[attr-defined]
+        for s in family.samples:  # type: ignore[attr-defined]
+            assert (s.labels["model"], s.labels["version"]) in served
