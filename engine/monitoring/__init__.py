@@ -2,6 +2,7 @@
 
 One module per job:
 
+- :mod:`.attach`          one call to monitor a served model version (the server's entry)
 - :mod:`.bins`            the drift-bin contract with the core and its numpy reference
 - :mod:`.reference`       training profile -> bins and reference proportions
 - :mod:`.statistics`      PSI, KS and chi-square from binned counts
@@ -23,6 +24,7 @@ pyarrow and matplotlib (the ``monitor`` extra) are imported only by the modules 
 from __future__ import annotations
 
 from engine.monitoring.alerts import Alert, AlertManager, LogNotifier, WebhookNotifier
+from engine.monitoring.attach import ModelMonitoring, monitor_model
 from engine.monitoring.bins import FeatureBins, NumpyDriftCounter, bin_counts, slot_labels
 from engine.monitoring.collector import DriftCollector
 from engine.monitoring.history import DriftHistory, read_history
@@ -58,6 +60,7 @@ __all__ = [
     "FeatureBins",
     "FeatureDrift",
     "LogNotifier",
+    "ModelMonitoring",
     "MonitorConfig",
     "NumpyDriftCounter",
     "PredictionLog",
@@ -70,6 +73,7 @@ __all__ = [
     "bin_counts",
     "drift_reference",
     "features_from_profile",
+    "monitor_model",
     "read_history",
     "read_prediction_logs",
     "reference_proportions",

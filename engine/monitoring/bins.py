@@ -6,7 +6,7 @@ the core then counts every batch into those bins and ``core.drift_counts()`` ret
 
     {"name": "age",          # unique feature name
      "tensor": "x",          # input or output tensor it reads
-     "column": 3,            # column along dim 1 of a 2-D tensor; -1: a 1-D or [N, 1] tensor
+     "column": 3,            # column along dim 1 of a 2-D tensor; -1: every element
      "kind": "numeric",      # or "categorical"
      "edges": [18.0, 30.5],  # numeric: strictly ascending finite inner edges e_0 < ... < e_{k-1}
      "categories": []}       # categorical: distinct non-empty strings
@@ -27,9 +27,10 @@ categorical, ``m = len(categories)``, ``m + 2`` slots
     ``0 .. m-1``: one per category, in order. ``m``: "other" (a present value that is not a
     category). ``m + 1``: "missing" (the empty string, or NaN in a numeric tensor).
     Elements are compared as strings (:func:`canonical_category`): UTF-8 bytes decode to
-    str; integers print in decimal (``7``, ``-3``); booleans as ``True``/``False``; floats
-    with an integral value print as that integer (``3.0`` -> ``3``), infinities as ``inf`` /
-    ``-inf``, others as the shortest string that round-trips the float64 value (``0.25``).
+    str. A numeric element is converted to float64 first (booleans are 1 and 0); an integral
+    value below 9.2e18 in magnitude prints as that integer (``3.0`` -> ``3``, ``True`` ->
+    ``1``), infinities as ``inf`` / ``-inf``, any other value as the shortest string that
+    round-trips the float64 value (``0.25``, Python's ``repr``).
 """
 
 from __future__ import annotations
@@ -100,6 +101,8 @@ class FeatureBins:
                     f"{where}: a categorical feature has no edges; was {list(self.edges)}"
                 )
             cats = self.categories
+            if not cats:
+                raise InvalidConfigError(f"{where}: a categorical feature needs categories")
             if any(not isinstance(c, str) or not c for c in cats):
                 raise InvalidConfigError(
                     f"{where}: categories must be non-empty strings (the "
@@ -188,33 +191,23 @@ def canonical_category(value: Any) -> str | None:
         value = bytes(value).decode("utf-8", errors="replace")
     if isinstance(value, str):
         return value or None
-    if isinstance(value, (bool, np.bool_)):
-        return "True" if value else "False"
-    if isinstance(value, (int, np.integer)):
-        return str(int(value))
-    if isinstance(value, (float, np.floating)):
+    if isinstance(value, (bool, np.bool_, int, np.integer, float, np.floating)):
         number = float(value)
         if math.isnan(number):
             return None
         if math.isinf(number):
             return "inf" if number > 0 else "-inf"
-        if number.is_integer():
+        if number.is_integer() and abs(number) < 9.2e18:
             return str(int(number))
         return repr(number)
     return str(value) or None
 
 
 def select_column(values: Any, column: int, *, where: str = "tensor") -> np.ndarray:
-    """The 1-D values a feature reads: ``array[:, column]``, or the whole 1-D / [N, 1] array."""
+    """The values a feature reads: ``array[:, column]``, or every element for column -1."""
     array: np.ndarray = np.asarray(values)
     if column == -1:
-        if array.ndim == 1:
-            return array
-        if array.ndim == 2 and array.shape[1] == 1:
-            return array[:, 0]
-        raise InvalidConfigError(
-            f"{where}: column -1 needs a 1-D or [N, 1] tensor; shape was {list(array.shape)}"
-        )
+        return array.reshape(-1)
     if array.ndim != 2:
         raise InvalidConfigError(
             f"{where}: column {column} needs a 2-D tensor; shape was {list(array.shape)}"
@@ -314,6 +307,7 @@ class NumpyDriftCounter:
         self._lock = threading.Lock()
         self._features: tuple[FeatureBins, ...] = ()
         self._counts: dict[str, np.ndarray] = {}
+        self._rows = 0
 
     def set_drift_bins(self, features: Iterable[FeatureBins | Mapping[str, Any]]) -> None:
         """Replace the bins and reset every count to zero."""
@@ -325,6 +319,8 @@ class NumpyDriftCounter:
     def observe(self, tensors: Mapping[str, Any]) -> None:
         """Count one batch: ``tensors`` maps input and output names to arrays (N rows each)."""
         with self._lock:
+            first = next(iter(tensors.values()), None)
+            self._rows += int(np.shape(first)[0]) if first is not None and np.ndim(first) else 0
             for f in self._features:
                 if f.tensor in tensors:
                     values = select_column(tensors[f.tensor], f.column, where=f"feature {f.name!r}")
@@ -333,3 +329,8 @@ class NumpyDriftCounter:
     def drift_counts(self) -> dict[str, list[int]]:
         with self._lock:
             return {name: counts.tolist() for name, counts in self._counts.items()}
+
+    def stats(self) -> dict[str, int]:
+        """Like the core's ``stats()``: ``inferred_rows``, the rows observed so far."""
+        with self._lock:
+            return {"inferred_rows": self._rows}

@@ -2,8 +2,9 @@
 
 A :class:`DriftMonitor` installs the reference bins in a counts source (the core's Model, or
 :class:`~engine.monitoring.bins.NumpyDriftCounter`), then polls its cumulative counts. The
-difference since the window opened is the window. A window closes when it holds
-``window_rows`` rows, or when ``window_s`` seconds have passed and it holds at least
+difference since the window opened is the window. Its rows come from the source's
+``stats()["inferred_rows"]`` (rows of successful requests; a source without it: the largest
+count of any feature). A window closes when it holds ``window_rows`` rows, or when ``window_s`` seconds have passed and it holds at least
 ``min_rows`` rows (a quieter window stays open: a handful of rows says nothing about drift).
 Each closed window yields a :class:`WindowResult` (PSI for every feature, KS for numeric
 ones, chi-square for categorical ones, and which thresholds they cross), handed to the
@@ -30,7 +31,14 @@ from engine.monitoring.clock import Clock, SystemClock
 from engine.monitoring.reference import DriftReference
 from engine.monitoring.statistics import DEFAULT_EPSILON, chi_square, ks_binned, psi
 
-__all__ = ["DriftMonitor", "DriftThresholds", "FeatureDrift", "MonitorConfig", "WindowResult"]
+__all__ = [
+    "DriftMonitor",
+    "DriftThresholds",
+    "FeatureDrift",
+    "MonitorConfig",
+    "WindowListener",
+    "WindowResult",
+]
 
 _log = logging.getLogger(__name__)
 
@@ -230,6 +238,7 @@ class DriftMonitor:
         if install:
             source.set_drift_bins(reference.core_features())
         self._start = {f.name: np.zeros(f.slot_count, dtype=np.int64) for f in reference.features}
+        self._rows_start = self._read_rows() or 0
         self._opened_s = self._clock.monotonic_s()
         self._opened_ms = self._clock.wall_ms()
 
@@ -245,12 +254,18 @@ class DriftMonitor:
         with self._lock:
             cumulative = self._read_counts()
             delta = {}
+            reset = False
             for f in self.reference.features:
                 now = cumulative[f.name]
                 if np.any(now < self._start[f.name]):  # counters were reset under us
                     self._start[f.name] = np.zeros_like(now)
+                    reset = True
                 delta[f.name] = now - self._start[f.name]
-            rows = max((int(d.sum()) for d in delta.values()), default=0)
+            rows_now = self._read_rows()
+            if rows_now is None or reset:  # the most values any feature saw
+                rows = max((int(d.sum()) for d in delta.values()), default=0)
+            else:
+                rows = rows_now - self._rows_start if rows_now >= self._rows_start else rows_now
             elapsed = self._clock.monotonic_s() - self._opened_s
             due = rows >= self.config.window_rows or (
                 elapsed >= self.config.window_s and rows >= self.config.min_rows
@@ -269,6 +284,7 @@ class DriftMonitor:
                 ),
             )
             self._start = cumulative
+            self._rows_start = rows_now or 0
             self._opened_s = self._clock.monotonic_s()
             self._opened_ms = ended_ms
             self._last = result
@@ -306,6 +322,13 @@ class DriftMonitor:
                 self.poll()
             except Exception:  # noqa: BLE001  logged; the monitor thread must not die
                 _log.exception("drift monitor of %s:%s failed to poll", self.model, self.version)
+
+    def _read_rows(self) -> int | None:
+        stats = getattr(self._source, "stats", None)
+        if stats is None:
+            return None
+        rows = stats().get("inferred_rows")
+        return None if rows is None else int(rows)
 
     def _read_counts(self) -> dict[str, np.ndarray]:
         raw = self._source.drift_counts()

@@ -13,7 +13,7 @@ input features. Without it, outputs are not monitored for drift.
 Which tensor column a profile feature reads, in order of precedence:
 
 1. ``columns={"age": ("x", 3)}`` given by the caller;
-2. a tensor of that name (1-D or ``[N, 1]``: column -1);
+2. a tensor of that name (1-D or ``[N, 1]``: column -1, every element);
 3. a name ``tensor[i]``: column ``i`` of that 2-D tensor;
 4. the remaining features, in profile order, are the columns of the one remaining 2-D tensor
    of the signature whose width matches (``profile_array`` of one wide input).
@@ -24,13 +24,15 @@ numeric ``bin_proportions * (1 - nan_fraction)``, then ``nan_fraction``, then 0 
 missing_fraction)``, then ``other_proportion * (1 - missing_fraction)``, then
 ``missing_fraction``. The profile's interior edges become the core's ``edges``
 (``bin_edges[1:-1]``) and its binning rule (``searchsorted(..., side="right")``) is the
-core's. A category that is the empty string is folded into "missing"; for a numeric tensor,
+core's. A categorical feature without categories (no value present in training) is left
+out, with a warning. A category that is the empty string is folded into "missing"; for a numeric tensor,
 category strings are rewritten with :func:`~engine.monitoring.bins.canonical_category`
 ("3.0" -> "3") and duplicates merged.
 """
 
 from __future__ import annotations
 
+import logging
 import math
 import re
 from collections.abc import Iterable, Mapping, Sequence
@@ -45,6 +47,7 @@ from engine.signature import TensorSpec
 
 __all__ = ["DriftReference", "drift_reference", "features_from_profile", "reference_proportions"]
 
+_log = logging.getLogger(__name__)
 _INDEXED = re.compile(r"^(?P<tensor>.+)\[(?P<column>\d+)\]$")
 
 
@@ -121,6 +124,13 @@ def features_from_profile(
         placed = _place(list(entries), specs, columns or {}, section)
         for name, stats in entries.items():
             tensor, column = placed[name]
+            if stats.get("kind") == "categorical" and not _categories(stats, False)[0]:
+                _log.warning(
+                    "profile feature %r has no categories (no present value in training); "
+                    "it is not monitored for drift",
+                    name,
+                )
+                continue
             out.append(_feature(name, stats, tensor, column, specs[tensor]).to_dict())
     return out
 
@@ -283,6 +293,8 @@ def _categories(
 
 
 def _maybe_number(text: str) -> Any:
+    if text in ("True", "False"):  # a bool column's str(); the core counts bools as 1 / 0
+        return text == "True"
     try:
         return float(text)
     except ValueError:

@@ -72,12 +72,15 @@ def test_categorical_layout() -> None:
 
 
 def test_numeric_coded_categorical() -> None:
-    feature = FeatureBins("g", "s", -1, "categorical", categories=("3", "7", "0.5", "True"))
+    feature = FeatureBins("g", "s", -1, "categorical", categories=("3", "7", "0.5", "1"))
     floats = np.array([3.0, 7.0, 7.0, 0.5, 4.0, math.nan, math.nan])
     assert bin_counts(floats, feature).tolist() == [1, 2, 1, 0, 1, 2]
     ints = np.array([3, 3, 9], dtype=np.int32)
     assert bin_counts(ints, feature).tolist() == [2, 0, 0, 0, 1, 0]
+    # Booleans are numbers: True names category "1", False is "0" (other here).
     assert bin_counts(np.array([True, False]), feature).tolist() == [0, 0, 0, 1, 1, 0]
+    big = np.array([2**62, 2**62 + 1], dtype=np.int64)  # compared after conversion to float64
+    assert canonical_category(float(big[0])) == canonical_category(float(big[1]))
 
 
 @pytest.mark.parametrize(
@@ -90,7 +93,9 @@ def test_numeric_coded_categorical() -> None:
         (-math.inf, "-inf"),
         (math.nan, None),
         (np.int64(12), "12"),
-        (True, "True"),
+        (True, "1"),
+        (np.bool_(False), "0"),
+        (1e19, "1e+19"),
         (b"x", "x"),
         ("", None),
         (None, None),
@@ -178,6 +183,7 @@ def test_to_dict_round_trip_and_labels() -> None:
             "empty string counts as missing",
         ),
         ({"name": "", "tensor": "x", "column": -1, "kind": "numeric"}, "non-empty string"),
+        ({"name": "f", "tensor": "x", "column": -1, "kind": "categorical"}, "needs categories"),
         ({"name": "f", "tensor": "x", "kind": "numeric", "bins": 3}, "unknown feature fields"),
     ],
 )
@@ -190,8 +196,10 @@ def test_invalid_features(data: dict[str, object], fragment: str) -> None:
 def test_duplicate_names_and_bad_columns() -> None:
     with pytest.raises(InvalidConfigError, match="'f' appears twice"):
         parse_features([NUM, NUM])
-    with pytest.raises(InvalidConfigError, match="column -1 needs a 1-D or"):
-        select_column(np.zeros((4, 3)), -1)
+    assert select_column(np.arange(12).reshape(4, 3), -1).tolist() == list(range(12))
+    assert select_column(np.arange(12).reshape(4, 3), 1).tolist() == [1, 4, 7, 10]
+    with pytest.raises(InvalidConfigError, match="column 1 needs a 2-D tensor"):
+        select_column(np.zeros(4), 1)
     with pytest.raises(InvalidConfigError, match="out of range"):
         select_column(np.zeros((4, 3)), 3)
     with pytest.raises(InvalidConfigError, match="is numeric but its values have dtype"):

@@ -177,7 +177,9 @@ def test_counter_reset_restarts_the_window(reference: DriftReference) -> None:
     monitor, counter, _ = make_monitor(reference, MonitorConfig(window_rows=400, min_rows=10))
     rng = np.random.default_rng(12)
     counter.observe(tensors(draw(rng, 300)))
-    counter.set_drift_bins(reference.core_features())  # e.g. the model was reloaded
+    assert monitor.poll(force=True).rows == 300  # type: ignore[union-attr]
+    counter.observe(tensors(draw(rng, 50)))
+    counter.set_drift_bins(reference.core_features())  # e.g. the bins were re-installed
     counter.observe(tensors(draw(rng, 100)))
     result = monitor.poll(force=True)
     assert result is not None and result.rows == 100

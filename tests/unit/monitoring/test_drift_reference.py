@@ -97,6 +97,20 @@ def test_indexed_names_and_numeric_coded_categories() -> None:
     )
 
 
+def test_bool_categories_and_all_missing_categorical(caplog: pytest.LogCaptureFixture) -> None:
+    frame = pd.DataFrame({"flag": [True, False, True], "empty": [None, None, None]})
+    profile = profile_frame(frame, [], ["flag", "empty"])
+    features = features_from_profile(
+        profile, [("flag", "bool", (-1, 1)), ("empty", "string", (-1, 1))]
+    )
+    assert [f["name"] for f in features] == ["flag"]  # "empty" has nothing to compare
+    assert "'empty' has no categories" in caplog.text
+    assert features[0]["categories"] == ["1", "0"]  # the core counts booleans as 1 / 0
+    assert reference_proportions(profile, features)["flag"] == pytest.approx(
+        [2 / 3, 1 / 3, 0.0, 0.0]
+    )
+
+
 def test_unplaceable_features_name_the_tensors() -> None:
     profile = profile_array(np.zeros((10, 3)), names=["p", "q", "r"])
     with pytest.raises(InvalidConfigError) as info:

@@ -1,0 +1,176 @@
+"""The native core against the numpy oracle: drift counts slot for slot, and sampled requests
+drained into Parquet. Skipped on a core without the monitoring hooks."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import factories
+import numpy as np
+import pytest
+
+import engine
+from engine import _core
+from engine.monitoring.bins import NumpyDriftCounter
+from engine.monitoring.prediction_log import (
+    PredictionLog,
+    PredictionLogConfig,
+    read_prediction_logs,
+)
+from engine.monitoring.sampler import SamplePoller
+
+pytestmark = pytest.mark.skipif(
+    not all(hasattr(_core.Model, m) for m in ("set_drift_bins", "drift_counts", "take_samples")),
+    reason="this build's core has no drift counters or sampler",
+)
+
+MULTI_IO_FEATURES: list[dict[str, Any]] = [
+    {"name": "a0", "tensor": "a", "column": 0, "kind": "numeric", "edges": [-1.0, 0.0, 0.5]},
+    {"name": "a3", "tensor": "a", "column": 3, "kind": "numeric", "edges": []},
+    {"name": "b_all", "tensor": "b", "column": -1, "kind": "numeric", "edges": [0.0, 2.0]},
+    {
+        "name": "k",
+        "tensor": "k",
+        "column": -1,
+        "kind": "categorical",
+        "categories": ["0", "1", "2", "-3"],
+    },
+    {
+        "name": "sum1",
+        "tensor": "sum",
+        "column": 1,
+        "kind": "numeric",
+        "edges": [-0.5, 0.0, 0.25, 1.0],
+    },
+    {"name": "k2", "tensor": "k2", "column": -1, "kind": "categorical", "categories": ["0", "4"]},
+]
+
+
+def full(features: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [{"edges": [], "categories": [], **f} for f in features]
+
+
+@pytest.fixture
+def multi_io(tmp_path: Path) -> Iterator[engine.Model]:
+    with engine.load(factories.multi_io(tmp_path / "multi_io.onnx")) as model:
+        yield model
+
+
+def batch(rng: np.random.Generator, n: int) -> dict[str, np.ndarray]:
+    a = rng.normal(0, 1, (n, 4)).astype(np.float32)
+    a[:, 0] = rng.choice([-1.0, 0.0, 0.5, 0.25, math.nan, math.inf, -math.inf], n)
+    b = rng.normal(1, 1, (n, 4)).astype(np.float32)
+    b[rng.random((n, 4)) < 0.1] = np.nan
+    k = rng.integers(-3, 4, (n, 1)).astype(np.int64)
+    return {"a": a, "b": b, "k": k}
+
+
+def test_core_counts_equal_the_numpy_oracle(multi_io: engine.Model) -> None:
+    oracle = NumpyDriftCounter()
+    oracle.set_drift_bins(full(MULTI_IO_FEATURES))
+    multi_io.core.set_drift_bins(full(MULTI_IO_FEATURES))
+    rng = np.random.default_rng(0)
+    for n in (1, 7, 64, 33):
+        inputs = batch(rng, n)
+        outputs = multi_io.predict(inputs)
+        oracle.observe({**inputs, **outputs})
+    assert multi_io.core.drift_counts() == oracle.drift_counts()
+
+
+def test_core_counts_strings(tmp_path: Path) -> None:
+    features = full(
+        [
+            {
+                "name": "word",
+                "tensor": "word",
+                "column": -1,
+                "kind": "categorical",
+                "categories": ["cat", "dog", "ému"],
+            },
+            {
+                "name": "id",
+                "tensor": "id",
+                "column": -1,
+                "kind": "categorical",
+                "categories": ["1", "2", "-1"],
+            },
+        ]
+    )
+    oracle = NumpyDriftCounter()
+    oracle.set_drift_bins(features)
+    with engine.load(factories.string_lookup(tmp_path / "s.onnx")) as model:
+        model.core.set_drift_bins(features)
+        words = np.array([["cat"], ["ému"], [""], ["bird"], ["dog"], ["cat"]], dtype=object)
+        outputs = model.predict({"word": words})
+        oracle.observe({"word": words, **outputs})
+        assert model.core.drift_counts() == oracle.drift_counts()
+
+
+def test_core_samples_reach_parquet(multi_io: engine.Model, tmp_path: Path) -> None:
+    log = PredictionLog(
+        tmp_path, model="multi_io", version=1, config=PredictionLogConfig(sample_rate=1.0)
+    )
+    poller = SamplePoller(multi_io.core, log, capacity=1000, interval_s=0.01)
+    poller.start()
+    rng = np.random.default_rng(1)
+    sent = [batch(rng, 3) for _ in range(20)]
+    for inputs in sent:
+        multi_io.predict(inputs)
+    poller.stop()
+    log.close()
+    table = read_prediction_logs(tmp_path)
+    assert table.num_rows == 20
+    assert log.counters()["dropped_core"] == 0
+    first = table.slice(0, 1).to_pylist()[0]
+    assert first["input.a.shape"] == [3, 4]
+    np.testing.assert_array_equal(np.array(first["input.k"]), sent[0]["k"].ravel())
+    assert first["latency_us"] > 0
+
+
+def test_monitor_model_wires_drift_history_metrics_and_logs(
+    multi_io: engine.Model, tmp_path: Path
+) -> None:
+    from prometheus_client import CollectorRegistry
+
+    from engine.monitoring.attach import monitor_model
+    from engine.monitoring.collector import DriftCollector
+    from engine.monitoring.history import read_history
+    from engine.monitoring.monitor import MonitorConfig
+    from engine.monitoring.reference import DriftReference
+
+    features = full(MULTI_IO_FEATURES)
+    uniform = {
+        f["name"]: [1.0]
+        * (len(f["edges"]) + 3 if f["kind"] == "numeric" else len(f["categories"]) + 2)
+        for f in features
+    }
+    reference = DriftReference.from_features(features, uniform)
+    collector = DriftCollector()
+    registry = CollectorRegistry()
+    registry.register(collector)
+    running = monitor_model(
+        multi_io.core,
+        reference,
+        model="multi_io",
+        version=2,
+        collector=collector,
+        home=tmp_path,
+        config=MonitorConfig(window_rows=100, min_rows=1, poll_interval_s=60),
+        prediction_log=PredictionLogConfig(sample_rate=1.0),
+    )
+    rng = np.random.default_rng(2)
+    for _ in range(10):
+        multi_io.predict(batch(rng, 10))
+    result = running.monitor.poll()  # 100 rows: the window is due
+    running.stop()
+    assert result is not None and result.rows == 100
+    (line,) = read_history(tmp_path / "monitoring" / "multi_io")
+    assert line["requests"]["ok"] == 10
+    assert read_prediction_logs(tmp_path / "logs" / "multi_io").num_rows == 10
+    assert (
+        registry.get_sample_value("engine_drift_window_rows", {"model": "multi_io", "version": "2"})
+        is None
+    )  # removed on stop
