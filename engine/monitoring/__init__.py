@@ -43,6 +43,7 @@ from engine.monitoring.prediction_log import (
 from engine.monitoring.reference import (
     DriftReference,
     drift_reference,
+    drift_reference_for_version,
     features_from_profile,
     reference_proportions,
 )
@@ -72,6 +73,7 @@ __all__ = [
     "alerting_rules",
     "bin_counts",
     "drift_reference",
+    "drift_reference_for_version",
     "features_from_profile",
     "monitor_model",
     "read_history",

@@ -48,6 +48,8 @@ from engine.signature import TensorSpec
 __all__ = ["DriftReference", "drift_reference", "features_from_profile", "reference_proportions"]
 
 _log = logging.getLogger(__name__)
+# Where the registry keeps a version's training profile (engine.training.examples sets it).
+PROFILE_PARAM = "reference_profile"
 _INDEXED = re.compile(r"^(?P<tensor>.+)\[(?P<column>\d+)\]$")
 
 
@@ -98,6 +100,20 @@ def drift_reference(
             for name, p in reference_proportions(profile, features).items()
         },
     )
+
+
+def drift_reference_for_version(
+    version: Any, *, columns: Mapping[str, tuple[str, int]] | None = None
+) -> DriftReference:
+    """The reference of a registry ``ModelVersion``: its ``params["reference_profile"]``
+    (stored by ``engine train``) against its signature."""
+    profile = (getattr(version, "params", None) or {}).get(PROFILE_PARAM)
+    if not isinstance(profile, Mapping):
+        raise InvalidConfigError(
+            f"{getattr(version, 'name', '?')}:{getattr(version, 'version', '?')} has no "
+            f"params[{PROFILE_PARAM!r}]; register it with the training profile to monitor drift"
+        )
+    return drift_reference(profile, version, columns=columns)
 
 
 def features_from_profile(

@@ -134,3 +134,23 @@ def test_reference_rejects_mismatched_proportions() -> None:
             [{"name": "f", "tensor": "x", "column": -1, "kind": "numeric", "edges": [1.0]}],
             {"f": [1.0]},
         )
+
+
+def test_reference_of_a_registry_version(profile: dict[str, Any]) -> None:
+    from types import SimpleNamespace
+
+    from engine.monitoring.reference import drift_reference_for_version
+
+    version = SimpleNamespace(
+        name="churn",
+        version=3,
+        params={"reference_profile": profile},
+        inputs=SIGNATURE,
+        outputs=OUTPUTS,
+    )
+    ref = drift_reference_for_version(
+        version, columns={"a": ("x", 0), "b": ("x", 1), "c": ("x", 2)}
+    )
+    assert [f.name for f in ref.features] == ["a", "b", "c", "region", "plan", "score"]
+    with pytest.raises(InvalidConfigError, match=r"churn:3 has no params\['reference_profile'\]"):
+        drift_reference_for_version(SimpleNamespace(name="churn", version=3, params={}))
