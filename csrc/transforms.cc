@@ -133,6 +133,7 @@ struct Str {
 
 Str StringAt(const ColumnView& c, int64_t r) {
   if (c.strings) return {c.strings[r].data(), c.strings[r].size()};
+  if (c.views) return {c.views[r].data(), c.views[r].size()};
   return {c.bytes + c.offsets[r], static_cast<size_t>(c.offsets[r + 1] - c.offsets[r])};
 }
 
@@ -307,7 +308,7 @@ void CheckColumns(const TransformPlan& plan, const std::vector<ColumnView>& cols
       if (c.type != ElementType::kString) {
         InputError(in, std::string("must be string; got ") + ElementTypeName(c.type));
       }
-      if (c.strings || rows == 0) continue;
+      if (c.strings || c.views || rows == 0) continue;
       if (!c.offsets || (c.bytes_size > 0 && !c.bytes)) InputError(in, "has no string buffers");
       if (c.offsets[0] < 0 || c.offsets[rows] > c.bytes_size) {
         InputError(in, "has string offsets outside its bytes");

@@ -14,6 +14,7 @@
 #include <cstdint>
 #include <limits>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "element_type.h"
@@ -74,14 +75,16 @@ struct FeatureSpec {
 };
 
 // A borrowed view of one input column of `rows` values. Numeric: `data` points at rows values
-// of `type`. Strings: either `strings` (rows std::strings, as in HostTensor) or Arrow-style
-// `offsets` (rows + 1 int64, non-decreasing, within [0, bytes_size]) into `bytes`. The caller
-// keeps the memory alive for the duration of the apply call.
+// of `type`. Strings: `strings` (rows std::strings, as in HostTensor), `views` (rows views,
+// e.g. into Python str objects), or Arrow-style `offsets` (rows + 1 int64, non-decreasing,
+// within [0, bytes_size]) into `bytes`. The caller keeps the memory alive for the duration of
+// the apply call.
 struct ColumnView {
   ElementType type = ElementType::kUndefined;
   int64_t rows = 0;
   const void* data = nullptr;
   const std::string* strings = nullptr;
+  const std::string_view* views = nullptr;
   const int64_t* offsets = nullptr;
   const char* bytes = nullptr;
   int64_t bytes_size = 0;

@@ -2,14 +2,17 @@
 //
 // Python (engine/transforms/native.py) lowers a TransformSpec to InputSpec / StepSpec /
 // FeatureSpec and calls TransformPlan.apply with numpy buffers: numeric columns as 1-D arrays,
-// string columns as Arrow-style (offsets int64[rows + 1], bytes uint8[...]) pairs, so no
-// per-string Python object crosses the seam.
+// string columns as object arrays of str (read in place through CPython's cached UTF-8, with
+// the GIL held) or as Arrow-style (offsets int64[rows + 1], bytes uint8[...]) pairs.
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <cmath>
+#include <cstring>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "status.h"
@@ -54,9 +57,39 @@ py::array Contiguous1D(const std::string& name, const py::handle& h, const char*
   return a;
 }
 
-// Borrowed views of `columns`; the arrays they point into are appended to `keepalive`.
+// UTF-8 views of a 1-D object array of str (None, float NaN and pandas.NA are the missing
+// value "", as in the Python reference).
+// The views point into the str objects (CPython caches their UTF-8 form), which the array
+// keeps alive; GIL held.
+std::vector<std::string_view> StrViews(const std::string& name, const py::array& a) {
+  std::vector<std::string_view> views(static_cast<size_t>(a.shape(0)));
+  auto* const* items = static_cast<PyObject* const*>(a.data());
+  const py::ssize_t stride = a.strides(0) / static_cast<py::ssize_t>(sizeof(PyObject*));
+  for (size_t i = 0; i < views.size(); ++i) {
+    PyObject* item = items[static_cast<py::ssize_t>(i) * stride];
+    if (PyUnicode_Check(item)) {
+      Py_ssize_t size = 0;
+      const char* utf8 = PyUnicode_AsUTF8AndSize(item, &size);
+      if (!utf8) {
+        PyErr_Clear();
+        throw CoreError(StatusCode::kInvalidInput,
+                        "transform input column '" + name + "' holds a string that is not valid UTF-8");
+      }
+      views[i] = std::string_view(utf8, static_cast<size_t>(size));
+    } else if (item != Py_None && !(PyFloat_Check(item) && std::isnan(PyFloat_AS_DOUBLE(item))) &&
+               std::strcmp(Py_TYPE(item)->tp_name, "NAType") != 0) {
+      throw CoreError(StatusCode::kInvalidInput, "column '" + name + "' must hold only strings; found " +
+                                                     Py_TYPE(item)->tp_name);
+    }
+  }
+  return views;
+}
+
+// Borrowed views of `columns`; the arrays they point into are appended to `keepalive` and the
+// string views of object arrays to `string_views`.
 std::vector<ColumnView> Views(const TransformPlan& plan, const py::list& columns,
-                              std::vector<py::array>* keepalive) {
+                              std::vector<py::array>* keepalive,
+                              std::vector<std::vector<std::string_view>>* string_views) {
   if (columns.size() != plan.inputs().size()) {
     throw CoreError(StatusCode::kInvalidInput,
                     "transforms need " + std::to_string(plan.inputs().size()) +
@@ -89,6 +122,17 @@ std::vector<ColumnView> Views(const TransformPlan& plan, const py::list& columns
       v.bytes_size = bytes.shape(0);
       keepalive->push_back(offsets);
       keepalive->push_back(bytes);
+    } else if (py::isinstance<py::array>(columns[i]) &&
+               py::reinterpret_borrow<py::array>(columns[i]).dtype().kind() == 'O') {
+      auto a = py::reinterpret_borrow<py::array>(columns[i]);
+      if (a.ndim() != 1) {
+        throw CoreError(StatusCode::kInvalidInput, "transform input column '" + name + "' must be 1-D");
+      }
+      string_views->push_back(StrViews(name, a));
+      v.type = ElementType::kString;
+      v.rows = a.shape(0);
+      v.views = string_views->back().data();
+      keepalive->push_back(a);
     } else {
       py::array a = Contiguous1D(name, columns[i], "a numeric column");
       v.type = NumpyNumericType(a);
@@ -169,7 +213,9 @@ void register_transforms(py::module_& m) {
               throw CoreError(StatusCode::kInvalidInput, "transform rows must be >= 0");
             }
             std::vector<py::array> keepalive;
-            auto views = Views(plan, columns, &keepalive);
+            std::vector<std::vector<std::string_view>> string_views;
+            string_views.reserve(columns.size());  // ColumnView keeps pointers into these
+            auto views = Views(plan, columns, &keepalive, &string_views);
             py::array_t<float> out({rows, plan.width()});
             float* dst = out.mutable_data();
             {
@@ -179,8 +225,9 @@ void register_transforms(py::module_& m) {
             return out;
           },
           py::arg("columns"), py::arg("rows"), py::arg("max_threads") = 0,
-          "float32 [rows, width] from columns in input order: numeric 1-D arrays or "
-          "(offsets int64[rows+1], bytes uint8) pairs. Releases the GIL while it runs.");
+          "float32 [rows, width] from columns in input order: numeric 1-D arrays, 1-D object "
+          "arrays of str (None/NaN = \"\"), or (offsets int64[rows+1], bytes uint8) pairs. "
+          "Releases the GIL while it runs.");
 }
 
 }  // namespace engine::bindings

@@ -136,10 +136,13 @@ def string_column(name: str, values: Any) -> StringColumn:
 Prepared = dict[str, "F64 | StringColumn"]
 
 
-def prepare_columns(spec: TransformSpec, columns: Any, *, widen: bool = True) -> tuple[Prepared, int]:
+def prepare_columns(
+    spec: TransformSpec, columns: Any, *, widen: bool = True, given: Mapping[str, Any] | None = None
+) -> tuple[Prepared, int]:
     """Check and convert every input the spec declares; returns (columns, rows).
 
-    ``widen``: see :func:`numeric_column`.
+    ``widen``: see :func:`numeric_column`. ``given``: columns the caller already converted
+    (taken as they are; only their lengths are checked).
     """
     mapping = as_mapping(columns)
     out: Prepared = {}
@@ -152,11 +155,12 @@ def prepare_columns(spec: TransformSpec, columns: Any, *, widen: bool = True) ->
                 f"{[c.name for c in spec.inputs]}"
             )
         values = mapping[col.name]
-        conv = (
-            string_column(col.name, values)
-            if col.is_string
-            else numeric_column(col.name, values, widen=widen)
-        )
+        if given is not None and col.name in given:
+            conv = given[col.name]
+        elif col.is_string:
+            conv = string_column(col.name, values)
+        else:
+            conv = numeric_column(col.name, values, widen=widen)
         n = len(conv)
         if rows is None:
             rows, first = n, col.name

@@ -1,9 +1,10 @@
 """Apply a transform spec with the C++ core (engine._core.TransformPlan).
 
 The spec is lowered once to the core's plain structs (csrc/transforms.h); applying hands the
-core numpy buffers only: numeric columns as they are (float32, float64, int64), strings as the
-Arrow (offsets, bytes) pair of a large-string array, so no Python object per value crosses the
-seam and the core runs with the GIL released.
+core numpy buffers: numeric columns as they are (float32, float64, int64); string columns that
+are object arrays as they are (the core reads each str's cached UTF-8 in place: no copy, no
+per-value Python call), any other string column as the Arrow (offsets, bytes) pair of a
+large-string array. The core computes with the GIL released.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from engine.transforms.columns import StringColumn, prepare_columns
+from engine.transforms.columns import StringColumn, as_mapping, prepare_columns
 from engine.transforms.spec import (
     Bucketize,
     Clip,
@@ -114,7 +115,14 @@ class NativeTransform:
         Same input rules and errors as :func:`engine.transforms.apply_reference`;
         ``max_threads`` caps the core's threads (0: all cores, when the batch is large).
         """
-        prepared, rows = prepare_columns(self.spec, columns, widen=False)
+        mapping = as_mapping(columns)
+        direct = {
+            c.name: arr
+            for c in self.spec.inputs
+            if c.is_string and c.name in mapping
+            and (arr := _object_array(mapping[c.name])) is not None
+        }
+        prepared, rows = prepare_columns(self.spec, mapping, widen=False, given=direct)
         args: list[Any] = []
         for col in self.spec.inputs:
             value = prepared[col.name]
@@ -124,6 +132,18 @@ class NativeTransform:
                 args.append(value)
         out: npt.NDArray[np.float32] = self._plan.apply(args, rows, max_threads)
         return out
+
+
+def _object_array(values: Any) -> npt.NDArray[np.object_] | None:
+    """``values`` as a 1-D object ndarray when it already is one (or an object Series)."""
+    if type(values).__module__.startswith("pandas") and getattr(values, "dtype", None) == object:
+        values = values.to_numpy()
+    if isinstance(values, np.ndarray) and values.dtype == object:
+        if values.ndim == 2 and values.shape[1] == 1:
+            return values[:, 0]
+        if values.ndim == 1:
+            return values
+    return None
 
 
 def compile_native(spec: TransformSpec) -> NativeTransform:

@@ -67,10 +67,14 @@ def test_defined_behaviour_for_bad_values(apply: object) -> None:
     np.testing.assert_array_equal(out[:, 1:], [[0, 0, 0, 0, 0, 1]] * 3 + [[1, 0, 0, 0, 0, 0]])
 
 
-def test_extra_columns_are_ignored_and_pandas_nulls_are_empty() -> None:
-    df = pd.DataFrame({"x": [1.0, 2.0], "s": pd.Series(["a", pd.NA], dtype="string"), "z": [0, 0]})
-    out = apply_reference(SPEC, df)
-    np.testing.assert_array_equal(out[:, 1:], [[1, 0, 0, 0, 0, 0], [0, 0, 0, 0, 0, 1]])
+@pytest.mark.parametrize("apply", [apply_reference, apply_native], ids=["reference", "core"])
+@pytest.mark.parametrize("dtype", ["string", object])
+def test_extra_columns_are_ignored_and_pandas_nulls_are_empty(apply: object, dtype: object) -> None:
+    s = pd.Series(["a", pd.NA, None, float("nan"), "b"], dtype=dtype)
+    df = pd.DataFrame({"x": np.arange(5.0), "s": s, "z": np.zeros(5)})
+    out = apply(SPEC, df)  # type: ignore[operator]
+    oov = [0, 0, 0, 0, 0, 1]
+    np.testing.assert_array_equal(out[:, 1:], [[1, 0, 0, 0, 0, 0], oov, oov, oov, [0, 1, 0, 0, 0, 0]])
 
 
 @pytest.mark.parametrize("apply", [apply_reference, apply_native], ids=["reference", "core"])
