@@ -43,7 +43,7 @@ from engine.names import validate_name
 from engine.repository import RepositoryModel, scan_repository
 from engine.signature import TensorSpec, dtype_by_name
 
-__all__ = ["ServingControl", "ServedModel", "warm_up", "model_config_dict"]
+__all__ = ["ServedModel", "ServingControl", "model_config_dict", "warm_up"]
 
 log = logging.getLogger("engine.server")
 
@@ -77,7 +77,7 @@ def _answer(what: str, fn: Callable[[], Any]) -> Answer:
         return grpc_code(exc), str(exc), None
     except Exception as exc:  # the edge: nothing escapes into the C++ server
         request_id = f"ctl-{next(_request_ids)}"
-        log.error("%s failed (request id %s): %s", what, request_id, exc, exc_info=True)
+        log.exception("%s failed (request id %s)", what, request_id)
         code = grpc_code(exc) if isinstance(exc, EngineError) else "INTERNAL"
         return code, f"{what} failed; request id {request_id} (details in the server log)", None
 

@@ -12,6 +12,7 @@ The benchmark harness uses the same model (:func:`make_mlp`).
 
 from __future__ import annotations
 
+import itertools
 import os
 import tempfile
 from pathlib import Path
@@ -37,7 +38,7 @@ def make_mlp(path: Path, *, sizes: tuple[int, ...] = (32, 256, 256, 1), seed: in
     rng = np.random.default_rng(seed)
     nodes, weights = [], []
     current = "x"
-    for i, (fan_in, fan_out) in enumerate(zip(sizes, sizes[1:])):
+    for i, (fan_in, fan_out) in enumerate(itertools.pairwise(sizes)):
         w = (rng.standard_normal((fan_in, fan_out)) / np.sqrt(fan_in)).astype(np.float32)
         b = np.zeros(fan_out, dtype=np.float32)
         weights += [numpy_helper.from_array(w, f"w{i}"), numpy_helper.from_array(b, f"b{i}")]

@@ -26,9 +26,10 @@ from prometheus_client.core import (
 )
 from prometheus_client.registry import Collector
 
+from engine.errors import UnavailableError
 from engine.stats import OUTCOMES, Histogram, ModelStats
 
-__all__ = ["ServingCollector", "start_metrics_server", "BATCH_BUCKETS"]
+__all__ = ["BATCH_BUCKETS", "ServingCollector", "start_metrics_server"]
 
 LABELS = ["model", "version"]
 # Upper bounds of the batch size histogram (rows).
@@ -86,7 +87,7 @@ class ServingCollector(Collector):
         for name, version, model in self._source():
             try:
                 stats: ModelStats = model.stats()
-            except Exception:  # closed between listing and reading: skip this scrape
+            except UnavailableError:  # closed between listing and reading: not served any more
                 continue
             labels = [name, str(version)]
             for outcome in OUTCOMES:

@@ -23,7 +23,7 @@ class Servicer(service_pb2_grpc.GRPCInferenceServiceServicer):
         options.inter_op_num_threads = 1
         self.session = ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
 
-    async def ModelInfer(self, request, context):  # noqa: N802 (the RPC's name)
+    async def ModelInfer(self, request, context):
         inputs = {}
         for i, tensor in enumerate(request.inputs):
             array = np.frombuffer(request.raw_input_contents[i], dtype=np.float32)

@@ -11,8 +11,8 @@ import tritonclient.grpc as grpcclient
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from _models import build_repository  # noqa: E402
-from _server import ServerProcess, start_server  # noqa: E402
+from _models import build_repository
+from _server import ServerProcess, start_server
 
 
 @pytest.fixture(scope="session")

@@ -10,7 +10,6 @@ import numpy as np
 import pytest
 import tritonclient.grpc as grpcclient
 import tritonclient.grpc.aio as aioclient
-
 from _server import ServerProcess
 
 pytestmark = pytest.mark.integration
@@ -40,7 +39,7 @@ def test_64_threads_distinct_inputs(server: ServerProcess) -> None:
                 if result.get_response().id != f"{k}-{r}" or not np.array_equal(
                         result.as_numpy("y"), x + 1):
                     errors.append(f"client {k} round {r} got another answer")
-        except Exception as exc:  # collected, asserted below
+        except Exception as exc:  # noqa: BLE001 - collected, asserted below
             errors.append(f"client {k}: {exc!r}")
         finally:
             c.close()

@@ -7,11 +7,10 @@ import grpc
 import numpy as np
 import pytest
 import tritonclient.grpc as grpcclient
-from tritonclient.grpc import service_pb2
-from tritonclient.utils import deserialize_bytes_tensor
-
 from _models import DATATYPES
 from _server import ServerProcess
+from tritonclient.grpc import service_pb2
+from tritonclient.utils import deserialize_bytes_tensor
 
 pytestmark = pytest.mark.integration
 

@@ -12,10 +12,9 @@ import grpc
 import numpy as np
 import pytest
 import tritonclient.grpc as grpcclient
-from tritonclient.utils import InferenceServerException
-
 from _models import build_drain_repository
 from _server import ServerProcess, start_server
+from tritonclient.utils import InferenceServerException
 
 pytestmark = pytest.mark.integration
 
@@ -50,7 +49,7 @@ def test_sigterm_drains_in_flight_requests(tmp_path: Path) -> None:
                 i = grpcclient.InferInput("x", [1, 512], "FP32")
                 i.set_data_from_numpy(x * k)
                 results[k] = c.infer("heavy", [i], request_id=str(k)).as_numpy("y")
-            except Exception as exc:  # asserted below
+            except Exception as exc:  # noqa: BLE001 - asserted below
                 results[k] = exc
             finally:
                 c.close()
@@ -100,7 +99,7 @@ def test_taken_port_is_a_clear_error(server: ServerProcess, tmp_path: Path) -> N
     proc = subprocess.run(
         [sys.executable, "-m", "engine.cli", "serve", "--demo", "--grpc-port",
          str(server.grpc_port), "--metrics-port", "0"],
-        capture_output=True, text=True, timeout=60,
+        capture_output=True, text=True, timeout=60, check=False,
         env={"ENGINE_HOME": str(tmp_path), "PATH": "/usr/bin:/bin"})
     assert proc.returncode == 1
     assert f"cannot listen on 127.0.0.1:{server.grpc_port}" in proc.stderr

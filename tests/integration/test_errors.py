@@ -9,10 +9,9 @@ import grpc
 import numpy as np
 import pytest
 import tritonclient.grpc as grpcclient
+from _server import ServerProcess
 from tritonclient.grpc import service_pb2
 from tritonclient.utils import InferenceServerException
-
-from _server import ServerProcess
 
 pytestmark = pytest.mark.integration
 

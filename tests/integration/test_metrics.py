@@ -8,9 +8,9 @@ import urllib.request
 import numpy as np
 import pytest
 import tritonclient.grpc as grpcclient
-from prometheus_client.parser import text_string_to_metric_families
-
 from _server import ServerProcess
+from prometheus_client.parser import text_string_to_metric_families
+from tritonclient.utils import InferenceServerException
 
 pytestmark = pytest.mark.integration
 
@@ -44,7 +44,7 @@ def test_metrics_follow_requests(server: ServerProcess,
         client.infer("add", [i], model_version="1")
     bad = grpcclient.InferInput("x", [1, 5], "FP32")
     bad.set_data_from_numpy(np.zeros((1, 5), np.float32))
-    with pytest.raises(Exception):
+    with pytest.raises(InferenceServerException):
         client.infer("add", [bad], model_version="1")
 
     after = _scrape(server)

@@ -9,9 +9,8 @@ import grpc
 import numpy as np
 import pytest
 import tritonclient.grpc as grpcclient
-from tritonclient.utils import InferenceServerException
-
 from _server import ServerProcess
+from tritonclient.utils import InferenceServerException
 
 pytestmark = pytest.mark.integration
 

@@ -12,14 +12,13 @@ import grpc
 import numpy as np
 import pytest
 import tritonclient.grpc as grpcclient
+from _models import build_mini_repository
+from _server import ServerProcess, start_server
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from tritonclient.utils import InferenceServerException
-
-from _models import build_mini_repository
-from _server import ServerProcess, start_server
 
 pytestmark = pytest.mark.integration
 
@@ -155,10 +154,10 @@ def test_token_required_on_every_rpc(strict_server: ServerProcess) -> None:
     for headers in (None, {"authorization": "Bearer wrong"}, {"authorization": TOKEN},
                     {"authorization": "Bearer " + TOKEN[:-1]}):
         c = grpcclient.InferenceServerClient(strict_server.url)
-        for call in (c.is_server_live, lambda **kw: _infer(c, **kw),
-                     lambda **kw: c.get_model_metadata("add", **kw),
-                     lambda **kw: c.get_model_repository_index(**kw),
-                     lambda **kw: c.unload_model("add", **kw)):
+        for call in (c.is_server_live, lambda c=c, **kw: _infer(c, **kw),
+                     lambda c=c, **kw: c.get_model_metadata("add", **kw),
+                     lambda c=c, **kw: c.get_model_repository_index(**kw),
+                     lambda c=c, **kw: c.unload_model("add", **kw)):
             with pytest.raises(InferenceServerException) as info:
                 call(headers=headers)
             assert info.value.status() == "StatusCode.UNAUTHENTICATED", headers
@@ -177,14 +176,15 @@ def test_token_on_stream(strict_server: ServerProcess) -> None:
     for headers, expect_ok in ((None, False), ({"authorization": "Bearer " + TOKEN}, True)):
         got: queue.Queue[tuple[object, object]] = queue.Queue()
         c = grpcclient.InferenceServerClient(strict_server.url)
-        c.start_stream(callback=lambda result, error: got.put((result, error)), headers=headers)
+        c.start_stream(callback=lambda result, error, got=got: got.put((result, error)),
+                       headers=headers)
         i = grpcclient.InferInput("x", [1, 4], "FP32")
         i.set_data_from_numpy(np.zeros((1, 4), np.float32))
         try:
             c.async_stream_infer("add", [i])
         except InferenceServerException:
             assert not expect_ok  # the server may end the stream before the first write
-        result, error = got.get(timeout=10)
+        _result, error = got.get(timeout=10)
         assert (error is None) == expect_ok, error
         if not expect_ok:
             assert "UNAUTHENTICATED" in str(error) or "bearer token" in str(error)
