@@ -116,7 +116,8 @@ def _model_inputs(
         )
     name = options.input_names[0] if options.input_names else "input"
     types = [(name, FloatTensorType([batch, matrix.shape[1]]))]
-    return {name: matrix}, matrix, types
+    # The framework gets float64, as when called on a user's array, of the served values.
+    return {name: matrix}, matrix.astype(np.float64), types
 
 
 def table_inputs(
