@@ -16,11 +16,13 @@ from typing import Any
 
 from engine.training.datasets import load_dataset, split
 from engine.training.export_options import ExportOptions, ExportResult
+from engine.training.export_sklearn import table_inputs
 from engine.training.families import FAMILIES
 from engine.training.lineage import fingerprint_dataset, make_lineage, register_model
 from engine.training.pipeline import evaluate, export_trained, train_tabular
-from engine.training.profile import profile_frame, save_profile
+from engine.training.profile import profile_frame, profile_outputs, save_profile
 from engine.training.torch_mlp import TorchTrainParams
+from engine.training.validate import run_onnx
 
 __all__ = ["EXAMPLES", "Example", "TrainOutcome", "TrainRequest", "run_example"]
 
@@ -130,9 +132,6 @@ def _run(
         f"{len(data.categorical)} categorical columns"
     )
 
-    profile = profile_frame(train.features, train.numeric, train.categorical)
-    profile_path = save_profile(profile, out_dir / "profile.json")
-
     trained = train_tabular(
         train, family, request.seed, torch_params=replace(TorchTrainParams(), epochs=request.epochs)
     )
@@ -152,6 +151,12 @@ def _run(
         f"{parity.rows} held-out rows: max abs {parity.max_abs_error:.3g}, max rel "
         f"{parity.max_rel_error:.3g} (atol {parity.atol:g}, rtol {parity.rtol:g})"
     )
+
+    # Inputs from the training split; outputs as the engine serves them on that same split.
+    profile = profile_frame(train.features, train.numeric, train.categorical)
+    feeds, _, _ = table_inputs(train.features, train.columns, None, "training split")
+    profile["outputs"] = profile_outputs(run_onnx(exported.path, feeds))
+    profile_path = save_profile(profile, out_dir / "profile.json")
 
     params = {
         **trained.params,

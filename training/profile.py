@@ -36,6 +36,11 @@ counted by ``nan_fraction``.
 
 Categorical proportions are over non-missing rows; ties in frequency are broken by the value's
 string order so the profile is deterministic.
+
+An optional ``"outputs"`` section (:func:`profile_outputs`) profiles the model's predictions on
+the training split with the same per-feature dicts, keyed by output name: a 1-D or ``[N, 1]``
+output under its own name (numeric if floating point, else categorical, e.g. ``label``), each
+column of a 2-D output as ``name[i]`` (e.g. ``probabilities[1]``).
 """
 
 from __future__ import annotations
@@ -43,7 +48,7 @@ from __future__ import annotations
 import json
 import math
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -57,6 +62,7 @@ __all__ = [
     "numeric_profile",
     "profile_array",
     "profile_frame",
+    "profile_outputs",
     "save_profile",
 ]
 
@@ -106,6 +112,31 @@ def profile_array(
         "row_count": int(array.shape[0]),
         "features": features,
     }
+
+
+def profile_outputs(outputs: Mapping[str, np.ndarray], *, bins: int = 10) -> dict[str, Any]:
+    """The ``"outputs"`` section: per-output statistics of a model's predictions."""
+    section: dict[str, Any] = {}
+    for name, values in outputs.items():
+        array = np.asarray(values)
+        if array.ndim == 2 and array.shape[1] == 1:
+            array = array[:, 0]
+        if array.ndim == 1:
+            if array.dtype.kind == "f":
+                section[name] = numeric_profile(array, bins=bins, dtype=str(array.dtype))
+            else:
+                section[name] = categorical_profile(array.tolist())
+        elif array.ndim == 2 and array.dtype.kind == "f":
+            for i in range(array.shape[1]):
+                section[f"{name}[{i}]"] = numeric_profile(
+                    array[:, i], bins=bins, dtype=str(array.dtype)
+                )
+        else:
+            raise ValueError(
+                f"cannot profile output {name!r} of shape {array.shape} and dtype "
+                f"{array.dtype}; expected 1-D, [N, 1] or 2-D floating point"
+            )
+    return section
 
 
 def numeric_profile(

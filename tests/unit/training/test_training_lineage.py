@@ -58,6 +58,10 @@ def test_registered_version_carries_lineage_metrics_and_profile(tmp_path) -> Non
         "plan",
         "channel",
     }
+    outputs = version.params["reference_profile"]["outputs"]
+    assert set(outputs) == {"label", "probabilities[0]", "probabilities[1]"}
+    assert outputs["label"]["kind"] == "categorical"
+    assert set(outputs["label"]["categories"]) == {"0", "1"}
     assert version.tags == {
         "example": "tabular-demo",
         "family": "linear",

@@ -12,6 +12,7 @@ from engine.training.profile import (
     numeric_profile,
     profile_array,
     profile_frame,
+    profile_outputs,
     save_profile,
 )
 
@@ -79,3 +80,18 @@ def test_profile_frame_names_missing_columns() -> None:
 def test_profile_array_names_columns() -> None:
     profile = profile_array(np.ones((3, 2)), ["u", "v"])
     assert list(profile["features"]) == ["u", "v"]
+
+
+def test_profile_outputs_keys_columns_like_the_monitor_reads_them() -> None:
+    section = profile_outputs(
+        {
+            "label": np.array([0, 1, 1]),
+            "probabilities": np.array([[0.9, 0.1], [0.2, 0.8], [0.4, 0.6]], np.float32),
+            "variable": np.array([[1.0], [2.0], [3.0]]),
+        }
+    )
+    assert set(section) == {"label", "probabilities[0]", "probabilities[1]", "variable"}
+    assert section["label"]["categories"] == ["1", "0"]
+    assert section["variable"]["kind"] == "numeric" and section["variable"]["max"] == 3.0
+    with pytest.raises(ValueError, match="cannot profile output 'x'"):
+        profile_outputs({"x": np.zeros((2, 2, 2))})
