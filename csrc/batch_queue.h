@@ -38,7 +38,8 @@ struct QueuedRequest {
   int64_t rows = 1;
   int64_t enqueue_us = 0;
   int64_t deadline_us = 0;          // 0 = none
-  std::string batch_key;
+  // Non-batch dims of every input, then the selected outputs: equal keys may share a batch.
+  std::vector<int64_t> batch_key;
 };
 
 using QueuedBatch = std::vector<std::unique_ptr<QueuedRequest>>;

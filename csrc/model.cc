@@ -106,15 +106,16 @@ Model::Model(std::vector<std::unique_ptr<Session>> sessions, ModelOptions option
 
 Model::~Model() { Close(/*drain=*/true); }
 
-std::string Model::BatchKey(const std::vector<const HostTensor*>& inputs,
-                            const std::vector<size_t>& output_indices) const {
-  std::string key;
+std::vector<int64_t> Model::BatchKey(const std::vector<const HostTensor*>& inputs,
+                                     const std::vector<size_t>& output_indices) {
+  std::vector<int64_t> key;
+  key.reserve(inputs.size() * 3 + output_indices.size() + 1);
   for (const HostTensor* t : inputs) {
-    for (size_t d = 1; d < t->shape.size(); ++d) key += std::to_string(t->shape[d]) + ",";
-    key += ";";
+    key.insert(key.end(), t->shape.begin() + (t->shape.empty() ? 0 : 1), t->shape.end());
+    key.push_back(-1);  // dims are >= 0, so -1 separates inputs unambiguously
   }
-  key += "|";
-  for (size_t i : output_indices) key += std::to_string(i) + ",";
+  key.push_back(-2);
+  for (size_t i : output_indices) key.push_back(static_cast<int64_t>(i));
   return key;
 }
 
@@ -157,10 +158,14 @@ uint64_t Model::Submit(std::unique_ptr<InferRequest> request) {
   queued->request = std::move(request);
   const uint64_t seq = next_seq_.fetch_add(1, std::memory_order_relaxed);
   queued->seq = seq;
-  const bool allow_inline = queued->request->allow_inline;
+  // Inline only when the policy would run a lone request at once anyway: a queue delay
+  // means waiting for company, which only a worker does.
+  const bool allow_inline = queued->request->allow_inline &&
+                            (!batching_enabled() || options_.batching_policy.max_queue_delay_us == 0);
   std::unique_ptr<QueuedRequest> refused;
   int inline_instance = -1;
   bool closed = false;
+  bool wake_worker = false;
   {
     std::lock_guard<std::mutex> lock(mutex_);
     if (closed_) {
@@ -172,6 +177,8 @@ uint64_t Model::Submit(std::unique_ptr<InferRequest> request) {
     } else {
       refused = queue_.Push(std::move(queued));
       stats_.SetQueueDepth(static_cast<int64_t>(queue_.size()));
+      // With every instance busy, the worker that frees one looks at the queue anyway.
+      wake_worker = !idle_instances_.empty();
     }
   }
   if (closed) {
@@ -188,18 +195,12 @@ uint64_t Model::Submit(std::unique_ptr<InferRequest> request) {
   if (inline_instance >= 0) {
     QueuedBatch batch;
     batch.push_back(std::move(queued));
-    RunBatch(inline_instance, batch);
-    bool queued_meanwhile = false;
-    {
-      std::lock_guard<std::mutex> lock(mutex_);
-      idle_instances_.push_back(inline_instance);
-      queued_meanwhile = !queue_.empty();
-    }
-    // Wake a worker only if requests queued while this thread held the instance.
-    if (queued_meanwhile) work_ready_.notify_one();
+    std::vector<InferResult> results = Execute(inline_instance, batch);
+    ReleaseInstance(inline_instance);
+    Complete(batch, results);
     return seq;
   }
-  work_ready_.notify_one();
+  if (wake_worker) work_ready_.notify_one();
   return seq;
 }
 
@@ -253,13 +254,14 @@ void Model::WorkerLoop() {
         Refuse(std::move(r), StatusCode::kDeadlineExceeded,
                "deadline exceeded while queued; the request was not run", Outcome::kExpired);
       }
-      if (instance >= 0) RunBatch(instance, batch);
-      lock.lock();
       if (instance >= 0) {
-        idle_instances_.push_back(instance);
-        // Another worker may be waiting for an instance; wake it only if there is work.
-        if (!queue_.empty()) work_ready_.notify_one();
+        std::vector<InferResult> results = Execute(instance, batch);
+        // Callbacks first, then the instance: requests that completions trigger (a closed
+        // loop) join the next batch instead of trickling into many small ones.
+        Complete(batch, results);
+        ReleaseInstance(instance);
       }
+      lock.lock();
       continue;
     }
     if (closed_ && queue_.empty()) return;
@@ -273,7 +275,7 @@ void Model::WorkerLoop() {
   }
 }
 
-void Model::RunBatch(int instance, QueuedBatch& batch) {
+std::vector<InferResult> Model::Execute(int instance, QueuedBatch& batch) {
   const Session& session = *instance_sessions_[static_cast<size_t>(instance)];
   const int64_t start_us = clock_.NowUs();
   const size_t input_count = inputs().size();
@@ -320,18 +322,20 @@ void Model::RunBatch(int instance, QueuedBatch& batch) {
   }
   const int64_t end_us = clock_.NowUs();
   stats_.ObserveBatch(static_cast<int>(total_rows), end_us - start_us);
+  std::vector<InferResult> results(batch.size());
   if (!failure.ok() && batch.size() > 1) {
     // Isolation: re-run each request alone so only the poison one fails.
-    for (auto& r : batch) {
+    for (size_t k = 0; k < batch.size(); ++k) {
       QueuedBatch single;
-      single.push_back(std::move(r));
-      RunBatch(instance, single);
+      single.push_back(std::move(batch[k]));
+      results[k] = std::move(Execute(instance, single).front());
+      batch[k] = std::move(single.front());
     }
-    return;
+    return results;
   }
   for (size_t k = 0; k < batch.size(); ++k) {
     QueuedRequest& r = *batch[k];
-    InferResult result;
+    InferResult& result = results[k];
     result.timings.queue_us = start_us - r.enqueue_us;
     result.timings.compute_us = end_us - start_us;
     result.timings.total_us = end_us - r.enqueue_us;
@@ -341,18 +345,40 @@ void Model::RunBatch(int instance, QueuedBatch& batch) {
         result.outputs.emplace_back(outputs()[r.output_indices[o]].name,
                                     std::move(per_request[k][o]));
       }
-      stats_.ObserveSuccess(r.rows, result.timings.queue_us, result.timings.compute_us,
-                            result.timings.total_us);
-      MaybeSample(r, result);
     } else {
       std::string message = failure.message();
       if (!r.request->id.empty()) message += " (request id " + r.request->id + ")";
       result.status = Status(failure.code(), message);
+    }
+  }
+  return results;
+}
+
+void Model::Complete(QueuedBatch& batch, std::vector<InferResult>& results) {
+  for (size_t k = 0; k < batch.size(); ++k) {
+    QueuedRequest& r = *batch[k];
+    InferResult& result = results[k];
+    if (result.status.ok()) {
+      stats_.ObserveSuccess(r.rows, result.timings.queue_us, result.timings.compute_us,
+                            result.timings.total_us);
+      MaybeSample(r, result);
+    } else {
       stats_.CountRequest(Outcome::kFailed);
     }
-    stats_.AddInFlight(-1);
+    stats_.AddInFlight(-1);  // before the callback, so a caller that wakes sees it counted
     SafeComplete(*r.request, std::move(result));
   }
+}
+
+void Model::ReleaseInstance(int instance) {
+  bool work_waiting = false;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    idle_instances_.push_back(instance);
+    work_waiting = !queue_.empty();
+  }
+  // Wake a worker only when there is work: a needless wake-up costs a core on small machines.
+  if (work_waiting) work_ready_.notify_one();
 }
 
 void Model::Close(bool drain) {

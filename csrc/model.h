@@ -78,7 +78,7 @@ class Model {
   // Stops taking requests (later Submits get kUnavailable). With drain, queued requests still
   // run; without, each fails with kUnavailable. Blocks until running batches finish and the
   // workers exit; every request is completed exactly once. Idempotent. Must not be called
-  // from an on_complete callback.
+  // from an on_complete callback (Submit and Cancel may be).
   void Close(bool drain);
 
   StatsSnapshot Stats() const;
@@ -98,16 +98,20 @@ class Model {
                                       ModelOptions options, const Clock& clock);
   const Session& primary() const { return *sessions_.front(); }
   void WorkerLoop();
-  // Runs `batch` on instance `instance` (an index into instance_sessions_).
-  void RunBatch(int instance, QueuedBatch& batch);
+  // Runs `batch` on instance `instance` (an index into instance_sessions_): gather, run,
+  // scatter, with poison isolation. Returns one result per request; completes nothing.
+  std::vector<InferResult> Execute(int instance, QueuedBatch& batch);
+  // Counts and delivers results (on_complete), after the instance was released.
+  void Complete(QueuedBatch& batch, std::vector<InferResult>& results);
+  void ReleaseInstance(int instance);
   void MaybeSample(const QueuedRequest& r, const InferResult& result);
   // Completes a request that never ran (refused, expired, cancelled, closed).
   void Refuse(std::unique_ptr<QueuedRequest> r, StatusCode code, const std::string& message,
               Outcome outcome);
   void Refuse(std::unique_ptr<InferRequest> r, StatusCode code, const std::string& message,
               Outcome outcome);
-  std::string BatchKey(const std::vector<const HostTensor*>& inputs,
-                       const std::vector<size_t>& output_indices) const;
+  static std::vector<int64_t> BatchKey(const std::vector<const HostTensor*>& inputs,
+                                       const std::vector<size_t>& output_indices);
 
   std::vector<std::unique_ptr<Session>> sessions_;
   ModelOptions options_;

@@ -44,8 +44,8 @@ struct InferRequest {
   bool allow_inline = false;
 
   // Called exactly once with the outcome: from a batcher thread after a run, or from the
-  // submitting thread when the request is refused at once. Must not block for long and must
-  // not call back into the model. Exceptions it throws are swallowed.
+  // submitting thread when the request is refused at once. Must not block for long; it may
+  // Submit or Cancel on the model, never Close. Exceptions it throws are swallowed.
   std::function<void(InferResult&&)> on_complete;
 };
 

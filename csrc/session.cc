@@ -1,6 +1,7 @@
 #include "session.h"
 
 #include <algorithm>
+#include <cstring>
 #include <utility>
 
 #include "status.h"
@@ -178,18 +179,11 @@ std::vector<HostTensor> Session::Run(const std::vector<const HostTensor*>& input
         Ort::AllocatorWithDefaultOptions allocator;
         Ort::Value v = Ort::Value::CreateTensor(allocator, t->shape.data(), t->shape.size(),
                                                 onnx_type);
-        std::vector<const char*> ptrs;
-        ptrs.reserve(t->strings.size());
-        for (const auto& s : t->strings) ptrs.push_back(s.c_str());
-        // FillStringTensor stops at NUL; strings with embedded NULs go element by element.
-        bool has_nul = false;
-        for (const auto& s : t->strings) has_nul |= s.find('\0') != std::string::npos;
-        if (has_nul) {
-          for (size_t i = 0; i < t->strings.size(); ++i) {
-            v.FillStringTensorElement(t->strings[i].c_str(), i);
-          }
-        } else if (!ptrs.empty()) {
-          v.FillStringTensor(ptrs.data(), ptrs.size());
+        // Copy each element with its length: strings may hold NUL bytes (BYTES over gRPC).
+        for (size_t i = 0; i < t->strings.size(); ++i) {
+          const std::string& element = t->strings[i];
+          char* buffer = v.GetResizedStringTensorElementBuffer(i, element.size());
+          if (!element.empty()) std::memcpy(buffer, element.data(), element.size());
         }
         values.push_back(std::move(v));
       } else {

@@ -15,4 +15,10 @@ if [ -z "$build_dir" ] || { [ ! -f "$build_dir/build.ninja" ] && [ ! -f "$build_
 fi
 cmake --build "$build_dir" -j 2
 site=$("$python" -c 'import sysconfig; print(sysconfig.get_paths()["platlib"])')
-cp "$build_dir"/_core*.so "$site/engine/"
+# Copy then rename: processes that have the old library mapped keep its inode intact
+# (overwriting it in place crashes them).
+for so in "$build_dir"/_core*.so; do
+  name=$(basename "$so")
+  cp "$so" "$site/engine/.$name.tmp"
+  mv -f "$site/engine/.$name.tmp" "$site/engine/$name"
+done

@@ -10,8 +10,8 @@ namespace {
 
 class BatchQueueTest : public ::testing::Test {
  protected:
-  std::unique_ptr<QueuedRequest> Make(int64_t rows, int priority = 0,
-                                      const std::string& key = "k", int64_t deadline_us = 0) {
+  std::unique_ptr<QueuedRequest> Make(int64_t rows, int priority = 0, int64_t key = 0,
+                                      int64_t deadline_us = 0) {
     auto r = std::make_unique<QueuedRequest>();
     r->request = std::make_unique<InferRequest>();
     r->request->priority = priority;
@@ -19,7 +19,7 @@ class BatchQueueTest : public ::testing::Test {
     r->rows = rows;
     r->enqueue_us = clock_.NowUs();
     r->deadline_us = deadline_us;
-    r->batch_key = key;
+    r->batch_key = {key};
     return r;
   }
 
@@ -95,9 +95,9 @@ TEST_F(BatchQueueTest, HigherPriorityFirstFifoWithinALevel) {
 
 TEST_F(BatchQueueTest, DifferentBatchKeysAreNotMixed) {
   BatchQueue q(BatchingPolicy{true, 16, {}, 0, 100});
-  q.Push(Make(1, 0, "a"));
-  q.Push(Make(1, 0, "b"));
-  q.Push(Make(1, 0, "a"));
+  q.Push(Make(1, 0, 10));
+  q.Push(Make(1, 0, 20));
+  q.Push(Make(1, 0, 10));
   int64_t wake = 0;
   EXPECT_EQ(Seqs(q.TakeBatch(clock_.NowUs(), &wake)), (std::vector<uint64_t>{1, 3}));
   EXPECT_EQ(Seqs(q.TakeBatch(clock_.NowUs(), &wake)), (std::vector<uint64_t>{2}));
@@ -114,8 +114,8 @@ TEST_F(BatchQueueTest, BatchingOffRunsOneRequestPerBatch) {
 TEST_F(BatchQueueTest, DeadlinesExpireAndWakeTheWorker) {
   BatchQueue q(BatchingPolicy{true, 16, {}, 5000, 100});
   const int64_t t0 = clock_.NowUs();
-  q.Push(Make(1, 0, "k", t0 + 100));
-  q.Push(Make(1, 0, "k", 0));
+  q.Push(Make(1, 0, 0, t0 + 100));
+  q.Push(Make(1, 0, 0, 0));
   int64_t wake = 0;
   EXPECT_TRUE(q.TakeBatch(t0, &wake).empty());
   EXPECT_EQ(wake, t0 + 100);  // the deadline comes before the queue delay ends
@@ -138,7 +138,7 @@ TEST_F(BatchQueueTest, FullQueueHandsTheRequestBack) {
 
 TEST_F(BatchQueueTest, RemoveCancelsOnlyQueuedRequests) {
   BatchQueue q(BatchingPolicy{true, 16, {}, 0, 100});
-  q.Push(Make(1, 0, "k", clock_.NowUs() + 50));
+  q.Push(Make(1, 0, 0, clock_.NowUs() + 50));
   q.Push(Make(1, 2));
   auto removed = q.Remove(1);
   ASSERT_NE(removed, nullptr);

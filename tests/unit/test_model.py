@@ -110,6 +110,10 @@ def test_string_inputs_and_outputs(string_path: Path) -> None:
         np.testing.assert_array_equal(as_unicode["id"], out["id"])
         as_bytes = model.predict(np.array([[b"cat"], [b"dog"]], dtype=object))
         np.testing.assert_array_equal(as_bytes["id"], [[1], [2]])
+        # Embedded NUL bytes survive the trip through ORT (strings carry their length).
+        nul = model.predict(np.array([["a\x00b"], ["cat"]], dtype=object))
+        assert nul["echo"].tolist() == [["a\x00b"], ["cat"]]
+        np.testing.assert_array_equal(nul["id"], [[-1], [1]])
 
 
 def test_string_elements_must_be_text(string_path: Path) -> None:

@@ -1,0 +1,199 @@
+// Batcher throughput and latency against raw ONNX Runtime runs, in one process and one run.
+//
+//   batcher_bench LIBONNXRUNTIME MODEL [seconds_per_round] [rounds]
+//
+// Throughput: 64 submitter threads, each sending one row at a time and waiting for it (closed
+// loop), through engine::Model (1 instance, 1 intra-op thread), against raw Session::Run of
+// 64-row batches on a session with the same settings. Latency: p50 of one row at
+// concurrency 1 with max_queue_delay_us=0, through the batcher (worker hand-off, and the
+// inline path that synchronous callers use) against a direct Session::Run.
+// Rounds alternate candidate and baseline so machine noise hits both.
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <future>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "model.h"
+#include "ort_runtime.h"
+
+using namespace engine;
+using WallClock = std::chrono::steady_clock;
+
+namespace {
+
+HostTensor Rows(int64_t rows, std::vector<float>* storage) {
+  storage->assign(static_cast<size_t>(rows * 32), 0.5f);
+  HostTensor t;
+  t.type = ElementType::kFloat32;
+  t.shape = {rows, 32};
+  t.data = storage->data();
+  t.byte_size = storage->size() * sizeof(float);
+  return t;
+}
+
+double RawRowsPerSecond(const Session& session, double seconds) {
+  std::vector<float> storage;
+  HostTensor batch = Rows(64, &storage);
+  int64_t rows = 0;
+  const auto end = WallClock::now() + std::chrono::duration<double>(seconds);
+  const auto start = WallClock::now();
+  while (WallClock::now() < end) {
+    session.Run({&batch});
+    rows += 64;
+  }
+  return rows / std::chrono::duration<double>(WallClock::now() - start).count();
+}
+
+InferResult SubmitAndWait(Model& model, bool allow_inline, std::vector<float>* storage) {
+  auto request = std::make_unique<InferRequest>();
+  request->inputs.emplace_back("x", Rows(1, storage));
+  request->allow_inline = allow_inline;
+  std::promise<InferResult> done;
+  auto future = done.get_future();
+  request->on_complete = [&done](InferResult&& r) { done.set_value(std::move(r)); };
+  model.Submit(std::move(request));
+  return future.get();
+}
+
+double BatcherRowsPerSecond(Model& model, int threads, double seconds) {
+  std::atomic<int64_t> rows{0};
+  std::atomic<bool> stop{false};
+  std::vector<std::thread> submitters;
+  for (int t = 0; t < threads; ++t) {
+    submitters.emplace_back([&] {
+      std::vector<float> storage;
+      while (!stop.load(std::memory_order_relaxed)) {
+        if (SubmitAndWait(model, false, &storage).status.ok()) rows.fetch_add(1);
+      }
+    });
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));  // reach steady state
+  const int64_t before = rows.load();
+  const auto start = WallClock::now();
+  std::this_thread::sleep_for(std::chrono::duration<double>(seconds));
+  const int64_t counted = rows.load() - before;
+  const double elapsed = std::chrono::duration<double>(WallClock::now() - start).count();
+  stop = true;
+  for (auto& t : submitters) t.join();
+  return counted / elapsed;
+}
+
+// 64 submitters without 64 OS threads, as a server's reactor has them: 64 requests in
+// flight, each completion submitting the next one-row request.
+class AsyncSubmitters {
+ public:
+  AsyncSubmitters(Model& model, int in_flight) : model_(model), storage_(static_cast<size_t>(in_flight)) {
+    for (int i = 0; i < in_flight; ++i) SubmitNext(i);
+  }
+  void Stop() {
+    stop_ = true;
+    while (outstanding_.load() > 0) std::this_thread::yield();
+  }
+  int64_t rows() const { return rows_.load(); }
+
+ private:
+  void SubmitNext(int slot) {
+    auto request = std::make_unique<InferRequest>();
+    request->inputs.emplace_back("x", Rows(1, &storage_[static_cast<size_t>(slot)]));
+    request->on_complete = [this, slot](InferResult&& r) {
+      if (r.status.ok()) rows_.fetch_add(1, std::memory_order_relaxed);
+      outstanding_.fetch_sub(1);
+      if (!stop_.load()) SubmitNext(slot);
+    };
+    outstanding_.fetch_add(1);
+    model_.Submit(std::move(request));
+  }
+  Model& model_;
+  std::vector<std::vector<float>> storage_;
+  std::atomic<int64_t> rows_{0};
+  std::atomic<int> outstanding_{0};
+  std::atomic<bool> stop_{false};
+};
+
+double AsyncRowsPerSecond(Model& model, int in_flight, double seconds) {
+  AsyncSubmitters submitters(model, in_flight);
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  const int64_t before = submitters.rows();
+  const auto start = WallClock::now();
+  std::this_thread::sleep_for(std::chrono::duration<double>(seconds));
+  const int64_t counted = submitters.rows() - before;
+  const double elapsed = std::chrono::duration<double>(WallClock::now() - start).count();
+  submitters.Stop();
+  return counted / elapsed;
+}
+
+template <typename Fn>
+double P50Us(Fn fn, int calls) {
+  std::vector<double> us;
+  us.reserve(static_cast<size_t>(calls));
+  for (int i = 0; i < calls; ++i) {
+    const auto t0 = WallClock::now();
+    fn();
+    us.push_back(std::chrono::duration<double, std::micro>(WallClock::now() - t0).count());
+  }
+  std::nth_element(us.begin(), us.begin() + calls / 2, us.end());
+  return us[static_cast<size_t>(calls / 2)];
+}
+
+double Median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  return v[v.size() / 2];
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc < 3) {
+    std::fprintf(stderr, "usage: %s LIBONNXRUNTIME MODEL [seconds_per_round] [rounds]\n", argv[0]);
+    return 2;
+  }
+  const double seconds = argc > 3 ? std::atof(argv[3]) : 1.0;
+  const int rounds = argc > 4 ? std::atoi(argv[4]) : 5;
+  OrtRuntime::Init(argv[1]);
+  SessionOptions so;  // 1 intra-op thread, no spinning: the same for both sides
+  auto session = Session::FromPath(argv[2], so);
+  ModelOptions mo;
+  mo.session = so;
+  mo.instances = 1;
+  mo.batching_policy.max_batch_rows = 64;
+  mo.batching_policy.max_queue_delay_us = 0;
+  auto model = Model::LoadFromPath(argv[2], mo);
+
+  std::vector<double> raw, async_rps, threads_rps;
+  for (int r = 0; r < rounds; ++r) {
+    raw.push_back(RawRowsPerSecond(*session, seconds));
+    async_rps.push_back(AsyncRowsPerSecond(*model, 64, seconds));
+    threads_rps.push_back(BatcherRowsPerSecond(*model, 64, seconds));
+  }
+  const double raw_rps = Median(raw), a = Median(async_rps), t = Median(threads_rps);
+  std::printf("throughput: raw ORT on 64-row batches %.0f rows/s; batcher with 64 one-row "
+              "requests in flight (async) %.0f rows/s, ratio %.3f (target >= 0.85); with 64 "
+              "blocking submitter threads %.0f rows/s, ratio %.3f\n",
+              raw_rps, a, a / raw_rps, t, t / raw_rps);
+  StatsSnapshot stats = model->Stats();
+  int64_t weighted = 0;
+  for (size_t n = 0; n < stats.batch_rows.size(); ++n) weighted += static_cast<int64_t>(n) * stats.batch_rows[n];
+  std::printf("mean batch: %.1f rows over %lld batches\n",
+              stats.batches ? double(weighted) / double(stats.batches) : 0.0,
+              static_cast<long long>(stats.batches));
+
+  std::vector<float> storage;
+  HostTensor one = Rows(1, &storage);
+  std::vector<double> direct, handoff, inlined;
+  for (int r = 0; r < rounds; ++r) {
+    direct.push_back(P50Us([&] { session->Run({&one}); }, 4000));
+    handoff.push_back(P50Us([&] { SubmitAndWait(*model, false, &storage); }, 4000));
+    inlined.push_back(P50Us([&] { SubmitAndWait(*model, true, &storage); }, 4000));
+  }
+  const double d = Median(direct), h = Median(handoff), i = Median(inlined);
+  std::printf("latency p50 at concurrency 1: direct run %.1f us, batcher via worker %.1f us "
+              "(+%.1f us), batcher inline %.1f us (+%.1f us) (target <= +30 us)\n",
+              d, h, h - d, i, i - d);
+  model->Close(true);
+  return 0;
+}
