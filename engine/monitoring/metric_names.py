@@ -3,13 +3,17 @@
 The server's ``/metrics`` endpoint, the drift collector and ``engine monitor rules`` all use
 these constants, so a rule can never name a metric the server does not export.
 
-Request metrics (exported by the server from ``Model.stats()``):
+Request metrics (exported by ``engine.server.metrics`` from ``Model.stats()``; the names
+here are the server's):
 
 ``engine_requests_total{model,version,outcome}``           counter; outcome from engine.stats.OUTCOMES
-``engine_request_duration_seconds{model,version,stage}``   histogram; stage in STAGES
+``engine_request_queue_seconds{model,version}``            histogram, submit -> batch start
+``engine_request_compute_seconds{model,version}``          histogram, gather + run + scatter
+``engine_request_duration_seconds{model,version}``         histogram, submit -> completion
 ``engine_batch_size{model,version}``                       histogram of rows per ORT run
 ``engine_queue_depth{model,version}``                      gauge
-``engine_inflight_requests{model,version}``                gauge
+``engine_requests_in_flight{model,version}``               gauge
+``engine_inferred_rows_total{model,version}``              counter of rows answered
 
 Monitoring metrics (exported by :class:`engine.monitoring.DriftCollector`):
 
@@ -34,25 +38,29 @@ __all__ = [
     "DRIFT_WINDOW_ROWS",
     "ERROR_OUTCOMES",
     "INFLIGHT_REQUESTS",
+    "INFERRED_ROWS_TOTAL",
+    "REQUEST_QUEUE_SECONDS",
+    "REQUEST_COMPUTE_SECONDS",
     "LABEL_FEATURE",
     "LABEL_METRIC",
     "LABEL_MODEL",
     "LABEL_OUTCOME",
-    "LABEL_STAGE",
     "LABEL_VERSION",
     "PREDICTION_LOG_DROPPED_TOTAL",
     "PREDICTION_LOG_RECORDS_TOTAL",
     "QUEUE_DEPTH",
     "REQUESTS_TOTAL",
     "REQUEST_DURATION_SECONDS",
-    "STAGES",
 ]
 
 REQUESTS_TOTAL = "engine_requests_total"
 REQUEST_DURATION_SECONDS = "engine_request_duration_seconds"
 BATCH_SIZE = "engine_batch_size"
 QUEUE_DEPTH = "engine_queue_depth"
-INFLIGHT_REQUESTS = "engine_inflight_requests"
+REQUEST_QUEUE_SECONDS = "engine_request_queue_seconds"
+REQUEST_COMPUTE_SECONDS = "engine_request_compute_seconds"
+INFLIGHT_REQUESTS = "engine_requests_in_flight"
+INFERRED_ROWS_TOTAL = "engine_inferred_rows_total"
 
 DRIFT_SCORE = "engine_drift_score"
 DRIFT_ALERT = "engine_drift_alert"
@@ -65,12 +73,9 @@ ALERT_WEBHOOK_FAILURES_TOTAL = "engine_alert_webhook_failures_total"
 LABEL_MODEL = "model"
 LABEL_VERSION = "version"
 LABEL_OUTCOME = "outcome"
-LABEL_STAGE = "stage"
 LABEL_FEATURE = "feature"
 LABEL_METRIC = "metric"
 
-# Values of the `stage` label of REQUEST_DURATION_SECONDS.
-STAGES = ("queue", "transform", "compute", "total")
 # Outcomes (engine.stats.OUTCOMES) that count as server-side errors in the error-rate rule;
 # "invalid" and "cancelled" are the client's doing and stay out of it.
 ERROR_OUTCOMES = ("failed", "unavailable", "overloaded", "expired")

@@ -72,7 +72,7 @@ def _rules(s: RuleSettings) -> list[dict[str, str]]:
         {
             "alert": "EngineHighLatencyP99",
             "expr": f"histogram_quantile(0.99, sum by ({mv}, le) "
-            f'(rate({n.REQUEST_DURATION_SECONDS}_bucket{{{n.LABEL_STAGE}="total"}}[{w}])))'
+            f"(rate({n.REQUEST_DURATION_SECONDS}_bucket[{w}])))"
             f" > {s.latency_p99_s:g}",
             "for": "5m",
             "severity": "warning",

@@ -165,7 +165,7 @@ def test_rules_command(capsys: pytest.CaptureFixture[str]) -> None:
     text = capsys.readouterr().out
     assert text.startswith("groups:\n  - name: engine\n    rules:\n")
     assert 'expr: "engine_drift_score{metric=\\"psi\\"} > 0.25"' in text
-    assert 'engine_request_duration_seconds_bucket{stage=\\"total\\"}' in text
+    assert "rate(engine_request_duration_seconds_bucket[5m])" in text
     assert '> 0.1"' in text
     assert text.count("- alert: ") == 8
     assert main(["monitor", "rules", "--ks", "2"]) == 1
