@@ -48,6 +48,7 @@ __all__ = [
     "import_repository",
     "parse_pbtxt",
     "read_config",
+    "scan_model",
     "scan_repository",
 ]
 
@@ -449,6 +450,25 @@ def scan_repository(root: str | Path) -> list[RepositoryModel]:
             raise InvalidModelNameError(f"model folder {str(folder)!r}: {exc}") from None
         models.append(_scan_model(folder))
     return models
+
+
+def scan_model(root: str | Path, name: str) -> RepositoryModel:
+    """Read the one model folder ``root/name``, without looking at any other folder (a broken
+    ``config.pbtxt`` elsewhere in the repository does not matter).
+
+    Raises InvalidModelNameError for a name outside the grammar (checked before any path is
+    built), ModelLoadError if ``root`` is not a folder or the model has no version to serve,
+    ModelNotFoundError if there is no folder ``name``, InvalidConfigError for a bad
+    ``config.pbtxt``.
+    """
+    validate_name(name)
+    root = Path(root)
+    if not root.is_dir():
+        raise ModelLoadError(f"model repository {str(root)!r} is not a folder")
+    folder = root / name
+    if not folder.is_dir():
+        raise ModelNotFoundError(f"no model {name!r} in the repository")
+    return _scan_model(folder)
 
 
 def _scan_model(folder: Path) -> RepositoryModel:

@@ -40,7 +40,7 @@ from engine.errors import (
 )
 from engine.model import Model, load
 from engine.names import validate_name
-from engine.repository import RepositoryModel, scan_repository
+from engine.repository import RepositoryModel, scan_model, scan_repository
 from engine.signature import TensorSpec, dtype_by_name
 
 __all__ = ["ServedModel", "ServingControl", "model_config_dict", "warm_up"]
@@ -247,8 +247,8 @@ class ServingControl:
         if not (self.repository / name).is_dir():
             raise ModelNotFoundError(f"no model {name!r} in the repository")
         try:
-            entry = next(e for e in scan_repository(self.repository) if e.name == name)
-            self._load_entry(entry)
+            # Only this model's folder is read: a broken config elsewhere does not matter here.
+            self._load_entry(scan_model(self.repository, name))
         except EngineError as exc:
             with self._lock:
                 self._failed[name] = "failed to load"
