@@ -179,6 +179,19 @@ class ServingControl:
             replaced.close(True)
         return item
 
+    def take_out(self, name: str, version: int) -> Model | None:
+        """Stop routing to ``name``:``version`` and return its model still open (requests that
+        already hold it finish on it); the caller drains and closes it. None when not served."""
+        server = self._require_server()
+        with self._lock:
+            item = self._served.pop((name, version), None)
+            server.remove_model(name, version)
+        return item.model if item is not None else None
+
+    def set_default_version(self, name: str, version: int) -> None:
+        """Route requests for ``name`` without a version to ``version`` (which must be served)."""
+        self._require_server().set_default_version(name, version)
+
     def served(self) -> list[ServedModel]:
         with self._lock:
             return sorted(self._served.values(), key=lambda s: (s.name, s.version))

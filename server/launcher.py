@@ -24,11 +24,13 @@ from types import FrameType
 from engine import __version__, _core
 from engine._runtime import ensure_runtime
 from engine.errors import InvalidConfigError, UnavailableError
+from engine.names import validate_name
 from engine.settings import get_settings
 
-from .control import ServingControl
+from .control import ServedModel, ServingControl
 from .demo import demo_repository
 from .metrics import start_metrics_server
+from .registry_serving import RegistryServing, parse_version_policy
 
 __all__ = ["ServeOptions", "serve"]
 
@@ -41,6 +43,12 @@ class ServeOptions:
 
     model_repository: Path | None = None
     demo: bool = False
+    registry: bool = False
+    alias: str = "production"
+    registry_home: Path | None = None
+    registry_url: str | None = None
+    versions: str | None = None  # latest:N | all | 1,3 (see registry_serving)
+    poll_s: float = 2.0
     host: str = "127.0.0.1"
     grpc_port: int = 8001
     metrics_port: int = 8002
@@ -55,8 +63,19 @@ class ServeOptions:
     grace_s: float = 30.0
 
     def __post_init__(self) -> None:
-        if (self.model_repository is None) == (not self.demo):
-            raise InvalidConfigError("give exactly one of --model-repository DIR and --demo")
+        sources = (self.model_repository is not None) + self.demo + self.registry
+        if sources != 1:
+            raise InvalidConfigError(
+                "give exactly one of --model-repository DIR, --demo and --registry")
+        if not self.registry and (self.registry_home is not None or self.registry_url
+                                  or self.versions is not None):
+            raise InvalidConfigError("--home, --registry-url and --versions need --registry")
+        if self.registry:
+            validate_name(self.alias, "alias")
+            if self.versions is not None:
+                parse_version_policy(self.versions)
+        if not 0 < self.poll_s <= 3600:
+            raise InvalidConfigError(f"poll_s must be in (0, 3600]; was {self.poll_s}")
         for name in ("grpc_port", "metrics_port"):
             value = getattr(self, name)
             if not 0 <= value <= 65535:
@@ -107,12 +126,19 @@ def serve(options: ServeOptions, *, stop: threading.Event | None = None) -> int:
     repository = options.model_repository
     if options.demo:
         repository = demo_repository(get_settings().engine_home)
-    assert repository is not None
-    if not repository.is_dir():
+    if repository is not None and not repository.is_dir():
         raise InvalidConfigError(f"model repository {str(repository)!r} is not a folder")
 
     ensure_runtime()
     control = ServingControl(repository)
+    watcher: RegistryServing | None = None
+    if options.registry:
+        from engine.registry import Registry  # only registry serving needs the database
+
+        policy = parse_version_policy(options.versions) if options.versions else None
+        watcher = RegistryServing(
+            Registry(home=options.registry_home, url=options.registry_url), control,
+            alias=options.alias, policy=policy, poll_s=options.poll_s)
     server = _core.Server(
         host=options.host, port=options.grpc_port, tls_cert_pem=cert, tls_key_pem=key,
         tls_client_ca_pem=client_ca, auth_token=token,
@@ -126,26 +152,42 @@ def serve(options: ServeOptions, *, stop: threading.Event | None = None) -> int:
         try:
             metrics, metrics_port = start_metrics_server(
                 options.host, options.metrics_port,
-                lambda: [(s.name, s.version, s.model) for s in control.served()])
+                lambda: [(s.name, s.version, s.model) for s in control.served()],
+                [watcher.collector] if watcher is not None else [])
         except OSError as exc:
             raise UnavailableError(
                 f"cannot serve metrics on {options.host}:{options.metrics_port}: {exc.strerror}"
             ) from None
         _install_signal_handlers(stop)
-        served = control.load_repository()
-        if not served:
-            raise InvalidConfigError(f"model repository {str(repository)!r} has no model")
+        served: list[ServedModel]
+        if watcher is not None:
+            # Models that gain the alias later are added live, so none is not an error here.
+            watcher.sync()
+            served = control.served()
+            if not served:
+                log.warning("no model has alias %r yet; watching the registry for one",
+                            options.alias)
+            watcher.start()
+        else:
+            served = control.load_repository()
+            if not served:
+                raise InvalidConfigError(f"model repository {str(repository)!r} has no model")
         server.set_ready(True)
         names = ", ".join(f"{s.name}:{s.version}" for s in served)
         print(f"engine serve: ready grpc={options.host}:{grpc_port} "
               f"metrics={options.host}:{metrics_port} models={names}", flush=True)
         while not stop.wait(0.5):
             pass
+        if watcher is not None:
+            watcher.stop()
         print(f"engine serve: draining (grace {options.grace_s:g}s)", flush=True)
         server.drain(options.grace_s)
         print("engine serve: stopped", flush=True)
         return 0
     finally:
+        if watcher is not None:
+            watcher.stop()
+            watcher.registry.close()
         server.stop()
         control.close_all()
         if metrics is not None:

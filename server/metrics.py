@@ -109,10 +109,14 @@ class ServingCollector(Collector):
         yield in_flight
 
 
-def start_metrics_server(host: str, port: int, source: Source) -> tuple[Any, int]:
-    """Serve ``/metrics`` on ``host``:``port`` in a daemon thread. Returns (server, bound port).
-    Raises OSError when the port is taken."""
+def start_metrics_server(host: str, port: int, source: Source,
+                         extra: Sequence[Collector] = ()) -> tuple[Any, int]:
+    """Serve ``/metrics`` on ``host``:``port`` in a daemon thread, with the ``extra``
+    collectors beside the per-model families. Returns (server, bound port). Raises OSError when
+    the port is taken."""
     registry = CollectorRegistry(auto_describe=False)
     registry.register(ServingCollector(source))
+    for collector in extra:
+        registry.register(collector)
     server, _thread = start_http_server(port, addr=host, registry=registry)
     return server, int(server.server_address[1])

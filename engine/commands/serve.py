@@ -2,6 +2,8 @@
 
     engine serve --model-repository DIR     Triton layout: <name>/config.pbtxt, <name>/<v>/model.onnx
     engine serve --demo                     a small MLP generated on first run under ENGINE_HOME
+    engine serve --registry [--alias A]     every registry model with alias A (default
+                                            production), following alias moves live
 """
 
 from __future__ import annotations
@@ -27,6 +29,25 @@ def register(subparsers: Any) -> None:
                         help="Triton-layout model repository")
     source.add_argument("--demo", action="store_true",
                         help="serve a small demo MLP (generated on first run under ENGINE_HOME)")
+    source.add_argument("--registry", action="store_true",
+                        help="serve every registry model that has --alias, following alias "
+                             "moves live")
+    reg = p.add_argument_group("registry serving (with --registry)")
+    reg.add_argument("--alias", default="production",
+                     help="alias whose models are served; its target is each model's default "
+                          "version (default production)")
+    where = reg.add_mutually_exclusive_group()
+    where.add_argument("--home", type=Path, metavar="DIR",
+                       help="registry home (default $ENGINE_HOME, else ~/.engine)")
+    where.add_argument("--registry-url", metavar="URL",
+                       help="SQLAlchemy URL of the registry database (default "
+                            "$ENGINE_REGISTRY_URL, else SQLite under the home)")
+    reg.add_argument("--versions", metavar="POLICY",
+                     help="versions also served by explicit version: latest:N, all, or 1,3 "
+                          "(default: the target version's 'version_policy' tag, else the "
+                          "alias's target only)")
+    reg.add_argument("--poll-s", type=float, default=2.0,
+                     help="seconds between registry polls for alias moves (default 2)")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     p.add_argument("--grpc-port", type=int, default=8001, help="gRPC port (default 8001; 0 = any)")
     p.add_argument("--metrics-port", type=int, default=8002,
@@ -55,6 +76,12 @@ def _run(args: argparse.Namespace) -> int:
     options = ServeOptions(
         model_repository=args.model_repository,
         demo=args.demo,
+        registry=args.registry,
+        alias=args.alias,
+        registry_home=args.home,
+        registry_url=args.registry_url,
+        versions=args.versions,
+        poll_s=args.poll_s,
         host=args.host,
         grpc_port=args.grpc_port,
         metrics_port=args.metrics_port,

@@ -1,0 +1,298 @@
+"""Serving from the registry: every model that has an alias, following alias moves live.
+
+``engine serve --registry --alias production`` serves, for each model with the alias:
+
+- the alias's target version, which is also the model's default route (requests that name no
+  version go there);
+- the versions a version policy selects among the model's ready versions (``latest:N``,
+  ``all``, or specific numbers ``1,3``), each reachable by explicit version. The policy comes
+  from ``--versions``, else from the ``version_policy`` tag of the alias's target version, else
+  the alias's target alone is served.
+
+:class:`RegistryServing` reconciles the serving table with the registry on a background
+thread (control plane; one registry read per model per poll). An alias move is followed as:
+load the new version (the artifact's hash is verified), warm it with one request of zeros,
+add it to the serving table, switch the default route to it, then take the old version out of
+the table, wait until no request is in flight on it, and close it (draining its queue). No
+request fails: one that already holds the old version finishes on it.
+
+A version that fails to load (bad artifact, hash mismatch, failed warm-up) leaves what was
+serving in place; the failure is logged and counted in
+``engine_model_load_failures_total{model,version}``, and the load is retried after
+``retry_failed_s``. ``engine_model_default_version{model,alias}`` shows where requests without
+a version go, so a stuck rollout is visible as a difference from the registry.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+from engine.errors import EngineError, InvalidConfigError, ModelNotFoundError, UnavailableError
+from engine.model import Model, load
+from engine.names import MAX_VERSION, validate_name
+from engine.registry import ModelVersion, Registry
+from engine.repository import VersionPolicy
+
+from .control import ServingControl
+
+__all__ = ["RegistryServing", "parse_version_policy", "POLICY_TAG"]
+
+log = logging.getLogger("engine.server")
+
+# The tag of a registered version that names its serving version policy (same text as
+# --versions); read from the version the alias points at.
+POLICY_TAG = "version_policy"
+_SPECIFIC_RE = re.compile(r"[1-9][0-9]{0,9}(,[1-9][0-9]{0,9})*")
+
+
+def parse_version_policy(text: str) -> VersionPolicy:
+    """``latest:N``, ``all`` or ``1,3`` (specific versions). Raises InvalidConfigError."""
+    value = text.strip()
+    if value == "all":
+        return VersionPolicy("all")
+    if value.startswith("latest:"):
+        count = value[len("latest:"):]
+        if not re.fullmatch(r"[1-9][0-9]{0,5}", count):
+            raise InvalidConfigError(
+                f"version policy latest:N needs an integer N >= 1; was {text!r}")
+        return VersionPolicy("latest", num_versions=int(count))
+    if _SPECIFIC_RE.fullmatch(value):
+        versions = tuple(sorted({int(v) for v in value.split(",")}))
+        if versions[-1] > MAX_VERSION:
+            raise InvalidConfigError(
+                f"version policy versions must be at most {MAX_VERSION}; was {text!r}")
+        return VersionPolicy("specific", versions=versions)
+    raise InvalidConfigError(
+        f"version policy must be latest:N, all, or version numbers such as 1,3; was {text!r}")
+
+
+def _select(policy: VersionPolicy | None, records: list[ModelVersion]) -> set[int]:
+    """Versions the policy picks: latest/all among ready versions; specific ones that exist
+    (archived included: they stay loadable by number)."""
+    if policy is None:
+        return set()
+    if policy.kind == "specific":
+        existing = {r.version for r in records}
+        return set(policy.versions) & existing
+    ready = sorted(r.version for r in records if r.status == "ready")
+    return set(policy.select(ready))
+
+
+@dataclass(frozen=True)
+class _Desired:
+    target: int  # the alias's version: the default route
+    versions: frozenset[int]  # every version to serve, target included
+
+
+class _ServingMetrics(Collector):
+    """engine_model_load_failures_total and engine_model_default_version."""
+
+    def __init__(self, owner: RegistryServing) -> None:
+        self._owner = owner
+
+    def collect(self) -> Iterator[Any]:
+        failures, defaults = self._owner.metrics_snapshot()
+        counter = CounterMetricFamily(
+            "engine_model_load_failures", "Model versions that failed to load, warm or serve.",
+            labels=["model", "version"])
+        for (name, version), count in sorted(failures.items()):
+            counter.add_metric([name, str(version)], count)
+        gauge = GaugeMetricFamily(
+            "engine_model_default_version",
+            "The version requests without a version are served by.", labels=["model", "alias"])
+        for name, version in sorted(defaults.items()):
+            gauge.add_metric([name, self._owner.alias], version)
+        yield counter
+        yield gauge
+
+
+class RegistryServing:
+    """Keeps a :class:`ServingControl` in step with the registry's ``alias``. Thread-safe.
+
+    ``sync()`` is one reconcile pass (blocking: loads, warms, drains); ``start()`` runs it every
+    ``poll_s`` seconds on a daemon thread until ``stop()``.
+    """
+
+    def __init__(self, registry: Registry, control: ServingControl, *, alias: str = "production",
+                 policy: VersionPolicy | None = None, poll_s: float = 2.0,
+                 retry_failed_s: float = 60.0, drain_timeout_s: float = 30.0,
+                 settle_s: float = 0.5) -> None:
+        validate_name(alias, "alias")
+        if poll_s <= 0:
+            raise InvalidConfigError(f"poll_s must be > 0; was {poll_s}")
+        self.registry = registry
+        self.control = control
+        self.alias = alias
+        self.policy = policy
+        self.poll_s = poll_s
+        self.retry_failed_s = retry_failed_s
+        self.drain_timeout_s = drain_timeout_s
+        self.settle_s = settle_s
+        self.collector = _ServingMetrics(self)
+        self._lock = threading.Lock()
+        self._defaults: dict[str, int] = {}  # name -> version set as the default route
+        self._failures: dict[tuple[str, int], int] = {}  # (name, version) -> count
+        self._failed_at: dict[tuple[str, int], float] = {}  # monotonic time of the last failure
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    # ---- lifecycle -----------------------------------------------------------------------
+
+    def start(self) -> None:
+        if self._thread is not None:
+            return
+        self._thread = threading.Thread(target=self._run, name="engine-registry-watch",
+                                        daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout_s: float = 60.0) -> None:
+        """Stop watching; waits for a pass in progress (a load) up to ``timeout_s``."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout_s)
+            self._thread = None
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.poll_s):
+            try:
+                self.sync()
+            except EngineError as exc:  # the registry is unreachable: keep serving, retry
+                log.warning("registry poll failed: %s", exc)
+            except Exception:  # one bad pass must not end the watcher
+                log.exception("registry poll failed")
+
+    def metrics_snapshot(self) -> tuple[dict[tuple[str, int], int], dict[str, int]]:
+        with self._lock:
+            return dict(self._failures), dict(self._defaults)
+
+    # ---- one pass --------------------------------------------------------------------------
+
+    def sync(self) -> None:
+        """Bring the serving table in line with the registry. Raises EngineError when the
+        registry cannot be read (nothing is changed then)."""
+        desired = self._desired()
+        for name, want in desired.items():
+            if self._stop.is_set():
+                return
+            self._reconcile(name, want)
+        with self._lock:
+            gone = [name for name in self._defaults if name not in desired]
+        served_names = {s.name for s in self.control.served()}
+        gone += sorted(n for n in served_names if n not in desired and n not in gone)
+        for name in gone:
+            log.info("model %s lost alias %r: draining and removing it", name, self.alias)
+            with self._lock:
+                self._defaults.pop(name, None)
+            for item in self.control.served():
+                if item.name == name:
+                    self._retire(name, item.version)
+
+    def _desired(self) -> dict[str, _Desired]:
+        out: dict[str, _Desired] = {}
+        for summary in self.registry.list():
+            target = summary.aliases.get(self.alias)
+            if target is None:
+                continue
+            policy = self.policy
+            extra: set[int] = set()
+            try:
+                records = self.registry.versions(summary.name)
+            except ModelNotFoundError:  # deleted between list() and versions()
+                continue
+            if policy is None:
+                policy = self._registered_policy(summary.name, target, records)
+            extra = _select(policy, records)
+            out[summary.name] = _Desired(target, frozenset(extra | {target}))
+        return out
+
+    def _registered_policy(self, name: str, target: int,
+                           records: list[ModelVersion]) -> VersionPolicy | None:
+        record = next((r for r in records if r.version == target), None)
+        text = record.tags.get(POLICY_TAG) if record is not None else None
+        if text is None:
+            return None
+        try:
+            return parse_version_policy(text)
+        except InvalidConfigError as exc:
+            log.warning("%s:%d tag %s ignored: %s", name, target, POLICY_TAG, exc)
+            return None
+
+    def _reconcile(self, name: str, want: _Desired) -> None:
+        served = {s.version for s in self.control.served() if s.name == name}
+        # The alias's target first: it becomes the default route as soon as it serves.
+        order = [want.target] + sorted(want.versions - {want.target})
+        for version in order:
+            if version not in served and self._load(name, version):
+                served.add(version)
+        with self._lock:
+            current = self._defaults.get(name)
+        if want.target in served and current != want.target:
+            self.control.set_default_version(name, want.target)
+            with self._lock:
+                self._defaults[name] = want.target
+            if current is None:
+                log.info("serving %s@%s -> version %d", name, self.alias, want.target)
+            else:
+                log.info("alias %s@%s moved: default route %d -> %d", name, self.alias, current,
+                         want.target)
+            current = want.target
+        # Retire what is no longer wanted, but never the version the default route uses.
+        for item in self.control.served():
+            if item.name == name and item.version not in want.versions \
+                    and item.version != current:
+                self._retire(name, item.version)
+
+    def _load(self, name: str, version: int) -> bool:
+        key = (name, version)
+        with self._lock:
+            failed_at = self._failed_at.get(key)
+        if failed_at is not None and time.monotonic() - failed_at < self.retry_failed_s:
+            return False
+        model: Model | None = None
+        try:
+            resolved = self.registry.resolve(f"{name}:{version}")  # verifies the hash
+            model = load(resolved.path, config=resolved.config)
+            self.control.serve(name, version, model)  # warms, then adds to the table
+        except Exception as exc:  # any failure leaves the previous state serving
+            if model is not None:
+                model.close(drain=False)
+            with self._lock:
+                self._failures[key] = self._failures.get(key, 0) + 1
+                self._failed_at[key] = time.monotonic()
+            detail = str(exc) if isinstance(exc, EngineError) else repr(exc)
+            log.error("model %s:%d failed to load; what was serving stays (retry in %gs): %s",
+                      name, version, self.retry_failed_s, detail)
+            return False
+        with self._lock:
+            self._failed_at.pop(key, None)
+        log.info("model %s:%d loaded and warmed", name, version)
+        return True
+
+    def _retire(self, name: str, version: int) -> None:
+        """Take name:version out of the table, wait for its requests, close it (draining)."""
+        model = self.control.take_out(name, version)
+        if model is None:
+            return
+        # A request that looked the version up just before the removal holds its own reference
+        # and submits within microseconds: wait a moment, then until nothing is in flight.
+        deadline = time.monotonic() + self.drain_timeout_s
+        time.sleep(self.settle_s)
+        while time.monotonic() < deadline:
+            try:
+                stats = model.stats()
+            except UnavailableError:
+                break
+            if stats.in_flight == 0 and stats.queue_depth == 0:
+                break
+            time.sleep(0.05)
+        model.close(drain=True)
+        log.info("model %s:%d drained and unloaded", name, version)
