@@ -6,7 +6,9 @@ Order of events (each step fails fast with a clear error):
 1. read TLS files and the token file;
 2. bind the gRPC port (a taken port is an error: SO_REUSEPORT is off) and the metrics port;
    health says NOT_SERVING and ServerReady false from here;
-3. load and warm every model, hand each to the data plane;
+3. load and warm every model, hand each to the data plane (with ``--registry``: the models
+   that have the alias, then a background watcher follows alias moves; see
+   :mod:`engine.server.registry_serving`);
 4. readiness true (health SERVING); print one ``ready`` line to stdout;
 5. on SIGTERM or SIGINT: health NOT_SERVING, new requests refused, queued and running requests
    finish, exit 0 (whatever is still open after ``grace_s`` is cancelled).

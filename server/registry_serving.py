@@ -44,7 +44,7 @@ from engine.repository import VersionPolicy
 
 from .control import ServingControl
 
-__all__ = ["RegistryServing", "parse_version_policy", "POLICY_TAG"]
+__all__ = ["POLICY_TAG", "RegistryServing", "parse_version_policy"]
 
 log = logging.getLogger("engine.server")
 
@@ -60,19 +60,22 @@ def parse_version_policy(text: str) -> VersionPolicy:
     if value == "all":
         return VersionPolicy("all")
     if value.startswith("latest:"):
-        count = value[len("latest:"):]
+        count = value[len("latest:") :]
         if not re.fullmatch(r"[1-9][0-9]{0,5}", count):
             raise InvalidConfigError(
-                f"version policy latest:N needs an integer N >= 1; was {text!r}")
+                f"version policy latest:N needs an integer N >= 1; was {text!r}"
+            )
         return VersionPolicy("latest", num_versions=int(count))
     if _SPECIFIC_RE.fullmatch(value):
         versions = tuple(sorted({int(v) for v in value.split(",")}))
         if versions[-1] > MAX_VERSION:
             raise InvalidConfigError(
-                f"version policy versions must be at most {MAX_VERSION}; was {text!r}")
+                f"version policy versions must be at most {MAX_VERSION}; was {text!r}"
+            )
         return VersionPolicy("specific", versions=versions)
     raise InvalidConfigError(
-        f"version policy must be latest:N, all, or version numbers such as 1,3; was {text!r}")
+        f"version policy must be latest:N, all, or version numbers such as 1,3; was {text!r}"
+    )
 
 
 def _select(policy: VersionPolicy | None, records: list[ModelVersion]) -> set[int]:
@@ -102,13 +105,17 @@ class _ServingMetrics(Collector):
     def collect(self) -> Iterator[Any]:
         failures, defaults = self._owner.metrics_snapshot()
         counter = CounterMetricFamily(
-            "engine_model_load_failures", "Model versions that failed to load, warm or serve.",
-            labels=["model", "version"])
+            "engine_model_load_failures",
+            "Model versions that failed to load, warm or serve.",
+            labels=["model", "version"],
+        )
         for (name, version), count in sorted(failures.items()):
             counter.add_metric([name, str(version)], count)
         gauge = GaugeMetricFamily(
             "engine_model_default_version",
-            "The version requests without a version are served by.", labels=["model", "alias"])
+            "The version requests without a version are served by.",
+            labels=["model", "alias"],
+        )
         for name, version in sorted(defaults.items()):
             gauge.add_metric([name, self._owner.alias], version)
         yield counter
@@ -122,10 +129,18 @@ class RegistryServing:
     ``poll_s`` seconds on a daemon thread until ``stop()``.
     """
 
-    def __init__(self, registry: Registry, control: ServingControl, *, alias: str = "production",
-                 policy: VersionPolicy | None = None, poll_s: float = 2.0,
-                 retry_failed_s: float = 60.0, drain_timeout_s: float = 30.0,
-                 settle_s: float = 0.5) -> None:
+    def __init__(
+        self,
+        registry: Registry,
+        control: ServingControl,
+        *,
+        alias: str = "production",
+        policy: VersionPolicy | None = None,
+        poll_s: float = 2.0,
+        retry_failed_s: float = 60.0,
+        drain_timeout_s: float = 30.0,
+        settle_s: float = 0.5,
+    ) -> None:
         validate_name(alias, "alias")
         if poll_s <= 0:
             raise InvalidConfigError(f"poll_s must be > 0; was {poll_s}")
@@ -150,8 +165,7 @@ class RegistryServing:
     def start(self) -> None:
         if self._thread is not None:
             return
-        self._thread = threading.Thread(target=self._run, name="engine-registry-watch",
-                                        daemon=True)
+        self._thread = threading.Thread(target=self._run, name="engine-registry-watch", daemon=True)
         self._thread.start()
 
     def stop(self, timeout_s: float = 60.0) -> None:
@@ -214,8 +228,9 @@ class RegistryServing:
             out[summary.name] = _Desired(target, frozenset(extra | {target}))
         return out
 
-    def _registered_policy(self, name: str, target: int,
-                           records: list[ModelVersion]) -> VersionPolicy | None:
+    def _registered_policy(
+        self, name: str, target: int, records: list[ModelVersion]
+    ) -> VersionPolicy | None:
         record = next((r for r in records if r.version == target), None)
         text = record.tags.get(POLICY_TAG) if record is not None else None
         if text is None:
@@ -229,26 +244,36 @@ class RegistryServing:
     def _reconcile(self, name: str, want: _Desired) -> None:
         served = {s.version for s in self.control.served() if s.name == name}
         # The alias's target first: it becomes the default route as soon as it serves.
-        order = [want.target] + sorted(want.versions - {want.target})
-        for version in order:
-            if version not in served and self._load(name, version):
-                served.add(version)
+        loaded = want.target not in served and self._load(name, want.target)
+        if loaded:
+            served.add(want.target)
         with self._lock:
             current = self._defaults.get(name)
-        if want.target in served and current != want.target:
+        # A freshly added target is routed to even if it was the default before (an unload
+        # through RepositoryModelUnload clears the table's default).
+        if want.target in served and (current != want.target or loaded):
             self.control.set_default_version(name, want.target)
             with self._lock:
                 self._defaults[name] = want.target
             if current is None:
                 log.info("serving %s@%s -> version %d", name, self.alias, want.target)
             else:
-                log.info("alias %s@%s moved: default route %d -> %d", name, self.alias, current,
-                         want.target)
+                log.info(
+                    "alias %s@%s moved: default route %d -> %d",
+                    name,
+                    self.alias,
+                    current,
+                    want.target,
+                )
             current = want.target
+        if current is not None:
+            # Other versions only once a default exists: without one the table would route
+            # requests that name no version to the highest of them.
+            for version in sorted(want.versions - served):
+                self._load(name, version)
         # Retire what is no longer wanted, but never the version the default route uses.
         for item in self.control.served():
-            if item.name == name and item.version not in want.versions \
-                    and item.version != current:
+            if item.name == name and item.version not in want.versions and item.version != current:
                 self._retire(name, item.version)
 
     def _load(self, name: str, version: int) -> bool:
@@ -262,15 +287,20 @@ class RegistryServing:
             resolved = self.registry.resolve(f"{name}:{version}")  # verifies the hash
             model = load(resolved.path, config=resolved.config)
             self.control.serve(name, version, model)  # warms, then adds to the table
-        except Exception as exc:  # any failure leaves the previous state serving
+        except Exception as exc:  # noqa: BLE001 - any failure leaves the old version serving
             if model is not None:
                 model.close(drain=False)
             with self._lock:
                 self._failures[key] = self._failures.get(key, 0) + 1
                 self._failed_at[key] = time.monotonic()
             detail = str(exc) if isinstance(exc, EngineError) else repr(exc)
-            log.error("model %s:%d failed to load; what was serving stays (retry in %gs): %s",
-                      name, version, self.retry_failed_s, detail)
+            log.error(
+                "model %s:%d failed to load; what was serving stays (retry in %gs): %s",
+                name,
+                version,
+                self.retry_failed_s,
+                detail,
+            )
             return False
         with self._lock:
             self._failed_at.pop(key, None)
