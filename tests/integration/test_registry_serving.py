@@ -25,10 +25,14 @@ import onnx
 import pytest
 import tritonclient.grpc as grpcclient
 from _server import ServerProcess, start_server
+from engine.server.launcher import ServeOptions
+from engine.server.registry_serving import parse_version_policy
 from onnx import TensorProto, helper, numpy_helper
 from tritonclient.utils import InferenceServerException
 
+from engine.errors import InvalidConfigError, InvalidModelNameError
 from engine.registry import Registry
+from engine.repository import VersionPolicy
 
 pytestmark = pytest.mark.integration
 
@@ -242,3 +246,25 @@ def test_repository_load_reads_only_that_model(tmp_path: Path) -> None:
         client.close()
     finally:
         assert server.terminate() == 0, server.stderr()
+
+
+def test_version_policy_text() -> None:
+    assert parse_version_policy("all") == VersionPolicy("all")
+    assert parse_version_policy("latest:3") == VersionPolicy("latest", num_versions=3)
+    assert parse_version_policy("3,1,3") == VersionPolicy("specific", versions=(1, 3))
+    for bad in ("latest:0", "latest:", "0", "1,,2", "-1", "newest", "1, 2"):
+        with pytest.raises(InvalidConfigError, match="version policy"):
+            parse_version_policy(bad)
+
+
+def test_registry_options_are_checked() -> None:
+    with pytest.raises(InvalidConfigError, match="exactly one of"):
+        ServeOptions(registry=True, demo=True)
+    with pytest.raises(InvalidConfigError, match="need --registry"):
+        ServeOptions(demo=True, versions="all")
+    with pytest.raises(InvalidConfigError, match="version policy"):
+        ServeOptions(registry=True, versions="latest:x")
+    with pytest.raises(InvalidModelNameError, match="alias"):
+        ServeOptions(registry=True, alias="../prod")
+    with pytest.raises(InvalidConfigError, match="poll_s"):
+        ServeOptions(registry=True, poll_s=0)
