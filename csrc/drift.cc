@@ -1,6 +1,7 @@
 #include "drift.h"
 
 #include <algorithm>
+#include <charconv>
 #include <cmath>
 #include <cstring>
 
@@ -61,9 +62,10 @@ std::string CategoryOfNumber(double v) {
   if (std::floor(v) == v && std::fabs(v) < 9.2e18) {
     return std::to_string(static_cast<long long>(v));
   }
+  // Shortest text that round-trips, as Python's str() writes it (0.1 -> "0.1").
   char buffer[32];
-  std::snprintf(buffer, sizeof(buffer), "%.17g", v);
-  return buffer;
+  const auto result = std::to_chars(buffer, buffer + sizeof(buffer), v);
+  return std::string(buffer, result.ptr);
 }
 
 }  // namespace

@@ -84,6 +84,7 @@ std::shared_ptr<Model> Model::Start(std::vector<std::unique_ptr<Session>> sessio
   }
   options.batching_policy.enabled = options.batching == 1 || (options.batching == -1 && batchable);
   std::shared_ptr<Model> model(new Model(std::move(sessions), std::move(options), clock));
+  model->ConfigureInputs();
   const int instances = model->options_.instances;
   for (int i = 0; i < instances; ++i) {
     model->instance_sessions_.push_back(
@@ -105,6 +106,70 @@ Model::Model(std::vector<std::unique_ptr<Session>> sessions, ModelOptions option
       queue_(options_.batching_policy) {}
 
 Model::~Model() { Close(/*drain=*/true); }
+
+void Model::ConfigureInputs() {
+  const std::vector<TensorInfo>& model_inputs = primary().inputs();
+  if (!options_.transforms) {
+    inputs_ = model_inputs;
+    return;
+  }
+  const TransformPlan& plan = *options_.transforms;
+  std::string target = options_.transform_target;
+  if (target.empty()) {
+    if (model_inputs.size() != 1) {
+      throw CoreError(StatusCode::kInvalidConfig,
+                      "the model has " + std::to_string(model_inputs.size()) +
+                          " inputs: name the one the transforms feed (transform_target)");
+    }
+    target = model_inputs[0].name;
+  }
+  transform_target_index_ = model_inputs.size();
+  for (size_t i = 0; i < model_inputs.size(); ++i) {
+    if (model_inputs[i].name == target) transform_target_index_ = i;
+  }
+  if (transform_target_index_ == model_inputs.size()) {
+    throw CoreError(StatusCode::kInvalidConfig, "transform_target '" + target +
+                                                    "' is not an input of the model");
+  }
+  const TensorInfo& t = model_inputs[transform_target_index_];
+  if (t.type != ElementType::kFloat32 || t.shape.size() != 2 ||
+      (t.shape[1] >= 0 && t.shape[1] != plan.width())) {
+    throw CoreError(StatusCode::kInvalidConfig,
+                    "transforms produce float32 [rows, " + std::to_string(plan.width()) +
+                        "] but input '" + t.name + "' is " + ElementTypeName(t.type) + " " +
+                        ShapeToString(t.shape));
+  }
+  for (const auto& column : plan.inputs()) {
+    for (const auto& m : model_inputs) {
+      if (m.name == column.name && m.name != target) {
+        throw CoreError(StatusCode::kInvalidConfig,
+                        "transform column '" + column.name + "' clashes with a model input");
+      }
+    }
+    inputs_.push_back(TensorInfo{column.name, column.type, {-1}});
+  }
+  public_index_of_model_input_.assign(model_inputs.size(), 0);
+  for (size_t i = 0; i < model_inputs.size(); ++i) {
+    if (i == transform_target_index_) continue;
+    public_index_of_model_input_[i] = inputs_.size();
+    inputs_.push_back(model_inputs[i]);
+  }
+}
+
+std::vector<HostTensor> Model::ModelInputs(std::vector<HostTensor>& gathered) const {
+  if (!options_.transforms) return std::move(gathered);
+  const TransformPlan& plan = *options_.transforms;
+  std::vector<const HostTensor*> columns;
+  for (size_t c = 0; c < plan.inputs().size(); ++c) columns.push_back(&gathered[c]);
+  const size_t count = primary().inputs().size();
+  std::vector<HostTensor> model_inputs(count);
+  // One thread per batch: the instances already run batches in parallel.
+  model_inputs[transform_target_index_] = ApplyTransforms(plan, columns, /*max_threads=*/1);
+  for (size_t i = 0; i < count; ++i) {
+    if (i != transform_target_index_) model_inputs[i] = gathered[public_index_of_model_input_[i]];
+  }
+  return model_inputs;
+}
 
 std::vector<int64_t> Model::BatchKey(const std::vector<const HostTensor*>& inputs,
                                      const std::vector<size_t>& output_indices) {
@@ -296,11 +361,16 @@ std::vector<InferResult> Model::Execute(int instance, QueuedBatch& batch) {
       for (const auto& r : batch) parts.push_back(r->bound_inputs[i]);
       gathered.push_back(Gather(parts));
     }
+    std::vector<const HostTensor*> public_inputs;
+    for (const auto& t : gathered) public_inputs.push_back(&t);
+    std::vector<HostTensor> model_inputs = ModelInputs(gathered);
     std::vector<const HostTensor*> run_inputs;
-    for (const auto& t : gathered) run_inputs.push_back(&t);
+    for (const auto& t : model_inputs) run_inputs.push_back(&t);
     std::vector<HostTensor> outputs = session.Run(run_inputs, batch.front()->output_indices);
     if (auto drift = std::atomic_load(&drift_)) {
-      drift->Observe(instance, run_inputs, outputs, batch.front()->output_indices);
+      // Drift is counted on what callers sent: raw columns when there are transforms.
+      drift->Observe(instance, options_.transforms ? public_inputs : run_inputs, outputs,
+                     batch.front()->output_indices);
     }
     per_request.resize(batch.size());
     if (batch.size() == 1) {

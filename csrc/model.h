@@ -26,6 +26,7 @@
 #include "sampler.h"
 #include "session.h"
 #include "stats.h"
+#include "transforms.h"
 
 namespace engine {
 
@@ -42,6 +43,11 @@ struct ModelOptions {
   int batching = -1;
   BatchingPolicy batching_policy;
   int64_t default_timeout_us = 0;  // 0 = no deadline unless a request sets one
+  // Optional feature transforms, applied to each gathered batch before ORT. The model then
+  // takes the plan's raw columns (each [rows], of the plan's declared type) instead of
+  // `transform_target` (a float32 [rows, width] input; empty = the model's only input).
+  std::shared_ptr<const TransformPlan> transforms;
+  std::string transform_target;
 };
 
 class Model {
@@ -58,7 +64,9 @@ class Model {
   Model(const Model&) = delete;
   Model& operator=(const Model&) = delete;
 
-  const std::vector<TensorInfo>& inputs() const { return primary().inputs(); }
+  // What callers send: the model's inputs, or with transforms the raw columns followed by the
+  // model's other inputs.
+  const std::vector<TensorInfo>& inputs() const { return inputs_; }
   const std::vector<TensorInfo>& outputs() const { return primary().outputs(); }
   const std::vector<std::string>& providers() const { return primary().providers(); }
   const ModelOptions& options() const { return options_; }
@@ -97,6 +105,8 @@ class Model {
   static std::shared_ptr<Model> Start(std::vector<std::unique_ptr<Session>> sessions,
                                       ModelOptions options, const Clock& clock);
   const Session& primary() const { return *sessions_.front(); }
+  // Sets inputs_ (and the transform mapping); throws kInvalidConfig for a bad target.
+  void ConfigureInputs();
   void WorkerLoop();
   // Runs `batch` on instance `instance` (an index into instance_sessions_): gather, run,
   // scatter, with poison isolation. Returns one result per request; completes nothing.
@@ -113,8 +123,16 @@ class Model {
   static std::vector<int64_t> BatchKey(const std::vector<const HostTensor*>& inputs,
                                        const std::vector<size_t>& output_indices);
 
+  // Model-order inputs for one batch: the public inputs, with the transform applied.
+  std::vector<HostTensor> ModelInputs(std::vector<HostTensor>& gathered) const;
+
   std::vector<std::unique_ptr<Session>> sessions_;
   ModelOptions options_;
+  std::vector<TensorInfo> inputs_;
+  // With transforms: the target's position among the model's inputs, and for every other
+  // model input its position among inputs_.
+  size_t transform_target_index_ = 0;
+  std::vector<size_t> public_index_of_model_input_;
   const Clock& clock_;
   ModelStats stats_;
   std::atomic<uint64_t> next_seq_{1};

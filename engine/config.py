@@ -50,8 +50,11 @@ class ModelConfig:
     # Optional declared signature (from config.pbtxt); checked against the model on load.
     inputs: tuple[TensorSpec, ...] = ()
     outputs: tuple[TensorSpec, ...] = ()
-    # Optional feature-transform spec (engine.transforms JSON form).
+    # Optional feature-transform spec (engine.transforms JSON form), run in the core on each
+    # batch; the model then takes the spec's raw columns instead of `transform_target` (a
+    # float32 [rows, width] input; "" = the model's only input).
     transforms: dict[str, Any] | None = field(default=None, compare=False)
+    transform_target: str = ""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "providers", tuple(self.providers))

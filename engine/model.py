@@ -163,6 +163,9 @@ class Model:
     def _as_mapping(self, inputs: Inputs) -> Mapping[str, Any]:
         if isinstance(inputs, Mapping):
             return inputs
+        if type(inputs).__module__.startswith("pandas") and hasattr(inputs, "columns"):
+            # A DataFrame: one input per column (raw columns of a model with transforms).
+            return {str(c): inputs[c].to_numpy() for c in inputs.columns}
         if len(self.inputs) != 1:
             names = ", ".join(repr(t.name) for t in self.inputs)
             raise InvalidInputError(
@@ -182,7 +185,14 @@ def _timeout(timeout_us: int | None) -> int:
 
 def core_options(config: ModelConfig) -> dict[str, Any]:
     """The options dict that ``_core.Model.from_path`` takes, from a ModelConfig."""
+    plan = None
+    if config.transforms is not None:
+        from engine.transforms import TransformSpec, compile_native
+
+        plan = compile_native(TransformSpec.from_dict(config.transforms))._plan
     return {
+        "transforms": plan,
+        "transform_target": config.transform_target,
         "intra_op_threads": config.intra_op_threads,
         "inter_op_threads": config.inter_op_threads,
         "allow_spinning": config.allow_spinning,

@@ -137,6 +137,10 @@ ModelOptions MakeOptions(const py::dict& o) {
   m.batching_policy.max_queue_delay_us = o["max_queue_delay_us"].cast<int64_t>();
   m.batching_policy.max_queue_size = o["max_queue_size"].cast<size_t>();
   m.default_timeout_us = o["default_timeout_us"].cast<int64_t>();
+  if (o.contains("transforms") && !o["transforms"].is_none()) {
+    m.transforms = o["transforms"].cast<std::shared_ptr<TransformPlan>>();
+    m.transform_target = o["transform_target"].cast<std::string>();
+  }
   return m;
 }
 
