@@ -8,31 +8,32 @@ load, version 2 keeps serving, and the failure is logged and counted.
 
 Also here: RepositoryModelLoad reads only the named model's folder (a broken config beside it
 does not matter).
+
+The registry is driven through the `engine models` command, so this pytest process never loads
+``engine._core``: loading it after ``grpc_tools`` (test_proto_descriptors) crashes
+intermittently (two copies of libprotobuf in one process).
 """
 
 from __future__ import annotations
 
+import json
 import os
+import subprocess
+import sys
 import threading
 import time
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
-from typing import Self
+from typing import Any, Self
 
 import numpy as np
 import onnx
 import pytest
 import tritonclient.grpc as grpcclient
 from _server import ServerProcess, start_server
-from engine.server.launcher import ServeOptions
-from engine.server.registry_serving import parse_version_policy
 from onnx import TensorProto, helper, numpy_helper
 from tritonclient.utils import InferenceServerException
-
-from engine.errors import InvalidConfigError, InvalidModelNameError
-from engine.registry import Registry
-from engine.repository import VersionPolicy
 
 pytestmark = pytest.mark.integration
 
@@ -126,16 +127,40 @@ class _Load:
             t.join(timeout=30)
 
 
+class _Registry:
+    """The registry under ENGINE_HOME = home, through the `engine models` command."""
+
+    def __init__(self, home: Path) -> None:
+        self.home = home
+
+    def run(self, *args: str) -> Any:
+        cmd = [sys.executable, "-m", "engine.cli", "models", *args, "--home", str(self.home)]
+        done = subprocess.run(cmd, capture_output=True, text=True, timeout=60, check=False)
+        assert done.returncode == 0, done.stderr
+        return json.loads(done.stdout) if "--json" in args else None
+
+    def register(self, name: str, path: Path, *extra: str) -> int:
+        return int(self.run("register", name, str(path), "--json", *extra)["version"])
+
+    def set_alias(self, name: str, alias: str, version: int) -> None:
+        self.run("alias", name, alias, str(version))
+
+    def remove_alias(self, name: str, alias: str) -> None:
+        self.run("alias", name, alias, "--delete")
+
+    def blob(self, ref: str) -> Path:
+        sha256 = self.run("show", ref, "--json")["sha256"]
+        return self.home / "artifacts" / "sha256" / sha256[:2] / sha256
+
+
 @pytest.fixture
-def registry(tmp_path: Path) -> Iterator[Registry]:
+def registry(tmp_path: Path) -> _Registry:
     # start_server sets ENGINE_HOME to tmp_path / "engine-home": the same registry.
-    reg = Registry(home=tmp_path / "engine-home")
-    yield reg
-    reg.close()
+    return _Registry(tmp_path / "engine-home")
 
 
-def test_alias_move_under_load(tmp_path: Path, registry: Registry) -> None:
-    registry.register(MODEL, _write_add_model(tmp_path / "m1.onnx", 1.0), alias="production")
+def test_alias_move_under_load(tmp_path: Path, registry: _Registry) -> None:
+    registry.register(MODEL, _write_add_model(tmp_path / "m1.onnx", 1.0), "--alias", "production")
     registry.register(MODEL, _write_add_model(tmp_path / "m2.onnx", 2.0))
     server = start_server(["--registry", "--versions", "1,2", "--poll-s", "0.2"], tmp_path)
     try:
@@ -166,15 +191,15 @@ def test_alias_move_under_load(tmp_path: Path, registry: Registry) -> None:
 
         # A damaged version 3 moved to the alias: it fails to load, version 2 keeps serving.
         v3 = registry.register(MODEL, _write_add_model(tmp_path / "m3.onnx", 3.0))
-        blob = registry.resolve(f"{MODEL}:{v3.version}").path
+        blob = registry.blob(f"{MODEL}:{v3}")
         os.chmod(blob, 0o644)
         data = bytearray(blob.read_bytes())
         data[len(data) // 2] ^= 0xFF
         blob.write_bytes(bytes(data))
-        failures = f'engine_model_load_failures_total{{model="add",version="{v3.version}"}}'
+        failures = f'engine_model_load_failures_total{{model="add",version="{v3}"}}'
         with _Load(server.url) as load:
             _wait_for("load before the bad move", lambda: load.total() >= 20)
-            registry.set_alias(MODEL, "production", v3.version)
+            registry.set_alias(MODEL, "production", v3)
             _wait_for("the failure counted", lambda: (_metric(server, failures) or 0) >= 1)
             seen = load.total()
             _wait_for("more load after the failure", lambda: load.total() >= seen + 20)
@@ -185,10 +210,10 @@ def test_alias_move_under_load(tmp_path: Path, registry: Registry) -> None:
             _metric(server, 'engine_model_default_version{alias="production",model="add"}') == 2.0
         )
         with pytest.raises(InferenceServerException) as info:
-            _infer(client, str(v3.version))
+            _infer(client, str(v3))
         assert info.value.status() == "StatusCode.NOT_FOUND"
-        assert f"unknown version {v3.version}" in (info.value.message() or "")
-        assert f"model add:{v3.version} failed to load" in server.stderr()
+        assert f"unknown version {v3}" in (info.value.message() or "")
+        assert f"model add:{v3} failed to load" in server.stderr()
 
         # A model that loses the alias is drained and removed.
         registry.remove_alias(MODEL, "production")
@@ -208,13 +233,13 @@ def test_alias_move_under_load(tmp_path: Path, registry: Registry) -> None:
         assert server.terminate() == 0, server.stderr()
 
 
-def test_model_gaining_the_alias_is_added(tmp_path: Path, registry: Registry) -> None:
+def test_model_gaining_the_alias_is_added(tmp_path: Path, registry: _Registry) -> None:
     registry.register(MODEL, _write_add_model(tmp_path / "m1.onnx", 1.0))
     server = start_server(["--registry", "--alias", "staging", "--poll-s", "0.2"], tmp_path)
     try:
         client = grpcclient.InferenceServerClient(server.url)
         assert not client.is_model_ready(MODEL)
-        registry.register(MODEL, _write_add_model(tmp_path / "m2.onnx", 2.0), alias="staging")
+        registry.register(MODEL, _write_add_model(tmp_path / "m2.onnx", 2.0), "--alias", "staging")
         _wait_for("the model added", lambda: client.is_model_ready(MODEL))
         assert _infer(client) == 2.0
         assert _infer(client, "2") == 2.0
@@ -248,23 +273,18 @@ def test_repository_load_reads_only_that_model(tmp_path: Path) -> None:
         assert server.terminate() == 0, server.stderr()
 
 
-def test_version_policy_text() -> None:
-    assert parse_version_policy("all") == VersionPolicy("all")
-    assert parse_version_policy("latest:3") == VersionPolicy("latest", num_versions=3)
-    assert parse_version_policy("3,1,3") == VersionPolicy("specific", versions=(1, 3))
-    for bad in ("latest:0", "latest:", "0", "1,,2", "-1", "newest", "1, 2"):
-        with pytest.raises(InvalidConfigError, match="version policy"):
-            parse_version_policy(bad)
-
-
-def test_registry_options_are_checked() -> None:
-    with pytest.raises(InvalidConfigError, match="exactly one of"):
-        ServeOptions(registry=True, demo=True)
-    with pytest.raises(InvalidConfigError, match="need --registry"):
-        ServeOptions(demo=True, versions="all")
-    with pytest.raises(InvalidConfigError, match="version policy"):
-        ServeOptions(registry=True, versions="latest:x")
-    with pytest.raises(InvalidModelNameError, match="alias"):
-        ServeOptions(registry=True, alias="../prod")
-    with pytest.raises(InvalidConfigError, match="poll_s"):
-        ServeOptions(registry=True, poll_s=0)
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--registry", "--versions", "latest:0"], "version policy latest:N"),
+        (["--registry", "--versions", "1,,2"], "version policy must be"),
+        (["--registry", "--alias", "../prod"], "invalid alias"),
+        (["--demo", "--versions", "all"], "need --registry"),
+    ],
+)
+def test_bad_registry_options_are_refused(tmp_path: Path, args: list[str], message: str) -> None:
+    cmd = [sys.executable, "-m", "engine.cli", "serve", "--grpc-port", "0", *args]
+    env = {**os.environ, "ENGINE_HOME": str(tmp_path / "engine-home")}
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=60, env=env, check=False)
+    assert done.returncode == 1, done.stderr
+    assert message in done.stderr
