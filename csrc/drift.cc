@@ -68,6 +68,25 @@ std::string CategoryOfNumber(double v) {
   return std::string(buffer, result.ptr);
 }
 
+inline void CountValue(double v, const std::vector<double>& edges, int64_t* slots) {
+  const size_t k_edges = edges.size();
+  if (std::isnan(v)) {
+    ++slots[k_edges + 1];
+  } else if (std::isinf(v)) {
+    ++slots[k_edges + 2];
+  } else {
+    ++slots[std::upper_bound(edges.begin(), edges.end(), v) - edges.begin()];
+  }
+}
+
+template <typename T>
+void CountNumeric(const T* data, int64_t start, int64_t step, int64_t n,
+                  const std::vector<double>& edges, int64_t* slots) {
+  for (int64_t k = 0; k < n; ++k) {
+    CountValue(static_cast<double>(data[start + k * step]), edges, slots);
+  }
+}
+
 }  // namespace
 
 DriftCounters::DriftCounters(std::vector<DriftFeature> features,
@@ -128,10 +147,10 @@ void DriftCounters::CountFeature(size_t f, const HostTensor& t,
     step = t.shape[1];
     n = t.shape[0];
   }
-  for (int64_t k = 0; k < n; ++k) {
-    const int64_t i = start + k * step;
-    if (feature.categorical) {
-      const size_t m = feature.categories.size();
+  if (feature.categorical) {
+    const size_t m = feature.categories.size();
+    for (int64_t k = 0; k < n; ++k) {
+      const int64_t i = start + k * step;
       std::string key = t.type == ElementType::kString ? t.strings[static_cast<size_t>(i)]
                                                         : CategoryOfNumber(NumericAt(t, i));
       if (key.empty()) {
@@ -140,19 +159,24 @@ void DriftCounters::CountFeature(size_t f, const HostTensor& t,
       }
       auto it = r.category_index.find(key);
       ++slots[it == r.category_index.end() ? m : it->second];
-    } else {
-      const double v = NumericAt(t, i);
-      const size_t k_edges = feature.edges.size();
-      if (std::isnan(v)) {
-        ++slots[k_edges + 1];
-      } else if (std::isinf(v)) {
-        ++slots[k_edges + 2];
-      } else {
-        const auto bin = std::upper_bound(feature.edges.begin(), feature.edges.end(), v) -
-                         feature.edges.begin();
-        ++slots[bin];
-      }
     }
+    return;
+  }
+  // Numeric: dispatch on the element type once, not per value (this runs on every batch).
+  switch (t.type) {
+    case ElementType::kFloat32:
+      CountNumeric(static_cast<const float*>(t.data), start, step, n, feature.edges, slots);
+      break;
+    case ElementType::kFloat64:
+      CountNumeric(static_cast<const double*>(t.data), start, step, n, feature.edges, slots);
+      break;
+    case ElementType::kInt64:
+      CountNumeric(static_cast<const int64_t*>(t.data), start, step, n, feature.edges, slots);
+      break;
+    default:
+      for (int64_t k = 0; k < n; ++k) {
+        CountValue(NumericAt(t, start + k * step), feature.edges, slots);
+      }
   }
 }
 
