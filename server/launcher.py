@@ -51,6 +51,7 @@ class ServeOptions:
     registry_url: str | None = None
     versions: str | None = None  # latest:N | all | 1,3 (see registry_serving)
     poll_s: float = 2.0
+    log_sample_rate: float = 0.01  # prediction log of registry models with a profile
     host: str = "127.0.0.1"
     grpc_port: int = 8001
     metrics_port: int = 8002
@@ -76,6 +77,9 @@ class ServeOptions:
             validate_name(self.alias, "alias")
             if self.versions is not None:
                 parse_version_policy(self.versions)
+        if not 0.0 <= self.log_sample_rate <= 1.0:
+            raise InvalidConfigError(
+                f"--log-sample-rate must be in [0, 1]; was {self.log_sample_rate}")
         if not 0 < self.poll_s <= 3600:
             raise InvalidConfigError(f"poll_s must be in (0, 3600]; was {self.poll_s}")
         for name in ("grpc_port", "metrics_port"):
@@ -140,7 +144,8 @@ def serve(options: ServeOptions, *, stop: threading.Event | None = None) -> int:
         policy = parse_version_policy(options.versions) if options.versions else None
         watcher = RegistryServing(
             Registry(home=options.registry_home, url=options.registry_url), control,
-            alias=options.alias, policy=policy, poll_s=options.poll_s)
+            alias=options.alias, policy=policy, poll_s=options.poll_s,
+            log_sample_rate=options.log_sample_rate)
     server = _core.Server(
         host=options.host, port=options.grpc_port, tls_cert_pem=cert, tls_key_pem=key,
         tls_client_ca_pem=client_ca, auth_token=token,
@@ -155,7 +160,7 @@ def serve(options: ServeOptions, *, stop: threading.Event | None = None) -> int:
             metrics, metrics_port = start_metrics_server(
                 options.host, options.metrics_port,
                 lambda: [(s.name, s.version, s.model) for s in control.served()],
-                [watcher.collector] if watcher is not None else [])
+                [watcher.collector, watcher.drift_collector] if watcher is not None else [])
         except OSError as exc:
             raise UnavailableError(
                 f"cannot serve metrics on {options.host}:{options.metrics_port}: {exc.strerror}"

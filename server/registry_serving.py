@@ -38,6 +38,8 @@ from prometheus_client.registry import Collector
 
 from engine.errors import EngineError, InvalidConfigError, ModelNotFoundError, UnavailableError
 from engine.model import Model, load
+from engine.monitoring import DriftCollector, drift_reference_for_version, monitor_model
+from engine.monitoring.prediction_log import PredictionLogConfig
 from engine.names import MAX_VERSION, validate_name
 from engine.registry import ModelVersion, Registry
 from engine.repository import VersionPolicy
@@ -140,6 +142,7 @@ class RegistryServing:
         retry_failed_s: float = 60.0,
         drain_timeout_s: float = 30.0,
         settle_s: float = 0.5,
+        log_sample_rate: float = 0.01,
     ) -> None:
         validate_name(alias, "alias")
         if poll_s <= 0:
@@ -153,6 +156,10 @@ class RegistryServing:
         self.drain_timeout_s = drain_timeout_s
         self.settle_s = settle_s
         self.collector = _ServingMetrics(self)
+        # Drift gauges of every served version that was registered with a reference profile.
+        self.drift_collector = DriftCollector()
+        self.log_sample_rate = log_sample_rate
+        self._monitors: dict[tuple[str, int], Any] = {}  # (name, version) -> ModelMonitoring
         self._lock = threading.Lock()
         self._defaults: dict[str, int] = {}  # name -> version set as the default route
         self._failures: dict[tuple[str, int], int] = {}  # (name, version) -> count
@@ -174,6 +181,10 @@ class RegistryServing:
         if self._thread is not None:
             self._thread.join(timeout_s)
             self._thread = None
+        with self._lock:
+            monitors, self._monitors = list(self._monitors.values()), {}
+        for monitoring in monitors:  # flushes the prediction logs
+            monitoring.stop()
 
     def _run(self) -> None:
         while not self._stop.wait(self.poll_s):
@@ -305,13 +316,37 @@ class RegistryServing:
         with self._lock:
             self._failed_at.pop(key, None)
         log.info("model %s:%d loaded and warmed", name, version)
+        self._start_monitoring(name, version, resolved.version, model)
         return True
+
+    def _start_monitoring(self, name: str, version: int, record: ModelVersion,
+                          model: Model) -> None:
+        """Drift monitoring and the sampled prediction log, when the version has a profile."""
+        if not (record.params or {}).get("reference_profile"):
+            return
+        try:
+            monitoring = monitor_model(
+                model.core, drift_reference_for_version(record), model=name, version=version,
+                collector=self.drift_collector, home=self.registry.home,
+                prediction_log=PredictionLogConfig(sample_rate=self.log_sample_rate))
+        except EngineError as exc:  # serving goes on without drift figures; say why
+            log.warning("model %s:%d is served without drift monitoring: %s", name, version, exc)
+            return
+        with self._lock:
+            self._monitors[(name, version)] = monitoring
+
+    def _stop_monitoring(self, name: str, version: int) -> None:
+        with self._lock:
+            monitoring = self._monitors.pop((name, version), None)
+        if monitoring is not None:
+            monitoring.stop()
 
     def _retire(self, name: str, version: int) -> None:
         """Take name:version out of the table, wait for its requests, close it (draining)."""
         model = self.control.take_out(name, version)
         if model is None:
             return
+        self._stop_monitoring(name, version)
         # A request that looked the version up just before the removal holds its own reference
         # and submits within microseconds: wait a moment, then until nothing is in flight.
         deadline = time.monotonic() + self.drain_timeout_s

@@ -46,6 +46,9 @@ def register(subparsers: Any) -> None:
                      help="versions also served by explicit version: latest:N, all, or 1,3 "
                           "(default: the target version's 'version_policy' tag, else the "
                           "alias's target only)")
+    reg.add_argument("--log-sample-rate", type=float, default=0.01, metavar="RATE",
+                     help="share of requests kept in the Parquet prediction log of models "
+                          "registered with a training profile (default 0.01)")
     reg.add_argument("--poll-s", type=float, default=2.0,
                      help="seconds between registry polls for alias moves (default 2)")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
@@ -82,6 +85,7 @@ def _run(args: argparse.Namespace) -> int:
         registry_url=args.registry_url,
         versions=args.versions,
         poll_s=args.poll_s,
+        log_sample_rate=args.log_sample_rate,
         host=args.host,
         grpc_port=args.grpc_port,
         metrics_port=args.metrics_port,
