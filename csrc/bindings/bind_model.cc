@@ -144,13 +144,6 @@ ModelOptions MakeOptions(const py::dict& o) {
   return m;
 }
 
-py::list Describe(const std::vector<TensorInfo>& infos) {
-  py::list result;
-  for (const auto& t : infos) {
-    result.append(py::make_tuple(t.name, ElementTypeName(t.type), py::tuple(py::cast(t.shape))));
-  }
-  return result;
-}
 
 }  // namespace
 
@@ -197,8 +190,8 @@ void register_model(py::module_& m) {
             return Model::LoadFromBytes(bytes, std::move(o));
           },
           py::arg("data"), py::arg("options"))
-      .def_property_readonly("inputs", [](const Model& s) { return Describe(s.inputs()); })
-      .def_property_readonly("outputs", [](const Model& s) { return Describe(s.outputs()); })
+      .def_property_readonly("inputs", [](const Model& s) { return DescribeSignature(s.inputs()); })
+      .def_property_readonly("outputs", [](const Model& s) { return DescribeSignature(s.outputs()); })
       .def_property_readonly("providers", &Model::providers)
       .def_property_readonly("batching_enabled", &Model::batching_enabled)
       .def(

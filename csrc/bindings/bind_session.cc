@@ -26,13 +26,6 @@ SessionOptions MakeOptions(int intra_op_threads, int inter_op_threads, bool allo
   return o;
 }
 
-py::list Describe(const std::vector<TensorInfo>& infos) {
-  py::list result;
-  for (const auto& t : infos) {
-    result.append(py::make_tuple(t.name, ElementTypeName(t.type), py::tuple(py::cast(t.shape))));
-  }
-  return result;
-}
 
 }  // namespace
 
@@ -61,9 +54,9 @@ void register_session(py::module_& m) {
           py::arg("data"), py::arg("intra_op_threads") = 1, py::arg("inter_op_threads") = 1,
           py::arg("allow_spinning") = false, py::arg("graph_optimization_level") = "all",
           py::arg("providers") = std::vector<std::string>{"cpu"}, py::arg("device_id") = 0)
-      .def_property_readonly("inputs", [](const Session& s) { return Describe(s.inputs()); },
+      .def_property_readonly("inputs", [](const Session& s) { return DescribeSignature(s.inputs()); },
                              "[(name, dtype, shape)] with -1 for dynamic dims")
-      .def_property_readonly("outputs", [](const Session& s) { return Describe(s.outputs()); })
+      .def_property_readonly("outputs", [](const Session& s) { return DescribeSignature(s.outputs()); })
       .def_property_readonly("providers", &Session::providers)
       .def(
           "run",

@@ -1,5 +1,7 @@
 #include "numpy_bridge.h"
 
+#include <pybind11/stl.h>
+
 #include <cstring>
 #include <memory>
 
@@ -190,6 +192,14 @@ py::dict OutputsToDict(const std::vector<TensorInfo>& outputs, const std::vector
     dict[py::str(outputs[indices[i]].name)] = TensorToNumpy(std::move(results[i]));
   }
   return dict;
+}
+
+py::list DescribeSignature(const std::vector<TensorInfo>& infos) {
+  py::list result;
+  for (const auto& t : infos) {
+    result.append(py::make_tuple(t.name, ElementTypeName(t.type), py::tuple(py::cast(t.shape))));
+  }
+  return result;
 }
 
 }  // namespace engine::bindings

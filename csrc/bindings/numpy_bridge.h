@@ -40,6 +40,9 @@ std::vector<std::pair<std::string, HostTensor>> TensorsFromMapping(
 py::dict OutputsToDict(const std::vector<TensorInfo>& outputs, const std::vector<size_t>& indices,
                        std::vector<HostTensor> results);
 
+// [(name, dtype name, shape)] of a signature, -1 for dynamic dims. GIL held.
+py::list DescribeSignature(const std::vector<TensorInfo>& infos);
+
 // numpy dtype for an element type; throws for kUndefined.
 py::dtype DtypeOf(ElementType type);
 
