@@ -219,7 +219,6 @@ uint64_t Model::Submit(std::unique_ptr<InferRequest> request) {
                                                      : request->timeout_us;
   queued->enqueue_us = now;
   queued->deadline_us = timeout_us > 0 ? now + timeout_us : 0;
-  queued->batch_key = BatchKey(queued->bound_inputs, queued->output_indices);
   queued->request = std::move(request);
   const uint64_t seq = next_seq_.fetch_add(1, std::memory_order_relaxed);
   queued->seq = seq;
@@ -240,6 +239,8 @@ uint64_t Model::Submit(std::unique_ptr<InferRequest> request) {
       inline_instance = idle_instances_.back();
       idle_instances_.pop_back();
     } else {
+      // Only a queued request needs its key (an inline one is a batch of its own).
+      queued->batch_key = BatchKey(queued->bound_inputs, queued->output_indices);
       refused = queue_.Push(std::move(queued));
       stats_.SetQueueDepth(static_cast<int64_t>(queue_.size()));
       // With every instance busy, the worker that frees one looks at the queue anyway.
@@ -354,18 +355,25 @@ std::vector<InferResult> Model::Execute(int instance, QueuedBatch& batch) {
   Status failure;
   try {
     std::vector<HostTensor> gathered;
-    gathered.reserve(input_count);
-    for (size_t i = 0; i < input_count; ++i) {
-      std::vector<const HostTensor*> parts;
-      parts.reserve(batch.size());
-      for (const auto& r : batch) parts.push_back(r->bound_inputs[i]);
-      gathered.push_back(Gather(parts));
-    }
     std::vector<const HostTensor*> public_inputs;
-    for (const auto& t : gathered) public_inputs.push_back(&t);
-    std::vector<HostTensor> model_inputs = ModelInputs(gathered);
+    std::vector<HostTensor> model_inputs;
     std::vector<const HostTensor*> run_inputs;
-    for (const auto& t : model_inputs) run_inputs.push_back(&t);
+    if (batch.size() == 1 && !options_.transforms) {
+      // A lone request runs on its own buffers: nothing to gather.
+      public_inputs = batch.front()->bound_inputs;
+      run_inputs = public_inputs;
+    } else {
+      gathered.reserve(input_count);
+      for (size_t i = 0; i < input_count; ++i) {
+        std::vector<const HostTensor*> parts;
+        parts.reserve(batch.size());
+        for (const auto& r : batch) parts.push_back(r->bound_inputs[i]);
+        gathered.push_back(Gather(parts));
+      }
+      for (const auto& t : gathered) public_inputs.push_back(&t);
+      model_inputs = ModelInputs(gathered);
+      for (const auto& t : model_inputs) run_inputs.push_back(&t);
+    }
     std::vector<HostTensor> outputs = session.Run(run_inputs, batch.front()->output_indices);
     if (auto drift = std::atomic_load(&drift_)) {
       // Drift is counted on what callers sent: raw columns when there are transforms.

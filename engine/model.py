@@ -61,6 +61,7 @@ class Model:
         self.name = name
         self.version = version  # registry version, None when loaded from a file
         self.inputs = tuple(TensorSpec(n, d, tuple(s)) for n, d, s in core.inputs)
+        self._single_input = self.inputs[0].name if len(self.inputs) == 1 else ""
         self.outputs = tuple(TensorSpec(n, d, tuple(s)) for n, d, s in core.outputs)
         self.providers = tuple(core.providers)
         self.batching = bool(core.batching_enabled)
@@ -86,9 +87,14 @@ class Model:
         Raises InvalidInputError, OverloadedError, DeadlineExceededError, ExecutionError,
         UnavailableError.
         """
-        core = self._require_open()
-        return core.infer(self._as_mapping(inputs), list(outputs), priority,
-                          _timeout(timeout_us), "")
+        core = self._core
+        if core is None:
+            raise UnavailableError(f"model {self.name!r} is closed")
+        # Fast path for the common call (a dict, default options): this runs per request.
+        feeds = inputs if type(inputs) is dict else self._as_mapping(inputs)
+        if not outputs and timeout_us is None:
+            return core.infer(feeds, [], priority, -1, "")
+        return core.infer(feeds, list(outputs), priority, _timeout(timeout_us), "")
 
     def submit(
         self,
@@ -161,6 +167,8 @@ class Model:
         return core
 
     def _as_mapping(self, inputs: Inputs) -> Mapping[str, Any]:
+        if isinstance(inputs, np.ndarray) and len(self.inputs) == 1:
+            return {self._single_input: inputs}
         if isinstance(inputs, Mapping):
             return inputs
         if type(inputs).__module__.startswith("pandas") and hasattr(inputs, "columns"):
