@@ -52,6 +52,7 @@ class ServeOptions:
     versions: str | None = None  # latest:N | all | 1,3 (see registry_serving)
     poll_s: float = 2.0
     log_sample_rate: float = 0.01  # prediction log of registry models with a profile
+    log_json: bool = False  # structured JSON log lines
     host: str = "127.0.0.1"
     grpc_port: int = 8001
     metrics_port: int = 8002
@@ -123,7 +124,9 @@ def _read_token(path: Path | None) -> str:
 
 def serve(options: ServeOptions, *, stop: threading.Event | None = None) -> int:
     """Run the server until SIGTERM/SIGINT (or ``stop`` is set), then drain. Returns 0."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    from engine.monitoring.logging import configure as configure_logging
+
+    configure_logging(json=options.log_json)
     stop = stop or threading.Event()
     cert = _read_text(options.tls_cert, "TLS certificate")
     key = _read_text(options.tls_key, "TLS key")

@@ -32,6 +32,9 @@ def register(subparsers: Any) -> None:
     source.add_argument("--registry", action="store_true",
                         help="serve every registry model that has --alias, following alias "
                              "moves live")
+    p.add_argument("--log-json", action="store_true",
+                   help="structured logs: one JSON object per line, with the request id when "
+                        "there is one")
     reg = p.add_argument_group("registry serving (with --registry)")
     reg.add_argument("--alias", default="production",
                      help="alias whose models are served; its target is each model's default "
@@ -86,6 +89,7 @@ def _run(args: argparse.Namespace) -> int:
         versions=args.versions,
         poll_s=args.poll_s,
         log_sample_rate=args.log_sample_rate,
+        log_json=args.log_json,
         host=args.host,
         grpc_port=args.grpc_port,
         metrics_port=args.metrics_port,

@@ -5,6 +5,7 @@ log written on shutdown."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -39,7 +40,7 @@ def test_train_serve_predict(tmp_path: Path) -> None:
     assert trained.returncode == 0, trained.stderr
     assert "tabular-demo@production" in trained.stdout
 
-    server = start_server(["--registry", "--log-sample-rate", "1.0"], tmp_path)
+    server = start_server(["--registry", "--log-sample-rate", "1.0", "--log-json"], tmp_path)
     try:
         client = grpcclient.InferenceServerClient(server.url)
         inputs = []
@@ -60,6 +61,8 @@ def test_train_serve_predict(tmp_path: Path) -> None:
     finally:
         assert server.terminate() == 0
     assert "drift monitoring" not in server.stderr()  # the profile was usable: no warning
+    records = [json.loads(line) for line in server.stderr().splitlines() if line.strip()]
+    assert any("tabular-demo:1 loaded and warmed" in r["message"] for r in records), records
 
     with engine.load("tabular-demo@production", registry_home=home) as model:
         in_process = model.predict(ROW)
