@@ -11,6 +11,8 @@
 namespace engine::bindings {
 namespace {
 
+constexpr bool kLittleEndian = __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__;
+
 [[noreturn]] void Invalid(const std::string& name, const std::string& message) {
   throw CoreError(StatusCode::kInvalidInput, "input '" + name + "': " + message);
 }
@@ -126,7 +128,9 @@ HostTensor TensorFromNumpy(const std::string& name, py::handle value,
     }
     return t;
   }
-  const bool native = array.dtype().attr("isnative").cast<bool>();
+  // '=' native, '|' not applicable; '<' is native on the little-endian hosts we build for.
+  const char order = array.dtype().byteorder();
+  const bool native = order == '=' || order == '|' || order == (kLittleEndian ? '<' : '>');
   if (!native) array = py::array(array.attr("astype")(array.dtype().attr("newbyteorder")("=")));
   if (!(array.flags() & py::array::c_style)) {
     array = py::array(py::module_::import("numpy").attr("ascontiguousarray")(array));
