@@ -21,7 +21,13 @@ std::string SignatureNames(const std::vector<TensorInfo>& signature) {
 }  // namespace
 
 void CheckTensor(const TensorInfo& spec, const HostTensor& tensor, bool skip_dim0) {
-  const std::string where = "input '" + spec.name + "'";
+  // Built only on failure: this runs for every input of every request.
+  struct Where {
+    const std::string& name;
+    operator std::string() const { return "input '" + name + "'"; }
+    std::string operator+(const std::string& rest) const { return std::string(*this) + rest; }
+    std::string operator+(const char* rest) const { return std::string(*this) + rest; }
+  } where{spec.name};
   if (tensor.type != spec.type) {
     Invalid(where + ": expected dtype " + ElementTypeName(spec.type) + ", got " +
             ElementTypeName(tensor.type) + " (no implicit casts)");
