@@ -4,6 +4,7 @@ both alike, and report medians and their ratio."""
 from __future__ import annotations
 
 import statistics
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -51,3 +52,28 @@ def p50_latency_us(fn: Callable[[], object], other: Callable[[], object], *,
         a.append(t1 - t0)
         b.append(t2 - t1)
     return statistics.median(a) / 1000, statistics.median(b) / 1000
+
+
+def threaded_rows_per_second(predict: Callable[[], object], rows_per_call: int, *,
+                             threads: int, seconds: float) -> float:
+    """Rows per second of ``threads`` threads calling ``predict`` in a loop for ``seconds``
+    (after a short warm-up)."""
+    count = [0] * threads
+    stop = threading.Event()
+
+    def worker(i: int) -> None:
+        while not stop.is_set():
+            predict()
+            count[i] += rows_per_call
+
+    pool = [threading.Thread(target=worker, args=(i,)) for i in range(threads)]
+    for t in pool:
+        t.start()
+    time.sleep(0.1)
+    before, start = sum(count), time.perf_counter()
+    time.sleep(seconds)
+    rate = (sum(count) - before) / (time.perf_counter() - start)
+    stop.set()
+    for t in pool:
+        t.join()
+    return rate

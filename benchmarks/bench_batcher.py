@@ -7,12 +7,12 @@ batches, printed for reference (Python's per-call cost is in that figure, not th
 from __future__ import annotations
 
 import subprocess
-import threading
 import time
 from pathlib import Path
 
 import numpy as np
 import onnxruntime as ort
+from _timing import threaded_rows_per_second
 
 import engine
 from engine._runtime import find_ort_library
@@ -57,25 +57,8 @@ def test_batcher_python_threads(mlp_path: Path) -> None:
         return rows / (time.perf_counter() - start)
 
     def threads_rows_per_s(seconds: float) -> float:
-        count = [0] * 64
-        stop = threading.Event()
-
-        def worker(i: int) -> None:
-            while not stop.is_set():
-                model.predict(row)
-                count[i] += 1
-
-        threads = [threading.Thread(target=worker, args=(i,)) for i in range(64)]
-        for t in threads:
-            t.start()
-        time.sleep(0.1)
-        before, start = sum(count), time.perf_counter()
-        time.sleep(seconds)
-        rate = (sum(count) - before) / (time.perf_counter() - start)
-        stop.set()
-        for t in threads:
-            t.join()
-        return rate
+        return threaded_rows_per_second(lambda: model.predict(row), 1, threads=64,
+                                        seconds=seconds)
 
     raw = sorted(raw_rows_per_s(1.0) for _ in range(3))[1]
     ours = sorted(threads_rows_per_s(1.0) for _ in range(3))[1]

@@ -9,9 +9,9 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 import pytest
+from _timing import calls_per_second
 
 import engine
-from _timing import calls_per_second
 
 
 def ort_session(path: Path) -> ort.InferenceSession:

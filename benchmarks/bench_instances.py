@@ -7,8 +7,9 @@ from __future__ import annotations
 import statistics
 from pathlib import Path
 
-import engine
 from bench_monitoring import rows_per_second
+
+import engine
 
 
 def test_sessions_vs_shared(mlp_path: Path) -> None:

@@ -9,11 +9,10 @@ on the request path."""
 from __future__ import annotations
 
 import statistics
-import threading
-import time
 from pathlib import Path
 
 import numpy as np
+from _timing import threaded_rows_per_second
 
 import engine
 
@@ -25,26 +24,9 @@ DRIFT_FEATURES = [
 
 
 def rows_per_second(model: engine.Model, seconds: float) -> float:
+    """16 threads, 8-row requests."""
     x = np.random.default_rng(0).standard_normal((8, 32)).astype(np.float32)
-    count = [0] * 16
-    stop = threading.Event()
-
-    def worker(i: int) -> None:
-        while not stop.is_set():
-            model.predict(x)
-            count[i] += 8
-
-    threads = [threading.Thread(target=worker, args=(i,)) for i in range(16)]
-    for t in threads:
-        t.start()
-    time.sleep(0.1)
-    before, start = sum(count), time.perf_counter()
-    time.sleep(seconds)
-    rate = (sum(count) - before) / (time.perf_counter() - start)
-    stop.set()
-    for t in threads:
-        t.join()
-    return rate
+    return threaded_rows_per_second(lambda: model.predict(x), 8, threads=16, seconds=seconds)
 
 
 def test_monitoring_overhead(mlp_path: Path) -> None:

@@ -24,11 +24,11 @@ ROOT = HERE.parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(ROOT))
 
-from bench_server import check_answer, free_port, h2load, request_body, start, stop  # noqa: E402
+from bench_server import check_answer, free_port, h2load, request_body, start, stop
+from engine.training.profile import profile_array
 
-import engine  # noqa: E402
-from engine.training.profile import profile_array  # noqa: E402
-from server.demo import demo_repository  # noqa: E402
+import engine
+from server.demo import demo_repository
 
 
 def registry_home(tmp: Path, model: Path, monitored: bool) -> Path:

@@ -1,12 +1,12 @@
 # Hand-written stub of the compiled module engine._core (csrc/bindings/, server/bind_server.cc).
 # Private: use the `engine` package. Errors raised by these calls are engine.errors classes.
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, TypeAlias
 
 import numpy as np
 
-_Signature = list[tuple[str, str, tuple[int, ...]]]
-_Outputs = dict[str, np.ndarray]
+_Signature: TypeAlias = list[tuple[str, str, tuple[int, ...]]]
+_Outputs: TypeAlias = dict[str, np.ndarray]
 
 def init_runtime(library_path: str) -> None: ...
 def runtime_initialized() -> bool: ...

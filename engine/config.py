@@ -14,7 +14,7 @@ from typing import Any
 from engine.errors import InvalidConfigError
 from engine.signature import TensorSpec
 
-__all__ = ["ModelConfig", "PROVIDERS", "OPTIMIZATION_LEVELS", "INSTANCE_MODES"]
+__all__ = ["INSTANCE_MODES", "OPTIMIZATION_LEVELS", "PROVIDERS", "ModelConfig"]
 
 PROVIDERS = ("cpu", "cuda")
 OPTIMIZATION_LEVELS = ("disable", "basic", "extended", "all")

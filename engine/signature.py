@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["DType", "DTYPES", "TensorSpec", "dtype_by_name"]
+__all__ = ["DTYPES", "DType", "TensorSpec", "dtype_by_name"]
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["Histogram", "ModelStats", "OUTCOMES"]
+__all__ = ["OUTCOMES", "Histogram", "ModelStats"]
 
 # Request outcomes, as csrc/stats.h names them.
 OUTCOMES = ("ok", "invalid", "overloaded", "expired", "cancelled", "failed", "unavailable")

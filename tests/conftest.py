@@ -10,11 +10,11 @@ import pytest
 # Load the native core before anything imports grpc_tools: a process that loads grpc_tools'
 # protoc first and engine._core (linked to Debian's libprotobuf) second crashed about one time
 # in three (seen while collecting the integration tests); in this order it never did.
-import engine._core  # noqa: E402,F401
+import engine._core  # noqa: F401
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-import factories  # noqa: E402
+import factories
 
 
 @pytest.fixture(scope="session")

@@ -20,7 +20,7 @@ from engine.transforms.spec import TransformSpec
 if TYPE_CHECKING:
     import pyarrow as pa  # type: ignore[import-untyped]
 
-__all__ = ["StringColumn", "as_mapping", "numeric_column", "string_column", "prepare_columns"]
+__all__ = ["StringColumn", "as_mapping", "numeric_column", "prepare_columns", "string_column"]
 
 F64 = npt.NDArray[np.float64]
 

@@ -36,7 +36,7 @@ from engine.transforms.spec import (
     Vocabulary,
 )
 
-__all__ = ["MIN_OPSET", "to_onnx", "merge_with_model"]
+__all__ = ["MIN_OPSET", "merge_with_model", "to_onnx"]
 
 MIN_OPSET = 13  # Unsqueeze/ReduceSum take axes as inputs from 13 on
 DEFAULT_OPSET = 17

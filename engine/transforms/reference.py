@@ -30,7 +30,7 @@ from engine.transforms.spec import (
     Vocabulary,
 )
 
-__all__ = ["apply_reference", "apply_step", "encode", "cross_index", "hash_strings"]
+__all__ = ["apply_reference", "apply_step", "cross_index", "encode", "hash_strings"]
 
 I64 = npt.NDArray[np.int64]
 # A value between steps: numeric, string, or (after an index step) a bucket index.

@@ -7,9 +7,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from onnx import TensorProto  # noqa: E402
-
-import factories  # noqa: E402
+import factories
+from onnx import TensorProto
 
 
 def main(out: Path) -> None:

@@ -8,11 +8,11 @@ import threading
 from concurrent.futures import Future, wait
 from pathlib import Path
 
+import factories
 import numpy as np
 import pytest
 
 import engine
-import factories
 from engine.errors import (
     DeadlineExceededError,
     ExecutionError,
@@ -220,7 +220,7 @@ def test_close_without_drain_fails_queued_requests_clearly(slow_path: Path) -> N
     model = engine.load(slow_path, config=engine.ModelConfig(instances=1, max_batch_size=16))
     futures = [model.submit(slow_rows(16)) for _ in range(20)]
     model.close(drain=False)
-    done, not_done = wait(futures, timeout=10)
+    _, not_done = wait(futures, timeout=10)
     assert not not_done
     outcomes = [f.exception() for f in futures]
     ran = [e for e in outcomes if e is None]

@@ -6,6 +6,7 @@ import gc
 import threading
 from pathlib import Path
 
+import factories
 import numpy as np
 import onnxruntime as ort
 import psutil
@@ -13,7 +14,6 @@ import pytest
 from onnx import TensorProto
 
 import engine
-import factories
 from engine.errors import (
     InvalidConfigError,
     InvalidInputError,
@@ -160,9 +160,8 @@ def test_load_from_bytes(mlp_path: Path) -> None:
     ],
 )
 def test_validation_errors_name_the_input(mlp_path: Path, feeds: dict, match: str) -> None:
-    with engine.load(mlp_path) as model:
-        with pytest.raises(InvalidInputError, match=match):
-            model.predict(feeds)
+    with engine.load(mlp_path) as model, pytest.raises(InvalidInputError, match=match):
+        model.predict(feeds)
 
 
 def test_fixed_dims_are_enforced_and_batching_is_off(fixed_path: Path) -> None:

@@ -46,7 +46,7 @@ INPUTS = {"a": "float64", "b": "float32", "c": "int64", "d": "float64", "s": "st
 
 def template(rng: np.random.Generator) -> dict[str, Any]:
     """A random column config over INPUTS exercising every step and both encodings."""
-    enc = lambda: str(rng.choice(["index", "onehot"]))  # noqa: E731
+    enc = lambda: str(rng.choice(["index", "onehot"]))
     scale = [{"op": "standardize"}, {"op": "min_max_scale"}, {"op": "robust_scale"}]
     impute = {"op": "impute", "strategy": str(rng.choice(["mean", "median", "most_frequent"])),
               "replace_inf": bool(rng.random() < 0.5)}
