@@ -149,10 +149,12 @@ void DriftCounters::CountFeature(size_t f, const HostTensor& t,
   }
   if (feature.categorical) {
     const size_t m = feature.categories.size();
+    std::string number_key;  // numbers name their category as text; strings are used as is
     for (int64_t k = 0; k < n; ++k) {
       const int64_t i = start + k * step;
-      std::string key = t.type == ElementType::kString ? t.strings[static_cast<size_t>(i)]
-                                                        : CategoryOfNumber(NumericAt(t, i));
+      if (t.type != ElementType::kString) number_key = CategoryOfNumber(NumericAt(t, i));
+      const std::string& key =
+          t.type == ElementType::kString ? t.strings[static_cast<size_t>(i)] : number_key;
       if (key.empty()) {
         ++slots[m + 1];
         continue;
