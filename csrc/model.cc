@@ -156,17 +156,16 @@ void Model::ConfigureInputs() {
   }
 }
 
-std::vector<HostTensor> Model::ModelInputs(std::vector<HostTensor>& gathered) const {
-  if (!options_.transforms) return std::move(gathered);
+std::vector<HostTensor> Model::ModelInputs(const std::vector<const HostTensor*>& gathered) const {
   const TransformPlan& plan = *options_.transforms;
-  std::vector<const HostTensor*> columns;
-  for (size_t c = 0; c < plan.inputs().size(); ++c) columns.push_back(&gathered[c]);
+  std::vector<const HostTensor*> columns(gathered.begin(),
+                                         gathered.begin() + static_cast<long>(plan.inputs().size()));
   const size_t count = primary().inputs().size();
   std::vector<HostTensor> model_inputs(count);
   // One thread per batch: the instances already run batches in parallel.
   model_inputs[transform_target_index_] = ApplyTransforms(plan, columns, /*max_threads=*/1);
   for (size_t i = 0; i < count; ++i) {
-    if (i != transform_target_index_) model_inputs[i] = gathered[public_index_of_model_input_[i]];
+    if (i != transform_target_index_) model_inputs[i] = *gathered[public_index_of_model_input_[i]];
   }
   return model_inputs;
 }
@@ -184,23 +183,22 @@ std::vector<int64_t> Model::BatchKey(const std::vector<const HostTensor*>& input
   return key;
 }
 
-uint64_t Model::Submit(std::unique_ptr<InferRequest> request) {
+bool Model::Prepare(std::unique_ptr<InferRequest>& request, QueuedRequest& queued) {
   stats_.AddInFlight(1);
-  auto queued = std::make_unique<QueuedRequest>();
   try {
     std::vector<NamedTensorRef> named;
     named.reserve(request->inputs.size());
     for (const auto& [name, tensor] : request->inputs) named.emplace_back(name, &tensor);
-    queued->bound_inputs = BindInputs(inputs(), named);
-    queued->output_indices = SelectOutputs(outputs(), request->output_names);
+    queued.bound_inputs = BindInputs(inputs(), named);
+    queued.output_indices = SelectOutputs(outputs(), request->output_names);
     if (batching_enabled()) {
-      const int64_t rows = queued->bound_inputs.empty() ? 1 : queued->bound_inputs[0]->rows();
-      for (size_t i = 0; i < queued->bound_inputs.size(); ++i) {
-        if (queued->bound_inputs[i]->rows() != rows) {
+      const int64_t rows = queued.bound_inputs.empty() ? 1 : queued.bound_inputs[0]->rows();
+      for (size_t i = 0; i < queued.bound_inputs.size(); ++i) {
+        if (queued.bound_inputs[i]->rows() != rows) {
           throw CoreError(StatusCode::kInvalidInput,
                           "inputs disagree on the batch dimension: '" + inputs()[0].name +
                               "' has " + std::to_string(rows) + " rows, '" + inputs()[i].name +
-                              "' has " + std::to_string(queued->bound_inputs[i]->rows()));
+                              "' has " + std::to_string(queued.bound_inputs[i]->rows()));
         }
       }
       if (rows > options_.batching_policy.max_batch_rows) {
@@ -208,39 +206,112 @@ uint64_t Model::Submit(std::unique_ptr<InferRequest> request) {
                         "request has " + std::to_string(rows) + " rows; max_batch_size is " +
                             std::to_string(options_.batching_policy.max_batch_rows));
       }
-      queued->rows = rows;
+      queued.rows = rows;
     }
   } catch (const CoreError& e) {
     Refuse(std::move(request), e.code(), e.what(), Outcome::kInvalid);
-    return 0;
+    return false;
   }
   const int64_t now = clock_.NowUs();
   const int64_t timeout_us = request->timeout_us < 0 ? options_.default_timeout_us
                                                      : request->timeout_us;
-  queued->enqueue_us = now;
-  queued->deadline_us = timeout_us > 0 ? now + timeout_us : 0;
-  queued->request = std::move(request);
-  const uint64_t seq = next_seq_.fetch_add(1, std::memory_order_relaxed);
-  queued->seq = seq;
-  // Inline only when the policy would run a lone request at once anyway: a queue delay
-  // means waiting for company, which only a worker does.
-  const bool allow_inline = queued->request->allow_inline &&
-                            (!batching_enabled() || options_.batching_policy.max_queue_delay_us == 0);
+  queued.enqueue_us = now;
+  queued.deadline_us = timeout_us > 0 ? now + timeout_us : 0;
+  queued.request = std::move(request);
+  queued.seq = next_seq_.fetch_add(1, std::memory_order_relaxed);
+  return true;
+}
+
+bool Model::InlineAllowed(const InferRequest& request) const {
+  // Only when the policy would run a lone request at once anyway: a queue delay means
+  // waiting for company, which only a worker does.
+  return request.allow_inline &&
+         (!batching_enabled() || options_.batching_policy.max_queue_delay_us == 0);
+}
+
+int Model::TakeInstanceForInline() {
+  std::lock_guard<std::mutex> lock(mutex_);
+  if (closed_ || !queue_.empty() || idle_instances_.empty()) return -1;
+  const int instance = idle_instances_.back();
+  idle_instances_.pop_back();
+  return instance;
+}
+
+InferResult Model::RunInline(int instance, QueuedRequest& queued) {
+  InferResult result = ExecuteOne(instance, queued);
+  ReleaseInstance(instance);
+  Record(queued, result);
+  return result;
+}
+
+uint64_t Model::Submit(std::unique_ptr<InferRequest> request) {
+  QueuedRequest prepared;
+  if (!Prepare(request, prepared)) return 0;
+  const uint64_t seq = prepared.seq;
+  if (InlineAllowed(*prepared.request)) {
+    const int instance = TakeInstanceForInline();
+    if (instance >= 0) {
+      InferResult result = RunInline(instance, prepared);
+      SafeComplete(*prepared.request, std::move(result));
+      return seq;
+    }
+  }
+  return Enqueue(std::make_unique<QueuedRequest>(std::move(prepared))) ? seq : 0;
+}
+
+namespace {
+
+// Where a synchronous Infer waits when its request had to be queued.
+class ResultSlot {
+ public:
+  void Set(InferResult&& result) {
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      result_ = std::move(result);
+      done_ = true;
+    }
+    ready_.notify_one();
+  }
+  InferResult Wait() {
+    std::unique_lock<std::mutex> lock(mutex_);
+    ready_.wait(lock, [this] { return done_; });
+    return std::move(result_);
+  }
+
+ private:
+  std::mutex mutex_;
+  std::condition_variable ready_;
+  InferResult result_;
+  bool done_ = false;
+};
+
+}  // namespace
+
+InferResult Model::Infer(std::unique_ptr<InferRequest> request) {
+  ResultSlot slot;
+  request->on_complete = [&slot](InferResult&& r) { slot.Set(std::move(r)); };
+  QueuedRequest prepared;
+  if (!Prepare(request, prepared)) return slot.Wait();  // refused: already completed
+  if (InlineAllowed(*prepared.request)) {
+    const int instance = TakeInstanceForInline();
+    // No callback on this path: the result goes straight back to the caller.
+    if (instance >= 0) return RunInline(instance, prepared);
+  }
+  Enqueue(std::make_unique<QueuedRequest>(std::move(prepared)));
+  return slot.Wait();
+}
+
+bool Model::Enqueue(std::unique_ptr<QueuedRequest> queued) {
   std::unique_ptr<QueuedRequest> refused;
-  int inline_instance = -1;
   bool closed = false;
   bool wake_worker = false;
+  queued->batch_key = BatchKey(queued->bound_inputs, queued->output_indices);
   {
     std::lock_guard<std::mutex> lock(mutex_);
     if (closed_) {
       closed = true;
       refused = std::move(queued);
-    } else if (allow_inline && queue_.empty() && !idle_instances_.empty()) {
-      inline_instance = idle_instances_.back();
-      idle_instances_.pop_back();
     } else {
-      // Only a queued request needs its key (an inline one is a batch of its own).
-      queued->batch_key = BatchKey(queued->bound_inputs, queued->output_indices);
       refused = queue_.Push(std::move(queued));
       stats_.SetQueueDepth(static_cast<int64_t>(queue_.size()));
       // With every instance busy, the worker that frees one looks at the queue anyway.
@@ -249,25 +320,17 @@ uint64_t Model::Submit(std::unique_ptr<InferRequest> request) {
   }
   if (closed) {
     Refuse(std::move(refused), StatusCode::kUnavailable, "model is closed", Outcome::kUnavailable);
-    return 0;
+    return false;
   }
   if (refused) {
     Refuse(std::move(refused), StatusCode::kOverloaded,
            "queue is full (max_queue_size=" +
                std::to_string(options_.batching_policy.max_queue_size) + "); retry later",
            Outcome::kOverloaded);
-    return 0;
-  }
-  if (inline_instance >= 0) {
-    QueuedBatch batch;
-    batch.push_back(std::move(queued));
-    std::vector<InferResult> results = Execute(inline_instance, batch);
-    ReleaseInstance(inline_instance);
-    Complete(batch, results);
-    return seq;
+    return false;
   }
   if (wake_worker) work_ready_.notify_one();
-  return seq;
+  return true;
 }
 
 bool Model::Cancel(uint64_t seq) {
@@ -341,110 +404,145 @@ void Model::WorkerLoop() {
   }
 }
 
-std::vector<InferResult> Model::Execute(int instance, QueuedBatch& batch) {
+std::vector<HostTensor> Model::RunOnInstance(int instance,
+                                             const std::vector<const HostTensor*>& public_inputs,
+                                             const std::vector<size_t>& output_indices) {
   const Session& session = *instance_sessions_[static_cast<size_t>(instance)];
+  std::vector<HostTensor> outputs;
+  if (!options_.transforms) {
+    outputs = session.Run(public_inputs, output_indices);
+  } else {
+    std::vector<HostTensor> model_inputs = ModelInputs(public_inputs);
+    std::vector<const HostTensor*> run_inputs;
+    run_inputs.reserve(model_inputs.size());
+    for (const auto& t : model_inputs) run_inputs.push_back(&t);
+    outputs = session.Run(run_inputs, output_indices);
+  }
+  if (auto drift = std::atomic_load(&drift_)) {
+    // Drift is counted on what callers sent: raw columns when there are transforms.
+    drift->Observe(instance, public_inputs, outputs, output_indices);
+  }
+  return outputs;
+}
+
+void Model::FinishResult(const QueuedRequest& r, const Status& failure, int64_t start_us,
+                         int64_t end_us, int64_t batch_rows, std::vector<HostTensor>* outputs,
+                         InferResult* result) const {
+  result->timings.queue_us = start_us - r.enqueue_us;
+  result->timings.compute_us = end_us - start_us;
+  result->timings.total_us = end_us - r.enqueue_us;
+  result->timings.batch_rows = static_cast<int>(batch_rows);
+  if (failure.ok()) {
+    result->outputs.reserve(outputs->size());
+    for (size_t o = 0; o < outputs->size(); ++o) {
+      result->outputs.emplace_back(this->outputs()[r.output_indices[o]].name,
+                                   std::move((*outputs)[o]));
+    }
+  } else {
+    std::string message = failure.message();
+    if (!r.request->id.empty()) message += " (request id " + r.request->id + ")";
+    result->status = Status(failure.code(), message);
+  }
+}
+
+namespace {
+
+// Runs `body`, turning what it throws into a Status.
+template <typename Body>
+Status Guarded(Body body) {
+  try {
+    body();
+    return Status();
+  } catch (const CoreError& e) {
+    return e.status();
+  } catch (const std::exception& e) {
+    return Status(StatusCode::kInternal, std::string("internal error: ") + e.what());
+  }
+}
+
+}  // namespace
+
+InferResult Model::ExecuteOne(int instance, QueuedRequest& r) {
+  // A lone request runs on its own buffers: nothing to gather or scatter.
+  const int64_t start_us = clock_.NowUs();
+  std::vector<HostTensor> outputs;
+  const Status failure =
+      Guarded([&] { outputs = RunOnInstance(instance, r.bound_inputs, r.output_indices); });
+  const int64_t end_us = clock_.NowUs();
+  stats_.ObserveBatch(static_cast<int>(r.rows), end_us - start_us);
+  InferResult result;
+  FinishResult(r, failure, start_us, end_us, r.rows, &outputs, &result);
+  return result;
+}
+
+std::vector<InferResult> Model::Execute(int instance, QueuedBatch& batch) {
+  if (batch.size() == 1) {
+    std::vector<InferResult> results;
+    results.push_back(ExecuteOne(instance, *batch.front()));
+    return results;
+  }
   const int64_t start_us = clock_.NowUs();
   const size_t input_count = inputs().size();
   std::vector<int64_t> rows;
+  rows.reserve(batch.size());
   int64_t total_rows = 0;
   for (const auto& r : batch) {
     rows.push_back(r->rows);
     total_rows += r->rows;
   }
-  std::vector<std::vector<HostTensor>> per_request;
-  Status failure;
-  try {
+  std::vector<std::vector<HostTensor>> per_request(batch.size());
+  const Status failure = Guarded([&] {
     std::vector<HostTensor> gathered;
+    gathered.reserve(input_count);
+    std::vector<const HostTensor*> parts;
+    for (size_t i = 0; i < input_count; ++i) {
+      parts.clear();
+      for (const auto& r : batch) parts.push_back(r->bound_inputs[i]);
+      gathered.push_back(Gather(parts));
+    }
     std::vector<const HostTensor*> public_inputs;
-    std::vector<HostTensor> model_inputs;
-    std::vector<const HostTensor*> run_inputs;
-    if (batch.size() == 1 && !options_.transforms) {
-      // A lone request runs on its own buffers: nothing to gather.
-      public_inputs = batch.front()->bound_inputs;
-      run_inputs = public_inputs;
-    } else {
-      gathered.reserve(input_count);
-      for (size_t i = 0; i < input_count; ++i) {
-        std::vector<const HostTensor*> parts;
-        parts.reserve(batch.size());
-        for (const auto& r : batch) parts.push_back(r->bound_inputs[i]);
-        gathered.push_back(Gather(parts));
+    public_inputs.reserve(input_count);
+    for (const auto& t : gathered) public_inputs.push_back(&t);
+    std::vector<HostTensor> outputs =
+        RunOnInstance(instance, public_inputs, batch.front()->output_indices);
+    std::vector<HostTensor> pieces;
+    for (const HostTensor& whole : outputs) {
+      if (!Scatter(whole, rows, &pieces)) {
+        throw CoreError(StatusCode::kExecutionFailed,
+                        "an output's first dimension does not match the batch's rows");
       }
-      for (const auto& t : gathered) public_inputs.push_back(&t);
-      model_inputs = ModelInputs(gathered);
-      for (const auto& t : model_inputs) run_inputs.push_back(&t);
+      for (size_t k = 0; k < batch.size(); ++k) per_request[k].push_back(std::move(pieces[k]));
     }
-    std::vector<HostTensor> outputs = session.Run(run_inputs, batch.front()->output_indices);
-    if (auto drift = std::atomic_load(&drift_)) {
-      // Drift is counted on what callers sent: raw columns when there are transforms.
-      drift->Observe(instance, options_.transforms ? public_inputs : run_inputs, outputs,
-                     batch.front()->output_indices);
-    }
-    per_request.resize(batch.size());
-    if (batch.size() == 1) {
-      per_request[0] = std::move(outputs);
-    } else {
-      for (const HostTensor& whole : outputs) {
-        std::vector<HostTensor> pieces;
-        if (!Scatter(whole, rows, &pieces)) {
-          throw CoreError(StatusCode::kExecutionFailed,
-                          "an output's first dimension does not match the batch's rows");
-        }
-        for (size_t k = 0; k < batch.size(); ++k) per_request[k].push_back(std::move(pieces[k]));
-      }
-    }
-  } catch (const CoreError& e) {
-    failure = e.status();
-  } catch (const std::exception& e) {
-    failure = Status(StatusCode::kInternal, std::string("internal error: ") + e.what());
-  }
+  });
   const int64_t end_us = clock_.NowUs();
   stats_.ObserveBatch(static_cast<int>(total_rows), end_us - start_us);
   std::vector<InferResult> results(batch.size());
-  if (!failure.ok() && batch.size() > 1) {
-    // Isolation: re-run each request alone so only the poison one fails.
-    for (size_t k = 0; k < batch.size(); ++k) {
-      QueuedBatch single;
-      single.push_back(std::move(batch[k]));
-      results[k] = std::move(Execute(instance, single).front());
-      batch[k] = std::move(single.front());
-    }
-    return results;
-  }
   for (size_t k = 0; k < batch.size(); ++k) {
-    QueuedRequest& r = *batch[k];
-    InferResult& result = results[k];
-    result.timings.queue_us = start_us - r.enqueue_us;
-    result.timings.compute_us = end_us - start_us;
-    result.timings.total_us = end_us - r.enqueue_us;
-    result.timings.batch_rows = static_cast<int>(total_rows);
     if (failure.ok()) {
-      for (size_t o = 0; o < per_request[k].size(); ++o) {
-        result.outputs.emplace_back(outputs()[r.output_indices[o]].name,
-                                    std::move(per_request[k][o]));
-      }
+      FinishResult(*batch[k], failure, start_us, end_us, total_rows, &per_request[k], &results[k]);
     } else {
-      std::string message = failure.message();
-      if (!r.request->id.empty()) message += " (request id " + r.request->id + ")";
-      result.status = Status(failure.code(), message);
+      // Isolation: re-run each request alone so only the poison one fails.
+      results[k] = ExecuteOne(instance, *batch[k]);
     }
   }
   return results;
 }
 
+void Model::Record(const QueuedRequest& r, const InferResult& result) {
+  if (result.status.ok()) {
+    stats_.ObserveSuccess(r.rows, result.timings.queue_us, result.timings.compute_us,
+                          result.timings.total_us);
+    MaybeSample(r, result);
+  } else {
+    stats_.CountRequest(Outcome::kFailed);
+  }
+  stats_.AddInFlight(-1);  // before the callback, so a caller that wakes sees it counted
+}
+
 void Model::Complete(QueuedBatch& batch, std::vector<InferResult>& results) {
   for (size_t k = 0; k < batch.size(); ++k) {
-    QueuedRequest& r = *batch[k];
-    InferResult& result = results[k];
-    if (result.status.ok()) {
-      stats_.ObserveSuccess(r.rows, result.timings.queue_us, result.timings.compute_us,
-                            result.timings.total_us);
-      MaybeSample(r, result);
-    } else {
-      stats_.CountRequest(Outcome::kFailed);
-    }
-    stats_.AddInFlight(-1);  // before the callback, so a caller that wakes sees it counted
-    SafeComplete(*r.request, std::move(result));
+    Record(*batch[k], results[k]);
+    SafeComplete(*batch[k]->request, std::move(results[k]));
   }
 }
 

@@ -79,6 +79,12 @@ class Model {
   //   kUnavailable (model closed; retry elsewhere).
   uint64_t Submit(std::unique_ptr<InferRequest> request);
 
+  // Synchronous Submit for callers that wait anyway (Python's predict): the same validation,
+  // outcomes and stats, and the result is returned instead of passed to on_complete (which
+  // Infer sets itself). With allow_inline and an idle instance it runs on this thread with
+  // no hand-off and no callback; otherwise it queues and blocks until a worker is done.
+  InferResult Infer(std::unique_ptr<InferRequest> request);
+
   // Cancels a queued request: it is completed with kCancelled, never runs, and true is
   // returned. False when it already started or finished (or never existed).
   bool Cancel(uint64_t seq);
@@ -108,10 +114,34 @@ class Model {
   // Sets inputs_ (and the transform mapping); throws kInvalidConfig for a bad target.
   void ConfigureInputs();
   void WorkerLoop();
+  // Validates `request` into `queued` (bound inputs, outputs, rows, times, seq; takes the
+  // request). On a validation error completes the request as invalid and returns false.
+  bool Prepare(std::unique_ptr<InferRequest>& request, QueuedRequest& queued);
+  bool InlineAllowed(const InferRequest& request) const;
+  // An idle instance for a request that may run on the submitter's thread: only when the
+  // model is open and nothing is queued (queued work goes first). -1 when there is none.
+  int TakeInstanceForInline();
+  // Runs a prepared request on `instance` (taken by TakeInstanceForInline), releases the
+  // instance and records the outcome; the caller delivers the result.
+  InferResult RunInline(int instance, QueuedRequest& queued);
+  // Queues a prepared request; false when it was refused (closed, queue full) and completed.
+  bool Enqueue(std::unique_ptr<QueuedRequest> queued);
   // Runs `batch` on instance `instance` (an index into instance_sessions_): gather, run,
   // scatter, with poison isolation. Returns one result per request; completes nothing.
   std::vector<InferResult> Execute(int instance, QueuedBatch& batch);
-  // Counts and delivers results (on_complete), after the instance was released.
+  // One request on its own buffers: no gather, no scatter.
+  InferResult ExecuteOne(int instance, QueuedRequest& r);
+  // Transforms (if any), the ORT run and drift counting for one batch of public inputs.
+  std::vector<HostTensor> RunOnInstance(int instance,
+                                        const std::vector<const HostTensor*>& public_inputs,
+                                        const std::vector<size_t>& output_indices);
+  // Fills `result` for request `r` of a batch that ran from start_us to end_us.
+  void FinishResult(const QueuedRequest& r, const Status& failure, int64_t start_us,
+                    int64_t end_us, int64_t batch_rows, std::vector<HostTensor>* outputs,
+                    InferResult* result) const;
+  // Counts a finished request's outcome (stats, sampling, in-flight).
+  void Record(const QueuedRequest& r, const InferResult& result);
+  // Records and delivers results (on_complete).
   void Complete(QueuedBatch& batch, std::vector<InferResult>& results);
   void ReleaseInstance(int instance);
   void MaybeSample(const QueuedRequest& r, const InferResult& result);
@@ -124,7 +154,7 @@ class Model {
                                        const std::vector<size_t>& output_indices);
 
   // Model-order inputs for one batch: the public inputs, with the transform applied.
-  std::vector<HostTensor> ModelInputs(std::vector<HostTensor>& gathered) const;
+  std::vector<HostTensor> ModelInputs(const std::vector<const HostTensor*>& gathered) const;
 
   std::vector<std::unique_ptr<Session>> sessions_;
   ModelOptions options_;

@@ -90,11 +90,13 @@ class Model:
         core = self._core
         if core is None:
             raise UnavailableError(f"model {self.name!r} is closed")
-        # Fast path for the common call (a dict, default options): this runs per request.
-        feeds = inputs if type(inputs) is dict else self._as_mapping(inputs)
-        if not outputs and timeout_us is None:
-            return core.infer(feeds, [], priority, -1, "")
-        return core.infer(feeds, list(outputs), priority, _timeout(timeout_us), "")
+        if not outputs and timeout_us is None and not priority:
+            # The per-call fast path: the core takes a dict or a lone array as it is.
+            if type(inputs) is dict or (type(inputs) is np.ndarray and self._single_input):
+                return core.run(inputs)
+            return core.run(self._as_mapping(inputs))
+        return core.infer(self._as_mapping(inputs), list(outputs), priority,
+                          _timeout(timeout_us), "")
 
     def submit(
         self,

@@ -8,7 +8,6 @@
 
 #include <condition_variable>
 #include <deque>
-#include <future>
 #include <mutex>
 
 #include "model.h"
@@ -113,6 +112,18 @@ std::unique_ptr<InferRequest> MakeRequest(std::vector<std::pair<std::string, Hos
   return request;
 }
 
+// Runs `request` synchronously (inline when an instance is idle; GIL released throughout).
+py::dict InferAndWait(Model& model, std::unique_ptr<InferRequest> request) {
+  request->allow_inline = true;  // this thread waits anyway
+  InferResult result;
+  {
+    py::gil_scoped_release release;
+    result = model.Infer(std::move(request));
+  }
+  if (!result.status.ok()) throw CoreError(result.status);
+  return OutputsDict(result.outputs);
+}
+
 ModelOptions MakeOptions(const py::dict& o) {
   ModelOptions m;
   m.session.intra_op_threads = o["intra_op_threads"].cast<int>();
@@ -199,25 +210,31 @@ void register_model(py::module_& m) {
           [](Model& model, const py::handle& inputs, std::vector<std::string> outputs,
              int priority, int64_t timeout_us, std::string id) {
             std::vector<py::object> keepalive;
-            auto tensors = TensorsFromMapping(inputs, &keepalive);
-            auto request = MakeRequest(std::move(tensors), std::move(outputs), priority,
-                                       timeout_us, std::move(id));
-            std::promise<InferResult> done;
-            auto future = done.get_future();
-            request->on_complete = [&done](InferResult&& r) { done.set_value(std::move(r)); };
-            request->allow_inline = true;  // this thread waits anyway
-            InferResult result;
-            {
-              py::gil_scoped_release release;
-              model.Submit(std::move(request));
-              result = future.get();
-            }
-            if (!result.status.ok()) throw CoreError(result.status);
-            return OutputsDict(result.outputs);
+            auto request = MakeRequest(TensorsFromMapping(inputs, &keepalive),
+                                       std::move(outputs), priority, timeout_us, std::move(id));
+            return InferAndWait(model, std::move(request));
           },
           py::arg("inputs"), py::arg("outputs") = std::vector<std::string>{},
           py::arg("priority") = 0, py::arg("timeout_us") = -1, py::arg("id") = "",
           "Run through the batcher and wait (GIL released). Returns {name: ndarray}.")
+      .def(
+          "run",
+          [](Model& model, const py::handle& inputs) {
+            std::vector<py::object> keepalive;
+            std::vector<std::pair<std::string, HostTensor>> tensors;
+            if (!PyDict_Check(inputs.ptr()) && model.inputs().size() == 1) {
+              const std::string& name = model.inputs()[0].name;
+              tensors.emplace_back(name, TensorFromNumpy(name, inputs, &keepalive));
+            } else {
+              tensors = TensorsFromMapping(inputs, &keepalive);
+            }
+            auto request = std::make_unique<InferRequest>();
+            request->inputs = std::move(tensors);
+            return InferAndWait(model, std::move(request));
+          },
+          py::arg("inputs"),
+          "infer() with default options, the per-call fast path: `inputs` is a dict, or one "
+          "array for a single-input model.")
       .def(
           "submit",
           [](Model& model, const py::handle& inputs, std::vector<std::string> outputs,

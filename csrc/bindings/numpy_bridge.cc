@@ -12,6 +12,8 @@ namespace engine::bindings {
 namespace {
 
 constexpr bool kLittleEndian = __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__;
+// numpy's NPY_HALF type number (pybind11 names no constant for it).
+constexpr int kNpyHalf = 23;
 
 [[noreturn]] void Invalid(const std::string& name, const std::string& message) {
   throw CoreError(StatusCode::kInvalidInput, "input '" + name + "': " + message);
@@ -85,20 +87,21 @@ py::array AsArray(const std::string& name, py::handle value) {
 }  // namespace
 
 py::dtype DtypeOf(ElementType type) {
+  // By type number, not by name: parsing "float32" on every output showed in profiles.
   switch (type) {
-    case ElementType::kFloat32: return py::dtype("float32");
-    case ElementType::kFloat64: return py::dtype("float64");
-    case ElementType::kFloat16: return py::dtype("float16");
-    case ElementType::kInt8: return py::dtype("int8");
-    case ElementType::kInt16: return py::dtype("int16");
-    case ElementType::kInt32: return py::dtype("int32");
-    case ElementType::kInt64: return py::dtype("int64");
-    case ElementType::kUInt8: return py::dtype("uint8");
-    case ElementType::kUInt16: return py::dtype("uint16");
-    case ElementType::kUInt32: return py::dtype("uint32");
-    case ElementType::kUInt64: return py::dtype("uint64");
-    case ElementType::kBool: return py::dtype("bool");
-    case ElementType::kString: return py::dtype("object");
+    case ElementType::kFloat32: return py::dtype(py::detail::npy_api::NPY_FLOAT_);
+    case ElementType::kFloat64: return py::dtype(py::detail::npy_api::NPY_DOUBLE_);
+    case ElementType::kFloat16: return py::dtype(kNpyHalf);
+    case ElementType::kInt8: return py::dtype(py::detail::npy_api::NPY_BYTE_);
+    case ElementType::kInt16: return py::dtype(py::detail::npy_api::NPY_SHORT_);
+    case ElementType::kInt32: return py::dtype(py::detail::npy_api::NPY_INT32_);
+    case ElementType::kInt64: return py::dtype(py::detail::npy_api::NPY_INT64_);
+    case ElementType::kUInt8: return py::dtype(py::detail::npy_api::NPY_UBYTE_);
+    case ElementType::kUInt16: return py::dtype(py::detail::npy_api::NPY_USHORT_);
+    case ElementType::kUInt32: return py::dtype(py::detail::npy_api::NPY_UINT32_);
+    case ElementType::kUInt64: return py::dtype(py::detail::npy_api::NPY_UINT64_);
+    case ElementType::kBool: return py::dtype(py::detail::npy_api::NPY_BOOL_);
+    case ElementType::kString: return py::dtype(py::detail::npy_api::NPY_OBJECT_);
     case ElementType::kUndefined: break;
   }
   throw CoreError(StatusCode::kInternal, "no numpy dtype for an undefined element type");

@@ -92,6 +92,58 @@ TEST_F(ModelTest, ConcurrentSubmittersGetTheirOwnRows) {
   EXPECT_EQ(stats.in_flight, 0);
 }
 
+// Infer: the synchronous path Python's predict takes. Threads outnumber instances, so some
+// requests run inline and others queue and wait; every one returns its own rows.
+TEST_F(ModelTest, InferReturnsEachCallersRowsInlineOrQueued) {
+  ModelOptions options;
+  options.instances = 1;
+  auto model = Model::LoadFromPath(ModelPath("relu.onnx"), options);
+  constexpr int kThreads = 4, kPerThread = 300;
+  std::atomic<int> wrong{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < kPerThread; ++i) {
+        const float value = static_cast<float>(t * 1000 + i + 1);
+        std::shared_ptr<std::vector<float>> storage;
+        auto request = ReluRequest(1 + i % 3, value, &storage);
+        request->allow_inline = true;
+        InferResult result = model->Infer(std::move(request));
+        if (!result.status.ok() || result.outputs.size() != 1 ||
+            static_cast<const float*>(result.outputs[0].second.data)[0] != value ||
+            result.outputs[0].second.shape[0] != 1 + i % 3) {
+          ++wrong;
+        }
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  EXPECT_EQ(wrong.load(), 0);
+  StatsSnapshot stats = model->Stats();
+  EXPECT_EQ(stats.requests[static_cast<size_t>(Outcome::kOk)], kThreads * kPerThread);
+  EXPECT_EQ(stats.in_flight, 0);
+}
+
+TEST_F(ModelTest, InferRefusalsComeBackAsResults) {
+  ModelOptions options;
+  auto model = Model::LoadFromPath(ModelPath("relu.onnx"), options);
+  std::shared_ptr<std::vector<float>> storage;
+  auto bad = ReluRequest(1, 1.f, &storage);
+  bad->inputs[0].first = "nope";
+  bad->allow_inline = true;
+  InferResult invalid = model->Infer(std::move(bad));
+  EXPECT_EQ(invalid.status.code(), StatusCode::kInvalidInput);
+  EXPECT_NE(invalid.status.message().find("nope"), std::string::npos);
+  model->Close(/*drain=*/true);
+  auto late = ReluRequest(1, 1.f, &storage);
+  late->allow_inline = true;
+  EXPECT_EQ(model->Infer(std::move(late)).status.code(), StatusCode::kUnavailable);
+  StatsSnapshot stats = model->Stats();
+  EXPECT_EQ(stats.requests[static_cast<size_t>(Outcome::kInvalid)], 1);
+  EXPECT_EQ(stats.requests[static_cast<size_t>(Outcome::kUnavailable)], 1);
+  EXPECT_EQ(stats.in_flight, 0);
+}
+
 TEST_F(ModelTest, CloseUnderLoadCompletesEveryRequestOnce) {
   ModelOptions options;
   options.instances = 1;
