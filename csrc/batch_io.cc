@@ -1,25 +1,41 @@
 #include "batch_io.h"
 
+#include <algorithm>
 #include <cstring>
 
 namespace engine {
 
-HostTensor Gather(const std::vector<const HostTensor*>& parts) {
+HostTensor Gather(const std::vector<const HostTensor*>& parts, std::vector<uint8_t>* scratch) {
   if (parts.size() == 1) return *parts.front();
   const HostTensor& first = *parts.front();
   std::vector<int64_t> shape = first.shape;
   int64_t rows = 0;
   for (const HostTensor* p : parts) rows += p->rows();
   shape[0] = rows;
-  HostTensor batch = AllocateHostTensor(first.type, shape);
   if (first.type == ElementType::kString) {
+    HostTensor batch = AllocateHostTensor(first.type, shape);
     size_t at = 0;
     for (const HostTensor* p : parts) {
       for (const auto& s : p->strings) batch.strings[at++] = s;
     }
     return batch;
   }
-  auto* out = static_cast<uint8_t*>(MutableData(batch));
+  HostTensor batch;
+  uint8_t* out = nullptr;
+  if (scratch != nullptr) {
+    size_t bytes = 0;
+    for (const HostTensor* p : parts) bytes += p->byte_size;
+    // At least one byte so `data` is never null (ORT refuses a null buffer even when empty).
+    if (scratch->size() < std::max<size_t>(bytes, 1)) scratch->resize(std::max<size_t>(bytes, 1));
+    batch.type = first.type;
+    batch.shape = std::move(shape);
+    batch.byte_size = bytes;
+    batch.data = scratch->data();
+    out = scratch->data();
+  } else {
+    batch = AllocateHostTensor(first.type, shape);
+    out = static_cast<uint8_t*>(MutableData(batch));
+  }
   for (const HostTensor* p : parts) {
     if (p->byte_size > 0) std::memcpy(out, p->data, p->byte_size);
     out += p->byte_size;

@@ -11,11 +11,21 @@ constexpr size_t kMaxScan = 4096;
 
 BatchQueue::BatchQueue(BatchingPolicy policy) : policy_(std::move(policy)) {
   std::sort(policy_.preferred_batch_rows.begin(), policy_.preferred_batch_rows.end());
+  wake_rows_ = policy_.max_batch_rows;
+  if (!policy_.preferred_batch_rows.empty()) {
+    wake_rows_ = std::min<int64_t>(wake_rows_, policy_.preferred_batch_rows.front());
+  }
+}
+
+bool BatchQueue::WorthWaking() const {
+  return size_ == 1 || !policy_.enabled || policy_.max_queue_delay_us == 0 ||
+         queued_rows_ >= wake_rows_;
 }
 
 std::unique_ptr<QueuedRequest> BatchQueue::Push(std::unique_ptr<QueuedRequest> r) {
   if (size_ >= policy_.max_queue_size) return r;
   if (r->deadline_us > 0) deadlines_.insert(r->deadline_us);
+  queued_rows_ += r->rows;
   levels_[r->request->priority].push_back(std::move(r));
   ++size_;
   return nullptr;
@@ -29,6 +39,7 @@ std::unique_ptr<QueuedRequest> BatchQueue::Detach(int priority, size_t index) {
   if (queue.empty()) levels_.erase(level);
   if (r->deadline_us > 0) deadlines_.erase(deadlines_.find(r->deadline_us));
   --size_;
+  queued_rows_ -= r->rows;
   return r;
 }
 
@@ -129,6 +140,7 @@ QueuedBatch BatchQueue::TakeAll() {
   levels_.clear();
   deadlines_.clear();
   size_ = 0;
+  queued_rows_ = 0;
   return all;
 }
 

@@ -69,6 +69,12 @@ class BatchQueue {
   // Earliest deadline of a queued request, or kNever.
   int64_t NextDeadlineUs() const;
 
+  // After a Push: whether a worker waiting on this queue should wake, because a batch may be
+  // ready now (enough rows for the smallest preferred or the max size, or no queue delay) or
+  // because the queue was empty and its delay timer must start. False only when waking could
+  // not change the worker's decision: the queue delay still bounds every request's wait.
+  bool WorthWaking() const;
+
   size_t size() const { return size_; }
   bool empty() const { return size_ == 0; }
   const BatchingPolicy& policy() const { return policy_; }
@@ -80,6 +86,8 @@ class BatchQueue {
   std::map<int, std::deque<std::unique_ptr<QueuedRequest>>, std::greater<int>> levels_;
   std::multiset<int64_t> deadlines_;
   size_t size_ = 0;
+  int64_t queued_rows_ = 0;
+  int64_t wake_rows_ = 0;  // rows at which a batch may be ready without waiting out the delay
 };
 
 }  // namespace engine

@@ -86,10 +86,18 @@ std::shared_ptr<Model> Model::Start(std::vector<std::unique_ptr<Session>> sessio
   std::shared_ptr<Model> model(new Model(std::move(sessions), std::move(options), clock));
   model->ConfigureInputs();
   const int instances = model->options_.instances;
+  model->gather_scratch_.resize(static_cast<size_t>(instances));
+  for (auto& scratch : model->gather_scratch_) scratch.resize(model->inputs_.size());
   for (int i = 0; i < instances; ++i) {
     model->instance_sessions_.push_back(
         model->sessions_[static_cast<size_t>(i) % model->sessions_.size()].get());
     model->idle_instances_.push_back(i);
+  }
+  if (model->batching_enabled()) {
+    model->completer_ = std::make_unique<Completer>(
+        [m = model.get()](QueuedBatch& batch, std::vector<InferResult>& results) {
+          m->Complete(batch, results);
+        });
   }
   for (int i = 0; i < instances; ++i) {
     model->workers_.emplace_back([m = model.get()] { m->WorkerLoop(); });
@@ -186,10 +194,7 @@ std::vector<int64_t> Model::BatchKey(const std::vector<const HostTensor*>& input
 bool Model::Prepare(std::unique_ptr<InferRequest>& request, QueuedRequest& queued) {
   stats_.AddInFlight(1);
   try {
-    std::vector<NamedTensorRef> named;
-    named.reserve(request->inputs.size());
-    for (const auto& [name, tensor] : request->inputs) named.emplace_back(name, &tensor);
-    queued.bound_inputs = BindInputs(inputs(), named);
+    queued.bound_inputs = BindInputs(inputs(), request->inputs);
     queued.output_indices = SelectOutputs(outputs(), request->output_names);
     if (batching_enabled()) {
       const int64_t rows = queued.bound_inputs.empty() ? 1 : queued.bound_inputs[0]->rows();
@@ -265,11 +270,10 @@ namespace {
 class ResultSlot {
  public:
   void Set(InferResult&& result) {
-    {
-      std::lock_guard<std::mutex> lock(mutex_);
-      result_ = std::move(result);
-      done_ = true;
-    }
+    std::lock_guard<std::mutex> lock(mutex_);
+    result_ = std::move(result);
+    done_ = true;
+    // Under the lock: the waiter may return and destroy this slot as soon as it sees done_.
     ready_.notify_one();
   }
   InferResult Wait() {
@@ -314,8 +318,9 @@ bool Model::Enqueue(std::unique_ptr<QueuedRequest> queued) {
     } else {
       refused = queue_.Push(std::move(queued));
       stats_.SetQueueDepth(static_cast<int64_t>(queue_.size()));
-      // With every instance busy, the worker that frees one looks at the queue anyway.
-      wake_worker = !idle_instances_.empty();
+      // With every instance busy, the worker that frees one looks at the queue anyway; an
+      // idle one waiting out the queue delay needs no wake-up unless a batch may be ready.
+      wake_worker = !refused && !idle_instances_.empty() && queue_.WorthWaking();
     }
   }
   if (closed) {
@@ -385,10 +390,16 @@ void Model::WorkerLoop() {
       }
       if (instance >= 0) {
         std::vector<InferResult> results = Execute(instance, batch);
-        // Callbacks first, then the instance: requests that completions trigger (a closed
-        // loop) join the next batch instead of trickling into many small ones.
-        Complete(batch, results);
-        ReleaseInstance(instance);
+        if (completer_ && batch.size() > 1) {
+          // The completion thread runs the callbacks while this instance runs the next batch.
+          completer_->Post(std::move(batch), std::move(results));
+          ReleaseInstance(instance);
+        } else {
+          // Callbacks first, then the instance: requests that completions trigger (a closed
+          // loop) join the next batch instead of trickling into many small ones.
+          Complete(batch, results);
+          ReleaseInstance(instance);
+        }
       }
       lock.lock();
       continue;
@@ -425,24 +436,12 @@ std::vector<HostTensor> Model::RunOnInstance(int instance,
   return outputs;
 }
 
-void Model::FinishResult(const QueuedRequest& r, const Status& failure, int64_t start_us,
-                         int64_t end_us, int64_t batch_rows, std::vector<HostTensor>* outputs,
-                         InferResult* result) const {
+void Model::SetTimings(const QueuedRequest& r, int64_t start_us, int64_t end_us,
+                       int64_t batch_rows, InferResult* result) {
   result->timings.queue_us = start_us - r.enqueue_us;
   result->timings.compute_us = end_us - start_us;
   result->timings.total_us = end_us - r.enqueue_us;
   result->timings.batch_rows = static_cast<int>(batch_rows);
-  if (failure.ok()) {
-    result->outputs.reserve(outputs->size());
-    for (size_t o = 0; o < outputs->size(); ++o) {
-      result->outputs.emplace_back(this->outputs()[r.output_indices[o]].name,
-                                   std::move((*outputs)[o]));
-    }
-  } else {
-    std::string message = failure.message();
-    if (!r.request->id.empty()) message += " (request id " + r.request->id + ")";
-    result->status = Status(failure.code(), message);
-  }
 }
 
 namespace {
@@ -471,14 +470,25 @@ InferResult Model::ExecuteOne(int instance, QueuedRequest& r) {
   const int64_t end_us = clock_.NowUs();
   stats_.ObserveBatch(static_cast<int>(r.rows), end_us - start_us);
   InferResult result;
-  FinishResult(r, failure, start_us, end_us, r.rows, &outputs, &result);
+  SetTimings(r, start_us, end_us, r.rows, &result);
+  if (failure.ok()) {
+    result.outputs.reserve(outputs.size());
+    for (size_t o = 0; o < outputs.size(); ++o) {
+      result.outputs.emplace_back(this->outputs()[r.output_indices[o]].name,
+                                  std::move(outputs[o]));
+    }
+  } else {
+    std::string message = failure.message();
+    if (!r.request->id.empty()) message += " (request id " + r.request->id + ")";
+    result.status = Status(failure.code(), message);
+  }
   return result;
 }
 
 std::vector<InferResult> Model::Execute(int instance, QueuedBatch& batch) {
+  std::vector<InferResult> results(batch.size());
   if (batch.size() == 1) {
-    std::vector<InferResult> results;
-    results.push_back(ExecuteOne(instance, *batch.front()));
+    results[0] = ExecuteOne(instance, *batch.front());
     return results;
   }
   const int64_t start_us = clock_.NowUs();
@@ -490,36 +500,40 @@ std::vector<InferResult> Model::Execute(int instance, QueuedBatch& batch) {
     rows.push_back(r->rows);
     total_rows += r->rows;
   }
-  std::vector<std::vector<HostTensor>> per_request(batch.size());
+  const std::vector<size_t>& output_indices = batch.front()->output_indices;
   const Status failure = Guarded([&] {
     std::vector<HostTensor> gathered;
     gathered.reserve(input_count);
     std::vector<const HostTensor*> parts;
+    parts.reserve(batch.size());
+    auto& scratch = gather_scratch_[static_cast<size_t>(instance)];
     for (size_t i = 0; i < input_count; ++i) {
       parts.clear();
       for (const auto& r : batch) parts.push_back(r->bound_inputs[i]);
-      gathered.push_back(Gather(parts));
+      gathered.push_back(Gather(parts, &scratch[i]));
     }
     std::vector<const HostTensor*> public_inputs;
     public_inputs.reserve(input_count);
     for (const auto& t : gathered) public_inputs.push_back(&t);
-    std::vector<HostTensor> outputs =
-        RunOnInstance(instance, public_inputs, batch.front()->output_indices);
+    std::vector<HostTensor> outputs = RunOnInstance(instance, public_inputs, output_indices);
     std::vector<HostTensor> pieces;
-    for (const HostTensor& whole : outputs) {
-      if (!Scatter(whole, rows, &pieces)) {
+    for (auto& result : results) result.outputs.reserve(outputs.size());
+    for (size_t o = 0; o < outputs.size(); ++o) {
+      if (!Scatter(outputs[o], rows, &pieces)) {
         throw CoreError(StatusCode::kExecutionFailed,
                         "an output's first dimension does not match the batch's rows");
       }
-      for (size_t k = 0; k < batch.size(); ++k) per_request[k].push_back(std::move(pieces[k]));
+      const std::string& name = this->outputs()[output_indices[o]].name;
+      for (size_t k = 0; k < batch.size(); ++k) {
+        results[k].outputs.emplace_back(name, std::move(pieces[k]));
+      }
     }
   });
   const int64_t end_us = clock_.NowUs();
   stats_.ObserveBatch(static_cast<int>(total_rows), end_us - start_us);
-  std::vector<InferResult> results(batch.size());
   for (size_t k = 0; k < batch.size(); ++k) {
     if (failure.ok()) {
-      FinishResult(*batch[k], failure, start_us, end_us, total_rows, &per_request[k], &results[k]);
+      SetTimings(*batch[k], start_us, end_us, total_rows, &results[k]);
     } else {
       // Isolation: re-run each request alone so only the poison one fails.
       results[k] = ExecuteOne(instance, *batch[k]);
@@ -576,6 +590,8 @@ void Model::Close(bool drain) {
     for (auto& w : workers_) {
       if (w.joinable()) w.join();
     }
+    // After the workers: they post their last batches before they exit.
+    if (completer_) completer_->Stop();
   });
 }
 

@@ -2,11 +2,12 @@
 // (ORT sessions and one worker thread each). Requests go through the dynamic batcher:
 //
 //   Submit ─▶ validate ─▶ BatchQueue ─▶ worker: TakeBatch ─▶ Gather ─▶ Session::Run
-//                                                ─▶ Scatter ─▶ on_complete per request
+//                                                ─▶ Scatter ─▶ Completer: on_complete each
 //
-// Workers pull batches themselves (no separate scheduler thread), so a request crosses two
-// threads: the submitter's and one worker's; an inline-allowed request that finds the queue
-// empty and an instance idle runs on the submitter's thread (no hand-off at all). A batch that ORT fails on is re-run request by
+// Workers pull batches themselves (no separate scheduler thread). A multi-request batch is
+// completed on the completion thread while its worker runs the next batch; a lone request
+// completes on its worker (no extra hop for an idle model). An inline-allowed request that
+// finds the queue empty and an instance idle runs on the submitter's thread (no hand-off). A batch that ORT fails on is re-run request by
 // request so that one poison request fails alone. Thread-safe.
 #pragma once
 
@@ -21,6 +22,7 @@
 
 #include "batch_queue.h"
 #include "clock.h"
+#include "completer.h"
 #include "drift.h"
 #include "request.h"
 #include "sampler.h"
@@ -135,10 +137,9 @@ class Model {
   std::vector<HostTensor> RunOnInstance(int instance,
                                         const std::vector<const HostTensor*>& public_inputs,
                                         const std::vector<size_t>& output_indices);
-  // Fills `result` for request `r` of a batch that ran from start_us to end_us.
-  void FinishResult(const QueuedRequest& r, const Status& failure, int64_t start_us,
-                    int64_t end_us, int64_t batch_rows, std::vector<HostTensor>* outputs,
-                    InferResult* result) const;
+  // Timings of request `r` in a batch of `batch_rows` that ran from start_us to end_us.
+  static void SetTimings(const QueuedRequest& r, int64_t start_us, int64_t end_us,
+                         int64_t batch_rows, InferResult* result);
   // Counts a finished request's outcome (stats, sampling, in-flight).
   void Record(const QueuedRequest& r, const InferResult& result);
   // Records and delivers results (on_complete).
@@ -174,11 +175,15 @@ class Model {
   std::vector<const Session*> instance_sessions_;
   // Indices of instances not running a batch now.
   std::vector<int> idle_instances_;  // guarded by mutex_
+  // [instance][input]: reused gather buffers; an instance runs one batch at a time.
+  std::vector<std::vector<std::vector<uint8_t>>> gather_scratch_;
   // Read once per batch with std::atomic_load; replaced whole by SetDriftFeatures.
   std::shared_ptr<DriftCounters> drift_;
   Sampler sampler_;
   bool closed_ = false;    // guarded by mutex_
   std::vector<std::thread> workers_;
+  // Completes multi-request batches off the workers (batching models only).
+  std::unique_ptr<Completer> completer_;
   std::once_flag join_once_;
 };
 

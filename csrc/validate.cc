@@ -74,11 +74,17 @@ void CheckTensor(const TensorInfo& spec, const HostTensor& tensor, bool skip_dim
   }
 }
 
-std::vector<const HostTensor*> BindInputs(const std::vector<TensorInfo>& signature,
-                                          const std::vector<NamedTensorRef>& named,
-                                          bool skip_dim0) {
+namespace {
+
+const HostTensor* TensorOf(const HostTensor& t) { return &t; }
+const HostTensor* TensorOf(const HostTensor* t) { return t; }
+
+template <typename Named>
+std::vector<const HostTensor*> Bind(const std::vector<TensorInfo>& signature, const Named& named,
+                                    bool skip_dim0) {
   std::vector<const HostTensor*> bound(signature.size(), nullptr);
-  for (const auto& [name, tensor] : named) {
+  for (const auto& [name, value] : named) {
+    const HostTensor* tensor = TensorOf(value);
     size_t index = signature.size();
     for (size_t i = 0; i < signature.size(); ++i) {
       if (signature[i].name == name) index = i;
@@ -96,6 +102,20 @@ std::vector<const HostTensor*> BindInputs(const std::vector<TensorInfo>& signatu
   }
   if (!missing.empty()) Invalid("missing input(s) " + missing);
   return bound;
+}
+
+}  // namespace
+
+std::vector<const HostTensor*> BindInputs(const std::vector<TensorInfo>& signature,
+                                          const std::vector<NamedTensorRef>& named,
+                                          bool skip_dim0) {
+  return Bind(signature, named, skip_dim0);
+}
+
+std::vector<const HostTensor*> BindInputs(const std::vector<TensorInfo>& signature,
+                                          const std::vector<NamedTensor>& named,
+                                          bool skip_dim0) {
+  return Bind(signature, named, skip_dim0);
 }
 
 std::vector<size_t> SelectOutputs(const std::vector<TensorInfo>& outputs,

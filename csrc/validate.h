@@ -15,6 +15,7 @@
 namespace engine {
 
 using NamedTensorRef = std::pair<std::string, const HostTensor*>;
+using NamedTensor = std::pair<std::string, HostTensor>;
 
 // Checks one tensor: element type (no casts), rank, fixed dims, non-negative dims, and that
 // byte_size (numeric) or strings.size() (string) matches the shape. `skip_dim0` leaves dim 0
@@ -25,6 +26,10 @@ void CheckTensor(const TensorInfo& spec, const HostTensor& tensor, bool skip_dim
 // tensor. Returns borrowed pointers into `named`.
 std::vector<const HostTensor*> BindInputs(const std::vector<TensorInfo>& signature,
                                           const std::vector<NamedTensorRef>& named,
+                                          bool skip_dim0 = false);
+// The same for tensors held by name (an InferRequest's inputs): no list of references to build.
+std::vector<const HostTensor*> BindInputs(const std::vector<TensorInfo>& signature,
+                                          const std::vector<NamedTensor>& named,
                                           bool skip_dim0 = false);
 
 // Maps requested output names to positions in `outputs`; empty `requested` selects all.

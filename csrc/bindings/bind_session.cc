@@ -64,9 +64,7 @@ void register_session(py::module_& m) {
              const std::vector<std::string>& output_names) {
             std::vector<py::object> keepalive;
             auto tensors = TensorsFromMapping(inputs, &keepalive);
-            std::vector<NamedTensorRef> named;
-            for (const auto& [name, tensor] : tensors) named.emplace_back(name, &tensor);
-            auto bound = BindInputs(s.inputs(), named);
+            auto bound = BindInputs(s.inputs(), tensors);
             auto indices = SelectOutputs(s.outputs(), output_names);
             std::vector<HostTensor> results;
             {

@@ -44,6 +44,27 @@ TEST_F(BatchQueueTest, ZeroDelayTakesWhatIsThereUpToMaxRows) {
   EXPECT_EQ(wake, BatchQueue::kNever);
 }
 
+// A worker waiting out the queue delay is woken only when a push may make a batch ready (or
+// starts the delay): the wake-up per request cost more than the batching saved.
+TEST_F(BatchQueueTest, WorthWakingOnlyWhenABatchMayBeReady) {
+  BatchQueue q(BatchingPolicy{true, 8, {4, 6}, 1000, 100});
+  std::vector<bool> wakes;
+  for (int i = 0; i < 5; ++i) {
+    q.Push(Make(1));
+    wakes.push_back(q.WorthWaking());
+  }
+  // First push starts the delay; the 4th reaches the smallest preferred size.
+  EXPECT_EQ(wakes, (std::vector<bool>{true, false, false, true, true}));
+  int64_t wake = 0;
+  EXPECT_EQ(q.TakeBatch(clock_.NowUs(), &wake).size(), 4u);
+  q.Push(Make(1));
+  EXPECT_FALSE(q.WorthWaking());  // 2 rows queued: nothing to do before the delay ends
+  BatchQueue no_delay(BatchingPolicy{true, 8, {4}, 0, 100});
+  no_delay.Push(Make(1));
+  no_delay.Push(Make(1));
+  EXPECT_TRUE(no_delay.WorthWaking());
+}
+
 TEST_F(BatchQueueTest, FullBatchRunsAtOnceEvenWithDelay) {
   BatchQueue q(BatchingPolicy{true, 4, {}, 1000, 100});
   for (int i = 0; i < 5; ++i) q.Push(Make(1));

@@ -1,0 +1,56 @@
+// A model's completion thread: runs the completions of finished batches (stats, sampling and
+// each request's on_complete) in the order they were posted, so that the worker that ran a
+// batch can start the next ORT run at once. The callbacks of a batch (encoding a response,
+// submitting a follow-up request) then run on a second core beside ORT instead of before it.
+//
+// Only multi-request batches come here: a lone request completes on its worker, where a
+// thread hop would add a wake-up to the latency of an idle model. Thread-safe.
+#pragma once
+
+#include <condition_variable>
+#include <deque>
+#include <functional>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#include "batch_queue.h"
+#include "request.h"
+
+namespace engine {
+
+class Completer {
+ public:
+  // Runs `complete(batch, results)` for each posted batch, on the completion thread.
+  using Handler = std::function<void(QueuedBatch&, std::vector<InferResult>&)>;
+
+  explicit Completer(Handler complete);
+  // Stop()s.
+  ~Completer();
+  Completer(const Completer&) = delete;
+  Completer& operator=(const Completer&) = delete;
+
+  // Queues a finished batch; never blocks on the handler. After Stop, runs it on this thread.
+  void Post(QueuedBatch batch, std::vector<InferResult> results);
+
+  // Completes everything posted so far, then ends the thread. Idempotent; must not be called
+  // from the handler.
+  void Stop();
+
+ private:
+  struct Finished {
+    QueuedBatch batch;
+    std::vector<InferResult> results;
+  };
+  void Loop();
+
+  Handler complete_;
+  std::mutex mutex_;
+  std::condition_variable ready_;
+  std::deque<Finished> pending_;  // guarded by mutex_
+  bool waiting_ = false;          // the thread sleeps on ready_; guarded by mutex_
+  bool stopping_ = false;         // guarded by mutex_
+  std::thread thread_;
+};
+
+}  // namespace engine
