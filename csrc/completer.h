@@ -3,8 +3,8 @@
 // batch can start the next ORT run at once. The callbacks of a batch (encoding a response,
 // submitting a follow-up request) then run on a second core beside ORT instead of before it.
 //
-// Only multi-request batches come here: a lone request completes on its worker, where a
-// thread hop would add a wake-up to the latency of an idle model. Thread-safe.
+// A lone request of an idle model does not come here: it completes on its worker, where a
+// thread hop would only add a wake-up to its latency. Thread-safe.
 #pragma once
 
 #include <condition_variable>

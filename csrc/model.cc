@@ -390,7 +390,7 @@ void Model::WorkerLoop() {
       }
       if (instance >= 0) {
         std::vector<InferResult> results = Execute(instance, batch);
-        if (completer_ && batch.size() > 1) {
+        if (completer_ && (batch.size() > 1 || HasQueuedWork())) {
           // The completion thread runs the callbacks while this instance runs the next batch.
           completer_->Post(std::move(batch), std::move(results));
           ReleaseInstance(instance);
@@ -558,6 +558,11 @@ void Model::Complete(QueuedBatch& batch, std::vector<InferResult>& results) {
     Record(*batch[k], results[k]);
     SafeComplete(*batch[k]->request, std::move(results[k]));
   }
+}
+
+bool Model::HasQueuedWork() {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return !queue_.empty();
 }
 
 void Model::ReleaseInstance(int instance) {

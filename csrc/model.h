@@ -4,9 +4,10 @@
 //   Submit ─▶ validate ─▶ BatchQueue ─▶ worker: TakeBatch ─▶ Gather ─▶ Session::Run
 //                                                ─▶ Scatter ─▶ Completer: on_complete each
 //
-// Workers pull batches themselves (no separate scheduler thread). A multi-request batch is
-// completed on the completion thread while its worker runs the next batch; a lone request
-// completes on its worker (no extra hop for an idle model). An inline-allowed request that
+// Workers pull batches themselves (no separate scheduler thread). A multi-request batch, or
+// any batch while more work is queued, is completed on the completion thread while its worker
+// runs the next batch; a lone request of an otherwise idle model completes on its worker (no
+// extra hop for the latency of an idle model). An inline-allowed request that
 // finds the queue empty and an instance idle runs on the submitter's thread (no hand-off). A batch that ORT fails on is re-run request by
 // request so that one poison request fails alone. Thread-safe.
 #pragma once
@@ -145,6 +146,7 @@ class Model {
   // Records and delivers results (on_complete).
   void Complete(QueuedBatch& batch, std::vector<InferResult>& results);
   void ReleaseInstance(int instance);
+  bool HasQueuedWork();
   void MaybeSample(const QueuedRequest& r, const InferResult& result);
   // Completes a request that never ran (refused, expired, cancelled, closed).
   void Refuse(std::unique_ptr<QueuedRequest> r, StatusCode code, const std::string& message,

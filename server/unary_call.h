@@ -54,6 +54,13 @@ class UnaryCall : public grpc::ServerUnaryReactor {
 
   void OnDone() override { delete this; }
 
+  // gRPC runs the reactions (OnDone, OnCancel) of a reactor that is not inlineable on its
+  // executor thread: one more thread hop per call, which measured about +90 us of p50 at
+  // concurrency 1 against the DefaultReactor. Ours are short and never block: OnDone frees
+  // the call, OnCancel removes a queued request (a brief lock) and replies. gRPC marks this
+  // hook as internal; the behaviour is pinned by the tests (cancellation and the drain).
+  bool InternalInlineable() override { return true; }
+
  private:
   static google::protobuf::ArenaOptions MakeArenaOptions(char* block, size_t size) {
     google::protobuf::ArenaOptions options;

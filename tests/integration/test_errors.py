@@ -4,6 +4,7 @@ never an exception text or a server path in the details."""
 from __future__ import annotations
 
 import struct
+import time
 
 import grpc
 import numpy as np
@@ -160,3 +161,30 @@ def test_run_failure_is_internal_and_generic(client: grpcclient.InferenceServerC
 def test_unimplemented_rpc_is_not_unknown(server: ServerProcess) -> None:
     e = _raw_call(server, "/inference.GRPCInferenceService/SystemSharedMemoryStatus", b"")
     assert e.code() == grpc.StatusCode.UNIMPLEMENTED
+
+
+def test_client_cancel_removes_the_queued_request(server: ServerProcess,
+                                                  client: grpcclient.InferenceServerClient
+                                                  ) -> None:
+    # `slow` holds a lone request 300 ms for company; the client cancels well before that.
+    # The server's OnCancel (run inline on gRPC's thread) takes it out of the queue: it is
+    # counted as cancelled and never executed, and the server keeps serving.
+    from test_metrics import _scrape, _value
+
+    def cancelled() -> float:
+        return _value(_scrape(server), "engine_requests", "engine_requests_total", model="slow",
+                      outcome="cancelled")
+
+    before = cancelled()
+    request = service_pb2.ModelInferRequest(model_name="slow", id="to-cancel")
+    request.inputs.add(name="x", datatype="FP32", shape=[1, 4])
+    request.raw_input_contents.append(np.ones((1, 4), np.float32).tobytes())
+    with grpc.insecure_channel(server.url) as channel:
+        future = channel.unary_unary(MODEL_INFER).future(request.SerializeToString(), timeout=10)
+        time.sleep(0.05)
+        assert future.cancel()
+    deadline = time.monotonic() + 5
+    while cancelled() < before + 1 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert cancelled() == before + 1
+    assert client.infer("add", [_x()]).as_numpy("y") is not None
