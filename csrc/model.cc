@@ -417,18 +417,22 @@ void Model::WorkerLoop() {
 
 std::vector<HostTensor> Model::RunOnInstance(int instance,
                                              const std::vector<const HostTensor*>& public_inputs,
-                                             const std::vector<size_t>& output_indices) {
+                                             const std::vector<size_t>& output_indices,
+                                             PhaseTimer& timer, RequestTimings* phases) {
   const Session& session = *instance_sessions_[static_cast<size_t>(instance)];
   std::vector<HostTensor> outputs;
   if (!options_.transforms) {
+    timer.Mark(&phases->input_ns);
     outputs = session.Run(public_inputs, output_indices);
   } else {
     std::vector<HostTensor> model_inputs = ModelInputs(public_inputs);
     std::vector<const HostTensor*> run_inputs;
     run_inputs.reserve(model_inputs.size());
     for (const auto& t : model_inputs) run_inputs.push_back(&t);
+    timer.Mark(&phases->input_ns);
     outputs = session.Run(run_inputs, output_indices);
   }
+  timer.Mark(&phases->infer_ns);
   if (auto drift = std::atomic_load(&drift_)) {
     // Drift is counted on what callers sent: raw columns when there are transforms.
     drift->Observe(instance, public_inputs, outputs, output_indices);
@@ -437,7 +441,8 @@ std::vector<HostTensor> Model::RunOnInstance(int instance,
 }
 
 void Model::SetTimings(const QueuedRequest& r, int64_t start_us, int64_t end_us,
-                       int64_t batch_rows, InferResult* result) {
+                       int64_t batch_rows, const RequestTimings& phases, InferResult* result) {
+  result->timings = phases;
   result->timings.queue_us = start_us - r.enqueue_us;
   result->timings.compute_us = end_us - start_us;
   result->timings.total_us = end_us - r.enqueue_us;
@@ -464,13 +469,13 @@ Status Guarded(Body body) {
 InferResult Model::ExecuteOne(int instance, QueuedRequest& r) {
   // A lone request runs on its own buffers: nothing to gather or scatter.
   const int64_t start_us = clock_.NowUs();
-  std::vector<HostTensor> outputs;
-  const Status failure =
-      Guarded([&] { outputs = RunOnInstance(instance, r.bound_inputs, r.output_indices); });
-  const int64_t end_us = clock_.NowUs();
-  stats_.ObserveBatch(static_cast<int>(r.rows), end_us - start_us);
+  PhaseTimer timer;
+  RequestTimings phases;
   InferResult result;
-  SetTimings(r, start_us, end_us, r.rows, &result);
+  std::vector<HostTensor> outputs;
+  const Status failure = Guarded([&] {
+    outputs = RunOnInstance(instance, r.bound_inputs, r.output_indices, timer, &phases);
+  });
   if (failure.ok()) {
     result.outputs.reserve(outputs.size());
     for (size_t o = 0; o < outputs.size(); ++o) {
@@ -482,6 +487,10 @@ InferResult Model::ExecuteOne(int instance, QueuedRequest& r) {
     if (!r.request->id.empty()) message += " (request id " + r.request->id + ")";
     result.status = Status(failure.code(), message);
   }
+  timer.Mark(&phases.output_ns);
+  const int64_t end_us = clock_.NowUs();
+  stats_.ObserveBatch(static_cast<int>(r.rows), end_us - start_us, phases);
+  SetTimings(r, start_us, end_us, r.rows, phases, &result);
   return result;
 }
 
@@ -501,6 +510,8 @@ std::vector<InferResult> Model::Execute(int instance, QueuedBatch& batch) {
     total_rows += r->rows;
   }
   const std::vector<size_t>& output_indices = batch.front()->output_indices;
+  PhaseTimer timer;
+  RequestTimings phases;
   const Status failure = Guarded([&] {
     std::vector<HostTensor> gathered;
     gathered.reserve(input_count);
@@ -515,7 +526,8 @@ std::vector<InferResult> Model::Execute(int instance, QueuedBatch& batch) {
     std::vector<const HostTensor*> public_inputs;
     public_inputs.reserve(input_count);
     for (const auto& t : gathered) public_inputs.push_back(&t);
-    std::vector<HostTensor> outputs = RunOnInstance(instance, public_inputs, output_indices);
+    std::vector<HostTensor> outputs =
+        RunOnInstance(instance, public_inputs, output_indices, timer, &phases);
     std::vector<HostTensor> pieces;
     for (auto& result : results) result.outputs.reserve(outputs.size());
     for (size_t o = 0; o < outputs.size(); ++o) {
@@ -529,11 +541,12 @@ std::vector<InferResult> Model::Execute(int instance, QueuedBatch& batch) {
       }
     }
   });
+  timer.Mark(&phases.output_ns);
   const int64_t end_us = clock_.NowUs();
-  stats_.ObserveBatch(static_cast<int>(total_rows), end_us - start_us);
+  stats_.ObserveBatch(static_cast<int>(total_rows), end_us - start_us, phases);
   for (size_t k = 0; k < batch.size(); ++k) {
     if (failure.ok()) {
-      SetTimings(*batch[k], start_us, end_us, total_rows, &results[k]);
+      SetTimings(*batch[k], start_us, end_us, total_rows, phases, &results[k]);
     } else {
       // Isolation: re-run each request alone so only the poison one fails.
       results[k] = ExecuteOne(instance, *batch[k]);
@@ -544,8 +557,7 @@ std::vector<InferResult> Model::Execute(int instance, QueuedBatch& batch) {
 
 void Model::Record(const QueuedRequest& r, const InferResult& result) {
   if (result.status.ok()) {
-    stats_.ObserveSuccess(r.rows, result.timings.queue_us, result.timings.compute_us,
-                          result.timings.total_us);
+    stats_.ObserveSuccess(r.rows, result.timings);
     MaybeSample(r, result);
   } else {
     stats_.CountRequest(Outcome::kFailed);

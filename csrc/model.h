@@ -13,6 +13,7 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <cstdint>
 #include <memory>
@@ -32,6 +33,28 @@
 #include "transforms.h"
 
 namespace engine {
+
+// Splits a batch's compute time into its phases (RequestTimings' *_ns). On the steady clock
+// in nanoseconds, not the injected microsecond clock: a gather of a few rows takes well
+// under a microsecond, and these durations are observed, never acted on.
+class PhaseTimer {
+ public:
+  PhaseTimer() : last_ns_(Now()) {}
+  // Adds the time since the previous mark (or construction) to *phase_ns.
+  void Mark(int64_t* phase_ns) {
+    const int64_t now = Now();
+    *phase_ns += now - last_ns_;
+    last_ns_ = now;
+  }
+
+ private:
+  static int64_t Now() {
+    return std::chrono::duration_cast<std::chrono::nanoseconds>(
+               std::chrono::steady_clock::now().time_since_epoch())
+        .count();
+  }
+  int64_t last_ns_;
+};
 
 enum class InstanceMode {
   kSessions,  // one ORT session per instance
@@ -137,10 +160,11 @@ class Model {
   // Transforms (if any), the ORT run and drift counting for one batch of public inputs.
   std::vector<HostTensor> RunOnInstance(int instance,
                                         const std::vector<const HostTensor*>& public_inputs,
-                                        const std::vector<size_t>& output_indices);
+                                        const std::vector<size_t>& output_indices,
+                                        PhaseTimer& timer, RequestTimings* phases);
   // Timings of request `r` in a batch of `batch_rows` that ran from start_us to end_us.
   static void SetTimings(const QueuedRequest& r, int64_t start_us, int64_t end_us,
-                         int64_t batch_rows, InferResult* result);
+                         int64_t batch_rows, const RequestTimings& phases, InferResult* result);
   // Counts a finished request's outcome (stats, sampling, in-flight).
   void Record(const QueuedRequest& r, const InferResult& result);
   // Records and delivers results (on_complete).

@@ -19,6 +19,11 @@ struct RequestTimings {
   int64_t compute_us = 0;  // gather + run + scatter of its batch
   int64_t total_us = 0;    // submit -> completion
   int batch_rows = 0;      // rows in the batch that ran it (0 if it never ran)
+  // The phases of compute_us, in nanoseconds (Triton's compute_input / _infer / _output):
+  // gather and transforms; the ORT run; scatter, drift counting and result assembly.
+  int64_t input_ns = 0;
+  int64_t infer_ns = 0;
+  int64_t output_ns = 0;
 };
 
 struct InferResult {

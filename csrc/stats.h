@@ -8,6 +8,8 @@
 #include <string>
 #include <vector>
 
+#include "request.h"
+
 namespace engine {
 
 enum class Outcome : int {
@@ -51,6 +53,10 @@ struct StatsSnapshot {
   int64_t inferred_rows = 0;   // rows of successful requests
   std::vector<int64_t> batch_rows;        // [n] = batches of n rows, n in 0..max_batch_size
   std::vector<int64_t> batch_compute_us;  // [n] = compute time summed over those batches
+  // [n] = each phase (see RequestTimings) summed over the batches of n rows, nanoseconds.
+  std::vector<int64_t> batch_input_ns, batch_infer_ns, batch_output_ns;
+  // Each phase of a successful request's batch, summed over successful requests (ns).
+  int64_t input_ns = 0, infer_ns = 0, output_ns = 0;
   HistogramSnapshot queue_us, compute_us, total_us;
   int64_t queue_depth = 0;     // requests waiting now
   int64_t in_flight = 0;       // requests submitted and not yet completed
@@ -62,8 +68,9 @@ class ModelStats {
   explicit ModelStats(int max_batch_rows);
 
   void CountRequest(Outcome outcome) { requests_[static_cast<size_t>(outcome)].fetch_add(1, kRelaxed); }
-  void ObserveSuccess(int64_t rows, int64_t queue_us, int64_t compute_us, int64_t total_us);
-  void ObserveBatch(int rows, int64_t compute_us);
+  // `t` carries the request's queue, compute and total times and its batch's phases.
+  void ObserveSuccess(int64_t rows, const RequestTimings& t);
+  void ObserveBatch(int rows, int64_t compute_us, const RequestTimings& phases);
   void AddInFlight(int64_t delta) { in_flight_.fetch_add(delta, kRelaxed); }
   void SetQueueDepth(int64_t depth) { queue_depth_.store(depth, kRelaxed); }
 
@@ -76,6 +83,8 @@ class ModelStats {
   std::atomic<int64_t> inferred_rows_{0};
   std::unique_ptr<std::atomic<int64_t>[]> batch_rows_;
   std::unique_ptr<std::atomic<int64_t>[]> batch_compute_us_;
+  std::unique_ptr<std::atomic<int64_t>[]> batch_input_ns_, batch_infer_ns_, batch_output_ns_;
+  std::atomic<int64_t> input_ns_{0}, infer_ns_{0}, output_ns_{0};
   int max_batch_rows_;
   LatencyHistogram queue_us_, compute_us_, total_us_;
   std::atomic<int64_t> queue_depth_{0};

@@ -57,6 +57,11 @@ class ModelStats:
     queue_depth: int
     in_flight: int
     last_inference_ms: int
+    # The phases of successful requests' batches, summed over those requests (nanoseconds):
+    # gather and transforms, the ORT run, scatter and result assembly.
+    compute_input_ns: int = 0
+    compute_infer_ns: int = 0
+    compute_output_ns: int = 0
 
     @classmethod
     def from_core(cls, data: dict[str, Any]) -> ModelStats:
@@ -74,4 +79,7 @@ class ModelStats:
             queue_depth=int(data["queue_depth"]),
             in_flight=int(data["in_flight"]),
             last_inference_ms=int(data["last_inference_ms"]),
+            compute_input_ns=int(data["input_ns"]),
+            compute_infer_ns=int(data["infer_ns"]),
+            compute_output_ns=int(data["output_ns"]),
         )

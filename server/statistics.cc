@@ -10,6 +10,13 @@ void SetDuration(inference::StatisticDuration* d, int64_t count, int64_t total_u
   d->set_ns(static_cast<uint64_t>(total_us) * kNsPerUs);
 }
 
+void SetDurationNs(inference::StatisticDuration* d, int64_t count, int64_t total_ns) {
+  d->set_count(static_cast<uint64_t>(count));
+  d->set_ns(static_cast<uint64_t>(total_ns));
+}
+
+int64_t At(const std::vector<int64_t>& v, size_t i) { return i < v.size() ? v[i] : 0; }
+
 }  // namespace
 
 void FillModelStatistics(const std::string& name, int64_t version, const StatsSnapshot& stats,
@@ -29,21 +36,19 @@ void FillModelStatistics(const std::string& name, int64_t version, const StatsSn
   SetDuration(infer->mutable_success(), ok, stats.total_us.sum);
   SetDuration(infer->mutable_fail(), failed, 0);
   SetDuration(infer->mutable_queue(), stats.queue_us.count, stats.queue_us.sum);
-  // The core times gather + run + scatter as one span: reported as compute_infer.
-  SetDuration(infer->mutable_compute_input(), stats.compute_us.count, 0);
-  SetDuration(infer->mutable_compute_infer(), stats.compute_us.count, stats.compute_us.sum);
-  SetDuration(infer->mutable_compute_output(), stats.compute_us.count, 0);
+  // Triton's split of a request's batch: gather (and transforms), the ORT run, scatter.
+  SetDurationNs(infer->mutable_compute_input(), ok, stats.input_ns);
+  SetDurationNs(infer->mutable_compute_infer(), ok, stats.infer_ns);
+  SetDurationNs(infer->mutable_compute_output(), ok, stats.output_ns);
 
   for (size_t rows = 1; rows < stats.batch_rows.size(); ++rows) {
     const int64_t count = stats.batch_rows[rows];
     if (count == 0) continue;
     auto* b = out->add_batch_stats();
     b->set_batch_size(rows);
-    const int64_t compute_us =
-        rows < stats.batch_compute_us.size() ? stats.batch_compute_us[rows] : 0;
-    SetDuration(b->mutable_compute_input(), count, 0);
-    SetDuration(b->mutable_compute_infer(), count, compute_us);
-    SetDuration(b->mutable_compute_output(), count, 0);
+    SetDurationNs(b->mutable_compute_input(), count, At(stats.batch_input_ns, rows));
+    SetDurationNs(b->mutable_compute_infer(), count, At(stats.batch_infer_ns, rows));
+    SetDurationNs(b->mutable_compute_output(), count, At(stats.batch_output_ns, rows));
   }
 }
 

@@ -97,6 +97,9 @@ py::dict StatsDict(const StatsSnapshot& s) {
   d["queue_depth"] = s.queue_depth;
   d["in_flight"] = s.in_flight;
   d["last_inference_ms"] = s.last_inference_ms;
+  d["input_ns"] = s.input_ns;
+  d["infer_ns"] = s.infer_ns;
+  d["output_ns"] = s.output_ns;
   return d;
 }
 

@@ -108,6 +108,14 @@ def test_statistics_count_requests(client: grpcclient.InferenceServerClient) -> 
     assert int(stats["execution_count"]) >= 3
     assert int(stats["last_inference"]) > 0
     assert any(int(b["batch_size"]) == 2 for b in stats["batch_stats"])
+    # Triton's split of compute time: every phase is measured, and each phase is counted once
+    # per successful request (per batch in batch_stats).
+    infer = stats["inference_stats"]
+    for phase in ("compute_input", "compute_infer", "compute_output"):
+        assert int(infer[phase]["count"]) == successes(), phase
+        assert int(infer[phase]["ns"]) > 0, phase
+    two = next(b for b in stats["batch_stats"] if int(b["batch_size"]) == 2)
+    assert int(two["compute_infer"]["ns"]) > 0 and int(two["compute_output"]["ns"]) > 0
     every = client.get_inference_statistics(as_json=True)["model_stats"]
     assert {(s["name"], s["version"]) for s in every} >= {("add", "1"), ("add", "2"), ("types", "1")}
 

@@ -304,6 +304,12 @@ def test_stats_histograms(mlp_path: Path) -> None:
     assert stats.in_flight == 0
     assert stats.last_inference_ms > 0
     assert 0 < stats.total.quantile_us(0.5) <= stats.total.quantile_us(0.99)
+    # The ORT run dominates; the phases together fit in the compute time (us vs ns rounding
+    # allows one microsecond per request).
+    assert stats.compute_infer_ns > stats.compute_input_ns > 0
+    assert stats.compute_output_ns > 0
+    phases_ns = stats.compute_input_ns + stats.compute_infer_ns + stats.compute_output_ns
+    assert phases_ns <= (stats.compute.sum_us + 50) * 1000
 
 
 @pytest.mark.parametrize(
