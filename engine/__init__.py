@@ -3,6 +3,10 @@
 Public names are listed in ``__all__``; the compiled module ``engine._core`` is private.
 """
 
+from engine._load_order import check_native_load_order
+
+check_native_load_order()  # before anything loads engine._core
+
 from engine import errors
 from engine.config import ModelConfig
 from engine.errors import (

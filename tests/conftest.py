@@ -7,9 +7,8 @@ from pathlib import Path
 
 import pytest
 
-# Load the native core before anything imports grpc_tools: a process that loads grpc_tools'
-# protoc first and engine._core (linked to Debian's libprotobuf) second crashed about one time
-# in three (seen while collecting the integration tests); in this order it never did.
+# Load the native core before anything imports grpc_tools: the other order is refused with an
+# ImportError (two C++ protobuf runtimes clash; see engine/_load_order.py).
 import engine._core  # noqa: F401
 
 sys.path.insert(0, str(Path(__file__).parent))

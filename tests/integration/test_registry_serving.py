@@ -10,8 +10,8 @@ Also here: RepositoryModelLoad reads only the named model's folder (a broken con
 does not matter).
 
 The registry is driven through the `engine models` command, so this pytest process never loads
-``engine._core``: loading it after ``grpc_tools`` (test_proto_descriptors) crashes
-intermittently (two copies of libprotobuf in one process).
+``engine._core`` (a leftover of an import-order clash with ``grpc_tools``, which
+engine/_load_order.py now turns into an ImportError).
 """
 
 from __future__ import annotations
