@@ -106,20 +106,21 @@ QueuedBatch BatchQueue::TakeBatch(int64_t now_us, int64_t* wake_us) {
     }
     if (full || scanned >= kMaxScan) break;
   }
+  // The largest preferred size that a prefix of the candidates fills exactly wins, even over
+  // a full batch (as in Triton): with more requests in flight than a preferred size, batches
+  // of that size keep one running while the previous one's callbacks resubmit.
   size_t take = 0;
-  if (full || rows >= policy_.max_batch_rows) {
-    take = picks.size();
-  } else {
-    // The largest preferred size that a prefix of the candidates fills exactly.
-    for (auto p = policy_.preferred_batch_rows.rbegin(); p != policy_.preferred_batch_rows.rend();
-         ++p) {
-      auto it = std::find(cumulative.begin(), cumulative.end(), static_cast<int64_t>(*p));
-      if (it != cumulative.end()) {
-        take = static_cast<size_t>(it - cumulative.begin()) + 1;
-        break;
-      }
+  for (auto p = policy_.preferred_batch_rows.rbegin(); p != policy_.preferred_batch_rows.rend();
+       ++p) {
+    auto it = std::find(cumulative.begin(), cumulative.end(), static_cast<int64_t>(*p));
+    if (it != cumulative.end()) {
+      take = static_cast<size_t>(it - cumulative.begin()) + 1;
+      break;
     }
-    if (take == 0 && now_us - head.enqueue_us >= policy_.max_queue_delay_us) take = picks.size();
+  }
+  if (take == 0 && (full || rows >= policy_.max_batch_rows ||
+                    now_us - head.enqueue_us >= policy_.max_queue_delay_us)) {
+    take = picks.size();
   }
   if (take == 0) {
     *wake_us = std::min(head.enqueue_us + policy_.max_queue_delay_us, NextDeadlineUs());

@@ -5,7 +5,9 @@
 //  - requests are kept per priority level, highest level first, FIFO within a level;
 //  - a request is never split: a batch holds whole requests whose `batch_key` (non-batch dims
 //    and selected outputs) equals that of the oldest request of the highest priority (the head);
-//  - a batch never holds more than `max_batch_rows` rows.
+//  - a batch never holds more than `max_batch_rows` rows;
+//  - a batch runs as soon as a prefix of the compatible requests fills a preferred size (the
+//    largest such), else when it is full, else when the head has waited max_queue_delay_us.
 #pragma once
 
 #include <cstdint>

@@ -194,11 +194,15 @@ Status DecodeInput(const inference::ModelInferRequest::InferInputTensor& in, con
       *out = std::move(t);
       return Status::Ok();
     }
-    const auto expected = static_cast<uint64_t>(count) * ElementSize(type);
-    if (raw->size() != expected) {
+    // Checked: the element limit is configurable, and a wrapped product could match.
+    uint64_t expected = 0;
+    const bool overflow =
+        __builtin_mul_overflow(static_cast<uint64_t>(count), ElementSize(type), &expected);
+    if (overflow || raw->size() != expected) {
       return Invalid(Named("input", in.name()) + ": raw_input_contents holds " +
                      std::to_string(raw->size()) + " bytes; shape " + ShapeToString(shape) +
-                     " of " + in.datatype() + " needs " + std::to_string(expected));
+                     " of " + in.datatype() + " needs " +
+                     (overflow ? std::string("more than 2^64") : std::to_string(expected)));
     }
     out->type = type;
     out->shape = std::move(shape);

@@ -93,6 +93,10 @@ class ServeOptions:
         for name in ("max_inputs", "max_outputs", "max_tensor_elements"):
             if getattr(self, name) < 1:
                 raise InvalidConfigError(f"{name} must be >= 1; was {getattr(self, name)}")
+        if self.max_tensor_elements > 2**40:
+            # Far above any message gRPC accepts (2 GiB); keeps byte counts far from overflow.
+            raise InvalidConfigError(
+                f"max_tensor_elements must be <= 2^40; was {self.max_tensor_elements}")
         if self.grace_s < 0:
             raise InvalidConfigError(f"grace_s must be >= 0; was {self.grace_s}")
         if (self.tls_cert is None) != (self.tls_key is None):

@@ -103,6 +103,20 @@ TEST_F(BatchQueueTest, PreferredSizeRunsWithoutWaiting) {
   EXPECT_EQ(q.TakeBatch(clock_.NowUs(), &wake).size(), 8u);
 }
 
+// A full queue still runs the largest preferred size, not the max: with 64 requests in flight
+// and preferred 32, two half batches alternate (one runs while the other is resubmitted).
+TEST_F(BatchQueueTest, PreferredSizeWinsOverAFullBatch) {
+  BatchQueue q(BatchingPolicy{true, 64, {32}, 500, 100});
+  for (int i = 0; i < 64; ++i) q.Push(Make(1));
+  int64_t wake = 0;
+  EXPECT_EQ(q.TakeBatch(clock_.NowUs(), &wake).size(), 32u);
+  EXPECT_EQ(q.TakeBatch(clock_.NowUs(), &wake).size(), 32u);
+  // Rows that skip past every preferred size: a full batch runs at once.
+  BatchQueue odd(BatchingPolicy{true, 8, {3}, 500, 100});
+  for (int i = 0; i < 4; ++i) odd.Push(Make(2));
+  EXPECT_EQ(odd.TakeBatch(clock_.NowUs(), &wake).size(), 4u);
+}
+
 TEST_F(BatchQueueTest, HigherPriorityFirstFifoWithinALevel) {
   BatchQueue q(BatchingPolicy{true, 2, {}, 0, 100});
   q.Push(Make(1, 0));

@@ -1,0 +1,603 @@
+#include "codec.h"
+
+#include <gtest/gtest.h>
+
+#include <cstdint>
+#include <cstring>
+#include <limits>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace engine::server {
+namespace {
+
+using inference::InferParameter;
+using inference::ModelInferRequest;
+using inference::ModelInferResponse;
+
+// The 4-byte little-endian prefix written byte by byte, so the test does not share the codec's
+// reliance on host byte order.
+std::string Le32(uint32_t n) {
+  return {static_cast<char>(n & 0xff), static_cast<char>((n >> 8) & 0xff),
+          static_cast<char>((n >> 16) & 0xff), static_cast<char>((n >> 24) & 0xff)};
+}
+
+std::string Framed(const std::vector<std::string>& elements) {
+  std::string out;
+  for (const auto& e : elements) out += Le32(static_cast<uint32_t>(e.size())) + e;
+  return out;
+}
+
+template <typename T>
+std::string RawOf(const std::vector<T>& values) {
+  return std::string(reinterpret_cast<const char*>(values.data()), values.size() * sizeof(T));
+}
+
+template <typename T>
+std::vector<T> ValuesOf(const HostTensor& t) {
+  std::vector<T> out(t.byte_size / sizeof(T));
+  if (!out.empty()) std::memcpy(out.data(), t.data, out.size() * sizeof(T));
+  return out;
+}
+
+ModelInferRequest::InferInputTensor* AddInput(ModelInferRequest* r, const std::string& name,
+                                              const std::string& datatype,
+                                              const std::vector<int64_t>& shape) {
+  auto* in = r->add_inputs();
+  in->set_name(name);
+  in->set_datatype(datatype);
+  for (int64_t d : shape) in->add_shape(d);
+  return in;
+}
+
+Status Decode(const ModelInferRequest& r, DecodedRequest* out, const ServerLimits& limits = {}) {
+  return DecodeInferRequest(r, limits, out);
+}
+
+// Every decode error is kInvalidInput; the fragment pins down which check fired.
+::testing::AssertionResult IsInvalid(const Status& s, const std::string& fragment) {
+  if (s.code() != StatusCode::kInvalidInput) {
+    return ::testing::AssertionFailure()
+           << "code " << StatusCodeName(s.code()) << ", message \"" << s.message() << "\"";
+  }
+  if (s.message().find(fragment) == std::string::npos) {
+    return ::testing::AssertionFailure()
+           << "message \"" << s.message() << "\" lacks \"" << fragment << "\"";
+  }
+  return ::testing::AssertionSuccess();
+}
+
+// --- Datatype names ------------------------------------------------------------------------
+
+TEST(KServeDatatype, RoundTripsEverySupportedType) {
+  const std::vector<std::pair<ElementType, std::string>> names = {
+      {ElementType::kBool, "BOOL"},     {ElementType::kUInt8, "UINT8"},
+      {ElementType::kUInt16, "UINT16"}, {ElementType::kUInt32, "UINT32"},
+      {ElementType::kUInt64, "UINT64"}, {ElementType::kInt8, "INT8"},
+      {ElementType::kInt16, "INT16"},   {ElementType::kInt32, "INT32"},
+      {ElementType::kInt64, "INT64"},   {ElementType::kFloat16, "FP16"},
+      {ElementType::kFloat32, "FP32"},  {ElementType::kFloat64, "FP64"},
+      {ElementType::kString, "BYTES"}};
+  for (const auto& [type, name] : names) {
+    EXPECT_EQ(KServeDatatype(type), name);
+    EXPECT_EQ(ElementTypeFromKServe(name), type) << name;
+  }
+  EXPECT_STREQ(KServeDatatype(ElementType::kUndefined), "");
+  // Case matters in KServe, and BF16 has no core type.
+  for (const char* name : {"", "fp32", "BF16", "FP8", "STRING", "FP32 "}) {
+    EXPECT_EQ(ElementTypeFromKServe(name), ElementType::kUndefined) << name;
+  }
+}
+
+// --- raw_input_contents --------------------------------------------------------------------
+
+TEST(DecodeInferRequest, RawFp32BorrowsTheRequestBuffer) {
+  ModelInferRequest r;
+  AddInput(&r, "x", "FP32", {2, 3});
+  r.add_raw_input_contents(RawOf<float>({1.5f, -2.f, 0.f, 3.25f, 1e-3f, 7.f}));
+  DecodedRequest out;
+  ASSERT_TRUE(Decode(r, &out).ok());
+  ASSERT_EQ(out.inputs.size(), 1u);
+  const auto& [name, t] = out.inputs[0];
+  EXPECT_EQ(name, "x");
+  EXPECT_EQ(t.type, ElementType::kFloat32);
+  EXPECT_EQ(t.shape, (std::vector<int64_t>{2, 3}));
+  EXPECT_EQ(t.byte_size, 24u);
+  // No copy on the hot path: the tensor points into the message and owns nothing.
+  EXPECT_EQ(t.data, static_cast<const void*>(r.raw_input_contents(0).data()));
+  EXPECT_EQ(t.owner, nullptr);
+  EXPECT_EQ(ValuesOf<float>(t), (std::vector<float>{1.5f, -2.f, 0.f, 3.25f, 1e-3f, 7.f}));
+}
+
+TEST(DecodeInferRequest, RawInt64BoolFp16SeveralInputsInOrder) {
+  ModelInferRequest r;
+  AddInput(&r, "ids", "INT64", {3});
+  AddInput(&r, "mask", "BOOL", {1, 4});
+  AddInput(&r, "half", "FP16", {2});
+  const std::vector<int64_t> ids = {std::numeric_limits<int64_t>::min(), -1, int64_t{1} << 40};
+  r.add_raw_input_contents(RawOf(ids));
+  r.add_raw_input_contents(RawOf<uint8_t>({1, 0, 0, 1}));
+  r.add_raw_input_contents(RawOf<uint16_t>({0x3c00, 0xc000}));  // 1.0 and -2.0 in IEEE half
+  DecodedRequest out;
+  ASSERT_TRUE(Decode(r, &out).ok());
+  ASSERT_EQ(out.inputs.size(), 3u);
+  EXPECT_EQ(out.inputs[0].first, "ids");
+  EXPECT_EQ(out.inputs[0].second.type, ElementType::kInt64);
+  EXPECT_EQ(ValuesOf<int64_t>(out.inputs[0].second), ids);
+  EXPECT_EQ(out.inputs[1].first, "mask");
+  EXPECT_EQ(out.inputs[1].second.type, ElementType::kBool);
+  EXPECT_EQ(out.inputs[1].second.shape, (std::vector<int64_t>{1, 4}));
+  EXPECT_EQ(ValuesOf<uint8_t>(out.inputs[1].second), (std::vector<uint8_t>{1, 0, 0, 1}));
+  EXPECT_EQ(out.inputs[2].first, "half");
+  EXPECT_EQ(out.inputs[2].second.type, ElementType::kFloat16);
+  EXPECT_EQ(out.inputs[2].second.byte_size, 4u);
+  EXPECT_EQ(ValuesOf<uint16_t>(out.inputs[2].second), (std::vector<uint16_t>{0x3c00, 0xc000}));
+}
+
+TEST(DecodeInferRequest, RawScalarAndEmptyShapes) {
+  ModelInferRequest r;
+  AddInput(&r, "scalar", "FP64", {});
+  AddInput(&r, "none", "INT32", {0, 5});
+  r.add_raw_input_contents(RawOf<double>({2.5}));
+  r.add_raw_input_contents("");
+  DecodedRequest out;
+  ASSERT_TRUE(Decode(r, &out).ok());
+  EXPECT_TRUE(out.inputs[0].second.shape.empty());
+  EXPECT_EQ(ValuesOf<double>(out.inputs[0].second), std::vector<double>{2.5});
+  EXPECT_EQ(out.inputs[1].second.shape, (std::vector<int64_t>{0, 5}));
+  EXPECT_EQ(out.inputs[1].second.byte_size, 0u);
+}
+
+TEST(DecodeInferRequest, RawByteSizeMismatch) {
+  for (const size_t size : {7u, 9u, 0u, 16u}) {
+    ModelInferRequest r;
+    AddInput(&r, "x", "FP32", {2});
+    r.add_raw_input_contents(std::string(size, '\0'));
+    DecodedRequest out;
+    EXPECT_TRUE(IsInvalid(Decode(r, &out), "input 'x': raw_input_contents holds " +
+                                               std::to_string(size) +
+                                               " bytes; shape [2] of FP32 needs 8"));
+  }
+  // FP16 is two bytes an element, not four.
+  ModelInferRequest r;
+  AddInput(&r, "h", "FP16", {3});
+  r.add_raw_input_contents(std::string(12, '\0'));
+  DecodedRequest out;
+  EXPECT_TRUE(IsInvalid(Decode(r, &out), "holds 12 bytes; shape [3] of FP16 needs 6"));
+}
+
+TEST(DecodeInferRequest, RawBufferCountMustMatchInputs) {
+  ModelInferRequest more;
+  AddInput(&more, "x", "FP32", {1});
+  more.add_raw_input_contents(RawOf<float>({1.f}));
+  more.add_raw_input_contents(RawOf<float>({2.f}));
+  DecodedRequest out;
+  EXPECT_TRUE(IsInvalid(Decode(more, &out), "raw_input_contents has 2 buffers for 1 inputs"));
+
+  ModelInferRequest fewer;
+  AddInput(&fewer, "a", "FP32", {1});
+  AddInput(&fewer, "b", "FP32", {1});
+  fewer.add_raw_input_contents(RawOf<float>({1.f}));
+  EXPECT_TRUE(IsInvalid(Decode(fewer, &out), "raw_input_contents has 1 buffers for 2 inputs"));
+
+  ModelInferRequest none;
+  none.add_raw_input_contents(RawOf<float>({1.f}));
+  EXPECT_TRUE(IsInvalid(Decode(none, &out), "has 1 buffers for 0 inputs"));
+}
+
+TEST(DecodeInferRequest, RawAndContentsTogetherAreRefused) {
+  ModelInferRequest r;
+  auto* in = AddInput(&r, "x", "FP32", {1});
+  in->mutable_contents()->add_fp32_contents(1.f);
+  r.add_raw_input_contents(RawOf<float>({1.f}));
+  DecodedRequest out;
+  EXPECT_TRUE(IsInvalid(Decode(r, &out), "both in 'contents' and in raw_input_contents"));
+}
+
+TEST(DecodeInferRequest, RawSizeCheckDoesNotWrapAround) {
+  // With the element limit raised to its maximum, shape [2^61] of INT64 needs 2^64 bytes,
+  // which wraps to 0 in uint64: an empty buffer must still be refused (it once passed).
+  ServerLimits limits;
+  limits.max_tensor_elements = std::numeric_limits<int64_t>::max();
+  ModelInferRequest r;
+  AddInput(&r, "x", "INT64", {int64_t{1} << 61});
+  r.add_raw_input_contents("");
+  DecodedRequest out;
+  EXPECT_TRUE(IsInvalid(Decode(r, &out, limits), "input 'x'"));
+}
+
+// --- BYTES framing -------------------------------------------------------------------------
+
+TEST(DecodeInferRequest, RawBytesLengthPrefixed) {
+  const std::vector<std::string> elements = {"ab", "", std::string("c\0d", 3),
+                                             std::string(300, 'z')};
+  ModelInferRequest r;
+  AddInput(&r, "text", "BYTES", {2, 2});
+  r.add_raw_input_contents(Framed(elements));
+  DecodedRequest out;
+  ASSERT_TRUE(Decode(r, &out).ok());
+  const HostTensor& t = out.inputs[0].second;
+  EXPECT_EQ(t.type, ElementType::kString);
+  EXPECT_EQ(t.shape, (std::vector<int64_t>{2, 2}));
+  EXPECT_EQ(t.strings, elements);
+  EXPECT_EQ(t.data, nullptr);
+}
+
+TEST(DecodeBytesElements, TruncatedLengthPrefix) {
+  std::vector<std::string> out;
+  EXPECT_TRUE(IsInvalid(DecodeBytesElements("t", std::string("\x02\x00\x00", 3), 1, &out),
+                        "input 't': BYTES data ends inside the length prefix of element 0 of 1"));
+  // One whole element, then two bytes of the next prefix.
+  EXPECT_TRUE(IsInvalid(DecodeBytesElements("t", Framed({"a"}) + std::string(2, '\0'), 2, &out),
+                        "ends inside the length prefix of element 1 of 2"));
+  // Fewer elements than the shape asks for ends the same way.
+  EXPECT_TRUE(IsInvalid(DecodeBytesElements("t", Framed({"a", "b"}), 3, &out),
+                        "length prefix of element 2 of 3"));
+  EXPECT_TRUE(IsInvalid(DecodeBytesElements("t", "", 1, &out), "element 0 of 1"));
+}
+
+TEST(DecodeBytesElements, LengthPastTheEnd) {
+  std::vector<std::string> out;
+  EXPECT_TRUE(IsInvalid(DecodeBytesElements("t", Le32(5) + "ab", 1, &out),
+                        "BYTES element 0 declares 5 bytes but only 2 remain"));
+  EXPECT_TRUE(IsInvalid(DecodeBytesElements("t", Le32(3) + "ab", 1, &out),
+                        "BYTES element 0 declares 3 bytes but only 2 remain"));  // one past
+  // A length near 2^32 must not wrap a position check.
+  EXPECT_TRUE(IsInvalid(DecodeBytesElements("t", Framed({"ok"}) + Le32(0xffffffffu) + "x", 2, &out),
+                        "BYTES element 1 declares 4294967295 bytes but only 1 remain"));
+}
+
+TEST(DecodeBytesElements, TrailingBytesAreRefused) {
+  std::vector<std::string> out;
+  EXPECT_TRUE(IsInvalid(DecodeBytesElements("t", Framed({"a", "b"}), 1, &out),
+                        "5 bytes left after the 1 BYTES elements"));
+  EXPECT_TRUE(IsInvalid(DecodeBytesElements("t", "x", 0, &out), "1 bytes left after the 0"));
+}
+
+TEST(DecodeBytesElements, ReadsLittleEndianLengths) {
+  // 258 = 0x0102: a big-endian reader would see 0x02010000 and fail.
+  const std::string payload(258, 'q');
+  std::vector<std::string> out = {"stale"};
+  ASSERT_TRUE(DecodeBytesElements("t", std::string("\x02\x01\x00\x00", 4) + payload, 1, &out).ok());
+  EXPECT_EQ(out, std::vector<std::string>{payload});
+  ASSERT_TRUE(DecodeBytesElements("t", "", 0, &out).ok());
+  EXPECT_TRUE(out.empty());
+}
+
+TEST(DecodeInferRequest, BytesFramingErrorsNameTheInput) {
+  ModelInferRequest r;
+  AddInput(&r, "x", "FP32", {1});
+  AddInput(&r, "words", "BYTES", {2});
+  r.add_raw_input_contents(RawOf<float>({1.f}));
+  r.add_raw_input_contents(Framed({"one"}) + Le32(9) + "tw");
+  DecodedRequest out;
+  EXPECT_TRUE(IsInvalid(Decode(r, &out), "input 'words': BYTES element 1 declares 9 bytes"));
+}
+
+TEST(AppendBytesElements, WritesLittleEndianPrefixes) {
+  std::string out = "head";
+  AppendBytesElements({"ab", "", std::string(258, 'q')}, &out);
+  const std::string expected = "head" + std::string("\x02\x00\x00\x00", 4) + "ab" +
+                               std::string(4, '\0') + std::string("\x02\x01\x00\x00", 4) +
+                               std::string(258, 'q');
+  EXPECT_EQ(out, expected);
+}
+
+// --- Typed contents ------------------------------------------------------------------------
+
+TEST(DecodeInferRequest, TypedContentsAreCopiedIntoOwnedTensors) {
+  ModelInferRequest r;
+  auto* f = AddInput(&r, "f", "FP32", {2});
+  f->mutable_contents()->add_fp32_contents(0.5f);
+  f->mutable_contents()->add_fp32_contents(-4.f);
+  auto* i = AddInput(&r, "i", "INT64", {1, 2});
+  i->mutable_contents()->add_int64_contents(std::numeric_limits<int64_t>::max());
+  i->mutable_contents()->add_int64_contents(-3);
+  auto* b = AddInput(&r, "b", "BOOL", {3});
+  for (bool v : {true, false, true}) b->mutable_contents()->add_bool_contents(v);
+  auto* s = AddInput(&r, "s", "BYTES", {2});
+  s->mutable_contents()->add_bytes_contents("hello");
+  s->mutable_contents()->add_bytes_contents(std::string("\0x", 2));
+  auto* i8 = AddInput(&r, "i8", "INT8", {2});
+  i8->mutable_contents()->add_int_contents(-128);
+  i8->mutable_contents()->add_int_contents(127);
+  auto* u16 = AddInput(&r, "u16", "UINT16", {1});
+  u16->mutable_contents()->add_uint_contents(65535);
+  DecodedRequest out;
+  ASSERT_TRUE(Decode(r, &out).ok());
+  ASSERT_EQ(out.inputs.size(), 6u);
+  for (const auto& [name, t] : out.inputs) {
+    if (t.type != ElementType::kString) {
+      EXPECT_NE(t.owner, nullptr) << name;
+    }
+  }
+  EXPECT_EQ(ValuesOf<float>(out.inputs[0].second), (std::vector<float>{0.5f, -4.f}));
+  EXPECT_EQ(out.inputs[1].second.shape, (std::vector<int64_t>{1, 2}));
+  EXPECT_EQ(ValuesOf<int64_t>(out.inputs[1].second),
+            (std::vector<int64_t>{std::numeric_limits<int64_t>::max(), -3}));
+  EXPECT_EQ(out.inputs[2].second.type, ElementType::kBool);
+  EXPECT_EQ(ValuesOf<uint8_t>(out.inputs[2].second), (std::vector<uint8_t>{1, 0, 1}));
+  EXPECT_EQ(out.inputs[3].second.strings,
+            (std::vector<std::string>{"hello", std::string("\0x", 2)}));
+  EXPECT_EQ(ValuesOf<int8_t>(out.inputs[4].second), (std::vector<int8_t>{-128, 127}));
+  EXPECT_EQ(ValuesOf<uint16_t>(out.inputs[5].second), std::vector<uint16_t>{65535});
+}
+
+TEST(DecodeInferRequest, TypedValuesOutOfRangeAreRefusedNotWrapped) {
+  const std::vector<std::pair<std::string, int64_t>> cases = {
+      {"INT8", 128}, {"INT8", -129}, {"INT16", 32768}, {"UINT8", 256}, {"UINT16", 65536}};
+  for (const auto& [datatype, value] : cases) {
+    ModelInferRequest r;
+    auto* in = AddInput(&r, "x", datatype, {1});
+    if (datatype[0] == 'U') {
+      in->mutable_contents()->add_uint_contents(static_cast<uint32_t>(value));
+    } else {
+      in->mutable_contents()->add_int_contents(static_cast<int32_t>(value));
+    }
+    DecodedRequest out;
+    EXPECT_TRUE(IsInvalid(Decode(r, &out), "a value in 'contents' is out of range for " + datatype))
+        << datatype << " " << value;
+  }
+}
+
+TEST(DecodeInferRequest, TypedContentsFieldMustMatchDatatype) {
+  ModelInferRequest r;
+  AddInput(&r, "x", "FP32", {1})->mutable_contents()->add_int_contents(1);
+  DecodedRequest out;
+  EXPECT_TRUE(IsInvalid(Decode(r, &out),
+                        "input 'x': 'contents' uses a field that does not match datatype FP32"));
+  // The right field plus a stray one is refused too.
+  ModelInferRequest both;
+  auto* in = AddInput(&both, "y", "INT64", {1});
+  in->mutable_contents()->add_int64_contents(1);
+  in->mutable_contents()->add_fp64_contents(1.0);
+  EXPECT_TRUE(IsInvalid(Decode(both, &out), "does not match datatype INT64"));
+}
+
+TEST(DecodeInferRequest, TypedCountMustMatchShape) {
+  ModelInferRequest r;
+  auto* in = AddInput(&r, "x", "FP64", {2, 2});
+  for (double v : {1.0, 2.0, 3.0}) in->mutable_contents()->add_fp64_contents(v);
+  DecodedRequest out;
+  EXPECT_TRUE(IsInvalid(Decode(r, &out), "input 'x': 'contents' holds 3 elements; shape [2, 2] "
+                                         "needs 4"));
+  // No data at all for a non-empty shape.
+  ModelInferRequest empty;
+  AddInput(&empty, "y", "INT32", {2});
+  EXPECT_TRUE(IsInvalid(Decode(empty, &out), "'contents' holds 0 elements; shape [2] needs 2"));
+}
+
+TEST(DecodeInferRequest, Fp16HasNoTypedContents) {
+  ModelInferRequest r;
+  AddInput(&r, "h", "FP16", {1})->mutable_contents()->add_fp32_contents(1.f);
+  DecodedRequest out;
+  EXPECT_TRUE(IsInvalid(Decode(r, &out), "FP16 has no typed 'contents' field"));
+}
+
+// --- Datatypes and shapes ------------------------------------------------------------------
+
+TEST(DecodeInferRequest, UnknownDatatype) {
+  for (const char* datatype : {"FP8", "BF16", "fp32", ""}) {
+    ModelInferRequest r;
+    AddInput(&r, "x", datatype, {1});
+    r.add_raw_input_contents(std::string(4, '\0'));
+    DecodedRequest out;
+    EXPECT_TRUE(IsInvalid(Decode(r, &out), "input 'x': unsupported datatype '" +
+                                               std::string(datatype) + "'"))
+        << datatype;
+  }
+}
+
+TEST(DecodeInferRequest, NegativeDimension) {
+  ModelInferRequest r;
+  AddInput(&r, "x", "FP32", {-1, 4});
+  r.add_raw_input_contents("");
+  DecodedRequest out;
+  EXPECT_TRUE(IsInvalid(Decode(r, &out), "input 'x': shape [-1, 4] has a negative dimension"));
+}
+
+TEST(DecodeInferRequest, ErrorMessagesQuoteHostileNames) {
+  // A client-chosen name reaches the message escaped, never raw.
+  ModelInferRequest r;
+  AddInput(&r, std::string("a\0\n", 3), "NOPE", {1});
+  DecodedRequest out;
+  const Status s = Decode(r, &out);
+  EXPECT_TRUE(IsInvalid(s, "input 'a\\x00\\x0a': unsupported datatype 'NOPE'"));
+  EXPECT_EQ(s.message().find('\n'), std::string::npos);
+}
+
+// --- Limits --------------------------------------------------------------------------------
+
+TEST(DecodeInferRequest, InputCountLimit) {
+  ServerLimits limits;
+  limits.max_inputs = 2;
+  ModelInferRequest r;
+  AddInput(&r, "a", "INT32", {0});
+  AddInput(&r, "b", "INT32", {0});
+  DecodedRequest out;
+  ASSERT_TRUE(Decode(r, &out, limits).ok());  // at the limit is fine
+  AddInput(&r, "c", "INT32", {0});
+  EXPECT_TRUE(IsInvalid(Decode(r, &out, limits), "request has 3 inputs; the limit is 2"));
+}
+
+TEST(DecodeInferRequest, OutputCountLimit) {
+  ServerLimits limits;
+  limits.max_outputs = 1;
+  ModelInferRequest r;
+  r.add_outputs()->set_name("y");
+  DecodedRequest out;
+  ASSERT_TRUE(Decode(r, &out, limits).ok());
+  r.add_outputs()->set_name("z");
+  EXPECT_TRUE(IsInvalid(Decode(r, &out, limits), "request asks for 2 outputs; the limit is 1"));
+}
+
+TEST(DecodeInferRequest, TensorElementLimit) {
+  ServerLimits limits;
+  limits.max_tensor_elements = 6;
+  DecodedRequest out;
+  {
+    ModelInferRequest r;
+    AddInput(&r, "x", "UINT8", {2, 3});
+    r.add_raw_input_contents(std::string(6, '\1'));
+    EXPECT_TRUE(Decode(r, &out, limits).ok());
+  }
+  {
+    ModelInferRequest r;
+    AddInput(&r, "x", "UINT8", {7});
+    r.add_raw_input_contents(std::string(7, '\1'));
+    EXPECT_TRUE(IsInvalid(Decode(r, &out, limits),
+                          "input 'x': shape [7] has more than the limit of 6 elements"));
+  }
+  {
+    // BYTES counts elements too, checked before any framing is read.
+    ModelInferRequest r;
+    AddInput(&r, "s", "BYTES", {7, 1});
+    r.add_raw_input_contents(Framed(std::vector<std::string>(7, "w")));
+    EXPECT_TRUE(IsInvalid(Decode(r, &out, limits), "has more than the limit of 6 elements"));
+  }
+  {
+    // A product that overflows int64 is over any limit, not a small wrapped number.
+    ServerLimits unlimited;
+    unlimited.max_tensor_elements = std::numeric_limits<int64_t>::max();
+    ModelInferRequest r;
+    AddInput(&r, "x", "FP32", {int64_t{1} << 32, int64_t{1} << 32, 16});
+    r.add_raw_input_contents("");
+    EXPECT_TRUE(IsInvalid(Decode(r, &out, unlimited),
+                          "has more than the limit of 9223372036854775807 elements"));
+  }
+}
+
+// --- Outputs and parameters ----------------------------------------------------------------
+
+TEST(DecodeInferRequest, RequestedOutputsKeepTheirOrder) {
+  ModelInferRequest r;
+  DecodedRequest out;
+  out.output_names = {"stale"};
+  ASSERT_TRUE(Decode(r, &out).ok());
+  EXPECT_TRUE(out.output_names.empty());  // none requested: every output
+  r.add_outputs()->set_name("probabilities");
+  r.add_outputs()->set_name("label");
+  ASSERT_TRUE(Decode(r, &out).ok());
+  EXPECT_EQ(out.output_names, (std::vector<std::string>{"probabilities", "label"}));
+}
+
+TEST(DecodeInferRequest, PriorityAndTimeoutParameters) {
+  constexpr int kLevels = 1 << 20;
+  auto decode_with = [](const std::string& key, const InferParameter& p, DecodedRequest* out) {
+    ModelInferRequest r;
+    (*r.mutable_parameters())[key] = p;
+    return Decode(r, out);
+  };
+  InferParameter p;
+  DecodedRequest out;
+  ASSERT_TRUE(Decode(ModelInferRequest(), &out).ok());
+  EXPECT_EQ(out.priority, 0);
+  EXPECT_EQ(out.timeout_us, -1);
+
+  // Triton's level 1 is the most urgent: the core's highest priority.
+  p.set_int64_param(1);
+  ASSERT_TRUE(decode_with("priority", p, &out).ok());
+  EXPECT_EQ(out.priority, kLevels - 1);
+  p.set_uint64_param(3);
+  ASSERT_TRUE(decode_with("priority", p, &out).ok());
+  EXPECT_EQ(out.priority, kLevels - 3);
+  p.set_uint64_param(0);
+  ASSERT_TRUE(decode_with("priority", p, &out).ok());
+  EXPECT_EQ(out.priority, 0);
+  for (int64_t bad : {int64_t{-1}, int64_t{kLevels}}) {
+    p.set_int64_param(bad);
+    EXPECT_TRUE(IsInvalid(decode_with("priority", p, &out), "parameter 'priority' must be an "
+                                                            "integer in [0, 1048575]"));
+  }
+  p.set_uint64_param(std::numeric_limits<uint64_t>::max());
+  EXPECT_TRUE(IsInvalid(decode_with("priority", p, &out), "parameter 'priority'"));
+  p.set_string_param("1");
+  EXPECT_TRUE(IsInvalid(decode_with("priority", p, &out), "parameter 'priority'"));
+
+  p.set_int64_param(2500);
+  ASSERT_TRUE(decode_with("timeout", p, &out).ok());
+  EXPECT_EQ(out.timeout_us, 2500);
+  p.set_int64_param(0);  // KServe's "not given"
+  ASSERT_TRUE(decode_with("timeout", p, &out).ok());
+  EXPECT_EQ(out.timeout_us, -1);
+  p.set_int64_param(-5);
+  EXPECT_TRUE(IsInvalid(decode_with("timeout", p, &out), "parameter 'timeout' must be a "
+                                                         "non-negative integer"));
+  p.set_uint64_param(std::numeric_limits<uint64_t>::max());
+  EXPECT_TRUE(IsInvalid(decode_with("timeout", p, &out), "parameter 'timeout'"));
+
+  p.set_uint64_param(7);
+  EXPECT_TRUE(IsInvalid(decode_with("sequence_id", p, &out),
+                        "parameter 'sequence_id': sequence batching is not supported"));
+  ASSERT_TRUE(decode_with("binary_data_output", p, &out).ok());  // meaningless here: ignored
+}
+
+// --- Encoding ------------------------------------------------------------------------------
+
+TEST(EncodeInferOutputs, NumericAndBytesIntoRawOutputContents) {
+  HostTensor probs = AllocateHostTensor(ElementType::kFloat32, {1, 3});
+  const std::vector<float> p = {0.25f, 0.5f, 0.25f};
+  std::memcpy(MutableData(probs), p.data(), 12);
+  HostTensor label = AllocateHostTensor(ElementType::kInt64, {1});
+  const int64_t l = -7;
+  std::memcpy(MutableData(label), &l, 8);
+  HostTensor words;
+  words.type = ElementType::kString;
+  words.shape = {2};
+  words.strings = {"cat", std::string(258, 'q')};
+  HostTensor half = AllocateHostTensor(ElementType::kFloat16, {1});
+  const uint16_t h = 0x3c00;
+  std::memcpy(MutableData(half), &h, 2);
+
+  ModelInferResponse response;
+  EncodeInferOutputs({{"probs", probs}, {"label", label}}, &response);
+  EncodeInferOutputs({{"words", words}, {"half", half}}, &response);  // appends
+  ASSERT_EQ(response.outputs_size(), 4);
+  ASSERT_EQ(response.raw_output_contents_size(), 4);
+  const std::vector<std::pair<std::string, std::string>> expected = {
+      {"probs", "FP32"}, {"label", "INT64"}, {"words", "BYTES"}, {"half", "FP16"}};
+  for (int i = 0; i < 4; ++i) {
+    EXPECT_EQ(response.outputs(i).name(), expected[static_cast<size_t>(i)].first);
+    EXPECT_EQ(response.outputs(i).datatype(), expected[static_cast<size_t>(i)].second);
+    EXPECT_FALSE(response.outputs(i).has_contents());  // raw only
+  }
+  EXPECT_EQ(std::vector<int64_t>(response.outputs(0).shape().begin(),
+                                 response.outputs(0).shape().end()),
+            (std::vector<int64_t>{1, 3}));
+  EXPECT_EQ(response.raw_output_contents(0), RawOf(p));
+  EXPECT_EQ(response.raw_output_contents(1), RawOf<int64_t>({-7}));
+  EXPECT_EQ(response.raw_output_contents(2),
+            Le32(3) + "cat" + std::string("\x02\x01\x00\x00", 4) + std::string(258, 'q'));
+  EXPECT_EQ(response.raw_output_contents(3), std::string("\x00\x3c", 2));
+}
+
+TEST(EncodeInferOutputs, DecodesBackToTheSameTensors) {
+  HostTensor bools = AllocateHostTensor(ElementType::kBool, {2, 2});
+  const std::vector<uint8_t> b = {1, 0, 0, 1};
+  std::memcpy(MutableData(bools), b.data(), 4);
+  HostTensor strings;
+  strings.type = ElementType::kString;
+  strings.shape = {3};
+  strings.strings = {"", std::string("\0\xff", 2), "end"};
+  ModelInferResponse response;
+  EncodeInferOutputs({{"b", bools}, {"s", strings}}, &response);
+
+  // A response's outputs, sent back as a request, decode to what was encoded.
+  ModelInferRequest r;
+  for (int i = 0; i < response.outputs_size(); ++i) {
+    const auto& o = response.outputs(i);
+    AddInput(&r, o.name(), o.datatype(),
+             std::vector<int64_t>(o.shape().begin(), o.shape().end()));
+    r.add_raw_input_contents(response.raw_output_contents(i));
+  }
+  DecodedRequest out;
+  ASSERT_TRUE(Decode(r, &out).ok());
+  EXPECT_EQ(out.inputs[0].second.type, ElementType::kBool);
+  EXPECT_EQ(out.inputs[0].second.shape, (std::vector<int64_t>{2, 2}));
+  EXPECT_EQ(ValuesOf<uint8_t>(out.inputs[0].second), b);
+  EXPECT_EQ(out.inputs[1].second.strings, strings.strings);
+}
+
+}  // namespace
+}  // namespace engine::server
