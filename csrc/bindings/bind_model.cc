@@ -225,7 +225,7 @@ void register_model(py::module_& m) {
           [](Model& model, const py::handle& inputs) {
             std::vector<py::object> keepalive;
             std::vector<std::pair<std::string, HostTensor>> tensors;
-            if (!PyDict_Check(inputs.ptr()) && model.inputs().size() == 1) {
+            if (model.inputs().size() == 1 && py::isinstance<py::array>(inputs)) {
               const std::string& name = model.inputs()[0].name;
               tensors.emplace_back(name, TensorFromNumpy(name, inputs, &keepalive));
             } else {

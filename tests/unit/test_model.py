@@ -139,6 +139,19 @@ def test_sklearn_tree_ensemble_parity(tmp_path: Path) -> None:
         np.testing.assert_array_equal(labels, forest.predict(x[:50]))
 
 
+def test_every_input_form_of_a_single_input_model(mlp_path: Path) -> None:
+    # predict's fast path hands dicts and arrays to the core as they are; any other Mapping
+    # must give the same answer (it once risked being read as one array).
+    import types
+
+    x = np.random.default_rng(3).standard_normal((2, 32)).astype(np.float32)
+    with engine.load(mlp_path) as model:
+        want = model.predict({"x": x})["y"]
+        for form in (x, types.MappingProxyType({"x": x})):
+            np.testing.assert_array_equal(model.predict(form)["y"], want)
+        np.testing.assert_array_equal(model.predict(x, priority=1)["y"], want)
+
+
 def test_load_from_bytes(mlp_path: Path) -> None:
     with engine.load(mlp_path.read_bytes()) as model:
         assert model.predict(np.zeros((2, 32), np.float32))["y"].shape == (2, 1)
