@@ -103,4 +103,4 @@ def _run(args: argparse.Namespace) -> int:
         max_tensor_elements=args.max_tensor_elements,
         grace_s=args.grace_s,
     )
-    return serve(options)
+    return int(serve(options))

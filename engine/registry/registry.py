@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import builtins
 import getpass
+import os
 from collections.abc import Mapping
 from datetime import datetime, timezone
 from pathlib import Path
@@ -65,7 +66,7 @@ class Registry:
     processes at once; one instance may be shared by threads. Every method blocks on I/O.
     """
 
-    def __init__(self, home: str | Path | None = None, url: str | None = None) -> None:
+    def __init__(self, home: str | os.PathLike[str] | None = None, url: str | None = None) -> None:
         settings = get_settings()
         home_path = Path(home) if home is not None else settings.engine_home
         self.home = home_path.expanduser().absolute()
@@ -416,7 +417,7 @@ class Registry:
 
 
 def resolve(
-    ref: str | ModelRef, home: str | Path | None = None, url: str | None = None
+    ref: str | ModelRef, home: str | os.PathLike[str] | None = None, url: str | None = None
 ) -> ResolvedModel:
     """Resolve ``ref`` in the registry at ``home``/``url`` (defaults from the environment):
     the entry point ``engine.load`` uses for registry references."""

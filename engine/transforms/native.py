@@ -36,7 +36,7 @@ __all__ = ["NativeTransform", "apply", "compile_native"]
 
 
 def _core() -> Any:
-    from engine import _core  # type: ignore[attr-defined]
+    from engine import _core
 
     return _core
 
