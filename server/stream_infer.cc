@@ -107,6 +107,9 @@ class StreamInferCall final : public grpc::ServerBidiReactor<grpc::ByteBuffer, g
       std::lock_guard<std::mutex> lock(mutex_);
       ++in_flight_;
     }
+    // As ModelInfer: an idle model runs the request on this gRPC thread (no hand-off to a
+    // worker and back); its response is then queued before the next read starts.
+    r->allow_inline = served.model->options().batching_policy.max_queue_delay_us == 0;
     served.model->Submit(std::move(r));
   }
 
