@@ -7,9 +7,9 @@
 // Workers pull batches themselves (no separate scheduler thread). A multi-request batch, or
 // any batch while more work is queued, is completed on the completion thread while its worker
 // runs the next batch; a lone request of an otherwise idle model completes on its worker (no
-// extra hop for the latency of an idle model). An inline-allowed request that
-// finds the queue empty and an instance idle runs on the submitter's thread (no hand-off). A batch that ORT fails on is re-run request by
-// request so that one poison request fails alone. Thread-safe.
+// extra hop for the latency of an idle model). An inline-allowed request that finds the queue
+// empty and an instance idle runs on the submitter's thread (no hand-off). A batch that ORT
+// fails on is re-run request by request so that one poison request fails alone. Thread-safe.
 #pragma once
 
 #include <atomic>
@@ -208,7 +208,7 @@ class Model {
   Sampler sampler_;
   bool closed_ = false;    // guarded by mutex_
   std::vector<std::thread> workers_;
-  // Completes multi-request batches off the workers (batching models only).
+  // Completes batches off the workers while they run the next (batching models only).
   std::unique_ptr<Completer> completer_;
   std::once_flag join_once_;
 };
