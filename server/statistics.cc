@@ -3,16 +3,15 @@
 namespace engine::server {
 namespace {
 
-constexpr uint64_t kNsPerUs = 1000;
-
-void SetDuration(inference::StatisticDuration* d, int64_t count, int64_t total_us) {
-  d->set_count(static_cast<uint64_t>(count));
-  d->set_ns(static_cast<uint64_t>(total_us) * kNsPerUs);
-}
+constexpr int64_t kNsPerUs = 1000;
 
 void SetDurationNs(inference::StatisticDuration* d, int64_t count, int64_t total_ns) {
   d->set_count(static_cast<uint64_t>(count));
   d->set_ns(static_cast<uint64_t>(total_ns));
+}
+
+void SetDuration(inference::StatisticDuration* d, int64_t count, int64_t total_us) {
+  SetDurationNs(d, count, total_us * kNsPerUs);
 }
 
 int64_t At(const std::vector<int64_t>& v, size_t i) { return i < v.size() ? v[i] : 0; }

@@ -25,7 +25,6 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from engine.registry import Registry
-from engine.settings import get_settings
 
 BACKENDS = ["sqlite", "postgresql"]
 
@@ -75,16 +74,6 @@ def onnx_model(tmp_path: Path) -> OnnxFactory:
         return make_add_model(tmp_path / "models" / filename, **kwargs)  # type: ignore[arg-type]
 
     return make
-
-
-@pytest.fixture(autouse=True)
-def _clean_environment(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    # The registry must not pick up a developer's ENGINE_HOME or ENGINE_REGISTRY_URL.
-    monkeypatch.delenv("ENGINE_REGISTRY_URL", raising=False)
-    monkeypatch.delenv("ENGINE_HOME", raising=False)
-    get_settings.cache_clear()
-    yield
-    get_settings.cache_clear()
 
 
 def _pg_bindir() -> Path | None:

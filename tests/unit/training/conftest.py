@@ -1,8 +1,6 @@
-"""Small datasets and a clean registry environment for the training tests."""
+"""Small datasets for the training tests (tests/unit/conftest.py cleans the environment)."""
 
 from __future__ import annotations
-
-from collections.abc import Iterator
 
 import pytest
 from engine.training.datasets import (
@@ -11,17 +9,6 @@ from engine.training.datasets import (
     synthetic_customers,
     synthetic_house_prices,
 )
-
-from engine.settings import get_settings
-
-
-@pytest.fixture(autouse=True)
-def _clean_environment(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    monkeypatch.delenv("ENGINE_REGISTRY_URL", raising=False)
-    monkeypatch.delenv("ENGINE_HOME", raising=False)
-    get_settings.cache_clear()
-    yield
-    get_settings.cache_clear()
 
 
 @pytest.fixture(scope="session")
