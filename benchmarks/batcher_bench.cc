@@ -203,6 +203,30 @@ double Median(std::vector<double> v) {
   return v[v.size() / 2];
 }
 
+// Where a batch's time goes, per batch size seen most, against a raw run of that size.
+void PrintPhases(const Model& model, const Session& session) {
+  const StatsSnapshot stats = model.Stats();
+  size_t rows = 0;
+  for (size_t n = 0; n < stats.batch_rows.size(); ++n) {
+    if (stats.batch_rows[n] > stats.batch_rows[rows]) rows = n;
+  }
+  const double batches = static_cast<double>(stats.batch_rows[rows]);
+  if (rows == 0 || batches == 0) return;
+  std::vector<float> storage;
+  HostTensor batch = Rows(static_cast<int64_t>(rows), &storage);
+  std::vector<double> raw_us;
+  for (int i = 0; i < 2000; ++i) {
+    const auto t0 = WallClock::now();
+    session.Run({&batch});
+    raw_us.push_back(std::chrono::duration<double, std::micro>(WallClock::now() - t0).count());
+  }
+  std::printf("%zu-row batches (%.0f): input %.1f us, ORT %.1f us, output %.1f us per batch; "
+              "raw ORT run of %zu rows: median %.1f us\n",
+              rows, batches, stats.batch_input_ns[rows] / batches / 1000,
+              stats.batch_infer_ns[rows] / batches / 1000,
+              stats.batch_output_ns[rows] / batches / 1000, rows, Median(raw_us));
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -235,6 +259,7 @@ int main(int argc, char** argv) {
     if (only == "callback") rps = AsyncRowsPerSecond(*pipelined, 64, seconds * rounds);
     if (only == "threads") rps = BatcherRowsPerSecond(*model, 64, seconds * rounds);
     std::printf("%s: %.0f rows/s\n", only.c_str(), rps);
+    PrintPhases(only == "threads" ? *model : *pipelined, *session);
     model->Close(true);
     pipelined->Close(true);
     return 0;

@@ -43,13 +43,16 @@ HostTensor Gather(const std::vector<const HostTensor*>& parts, std::vector<uint8
   return batch;
 }
 
+bool SplitsIntoRows(const HostTensor& whole, int64_t rows) {
+  return !whole.shape.empty() && whole.shape[0] == rows;
+}
+
 bool Scatter(const HostTensor& whole, const std::vector<int64_t>& rows,
              std::vector<HostTensor>* pieces) {
   pieces->clear();
-  if (whole.shape.empty()) return false;
   int64_t total = 0;
   for (int64_t r : rows) total += r;
-  if (whole.shape[0] != total) return false;
+  if (!SplitsIntoRows(whole, total)) return false;
   const int64_t row_elements = total > 0 ? whole.element_count() / total : 0;
   const size_t row_bytes = static_cast<size_t>(row_elements) * ElementSize(whole.type);
   int64_t offset = 0;

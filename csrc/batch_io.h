@@ -17,6 +17,9 @@ namespace engine {
 HostTensor Gather(const std::vector<const HostTensor*>& parts,
                   std::vector<uint8_t>* scratch = nullptr);
 
+// Whether `whole` has `rows` rows along dim 0 (and so can be scattered by them).
+bool SplitsIntoRows(const HostTensor& whole, int64_t rows);
+
 // Splits `whole` along dim 0 into consecutive pieces of `rows[i]` rows. Numeric pieces are
 // views sharing `whole.owner`; strings are copied. Returns false (and leaves `pieces` empty)
 // when `whole` is a scalar or its dim 0 is not the sum of `rows`.

@@ -9,13 +9,13 @@ Completer::Completer(Handler complete)
 
 Completer::~Completer() { Stop(); }
 
-void Completer::Post(QueuedBatch batch, std::vector<InferResult> results) {
+void Completer::Post(FinishedBatch finished) {
   bool posted = false;
   bool wake = false;
   {
     std::lock_guard<std::mutex> lock(mutex_);
     if (!stopping_) {
-      pending_.push_back(Finished{std::move(batch), std::move(results)});
+      pending_.push_back(std::move(finished));
       posted = true;
       // Signal only a sleeping thread: a busy one takes the batch on its next pass anyway,
       // and a needless futex call per batch is measurable.
@@ -24,7 +24,7 @@ void Completer::Post(QueuedBatch batch, std::vector<InferResult> results) {
     }
   }
   if (wake) ready_.notify_one();
-  if (!posted) complete_(batch, results);  // stopped: complete here
+  if (!posted) complete_(finished);  // stopped: complete here
 }
 
 void Completer::Stop() {
@@ -47,10 +47,10 @@ void Completer::Loop() {
       waiting_ = false;
       continue;
     }
-    Finished finished = std::move(pending_.front());
+    FinishedBatch finished = std::move(pending_.front());
     pending_.pop_front();
     lock.unlock();
-    complete_(finished.batch, finished.results);
+    complete_(finished);
     lock.lock();
   }
 }

@@ -8,6 +8,7 @@
 #pragma once
 
 #include <condition_variable>
+#include <cstdint>
 #include <deque>
 #include <functional>
 #include <mutex>
@@ -19,10 +20,24 @@
 
 namespace engine {
 
+// A batch that ran, as its worker hands it over to be completed.
+struct FinishedBatch {
+  QueuedBatch batch;
+  // One result per request (a lone request, or a batch re-run request by request after a
+  // failure); or empty, and then `outputs` holds the whole batch's outputs, each with the
+  // batch's rows along dim 0, still to be split per request. Splitting is left to the
+  // completion so that the worker can start its next run sooner.
+  std::vector<InferResult> results;
+  std::vector<HostTensor> outputs;
+  RequestTimings phases;  // the batch's phases so far
+  int64_t start_us = 0;   // when the batch's compute started
+  int64_t rows = 0;       // the batch's rows
+};
+
 class Completer {
  public:
-  // Runs `complete(batch, results)` for each posted batch, on the completion thread.
-  using Handler = std::function<void(QueuedBatch&, std::vector<InferResult>&)>;
+  // Runs `complete(finished)` for each posted batch, on the completion thread.
+  using Handler = std::function<void(FinishedBatch&)>;
 
   explicit Completer(Handler complete);
   // Stop()s.
@@ -31,23 +46,19 @@ class Completer {
   Completer& operator=(const Completer&) = delete;
 
   // Queues a finished batch; never blocks on the handler. After Stop, runs it on this thread.
-  void Post(QueuedBatch batch, std::vector<InferResult> results);
+  void Post(FinishedBatch finished);
 
   // Completes everything posted so far, then ends the thread. Idempotent; must not be called
   // from the handler.
   void Stop();
 
  private:
-  struct Finished {
-    QueuedBatch batch;
-    std::vector<InferResult> results;
-  };
   void Loop();
 
   Handler complete_;
   std::mutex mutex_;
   std::condition_variable ready_;
-  std::deque<Finished> pending_;  // guarded by mutex_
+  std::deque<FinishedBatch> pending_;  // guarded by mutex_
   bool waiting_ = false;          // the thread sleeps on ready_; guarded by mutex_
   bool stopping_ = false;         // guarded by mutex_
   std::thread thread_;

@@ -95,9 +95,7 @@ std::shared_ptr<Model> Model::Start(std::vector<std::unique_ptr<Session>> sessio
   }
   if (model->batching_enabled()) {
     model->completer_ = std::make_unique<Completer>(
-        [m = model.get()](QueuedBatch& batch, std::vector<InferResult>& results) {
-          m->Complete(batch, results);
-        });
+        [m = model.get()](FinishedBatch& finished) { m->Complete(finished); });
   }
   for (int i = 0; i < instances; ++i) {
     model->workers_.emplace_back([m = model.get()] { m->WorkerLoop(); });
@@ -389,15 +387,17 @@ void Model::WorkerLoop() {
                "deadline exceeded while queued; the request was not run", Outcome::kExpired);
       }
       if (instance >= 0) {
-        std::vector<InferResult> results = Execute(instance, batch);
-        if (completer_ && (batch.size() > 1 || HasQueuedWork())) {
-          // The completion thread runs the callbacks while this instance runs the next batch.
-          completer_->Post(std::move(batch), std::move(results));
+        const bool lone = batch.size() == 1;
+        FinishedBatch finished = Execute(instance, std::move(batch));
+        if (completer_ && (!lone || HasQueuedWork())) {
+          // The completion thread splits and runs the callbacks while this instance runs the
+          // next batch.
+          completer_->Post(std::move(finished));
           ReleaseInstance(instance);
         } else {
           // Callbacks first, then the instance: requests that completions trigger (a closed
           // loop) join the next batch instead of trickling into many small ones.
-          Complete(batch, results);
+          Complete(finished);
           ReleaseInstance(instance);
         }
       }
@@ -494,65 +494,80 @@ InferResult Model::ExecuteOne(int instance, QueuedRequest& r) {
   return result;
 }
 
-std::vector<InferResult> Model::Execute(int instance, QueuedBatch& batch) {
-  std::vector<InferResult> results(batch.size());
-  if (batch.size() == 1) {
-    results[0] = ExecuteOne(instance, *batch.front());
-    return results;
+FinishedBatch Model::Execute(int instance, QueuedBatch batch) {
+  FinishedBatch finished;
+  finished.batch = std::move(batch);
+  const QueuedBatch& requests = finished.batch;
+  if (requests.size() == 1) {
+    finished.results.push_back(ExecuteOne(instance, *requests.front()));
+    return finished;
   }
-  const int64_t start_us = clock_.NowUs();
+  finished.start_us = clock_.NowUs();
   const size_t input_count = inputs().size();
-  std::vector<int64_t> rows;
-  rows.reserve(batch.size());
-  int64_t total_rows = 0;
-  for (const auto& r : batch) {
-    rows.push_back(r->rows);
-    total_rows += r->rows;
-  }
-  const std::vector<size_t>& output_indices = batch.front()->output_indices;
+  for (const auto& r : requests) finished.rows += r->rows;
   PhaseTimer timer;
-  RequestTimings phases;
   const Status failure = Guarded([&] {
     std::vector<HostTensor> gathered;
     gathered.reserve(input_count);
     std::vector<const HostTensor*> parts;
-    parts.reserve(batch.size());
+    parts.reserve(requests.size());
     auto& scratch = gather_scratch_[static_cast<size_t>(instance)];
     for (size_t i = 0; i < input_count; ++i) {
       parts.clear();
-      for (const auto& r : batch) parts.push_back(r->bound_inputs[i]);
+      for (const auto& r : requests) parts.push_back(r->bound_inputs[i]);
       gathered.push_back(Gather(parts, &scratch[i]));
     }
     std::vector<const HostTensor*> public_inputs;
     public_inputs.reserve(input_count);
     for (const auto& t : gathered) public_inputs.push_back(&t);
-    std::vector<HostTensor> outputs =
-        RunOnInstance(instance, public_inputs, output_indices, timer, &phases);
-    std::vector<HostTensor> pieces;
-    for (auto& result : results) result.outputs.reserve(outputs.size());
-    for (size_t o = 0; o < outputs.size(); ++o) {
-      if (!Scatter(outputs[o], rows, &pieces)) {
+    finished.outputs = RunOnInstance(instance, public_inputs, requests.front()->output_indices,
+                                     timer, &finished.phases);
+    for (const HostTensor& output : finished.outputs) {
+      // Checked here, where the batch can still be re-run, so that the split cannot fail.
+      if (!SplitsIntoRows(output, finished.rows)) {
         throw CoreError(StatusCode::kExecutionFailed,
                         "an output's first dimension does not match the batch's rows");
       }
-      const std::string& name = this->outputs()[output_indices[o]].name;
-      for (size_t k = 0; k < batch.size(); ++k) {
-        results[k].outputs.emplace_back(name, std::move(pieces[k]));
-      }
     }
   });
-  timer.Mark(&phases.output_ns);
-  const int64_t end_us = clock_.NowUs();
-  stats_.ObserveBatch(static_cast<int>(total_rows), end_us - start_us, phases);
-  for (size_t k = 0; k < batch.size(); ++k) {
-    if (failure.ok()) {
-      SetTimings(*batch[k], start_us, end_us, total_rows, phases, &results[k]);
-    } else {
-      // Isolation: re-run each request alone so only the poison one fails.
-      results[k] = ExecuteOne(instance, *batch[k]);
+  if (failure.ok()) return finished;  // the completion splits it
+  finished.outputs.clear();
+  timer.Mark(&finished.phases.output_ns);
+  stats_.ObserveBatch(static_cast<int>(finished.rows), clock_.NowUs() - finished.start_us,
+                      finished.phases);
+  // Isolation: re-run each request alone so only the poison one fails.
+  finished.results.reserve(requests.size());
+  for (const auto& r : requests) finished.results.push_back(ExecuteOne(instance, *r));
+  return finished;
+}
+
+void Model::SplitOutputs(FinishedBatch& finished) {
+  PhaseTimer timer;
+  const QueuedBatch& requests = finished.batch;
+  std::vector<int64_t> rows;
+  rows.reserve(requests.size());
+  for (const auto& r : requests) rows.push_back(r->rows);
+  std::vector<InferResult>& results = finished.results;
+  results.resize(requests.size());
+  for (auto& result : results) result.outputs.reserve(finished.outputs.size());
+  const std::vector<size_t>& output_indices = requests.front()->output_indices;
+  std::vector<HostTensor> pieces;
+  for (size_t o = 0; o < finished.outputs.size(); ++o) {
+    Scatter(finished.outputs[o], rows, &pieces);  // cannot fail: Execute checked the rows
+    const std::string& name = outputs()[output_indices[o]].name;
+    for (size_t k = 0; k < requests.size(); ++k) {
+      results[k].outputs.emplace_back(name, std::move(pieces[k]));
     }
   }
-  return results;
+  finished.outputs.clear();  // the pieces share ownership of the buffers
+  timer.Mark(&finished.phases.output_ns);
+  const int64_t end_us = clock_.NowUs();
+  stats_.ObserveBatch(static_cast<int>(finished.rows), end_us - finished.start_us,
+                      finished.phases);
+  for (size_t k = 0; k < requests.size(); ++k) {
+    SetTimings(*requests[k], finished.start_us, end_us, finished.rows, finished.phases,
+               &results[k]);
+  }
 }
 
 void Model::Record(const QueuedRequest& r, const InferResult& result) {
@@ -565,10 +580,12 @@ void Model::Record(const QueuedRequest& r, const InferResult& result) {
   stats_.AddInFlight(-1);  // before the callback, so a caller that wakes sees it counted
 }
 
-void Model::Complete(QueuedBatch& batch, std::vector<InferResult>& results) {
+void Model::Complete(FinishedBatch& finished) {
+  if (finished.results.empty()) SplitOutputs(finished);
+  QueuedBatch& batch = finished.batch;
   for (size_t k = 0; k < batch.size(); ++k) {
-    Record(*batch[k], results[k]);
-    SafeComplete(*batch[k]->request, std::move(results[k]));
+    Record(*batch[k], finished.results[k]);
+    SafeComplete(*batch[k]->request, std::move(finished.results[k]));
   }
 }
 

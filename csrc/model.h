@@ -2,11 +2,11 @@
 // (ORT sessions and one worker thread each). Requests go through the dynamic batcher:
 //
 //   Submit ─▶ validate ─▶ BatchQueue ─▶ worker: TakeBatch ─▶ Gather ─▶ Session::Run
-//                                                ─▶ Scatter ─▶ Completer: on_complete each
+//                                      ─▶ Completer: Scatter ─▶ on_complete each
 //
 // Workers pull batches themselves (no separate scheduler thread). A multi-request batch, or
-// any batch while more work is queued, is completed on the completion thread while its worker
-// runs the next batch; a lone request of an otherwise idle model completes on its worker (no
+// any batch while more work is queued, is split and completed on the completion thread while
+// its worker runs the next batch; a lone request of an otherwise idle model completes on its worker (no
 // extra hop for the latency of an idle model). An inline-allowed request that finds the queue
 // empty and an instance idle runs on the submitter's thread (no hand-off). A batch that ORT
 // fails on is re-run request by request so that one poison request fails alone. Thread-safe.
@@ -152,9 +152,11 @@ class Model {
   InferResult RunInline(int instance, QueuedRequest& queued);
   // Queues a prepared request; false when it was refused (closed, queue full) and completed.
   bool Enqueue(std::unique_ptr<QueuedRequest> queued);
-  // Runs `batch` on instance `instance` (an index into instance_sessions_): gather, run,
-  // scatter, with poison isolation. Returns one result per request; completes nothing.
-  std::vector<InferResult> Execute(int instance, QueuedBatch& batch);
+  // Runs `batch` on instance `instance` (an index into instance_sessions_): gather and run,
+  // with poison isolation. Completes nothing; a batch that ran as one comes back unsplit.
+  FinishedBatch Execute(int instance, QueuedBatch batch);
+  // Splits an unsplit batch's outputs into one result per request, and counts the batch.
+  void SplitOutputs(FinishedBatch& finished);
   // One request on its own buffers: no gather, no scatter.
   InferResult ExecuteOne(int instance, QueuedRequest& r);
   // Transforms (if any), the ORT run and drift counting for one batch of public inputs.
@@ -167,8 +169,8 @@ class Model {
                          int64_t batch_rows, const RequestTimings& phases, InferResult* result);
   // Counts a finished request's outcome (stats, sampling, in-flight).
   void Record(const QueuedRequest& r, const InferResult& result);
-  // Records and delivers results (on_complete).
-  void Complete(QueuedBatch& batch, std::vector<InferResult>& results);
+  // Splits (if needed), records and delivers results (on_complete).
+  void Complete(FinishedBatch& finished);
   void ReleaseInstance(int instance);
   bool HasQueuedWork();
   void MaybeSample(const QueuedRequest& r, const InferResult& result);

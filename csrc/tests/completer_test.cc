@@ -11,28 +11,29 @@
 namespace engine {
 namespace {
 
-QueuedBatch BatchOf(std::initializer_list<uint64_t> seqs) {
-  QueuedBatch batch;
+FinishedBatch BatchOf(std::initializer_list<uint64_t> seqs) {
+  FinishedBatch finished;
   for (uint64_t seq : seqs) {
     auto r = std::make_unique<QueuedRequest>();
     r->seq = seq;
-    batch.push_back(std::move(r));
+    finished.batch.push_back(std::move(r));
   }
-  return batch;
+  finished.results.resize(finished.batch.size());
+  return finished;
 }
 
 TEST(Completer, CompletesEveryBatchInPostOrderAndDrainsOnStop) {
   std::mutex mutex;
   std::vector<uint64_t> seen;
   std::vector<std::thread::id> threads;
-  Completer completer([&](QueuedBatch& batch, std::vector<InferResult>& results) {
-    ASSERT_EQ(batch.size(), results.size());
+  Completer completer([&](FinishedBatch& finished) {
+    ASSERT_EQ(finished.batch.size(), finished.results.size());
     std::lock_guard<std::mutex> lock(mutex);
-    for (const auto& r : batch) seen.push_back(r->seq);
+    for (const auto& r : finished.batch) seen.push_back(r->seq);
     threads.push_back(std::this_thread::get_id());
   });
   for (uint64_t i = 0; i < 1000; ++i) {
-    completer.Post(BatchOf({2 * i, 2 * i + 1}), std::vector<InferResult>(2));
+    completer.Post(BatchOf({2 * i, 2 * i + 1}));
   }
   completer.Stop();  // returns only after all 1000 batches ran
   ASSERT_EQ(seen.size(), 2000u);
@@ -43,13 +44,13 @@ TEST(Completer, CompletesEveryBatchInPostOrderAndDrainsOnStop) {
 TEST(Completer, PostAfterStopCompletesOnTheCaller) {
   std::atomic<int> calls{0};
   std::thread::id where;
-  Completer completer([&](QueuedBatch&, std::vector<InferResult>&) {
+  Completer completer([&](FinishedBatch&) {
     ++calls;
     where = std::this_thread::get_id();
   });
   completer.Stop();
   completer.Stop();  // idempotent
-  completer.Post(BatchOf({1}), std::vector<InferResult>(1));
+  completer.Post(BatchOf({1}));
   EXPECT_EQ(calls.load(), 1);
   EXPECT_EQ(where, std::this_thread::get_id());
 }
