@@ -6,9 +6,9 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 
-# grpc++/protobuf for the C++ server, GoogleTest for the C++ tests, h2load for the load
-# benchmark, PostgreSQL for the registry's server-database tests.
-apt_packages=(build-essential libgrpc++-dev libprotobuf-dev protobuf-compiler-grpc libgtest-dev
+# grpc++/protobuf (and the abseil they build on) for the C++ server, GoogleTest for the C++
+# tests, h2load for the load benchmark, PostgreSQL for the registry's server-database tests.
+apt_packages=(build-essential libgrpc++-dev libprotobuf-dev libabsl-dev protobuf-compiler-grpc libgtest-dev
               nghttp2-client postgresql)
 missing=()
 for p in "${apt_packages[@]}"; do

@@ -1,6 +1,7 @@
 // The transport floor for bench_server.py: inference.GRPCInferenceService/ModelInfer on the
 // grpc++ callback API that answers each request with its own bytes (no parsing, no model).
 // Usage: echo_server PORT   (prints "ready PORT" once listening; stops on SIGTERM/SIGINT).
+#include <absl/synchronization/mutex.h>
 #include <grpcpp/grpcpp.h>
 
 #include <csignal>
@@ -37,6 +38,9 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "usage: echo_server PORT\n");
     return 2;
   }
+  // As engine serve does: Debian's abseil leaves its deadlock detector on, and both servers
+  // measure the transport without it.
+  absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
   Echo service;
   grpc::ServerBuilder builder;
   int port = 0;
