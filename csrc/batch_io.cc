@@ -47,33 +47,23 @@ bool SplitsIntoRows(const HostTensor& whole, int64_t rows) {
   return !whole.shape.empty() && whole.shape[0] == rows;
 }
 
-bool Scatter(const HostTensor& whole, const std::vector<int64_t>& rows,
-             std::vector<HostTensor>* pieces) {
-  pieces->clear();
-  int64_t total = 0;
-  for (int64_t r : rows) total += r;
-  if (!SplitsIntoRows(whole, total)) return false;
+HostTensor SliceRows(const HostTensor& whole, int64_t first_row, int64_t rows) {
+  const int64_t total = whole.shape[0];
   const int64_t row_elements = total > 0 ? whole.element_count() / total : 0;
-  const size_t row_bytes = static_cast<size_t>(row_elements) * ElementSize(whole.type);
-  int64_t offset = 0;
-  pieces->reserve(rows.size());
-  for (int64_t r : rows) {
-    HostTensor piece;
-    piece.type = whole.type;
-    piece.shape = whole.shape;
-    piece.shape[0] = r;
-    if (whole.type == ElementType::kString) {
-      auto begin = whole.strings.begin() + offset * row_elements;
-      piece.strings.assign(begin, begin + r * row_elements);
-    } else {
-      piece.data = static_cast<const uint8_t*>(whole.data) + static_cast<size_t>(offset) * row_bytes;
-      piece.byte_size = static_cast<size_t>(r) * row_bytes;
-      piece.owner = whole.owner;
-    }
-    offset += r;
-    pieces->push_back(std::move(piece));
+  HostTensor piece;
+  piece.type = whole.type;
+  piece.shape = whole.shape;
+  piece.shape[0] = rows;
+  if (whole.type == ElementType::kString) {
+    auto begin = whole.strings.begin() + first_row * row_elements;
+    piece.strings.assign(begin, begin + rows * row_elements);
+  } else {
+    const size_t row_bytes = static_cast<size_t>(row_elements) * ElementSize(whole.type);
+    piece.data = static_cast<const uint8_t*>(whole.data) + static_cast<size_t>(first_row) * row_bytes;
+    piece.byte_size = static_cast<size_t>(rows) * row_bytes;
+    piece.owner = whole.owner;
   }
-  return true;
+  return piece;
 }
 
 }  // namespace engine

@@ -1,4 +1,4 @@
-// Gather and scatter along dim 0: N request tensors -> one batch tensor -> N result views.
+// Gather and split along dim 0: N request tensors -> one batch tensor -> N result views.
 #pragma once
 
 #include <cstdint>
@@ -17,13 +17,11 @@ namespace engine {
 HostTensor Gather(const std::vector<const HostTensor*>& parts,
                   std::vector<uint8_t>* scratch = nullptr);
 
-// Whether `whole` has `rows` rows along dim 0 (and so can be scattered by them).
+// Whether `whole` has `rows` rows along dim 0, so that SliceRows may cut it into requests.
 bool SplitsIntoRows(const HostTensor& whole, int64_t rows);
 
-// Splits `whole` along dim 0 into consecutive pieces of `rows[i]` rows. Numeric pieces are
-// views sharing `whole.owner`; strings are copied. Returns false (and leaves `pieces` empty)
-// when `whole` is a scalar or its dim 0 is not the sum of `rows`.
-bool Scatter(const HostTensor& whole, const std::vector<int64_t>& rows,
-             std::vector<HostTensor>* pieces);
+// Rows [first_row, first_row + rows) of `whole` (which has at least that many): a view
+// sharing `whole.owner` for numeric data, a copy for strings.
+HostTensor SliceRows(const HostTensor& whole, int64_t first_row, int64_t rows);
 
 }  // namespace engine

@@ -23,11 +23,11 @@ namespace engine {
 // A batch that ran, as its worker hands it over to be completed.
 struct FinishedBatch {
   QueuedBatch batch;
-  // One result per request (a lone request, or a batch re-run request by request after a
-  // failure); or empty, and then `outputs` holds the whole batch's outputs, each with the
-  // batch's rows along dim 0, still to be split per request. Splitting is left to the
-  // completion so that the worker can start its next run sooner.
-  std::vector<InferResult> results;
+  // False: each request's `result` is final (a lone request, or a batch re-run request by
+  // request after a failure). True: `outputs` holds the whole batch's outputs, each with the
+  // batch's rows along dim 0, still to be split into the requests' results. Splitting is left
+  // to the completion so that the worker can start its next run sooner.
+  bool needs_split = false;
   std::vector<HostTensor> outputs;
   RequestTimings phases;  // the batch's phases so far
   int64_t start_us = 0;   // when the batch's compute started

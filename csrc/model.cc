@@ -499,7 +499,7 @@ FinishedBatch Model::Execute(int instance, QueuedBatch batch) {
   finished.batch = std::move(batch);
   const QueuedBatch& requests = finished.batch;
   if (requests.size() == 1) {
-    finished.results.push_back(ExecuteOne(instance, *requests.front()));
+    requests.front()->result = ExecuteOne(instance, *requests.front());
     return finished;
   }
   finished.start_us = clock_.NowUs();
@@ -530,43 +530,41 @@ FinishedBatch Model::Execute(int instance, QueuedBatch batch) {
       }
     }
   });
-  if (failure.ok()) return finished;  // the completion splits it
+  if (failure.ok()) {
+    finished.needs_split = true;  // the completion splits it
+    return finished;
+  }
   finished.outputs.clear();
   timer.Mark(&finished.phases.output_ns);
   stats_.ObserveBatch(static_cast<int>(finished.rows), clock_.NowUs() - finished.start_us,
                       finished.phases);
   // Isolation: re-run each request alone so only the poison one fails.
-  finished.results.reserve(requests.size());
-  for (const auto& r : requests) finished.results.push_back(ExecuteOne(instance, *r));
+  for (const auto& r : requests) r->result = ExecuteOne(instance, *r);
   return finished;
 }
 
 void Model::SplitOutputs(FinishedBatch& finished) {
   PhaseTimer timer;
   const QueuedBatch& requests = finished.batch;
-  std::vector<int64_t> rows;
-  rows.reserve(requests.size());
-  for (const auto& r : requests) rows.push_back(r->rows);
-  std::vector<InferResult>& results = finished.results;
-  results.resize(requests.size());
-  for (auto& result : results) result.outputs.reserve(finished.outputs.size());
   const std::vector<size_t>& output_indices = requests.front()->output_indices;
-  std::vector<HostTensor> pieces;
-  for (size_t o = 0; o < finished.outputs.size(); ++o) {
-    Scatter(finished.outputs[o], rows, &pieces);  // cannot fail: Execute checked the rows
-    const std::string& name = outputs()[output_indices[o]].name;
-    for (size_t k = 0; k < requests.size(); ++k) {
-      results[k].outputs.emplace_back(name, std::move(pieces[k]));
+  int64_t first_row = 0;
+  for (const auto& r : requests) {
+    r->result.outputs.reserve(finished.outputs.size());
+    for (size_t o = 0; o < finished.outputs.size(); ++o) {
+      // Views sharing the batch buffer; Execute checked that the rows add up.
+      r->result.outputs.emplace_back(outputs()[output_indices[o]].name,
+                                     SliceRows(finished.outputs[o], first_row, r->rows));
     }
+    first_row += r->rows;
   }
-  finished.outputs.clear();  // the pieces share ownership of the buffers
+  finished.outputs.clear();
+  finished.needs_split = false;
   timer.Mark(&finished.phases.output_ns);
   const int64_t end_us = clock_.NowUs();
   stats_.ObserveBatch(static_cast<int>(finished.rows), end_us - finished.start_us,
                       finished.phases);
-  for (size_t k = 0; k < requests.size(); ++k) {
-    SetTimings(*requests[k], finished.start_us, end_us, finished.rows, finished.phases,
-               &results[k]);
+  for (const auto& r : requests) {
+    SetTimings(*r, finished.start_us, end_us, finished.rows, finished.phases, &r->result);
   }
 }
 
@@ -581,11 +579,10 @@ void Model::Record(const QueuedRequest& r, const InferResult& result) {
 }
 
 void Model::Complete(FinishedBatch& finished) {
-  if (finished.results.empty()) SplitOutputs(finished);
-  QueuedBatch& batch = finished.batch;
-  for (size_t k = 0; k < batch.size(); ++k) {
-    Record(*batch[k], finished.results[k]);
-    SafeComplete(*batch[k]->request, std::move(finished.results[k]));
+  if (finished.needs_split) SplitOutputs(finished);
+  for (auto& r : finished.batch) {
+    Record(*r, r->result);
+    SafeComplete(*r->request, std::move(r->result));
   }
 }
 

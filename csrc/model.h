@@ -2,7 +2,7 @@
 // (ORT sessions and one worker thread each). Requests go through the dynamic batcher:
 //
 //   Submit ─▶ validate ─▶ BatchQueue ─▶ worker: TakeBatch ─▶ Gather ─▶ Session::Run
-//                                      ─▶ Completer: Scatter ─▶ on_complete each
+//                                      ─▶ Completer: SliceRows ─▶ on_complete each
 //
 // Workers pull batches themselves (no separate scheduler thread). A multi-request batch, or
 // any batch while more work is queued, is split and completed on the completion thread while

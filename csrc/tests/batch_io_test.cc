@@ -31,27 +31,26 @@ TEST(BatchIo, GatherOfOneDoesNotCopy) {
   EXPECT_EQ(same.data, a.data);
 }
 
-TEST(BatchIo, ScatterMakesViewsSharingTheOwner) {
+TEST(BatchIo, SliceRowsMakesViewsSharingTheOwner) {
   HostTensor whole = Rows(5, 2, 0);
-  std::vector<HostTensor> pieces;
-  ASSERT_TRUE(Scatter(whole, {2, 3}, &pieces));
-  ASSERT_EQ(pieces.size(), 2u);
-  EXPECT_EQ(pieces[0].shape, (std::vector<int64_t>{2, 2}));
-  EXPECT_EQ(pieces[1].shape, (std::vector<int64_t>{3, 2}));
-  EXPECT_EQ(static_cast<const float*>(pieces[1].data)[0], 4);
-  EXPECT_EQ(pieces[1].owner, whole.owner);
-  EXPECT_EQ(pieces[1].byte_size, 24u);
+  HostTensor first = SliceRows(whole, 0, 2), rest = SliceRows(whole, 2, 3);
+  EXPECT_EQ(first.shape, (std::vector<int64_t>{2, 2}));
+  EXPECT_EQ(rest.shape, (std::vector<int64_t>{3, 2}));
+  EXPECT_EQ(static_cast<const float*>(first.data)[0], 0);
+  EXPECT_EQ(static_cast<const float*>(rest.data)[0], 4);
+  EXPECT_EQ(rest.owner, whole.owner);
+  EXPECT_EQ(rest.byte_size, 24u);
 }
 
-TEST(BatchIo, ScatterRefusesMismatchedRows) {
+TEST(BatchIo, SplitsIntoRowsChecksDimZero) {
   HostTensor whole = Rows(5, 2, 0);
-  std::vector<HostTensor> pieces;
-  EXPECT_FALSE(Scatter(whole, {2, 2}, &pieces));
+  EXPECT_TRUE(SplitsIntoRows(whole, 5));
+  EXPECT_FALSE(SplitsIntoRows(whole, 4));
   HostTensor scalar = AllocateHostTensor(ElementType::kFloat32, {});
-  EXPECT_FALSE(Scatter(scalar, {1}, &pieces));
+  EXPECT_FALSE(SplitsIntoRows(scalar, 1));
 }
 
-TEST(BatchIo, StringsGatherAndScatter) {
+TEST(BatchIo, StringsGatherAndSlice) {
   HostTensor a, b;
   a.type = b.type = ElementType::kString;
   a.shape = {1, 2};
@@ -60,9 +59,7 @@ TEST(BatchIo, StringsGatherAndScatter) {
   b.strings = {"p", "q", "r", ""};
   HostTensor batch = Gather({&a, &b});
   EXPECT_EQ(batch.strings, (std::vector<std::string>{"x", "y", "p", "q", "r", ""}));
-  std::vector<HostTensor> pieces;
-  ASSERT_TRUE(Scatter(batch, {1, 2}, &pieces));
-  EXPECT_EQ(pieces[1].strings, (std::vector<std::string>{"p", "q", "r", ""}));
+  EXPECT_EQ(SliceRows(batch, 1, 2).strings, (std::vector<std::string>{"p", "q", "r", ""}));
 }
 
 }  // namespace
