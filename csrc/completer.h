@@ -31,6 +31,7 @@ struct FinishedBatch {
   std::vector<HostTensor> outputs;
   RequestTimings phases;  // the batch's phases so far
   int64_t start_us = 0;   // when the batch's compute started
+  int64_t ran_us = 0;     // when its run ended (needs_split only)
   int64_t rows = 0;       // the batch's rows
 };
 

@@ -164,9 +164,11 @@ class Model {
                                         const std::vector<const HostTensor*>& public_inputs,
                                         const std::vector<size_t>& output_indices,
                                         PhaseTimer& timer, RequestTimings* phases);
-  // Timings of request `r` in a batch of `batch_rows` that ran from start_us to end_us.
-  static void SetTimings(const QueuedRequest& r, int64_t start_us, int64_t end_us,
-                         int64_t batch_rows, const RequestTimings& phases, InferResult* result);
+  // Timings of request `r` in a batch of `batch_rows` whose compute started at start_us and
+  // took compute_us; the request's result was ready at done_us.
+  static void SetTimings(const QueuedRequest& r, int64_t start_us, int64_t compute_us,
+                         int64_t done_us, int64_t batch_rows, const RequestTimings& phases,
+                         InferResult* result);
   // Counts a finished request's outcome (stats, sampling, in-flight).
   void Record(const QueuedRequest& r, const InferResult& result);
   // Splits (if needed), records and delivers results (on_complete).

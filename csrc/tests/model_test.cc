@@ -80,6 +80,13 @@ TEST_F(ModelTest, ConcurrentSubmittersGetTheirOwnRows) {
         for (int64_t k = 0; k < rows * 3; ++k) {
           if (y[k] != want) ++wrong;
         }
+        // Queue wait and compute are disjoint parts of the total, whichever thread split it.
+        const RequestTimings& timings = result.timings;
+        if (timings.queue_us < 0 || timings.compute_us < 0 ||
+            timings.queue_us + timings.compute_us > timings.total_us ||
+            timings.batch_rows < rows) {
+          ++wrong;
+        }
         ++done;
       }
     });
