@@ -7,6 +7,10 @@ namespace engine {
 namespace {
 // Bounds the scan for compatible requests so batch formation stays cheap with deep queues.
 constexpr size_t kMaxScan = 4096;
+// Priority levels kept when they empty, so that a queue that drains every batch does not
+// free and rebuild its level (a map node and a deque) each time. Beyond this many levels,
+// an emptied one is erased: priorities are arbitrary integers and must not pile up.
+constexpr size_t kKeptLevels = 4;
 }  // namespace
 
 BatchQueue::BatchQueue(BatchingPolicy policy) : policy_(std::move(policy)) {
@@ -35,12 +39,22 @@ std::unique_ptr<QueuedRequest> BatchQueue::Detach(int priority, size_t index) {
   auto level = levels_.find(priority);
   auto& queue = level->second;
   std::unique_ptr<QueuedRequest> r = std::move(queue[index]);
-  queue.erase(queue.begin() + static_cast<std::ptrdiff_t>(index));
-  if (queue.empty()) levels_.erase(level);
+  if (index == 0) {
+    queue.pop_front();
+  } else {
+    queue.erase(queue.begin() + static_cast<std::ptrdiff_t>(index));
+  }
+  if (queue.empty() && levels_.size() > kKeptLevels) levels_.erase(level);
   if (r->deadline_us > 0) deadlines_.erase(deadlines_.find(r->deadline_us));
   --size_;
   queued_rows_ -= r->rows;
   return r;
+}
+
+BatchQueue::Levels::iterator BatchQueue::HeadLevel() {
+  auto level = levels_.begin();
+  while (level != levels_.end() && level->second.empty()) ++level;
+  return level;
 }
 
 std::unique_ptr<QueuedRequest> BatchQueue::Remove(uint64_t seq) {
@@ -79,8 +93,9 @@ QueuedBatch BatchQueue::TakeBatch(int64_t now_us, int64_t* wake_us) {
   *wake_us = kNever;
   QueuedBatch batch;
   if (size_ == 0) return batch;
-  const int head_priority = levels_.begin()->first;
-  const QueuedRequest& head = *levels_.begin()->second.front();
+  const auto head_level = HeadLevel();  // exists: size_ > 0
+  const int head_priority = head_level->first;
+  const QueuedRequest& head = *head_level->second.front();
   if (!policy_.enabled) {
     batch.push_back(Detach(head_priority, 0));
     return batch;
@@ -127,9 +142,14 @@ QueuedBatch BatchQueue::TakeBatch(int64_t now_us, int64_t* wake_us) {
     return batch;
   }
   picks.resize(take);
-  // Detach back to front within each level so earlier indices stay valid.
   std::vector<std::unique_ptr<QueuedRequest>> taken(take);
-  for (size_t k = take; k-- > 0;) taken[k] = Detach(picks[k].first, picks[k].second);
+  if (picks.back() == std::make_pair(head_priority, take - 1)) {
+    // The usual case: the first `take` requests of the head level, taken from the front.
+    for (size_t k = 0; k < take; ++k) taken[k] = Detach(head_priority, 0);
+  } else {
+    // Detach back to front within each level so earlier indices stay valid.
+    for (size_t k = take; k-- > 0;) taken[k] = Detach(picks[k].first, picks[k].second);
+  }
   return taken;
 }
 

@@ -87,10 +87,13 @@ class BatchQueue {
   const BatchingPolicy& policy() const { return policy_; }
 
  private:
+  using Levels = std::map<int, std::deque<std::unique_ptr<QueuedRequest>>, std::greater<int>>;
   std::unique_ptr<QueuedRequest> Detach(int priority, size_t index);
+  // The highest priority level that holds a request (levels may be kept empty), or end().
+  Levels::iterator HeadLevel();
 
   BatchingPolicy policy_;
-  std::map<int, std::deque<std::unique_ptr<QueuedRequest>>, std::greater<int>> levels_;
+  Levels levels_;  // highest priority first; a level may be empty
   std::multiset<int64_t> deadlines_;
   size_t size_ = 0;
   int64_t queued_rows_ = 0;

@@ -128,6 +128,52 @@ TEST_F(BatchQueueTest, HigherPriorityFirstFifoWithinALevel) {
   EXPECT_EQ(Seqs(q.TakeBatch(clock_.NowUs(), &wake)), (std::vector<uint64_t>{1, 2}));
 }
 
+// Levels that empty are kept for reuse (up to a few); an empty level above the others must
+// never be taken for the head, and many distinct priorities still drain in order.
+TEST_F(BatchQueueTest, EmptiedPriorityLevelsNeverHideTheHead) {
+  BatchQueue q(BatchingPolicy{true, 4, {}, 0, 100});
+  int64_t wake = 0;
+  q.Push(Make(1, 9));
+  EXPECT_EQ(Seqs(q.TakeBatch(clock_.NowUs(), &wake)), (std::vector<uint64_t>{1}));
+  EXPECT_TRUE(q.empty());
+  EXPECT_TRUE(q.TakeBatch(clock_.NowUs(), &wake).empty());
+  EXPECT_EQ(wake, BatchQueue::kNever);
+  q.Push(Make(1, 0));  // seq 2
+  q.Push(Make(1, 5));  // seq 3
+  EXPECT_EQ(Seqs(q.TakeBatch(clock_.NowUs(), &wake)), (std::vector<uint64_t>{3, 2}));
+  // Twenty priorities, pushed low to high, come out high to low.
+  for (int p = 0; p < 20; ++p) q.Push(Make(1, p));  // seqs 4..23
+  std::vector<uint64_t> order;
+  while (!q.empty()) {
+    QueuedBatch batch = q.TakeBatch(clock_.NowUs(), &wake);
+    ASSERT_FALSE(batch.empty());
+    for (uint64_t seq : Seqs(batch)) order.push_back(seq);
+  }
+  ASSERT_EQ(order.size(), 20u);
+  for (size_t i = 0; i < order.size(); ++i) EXPECT_EQ(order[i], 23 - i);
+  q.Push(Make(1, 0, 0, clock_.NowUs() + 10));  // seq 24: expiry and removal after all that
+  q.Push(Make(1, 1));                            // seq 25
+  clock_.AdvanceUs(10);
+  EXPECT_EQ(Seqs(q.TakeExpired(clock_.NowUs())), (std::vector<uint64_t>{24}));
+  EXPECT_NE(q.Remove(25), nullptr);
+  EXPECT_TRUE(q.empty());
+}
+
+// A batch from the middle of a level (behind a request of another key) is detached without
+// disturbing the rest of the level's order.
+TEST_F(BatchQueueTest, BatchBehindAnotherKeyLeavesTheRestInOrder) {
+  BatchQueue q(BatchingPolicy{true, 16, {}, 0, 100});
+  q.Push(Make(1, 0, 10));  // seq 1: head, key 10
+  q.Push(Make(1, 0, 20));  // seq 2
+  q.Push(Make(1, 0, 10));  // seq 3
+  q.Push(Make(1, 0, 20));  // seq 4
+  q.Push(Make(1, 0, 10));  // seq 5
+  int64_t wake = 0;
+  EXPECT_EQ(Seqs(q.TakeBatch(clock_.NowUs(), &wake)), (std::vector<uint64_t>{1, 3, 5}));
+  EXPECT_EQ(Seqs(q.TakeBatch(clock_.NowUs(), &wake)), (std::vector<uint64_t>{2, 4}));
+  EXPECT_TRUE(q.empty());
+}
+
 TEST_F(BatchQueueTest, DifferentBatchKeysAreNotMixed) {
   BatchQueue q(BatchingPolicy{true, 16, {}, 0, 100});
   q.Push(Make(1, 0, 10));
