@@ -325,7 +325,7 @@ int main(int argc, char** argv) {
   }
   const double d = Median(direct), h = Median(handoff), i = Median(inlined);
   std::printf("latency p50 at concurrency 1: direct run %.1f us, batcher via worker %.1f us "
-              "(+%.1f us), batcher inline %.1f us (+%.1f us) (target <= +30 us)\n",
+              "(%+.1f us), batcher inline %.1f us (%+.1f us) (target <= +30 us)\n",
               d, h, h - d, i, i - d);
   model->Close(true);
   pipelined->Close(true);
