@@ -16,7 +16,8 @@ Throughput: h2load (Debian ``nghttp2-client``) posting one pre-encoded ModelInfe
 concurrent streams (4 connections x 8). h2load counts HTTP 200 as success, and gRPC errors
 travel in trailers, so each server's answer to the same body is checked with grpcio first and
 our server's ModelStatistics must have counted every request afterwards.
-Latency: stock tritonclient.grpc at concurrency 1, p50 and p99.
+Latency: stock tritonclient.grpc at concurrency 1, p50 and p99. Each server's CPU time per
+request under h2load (from /proc) is printed beside its throughput.
 
 Targets (issue 4): throughput >= 60% of the echo floor and >= 5x the naive server; p50 at most
 the echo floor's p50 + 100 us. Not part of the test run.
@@ -143,6 +144,12 @@ def h2load(port: int, body: bytes, requests: int, tmp: Path) -> float:
     return float(rate.group(1))
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of process `pid` (all its threads) so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def latency(port: int, x: np.ndarray, requests: int) -> tuple[float, float]:
     client = grpcclient.InferenceServerClient(f"127.0.0.1:{port}")
     i = grpcclient.InferInput("x", list(x.shape), "FP32")
@@ -206,6 +213,7 @@ def main() -> None:
         rps: dict[str, list[float]] = {name: [] for name in requests}
         p50: dict[str, list[float]] = {name: [] for name in requests}
         p99: dict[str, list[float]] = {name: [] for name in requests}
+        cpu_us: dict[str, list[float]] = {name: [] for name in requests}
         try:
             # All three listen at once (idle servers cost nothing) so that rounds alternate
             # them: a slow spell of this shared machine then hits every server alike.
@@ -215,7 +223,10 @@ def main() -> None:
             before = successes(ports["engine"])
             for r in range(args.rounds):
                 for name in requests:
+                    before_cpu = cpu_seconds(procs[name].pid)
                     rps[name].append(h2load(ports[name], body, requests[name], tmp))
+                    cpu_us[name].append((cpu_seconds(procs[name].pid) - before_cpu) * 1e6
+                                        / requests[name])
                     low, high = latency(ports[name], x, args.latency_requests)
                     p50[name].append(low)
                     p99[name].append(high)
@@ -240,8 +251,12 @@ def main() -> None:
     print()
     for name in requests:
         print(f"  {name:7s} median {float(np.median(rps[name])):8.0f} req/s   "
+              f"server CPU {float(np.median(cpu_us[name])):6.1f} us/request   "
               f"p50 {float(np.median(p50[name])):7.1f} us   p99 {float(np.median(p99[name])):7.1f} us")
     print(f"throughput vs echo floor : {ratios(rps['engine'], rps['echo'])}  target >= 0.60")
+    # h2load shares the two cores, so throughput follows the server's CPU per request; this
+    # ratio says the same with less noise.
+    print(f"echo's CPU per request   : {ratios(cpu_us['echo'], cpu_us['engine'])}  of ours")
     print(f"throughput vs naive      : {ratios(rps['engine'], rps['naive'])}  target >= 5")
     print(f"p50 over echo floor      : {over(p50['engine'], p50['echo'])}  target <= +100 us")
 
