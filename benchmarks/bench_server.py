@@ -222,11 +222,10 @@ def main() -> None:
                 check_answer(ports[name], body, echo=name == "echo")
             before = successes(ports["engine"])
             for r in range(args.rounds):
-                for name in requests:
+                for name, count in requests.items():
                     before_cpu = cpu_seconds(procs[name].pid)
-                    rps[name].append(h2load(ports[name], body, requests[name], tmp))
-                    cpu_us[name].append((cpu_seconds(procs[name].pid) - before_cpu) * 1e6
-                                        / requests[name])
+                    rps[name].append(h2load(ports[name], body, count, tmp))
+                    cpu_us[name].append((cpu_seconds(procs[name].pid) - before_cpu) * 1e6 / count)
                     low, high = latency(ports[name], x, args.latency_requests)
                     p50[name].append(low)
                     p99[name].append(high)
