@@ -1,10 +1,11 @@
 """Server benchmark: our C++ server against the transport floor and a naive Python server.
 
     .venv/bin/python benchmarks/bench_server.py [--requests 20000] [--latency-requests 1000]
-                                                [--rounds 3]
+                                                [--rounds 4]
 
 Starts three servers on free loopback ports, on the 32 -> 256 -> 256 -> 1 MLP with one row per
-request, and measures them in turn, round after round (ratios are per round, then the median):
+request, and measures them in turn, round after round, in reverse order every other round
+(ratios are per round, then the median):
 
   (a) ``engine serve`` (C++ gRPC data plane, dynamic batcher, one ORT thread);
   (b) a minimal grpc++ callback echo service for the same RPC (benchmarks/server/echo_server.cc,
@@ -178,7 +179,8 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=20000, help="h2load requests per round")
     parser.add_argument("--latency-requests", type=int, default=1000,
                         help="tritonclient calls per round")
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=4,
+                        help="even, so that each server runs first in half of them")
     args = parser.parse_args()
     if shutil.which("h2load") is None:
         sys.exit("h2load not found: apt-get install nghttp2-client")
@@ -222,7 +224,11 @@ def main() -> None:
                 check_answer(ports[name], body, echo=name == "echo")
             before = successes(ports["engine"])
             for r in range(args.rounds):
-                for name, count in requests.items():
+                # In A/B runs of two identical engine builds, the one measured second ran
+                # faster in most pairs (probably caches warmed by the first: both run the same
+                # libgrpc code), so odd rounds run the servers in reverse order.
+                order = list(requests.items())
+                for name, count in order if r % 2 == 0 else reversed(order):
                     before_cpu = cpu_seconds(procs[name].pid)
                     rps[name].append(h2load(ports[name], body, count, tmp))
                     cpu_us[name].append((cpu_seconds(procs[name].pid) - before_cpu) * 1e6 / count)
