@@ -254,12 +254,38 @@ uint64_t Model::Submit(std::unique_ptr<InferRequest> request) {
   if (InlineAllowed(*prepared.request)) {
     const int instance = TakeInstanceForInline();
     if (instance >= 0) {
-      InferResult result = RunInline(instance, prepared);
+      InferResult result = ExecuteOne(instance, prepared);
+      Record(prepared, result);
       SafeComplete(*prepared.request, std::move(result));
+      RunQueuedInline(instance);
       return seq;
     }
   }
   return Enqueue(std::make_unique<QueuedRequest>(std::move(prepared))) ? seq : 0;
+}
+
+void Model::RunQueuedInline(int instance) {
+  for (int runs = 0; runs < kMaxQueuedInlineRuns; ++runs) {
+    QueuedBatch expired;
+    QueuedBatch batch;
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      if (closed_) break;  // the workers drain or refuse what is left
+      const int64_t now = clock_.NowUs();
+      expired = queue_.TakeExpired(now);
+      int64_t wake_us = 0;
+      batch = queue_.TakeBatch(now, &wake_us);
+      stats_.SetQueueDepth(static_cast<int64_t>(queue_.size()));
+    }
+    for (auto& r : expired) {
+      Refuse(std::move(r), StatusCode::kDeadlineExceeded,
+             "deadline exceeded while queued; the request was not run", Outcome::kExpired);
+    }
+    if (batch.empty()) break;
+    FinishedBatch finished = Execute(instance, std::move(batch));
+    Complete(finished);
+  }
+  ReleaseInstance(instance);  // wakes a worker for anything still queued
 }
 
 namespace {

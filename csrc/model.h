@@ -6,10 +6,12 @@
 //
 // Workers pull batches themselves (no separate scheduler thread). A multi-request batch, or
 // any batch while more work is queued, is split and completed on the completion thread while
-// its worker runs the next batch; a lone request of an otherwise idle model completes on its worker (no
-// extra hop for the latency of an idle model). An inline-allowed request that finds the queue
-// empty and an instance idle runs on the submitter's thread (no hand-off). A batch that ORT
-// fails on is re-run request by request so that one poison request fails alone. Thread-safe.
+// its worker runs the next batch; a lone request of an otherwise idle model completes on its
+// worker (no extra hop for the latency of an idle model). An inline-allowed request that finds
+// the queue empty and an instance idle runs on the submitter's thread (no hand-off); Submit
+// then also runs a few batches queued meanwhile there, so that under load a server's own
+// threads do the work without waking a worker per batch. A batch that ORT fails on is re-run
+// request by request so that one poison request fails alone. Thread-safe.
 #pragma once
 
 #include <atomic>
@@ -150,6 +152,12 @@ class Model {
   // Runs a prepared request on `instance` (taken by TakeInstanceForInline), releases the
   // instance and records the outcome; the caller delivers the result.
   InferResult RunInline(int instance, QueuedRequest& queued);
+  // After an inline run, on the same thread: runs what was queued meanwhile, up to
+  // kMaxQueuedInlineRuns batches, completing each here; then releases `instance`.
+  void RunQueuedInline(int instance);
+  // Bounds the batches a submitter's thread runs for others, so that a thread the caller
+  // lent (a gRPC thread) returns to its own work; the workers take over after that.
+  static constexpr int kMaxQueuedInlineRuns = 4;
   // Queues a prepared request; false when it was refused (closed, queue full) and completed.
   bool Enqueue(std::unique_ptr<QueuedRequest> queued);
   // Runs `batch` on instance `instance` (an index into instance_sessions_): gather and run,

@@ -44,8 +44,10 @@ struct InferRequest {
   int64_t timeout_us = -1;  // -1 = the model's default_timeout_us; 0 = no deadline
   std::string id;           // caller's request id, echoed in errors
   // The submitter may run the request itself when nothing is queued and an instance is idle:
-  // no thread hand-off, lowest latency, and Submit then blocks for the run. For callers that
-  // wait anyway (synchronous predict); never for threads that must not block.
+  // no thread hand-off, lowest latency, and Submit then blocks for the run, and for up to a
+  // few batches queued meanwhile, whose callbacks then run on this thread too (Infer runs
+  // only its own). For callers that wait anyway (synchronous predict, a server's handler
+  // threads); never for threads that must not block.
   bool allow_inline = false;
 
   // Called exactly once with the outcome: from a batcher thread after a run, or from the

@@ -122,9 +122,10 @@ grpc::ServerUnaryReactor* InferenceService::ModelInfer(Ctx* ctx, const Buf* in, 
       call.Reply(grpc::Status::OK);
     };
     // When nothing is queued and an instance is idle, run on this gRPC thread: no hand-off to
-    // a worker and back. It blocks this thread for one model run only (the queue is empty);
-    // under load requests queue and batch as usual. Not for models told to wait for a batch
-    // to fill (max_queue_delay_us > 0): the inline path would skip that wait.
+    // a worker and back. The thread then also runs the few batches that queued meanwhile
+    // (Model::Submit bounds them), so under load the gRPC threads do the work and their
+    // replies go out without waking a worker. Not for models told to wait for a batch to
+    // fill (max_queue_delay_us > 0): the inline path would skip that wait.
     std::shared_ptr<Model> model = served.model;
     r->allow_inline = model->options().batching_policy.max_queue_delay_us == 0;
     const uint64_t seq = model->Submit(std::move(r));

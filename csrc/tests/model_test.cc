@@ -7,7 +7,9 @@
 
 #include <atomic>
 #include <cstdlib>
+#include <functional>
 #include <future>
+#include <mutex>
 #include <thread>
 
 #include "ort_runtime.h"
@@ -129,6 +131,90 @@ TEST_F(ModelTest, InferReturnsEachCallersRowsInlineOrQueued) {
   StatsSnapshot stats = model->Stats();
   EXPECT_EQ(stats.requests[static_cast<size_t>(Outcome::kOk)], kThreads * kPerThread);
   EXPECT_EQ(stats.in_flight, 0);
+}
+
+// A request that ran inline holds the instance while its callback runs, so what that callback
+// submits queues; Submit then runs it as one batch on the same thread before it returns.
+TEST_F(ModelTest, InlineSubmitRunsWhatQueuedMeanwhileOnTheSameThread) {
+  ModelOptions options;
+  options.instances = 1;
+  auto model = Model::LoadFromPath(ModelPath("relu.onnx"), options);
+  const std::thread::id submitter = std::this_thread::get_id();
+  std::vector<std::shared_ptr<std::vector<float>>> storage(3);
+  std::vector<InferResult> followers(2);
+  std::vector<std::thread::id> follower_threads(2);
+  auto first = ReluRequest(1, 1.f, &storage[0]);
+  first->allow_inline = true;
+  first->on_complete = [&](InferResult&& r) {
+    ASSERT_TRUE(r.status.ok());
+    for (int k = 0; k < 2; ++k) {
+      auto follower = ReluRequest(1 + k, 10.f + static_cast<float>(k), &storage[1 + k]);
+      follower->on_complete = [&, k](InferResult&& result) {
+        followers[static_cast<size_t>(k)] = std::move(result);
+        follower_threads[static_cast<size_t>(k)] = std::this_thread::get_id();
+      };
+      ASSERT_GT(model->Submit(std::move(follower)), 0u);
+    }
+  };
+  ASSERT_GT(model->Submit(std::move(first)), 0u);
+  // Both followers completed before Submit returned, on this thread, in one 3-row batch.
+  for (int k = 0; k < 2; ++k) {
+    const InferResult& r = followers[static_cast<size_t>(k)];
+    ASSERT_TRUE(r.status.ok()) << r.status.message();
+    EXPECT_EQ(follower_threads[static_cast<size_t>(k)], submitter);
+    ASSERT_EQ(r.outputs.size(), 1u);
+    EXPECT_EQ(r.outputs[0].second.shape, (std::vector<int64_t>{1 + k, 3}));
+    EXPECT_EQ(static_cast<const float*>(r.outputs[0].second.data)[0], 10.f + k);
+    EXPECT_EQ(r.timings.batch_rows, 3);
+  }
+  StatsSnapshot stats = model->Stats();
+  EXPECT_EQ(stats.requests[static_cast<size_t>(Outcome::kOk)], 3);
+  EXPECT_EQ(stats.batches, 2);
+  EXPECT_EQ(stats.batch_rows[3], 1);
+  EXPECT_EQ(stats.in_flight, 0);
+}
+
+// A chain that never ends on its own (each completion submits the next request) is not
+// allowed to keep the submitter's thread: after a bounded number of batches the worker takes
+// over, and every request still completes exactly once.
+TEST_F(ModelTest, InlineSubmitHandsAnEndlessChainToTheWorker) {
+  ModelOptions options;
+  options.instances = 1;
+  auto model = Model::LoadFromPath(ModelPath("relu.onnx"), options);
+  const std::thread::id submitter = std::this_thread::get_id();
+  constexpr int kChain = 50;
+  std::atomic<int> completed{0}, on_submitter{0};
+  std::mutex storage_mutex;
+  std::vector<std::shared_ptr<std::vector<float>>> storage;
+  std::promise<void> last;
+  std::function<void(int)> submit = [&](int i) {
+    std::shared_ptr<std::vector<float>> rows;
+    auto request = ReluRequest(1, static_cast<float>(i), &rows);
+    {
+      std::lock_guard<std::mutex> lock(storage_mutex);
+      storage.push_back(rows);
+    }
+    request->allow_inline = (i == 0);
+    request->on_complete = [&, i](InferResult&& r) {
+      EXPECT_TRUE(r.status.ok());
+      if (std::this_thread::get_id() == submitter) ++on_submitter;
+      ++completed;
+      if (i + 1 < kChain) {
+        submit(i + 1);
+      } else {
+        last.set_value();
+      }
+    };
+    model->Submit(std::move(request));
+  };
+  submit(0);
+  last.get_future().wait();
+  EXPECT_EQ(completed.load(), kChain);
+  // The inline run, then at most the bounded number of queued batches, on this thread.
+  EXPECT_GE(on_submitter.load(), 2);
+  EXPECT_LE(on_submitter.load(), 1 + 4);
+  model->Close(/*drain=*/true);
+  EXPECT_EQ(model->Stats().requests[static_cast<size_t>(Outcome::kOk)], kChain);
 }
 
 TEST_F(ModelTest, InferRefusalsComeBackAsResults) {
