@@ -277,10 +277,7 @@ void Model::RunQueuedInline(int instance) {
       batch = queue_.TakeBatch(now, &wake_us);
       stats_.SetQueueDepth(static_cast<int64_t>(queue_.size()));
     }
-    for (auto& r : expired) {
-      Refuse(std::move(r), StatusCode::kDeadlineExceeded,
-             "deadline exceeded while queued; the request was not run", Outcome::kExpired);
-    }
+    RefuseExpired(expired);
     if (batch.empty()) break;
     FinishedBatch finished = Execute(instance, std::move(batch));
     Complete(finished);
@@ -380,6 +377,13 @@ void Model::Refuse(std::unique_ptr<QueuedRequest> r, StatusCode code, const std:
   Refuse(std::move(r->request), code, message, outcome);
 }
 
+void Model::RefuseExpired(QueuedBatch& expired) {
+  for (auto& r : expired) {
+    Refuse(std::move(r), StatusCode::kDeadlineExceeded,
+           "deadline exceeded while queued; the request was not run", Outcome::kExpired);
+  }
+}
+
 void Model::Refuse(std::unique_ptr<InferRequest> r, StatusCode code, const std::string& message,
                    Outcome outcome) {
   stats_.CountRequest(outcome);
@@ -408,10 +412,7 @@ void Model::WorkerLoop() {
     stats_.SetQueueDepth(static_cast<int64_t>(queue_.size()));
     if (!expired.empty() || instance >= 0) {
       lock.unlock();
-      for (auto& r : expired) {
-        Refuse(std::move(r), StatusCode::kDeadlineExceeded,
-               "deadline exceeded while queued; the request was not run", Outcome::kExpired);
-      }
+      RefuseExpired(expired);
       if (instance >= 0) {
         const bool lone = batch.size() == 1;
         FinishedBatch finished = Execute(instance, std::move(batch));

@@ -189,6 +189,8 @@ class Model {
               Outcome outcome);
   void Refuse(std::unique_ptr<InferRequest> r, StatusCode code, const std::string& message,
               Outcome outcome);
+  // Completes requests whose deadline passed while they were queued (never run).
+  void RefuseExpired(QueuedBatch& expired);
   static std::vector<int64_t> BatchKey(const std::vector<const HostTensor*>& inputs,
                                        const std::vector<size_t>& output_indices);
 

@@ -34,6 +34,12 @@ class ModelTest : public ::testing::Test {
     EXPECT_FALSE(dir.empty()) << "set ENGINE_TEST_MODEL_DIR";
     return dir + "/" + name;
   }
+  // The Relu model with default options but for the number of instances.
+  static std::shared_ptr<Model> LoadRelu(int instances) {
+    ModelOptions options;
+    options.instances = instances;
+    return Model::LoadFromPath(ModelPath("relu.onnx"), options);
+  }
 };
 
 // Request with `rows` rows of `value` for the Relu model (x: [N, 3] -> y = relu(x)).
@@ -52,9 +58,7 @@ std::unique_ptr<InferRequest> ReluRequest(int64_t rows, float value,
 }
 
 TEST_F(ModelTest, ConcurrentSubmittersGetTheirOwnRows) {
-  ModelOptions options;
-  options.instances = 2;
-  auto model = Model::LoadFromPath(ModelPath("relu.onnx"), options);
+  auto model = LoadRelu(2);
   ASSERT_TRUE(model->batching_enabled());
   constexpr int kThreads = 8, kPerThread = 200;
   std::atomic<int> wrong{0}, done{0};
@@ -104,9 +108,7 @@ TEST_F(ModelTest, ConcurrentSubmittersGetTheirOwnRows) {
 // Infer: the synchronous path Python's predict takes. Threads outnumber instances, so some
 // requests run inline and others queue and wait; every one returns its own rows.
 TEST_F(ModelTest, InferReturnsEachCallersRowsInlineOrQueued) {
-  ModelOptions options;
-  options.instances = 1;
-  auto model = Model::LoadFromPath(ModelPath("relu.onnx"), options);
+  auto model = LoadRelu(1);
   constexpr int kThreads = 4, kPerThread = 300;
   std::atomic<int> wrong{0};
   std::vector<std::thread> threads;
@@ -136,9 +138,7 @@ TEST_F(ModelTest, InferReturnsEachCallersRowsInlineOrQueued) {
 // A request that ran inline holds the instance while its callback runs, so what that callback
 // submits queues; Submit then runs it as one batch on the same thread before it returns.
 TEST_F(ModelTest, InlineSubmitRunsWhatQueuedMeanwhileOnTheSameThread) {
-  ModelOptions options;
-  options.instances = 1;
-  auto model = Model::LoadFromPath(ModelPath("relu.onnx"), options);
+  auto model = LoadRelu(1);
   const std::thread::id submitter = std::this_thread::get_id();
   std::vector<std::shared_ptr<std::vector<float>>> storage(3);
   std::vector<InferResult> followers(2);
@@ -178,9 +178,7 @@ TEST_F(ModelTest, InlineSubmitRunsWhatQueuedMeanwhileOnTheSameThread) {
 // allowed to keep the submitter's thread: after a bounded number of batches the worker takes
 // over, and every request still completes exactly once.
 TEST_F(ModelTest, InlineSubmitHandsAnEndlessChainToTheWorker) {
-  ModelOptions options;
-  options.instances = 1;
-  auto model = Model::LoadFromPath(ModelPath("relu.onnx"), options);
+  auto model = LoadRelu(1);
   const std::thread::id submitter = std::this_thread::get_id();
   constexpr int kChain = 50;
   std::atomic<int> completed{0}, on_submitter{0};
@@ -266,9 +264,7 @@ TEST_F(ModelTest, CloseUnderLoadCompletesEveryRequestOnce) {
 }
 
 TEST_F(ModelTest, CancelRacesWithWorkers) {
-  ModelOptions options;
-  options.instances = 2;
-  auto model = Model::LoadFromPath(ModelPath("relu.onnx"), options);
+  auto model = LoadRelu(2);
   std::atomic<int> completions{0};
   std::vector<std::shared_ptr<std::vector<float>>> storages(300);
   std::vector<uint64_t> seqs;
