@@ -120,16 +120,17 @@ bool TypedValuesFit(ElementType type, const inference::InferTensorContents& c) {
   }
 }
 
-Status DecodeParameters(const inference::ModelInferRequest& request, DecodedRequest* out) {
-  for (const auto& [key, param] : request.parameters()) {
+Status DecodeParameters(const InferRequestView& request, DecodedRequest* out) {
+  for (const InferParameterView& param : request.parameters) {
+    const std::string_view key = param.key;
     if (key == "priority") {
       int64_t level = -1;
-      if (param.parameter_choice_case() == inference::InferParameter::kUint64Param) {
-        level = param.uint64_param() < static_cast<uint64_t>(kPriorityLevels)
-                    ? static_cast<int64_t>(param.uint64_param())
+      if (param.choice == inference::InferParameter::kUint64Param) {
+        level = param.uint64_value < static_cast<uint64_t>(kPriorityLevels)
+                    ? static_cast<int64_t>(param.uint64_value)
                     : -1;
-      } else if (param.parameter_choice_case() == inference::InferParameter::kInt64Param) {
-        level = param.int64_param();
+      } else if (param.choice == inference::InferParameter::kInt64Param) {
+        level = param.int64_value;
       }
       if (level < 0 || level >= kPriorityLevels) {
         return Invalid("parameter 'priority' must be an integer in [0, " +
@@ -138,11 +139,11 @@ Status DecodeParameters(const inference::ModelInferRequest& request, DecodedRequ
       out->priority = level == 0 ? 0 : static_cast<int>(kPriorityLevels - level);
     } else if (key == "timeout") {
       int64_t timeout_us = -1;
-      if (param.parameter_choice_case() == inference::InferParameter::kInt64Param) {
-        timeout_us = param.int64_param();
-      } else if (param.parameter_choice_case() == inference::InferParameter::kUint64Param &&
-                 param.uint64_param() <= static_cast<uint64_t>(std::numeric_limits<int64_t>::max())) {
-        timeout_us = static_cast<int64_t>(param.uint64_param());
+      if (param.choice == inference::InferParameter::kInt64Param) {
+        timeout_us = param.int64_value;
+      } else if (param.choice == inference::InferParameter::kUint64Param &&
+                 param.uint64_value <= static_cast<uint64_t>(std::numeric_limits<int64_t>::max())) {
+        timeout_us = static_cast<int64_t>(param.uint64_value);
       }
       if (timeout_us < 0) {
         return Invalid("parameter 'timeout' must be a non-negative integer (microseconds)");
@@ -158,38 +159,38 @@ Status DecodeParameters(const inference::ModelInferRequest& request, DecodedRequ
   return Status::Ok();
 }
 
-Status DecodeInput(const inference::ModelInferRequest::InferInputTensor& in, const std::string* raw,
+Status DecodeInput(const InferInputView& in, const std::string_view* raw,
                    const ServerLimits& limits, HostTensor* out) {
-  const ElementType type = ElementTypeFromKServe(in.datatype());
+  const ElementType type = ElementTypeFromKServe(in.datatype);
   if (type == ElementType::kUndefined) {
-    return Invalid(Named("input", in.name()) + ": unsupported datatype " +
-                   QuoteForMessage(in.datatype()) +
+    return Invalid(Named("input", in.name) + ": unsupported datatype " +
+                   QuoteForMessage(in.datatype) +
                    "; expected one of BOOL, UINT8, UINT16, UINT32, UINT64, INT8, INT16, INT32, "
                    "INT64, FP16, FP32, FP64, BYTES");
   }
-  std::vector<int64_t> shape(in.shape().begin(), in.shape().end());
+  std::vector<int64_t> shape = in.shape;
   for (int64_t d : shape) {
     if (d < 0) {
-      return Invalid(Named("input", in.name()) + ": shape " + ShapeToString(shape) +
+      return Invalid(Named("input", in.name) + ": shape " + ShapeToString(shape) +
                      " has a negative dimension");
     }
   }
   const int64_t count = CheckedElementCount(shape, limits.max_tensor_elements);
   if (count < 0) {
-    return Invalid(Named("input", in.name()) + ": shape " + ShapeToString(shape) +
+    return Invalid(Named("input", in.name) + ": shape " + ShapeToString(shape) +
                    " has more than the limit of " + std::to_string(limits.max_tensor_elements) +
                    " elements");
   }
   if (raw != nullptr) {
-    if (in.has_contents()) {
-      return Invalid(Named("input", in.name()) +
+    if (in.contents != nullptr) {
+      return Invalid(Named("input", in.name) +
                      ": data given both in 'contents' and in raw_input_contents");
     }
     if (type == ElementType::kString) {
       HostTensor t;
       t.type = type;
       t.shape = std::move(shape);
-      Status s = DecodeBytesElements(in.name(), *raw, count, &t.strings);
+      Status s = DecodeBytesElements(in.name, *raw, count, &t.strings);
       if (!s.ok()) return s;
       *out = std::move(t);
       return Status::Ok();
@@ -199,35 +200,38 @@ Status DecodeInput(const inference::ModelInferRequest::InferInputTensor& in, con
     const bool overflow =
         __builtin_mul_overflow(static_cast<uint64_t>(count), ElementSize(type), &expected);
     if (overflow || raw->size() != expected) {
-      return Invalid(Named("input", in.name()) + ": raw_input_contents holds " +
+      return Invalid(Named("input", in.name) + ": raw_input_contents holds " +
                      std::to_string(raw->size()) + " bytes; shape " + ShapeToString(shape) +
-                     " of " + in.datatype() + " needs " +
+                     " of " + std::string(in.datatype) + " needs " +
                      (overflow ? std::string("more than 2^64") : std::to_string(expected)));
     }
     out->type = type;
     out->shape = std::move(shape);
-    out->data = raw->data();  // borrowed: the request message outlives the request
+    out->data = raw->data();  // borrowed: the request's bytes outlive the request
     out->byte_size = raw->size();
     return Status::Ok();
   }
   if (type == ElementType::kFloat16) {
-    return Invalid(Named("input", in.name()) +
+    return Invalid(Named("input", in.name) +
                    ": FP16 has no typed 'contents' field; send it in raw_input_contents");
   }
-  const int64_t given = TypedCount(type, in.contents());
+  // No raw buffer and no 'contents': only an empty tensor matches (as an empty 'contents').
+  const inference::InferTensorContents& contents =
+      in.contents != nullptr ? *in.contents : inference::InferTensorContents::default_instance();
+  const int64_t given = TypedCount(type, contents);
   if (given < 0) {
-    return Invalid(Named("input", in.name()) + ": 'contents' uses a field that does not match "
-                   "datatype " + in.datatype());
+    return Invalid(Named("input", in.name) + ": 'contents' uses a field that does not match "
+                   "datatype " + std::string(in.datatype));
   }
   if (given != count) {
-    return Invalid(Named("input", in.name()) + ": 'contents' holds " + std::to_string(given) +
+    return Invalid(Named("input", in.name) + ": 'contents' holds " + std::to_string(given) +
                    " elements; shape " + ShapeToString(shape) + " needs " + std::to_string(count));
   }
-  if (!TypedValuesFit(type, in.contents())) {
-    return Invalid(Named("input", in.name()) + ": a value in 'contents' is out of range for " +
-                   in.datatype());
+  if (!TypedValuesFit(type, contents)) {
+    return Invalid(Named("input", in.name) + ": a value in 'contents' is out of range for " +
+                   std::string(in.datatype));
   }
-  *out = FromTyped(type, shape, in.contents());
+  *out = FromTyped(type, shape, contents);
   return Status::Ok();
 }
 
@@ -247,18 +251,48 @@ ElementType ElementTypeFromKServe(std::string_view datatype) {
   return ElementType::kUndefined;
 }
 
-Status DecodeInferRequest(const inference::ModelInferRequest& request, const ServerLimits& limits,
+void ViewInferRequest(const inference::ModelInferRequest& message, InferRequestView* out) {
+  out->model_name = message.model_name();
+  out->model_version = message.model_version();
+  out->id = message.id();
+  out->parameters.clear();
+  for (const auto& [key, param] : message.parameters()) {
+    InferParameterView p;
+    p.key = key;
+    p.choice = param.parameter_choice_case();
+    p.int64_value = param.int64_param();
+    p.uint64_value = param.uint64_param();
+    out->parameters.push_back(p);
+  }
+  out->inputs.clear();
+  out->inputs.reserve(static_cast<size_t>(message.inputs_size()));
+  for (const auto& in : message.inputs()) {
+    InferInputView& view = out->inputs.emplace_back();
+    view.name = in.name();
+    view.datatype = in.datatype();
+    view.shape.assign(in.shape().begin(), in.shape().end());
+    view.contents = in.has_contents() ? &in.contents() : nullptr;
+  }
+  out->output_names.assign(message.outputs().size(), std::string_view());
+  for (int i = 0; i < message.outputs_size(); ++i) {
+    out->output_names[static_cast<size_t>(i)] = message.outputs(i).name();
+  }
+  out->raw_input_contents.assign(message.raw_input_contents().begin(),
+                                 message.raw_input_contents().end());
+}
+
+Status DecodeInferRequest(const InferRequestView& request, const ServerLimits& limits,
                           DecodedRequest* out) {
-  const int n_inputs = request.inputs_size();
-  if (n_inputs > limits.max_inputs) {
+  const size_t n_inputs = request.inputs.size();
+  if (n_inputs > static_cast<size_t>(limits.max_inputs)) {
     return Invalid("request has " + std::to_string(n_inputs) + " inputs; the limit is " +
                    std::to_string(limits.max_inputs));
   }
-  if (request.outputs_size() > limits.max_outputs) {
-    return Invalid("request asks for " + std::to_string(request.outputs_size()) +
+  if (request.output_names.size() > static_cast<size_t>(limits.max_outputs)) {
+    return Invalid("request asks for " + std::to_string(request.output_names.size()) +
                    " outputs; the limit is " + std::to_string(limits.max_outputs));
   }
-  const int n_raw = request.raw_input_contents_size();
+  const size_t n_raw = request.raw_input_contents.size();
   if (n_raw != 0 && n_raw != n_inputs) {
     return Invalid("raw_input_contents has " + std::to_string(n_raw) +
                    " buffers for " + std::to_string(n_inputs) +
@@ -267,33 +301,16 @@ Status DecodeInferRequest(const inference::ModelInferRequest& request, const Ser
   Status s = DecodeParameters(request, out);
   if (!s.ok()) return s;
   out->inputs.clear();
-  out->inputs.reserve(static_cast<size_t>(n_inputs));
-  for (int i = 0; i < n_inputs; ++i) {
-    const auto& in = request.inputs(i);
-    out->inputs.emplace_back(in.name(), HostTensor{});
-    s = DecodeInput(in, n_raw ? &request.raw_input_contents(i) : nullptr, limits,
+  out->inputs.reserve(n_inputs);
+  for (size_t i = 0; i < n_inputs; ++i) {
+    const InferInputView& in = request.inputs[i];
+    out->inputs.emplace_back(std::string(in.name), HostTensor{});
+    s = DecodeInput(in, n_raw ? &request.raw_input_contents[i] : nullptr, limits,
                     &out->inputs.back().second);
     if (!s.ok()) return s;
   }
-  out->output_names.clear();
-  for (const auto& o : request.outputs()) out->output_names.push_back(o.name());
+  out->output_names.assign(request.output_names.begin(), request.output_names.end());
   return Status::Ok();
-}
-
-void EncodeInferOutputs(const std::vector<std::pair<std::string, HostTensor>>& outputs,
-                        inference::ModelInferResponse* response) {
-  for (const auto& [name, tensor] : outputs) {
-    auto* out = response->add_outputs();
-    out->set_name(name);
-    out->set_datatype(KServeDatatype(tensor.type));
-    for (int64_t d : tensor.shape) out->add_shape(d);
-    std::string* raw = response->add_raw_output_contents();
-    if (tensor.type == ElementType::kString) {
-      AppendBytesElements(tensor.strings, raw);
-    } else {
-      raw->assign(static_cast<const char*>(tensor.data), tensor.byte_size);
-    }
-  }
 }
 
 Status DecodeBytesElements(std::string_view tensor, std::string_view raw, int64_t count,
@@ -326,17 +343,21 @@ Status DecodeBytesElements(std::string_view tensor, std::string_view raw, int64_
   return Status::Ok();
 }
 
-void AppendBytesElements(const std::vector<std::string>& elements, std::string* out) {
+size_t BytesElementsSize(const std::vector<std::string>& elements) {
   size_t total = 0;
   for (const auto& e : elements) total += 4 + e.size();
-  out->reserve(out->size() + total);
+  return total;
+}
+
+char* WriteBytesElements(const std::vector<std::string>& elements, char* out) {
   for (const auto& e : elements) {
     const auto length = static_cast<uint32_t>(e.size());
-    char prefix[4];
-    std::memcpy(prefix, &length, 4);  // little-endian host
-    out->append(prefix, 4);
-    out->append(e);
+    std::memcpy(out, &length, 4);  // little-endian host
+    out += 4;
+    if (!e.empty()) std::memcpy(out, e.data(), e.size());
+    out += e.size();
   }
+  return out;
 }
 
 }  // namespace engine::server

@@ -3,8 +3,8 @@
 // little-endian unsigned integer) is read and written here and nowhere else.
 //
 // Numeric inputs sent in `raw_input_contents` are not copied: their HostTensor borrows the
-// request message's buffer, which the caller keeps alive until the request completes (the
-// batch gather is the first copy). Typed `contents` and BYTES elements are copied into
+// request's bytes, which the caller keeps alive until the request completes (the batch gather
+// is the first copy). Typed `contents` and BYTES elements are copied into
 // tensors that own their memory. Assumes a little-endian host (x86-64, AArch64).
 #pragma once
 
@@ -26,6 +26,36 @@ const char* KServeDatatype(ElementType type);
 // The type for a KServe datatype name; kUndefined for unknown or unsupported ones (BF16).
 ElementType ElementTypeFromKServe(std::string_view datatype);
 
+// A ModelInferRequest read in place: every view points into the message's bytes (the fast
+// reader, infer_wire.h) or into a parsed message (ViewInferRequest), which must outlive it.
+struct InferParameterView {
+  std::string_view key;
+  inference::InferParameter::ParameterChoiceCase choice =
+      inference::InferParameter::PARAMETER_CHOICE_NOT_SET;
+  int64_t int64_value = 0;    // kInt64Param
+  uint64_t uint64_value = 0;  // kUint64Param
+};
+
+struct InferInputView {
+  std::string_view name;
+  std::string_view datatype;
+  std::vector<int64_t> shape;
+  const inference::InferTensorContents* contents = nullptr;  // typed contents, when present
+};
+
+struct InferRequestView {
+  std::string_view model_name;
+  std::string_view model_version;
+  std::string_view id;
+  std::vector<InferParameterView> parameters;  // one per key
+  std::vector<InferInputView> inputs;
+  std::vector<std::string_view> output_names;
+  std::vector<std::string_view> raw_input_contents;
+};
+
+// The view of a message protobuf parsed (the path for whatever the fast reader declines).
+void ViewInferRequest(const inference::ModelInferRequest& message, InferRequestView* out);
+
 // What a ModelInferRequest asks for, in the core's terms.
 struct DecodedRequest {
   std::vector<std::pair<std::string, HostTensor>> inputs;
@@ -38,18 +68,15 @@ struct DecodedRequest {
 // datatypes, shapes, element counts against `limits`, raw buffer count and sizes, and BYTES
 // framing; checking against the model's signature is the core's job (validate.h). Returns
 // kInvalidInput, never retryable, with a message that names the tensor.
-Status DecodeInferRequest(const inference::ModelInferRequest& request, const ServerLimits& limits,
+Status DecodeInferRequest(const InferRequestView& request, const ServerLimits& limits,
                           DecodedRequest* out);
-
-// Appends one output tensor per entry to `response`: name, datatype, shape and its data as
-// raw_output_contents (the one copy out of the engine's buffers).
-void EncodeInferOutputs(const std::vector<std::pair<std::string, HostTensor>>& outputs,
-                        inference::ModelInferResponse* response);
 
 // BYTES framing. Decode fails (kInvalidInput naming `tensor`) unless `raw` holds exactly
 // `count` length-prefixed elements.
 Status DecodeBytesElements(std::string_view tensor, std::string_view raw, int64_t count,
                            std::vector<std::string>* out);
-void AppendBytesElements(const std::vector<std::string>& elements, std::string* out);
+// Encode: the framed size of `elements`, and the writer of exactly that many bytes at `out`.
+size_t BytesElementsSize(const std::vector<std::string>& elements);
+char* WriteBytesElements(const std::vector<std::string>& elements, char* out);
 
 }  // namespace engine::server

@@ -6,19 +6,30 @@
 
 #include "codec.h"
 #include "error_map.h"
+#include "infer_message.h"
 #include "inference_service.h"
 #include "serve.h"
 
 namespace engine::server {
 namespace {
 
-using inference::ModelInferRequest;
-using inference::ModelInferResponse;
-
-// A ModelInfer call that can cancel its queued request when the client goes away.
-class InferCall final : public UnaryCall<ModelInferRequest, ModelInferResponse> {
+// A ModelInfer call: its request read in place (infer_message.h), and the means to cancel
+// its queued request when the client goes away.
+class InferCall final : public InlineUnaryReactor {
  public:
-  using UnaryCall::UnaryCall;
+  using RequestType = inference::ModelInferRequest;  // named in Serve's malformed-message error
+
+  explicit InferCall(grpc::ByteBuffer* out) : out_(out) {}
+
+  bool Parse(const grpc::ByteBuffer& in) { return request_.Parse(in); }
+  const InferRequestView& request() const { return request_.view(); }
+
+  // Exactly once, from any thread: an error, or (OK) the response bytes.
+  void Reply(const grpc::Status& status) { Finish(status); }
+  void Reply(grpc::ByteBuffer response) {
+    *out_ = std::move(response);
+    Finish(grpc::Status::OK);
+  }
 
   // Remembers where the request was queued (seq 0: refused at once, nothing to cancel).
   void Track(std::shared_ptr<Model> model, uint64_t seq) {
@@ -40,6 +51,8 @@ class InferCall final : public UnaryCall<ModelInferRequest, ModelInferResponse> 
   }
 
  private:
+  ReceivedInferRequest request_;
+  grpc::ByteBuffer* out_;
   std::mutex mutex_;
   std::shared_ptr<Model> model_;  // GUARDED_BY(mutex_)
   uint64_t seq_ = 0;              // GUARDED_BY(mutex_)
@@ -62,11 +75,11 @@ InferenceService::InferenceService(ServingTable* table, ControlExecutor* executo
       limits_(limits),
       info_(std::move(info)) {}
 
-Status InferenceService::PrepareInfer(const ModelInferRequest& request,
+Status InferenceService::PrepareInfer(const InferRequestView& request,
                                       std::chrono::system_clock::time_point deadline,
                                       ServedVersion* served,
                                       std::unique_ptr<InferRequest>* out) const {
-  Status s = table_->FindForInference(request.model_name(), request.model_version(), served);
+  Status s = table_->FindForInference(request.model_name, request.model_version, served);
   if (!s.ok()) return s;
   DecodedRequest decoded;
   s = DecodeInferRequest(request, limits_, &decoded);
@@ -88,38 +101,30 @@ Status InferenceService::PrepareInfer(const ModelInferRequest& request,
   r->output_names = std::move(decoded.output_names);
   r->priority = decoded.priority;
   r->timeout_us = timeout_us;
-  r->id = request.id();
+  r->id = std::string(request.id);
   *out = std::move(r);
   return Status::Ok();
 }
 
-void InferenceService::EncodeResponse(const ModelInferRequest& request,
-                                      const std::string& model_name, int64_t model_version,
-                                      const InferResult& result, ModelInferResponse* response) {
-  response->set_model_name(model_name);
-  response->set_model_version(std::to_string(model_version));
-  response->set_id(request.id());
-  EncodeInferOutputs(result.outputs, response);
-}
-
 grpc::ServerUnaryReactor* InferenceService::ModelInfer(Ctx* ctx, const Buf* in, Buf* out) {
   return Serve<InferCall>(*auth_, ctx, in, out, [&](InferCall& call) {
-    const ModelInferRequest& request = call.request();
+    const InferRequestView& request = call.request();
     ServedVersion served;
     std::unique_ptr<InferRequest> r;
     Status s = PrepareInfer(request, ctx->deadline(), &served, &r);
     if (!s.ok()) {
-      call.Reply(ToGrpcStatus(s, request.id()));
+      call.Reply(ToGrpcStatus(s, request.id));
       return;
     }
-    // The call (and with it the request message the inputs borrow from) lives until Reply.
+    // The call (and with it the request bytes the inputs borrow from) lives until Reply. The
+    // callback captures the model's name and version, never its shared_ptr: the last
+    // reference to a Model must not be dropped on its own worker thread.
     r->on_complete = [&call, name = served.name, version = served.version](InferResult&& result) {
       if (!result.status.ok()) {
-        call.Reply(ToGrpcStatus(result.status, call.request().id()));
+        call.Reply(ToGrpcStatus(result.status, call.request().id));
         return;
       }
-      EncodeResponse(call.request(), name, version, result, call.response());
-      call.Reply(grpc::Status::OK);
+      call.Reply(InferResponseBuffer(name, version, call.request().id, result));
     };
     // When nothing is queued and an instance is idle, run on this gRPC thread: no hand-off to
     // a worker and back. The thread then also runs the few batches that queued meanwhile

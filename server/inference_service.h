@@ -14,6 +14,7 @@
 #include <string>
 
 #include "auth.h"
+#include "codec.h"
 #include "control_executor.h"
 #include "control_plane.h"
 #include "grpc_service.grpc.pb.h"
@@ -66,15 +67,9 @@ class InferenceService final : public RawInferenceService {
 
   // Shared by ModelInfer and ModelStreamInfer: finds the model, decodes the request and
   // builds the core request (on_complete left to the caller). Tensors borrow from `request`.
-  Status PrepareInfer(const inference::ModelInferRequest& request,
+  Status PrepareInfer(const InferRequestView& request,
                       std::chrono::system_clock::time_point deadline, ServedVersion* served,
                       std::unique_ptr<InferRequest>* out) const;
-  // Fills a successful response for `request` from `result`. Completion callbacks capture the
-  // model's name and version, never its shared_ptr: the last reference to a Model must not be
-  // dropped on its own worker thread.
-  static void EncodeResponse(const inference::ModelInferRequest& request,
-                             const std::string& model_name, int64_t model_version,
-                             const InferResult& result, inference::ModelInferResponse* response);
 
   const BearerAuth& auth() const { return *auth_; }
   const ServerLimits& limits() const { return limits_; }

@@ -4,27 +4,24 @@
 // then reading pauses), responses are written in completion order, one write at a time. A
 // failed request answers with `error_message` and its id; the stream stays open. The stream
 // finishes once the client half-closed and every request has been answered.
-#include <google/protobuf/arena.h>
-
 #include <deque>
 #include <memory>
 #include <mutex>
 #include <utility>
 
 #include "error_map.h"
+#include "infer_message.h"
 #include "inference_service.h"
 #include "unary_call.h"
 
 namespace engine::server {
 namespace {
 
-using inference::ModelInferRequest;
 using inference::ModelStreamInferResponse;
 
 // One request read from the stream; the core request's inputs borrow from it (keepalive).
 struct StreamItem {
-  google::protobuf::Arena arena;
-  ModelInferRequest* request = google::protobuf::Arena::CreateMessage<ModelInferRequest>(&arena);
+  ReceivedInferRequest request;
 };
 
 class StreamInferCall final : public grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer> {
@@ -45,7 +42,7 @@ class StreamInferCall final : public grpc::ServerBidiReactor<grpc::ByteBuffer, g
       return;
     }
     auto item = std::make_shared<StreamItem>();
-    const bool parsed = ParseByteBuffer(read_buffer_, item->request);
+    const bool parsed = item->request.Parse(read_buffer_);
     read_buffer_.Clear();
     if (!parsed) {
       Respond(ErrorResponse(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
@@ -82,26 +79,24 @@ class StreamInferCall final : public grpc::ServerBidiReactor<grpc::ByteBuffer, g
   };
 
   void Submit(std::shared_ptr<StreamItem> item) {
-    const ModelInferRequest& request = *item->request;
+    const InferRequestView& request = item->request.view();
     ServedVersion served;
     std::unique_ptr<InferRequest> r;
     Status s = service_->PrepareInfer(request, ctx_->deadline(), &served, &r);
     if (!s.ok()) {
-      Respond(ErrorResponse(ToGrpcStatus(s, request.id()), &request));
+      Respond(ErrorResponse(ToGrpcStatus(s, request.id), &request));
       return;
     }
     r->keepalive = item;
+    // Captures the model's name and version, never its shared_ptr: the last reference to a
+    // Model must not be dropped on its own worker thread.
     r->on_complete = [this, item, name = served.name, version = served.version](
                          InferResult&& result) {
-      ModelStreamInferResponse response;
-      if (result.status.ok()) {
-        InferenceService::EncodeResponse(*item->request, name, version, result,
-                                         response.mutable_infer_response());
-      } else {
-        response = ErrorResponse(ToGrpcStatus(result.status, item->request->id()),
-                                 item->request);
-      }
-      Respond(std::move(response), /*completes_request=*/true);
+      const InferRequestView& answered = item->request.view();
+      Respond(result.status.ok()
+                  ? InferResponseBuffer(name, version, answered.id, result, /*in_stream=*/true)
+                  : ErrorResponse(ToGrpcStatus(result.status, answered.id), &answered),
+              /*completes_request=*/true);
     };
     {
       std::lock_guard<std::mutex> lock(mutex_);
@@ -113,25 +108,26 @@ class StreamInferCall final : public grpc::ServerBidiReactor<grpc::ByteBuffer, g
     served.model->Submit(std::move(r));
   }
 
-  static ModelStreamInferResponse ErrorResponse(const grpc::Status& status,
-                                                const ModelInferRequest* request) {
+  // A ModelStreamInferResponse with the error, and the request's id, model and version.
+  static grpc::ByteBuffer ErrorResponse(const grpc::Status& status,
+                                        const InferRequestView* request) {
     ModelStreamInferResponse response;
     response.set_error_message(status.error_message());
     if (request != nullptr) {
       auto* r = response.mutable_infer_response();
-      r->set_id(request->id());
-      r->set_model_name(request->model_name());
-      r->set_model_version(request->model_version());
+      r->set_id(std::string(request->id));
+      r->set_model_name(std::string(request->model_name));
+      r->set_model_version(std::string(request->model_version));
     }
-    return response;
+    grpc::ByteBuffer buffer;
+    SerializeToByteBuffer(response, &buffer);  // never fails for this message
+    return buffer;
   }
 
   // Queues a response; `completes_request` when it ends one of the in-flight requests.
-  void Respond(const ModelStreamInferResponse& response, bool completes_request = false) {
-    grpc::ByteBuffer buffer;
-    const bool serialized = SerializeToByteBuffer(response, &buffer);
+  void Respond(grpc::ByteBuffer buffer, bool completes_request = false) {
     Act(Decide([&] {
-      if (serialized && !write_failed_) writes_.push_back(std::move(buffer));
+      if (!write_failed_) writes_.push_back(std::move(buffer));
       if (completes_request) {
         --in_flight_;
         if (!reading_ && !reads_done_ && in_flight_ < service_->limits().max_stream_in_flight) {

@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <cstring>
 #include <limits>
@@ -9,12 +10,13 @@
 #include <utility>
 #include <vector>
 
+#include "infer_wire.h"
+
 namespace engine::server {
 namespace {
 
 using inference::InferParameter;
 using inference::ModelInferRequest;
-using inference::ModelInferResponse;
 
 // The 4-byte little-endian prefix written byte by byte, so the test does not share the codec's
 // reliance on host byte order.
@@ -51,8 +53,43 @@ ModelInferRequest::InferInputTensor* AddInput(ModelInferRequest* r, const std::s
   return in;
 }
 
+// What a decoded tensor holds, whether borrowed or owned, for comparing two decodings.
+std::string ContentOf(const HostTensor& t) {
+  std::string out = std::to_string(static_cast<int>(t.type)) + ShapeToString(t.shape);
+  if (t.type == ElementType::kString) {
+    for (const auto& e : t.strings) out += "|" + e;
+  } else if (t.byte_size != 0) {
+    out.append(static_cast<const char*>(t.data), t.byte_size);
+  }
+  return out;
+}
+
+// Decodes `r` as the server does when protobuf parsed it. When the fast reader
+// (infer_wire.h) takes the same message's bytes, its decoding must agree exactly: every test
+// here then checks both paths.
 Status Decode(const ModelInferRequest& r, DecodedRequest* out, const ServerLimits& limits = {}) {
-  return DecodeInferRequest(r, limits, out);
+  InferRequestView view;
+  ViewInferRequest(r, &view);
+  Status s = DecodeInferRequest(view, limits, out);
+  const std::string bytes = r.SerializeAsString();
+  InferRequestView fast;
+  if (ReadInferRequest(bytes, &fast)) {
+    DecodedRequest other;
+    const Status t = DecodeInferRequest(fast, limits, &other);
+    EXPECT_EQ(t.code(), s.code());
+    EXPECT_EQ(t.message(), s.message());
+    if (s.ok() && t.ok()) {
+      EXPECT_EQ(other.priority, out->priority);
+      EXPECT_EQ(other.timeout_us, out->timeout_us);
+      EXPECT_EQ(other.output_names, out->output_names);
+      EXPECT_EQ(other.inputs.size(), out->inputs.size());
+      for (size_t i = 0; i < std::min(other.inputs.size(), out->inputs.size()); ++i) {
+        EXPECT_EQ(other.inputs[i].first, out->inputs[i].first);
+        EXPECT_EQ(ContentOf(other.inputs[i].second), ContentOf(out->inputs[i].second));
+      }
+    }
+  }
+  return s;
 }
 
 // Every decode error is kInvalidInput; the fragment pins down which check fired.
@@ -275,10 +312,11 @@ TEST(DecodeInferRequest, BytesFramingErrorsNameTheInput) {
   EXPECT_TRUE(IsInvalid(Decode(r, &out), "input 'words': BYTES element 1 declares 9 bytes"));
 }
 
-TEST(AppendBytesElements, WritesLittleEndianPrefixes) {
-  std::string out = "head";
-  AppendBytesElements({"ab", "", std::string(258, 'q')}, &out);
-  const std::string expected = "head" + std::string("\x02\x00\x00\x00", 4) + "ab" +
+TEST(WriteBytesElements, WritesLittleEndianPrefixes) {
+  const std::vector<std::string> elements = {"ab", "", std::string(258, 'q')};
+  std::string out(BytesElementsSize(elements), '?');
+  EXPECT_EQ(WriteBytesElements(elements, out.data()), out.data() + out.size());
+  const std::string expected = std::string("\x02\x00\x00\x00", 4) + "ab" +
                                std::string(4, '\0') + std::string("\x02\x01\x00\x00", 4) +
                                std::string(258, 'q');
   EXPECT_EQ(out, expected);
@@ -531,72 +569,6 @@ TEST(DecodeInferRequest, PriorityAndTimeoutParameters) {
   EXPECT_TRUE(IsInvalid(decode_with("sequence_id", p, &out),
                         "parameter 'sequence_id': sequence batching is not supported"));
   ASSERT_TRUE(decode_with("binary_data_output", p, &out).ok());  // meaningless here: ignored
-}
-
-// --- Encoding ------------------------------------------------------------------------------
-
-TEST(EncodeInferOutputs, NumericAndBytesIntoRawOutputContents) {
-  HostTensor probs = AllocateHostTensor(ElementType::kFloat32, {1, 3});
-  const std::vector<float> p = {0.25f, 0.5f, 0.25f};
-  std::memcpy(MutableData(probs), p.data(), 12);
-  HostTensor label = AllocateHostTensor(ElementType::kInt64, {1});
-  const int64_t l = -7;
-  std::memcpy(MutableData(label), &l, 8);
-  HostTensor words;
-  words.type = ElementType::kString;
-  words.shape = {2};
-  words.strings = {"cat", std::string(258, 'q')};
-  HostTensor half = AllocateHostTensor(ElementType::kFloat16, {1});
-  const uint16_t h = 0x3c00;
-  std::memcpy(MutableData(half), &h, 2);
-
-  ModelInferResponse response;
-  EncodeInferOutputs({{"probs", probs}, {"label", label}}, &response);
-  EncodeInferOutputs({{"words", words}, {"half", half}}, &response);  // appends
-  ASSERT_EQ(response.outputs_size(), 4);
-  ASSERT_EQ(response.raw_output_contents_size(), 4);
-  const std::vector<std::pair<std::string, std::string>> expected = {
-      {"probs", "FP32"}, {"label", "INT64"}, {"words", "BYTES"}, {"half", "FP16"}};
-  for (int i = 0; i < 4; ++i) {
-    EXPECT_EQ(response.outputs(i).name(), expected[static_cast<size_t>(i)].first);
-    EXPECT_EQ(response.outputs(i).datatype(), expected[static_cast<size_t>(i)].second);
-    EXPECT_FALSE(response.outputs(i).has_contents());  // raw only
-  }
-  EXPECT_EQ(std::vector<int64_t>(response.outputs(0).shape().begin(),
-                                 response.outputs(0).shape().end()),
-            (std::vector<int64_t>{1, 3}));
-  EXPECT_EQ(response.raw_output_contents(0), RawOf(p));
-  EXPECT_EQ(response.raw_output_contents(1), RawOf<int64_t>({-7}));
-  EXPECT_EQ(response.raw_output_contents(2),
-            Le32(3) + "cat" + std::string("\x02\x01\x00\x00", 4) + std::string(258, 'q'));
-  EXPECT_EQ(response.raw_output_contents(3), std::string("\x00\x3c", 2));
-}
-
-TEST(EncodeInferOutputs, DecodesBackToTheSameTensors) {
-  HostTensor bools = AllocateHostTensor(ElementType::kBool, {2, 2});
-  const std::vector<uint8_t> b = {1, 0, 0, 1};
-  std::memcpy(MutableData(bools), b.data(), 4);
-  HostTensor strings;
-  strings.type = ElementType::kString;
-  strings.shape = {3};
-  strings.strings = {"", std::string("\0\xff", 2), "end"};
-  ModelInferResponse response;
-  EncodeInferOutputs({{"b", bools}, {"s", strings}}, &response);
-
-  // A response's outputs, sent back as a request, decode to what was encoded.
-  ModelInferRequest r;
-  for (int i = 0; i < response.outputs_size(); ++i) {
-    const auto& o = response.outputs(i);
-    AddInput(&r, o.name(), o.datatype(),
-             std::vector<int64_t>(o.shape().begin(), o.shape().end()));
-    r.add_raw_input_contents(response.raw_output_contents(i));
-  }
-  DecodedRequest out;
-  ASSERT_TRUE(Decode(r, &out).ok());
-  EXPECT_EQ(out.inputs[0].second.type, ElementType::kBool);
-  EXPECT_EQ(out.inputs[0].second.shape, (std::vector<int64_t>{2, 2}));
-  EXPECT_EQ(ValuesOf<uint8_t>(out.inputs[0].second), b);
-  EXPECT_EQ(out.inputs[1].second.strings, strings.strings);
 }
 
 }  // namespace

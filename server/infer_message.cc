@@ -1,0 +1,46 @@
+#include "infer_message.h"
+
+#include <grpc/slice.h>
+
+#include <charconv>
+#include <string_view>
+
+#include "infer_wire.h"
+#include "wire_format.h"
+
+namespace engine::server {
+
+bool ReceivedInferRequest::Parse(const grpc::ByteBuffer& in) {
+  // Messages of a few KB arrive as one slice, referenced here without a copy; larger ones
+  // are joined into one (the only copy of their raw contents before the batch gather).
+  if (!in.TrySingleSlice(&bytes_).ok() && !in.DumpToSingleSlice(&bytes_).ok()) return false;
+  const std::string_view bytes(reinterpret_cast<const char*>(bytes_.begin()), bytes_.size());
+  if (ReadInferRequest(bytes, &view_)) return true;
+  message_ = std::make_unique<inference::ModelInferRequest>();
+  if (!message_->ParseFromArray(bytes.data(), static_cast<int>(bytes.size()))) return false;
+  ViewInferRequest(*message_, &view_);
+  return true;
+}
+
+grpc::ByteBuffer InferResponseBuffer(std::string_view model_name, int64_t model_version,
+                                     std::string_view id, const InferResult& result,
+                                     bool in_stream) {
+  char version[24];
+  const auto printed = std::to_chars(version, version + sizeof(version), model_version);
+  InferResponseFields fields;
+  fields.model_name = model_name;
+  fields.model_version = std::string_view(version, static_cast<size_t>(printed.ptr - version));
+  fields.id = id;
+  fields.outputs = &result.outputs;
+  const size_t size = InferResponseSize(fields);
+  // ModelStreamInferResponse: infer_response = 2, before it an empty error_message (omitted).
+  const size_t total = in_stream ? wire::LengthDelimitedSize(size) : size;
+  grpc_slice slice = grpc_slice_malloc(total);
+  char* out = reinterpret_cast<char*>(GRPC_SLICE_START_PTR(slice));
+  if (in_stream) out = wire::WriteLengthPrefix(2, size, out);
+  WriteInferResponse(fields, out);
+  grpc::Slice owned(slice, grpc::Slice::STEAL_REF);
+  return grpc::ByteBuffer(&owned, 1);
+}
+
+}  // namespace engine::server

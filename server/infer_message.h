@@ -1,0 +1,39 @@
+// The ModelInfer messages as gRPC carries them: a request received as bytes and read in place,
+// and a response written straight into the one slice gRPC sends.
+#pragma once
+
+#include <grpcpp/support/byte_buffer.h>
+#include <grpcpp/support/slice.h>
+
+#include <cstdint>
+#include <memory>
+#include <string_view>
+
+#include "codec.h"
+#include "grpc_service.pb.h"
+#include "request.h"
+
+namespace engine::server {
+
+// One received ModelInferRequest. The view points into this object's bytes (one slice, held
+// here) or, when the fast reader declined (infer_wire.h), into the protobuf message parsed
+// from them; either way it lives as long as this object.
+class ReceivedInferRequest {
+ public:
+  // False when the bytes are not a valid ModelInferRequest.
+  bool Parse(const grpc::ByteBuffer& in);
+  const InferRequestView& view() const { return view_; }
+
+ private:
+  grpc::Slice bytes_;
+  std::unique_ptr<inference::ModelInferRequest> message_;  // only when protobuf parsed it
+  InferRequestView view_;
+};
+
+// The serialized ModelInferResponse for a successful `result`, as one slice. With `in_stream`,
+// it is wrapped as the infer_response of a ModelStreamInferResponse.
+grpc::ByteBuffer InferResponseBuffer(std::string_view model_name, int64_t model_version,
+                                     std::string_view id, const InferResult& result,
+                                     bool in_stream = false);
+
+}  // namespace engine::server
