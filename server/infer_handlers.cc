@@ -27,7 +27,7 @@ class InferCall final : public InlineUnaryReactor {
   // Exactly once, from any thread: an error, or (OK) the response bytes.
   void Reply(const grpc::Status& status) { Finish(status); }
   void Reply(grpc::ByteBuffer response) {
-    *out_ = std::move(response);
+    out_->Swap(&response);  // this gRPC's ByteBuffer has no move: assigning would copy
     Finish(grpc::Status::OK);
   }
 

@@ -127,7 +127,7 @@ class StreamInferCall final : public grpc::ServerBidiReactor<grpc::ByteBuffer, g
   // Queues a response; `completes_request` when it ends one of the in-flight requests.
   void Respond(grpc::ByteBuffer buffer, bool completes_request = false) {
     Act(Decide([&] {
-      if (!write_failed_) writes_.push_back(std::move(buffer));
+      if (!write_failed_) writes_.emplace_back().Swap(&buffer);  // ByteBuffer has no move
       if (completes_request) {
         --in_flight_;
         if (!reading_ && !reads_done_ && in_flight_ < service_->limits().max_stream_in_flight) {
@@ -148,7 +148,7 @@ class StreamInferCall final : public grpc::ServerBidiReactor<grpc::ByteBuffer, g
     read_now_ = false;
     if (!writing_ && !writes_.empty()) {
       writing_ = true;
-      current_write_ = std::move(writes_.front());
+      current_write_.Swap(&writes_.front());
       writes_.pop_front();
       a.write = true;
     }

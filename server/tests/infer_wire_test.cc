@@ -364,9 +364,11 @@ TEST(WireReader, VarintBounds) {
   ASSERT_TRUE(ok.ReadVarint(&v));
   EXPECT_EQ(v, UINT64_MAX);
   EXPECT_TRUE(ok.done());
-  wire::Reader too_wide(std::string(9, '\xff') + "\x02");  // bits past 64
+  const std::string wide = std::string(9, '\xff') + "\x02";  // bits past 64
+  wire::Reader too_wide(wide);
   EXPECT_FALSE(too_wide.ReadVarint(&v));
-  wire::Reader too_long(std::string(10, '\x80') + "\x00");
+  const std::string eleven = std::string(10, '\x80') + "\x00";
+  wire::Reader too_long(eleven);
   EXPECT_FALSE(too_long.ReadVarint(&v));
   wire::Reader unfinished("\x80");
   EXPECT_FALSE(unfinished.ReadVarint(&v));
