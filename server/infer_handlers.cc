@@ -17,11 +17,9 @@ namespace {
 // its queued request when the client goes away.
 class InferCall final : public InlineUnaryReactor {
  public:
-  using RequestType = inference::ModelInferRequest;  // named in Serve's malformed-message error
+  InferCall(grpc::ByteBuffer* out, const ServerLimits* limits) : out_(out), limits_(limits) {}
 
-  explicit InferCall(grpc::ByteBuffer* out) : out_(out) {}
-
-  bool Parse(const grpc::ByteBuffer& in) { return request_.Parse(in); }
+  grpc::Status Parse(const grpc::ByteBuffer& in) { return request_.Parse(in, *limits_); }
   const InferRequestView& request() const { return request_.view(); }
 
   // Exactly once, from any thread: an error, or (OK) the response bytes.
@@ -53,6 +51,7 @@ class InferCall final : public InlineUnaryReactor {
  private:
   ReceivedInferRequest request_;
   grpc::ByteBuffer* out_;
+  const ServerLimits* limits_;
   std::mutex mutex_;
   std::shared_ptr<Model> model_;  // GUARDED_BY(mutex_)
   uint64_t seq_ = 0;              // GUARDED_BY(mutex_)
@@ -135,7 +134,7 @@ grpc::ServerUnaryReactor* InferenceService::ModelInfer(Ctx* ctx, const Buf* in, 
     r->allow_inline = model->options().batching_policy.max_queue_delay_us == 0;
     const uint64_t seq = model->Submit(std::move(r));
     if (seq != 0) call.Track(std::move(model), seq);
-  });
+  }, &limits_);
 }
 
 }  // namespace engine::server

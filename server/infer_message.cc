@@ -5,21 +5,27 @@
 #include <charconv>
 #include <string_view>
 
+#include "error_map.h"
 #include "infer_wire.h"
 #include "wire_format.h"
 
 namespace engine::server {
 
-bool ReceivedInferRequest::Parse(const grpc::ByteBuffer& in) {
+grpc::Status ReceivedInferRequest::Parse(const grpc::ByteBuffer& in, const ServerLimits& limits) {
+  const grpc::Status malformed(grpc::StatusCode::INVALID_ARGUMENT,
+                               "malformed request: not a valid inference.ModelInferRequest "
+                               "message");
   // Messages of a few KB arrive as one slice, referenced here without a copy; larger ones
   // are joined into one (the only copy of their raw contents before the batch gather).
-  if (!in.TrySingleSlice(&bytes_).ok() && !in.DumpToSingleSlice(&bytes_).ok()) return false;
+  if (!in.TrySingleSlice(&bytes_).ok() && !in.DumpToSingleSlice(&bytes_).ok()) return malformed;
   const std::string_view bytes(reinterpret_cast<const char*>(bytes_.begin()), bytes_.size());
-  if (ReadInferRequest(bytes, &view_)) return true;
+  const Status bounded = CheckInferRequestBounds(bytes, limits);
+  if (!bounded.ok()) return ToGrpcStatus(bounded, "");
+  if (ReadInferRequest(bytes, &view_)) return grpc::Status::OK;
   message_ = std::make_unique<inference::ModelInferRequest>();
-  if (!message_->ParseFromArray(bytes.data(), static_cast<int>(bytes.size()))) return false;
+  if (!message_->ParseFromArray(bytes.data(), static_cast<int>(bytes.size()))) return malformed;
   ViewInferRequest(*message_, &view_);
-  return true;
+  return grpc::Status::OK;
 }
 
 grpc::ByteBuffer InferResponseBuffer(std::string_view model_name, int64_t model_version,

@@ -4,6 +4,7 @@
 
 #include <grpcpp/support/byte_buffer.h>
 #include <grpcpp/support/slice.h>
+#include <grpcpp/support/status.h>
 
 #include <cstdint>
 #include <memory>
@@ -12,6 +13,7 @@
 #include "codec.h"
 #include "grpc_service.pb.h"
 #include "request.h"
+#include "server_limits.h"
 
 namespace engine::server {
 
@@ -20,8 +22,9 @@ namespace engine::server {
 // from them; either way it lives as long as this object.
 class ReceivedInferRequest {
  public:
-  // False when the bytes are not a valid ModelInferRequest.
-  bool Parse(const grpc::ByteBuffer& in);
+  // INVALID_ARGUMENT when the bytes are not a ModelInferRequest or ask for more than
+  // `limits` allow (checked before parsing).
+  grpc::Status Parse(const grpc::ByteBuffer& in, const ServerLimits& limits);
   const InferRequestView& view() const { return view_; }
 
  private:

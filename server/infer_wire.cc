@@ -2,6 +2,8 @@
 
 #include <cstdint>
 #include <cstring>
+#include <string>
+#include <utility>
 
 #include "wire_format.h"
 
@@ -177,7 +179,91 @@ size_t RawSize(const HostTensor& tensor) {
                                              : tensor.byte_size;
 }
 
+Status Invalid(std::string message) {
+  return Status(StatusCode::kInvalidInput, std::move(message));
+}
+
+// Counts `counted` fields (a map's entries, an input's dims) in one message; `packed` is a
+// repeated varint field whose packed bytes count one element per final byte.
+int64_t CountFields(std::string_view bytes, uint32_t counted, uint32_t packed = 0) {
+  Reader reader(bytes);
+  int64_t count = 0;
+  while (!reader.done()) {
+    uint32_t field = 0;
+    WireType type{};
+    if (!reader.ReadTag(&field, &type)) break;
+    if (field == packed && type == kLengthDelimited) {
+      std::string_view values;
+      if (!reader.ReadLengthDelimited(&values)) break;
+      for (const char c : values) count += (static_cast<uint8_t>(c) & 0x80) == 0 ? 1 : 0;
+      continue;
+    }
+    if (field == counted) ++count;
+    if (!reader.SkipValue(field, type)) break;
+  }
+  return count;
+}
+
 }  // namespace
+
+Status CheckInferRequestBounds(std::string_view bytes, const ServerLimits& limits) {
+  Reader reader(bytes);
+  int64_t inputs = 0;
+  int64_t outputs = 0;
+  int64_t raw = 0;
+  int64_t parameters = 0;
+  while (!reader.done()) {
+    uint32_t field = 0;
+    WireType type{};
+    if (!reader.ReadTag(&field, &type)) break;
+    std::string_view value;
+    if (type != kLengthDelimited) {
+      if (!reader.SkipValue(field, type)) break;
+      continue;
+    }
+    if (!reader.ReadLengthDelimited(&value)) break;
+    if (field == 4) {
+      ++parameters;
+    } else if (field == 5) {  // an input: its dims (3) and its parameters (4)
+      const int64_t rank = CountFields(value, /*counted=*/3, /*packed=*/3);
+      if (rank > limits.max_tensor_rank) {
+        return Invalid("input " + std::to_string(inputs) + " has a shape of " +
+                       std::to_string(rank) + " dimensions; the limit is " +
+                       std::to_string(limits.max_tensor_rank));
+      }
+      if (CountFields(value, 4) > limits.max_parameters) {
+        return Invalid("input " + std::to_string(inputs) + " has more than " +
+                       std::to_string(limits.max_parameters) + " parameters");
+      }
+      ++inputs;
+    } else if (field == 6) {  // a requested output: its parameters (2)
+      if (CountFields(value, 2) > limits.max_parameters) {
+        return Invalid("requested output " + std::to_string(outputs) + " has more than " +
+                       std::to_string(limits.max_parameters) + " parameters");
+      }
+      ++outputs;
+    } else if (field == 7) {
+      ++raw;
+    }
+  }
+  if (inputs > limits.max_inputs) {
+    return Invalid("request has " + std::to_string(inputs) + " inputs; the limit is " +
+                   std::to_string(limits.max_inputs));
+  }
+  if (outputs > limits.max_outputs) {
+    return Invalid("request asks for " + std::to_string(outputs) + " outputs; the limit is " +
+                   std::to_string(limits.max_outputs));
+  }
+  if (raw > limits.max_inputs) {
+    return Invalid("raw_input_contents has " + std::to_string(raw) + " buffers; a request has "
+                   "at most " + std::to_string(limits.max_inputs) + " inputs");
+  }
+  if (parameters > limits.max_parameters) {
+    return Invalid("request has " + std::to_string(parameters) + " parameters; the limit is " +
+                   std::to_string(limits.max_parameters));
+  }
+  return Status::Ok();
+}
 
 bool ReadInferRequest(std::string_view bytes, InferRequestView* out) {
   *out = InferRequestView{};

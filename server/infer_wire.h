@@ -15,9 +15,17 @@
 #include <vector>
 
 #include "codec.h"
+#include "server_limits.h"
+#include "status.h"
 #include "tensor.h"
 
 namespace engine::server {
+
+// Counts inputs, outputs, raw buffers, parameters and each input's dims in the bytes of a
+// ModelInferRequest, without parsing it, against `limits` (kInvalidInput past one). Run
+// before either parser: a small message must not be able to ask for a large parse. Counting
+// stops where the bytes cannot be read; protobuf cannot read past that point either.
+Status CheckInferRequestBounds(std::string_view bytes, const ServerLimits& limits);
 
 // Reads `bytes` as a ModelInferRequest into `out` (views into `bytes`). Returns false, without
 // judging the bytes, for anything beyond the common form: typed `contents`, input or output

@@ -11,20 +11,21 @@ namespace engine::server {
 
 // Runs `handler(call)` for an authenticated, well-formed request, else answers the error.
 // The handler must Reply exactly once, now or later (e.g. from a completion callback).
-// `Call` is a UnaryCall or a class derived from one.
-template <typename Call, typename Handler>
+// `Call` is built as Call(out, call_args...); its Parse(in) returns the status to answer a
+// request it cannot take with (INVALID_ARGUMENT for malformed bytes).
+template <typename Call, typename Handler, typename... CallArgs>
 grpc::ServerUnaryReactor* Serve(const BearerAuth& auth, grpc::CallbackServerContext* ctx,
                                 const grpc::ByteBuffer* in, grpc::ByteBuffer* out,
-                                Handler&& handler) {
-  using Request = typename Call::RequestType;
-  auto* call = new Call(out);
+                                Handler&& handler, CallArgs&&... call_args) {
+  auto* call = new Call(out, std::forward<CallArgs>(call_args)...);
   if (!auth.Allows(*ctx)) {
     call->Reply(grpc::Status(grpc::StatusCode::UNAUTHENTICATED,
                              "missing or wrong bearer token (metadata 'authorization')"));
-  } else if (!call->Parse(*in)) {
-    call->Reply(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
-                             "malformed request: not a valid " +
-                                 Request::descriptor()->full_name() + " message"));
+    return call;
+  }
+  const grpc::Status parsed = call->Parse(*in);
+  if (!parsed.ok()) {
+    call->Reply(parsed);
   } else {
     std::forward<Handler>(handler)(*call);
   }

@@ -42,13 +42,10 @@ class StreamInferCall final : public grpc::ServerBidiReactor<grpc::ByteBuffer, g
       return;
     }
     auto item = std::make_shared<StreamItem>();
-    const bool parsed = item->request.Parse(read_buffer_);
+    const grpc::Status parsed = item->request.Parse(read_buffer_, service_->limits());
     read_buffer_.Clear();
-    if (!parsed) {
-      Respond(ErrorResponse(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
-                                         "malformed request: not a valid "
-                                         "inference.ModelInferRequest message"),
-                            nullptr));
+    if (!parsed.ok()) {
+      Respond(ErrorResponse(parsed, nullptr));
     } else {
       Submit(std::move(item));
     }

@@ -54,7 +54,12 @@ class UnaryCall : public InlineUnaryReactor {
         response_(google::protobuf::Arena::CreateMessage<Response>(&arena_)),
         out_(out) {}
 
-  bool Parse(const grpc::ByteBuffer& in) { return ParseByteBuffer(in, request_); }
+  grpc::Status Parse(const grpc::ByteBuffer& in) {
+    if (ParseByteBuffer(in, request_)) return grpc::Status::OK;
+    return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                        "malformed request: not a valid " + Request::descriptor()->full_name() +
+                            " message");
+  }
   const Request& request() const { return *request_; }
   Response* response() { return response_; }
 

@@ -48,6 +48,38 @@ bool Reader::ReadFixed64(uint64_t* value) {
   return true;
 }
 
+bool Reader::SkipValue(uint32_t field, WireType type, int depth) {
+  uint64_t value = 0;
+  std::string_view bytes;
+  switch (type) {
+    case kVarint:
+      for (int i = 0; i < 10; ++i) {
+        if (pos_ == end_) return false;
+        if ((static_cast<uint8_t>(*pos_++) & 0x80) == 0) return true;
+      }
+      return false;
+    case kFixed64:
+      return ReadFixed64(&value);
+    case kLengthDelimited:
+      return ReadLengthDelimited(&bytes);
+    case kFixed32:
+      if (end_ - pos_ < 4) return false;
+      pos_ += 4;
+      return true;
+    case kStartGroup:
+      if (depth >= kMaxGroupDepth) return false;
+      while (true) {
+        uint32_t inner = 0;
+        WireType inner_type{};
+        if (!ReadTag(&inner, &inner_type)) return false;
+        if (inner_type == kEndGroup) return inner == field;
+        if (!SkipValue(inner, inner_type, depth + 1)) return false;
+      }
+    default:
+      return false;  // an end tag without its start, or wire types 6 and 7
+  }
+}
+
 size_t VarintSize(uint64_t value) {
   size_t size = 1;
   while (value >= 0x80) {

@@ -15,6 +15,8 @@ enum WireType : uint32_t {
   kVarint = 0,
   kFixed64 = 1,
   kLengthDelimited = 2,
+  kStartGroup = 3,
+  kEndGroup = 4,
   kFixed32 = 5,
 };
 
@@ -29,6 +31,10 @@ class Reader {
   bool ReadTag(uint32_t* field, WireType* type);  // field >= 1
   bool ReadLengthDelimited(std::string_view* bytes);
   bool ReadFixed64(uint64_t* value);
+  // Skips a field's value as protobuf would read it (a varint of up to 10 bytes, whatever its
+  // tenth holds; a group up to its end tag, nested at most kMaxGroupDepth deep).
+  bool SkipValue(uint32_t field, WireType type, int depth = 0);
+  static constexpr int kMaxGroupDepth = 100;  // protobuf's default recursion limit
 
  private:
   const char* pos_;

@@ -260,6 +260,69 @@ TEST(ReadInferRequest, NeverAcceptsOrReadsDifferentlyFromProtobuf) {
   EXPECT_GT(refused_by_both, kMessages / 10);
 }
 
+// --- Bounds, checked before parsing ---------------------------------------------------------
+
+std::string Field(char tag, const std::string& payload) {
+  std::string out(1, tag);
+  char length[10];
+  out.append(length, wire::WriteVarint(payload.size(), length));
+  return out + payload;
+}
+
+std::string Repeat(const std::string& part, int times) {
+  std::string out;
+  for (int i = 0; i < times; ++i) out += part;
+  return out;
+}
+
+::testing::AssertionResult RefusedWith(const std::string& bytes, const std::string& fragment) {
+  const Status s = CheckInferRequestBounds(bytes, ServerLimits{});
+  if (s.code() == StatusCode::kInvalidInput && s.message().find(fragment) != std::string::npos) {
+    return ::testing::AssertionSuccess();
+  }
+  return ::testing::AssertionFailure() << "status " << StatusCodeName(s.code()) << ": \""
+                                       << s.message() << "\"";
+}
+
+TEST(CheckInferRequestBounds, CountsEveryRepeatedFieldAgainstItsLimit) {
+  const std::string name = Field('\x0a', "mlp");
+  EXPECT_TRUE(CheckInferRequestBounds(TritonStyleRequest().SerializeAsString(), ServerLimits{})
+                  .ok());
+  EXPECT_TRUE(CheckInferRequestBounds(name + Repeat(Field('\x2a', ""), 64), ServerLimits{}).ok());
+  EXPECT_TRUE(RefusedWith(name + Repeat(Field('\x2a', ""), 65),
+                          "request has 65 inputs; the limit is 64"));
+  EXPECT_TRUE(RefusedWith(Repeat(Field('\x32', ""), 65), "request asks for 65 outputs"));
+  EXPECT_TRUE(RefusedWith(Repeat(Field('\x3a', "ab"), 65), "raw_input_contents has 65 buffers"));
+  EXPECT_TRUE(RefusedWith(Repeat(Field('\x22', ""), 65), "request has 65 parameters"));
+  // An input's dims, packed or one varint each, and its parameters; an output's parameters.
+  EXPECT_TRUE(CheckInferRequestBounds(Field('\x2a', Field('\x1a', std::string(64, '\x01'))),
+                                      ServerLimits{})
+                  .ok());
+  EXPECT_TRUE(RefusedWith(Field('\x2a', Field('\x1a', std::string(65, '\x01'))),
+                          "input 0 has a shape of 65 dimensions; the limit is 64"));
+  EXPECT_TRUE(RefusedWith(Field('\x2a', "") + Field('\x2a', Repeat(std::string("\x18\x81\x01"), 65)),
+                          "input 1 has a shape of 65 dimensions"));
+  EXPECT_TRUE(RefusedWith(Field('\x2a', Repeat(Field('\x22', ""), 65)),
+                          "input 0 has more than 64 parameters"));
+  EXPECT_TRUE(RefusedWith(Field('\x32', Repeat(Field('\x12', ""), 65)),
+                          "requested output 0 has more than 64 parameters"));
+}
+
+TEST(CheckInferRequestBounds, SkipsWhatProtobufSkips) {
+  const std::string inputs = Repeat(Field('\x2a', ""), 65);
+  // Unknown fields protobuf keeps do not hide what follows them: a group (field 9, with a
+  // nested group inside), a ten-byte varint whose last byte protobuf drops bits of, fixed32.
+  const std::string group = std::string("\x4b") + "\x08\x01" + "\x53\x54" + "\x4c";
+  EXPECT_TRUE(RefusedWith(group + inputs, "65 inputs"));
+  const std::string wide_varint = "\x48" + std::string(9, '\xff') + "\x7f";
+  EXPECT_TRUE(RefusedWith(wide_varint + inputs, "65 inputs"));
+  EXPECT_TRUE(RefusedWith(std::string("\x4d\x01\x02\x03\x04", 5) + inputs, "65 inputs"));
+  // Counting stops where the bytes cannot be read; the parser refuses them there too.
+  EXPECT_TRUE(CheckInferRequestBounds(std::string("\x2a\x7f") + inputs, ServerLimits{}).ok());
+  ModelInferRequest message;
+  EXPECT_FALSE(message.ParseFromString(std::string("\x2a\x7f") + inputs));
+}
+
 // --- Writer --------------------------------------------------------------------------------
 
 HostTensor Numeric(ElementType type, const std::vector<int64_t>& shape, const std::string& raw) {
