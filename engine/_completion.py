@@ -8,9 +8,10 @@ acquisition per group) and resolves the matching futures.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import itertools
 import threading
-from concurrent.futures import Future
+from concurrent.futures import Future, InvalidStateError
 from typing import Any
 
 from engine import _core
@@ -66,13 +67,12 @@ class Completer:
                     future = self._futures.pop(token, None)
                 if future is None or future.done() or code == _CANCELLED:
                     continue  # cancelled: the future's own cancel() marks it
-                try:
+                # A cancel() racing this one leaves the future done: nothing left to set.
+                with contextlib.suppress(InvalidStateError):
                     if code == 0:
                         future.set_result(outputs)
                     else:
                         future.set_exception(from_core_code(code, message))
-                except Exception:  # noqa: BLE001 - a racing cancel(); the drain thread survives
-                    pass
 
 
 _completer: Completer | None = None

@@ -13,7 +13,7 @@ import os
 from collections.abc import Mapping, Sequence
 from concurrent.futures import Future
 from pathlib import Path
-from typing import Any, Union
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -25,9 +25,12 @@ from engine.errors import InvalidConfigError, InvalidInputError, ModelLoadError,
 from engine.signature import TensorSpec
 from engine.stats import ModelStats
 
+if TYPE_CHECKING:
+    from typing import Self  # Python 3.11; annotations are not evaluated at run time
+
 __all__ = ["Model", "load"]
 
-Inputs = Union[Mapping[str, Any], np.ndarray]
+Inputs = Mapping[str, Any] | np.ndarray
 Outputs = dict[str, np.ndarray]
 
 
@@ -151,7 +154,7 @@ class Model:
     def closed(self) -> bool:
         return self._core is None
 
-    def __enter__(self) -> Model:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -55,11 +55,12 @@ Index-producing steps take ``encoding``: ``"index"`` (one float column holding t
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal, Union
+from typing import Any, Literal
 
 from engine.errors import InvalidConfigError
 
@@ -256,7 +257,7 @@ class Bucketize:
         if not self.boundaries:
             raise _fail(where, "boundaries must not be empty")
         values = [_finite(where, "a boundary", b) for b in self.boundaries]
-        for a, b in zip(values, values[1:]):
+        for a, b in itertools.pairwise(values):
             if not a < b:
                 raise _fail(where, f"boundaries must be strictly increasing; {a!r} then {b!r}")
         _encoding(where, self.encoding)
@@ -311,8 +312,9 @@ class Hash:
         return self.num_buckets
 
 
-Step = Union[Standardize, MinMaxScale, RobustScale, Log1p, Clip, Impute, Bucketize, Vocabulary, Hash]
-IndexStep = Union[Bucketize, Vocabulary, Hash]
+Step = (Standardize | MinMaxScale | RobustScale | Log1p | Clip | Impute | Bucketize | Vocabulary
+        | Hash)
+IndexStep = Bucketize | Vocabulary | Hash
 _NUMERIC_ONLY = (Standardize, MinMaxScale, RobustScale, Log1p, Clip, Bucketize)
 _STRING_ONLY = (Vocabulary, Hash)
 _INDEX_STEPS = (Bucketize, Vocabulary, Hash)
@@ -418,7 +420,7 @@ class CrossFeature:
         return self.num_buckets if self.encoding == "onehot" else 1
 
 
-Feature = Union[ColumnFeature, CrossFeature]
+Feature = ColumnFeature | CrossFeature
 
 
 def feature_width(feature: Feature) -> int:

@@ -99,9 +99,9 @@ def test_too_many_rows_is_invalid_not_split(mlp_path: Path) -> None:
 def test_inputs_must_agree_on_rows(multi_io_path: Path) -> None:
     feeds = {"a": np.zeros((2, 4), np.float32), "b": np.zeros((3, 4), np.float32),
              "k": np.zeros((2, 1), np.int64)}
-    with engine.load(multi_io_path) as model:
-        with pytest.raises(InvalidInputError, match="disagree on the batch dimension"):
-            model.predict(feeds)
+    with (engine.load(multi_io_path) as model,
+          pytest.raises(InvalidInputError, match="disagree on the batch dimension")):
+        model.predict(feeds)
 
 
 def test_higher_priority_runs_first(slow_path: Path) -> None:

@@ -117,9 +117,9 @@ def test_string_inputs_and_outputs(string_path: Path) -> None:
 
 
 def test_string_elements_must_be_text(string_path: Path) -> None:
-    with engine.load(string_path) as model:
-        with pytest.raises(InvalidInputError, match="'word'.*str or bytes.*int"):
-            model.predict(np.array([[1], [2]], dtype=object))
+    with (engine.load(string_path) as model,
+          pytest.raises(InvalidInputError, match="'word'.*str or bytes.*int")):
+        model.predict(np.array([[1], [2]], dtype=object))
 
 
 def test_sklearn_tree_ensemble_parity(tmp_path: Path) -> None:
@@ -187,9 +187,9 @@ def test_fixed_dims_are_enforced_and_batching_is_off(fixed_path: Path) -> None:
 
 
 def test_single_array_needs_a_single_input_model(multi_io_path: Path) -> None:
-    with engine.load(multi_io_path) as model:
-        with pytest.raises(InvalidInputError, match="has 3 inputs .*pass a mapping"):
-            model.predict(np.zeros((1, 4), np.float32))
+    with (engine.load(multi_io_path) as model,
+          pytest.raises(InvalidInputError, match="has 3 inputs .*pass a mapping")):
+        model.predict(np.zeros((1, 4), np.float32))
 
 
 def test_non_contiguous_and_byteswapped_inputs_are_accepted(mlp_path: Path) -> None:

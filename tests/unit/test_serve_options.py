@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import pytest
+from engine.server.launcher import ServeOptions
 
 from engine.errors import InvalidConfigError
-from engine.server.launcher import ServeOptions
 
 
 @pytest.mark.parametrize(
