@@ -10,6 +10,7 @@ from __future__ import annotations
 import atexit
 import contextlib
 import itertools
+import logging
 import threading
 from concurrent.futures import Future, InvalidStateError
 from typing import Any
@@ -21,6 +22,7 @@ __all__ = ["Completer", "completer"]
 
 _TAKE_TIMEOUT_MS = 200
 _CANCELLED = 9  # csrc/status.h kCancelled: only Future.cancel() causes it
+_log = logging.getLogger(__name__)
 
 
 class Completer:
@@ -67,12 +69,15 @@ class Completer:
                     future = self._futures.pop(token, None)
                 if future is None or future.done() or code == _CANCELLED:
                     continue  # cancelled: the future's own cancel() marks it
-                # A cancel() racing this one leaves the future done: nothing left to set.
-                with contextlib.suppress(InvalidStateError):
-                    if code == 0:
-                        future.set_result(outputs)
-                    else:
-                        future.set_exception(from_core_code(code, message))
+                try:
+                    # A cancel() racing this one leaves the future done: nothing left to set.
+                    with contextlib.suppress(InvalidStateError):
+                        if code == 0:
+                            future.set_result(outputs)
+                        else:
+                            future.set_exception(from_core_code(code, message))
+                except Exception:  # noqa: BLE001 - the drain thread must outlive any one future
+                    _log.exception("could not resolve the future of request token %d", token)
 
 
 _completer: Completer | None = None
