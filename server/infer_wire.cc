@@ -15,7 +15,6 @@ using wire::kLengthDelimited;
 using wire::kVarint;
 using wire::Reader;
 using wire::WireType;
-using Choice = inference::InferParameter::ParameterChoiceCase;
 
 // proto3 strings must be UTF-8, and protobuf refuses a message whose strings are not. ASCII
 // is UTF-8; anything else is left to protobuf's own check.
