@@ -284,14 +284,6 @@ void ViewInferRequest(const inference::ModelInferRequest& message, InferRequestV
 Status DecodeInferRequest(const InferRequestView& request, const ServerLimits& limits,
                           DecodedRequest* out) {
   const size_t n_inputs = request.inputs.size();
-  if (n_inputs > static_cast<size_t>(limits.max_inputs)) {
-    return Invalid("request has " + std::to_string(n_inputs) + " inputs; the limit is " +
-                   std::to_string(limits.max_inputs));
-  }
-  if (request.output_names.size() > static_cast<size_t>(limits.max_outputs)) {
-    return Invalid("request asks for " + std::to_string(request.output_names.size()) +
-                   " outputs; the limit is " + std::to_string(limits.max_outputs));
-  }
   const size_t n_raw = request.raw_input_contents.size();
   if (n_raw != 0 && n_raw != n_inputs) {
     return Invalid("raw_input_contents has " + std::to_string(n_raw) +

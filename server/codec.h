@@ -66,8 +66,10 @@ struct DecodedRequest {
 
 // Decodes inputs, requested outputs and the "priority" / "timeout" parameters. Checks the
 // datatypes, shapes, element counts against `limits`, raw buffer count and sizes, and BYTES
-// framing; checking against the model's signature is the core's job (validate.h). Returns
-// kInvalidInput, never retryable, with a message that names the tensor.
+// framing; checking against the model's signature is the core's job (validate.h). How many
+// inputs, outputs and parameters a request has is bounded before it is parsed
+// (CheckInferRequestBounds, infer_wire.h), not here. Returns kInvalidInput, never retryable,
+// with a message that names the tensor.
 Status DecodeInferRequest(const InferRequestView& request, const ServerLimits& limits,
                           DecodedRequest* out);
 

@@ -447,29 +447,6 @@ TEST(DecodeInferRequest, ErrorMessagesQuoteHostileNames) {
 
 // --- Limits --------------------------------------------------------------------------------
 
-TEST(DecodeInferRequest, InputCountLimit) {
-  ServerLimits limits;
-  limits.max_inputs = 2;
-  ModelInferRequest r;
-  AddInput(&r, "a", "INT32", {0});
-  AddInput(&r, "b", "INT32", {0});
-  DecodedRequest out;
-  ASSERT_TRUE(Decode(r, &out, limits).ok());  // at the limit is fine
-  AddInput(&r, "c", "INT32", {0});
-  EXPECT_TRUE(IsInvalid(Decode(r, &out, limits), "request has 3 inputs; the limit is 2"));
-}
-
-TEST(DecodeInferRequest, OutputCountLimit) {
-  ServerLimits limits;
-  limits.max_outputs = 1;
-  ModelInferRequest r;
-  r.add_outputs()->set_name("y");
-  DecodedRequest out;
-  ASSERT_TRUE(Decode(r, &out, limits).ok());
-  r.add_outputs()->set_name("z");
-  EXPECT_TRUE(IsInvalid(Decode(r, &out, limits), "request asks for 2 outputs; the limit is 1"));
-}
-
 TEST(DecodeInferRequest, TensorElementLimit) {
   ServerLimits limits;
   limits.max_tensor_elements = 6;

@@ -308,6 +308,32 @@ TEST(CheckInferRequestBounds, CountsEveryRepeatedFieldAgainstItsLimit) {
                           "requested output 0 has more than 64 parameters"));
 }
 
+TEST(CheckInferRequestBounds, InputAndOutputLimitsAreConfigurable) {
+  ServerLimits limits;
+  limits.max_inputs = 2;
+  limits.max_outputs = 1;
+  ModelInferRequest r;
+  for (const char* name : {"a", "b"}) {
+    auto* in = r.add_inputs();
+    in->set_name(name);
+    in->set_datatype("INT32");
+    in->add_shape(0);
+  }
+  r.add_outputs()->set_name("y");
+  EXPECT_TRUE(CheckInferRequestBounds(r.SerializeAsString(), limits).ok());  // at the limits
+  r.add_inputs()->set_name("c");
+  Status s = CheckInferRequestBounds(r.SerializeAsString(), limits);
+  EXPECT_EQ(s.code(), StatusCode::kInvalidInput);
+  EXPECT_NE(s.message().find("request has 3 inputs; the limit is 2"), std::string::npos)
+      << s.message();
+  r.mutable_inputs()->RemoveLast();
+  r.add_outputs()->set_name("z");
+  s = CheckInferRequestBounds(r.SerializeAsString(), limits);
+  EXPECT_EQ(s.code(), StatusCode::kInvalidInput);
+  EXPECT_NE(s.message().find("request asks for 2 outputs; the limit is 1"), std::string::npos)
+      << s.message();
+}
+
 TEST(CheckInferRequestBounds, SkipsWhatProtobufSkips) {
   const std::string inputs = Repeat(Field('\x2a', ""), 65);
   // Unknown fields protobuf keeps do not hide what follows them: a group (field 9, with a
