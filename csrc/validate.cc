@@ -20,6 +20,20 @@ std::string SignatureNames(const std::vector<TensorInfo>& signature) {
 
 }  // namespace
 
+const TensorInfo& FindInputSpec(const std::vector<TensorInfo>& signature, const std::string& name) {
+  for (const auto& spec : signature) {
+    if (spec.name == name) return spec;
+  }
+  Invalid("unknown input '" + name + "'; the model's inputs are " + SignatureNames(signature));
+}
+
+void CheckElementType(const TensorInfo& spec, ElementType type) {
+  if (type != spec.type) {
+    Invalid("input '" + spec.name + "': expected dtype " + ElementTypeName(spec.type) + ", got " +
+            ElementTypeName(type) + " (no implicit casts)");
+  }
+}
+
 void CheckTensor(const TensorInfo& spec, const HostTensor& tensor, bool skip_dim0) {
   // Built only on failure: this runs for every input of every request.
   struct Where {
@@ -28,10 +42,7 @@ void CheckTensor(const TensorInfo& spec, const HostTensor& tensor, bool skip_dim
     std::string operator+(const std::string& rest) const { return std::string(*this) + rest; }
     std::string operator+(const char* rest) const { return std::string(*this) + rest; }
   } where{spec.name};
-  if (tensor.type != spec.type) {
-    Invalid(where + ": expected dtype " + ElementTypeName(spec.type) + ", got " +
-            ElementTypeName(tensor.type) + " (no implicit casts)");
-  }
+  CheckElementType(spec, tensor.type);
   if (!spec.shape.empty() || !tensor.shape.empty()) {
     if (tensor.shape.size() != spec.shape.size()) {
       Invalid(where + ": expected rank " + std::to_string(spec.shape.size()) + " (shape " +
@@ -85,13 +96,7 @@ std::vector<const HostTensor*> Bind(const std::vector<TensorInfo>& signature, co
   std::vector<const HostTensor*> bound(signature.size(), nullptr);
   for (const auto& [name, value] : named) {
     const HostTensor* tensor = TensorOf(value);
-    size_t index = signature.size();
-    for (size_t i = 0; i < signature.size(); ++i) {
-      if (signature[i].name == name) index = i;
-    }
-    if (index == signature.size()) {
-      Invalid("unknown input '" + name + "'; the model's inputs are " + SignatureNames(signature));
-    }
+    const auto index = static_cast<size_t>(&FindInputSpec(signature, name) - signature.data());
     if (bound[index] != nullptr) Invalid("input '" + name + "' is given more than once");
     CheckTensor(signature[index], *tensor, skip_dim0);
     bound[index] = tensor;

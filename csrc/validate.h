@@ -22,6 +22,11 @@ using NamedTensor = std::pair<std::string, HostTensor>;
 // unchecked against the signature (a batched model whose batch size is set by the config).
 void CheckTensor(const TensorInfo& spec, const HostTensor& tensor, bool skip_dim0 = false);
 
+// The spec of input `name`, or kInvalidInput "unknown input ..." naming the model's inputs.
+const TensorInfo& FindInputSpec(const std::vector<TensorInfo>& signature, const std::string& name);
+// kInvalidInput "expected dtype ..." unless `type` is the spec's type (no implicit casts).
+void CheckElementType(const TensorInfo& spec, ElementType type);
+
 // Puts `named` in signature order after checking names (unknown, duplicate, missing) and each
 // tensor. Returns borrowed pointers into `named`.
 std::vector<const HostTensor*> BindInputs(const std::vector<TensorInfo>& signature,

@@ -150,6 +150,10 @@ Status DecodeParameters(const InferRequestView& request, DecodedRequest* out) {
       }
       // 0 in KServe means "no timeout given": keep the model's default.
       out->timeout_us = timeout_us == 0 ? -1 : timeout_us;
+    } else if (key == kEnableFinalResponseParameter) {
+      if (param.choice != inference::InferParameter::kBoolParam) {
+        return Invalid("parameter " + QuoteForMessage(key) + " must be a bool");
+      }
     } else if (key.rfind("sequence_", 0) == 0) {
       return Invalid("parameter " + QuoteForMessage(key) +
                      ": sequence batching is not supported by this server");
@@ -180,6 +184,11 @@ Status DecodeInput(const InferInputView& in, const std::string_view* raw,
     return Invalid(Named("input", in.name) + ": shape " + ShapeToString(shape) +
                    " has more than the limit of " + std::to_string(limits.max_tensor_elements) +
                    " elements");
+  }
+  if (type == ElementType::kString && count > limits.max_string_elements) {
+    return Invalid(Named("input", in.name) + ": shape " + ShapeToString(shape) + " has " +
+                   std::to_string(count) + " BYTES elements; the limit is " +
+                   std::to_string(limits.max_string_elements));
   }
   if (raw != nullptr) {
     if (in.contents != nullptr) {
@@ -237,6 +246,15 @@ Status DecodeInput(const InferInputView& in, const std::string_view* raw,
 
 }  // namespace
 
+bool FinalResponseFlagRequested(const InferRequestView& request) {
+  for (const InferParameterView& param : request.parameters) {
+    if (param.key == kEnableFinalResponseParameter) {
+      return param.choice == inference::InferParameter::kBoolParam && param.bool_value;
+    }
+  }
+  return false;
+}
+
 const char* KServeDatatype(ElementType type) {
   for (const auto& t : kTypeNames) {
     if (t.type == type) return t.kserve;
@@ -262,6 +280,7 @@ void ViewInferRequest(const inference::ModelInferRequest& message, InferRequestV
     p.choice = param.parameter_choice_case();
     p.int64_value = param.int64_param();
     p.uint64_value = param.uint64_param();
+    p.bool_value = param.bool_param();
     out->parameters.push_back(p);
   }
   out->inputs.clear();

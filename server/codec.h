@@ -34,6 +34,7 @@ struct InferParameterView {
       inference::InferParameter::PARAMETER_CHOICE_NOT_SET;
   int64_t int64_value = 0;    // kInt64Param
   uint64_t uint64_value = 0;  // kUint64Param
+  bool bool_value = false;    // kBoolParam
 };
 
 struct InferInputView {
@@ -72,6 +73,15 @@ struct DecodedRequest {
 // with a message that names the tensor.
 Status DecodeInferRequest(const InferRequestView& request, const ServerLimits& limits,
                           DecodedRequest* out);
+
+// Whether a stream request asks, with the bool parameter "triton_enable_empty_final_response"
+// (tritonclient's enable_empty_final_response), for each response to carry the parameter
+// "triton_final_response". This engine's models answer each request once, so that response
+// is always the final one. DecodeInferRequest refuses a non-bool value.
+bool FinalResponseFlagRequested(const InferRequestView& request);
+inline constexpr std::string_view kEnableFinalResponseParameter =
+    "triton_enable_empty_final_response";
+inline constexpr std::string_view kFinalResponseParameter = "triton_final_response";
 
 // BYTES framing. Decode fails (kInvalidInput naming `tensor`) unless `raw` holds exactly
 // `count` length-prefixed elements.

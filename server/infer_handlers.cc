@@ -9,6 +9,7 @@
 #include "infer_message.h"
 #include "inference_service.h"
 #include "serve.h"
+#include "validate.h"
 
 namespace engine::server {
 namespace {
@@ -57,6 +58,23 @@ class InferCall final : public InlineUnaryReactor {
   uint64_t seq_ = 0;              // GUARDED_BY(mutex_)
 };
 
+// Input names and datatypes against the model's signature, before any contents are decoded:
+// decoding BYTES builds one string per element, so a request the model would refuse anyway
+// must not get that far (16M empty BYTES elements sent to a float model cost 600 MB). The
+// messages are the core's own (validate.h); unsupported datatypes are left to the decoder.
+Status CheckInputsDeclared(const InferRequestView& request, const Model& model) {
+  try {
+    for (const InferInputView& in : request.inputs) {
+      const TensorInfo& spec = FindInputSpec(model.inputs(), std::string(in.name));
+      const ElementType type = ElementTypeFromKServe(in.datatype);
+      if (type != ElementType::kUndefined) CheckElementType(spec, type);
+    }
+  } catch (const CoreError& e) {
+    return e.status();
+  }
+  return Status::Ok();
+}
+
 }  // namespace
 
 grpc::Status Unauthenticated() {
@@ -79,6 +97,8 @@ Status InferenceService::PrepareInfer(const InferRequestView& request,
                                       ServedVersion* served,
                                       std::unique_ptr<InferRequest>* out) const {
   Status s = table_->FindForInference(request.model_name, request.model_version, served);
+  if (!s.ok()) return s;
+  s = CheckInputsDeclared(request, *served->model);
   if (!s.ok()) return s;
   DecodedRequest decoded;
   s = DecodeInferRequest(request, limits_, &decoded);

@@ -30,7 +30,7 @@ grpc::Status ReceivedInferRequest::Parse(const grpc::ByteBuffer& in, const Serve
 
 grpc::ByteBuffer InferResponseBuffer(std::string_view model_name, int64_t model_version,
                                      std::string_view id, const InferResult& result,
-                                     bool in_stream) {
+                                     bool in_stream, bool final_flag) {
   char version[24];
   const auto printed = std::to_chars(version, version + sizeof(version), model_version);
   InferResponseFields fields;
@@ -38,13 +38,25 @@ grpc::ByteBuffer InferResponseBuffer(std::string_view model_name, int64_t model_
   fields.model_version = std::string_view(version, static_cast<size_t>(printed.ptr - version));
   fields.id = id;
   fields.outputs = &result.outputs;
-  const size_t size = InferResponseSize(fields);
+  // parameters = 4: one map entry {key = 1, value = 2: InferParameter{bool_param = 1: true}},
+  // after the other fields (a parser takes fields in any order).
+  static constexpr char kTrue[] = {0x08, 0x01};
+  const std::string_view true_param(kTrue, sizeof(kTrue));
+  const size_t entry = wire::LengthDelimitedSize(kFinalResponseParameter.size()) +
+                       wire::LengthDelimitedSize(true_param.size());
+  const size_t size =
+      InferResponseSize(fields) + (final_flag ? wire::LengthDelimitedSize(entry) : 0);
   // ModelStreamInferResponse: infer_response = 2, before it an empty error_message (omitted).
   const size_t total = in_stream ? wire::LengthDelimitedSize(size) : size;
   grpc_slice slice = grpc_slice_malloc(total);
   char* out = reinterpret_cast<char*>(GRPC_SLICE_START_PTR(slice));
   if (in_stream) out = wire::WriteLengthPrefix(2, size, out);
-  WriteInferResponse(fields, out);
+  out = WriteInferResponse(fields, out);
+  if (final_flag) {
+    out = wire::WriteLengthPrefix(4, entry, out);
+    out = wire::WriteLengthDelimited(1, kFinalResponseParameter, out);
+    wire::WriteLengthDelimited(2, true_param, out);
+  }
   grpc::Slice owned(slice, grpc::Slice::STEAL_REF);
   return grpc::ByteBuffer(&owned, 1);
 }

@@ -34,9 +34,10 @@ class ReceivedInferRequest {
 };
 
 // The serialized ModelInferResponse for a successful `result`, as one slice. With `in_stream`,
-// it is wrapped as the infer_response of a ModelStreamInferResponse.
+// it is wrapped as the infer_response of a ModelStreamInferResponse; with `final_flag` too,
+// the response carries the bool parameter "triton_final_response" = true.
 grpc::ByteBuffer InferResponseBuffer(std::string_view model_name, int64_t model_version,
                                      std::string_view id, const InferResult& result,
-                                     bool in_stream = false);
+                                     bool in_stream = false, bool final_flag = false);
 
 }  // namespace engine::server

@@ -41,6 +41,7 @@ bool ReadParameterValue(std::string_view bytes, InferParameterView* p) {
     if (field == 1 && type == kVarint) {  // bool_param
       if (!reader.ReadVarint(&value)) return false;
       p->choice = inference::InferParameter::kBoolParam;
+      p->bool_value = value != 0;
     } else if (field == 2 && type == kVarint) {  // int64_param
       if (!reader.ReadVarint(&value)) return false;
       p->choice = inference::InferParameter::kInt64Param;
@@ -61,6 +62,7 @@ bool ReadParameterValue(std::string_view bytes, InferParameterView* p) {
     // Only the chosen member keeps a value, as protobuf's accessors report.
     if (p->choice != inference::InferParameter::kInt64Param) p->int64_value = 0;
     if (p->choice != inference::InferParameter::kUint64Param) p->uint64_value = 0;
+    if (p->choice != inference::InferParameter::kBoolParam) p->bool_value = false;
   }
   return true;
 }

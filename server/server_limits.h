@@ -21,6 +21,9 @@ struct ServerLimits {
   // of empty inputs took 2.2 GB and 5 s before this check). Parameters count per map.
   int max_parameters = 64;
   int max_tensor_rank = 64;
+  // BYTES elements per tensor: each becomes a string of its own (about 32 bytes before its
+  // contents), so 4-byte empty elements would otherwise grow a 64 MB message eightfold.
+  int64_t max_string_elements = 1 << 20;
 };
 
 }  // namespace engine::server

@@ -1,9 +1,11 @@
 // ModelStreamInfer: many inferences on one bidirectional stream.
 //
 // Reads continue while earlier requests run (up to limits.max_stream_in_flight in the engine,
-// then reading pauses), responses are written in completion order, one write at a time. A
-// failed request answers with `error_message` and its id; the stream stays open. The stream
-// finishes once the client half-closed and every request has been answered.
+// then reading pauses): the next read starts before a request is submitted, so that requests
+// pipelined on one stream queue behind a running one and are batched together. Responses are
+// written in completion order, one write at a time. A failed request answers with
+// `error_message` and its id; the stream stays open. The stream finishes once the client
+// half-closed and every request has been answered.
 #include <deque>
 #include <memory>
 #include <mutex>
@@ -43,16 +45,19 @@ class StreamInferCall final : public grpc::ServerBidiReactor<grpc::ByteBuffer, g
     }
     auto item = std::make_shared<StreamItem>();
     const grpc::Status parsed = item->request.Parse(read_buffer_, service_->limits());
-    read_buffer_.Clear();
+    read_buffer_.Clear();  // the item holds its own bytes: the buffer is free for the next read
     if (!parsed.ok()) {
       Respond(ErrorResponse(parsed, nullptr));
-    } else {
-      Submit(std::move(item));
+      Act(Decide([this] { ContinueReading(); }));
+      return;
     }
+    // Counted in flight before the next read starts, which may complete (on another thread)
+    // while this request still runs inline here.
     Act(Decide([this] {
-      reading_ = in_flight_ < service_->limits().max_stream_in_flight;
-      read_now_ = reading_;
+      ++in_flight_;
+      ContinueReading();
     }));
+    Submit(std::move(item));
   }
 
   void OnWriteDone(bool ok) override {
@@ -81,7 +86,7 @@ class StreamInferCall final : public grpc::ServerBidiReactor<grpc::ByteBuffer, g
     std::unique_ptr<InferRequest> r;
     Status s = service_->PrepareInfer(request, ctx_->deadline(), &served, &r);
     if (!s.ok()) {
-      Respond(ErrorResponse(ToGrpcStatus(s, request.id), &request));
+      Respond(ErrorResponse(ToGrpcStatus(s, request.id), &request), /*completes_request=*/true);
       return;
     }
     r->keepalive = item;
@@ -91,16 +96,13 @@ class StreamInferCall final : public grpc::ServerBidiReactor<grpc::ByteBuffer, g
                          InferResult&& result) {
       const InferRequestView& answered = item->request.view();
       Respond(result.status.ok()
-                  ? InferResponseBuffer(name, version, answered.id, result, /*in_stream=*/true)
+                  ? InferResponseBuffer(name, version, answered.id, result, /*in_stream=*/true,
+                                        FinalResponseFlagRequested(answered))
                   : ErrorResponse(ToGrpcStatus(result.status, answered.id), &answered),
               /*completes_request=*/true);
     };
-    {
-      std::lock_guard<std::mutex> lock(mutex_);
-      ++in_flight_;
-    }
     // As ModelInfer: an idle model runs the request on this gRPC thread (no hand-off to a
-    // worker and back); its response is then queued before the next read starts.
+    // worker and back); requests read meanwhile queue and run next, as one batch.
     r->allow_inline = served.model->options().batching_policy.max_queue_delay_us == 0;
     served.model->Submit(std::move(r));
   }
@@ -115,6 +117,9 @@ class StreamInferCall final : public grpc::ServerBidiReactor<grpc::ByteBuffer, g
       r->set_id(std::string(request->id));
       r->set_model_name(std::string(request->model_name));
       r->set_model_version(std::string(request->model_version));
+      if (FinalResponseFlagRequested(*request)) {
+        (*r->mutable_parameters())[std::string(kFinalResponseParameter)].set_bool_param(true);
+      }
     }
     grpc::ByteBuffer buffer;
     SerializeToByteBuffer(response, &buffer);  // never fails for this message
@@ -133,6 +138,13 @@ class StreamInferCall final : public grpc::ServerBidiReactor<grpc::ByteBuffer, g
         }
       }
     }));
+  }
+
+  // After a read: starts the next one unless the in-flight bound pauses reading (Respond
+  // resumes it). Under the mutex.
+  void ContinueReading() {
+    reading_ = in_flight_ < service_->limits().max_stream_in_flight;
+    read_now_ = reading_;
   }
 
   // Applies `change` under the mutex, then picks the next gRPC operations.

@@ -483,6 +483,32 @@ TEST(DecodeInferRequest, TensorElementLimit) {
   }
 }
 
+TEST(DecodeInferRequest, BytesElementLimitIsCheckedBeforeFraming) {
+  ServerLimits limits;
+  limits.max_string_elements = 3;
+  DecodedRequest out;
+  {
+    ModelInferRequest r;
+    AddInput(&r, "s", "BYTES", {3});
+    r.add_raw_input_contents(Framed({"a", "", "c"}));
+    EXPECT_TRUE(Decode(r, &out, limits).ok());
+  }
+  {
+    ModelInferRequest r;
+    AddInput(&r, "s", "BYTES", {2, 2});
+    r.add_raw_input_contents("");  // never read: the count alone refuses it
+    EXPECT_TRUE(IsInvalid(Decode(r, &out, limits),
+                          "input 's': shape [2, 2] has 4 BYTES elements; the limit is 3"));
+  }
+  {
+    // Numeric tensors are bounded by max_tensor_elements only.
+    ModelInferRequest r;
+    AddInput(&r, "x", "UINT8", {4});
+    r.add_raw_input_contents(std::string(4, '\1'));
+    EXPECT_TRUE(Decode(r, &out, limits).ok());
+  }
+}
+
 // --- Outputs and parameters ----------------------------------------------------------------
 
 TEST(DecodeInferRequest, RequestedOutputsKeepTheirOrder) {
@@ -495,6 +521,30 @@ TEST(DecodeInferRequest, RequestedOutputsKeepTheirOrder) {
   r.add_outputs()->set_name("label");
   ASSERT_TRUE(Decode(r, &out).ok());
   EXPECT_EQ(out.output_names, (std::vector<std::string>{"probabilities", "label"}));
+}
+
+TEST(DecodeInferRequest, FinalResponseFlagMustBeABool) {
+  ModelInferRequest r;
+  InferRequestView view;
+  DecodedRequest out;
+  ViewInferRequest(r, &view);
+  EXPECT_FALSE(FinalResponseFlagRequested(view));
+  InferParameter p;
+  p.set_bool_param(true);
+  (*r.mutable_parameters())["triton_enable_empty_final_response"] = p;
+  ViewInferRequest(r, &view);
+  EXPECT_TRUE(FinalResponseFlagRequested(view));
+  EXPECT_TRUE(Decode(r, &out).ok());
+  p.set_bool_param(false);
+  (*r.mutable_parameters())["triton_enable_empty_final_response"] = p;
+  ViewInferRequest(r, &view);
+  EXPECT_FALSE(FinalResponseFlagRequested(view));
+  p.set_int64_param(1);
+  (*r.mutable_parameters())["triton_enable_empty_final_response"] = p;
+  ViewInferRequest(r, &view);
+  EXPECT_FALSE(FinalResponseFlagRequested(view));
+  EXPECT_TRUE(IsInvalid(Decode(r, &out),
+                        "parameter 'triton_enable_empty_final_response' must be a bool"));
 }
 
 TEST(DecodeInferRequest, PriorityAndTimeoutParameters) {

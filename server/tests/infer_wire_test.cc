@@ -3,6 +3,8 @@
 // differently (a seeded differential test over mutated messages).
 #include "infer_wire.h"
 
+#include <grpcpp/support/byte_buffer.h>
+
 #include <google/protobuf/stubs/logging.h>
 #include <gtest/gtest.h>
 
@@ -16,6 +18,7 @@
 #include <utility>
 #include <vector>
 
+#include "infer_message.h"
 #include "wire_format.h"
 
 namespace engine::server {
@@ -30,13 +33,15 @@ std::string Describe(const InferRequestView& v) {
   std::string out = "name=" + std::string(v.model_name) + ";version=" +
                     std::string(v.model_version) + ";id=" + std::string(v.id) + ";params(" +
                     std::to_string(v.parameters.size()) + ")=";
-  std::map<std::string, std::tuple<int, int64_t, uint64_t>> params;
+  std::map<std::string, std::tuple<int, int64_t, uint64_t, bool>> params;
   for (const auto& p : v.parameters) {
-    params[std::string(p.key)] = {static_cast<int>(p.choice), p.int64_value, p.uint64_value};
+    params[std::string(p.key)] = {static_cast<int>(p.choice), p.int64_value, p.uint64_value,
+                                  p.bool_value};
   }
   for (const auto& [key, value] : params) {
     out += key + ":" + std::to_string(std::get<0>(value)) + "/" +
-           std::to_string(std::get<1>(value)) + "/" + std::to_string(std::get<2>(value)) + ",";
+           std::to_string(std::get<1>(value)) + "/" + std::to_string(std::get<2>(value)) + "/" +
+           (std::get<3>(value) ? "true" : "false") + ",";
   }
   out += ";inputs=";
   for (const auto& in : v.inputs) {
@@ -442,6 +447,42 @@ TEST(WriteInferResponse, ParsesBackToTheTensors) {
   std::vector<std::string> words;
   ASSERT_TRUE(DecodeBytesElements("words", response.raw_output_contents(1), 3, &words).ok());
   EXPECT_EQ(words, outputs[1].second.strings);
+}
+
+// The stream's response: a ModelStreamInferResponse wrapping the same ModelInferResponse,
+// with "triton_final_response" = true only when the request asked for it.
+TEST(InferResponseBuffer, StreamResponseCarriesTheFinalFlagWhenAsked) {
+  InferResult result;
+  result.outputs = {{"y", Numeric(ElementType::kFloat32, {1, 1}, std::string(4, '\x3f'))}};
+  auto parse = [](const grpc::ByteBuffer& buffer, auto* message) {
+    std::vector<grpc::Slice> slices;
+    ASSERT_TRUE(buffer.Dump(&slices).ok());
+    std::string bytes;
+    for (const auto& s : slices) bytes.append(reinterpret_cast<const char*>(s.begin()), s.size());
+    ASSERT_TRUE(message->ParseFromString(bytes));
+  };
+  for (bool flag : {false, true}) {
+    inference::ModelStreamInferResponse streamed;
+    parse(InferResponseBuffer("mlp", 3, "id-7", result, /*in_stream=*/true, flag), &streamed);
+    EXPECT_EQ(streamed.error_message(), "");
+    const ModelInferResponse& r = streamed.infer_response();
+    EXPECT_EQ(r.model_name(), "mlp");
+    EXPECT_EQ(r.model_version(), "3");
+    EXPECT_EQ(r.id(), "id-7");
+    ASSERT_EQ(r.outputs_size(), 1);
+    EXPECT_EQ(r.raw_output_contents(0), std::string(4, '\x3f'));
+    if (flag) {
+      ASSERT_EQ(r.parameters().count("triton_final_response"), 1u);
+      EXPECT_TRUE(r.parameters().at("triton_final_response").bool_param());
+      EXPECT_EQ(r.parameters_size(), 1);
+    } else {
+      EXPECT_EQ(r.parameters_size(), 0);
+    }
+  }
+  ModelInferResponse unary;  // ModelInfer's answer: never wrapped, never flagged
+  parse(InferResponseBuffer("mlp", 3, "", result), &unary);
+  EXPECT_EQ(unary.parameters_size(), 0);
+  EXPECT_EQ(unary.raw_output_contents(0), std::string(4, '\x3f'));
 }
 
 // --- Wire primitives -----------------------------------------------------------------------

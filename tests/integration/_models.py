@@ -7,12 +7,15 @@
                ONNX Runtime fail at run time (warm-up's zeros run fine)
     id_<t>     y = Identity(x) for one datatype <t> (lower-case KServe name), [-1, 3], batching
     heavy      x [1, 512] broadcast to 512x512, then 24 MatMuls: ~0.1-0.3 s a request
+    deep       a 512-wide, 12-layer MLP, FP32 x [-1, 512] -> y [-1, 512], dynamic batching with
+               no delay: every run streams 12 MB of weights, so one keeps the instance busy
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
+import factories  # tests/, on the path from tests/conftest.py
 import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
@@ -143,4 +146,9 @@ def build_repository(root: Path) -> Path:
 
     _save(_fail_graph(), root / "fail" / "1" / "model.onnx")
     (root / "fail" / "config.pbtxt").write_text('name: "fail"\nmax_batch_size: 0\n')
+
+    (root / "deep" / "1").mkdir(parents=True)
+    factories.slow_mlp(root / "deep" / "1" / "model.onnx", layers=12)
+    (root / "deep" / "config.pbtxt").write_text(
+        'name: "deep"\nmax_batch_size: 64\ndynamic_batching { }\n')
     return root

@@ -109,6 +109,70 @@ def test_stream_many_requests_and_an_error(server: ServerProcess) -> None:
         client.close()
 
 
+def _execution_count(client: grpcclient.InferenceServerClient, model: str) -> int:
+    stats = client.get_inference_statistics(model, as_json=True)["model_stats"][0]
+    return int(stats.get("execution_count", 0))
+
+
+def test_stream_requests_behind_a_running_one_are_batched(server: ServerProcess) -> None:
+    # The stream keeps reading while a request runs, so requests pipelined on it queue and run
+    # together instead of one run each (each run of `deep` takes milliseconds).
+    results: queue.Queue[tuple[object, object]] = queue.Queue()
+    client = grpcclient.InferenceServerClient(server.url)
+    before = _execution_count(client, "deep")
+    rng = np.random.default_rng(7)
+    sent = {f"d{k}": rng.standard_normal((1, 512)).astype(np.float32) for k in range(8)}
+    client.start_stream(callback=lambda result, error: results.put((result, error)))
+    try:
+        for key, x in sent.items():
+            i = grpcclient.InferInput("x", [1, 512], "FP32")
+            i.set_data_from_numpy(x)
+            client.async_stream_infer("deep", [i], request_id=key)
+        got = {}
+        for _ in sent:
+            result, error = results.get(timeout=60)
+            assert error is None, error
+            got[result.get_response().id] = result.as_numpy("y")  # type: ignore[union-attr]
+    finally:
+        client.stop_stream()
+    direct = grpcclient.InferenceServerClient(server.url)
+    try:
+        for key, x in sent.items():  # each row's answer is its own, as a lone request gives it
+            i = grpcclient.InferInput("x", [1, 512], "FP32")
+            i.set_data_from_numpy(x)
+            np.testing.assert_allclose(got[key], direct.infer("deep", [i]).as_numpy("y"),
+                                       rtol=1e-5, atol=1e-5)
+        runs = _execution_count(direct, "deep") - before - len(sent)
+    finally:
+        direct.close()
+        client.close()
+    assert runs < len(sent), f"{len(sent)} streamed requests took {runs} runs: none were batched"
+
+
+@pytest.mark.parametrize("flag", [True, False])
+def test_stream_final_response_flag(server: ServerProcess, flag: bool) -> None:
+    # tritonclient's enable_empty_final_response: every answer of this engine is the final one.
+    results: queue.Queue[tuple[object, object]] = queue.Queue()
+    client = grpcclient.InferenceServerClient(server.url)
+    client.start_stream(callback=lambda result, error: results.put((result, error)))
+    try:
+        i = grpcclient.InferInput("x", [1, 4], "FP32")
+        i.set_data_from_numpy(_x(3))
+        client.async_stream_infer("add", [i], request_id="f", model_version="1",
+                                  enable_empty_final_response=flag)
+        result, error = results.get(timeout=30)
+        assert error is None, error
+        response = result.get_response()  # type: ignore[union-attr]
+        np.testing.assert_array_equal(result.as_numpy("y"), _x(3) + 1)  # type: ignore[union-attr]
+        if flag:
+            assert response.parameters["triton_final_response"].bool_param is True
+        else:
+            assert "triton_final_response" not in response.parameters
+    finally:
+        client.stop_stream()
+        client.close()
+
+
 def test_asyncio_stream(server: ServerProcess) -> None:
     async def main() -> None:
         client = aioclient.InferenceServerClient(server.url)

@@ -124,6 +124,29 @@ def test_bad_raw_contents(server: ServerProcess, request_: service_pb2.ModelInfe
     assert fragment in e.details()
 
 
+def test_inputs_are_checked_against_the_model_before_decoding(server: ServerProcess) -> None:
+    # Broken BYTES framing, sent where the model wants FP32 or has no such input: the model's
+    # signature answers first, so no string is built for a request that cannot run.
+    broken = (struct.pack("<I", 99),)
+    e = _raw_call(server, MODEL_INFER, _request("add", (1, 4), "BYTES", broken).SerializeToString())
+    assert e.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "input 'x': expected dtype float32, got string" in e.details()
+    r = _request("add", (1, 4), "BYTES", broken)
+    r.inputs[0].name = "z"
+    e = _raw_call(server, MODEL_INFER, r.SerializeToString())
+    assert e.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "unknown input 'z'; the model's inputs are 'x'" in e.details()
+
+
+def test_bytes_elements_are_bounded(server: ServerProcess) -> None:
+    # 2^20 + 1 empty strings in a 4 MB message: refused on the count, before any is built.
+    count = (1 << 20) + 1
+    body = _request("id_bytes", (count, 1), "BYTES", (b"\0\0\0\0" * count,)).SerializeToString()
+    e = _raw_call(server, MODEL_INFER, body)
+    assert e.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "BYTES elements; the limit is 1048576" in e.details()
+
+
 @pytest.mark.parametrize("body", [b"\xff\xff\xff\xff", b"\x0a\x05ab", b"\x2a\x80",
                                   b"\x0a\x02\xc3\x28"],
                          ids=["bad-tag", "truncated-string", "truncated-varint", "bad-utf8"])
