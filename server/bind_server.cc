@@ -11,6 +11,7 @@
 
 #include "error_map.h"
 #include "grpc_server.h"
+#include "names.h"
 
 namespace engine::server {
 
@@ -67,7 +68,7 @@ class PyControlPlane final : public ControlPlane {
     } catch (const std::exception& e) {  // py::error_already_set included
       const std::string id = MakeRequestId();
       std::fprintf(stderr, "engine server: control call %s failed (request id %s): %s\n", method,
-                   id.c_str(), e.what());
+                   id.c_str(), EscapeForLog(e.what()).c_str());
       return grpc::Status(grpc::StatusCode::INTERNAL, "internal error; request id " + id);
     }
   }

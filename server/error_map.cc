@@ -5,6 +5,8 @@
 #include <cstdio>
 #include <utility>
 
+#include "names.h"
+
 namespace engine::server {
 namespace {
 
@@ -66,8 +68,9 @@ grpc::Status ToGrpcStatus(const Status& status, std::string_view request_id) {
   const Mapping& m = Find(status.code());
   if (m.expose_message) return grpc::Status(m.grpc, status.message());
   std::string id = request_id.empty() ? MakeRequestId() : std::string(request_id);
-  std::fprintf(stderr, "engine server: request %s failed (%s): %s\n", id.c_str(),
-               StatusCodeName(status.code()), status.message().c_str());
+  // Escaped: the id is the client's, and a line break in it would forge a log line.
+  std::fprintf(stderr, "engine server: request %s failed (%s): %s\n", EscapeForLog(id).c_str(),
+               StatusCodeName(status.code()), EscapeForLog(status.message()).c_str());
   const char* what = status.code() == StatusCode::kExecutionFailed ? "the model failed to run"
                      : status.code() == StatusCode::kLoadFailed   ? "the model failed to load"
                                                                    : "internal error";
