@@ -186,10 +186,11 @@ def serve(options: ServeOptions, *, stop: threading.Event | None = None) -> int:
             served = control.load_repository()
             if not served:
                 raise InvalidConfigError(f"model repository {str(repository)!r} has no model")
-        server.set_ready(True)
-        names = ", ".join(f"{s.name}:{s.version}" for s in served)
-        print(f"engine serve: ready grpc={options.host}:{grpc_port} "
-              f"metrics={options.host}:{metrics_port} models={names}", flush=True)
+        if not stop.is_set():  # told to stop while loading: never announce readiness
+            server.set_ready(True)
+            names = ", ".join(f"{s.name}:{s.version}" for s in served)
+            print(f"engine serve: ready grpc={options.host}:{grpc_port} "
+                  f"metrics={options.host}:{metrics_port} models={names}", flush=True)
         while not stop.wait(0.5):
             pass
         if watcher is not None:

@@ -15,10 +15,14 @@ Families (labels ``model`` and ``version``, values only from loaded models)::
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+import socket
+import socketserver
+import threading
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
+from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
-from prometheus_client import CollectorRegistry, start_http_server
+from prometheus_client import CollectorRegistry, make_wsgi_app
 from prometheus_client.core import (
     CounterMetricFamily,
     GaugeMetricFamily,
@@ -118,5 +122,31 @@ def start_metrics_server(host: str, port: int, source: Source,
     registry.register(ServingCollector(source))
     for collector in extra:
         registry.register(collector)
-    server, _thread = start_http_server(port, addr=host, registry=registry)
+    family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)[0][0]
+    server_class = type("_MetricsServer", (_ThreadingWSGIServer,), {"address_family": family})
+    server = make_server(host, port, _only_metrics_path(make_wsgi_app(registry)), server_class,
+                         handler_class=_QuietHandler)
+    threading.Thread(target=server.serve_forever, name="metrics-http", daemon=True).start()
     return server, int(server.server_address[1])
+
+
+class _ThreadingWSGIServer(socketserver.ThreadingMixIn, WSGIServer):
+    daemon_threads = True  # a slow scraper never holds the process at exit
+
+
+class _QuietHandler(WSGIRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:
+        """No access log line per scrape on stderr."""
+
+
+def _only_metrics_path(app: Callable[..., Iterable[bytes]]) -> Callable[..., Iterable[bytes]]:
+    """``app`` on ``/metrics`` only (a query string is fine); 404 elsewhere, so that a typo
+    in a scrape config fails loudly instead of scraping the same page under any path."""
+
+    def only(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        if environ.get("PATH_INFO") != "/metrics":
+            start_response("404 Not Found", [("Content-Type", "text/plain; charset=utf-8")])
+            return [b"not found: metrics are served at /metrics\n"]
+        return app(environ, start_response)
+
+    return only

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import urllib.error
 import urllib.request
 
 import numpy as np
@@ -30,6 +31,18 @@ def _value(families: dict[str, object], family: str, sample: str, **labels: str)
         if s.name == sample and all(s.labels.get(k) == v for k, v in labels.items()):
             return float(s.value)
     raise KeyError((family, sample, labels))
+
+
+@pytest.mark.parametrize("path", ["/", "/nope", "/metrics/extra", "/METRICS"])
+def test_only_the_metrics_path_serves_metrics(server: ServerProcess, path: str) -> None:
+    url = f"http://127.0.0.1:{server.metrics_port}{path}"
+    with pytest.raises(urllib.error.HTTPError) as e:
+        urllib.request.urlopen(url, timeout=5)
+    assert e.value.code == 404
+    assert b"/metrics" in e.value.read()
+    with urllib.request.urlopen(f"http://127.0.0.1:{server.metrics_port}/metrics?x=1",
+                                timeout=5) as response:
+        assert response.status == 200
 
 
 def test_metrics_follow_requests(server: ServerProcess,
