@@ -119,6 +119,7 @@ void GrpcServer::Drain(int64_t grace_ms) {
   stopped_ = true;
   const auto deadline = std::chrono::system_clock::now() + std::chrono::milliseconds(grace_ms);
   table_.BeginDrain();  // new inferences: UNAVAILABLE; ServerReady: false
+  if (service_) service_->BeginDrain();  // open streams finish once their requests are answered
   if (server_) server_->GetHealthCheckService()->SetServingStatus(false);
   // Queued and running requests finish (or, without a grace period, fail as unavailable).
   for (const auto& served : table_.List()) served.model->Close(/*drain=*/grace_ms > 0);

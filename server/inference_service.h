@@ -11,7 +11,9 @@
 
 #include <chrono>
 #include <memory>
+#include <mutex>
 #include <string>
+#include <unordered_set>
 
 #include "auth.h"
 #include "codec.h"
@@ -39,6 +41,15 @@ using RawInferenceService = Svc::WithRawCallbackMethod_ServerLive<
 struct ServiceInfo {
   std::string server_name = "engine";
   std::string server_version;
+};
+
+// An open ModelStreamInfer stream, as the drain sees it.
+class DrainableStream {
+ public:
+  virtual ~DrainableStream() = default;
+  // The server is shutting down: the stream answers what it has read, then finishes with
+  // UNAVAILABLE instead of waiting for its client to close it. Never blocks.
+  virtual void BeginDrain() = 0;
 };
 
 class InferenceService final : public RawInferenceService {
@@ -74,6 +85,13 @@ class InferenceService final : public RawInferenceService {
   const BearerAuth& auth() const { return *auth_; }
   const ServerLimits& limits() const { return limits_; }
 
+  // Drains every open stream, and streams opened from now on (see DrainableStream): an idle
+  // stream would otherwise hold the shutdown for the whole grace period.
+  void BeginDrain();
+  // A stream registers itself while open; false (not added) once the server drains.
+  bool AddStream(DrainableStream* stream);
+  void RemoveStream(DrainableStream* stream);
+
  private:
   ServingTable* table_;
   ControlExecutor* executor_;
@@ -81,6 +99,9 @@ class InferenceService final : public RawInferenceService {
   const BearerAuth* auth_;
   ServerLimits limits_;
   ServiceInfo info_;
+  std::mutex streams_mutex_;
+  std::unordered_set<DrainableStream*> streams_;  // GUARDED_BY(streams_mutex_)
+  bool draining_ = false;                         // GUARDED_BY(streams_mutex_)
 };
 
 // The answer to a call without the right bearer token.

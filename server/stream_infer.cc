@@ -26,22 +26,39 @@ struct StreamItem {
   ReceivedInferRequest request;
 };
 
-class StreamInferCall final : public grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer> {
+class StreamInferCall final : public grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer>,
+                              public DrainableStream {
  public:
-  StreamInferCall(const InferenceService* service, grpc::CallbackServerContext* ctx)
+  StreamInferCall(InferenceService* service, grpc::CallbackServerContext* ctx)
       : service_(service), ctx_(ctx) {
     if (!service_->auth().Allows(*ctx_)) {
+      finished_ = true;
       Finish(Unauthenticated());
+      return;
+    }
+    registered_ = service_->AddStream(this);
+    if (!registered_) {
+      finished_ = true;
+      Finish(ShuttingDown());
       return;
     }
     reading_ = true;
     StartRead(&read_buffer_);
   }
 
+  void BeginDrain() override {
+    Act(Decide([this] { draining_ = true; }));
+  }
+
   void OnReadDone(bool ok) override {
     if (!ok) {  // the client half-closed, or the call ended
       Act(Decide([this] { reads_done_ = true; reading_ = false; }));
       return;
+    }
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      // Drained while this read was outstanding: the stream has already been finished.
+      if (finished_) return;
     }
     auto item = std::make_shared<StreamItem>();
     const grpc::Status parsed = item->request.Parse(read_buffer_, service_->limits());
@@ -70,7 +87,10 @@ class StreamInferCall final : public grpc::ServerBidiReactor<grpc::ByteBuffer, g
     }));
   }
 
-  void OnDone() override { delete this; }
+  void OnDone() override {
+    if (registered_) service_->RemoveStream(this);
+    delete this;
+  }
 
  private:
   // What to do once the mutex is released: gRPC calls are never made under it.
@@ -78,7 +98,13 @@ class StreamInferCall final : public grpc::ServerBidiReactor<grpc::ByteBuffer, g
     bool read = false;
     bool write = false;
     bool finish = false;
+    bool drained = false;  // finish as UNAVAILABLE: the server stopped the stream
   };
+
+  static grpc::Status ShuttingDown() {
+    return grpc::Status(grpc::StatusCode::UNAVAILABLE,
+                        "the server is shutting down; open a new stream elsewhere");
+  }
 
   void Submit(std::shared_ptr<StreamItem> item) {
     const InferRequestView& request = item->request.view();
@@ -153,6 +179,10 @@ class StreamInferCall final : public grpc::ServerBidiReactor<grpc::ByteBuffer, g
     std::lock_guard<std::mutex> lock(mutex_);
     change();
     Action a;
+    if (finished_) {  // no read or write may start after Finish
+      writes_.clear();
+      return a;
+    }
     a.read = read_now_;
     read_now_ = false;
     if (!writing_ && !writes_.empty()) {
@@ -161,9 +191,11 @@ class StreamInferCall final : public grpc::ServerBidiReactor<grpc::ByteBuffer, g
       writes_.pop_front();
       a.write = true;
     }
-    if (reads_done_ && in_flight_ == 0 && !writing_ && writes_.empty() && !finished_) {
+    if ((reads_done_ || draining_) && in_flight_ == 0 && !writing_ && writes_.empty() &&
+        !finished_) {
       finished_ = true;
       a.finish = true;
+      a.drained = !reads_done_;
     }
     return a;
   }
@@ -171,11 +203,12 @@ class StreamInferCall final : public grpc::ServerBidiReactor<grpc::ByteBuffer, g
   void Act(const Action& a) {
     if (a.write) StartWrite(&current_write_);
     if (a.read) StartRead(&read_buffer_);
-    if (a.finish) Finish(grpc::Status::OK);
+    if (a.finish) Finish(a.drained ? ShuttingDown() : grpc::Status::OK);
   }
 
-  const InferenceService* service_;
+  InferenceService* service_;
   grpc::CallbackServerContext* ctx_;
+  bool registered_ = false;  // in the service's set of open streams (set once, before reads)
   grpc::ByteBuffer read_buffer_;     // owned by the one outstanding read
   grpc::ByteBuffer current_write_;   // owned by the one outstanding write
   std::mutex mutex_;
@@ -187,6 +220,7 @@ class StreamInferCall final : public grpc::ServerBidiReactor<grpc::ByteBuffer, g
   bool writing_ = false;                 // GUARDED_BY(mutex_)
   bool write_failed_ = false;            // GUARDED_BY(mutex_)
   bool finished_ = false;                // GUARDED_BY(mutex_)
+  bool draining_ = false;                // GUARDED_BY(mutex_)
 };
 
 }  // namespace
@@ -194,6 +228,27 @@ class StreamInferCall final : public grpc::ServerBidiReactor<grpc::ByteBuffer, g
 grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer>* InferenceService::ModelStreamInfer(
     Ctx* ctx) {
   return new StreamInferCall(this, ctx);
+}
+
+void InferenceService::BeginDrain() {
+  std::lock_guard<std::mutex> lock(streams_mutex_);
+  draining_ = true;
+  // Under the mutex: a stream leaves the set (RemoveStream, in OnDone) before it is deleted.
+  // A stream's BeginDrain may call Finish; gRPC never runs a bidi reactor's OnDone inside
+  // Finish (it is not inlineable), so RemoveStream cannot be entered from here.
+  for (DrainableStream* stream : streams_) stream->BeginDrain();
+}
+
+bool InferenceService::AddStream(DrainableStream* stream) {
+  std::lock_guard<std::mutex> lock(streams_mutex_);
+  if (draining_) return false;
+  streams_.insert(stream);
+  return true;
+}
+
+void InferenceService::RemoveStream(DrainableStream* stream) {
+  std::lock_guard<std::mutex> lock(streams_mutex_);
+  streams_.erase(stream);
 }
 
 }  // namespace engine::server

@@ -92,6 +92,54 @@ def test_sigterm_drains_in_flight_requests(tmp_path: Path) -> None:
         server.close_pipes()
 
 
+def test_sigterm_finishes_open_streams_once_answered(tmp_path: Path) -> None:
+    # An idle stream must not hold the shutdown for the whole grace period (60 s here), and a
+    # stream with a request running gets its answer first, then UNAVAILABLE.
+    import queue
+
+    repo = build_drain_repository(tmp_path / "repo")
+    server = start_server(["--model-repository", str(repo), "--grace-s", "60"], tmp_path)
+    clients = []
+    try:
+        got: list[queue.Queue[tuple[object, object]]] = [queue.Queue(), queue.Queue()]
+        for k in range(2):
+            c = grpcclient.InferenceServerClient(server.url)
+            c.start_stream(callback=lambda result, error, q=got[k]: q.put((result, error)))
+            clients.append(c)
+        add = grpcclient.InferInput("x", [1, 4], "FP32")
+        add.set_data_from_numpy(np.ones((1, 4), np.float32))
+        clients[0].async_stream_infer("add", [add], request_id="idle")
+        result, error = got[0].get(timeout=30)
+        assert error is None, error  # answered: this stream is now idle
+        heavy = grpcclient.InferInput("x", [1, 512], "FP32")
+        heavy.set_data_from_numpy(np.ones((1, 512), np.float32))
+        clients[1].async_stream_infer("heavy", [heavy], request_id="busy")
+        deadline = time.monotonic() + 20
+        while _in_flight(server) < 1:
+            assert time.monotonic() < deadline, "the streamed request never reached the engine"
+            time.sleep(0.01)
+
+        started = time.monotonic()
+        assert server.terminate(timeout_s=30) == 0
+        assert time.monotonic() - started < 30, "open streams held the shutdown"
+        result, error = got[1].get(timeout=10)
+        assert error is None, error
+        assert result.get_response().id == "busy"  # type: ignore[union-attr]
+        for q in got:  # then each stream ends as UNAVAILABLE (tritonclient reports it)
+            _, error = q.get(timeout=10)
+            assert isinstance(error, InferenceServerException), error
+            assert error.status() == "StatusCode.UNAVAILABLE", error
+            assert "shutting down" in error.message()
+    finally:
+        for c in clients:
+            c.stop_stream()
+            c.close()
+        if server.proc.poll() is None:
+            server.proc.kill()
+            server.proc.wait(timeout=10)
+        server.close_pipes()
+
+
 def test_taken_port_is_a_clear_error(server: ServerProcess, tmp_path: Path) -> None:
     import subprocess
     import sys
