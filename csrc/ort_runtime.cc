@@ -5,6 +5,7 @@
 #include <memory>
 #include <mutex>
 
+#include "log.h"
 #include "status.h"
 
 namespace engine {
@@ -15,12 +16,25 @@ OrtRuntime* g_runtime = nullptr;  // never freed: ORT must outlive every session
 
 using GetApiBaseFn = const OrtApiBase* (*)();
 
+// ONNX Runtime's messages through log.h: in the process's format (JSON under --log-json),
+// instead of ORT's own coloured lines. `code_location` (ORT's source paths) is left out.
+void LogOrtMessage(void* /*param*/, OrtLoggingLevel severity, const char* category,
+                   const char* /*logid*/, const char* /*code_location*/, const char* message) {
+  const char* level = severity >= ORT_LOGGING_LEVEL_FATAL     ? "CRITICAL"
+                      : severity >= ORT_LOGGING_LEVEL_ERROR   ? "ERROR"
+                      : severity >= ORT_LOGGING_LEVEL_WARNING ? "WARNING"
+                      : severity >= ORT_LOGGING_LEVEL_INFO    ? "INFO"
+                                                              : "DEBUG";
+  LogLine(level, std::string("onnxruntime.") + (category != nullptr ? category : ""),
+          message != nullptr ? message : "");
+}
+
 }  // namespace
 
 OrtRuntime::OrtRuntime(std::string library_path, const OrtApiBase* base)
     : library_path_(std::move(library_path)),
       base_(base),
-      env_(ORT_LOGGING_LEVEL_WARNING, "engine") {}
+      env_(ORT_LOGGING_LEVEL_WARNING, "engine", &LogOrtMessage, nullptr) {}
 
 void OrtRuntime::Init(const std::string& library_path) {
   std::lock_guard<std::mutex> lock(g_init_mutex);

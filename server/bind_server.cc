@@ -5,13 +5,12 @@
 
 #include <pybind11/stl.h>
 
-#include <cstdio>
 #include <string>
 #include <utility>
 
 #include "error_map.h"
 #include "grpc_server.h"
-#include "names.h"
+#include "log.h"
 
 namespace engine::server {
 
@@ -67,8 +66,7 @@ class PyControlPlane final : public ControlPlane {
       return grpc::Status::OK;
     } catch (const std::exception& e) {  // py::error_already_set included
       const std::string id = MakeRequestId();
-      std::fprintf(stderr, "engine server: control call %s failed (request id %s): %s\n", method,
-                   id.c_str(), EscapeForLog(e.what()).c_str());
+      LogServerError(std::string("control call ") + method + " failed: " + e.what(), id);
       return grpc::Status(grpc::StatusCode::INTERNAL, "internal error; request id " + id);
     }
   }
@@ -91,6 +89,8 @@ std::string Pem(const py::object& value) {
 }  // namespace
 
 void register_server(py::module_& m) {
+  m.def("set_server_json_logs", &engine::SetJsonLogs, py::arg("json"),
+        "Write the C++ server's log lines as JSON objects (engine serve --log-json) or text.");
   py::class_<GrpcServer, std::unique_ptr<GrpcServer, GilFreeDelete>>(
       m, "Server", "The C++ gRPC server (KServe v2 inference protocol).")
       .def(py::init([](const std::string& host, int port, const py::object& tls_cert_pem,

@@ -72,8 +72,7 @@ grpc::ServerUnaryReactor* InferenceService::ModelConfig(Ctx* ctx, const Buf* in,
                    if (!google::protobuf::util::JsonStringToMessage(
                             json, c.response()->mutable_config(), options)
                             .ok()) {
-                     std::fprintf(stderr, "engine server: model config of %s is not valid "
-                                  "ModelConfig JSON\n", name.c_str());
+                     LogServerError("model config of " + name + " is not valid ModelConfig JSON");
                      return grpc::Status(grpc::StatusCode::INTERNAL,
                                          "the model's configuration could not be encoded");
                    }

@@ -2,7 +2,6 @@
 
 #include <array>
 #include <atomic>
-#include <cstdio>
 #include <utility>
 
 #include "names.h"
@@ -68,9 +67,9 @@ grpc::Status ToGrpcStatus(const Status& status, std::string_view request_id) {
   const Mapping& m = Find(status.code());
   if (m.expose_message) return grpc::Status(m.grpc, status.message());
   std::string id = request_id.empty() ? MakeRequestId() : std::string(request_id);
-  // Escaped: the id is the client's, and a line break in it would forge a log line.
-  std::fprintf(stderr, "engine server: request %s failed (%s): %s\n", EscapeForLog(id).c_str(),
-               StatusCodeName(status.code()), EscapeForLog(status.message()).c_str());
+  LogServerError(std::string("request failed (") + StatusCodeName(status.code()) +
+               "): " + status.message(),
+           id);
   const char* what = status.code() == StatusCode::kExecutionFailed ? "the model failed to run"
                      : status.code() == StatusCode::kLoadFailed   ? "the model failed to load"
                                                                    : "internal error";

@@ -11,9 +11,15 @@
 #include <string>
 #include <string_view>
 
+#include "log.h"
 #include "status.h"
 
 namespace engine::server {
+
+// One ERROR line from the server's native code (log.h), with the request id the client got.
+inline void LogServerError(std::string_view message, std::string_view request_id = {}) {
+  LogLine("ERROR", "engine.server.core", message, request_id);
+}
 
 grpc::StatusCode GrpcCodeFor(StatusCode code);
 

@@ -131,6 +131,7 @@ def serve(options: ServeOptions, *, stop: threading.Event | None = None) -> int:
     from engine.monitoring.logging import configure as configure_logging
 
     configure_logging(json=options.log_json)
+    _core.set_server_json_logs(options.log_json)  # the C++ server's own lines, in the same format
     stop = stop or threading.Event()
     cert = _read_text(options.tls_cert, "TLS certificate")
     key = _read_text(options.tls_key, "TLS key")

@@ -53,23 +53,6 @@ bool ParseModelVersion(std::string_view text, int64_t* version) {
   return true;
 }
 
-std::string EscapeForLog(std::string_view text) {
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string out;
-  out.reserve(text.size());
-  for (const char ch : text) {
-    const auto c = static_cast<unsigned char>(ch);
-    if (c >= 0x20 && c != 0x7f && c != '\\') {
-      out += ch;
-    } else {
-      out += "\\x";
-      out += kHex[c >> 4];
-      out += kHex[c & 0xf];
-    }
-  }
-  return out;
-}
-
 std::string QuoteForMessage(std::string_view text) {
   static constexpr size_t kMaxShown = 80;
   static constexpr char kHex[] = "0123456789abcdef";

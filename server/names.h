@@ -22,10 +22,6 @@ std::string ModelNameProblem(std::string_view name);
 // [1, 2147483647] without sign or leading zeros. Returns false for anything else.
 bool ParseModelVersion(std::string_view text, int64_t* version);
 
-// A client-supplied string (a request id, an error that may quote one) made safe for one log
-// line: control characters, including line breaks, escaped as \xNN; nothing cut.
-std::string EscapeForLog(std::string_view text);
-
 // Quotes a client-supplied string for an error message: printable ASCII kept, everything
 // else escaped as \xNN, cut at 80 characters.
 std::string QuoteForMessage(std::string_view text);

@@ -5,6 +5,7 @@
 #include <string>
 #include <vector>
 
+
 namespace engine::server {
 namespace {
 
@@ -121,14 +122,6 @@ TEST(QuoteForMessage, CutsAtEightyCharacters) {
   EXPECT_EQ(QuoteForMessage(std::string(80, 'x')), "'" + std::string(80, 'x') + "'");
   EXPECT_EQ(QuoteForMessage(std::string(81, 'x')), "'" + std::string(80, 'x') + "'...");
   EXPECT_EQ(QuoteForMessage(std::string(1 << 20, 'x')).size(), 80u + 5u);
-}
-
-TEST(EscapeForLog, KeepsTextAndEscapesWhatCouldBreakALine) {
-  EXPECT_EQ(EscapeForLog("req-1 (ok)"), "req-1 (ok)");
-  EXPECT_EQ(EscapeForLog("a\nengine server: forged"), "a\\x0aengine server: forged");
-  EXPECT_EQ(EscapeForLog(std::string("\r\0\x7f\\", 4)), "\\x0d\\x00\\x7f\\x5c");
-  EXPECT_EQ(EscapeForLog("caf\xc3\xa9"), "caf\xc3\xa9");  // UTF-8 stays readable
-  EXPECT_EQ(EscapeForLog(std::string(1000, 'x')).size(), 1000u);  // never cut
 }
 
 }  // namespace

@@ -103,6 +103,13 @@ def build_mini_repository(root: Path) -> Path:
     return root
 
 
+def add_fail_model(root: Path) -> Path:
+    """``fail`` (see the module docstring) into the repository at ``root``."""
+    _save(_fail_graph(), root / "fail" / "1" / "model.onnx")
+    (root / "fail" / "config.pbtxt").write_text('name: "fail"\nmax_batch_size: 0\n')
+    return root
+
+
 def build_drain_repository(root: Path) -> Path:
     """``heavy`` and ``add``: requests that are still running when the server is told to stop."""
     build_mini_repository(root)
@@ -144,8 +151,7 @@ def build_repository(root: Path) -> Path:
         'name: "slow"\nmax_batch_size: 64\n'
         "dynamic_batching { preferred_batch_size: [ 64 ] max_queue_delay_microseconds: 300000 }\n")
 
-    _save(_fail_graph(), root / "fail" / "1" / "model.onnx")
-    (root / "fail" / "config.pbtxt").write_text('name: "fail"\nmax_batch_size: 0\n')
+    add_fail_model(root)
 
     (root / "deep" / "1").mkdir(parents=True)
     factories.slow_mlp(root / "deep" / "1" / "model.onnx", layers=12)

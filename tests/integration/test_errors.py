@@ -3,14 +3,17 @@ never an exception text or a server path in the details."""
 
 from __future__ import annotations
 
+import json
 import struct
 import time
+from pathlib import Path
 
 import grpc
 import numpy as np
 import pytest
 import tritonclient.grpc as grpcclient
-from _server import ServerProcess
+from _models import add_fail_model, build_mini_repository
+from _server import ServerProcess, start_server
 from tritonclient.grpc import service_pb2
 from tritonclient.utils import InferenceServerException
 
@@ -219,6 +222,39 @@ def test_run_failure_is_internal_and_generic(client: grpcclient.InferenceServerC
     # The model still serves good requests.
     idx.set_data_from_numpy(np.array([1, 2], dtype=np.int64))
     assert client.infer("fail", [idx]).as_numpy("y").tolist() == [1.0, 2.0]
+
+
+def test_run_failure_logs_one_escaped_line_per_failure(client: grpcclient.InferenceServerClient,
+                                                       server: ServerProcess) -> None:
+    # The request id is the client's: a line break in it must not start a forged log line.
+    idx = grpcclient.InferInput("idx", [1], "INT64")
+    idx.set_data_from_numpy(np.array([50], dtype=np.int64))
+    _error(client.infer, "fail", [idx], request_id="evil\nERROR forged line")
+    lines = server.stderr().splitlines()
+    assert not any(line.startswith("ERROR forged line") for line in lines)
+    assert any("engine.server.core [evil\\x0aERROR forged line]" in line for line in lines)
+
+
+def test_log_json_lines_all_parse(tmp_path: Path) -> None:
+    # With --log-json every stderr line is one JSON object: the C++ server's and ONNX
+    # Runtime's lines included, whatever the client put in its request id.
+    repo = build_mini_repository(tmp_path / "repo")
+    add_fail_model(repo)
+    srv = start_server(["--model-repository", str(repo), "--log-json"], tmp_path)
+    try:
+        c = grpcclient.InferenceServerClient(srv.url)
+        idx = grpcclient.InferInput("idx", [1], "INT64")
+        idx.set_data_from_numpy(np.array([50], dtype=np.int64))
+        _error(c.infer, "fail", [idx], request_id="id\n{\"forged\": 1}\xff")
+        c.close()
+    finally:
+        assert srv.terminate() == 0
+    records = [json.loads(line) for line in srv.stderr().splitlines() if line.strip()]
+    failed = [r for r in records if r["logger"] == "engine.server.core"]
+    assert len(failed) == 1 and failed[0]["level"] == "ERROR"
+    assert failed[0]["request_id"] == "id\n{\"forged\": 1}\xff"
+    assert "request failed (EXECUTION_FAILED)" in failed[0]["message"]
+    assert any(r["logger"].startswith("onnxruntime") for r in records)  # ORT's own line
 
 
 def test_unimplemented_rpc_is_not_unknown(server: ServerProcess) -> None:
