@@ -219,7 +219,10 @@ bool Model::Prepare(std::unique_ptr<InferRequest>& request, QueuedRequest& queue
   const int64_t timeout_us = request->timeout_us < 0 ? options_.default_timeout_us
                                                      : request->timeout_us;
   queued.enqueue_us = now;
-  queued.deadline_us = timeout_us > 0 ? now + timeout_us : 0;
+  // A deadline beyond the clock's range is never reached: none, and no signed overflow.
+  const bool bounded =
+      timeout_us > 0 && timeout_us < BatchQueue::kNever - std::max<int64_t>(now, 0);
+  queued.deadline_us = bounded ? now + timeout_us : 0;
   queued.request = std::move(request);
   queued.seq = next_seq_.fetch_add(1, std::memory_order_relaxed);
   return true;

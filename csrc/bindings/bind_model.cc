@@ -213,8 +213,9 @@ void register_model(py::module_& m) {
           [](Model& model, const py::handle& inputs, std::vector<std::string> outputs,
              int priority, int64_t timeout_us, std::string id) {
             std::vector<py::object> keepalive;
-            auto request = MakeRequest(TensorsFromMapping(inputs, &keepalive),
-                                       std::move(outputs), priority, timeout_us, std::move(id));
+            auto request = MakeRequest(
+                TensorsFromMapping(inputs, &keepalive, model.options().transforms.get()),
+                std::move(outputs), priority, timeout_us, std::move(id));
             return InferAndWait(model, std::move(request));
           },
           py::arg("inputs"), py::arg("outputs") = std::vector<std::string>{},
@@ -225,11 +226,13 @@ void register_model(py::module_& m) {
           [](Model& model, const py::handle& inputs) {
             std::vector<py::object> keepalive;
             std::vector<std::pair<std::string, HostTensor>> tensors;
+            const TransformPlan* transforms = model.options().transforms.get();
             if (model.inputs().size() == 1 && py::isinstance<py::array>(inputs)) {
               const std::string& name = model.inputs()[0].name;
-              tensors.emplace_back(name, TensorFromNumpy(name, inputs, &keepalive));
+              tensors.emplace_back(name, TensorFromNumpy(name, inputs, &keepalive,
+                                                         IsTransformStringColumn(transforms, name)));
             } else {
-              tensors = TensorsFromMapping(inputs, &keepalive);
+              tensors = TensorsFromMapping(inputs, &keepalive, transforms);
             }
             auto request = std::make_unique<InferRequest>();
             request->inputs = std::move(tensors);
@@ -245,9 +248,12 @@ void register_model(py::module_& m) {
              std::shared_ptr<CompletionQueue> queue) {
             std::vector<std::pair<std::string, HostTensor>> tensors;
             py::dict items = py::dict(py::reinterpret_borrow<py::object>(inputs));
+            const TransformPlan* transforms = model.options().transforms.get();
             for (auto item : items) {
               auto name = py::str(item.first).cast<std::string>();
-              tensors.emplace_back(name, OwnedTensorFromNumpy(name, item.second));
+              tensors.emplace_back(name, OwnedTensorFromNumpy(
+                                             name, item.second,
+                                             IsTransformStringColumn(transforms, name)));
             }
             auto request = MakeRequest(std::move(tensors), std::move(outputs), priority,
                                        timeout_us, "");

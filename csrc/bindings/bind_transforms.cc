@@ -2,19 +2,19 @@
 //
 // Python (engine/transforms/native.py) lowers a TransformSpec to InputSpec / StepSpec /
 // FeatureSpec and calls TransformPlan.apply with numpy buffers: numeric columns as 1-D arrays,
-// string columns as object arrays of str (read in place through CPython's cached UTF-8, with
-// the GIL held) or as Arrow-style (offsets int64[rows + 1], bytes uint8[...]) pairs.
+// string columns as object arrays of str or UTF-8 bytes (read in place, str through CPython's
+// cached UTF-8, with the GIL held) or as Arrow-style (offsets int64[rows + 1], bytes uint8[...])
+// pairs.
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
-#include <cmath>
-#include <cstring>
 #include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
 
+#include "numpy_bridge.h"
 #include "status.h"
 #include "transforms.h"
 
@@ -57,30 +57,16 @@ py::array Contiguous1D(const std::string& name, const py::handle& h, const char*
   return a;
 }
 
-// UTF-8 views of a 1-D object array of str (None, float NaN and pandas.NA are the missing
-// value "", as in the Python reference).
-// The views point into the str objects (CPython caches their UTF-8 form), which the array
+// UTF-8 views of a 1-D object array of str or bytes (None, float NaN and pandas.NA are the
+// missing value "", as in the Python reference); see TransformStringElement.
+// The views point into the objects (CPython caches a str's UTF-8 form), which the array
 // keeps alive; GIL held.
 std::vector<std::string_view> StrViews(const std::string& name, const py::array& a) {
   std::vector<std::string_view> views(static_cast<size_t>(a.shape(0)));
   auto* const* items = static_cast<PyObject* const*>(a.data());
   const py::ssize_t stride = a.strides(0) / static_cast<py::ssize_t>(sizeof(PyObject*));
   for (size_t i = 0; i < views.size(); ++i) {
-    PyObject* item = items[static_cast<py::ssize_t>(i) * stride];
-    if (PyUnicode_Check(item)) {
-      Py_ssize_t size = 0;
-      const char* utf8 = PyUnicode_AsUTF8AndSize(item, &size);
-      if (!utf8) {
-        PyErr_Clear();
-        throw CoreError(StatusCode::kInvalidInput,
-                        "transform input column '" + name + "' holds a string that is not valid UTF-8");
-      }
-      views[i] = std::string_view(utf8, static_cast<size_t>(size));
-    } else if (item != Py_None && !(PyFloat_Check(item) && std::isnan(PyFloat_AS_DOUBLE(item))) &&
-               std::strcmp(Py_TYPE(item)->tp_name, "NAType") != 0) {
-      throw CoreError(StatusCode::kInvalidInput, "column '" + name + "' must hold only strings; found " +
-                                                     Py_TYPE(item)->tp_name);
-    }
+    views[i] = TransformStringElement(name, items[static_cast<py::ssize_t>(i) * stride]);
   }
   return views;
 }
@@ -226,8 +212,8 @@ void register_transforms(py::module_& m) {
           },
           py::arg("columns"), py::arg("rows"), py::arg("max_threads") = 0,
           "float32 [rows, width] from columns in input order: numeric 1-D arrays, 1-D object "
-          "arrays of str (None/NaN = \"\"), or (offsets int64[rows+1], bytes uint8) pairs. "
-          "Releases the GIL while it runs.");
+          "arrays of str or UTF-8 bytes (None/NaN/NA = \"\"), or (offsets int64[rows+1], "
+          "bytes uint8) pairs. Releases the GIL while it runs.");
 }
 
 }  // namespace engine::bindings

@@ -2,6 +2,7 @@
 
 #include <pybind11/stl.h>
 
+#include <cmath>
 #include <cstring>
 #include <memory>
 
@@ -69,6 +70,46 @@ std::string ToUtf8(const std::string& name, py::handle item) {
                     Py_TYPE(item.ptr())->tp_name);
 }
 
+// Strict UTF-8, as Python's and Arrow's decoders read it: no overlong forms, no surrogates,
+// nothing above U+10FFFF.
+bool IsUtf8(const unsigned char* s, size_t n) {
+  size_t i = 0;
+  while (i < n) {
+    const unsigned char c = s[i];
+    if (c < 0x80) {
+      ++i;
+      continue;
+    }
+    size_t len = 0;
+    unsigned char lo = 0x80, hi = 0xBF;  // bounds of the second byte
+    if (c >= 0xC2 && c <= 0xDF) {
+      len = 2;
+    } else if (c >= 0xE0 && c <= 0xEF) {
+      len = 3;
+      if (c == 0xE0) lo = 0xA0;  // overlong
+      if (c == 0xED) hi = 0x9F;  // surrogates
+    } else if (c >= 0xF0 && c <= 0xF4) {
+      len = 4;
+      if (c == 0xF0) lo = 0x90;  // overlong
+      if (c == 0xF4) hi = 0x8F;  // above U+10FFFF
+    } else {
+      return false;
+    }
+    if (n - i < len || s[i + 1] < lo || s[i + 1] > hi) return false;
+    for (size_t k = 2; k < len; ++k) {
+      if ((s[i + k] & 0xC0) != 0x80) return false;
+    }
+    i += len;
+  }
+  return true;
+}
+
+// None, a float NaN (numpy's float64 is a float) or pandas.NA: what pandas and Arrow call null.
+bool IsMissing(PyObject* item) {
+  return item == Py_None || (PyFloat_Check(item) && std::isnan(PyFloat_AS_DOUBLE(item))) ||
+         std::strcmp(Py_TYPE(item)->tp_name, "NAType") == 0;
+}
+
 std::vector<int64_t> ShapeOfArray(const py::array& array) {
   std::vector<int64_t> shape;
   for (py::ssize_t i = 0; i < array.ndim(); ++i) shape.push_back(array.shape(i));
@@ -107,8 +148,42 @@ py::dtype DtypeOf(ElementType type) {
   throw CoreError(StatusCode::kInternal, "no numpy dtype for an undefined element type");
 }
 
+std::string_view TransformStringElement(const std::string& column, PyObject* item) {
+  if (PyUnicode_Check(item)) {
+    Py_ssize_t size = 0;
+    const char* utf8 = PyUnicode_AsUTF8AndSize(item, &size);
+    if (utf8 == nullptr) {
+      PyErr_Clear();
+      throw CoreError(StatusCode::kInvalidInput,
+                      "column '" + column + "' holds a string that is not valid UTF-8");
+    }
+    return {utf8, static_cast<size_t>(size)};
+  }
+  if (PyBytes_Check(item)) {
+    const char* data = PyBytes_AS_STRING(item);
+    const auto size = static_cast<size_t>(PyBytes_GET_SIZE(item));
+    if (!IsUtf8(reinterpret_cast<const unsigned char*>(data), size)) {
+      throw CoreError(StatusCode::kInvalidInput,
+                      "column '" + column + "' holds bytes that are not valid UTF-8");
+    }
+    return {data, size};
+  }
+  if (IsMissing(item)) return {};
+  throw CoreError(StatusCode::kInvalidInput,
+                  "column '" + column + "' must hold only strings (str, UTF-8 bytes, or None/NaN "
+                  "for missing); found " + Py_TYPE(item)->tp_name);
+}
+
+bool IsTransformStringColumn(const TransformPlan* transforms, const std::string& name) {
+  if (transforms == nullptr) return false;
+  for (const InputSpec& in : transforms->inputs()) {
+    if (in.name == name) return in.type == ElementType::kString;
+  }
+  return false;
+}
+
 HostTensor TensorFromNumpy(const std::string& name, py::handle value,
-                           std::vector<py::object>* keepalive) {
+                           std::vector<py::object>* keepalive, bool transform_strings) {
   py::array array = AsArray(name, value);
   HostTensor t;
   t.type = TypeOfDtype(array.dtype());
@@ -121,13 +196,18 @@ HostTensor TensorFromNumpy(const std::string& name, py::handle value,
     py::array flat = py::array(array.attr("ravel")());
     const py::ssize_t count = flat.size();
     t.strings.reserve(static_cast<size_t>(count));
-    if (array.dtype().kind() == 'O') {
-      // ravel() of an object array is C-contiguous: read the PyObject* slots directly.
-      auto* items = static_cast<PyObject* const*>(flat.data());
-      for (py::ssize_t i = 0; i < count; ++i) t.strings.push_back(ToUtf8(name, items[i]));
-    } else {
-      py::list items = flat.attr("tolist")();
-      for (py::handle item : items) t.strings.push_back(ToUtf8(name, item));
+    // An object array's ravel() is C-contiguous: read its PyObject* slots directly. Fixed-width
+    // 'U'/'S' arrays go through tolist(), which drops their NUL padding.
+    py::object owner = array.dtype().kind() == 'O' ? py::object(flat) : flat.attr("tolist")();
+    PyObject* const* items = array.dtype().kind() == 'O'
+                                 ? static_cast<PyObject* const*>(flat.data())
+                                 : PySequence_Fast_ITEMS(owner.ptr());
+    for (py::ssize_t i = 0; i < count; ++i) {
+      if (transform_strings) {
+        t.strings.emplace_back(TransformStringElement(name, items[i]));
+      } else {
+        t.strings.push_back(ToUtf8(name, items[i]));
+      }
     }
     return t;
   }
@@ -144,9 +224,10 @@ HostTensor TensorFromNumpy(const std::string& name, py::handle value,
   return t;
 }
 
-HostTensor OwnedTensorFromNumpy(const std::string& name, py::handle value) {
+HostTensor OwnedTensorFromNumpy(const std::string& name, py::handle value,
+                                bool transform_strings) {
   std::vector<py::object> keepalive;
-  HostTensor borrowed = TensorFromNumpy(name, value, &keepalive);
+  HostTensor borrowed = TensorFromNumpy(name, value, &keepalive, transform_strings);
   if (borrowed.type == ElementType::kString) return borrowed;  // strings are already copies
   HostTensor owned = AllocateHostTensor(borrowed.type, borrowed.shape);
   if (borrowed.byte_size > 0) std::memcpy(MutableData(owned), borrowed.data, borrowed.byte_size);
@@ -177,7 +258,8 @@ py::object TensorToNumpy(HostTensor tensor) {
 
 // Converts a {name: array} mapping into borrowed tensors (GIL held); `keepalive` holds arrays.
 std::vector<std::pair<std::string, HostTensor>> TensorsFromMapping(
-    const py::handle& mapping, std::vector<py::object>* keepalive) {
+    const py::handle& mapping, std::vector<py::object>* keepalive,
+    const TransformPlan* transforms) {
   std::vector<std::pair<std::string, HostTensor>> tensors;
   py::dict items = py::dict(py::reinterpret_borrow<py::object>(mapping));
   tensors.reserve(items.size());
@@ -187,7 +269,8 @@ std::vector<std::pair<std::string, HostTensor>> TensorsFromMapping(
                                                      std::string(py::str(py::type::of(item.first))));
     }
     auto name = item.first.cast<std::string>();
-    tensors.emplace_back(name, TensorFromNumpy(name, item.second, keepalive));
+    tensors.emplace_back(name, TensorFromNumpy(name, item.second, keepalive,
+                                               IsTransformStringColumn(transforms, name)));
   }
   return tensors;
 }

@@ -10,10 +10,12 @@
 #include <pybind11/pybind11.h>
 
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "session.h"
 #include "tensor.h"
+#include "transforms.h"
 
 namespace engine::bindings {
 
@@ -21,20 +23,35 @@ namespace py = pybind11;
 
 // Converts `value` (an ndarray or anything np.asarray accepts) for the input named `name`.
 // Throws CoreError(kInvalidInput) naming the input for unsupported dtypes or bad strings.
+// `transform_strings`: the input is a string column feeding transforms, whose elements are
+// read by TransformStringElement (missing values allowed, bytes checked as UTF-8).
 HostTensor TensorFromNumpy(const std::string& name, py::handle value,
-                           std::vector<py::object>* keepalive);
+                           std::vector<py::object>* keepalive, bool transform_strings = false);
 
 // Copies `count` rows-worth of data into a fresh tensor the core owns (for async submits
 // whose caller does not wait). GIL held.
-HostTensor OwnedTensorFromNumpy(const std::string& name, py::handle value);
+HostTensor OwnedTensorFromNumpy(const std::string& name, py::handle value,
+                                bool transform_strings = false);
+
+// True when `name` is a string input column of `transforms` (null: no transforms).
+bool IsTransformStringColumn(const TransformPlan* transforms, const std::string& name);
+
+// One element of a string column feeding transforms, read as the spec reads it
+// (engine/transforms/spec.py): a str as its UTF-8; bytes as they are, if valid UTF-8; None,
+// a float NaN or pandas.NA as "" (the missing string). Anything else, or bytes that are not
+// UTF-8, throws CoreError(kInvalidInput) naming `column`. The view points into `item`, which
+// the caller keeps alive. GIL held.
+std::string_view TransformStringElement(const std::string& column, PyObject* item);
 
 // Makes an ndarray that shares the tensor's buffer (numeric) or holds Python str objects
 // (string). GIL held.
 py::object TensorToNumpy(HostTensor tensor);
 
 // Converts a {name: array} mapping into borrowed tensors; `keepalive` holds the arrays.
+// String columns of `transforms` (if any) are read with TransformStringElement.
 std::vector<std::pair<std::string, HostTensor>> TensorsFromMapping(
-    const py::handle& mapping, std::vector<py::object>* keepalive);
+    const py::handle& mapping, std::vector<py::object>* keepalive,
+    const TransformPlan* transforms = nullptr);
 
 // {name: ndarray} for `results`, which hold outputs[indices[i]]. GIL held.
 py::dict OutputsToDict(const std::vector<TensorInfo>& outputs, const std::vector<size_t>& indices,

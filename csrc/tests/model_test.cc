@@ -9,6 +9,7 @@
 #include <cstdlib>
 #include <functional>
 #include <future>
+#include <limits>
 #include <mutex>
 #include <thread>
 
@@ -301,6 +302,26 @@ TEST_F(ModelTest, DeadlinesUseTheInjectedClock) {
   EXPECT_EQ(result.status.code(), StatusCode::kDeadlineExceeded);
   EXPECT_EQ(model->Stats().batches, 0);
   model->Close(true);
+}
+
+TEST_F(ModelTest, ADeadlineBeyondTheClocksRangeIsNone) {
+  FakeClock clock;
+  clock.AdvanceUs(1'000'000);  // now + INT64_MAX would overflow into the past
+  ModelOptions options;
+  options.instances = 1;
+  options.batching_policy.max_queue_delay_us = 1'000'000'000;  // stays queued until Close
+  auto model = Model::LoadFromPath(ModelPath("relu.onnx"), options, clock);
+  std::shared_ptr<std::vector<float>> storage;
+  auto request = ReluRequest(1, 1.f, &storage);
+  request->timeout_us = std::numeric_limits<int64_t>::max();
+  std::promise<InferResult> promise;
+  auto future = promise.get_future();
+  request->on_complete = [&promise](InferResult&& r) { promise.set_value(std::move(r)); };
+  ASSERT_GT(model->Submit(std::move(request)), 0u);
+  clock.AdvanceUs(1'000'000);
+  EXPECT_EQ(future.wait_for(std::chrono::milliseconds(20)), std::future_status::timeout);
+  model->Close(true);  // drains: the queued request runs
+  EXPECT_EQ(future.get().status.code(), StatusCode::kOk);
 }
 
 TEST_F(ModelTest, LoadErrorsAreCoreErrors) {

@@ -35,10 +35,14 @@ from engine.transforms.columns import (
     _pyarrow,
     as_mapping,
     numeric_column,
+    object_numbers_dtype,
     string_column,
 )
 from engine.transforms.reference import apply_step
 from engine.transforms.spec import (
+    _NUMERIC_ONLY,
+    _STEP_TYPES,
+    _STRING_ONLY,
     SCHEMA_VERSION,
     ColumnFeature,
     InputColumn,
@@ -63,8 +67,12 @@ def _fail(where: str, message: str) -> InvalidConfigError:
 def _infer_dtype(name: str, values: Any) -> str:
     dtype = getattr(values, "dtype", None)
     if dtype is None:
-        dtype = np.asarray(values).dtype
+        values = np.asarray(values)
+        dtype = values.dtype
     kind = getattr(dtype, "kind", "O")
+    if kind == "O" and str(dtype) not in ("string", "str", "category"):
+        # Numbers with None/NaN for missing values are a numeric column, not strings.
+        return object_numbers_dtype(values) or "string"
     if str(dtype) in ("string", "str", "category") or kind in "OUST":
         return "string"
     if kind == "f":
@@ -194,6 +202,7 @@ def _fit_chain(name: str, column: str, templates: Any, value: Any) -> ColumnFeat
             raise _fail(where, f"a step must be an object with an op; was {raw!r}")
         params = dict(raw)
         op = params.pop("op")
+        _check_column_kind(f"{where} ({op})", op, column, value)
         if isinstance(value, StringColumn):
             params = _fit_string(f"{where} ({op})", op, params, value)
         elif isinstance(value, np.ndarray):
@@ -203,6 +212,15 @@ def _fit_chain(name: str, column: str, templates: Any, value: Any) -> ColumnFeat
         if i < len(templates) - 1:
             value = apply_step(step, value)
     return ColumnFeature(name=name, column=column, steps=tuple(steps))
+
+
+def _check_column_kind(where: str, op: str, column: str, value: Any) -> None:
+    """Say a step needs the other kind of column before its fitted fields are missed."""
+    step_type = _STEP_TYPES.get(op)
+    if isinstance(value, StringColumn) and step_type in _NUMERIC_ONLY:
+        raise _fail(where, f"needs a numeric column but {column!r} is a string column")
+    if isinstance(value, np.ndarray) and step_type in _STRING_ONLY:
+        raise _fail(where, f"needs a string column but {column!r} is a numeric column")
 
 
 def _normalise_template(template: Mapping[str, Any]) -> dict[str, Any]:

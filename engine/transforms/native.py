@@ -2,9 +2,10 @@
 
 The spec is lowered once to the core's plain structs (csrc/transforms.h); applying hands the
 core numpy buffers: numeric columns as they are (float32, float64, int64); string columns that
-are object arrays as they are (the core reads each str's cached UTF-8 in place: no copy, no
-per-value Python call), any other string column as the Arrow (offsets, bytes) pair of a
-large-string array. The core computes with the GIL released.
+are object arrays as they are (the core reads each str's cached UTF-8, or a bytes' contents
+after checking they are UTF-8, in place: no copy, no per-value Python call), any other string
+column as the Arrow (offsets, bytes) pair of a large-string array. The core computes with the
+GIL released.
 """
 
 from __future__ import annotations

@@ -25,8 +25,8 @@ SPEC = fit(
         ({"x": np.arange(3.0), "s": np.arange(3)}, "column 's' must be strings; got int64"),
         ({"x": np.array(["1", "2"]), "s": np.array(["a", "b"])}, "column 'x' must be numeric; got <U1"),
         ({"x": np.array([True]), "s": np.array(["a"])}, "column 'x' must be numeric; got bool"),
-        ({"x": np.array([1.0, None], dtype=object), "s": np.array(["a", "b"])},
-         "column 'x' must be numeric; got object"),
+        ({"x": np.array([1.0, "2"], dtype=object), "s": np.array(["a", "b"])},
+         "column 'x' must be numeric; got object values that are not all numbers"),
         ({"x": np.arange(3.0), "s": np.array(["a", 1, "c"], dtype=object)},
          "column 's' must hold only strings"),
         ({"x": np.arange(3.0), "s": np.array(["a", "b"])}, "column 's' has 2 rows; column 'x' has 3"),
@@ -83,3 +83,46 @@ def test_int_and_float32_numeric_inputs_widen_exactly(apply: object) -> None:
     for dtype in (np.int64, np.int32, np.float32, np.uint8, ">f8"):
         got = apply(SPEC, {"x": np.array([1, 7], dtype=dtype), "s": np.array(["a", "b"])})  # type: ignore[operator]
         np.testing.assert_array_equal(got, base)
+
+
+@pytest.mark.parametrize("apply", [apply_reference, apply_native], ids=["reference", "core"])
+def test_object_numbers_with_missing_values_are_nan(apply: object) -> None:
+    base = apply(SPEC, {"x": np.array([1.0, np.nan, 3.0]), "s": np.array(["a", "b", "c"])})  # type: ignore[operator]
+    for x in ([1.0, None, 3], np.array([1, pd.NA, 3.0], dtype=object)):
+        got = apply(SPEC, {"x": x, "s": np.array(["a", "b", "c"])})  # type: ignore[operator]
+        np.testing.assert_array_equal(got, base)
+
+
+@pytest.mark.parametrize("apply", [apply_reference, apply_native], ids=["reference", "core"])
+def test_bytes_are_read_as_utf8(apply: object) -> None:
+    x = np.zeros(4)
+    text = apply(SPEC, {"x": x, "s": np.array(["a", "é", "", "e"], dtype=object)})  # type: ignore[operator]
+    utf8 = [s.encode() for s in ["a", "é", "", "e"]]
+    # numpy "S" arrays pad with NUL bytes (b"a" is stored as b"a\0"): the padding is not data.
+    for strings in (np.array(utf8), np.array(utf8, dtype=object),
+                    np.array([b"a", "é", None, "e"], dtype=object)):
+        got = apply(SPEC, {"x": x, "s": strings})  # type: ignore[operator]
+        np.testing.assert_array_equal(got, text)
+
+
+INVALID_UTF8 = [b"\xff", b"\x80", b"\xc3", b"\xc0\x80", b"\xe0\x80\x80", b"\xed\xa0\x80",
+                b"\xf0\x8f\xbf\xbf", b"\xf4\x90\x80\x80", b"\xe2\x28\xa1", b"ok\xc3\xa9\x80"]
+VALID_UTF8 = [b"", b"\x00", b"\xc3\xa9", b"\xed\x9f\xbf", b"\xef\xbf\xbf", b"\xf0\x9f\x98\x80",
+              b"\xf4\x8f\xbf\xbf"]
+
+
+@pytest.mark.parametrize("apply", [apply_reference, apply_native], ids=["reference", "core"])
+@pytest.mark.parametrize("raw", INVALID_UTF8 + VALID_UTF8)
+def test_bytes_must_be_valid_utf8_in_every_path(apply: object, raw: bytes) -> None:
+    """Exactly the bytes Python's strict decoder refuses are refused, naming the column."""
+    try:
+        expected = apply(SPEC, {"x": np.zeros(1), "s": np.array([raw.decode()], dtype=object)})  # type: ignore[operator]
+    except UnicodeDecodeError:
+        expected = None
+    assert (expected is None) == (raw in INVALID_UTF8)
+    for strings in (np.array([raw], dtype=object), np.array([raw])):
+        if expected is None:
+            with pytest.raises(InvalidInputError, match="column 's' holds bytes that are not valid UTF-8"):
+                apply(SPEC, {"x": np.zeros(1), "s": strings})  # type: ignore[operator]
+        elif strings.dtype == object or not raw.endswith(b"\x00"):  # "S" drops trailing NULs
+            np.testing.assert_array_equal(apply(SPEC, {"x": np.zeros(1), "s": strings}), expected)  # type: ignore[operator]

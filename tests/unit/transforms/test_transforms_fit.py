@@ -125,3 +125,40 @@ def test_fit_data_errors_name_the_column() -> None:
         fit({"x": np.array([True, False])}, {"x": [{"op": "log1p"}]})
     with pytest.raises(InvalidInputError, match="the std of the training values overflows"):
         fit({"x": np.array([1e300, -1e300])}, {"x": [{"op": "standardize"}]})
+
+
+@pytest.mark.parametrize(
+    "values",
+    [[1.0, None, 3.0], [1, None, 3], np.array([1.0, np.nan, 3], dtype=object),
+     pd.Series([1.0, pd.NA, 3.0], dtype=object)],
+    ids=["list", "int-list", "object-array", "object-series"],
+)
+def test_numbers_with_missing_values_are_a_numeric_column(values: object) -> None:
+    spec = fit({"x": values}, {"x": [{"op": "impute", "strategy": "mean"}]})
+    assert spec.inputs[0].dtype == "float64"
+    assert spec.features[0].steps[0] == Impute(strategy="mean", value=2.0)
+    np.testing.assert_array_equal(apply_reference(spec, {"x": values}), [[1.0], [2.0], [3.0]])
+
+
+def test_object_columns_of_strings_or_nothing_stay_strings() -> None:
+    spec = fit({"s": np.array(["a", None, "a"], dtype=object), "n": [None, None, None]},
+               {"s": [{"op": "vocabulary"}], "n": [{"op": "hash", "num_buckets": 2}]})
+    assert [c.dtype for c in spec.inputs] == ["string", "string"]
+
+
+@pytest.mark.parametrize(
+    ("data", "op", "fragment"),
+    [
+        (np.array(["x", "y"], dtype=object), {"op": "standardize"},
+         "feature 'x' step 0 (standardize): needs a numeric column but 'x' is a string column"),
+        (np.array(["x", "y"], dtype=object), {"op": "bucketize", "num_quantiles": 2},
+         "(bucketize): needs a numeric column but 'x' is a string column"),
+        (np.arange(2.0), {"op": "vocabulary"},
+         "feature 'x' step 0 (vocabulary): needs a string column but 'x' is a numeric column"),
+    ],
+)
+def test_a_step_on_the_wrong_kind_of_column_says_so(data: object, op: dict, fragment: str) -> None:
+    with pytest.raises(InvalidConfigError) as info:
+        fit({"x": data}, {"x": [op]})
+    assert fragment in str(info.value)
+    assert "missing field" not in str(info.value)
