@@ -2,7 +2,9 @@
 
 Each module in ``engine.commands`` exposes ``register(subparsers)``, adding its parser and
 setting ``handler`` (a function taking the parsed namespace and returning an exit code).
-Errors of the engine's tree print as ``error: ...`` with exit code 1; argparse errors exit 2.
+Errors of the engine's tree, and OS errors (a path that is missing, a folder, not writable),
+print as one ``error: ...`` line with exit code 1; argparse errors exit 2. Anything else is a
+bug and keeps its traceback. ``engine --debug COMMAND`` shows the traceback of every error.
 """
 
 from __future__ import annotations
@@ -21,6 +23,9 @@ _COMMAND_MODULES = ("serve", "models", "export", "train", "monitor", "predict")
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="engine", description="Fast ONNX inference engine.")
+    parser.add_argument(
+        "--debug", action="store_true", help="show the traceback of an error, not one line"
+    )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name in _COMMAND_MODULES:
         try:
@@ -37,9 +42,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return int(args.handler(args) or 0)
-    except EngineError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+    except (EngineError, OSError) as exc:
+        if args.debug:
+            raise
+        print(f"error: {_message(exc)}", file=sys.stderr)
         return 1
+
+
+def _message(exc: Exception) -> str:
+    # "Is a directory: 'out'" reads better than "[Errno 21] Is a directory: 'out'".
+    if isinstance(exc, OSError) and exc.strerror and exc.filename is not None:
+        return f"{exc.strerror}: {str(exc.filename)!r}"
+    return str(exc)
 
 
 if __name__ == "__main__":

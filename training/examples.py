@@ -24,6 +24,8 @@ from engine.training.profile import profile_frame, profile_outputs, save_profile
 from engine.training.torch_mlp import TorchTrainParams
 from engine.training.validate import run_onnx
 
+from engine.names import validate_name
+
 __all__ = ["EXAMPLES", "Example", "TrainOutcome", "TrainRequest", "run_example"]
 
 
@@ -77,6 +79,13 @@ class TrainRequest:
     alias: str | None = None
     home: str | Path | None = None
     registry_url: str | None = None
+
+    def __post_init__(self) -> None:
+        # The registry checks these too, but only at the end, after training and export.
+        if self.name is not None:
+            validate_name(self.name)
+        if self.alias is not None:
+            validate_name(self.alias, "alias")
 
 
 @dataclass(frozen=True)

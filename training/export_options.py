@@ -15,7 +15,13 @@ from engine.training.validate import DEFAULT_ATOL, DEFAULT_RTOL, ParityReport
 from engine.errors import ExportError
 from engine.signature import TensorSpec
 
-__all__ = ["DEFAULT_OPSET", "ExportOptions", "ExportResult", "staged_output"]
+__all__ = [
+    "DEFAULT_OPSET",
+    "ExportOptions",
+    "ExportResult",
+    "check_output_path",
+    "staged_output",
+]
 
 # 18: the lowest opset torch's exporter (torch.export based) emits, and well inside what
 # skl2onnx and the ONNX Runtime the engine loads support.
@@ -69,11 +75,23 @@ class ExportResult:
         }
 
 
+def check_output_path(out: str | Path) -> Path:
+    """``out`` as a Path; raises ExportError if it is a folder (the rename would fail only
+    after the whole export)."""
+    out = Path(out)
+    if out.is_dir():
+        raise ExportError(
+            f"--out {str(out)!r} is a folder; give the ONNX file to write, "
+            f"e.g. {str(out / 'model.onnx')!r}"
+        )
+    return out
+
+
 @contextmanager
 def staged_output(out: str | Path) -> Iterator[Path]:
     """A temporary path beside ``out``, renamed onto ``out`` only if the block succeeds: a file
     at ``out`` is therefore always one that passed validation."""
-    out = Path(out)
+    out = check_output_path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".onnx", dir=out.parent)
     os.close(fd)

@@ -184,6 +184,11 @@ def _load_file(path: Path) -> Any:
             f"{str(path)!r} is not a .pt2 ExportedProgram; a weights checkpoint "
             "needs its module class: pass package.module:attr --state-dict FILE"
         )
+    if not zipfile.is_zipfile(path):  # torch would log its own traceback before failing
+        raise ExportError(
+            f"{str(path)!r} is not a .pt2 archive (not a zip file): it is corrupt or another "
+            "format; save one with torch.export.save"
+        )
     try:
         return torch.export.load(str(path))
     except Exception as exc:  # corrupt or foreign archive
@@ -204,6 +209,8 @@ def _load_object(spec: str, state_dict: str | Path | None) -> Any:
             f"cannot import {module_name!r} for {spec!r}: {exc}. Is it on "
             "PYTHONPATH (or the current directory)?"
         ) from exc
+    except Exception as exc:  # the user's module failed while running its top level
+        raise _user_code_failed(f"importing {module_name!r}", exc) from exc
     for part in attr.split("."):
         if not hasattr(obj, part):
             raise ExportError(f"{spec!r}: {type(obj).__name__} {obj!r} has no attribute {part!r}")
@@ -213,12 +220,22 @@ def _load_object(spec: str, state_dict: str | Path | None) -> Any:
             raise ExportError(
                 f"{spec!r} is a {type(obj).__name__}, not an nn.Module or a callable returning one"
             )
-        obj = obj()
+        try:
+            obj = obj()
+        except Exception as exc:  # the user's factory or constructor raised: any type at all
+            raise _user_code_failed(f"{spec}()", exc) from exc
         if not isinstance(obj, torch.nn.Module):
             raise ExportError(f"{spec!r}() returned a {type(obj).__name__}, not an nn.Module")
     if state_dict is not None:
         _load_weights(obj, Path(state_dict))
     return obj
+
+
+def _user_code_failed(call: str, exc: BaseException) -> ExportError:
+    return ExportError(
+        f"{call} raised {type(exc).__name__}: {_first_line(exc)} (in your code, not in the "
+        "exporter; run `engine --debug export torch ...` for the traceback)"
+    )
 
 
 def _load_weights(module: Any, path: Path) -> None:

@@ -14,6 +14,7 @@ array, or a torch module, the table's columns become one ``[rows, columns]`` flo
 
 from __future__ import annotations
 
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -66,29 +67,28 @@ class Sample:
 
 
 def read_sample(path: str | Path) -> Sample:
-    """Read a sample file; raises ExportError naming the file for unknown or empty input."""
+    """Read a sample file; raises ExportError naming the file for unknown, unreadable or empty
+    input."""
     path = Path(path)
     if not path.is_file():
         raise ExportError(f"sample file {str(path)!r} does not exist")
     suffix = path.suffix.lower()
-    if suffix == ".npy":
-        sample = Sample(str(path), arrays={"input": _rows(np.load(path, allow_pickle=False), path)})
-    elif suffix == ".npz":
-        with np.load(path, allow_pickle=False) as archive:
-            arrays = {key: _rows(archive[key], path) for key in archive.files}
-        if not arrays:
-            raise ExportError(f"sample file {str(path)!r} holds no arrays")
-        sample = Sample(str(path), arrays=arrays)
-    elif suffix in (".csv", ".parquet"):
-        import pandas as pd
-
-        frame = pd.read_csv(path) if suffix == ".csv" else pd.read_parquet(path)
-        sample = Sample(str(path), table=frame)
-    else:
+    if suffix not in SAMPLE_SUFFIXES:
         raise ExportError(
             f"sample file {str(path)!r} has an unknown suffix {suffix!r}; use one "
             f"of {', '.join(SAMPLE_SUFFIXES)}"
         )
+    try:
+        content = _load(path, suffix)
+    except _UNREADABLE as exc:
+        raise ExportError(_unreadable(path, suffix, exc)) from exc
+    if isinstance(content, dict):
+        if not content:
+            raise ExportError(f"sample file {str(path)!r} holds no arrays")
+        arrays = {key: _rows(array, path) for key, array in content.items()}
+        sample = Sample(str(path), arrays=arrays)
+    else:
+        sample = Sample(str(path), table=content)
     if sample.rows == 0:
         raise ExportError(f"sample file {str(path)!r} has no rows")
     if sample.arrays is not None:
@@ -96,6 +96,38 @@ def read_sample(path: str | Path) -> Sample:
         if len(set(sizes.values())) != 1:
             raise ExportError(f"sample file {str(path)!r}: arrays differ in row count {sizes}")
     return sample
+
+
+# What numpy, pandas and pyarrow raise for a file that is not what its suffix says (corrupt,
+# truncated, empty, another format): the user's file is bad, not the engine.
+_UNREADABLE = (ValueError, OSError, EOFError, zipfile.BadZipFile)
+
+
+def _load(path: Path, suffix: str) -> dict[str, np.ndarray] | Any:
+    """The raw content: name -> array for .npy/.npz, a DataFrame for tables."""
+    if suffix in (".npy", ".npz"):
+        # Our own handle: np.load leaks the one it opens when a .npz is not a valid zip.
+        with open(path, "rb") as f:
+            if suffix == ".npy":
+                return {"input": np.load(f, allow_pickle=False)}
+            with np.load(f, allow_pickle=False) as archive:
+                return {key: archive[key] for key in archive.files}
+    import pandas as pd
+
+    return pd.read_csv(path) if suffix == ".csv" else pd.read_parquet(path)
+
+
+def _unreadable(path: Path, suffix: str, exc: BaseException) -> str:
+    if suffix in (".npy", ".npz") and "pickled" in str(exc):
+        # numpy says "pickled" both for object arrays and for files that are not .npy at all.
+        return (
+            f"sample file {str(path)!r} is not a plain NumPy {suffix} file: it is corrupt or "
+            "holds Python objects, which are not unpickled; save numeric arrays with "
+            "numpy.save / numpy.savez, or text columns as .csv or .parquet"
+        )
+    lines = str(exc).strip().splitlines()
+    detail = lines[0] if lines else "no details"
+    return f"cannot read sample file {str(path)!r} as {suffix}: {type(exc).__name__}: {detail}"
 
 
 def _rows(array: np.ndarray, path: Path) -> np.ndarray:

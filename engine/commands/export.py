@@ -97,8 +97,10 @@ def _export_sklearn(args: argparse.Namespace) -> int:
     from engine.training.export_sklearn import export_sklearn, load_sklearn_model
     from engine.training.samples import read_sample
 
+    options = _checked_options(args)
+    sample = read_sample(args.sample)
     model = load_sklearn_model(args.model)
-    result = export_sklearn(model, read_sample(args.sample), args.out, _options(args))
+    result = export_sklearn(model, sample, args.out, options)
     _print(result, args.json)
     return 0
 
@@ -107,15 +109,20 @@ def _export_torch(args: argparse.Namespace) -> int:
     from engine.training.export_torch import export_torch, load_torch_model
     from engine.training.samples import read_sample
 
+    options = _checked_options(args)
+    sample = read_sample(args.sample)
     model = load_torch_model(args.model, args.state_dict)
-    result = export_torch(model, read_sample(args.sample), args.out, _options(args))
+    result = export_torch(model, sample, args.out, options)
     _print(result, args.json)
     return 0
 
 
-def _options(args: argparse.Namespace) -> Any:
-    from engine.training.export_options import ExportOptions
+def _checked_options(args: argparse.Namespace) -> Any:
+    """The export options, after the cheap checks of the arguments: a bad option or ``--out``
+    fails before a model is loaded or converted."""
+    from engine.training.export_options import ExportOptions, check_output_path
 
+    check_output_path(args.out)
     given = {"opset": args.opset, "atol": args.atol, "rtol": args.rtol}
     return ExportOptions(
         input_names=args.input_names,

@@ -49,7 +49,8 @@ def register(subparsers: Any) -> None:
         "--for",
         dest="for_duration",
         default="10m",
-        help="how long drift must last before firing (default 10m)",
+        help="how long drift must last before firing: a Prometheus duration such as 30s, "
+        "10m, 1h30m (default 10m)",
     )
     rules.set_defaults(handler=_rules)
 
@@ -104,6 +105,8 @@ def _report(args: argparse.Namespace) -> int:
             "'monitor' extra (pip install 'engine[monitor]')"
         ) from None
     ref = parse_ref(args.model)
+    _check_folder("--logs", args.logs)
+    _check_folder("--history", args.history)
     version = str(ref.version) if ref.version is not None else None
     if ref.alias is not None:
         from engine.registry import Registry
@@ -123,3 +126,14 @@ def _report(args: argparse.Namespace) -> int:
     )
     print(f"wrote {args.out} ({len(report.images)} plots)")
     return 0
+
+
+def _check_folder(option: str, path: Path | None) -> None:
+    """A folder the user named must exist (the defaults under the home may not, yet): an
+    empty report for a mistyped path would look like a model that saw no traffic."""
+    if path is None:
+        return
+    if not path.exists():
+        raise InvalidConfigError(f"{option} {str(path)!r} does not exist")
+    if not path.is_dir():
+        raise InvalidConfigError(f"{option} {str(path)!r} is not a folder")

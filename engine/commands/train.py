@@ -66,7 +66,7 @@ def register(subparsers: Any) -> None:
 
 
 def _train(args: argparse.Namespace) -> int:
-    from engine.errors import InvalidConfigError
+    from engine.errors import EngineError, InvalidConfigError
     from engine.training.examples import TrainRequest, run_example
     from engine.training.export_options import ExportOptions
 
@@ -92,8 +92,9 @@ def _train(args: argparse.Namespace) -> int:
     try:
         outcome = run_example(request, progress)
     except ValueError as exc:
-        # Bad argument values (rows, fractions, epochs) arrive as ValueError from the pipeline.
-        if isinstance(exc, InvalidConfigError):
+        # Bad argument values (rows, fractions, epochs) arrive as ValueError from the pipeline;
+        # the engine's own errors (InvalidModelNameError too) keep their class.
+        if isinstance(exc, EngineError):
             raise
         raise InvalidConfigError(str(exc)) from exc
     if args.json:

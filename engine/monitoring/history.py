@@ -64,13 +64,13 @@ def read_history(
     for path in (directory / (HISTORY_FILE + ".1"), directory / HISTORY_FILE):
         if not path.exists():
             continue
-        with open(path, encoding="utf-8") as f:
+        # Undecodable bytes become U+FFFD, so such a line fails to parse and is skipped.
+        with open(path, encoding="utf-8", errors="replace") as f:
             for number, text in enumerate(f, 1):
                 if not text.strip():
                     continue
-                try:
-                    line = json.loads(text)
-                except json.JSONDecodeError:
+                line = _parse(text)
+                if line is None:
                     _log.warning("skipping a malformed line %d of %s", number, path)
                     continue
                 if since_ms is not None and line.get("time_ms", 0) < since_ms:
@@ -78,3 +78,14 @@ def read_history(
                 if version is not None and str(line.get("version")) != version:
                     continue
                 yield line
+
+
+def _parse(text: str) -> dict[str, Any] | None:
+    """A history line, or None for text that is not one (readers rely on ``time_ms``)."""
+    try:
+        line = json.loads(text)
+    except json.JSONDecodeError:
+        return None
+    if not isinstance(line, dict) or not isinstance(line.get("time_ms"), (int, float)):
+        return None
+    return line

@@ -18,6 +18,7 @@ empty. Nothing in a result is NaN or infinite, whatever the input.
 from __future__ import annotations
 
 import logging
+import math
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -59,8 +60,9 @@ class DriftThresholds:
     chi2_pvalue: float | None = 1e-3
 
     def __post_init__(self) -> None:
-        if self.psi is not None and not self.psi > 0:
-            raise InvalidConfigError(f"psi threshold must be > 0; was {self.psi}")
+        # inf passes "> 0" but would never fire: a test is turned off with None, not inf.
+        if self.psi is not None and not (math.isfinite(self.psi) and self.psi > 0):
+            raise InvalidConfigError(f"psi threshold must be finite and > 0; was {self.psi}")
         if self.ks is not None and not 0 < self.ks < 1:
             raise InvalidConfigError(f"ks threshold must be in (0, 1); was {self.ks}")
         if self.chi2_pvalue is not None and not 0 < self.chi2_pvalue < 1:

@@ -387,20 +387,52 @@ def read_prediction_logs(
     """All complete ``*.parquet`` logs of a folder as one pyarrow Table (None if there are none).
 
     Files whose schemas differ (a new model version with other tensors) are combined with
-    missing columns as nulls.
+    missing columns as nulls. A file that cannot be read, or is not a prediction log, raises
+    InvalidConfigError naming it.
     """
     import pyarrow as pa
     import pyarrow.compute as pc  # type: ignore[import-untyped]
-    import pyarrow.parquet as pq
 
     paths = sorted(Path(directory).glob("*.parquet"))
     if not paths:
         return None
-    tables = [pq.read_table(p) for p in paths]
+    tables = [_read_log(p) for p in paths]
     table = pa.concat_tables(tables, promote_options="default")
     if since_ms is not None:
         cutoff = pa.scalar(since_ms, pa.timestamp("ms", tz="UTC"))
         table = table.filter(pc.greater_equal(table["timestamp"], cutoff))
     if version is not None:
         table = table.filter(pc.equal(table["version"], version))
+    return table
+
+
+def _read_log(path: Path) -> Any:
+    """One log file, refused with its name if it is unreadable or another kind of table."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    try:
+        table = pq.read_table(path)
+    except (pa.ArrowException, OSError) as exc:
+        detail = (str(exc).strip().splitlines() or ["no details"])[0]
+        raise InvalidConfigError(
+            f"cannot read prediction log {str(path)!r}: {type(exc).__name__}: {detail}"
+        ) from exc
+    # The columns every reader relies on, with the types the writer gives them.
+    expected = {
+        "timestamp": pa.types.is_timestamp,
+        "version": pa.types.is_string,
+        "latency_us": pa.types.is_integer,
+    }
+    schema = table.schema
+    wrong = [
+        name
+        for name, is_type in expected.items()
+        if schema.get_field_index(name) < 0 or not is_type(schema.field(name).type)
+    ]
+    if wrong:
+        raise InvalidConfigError(
+            f"{str(path)!r} is not a prediction log: missing or mistyped column(s) {wrong} "
+            f"(a log has timestamp, request_id, model, version, latency_us, input.*, output.*)"
+        )
     return table

@@ -117,8 +117,13 @@ def build_report(
 
 def write_report(out: str | Path, model: str, **kwargs: Any) -> Report:
     """Build the report and write it to ``out`` (parent folders created)."""
-    report = build_report(model, **kwargs)
     path = Path(out)
+    if path.is_dir():  # checked first: building the report reads every log
+        raise InvalidConfigError(
+            f"report output {str(path)!r} is a folder; give the HTML file to write, "
+            f"e.g. {str(path / 'report.html')!r}"
+        )
+    report = build_report(model, **kwargs)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(report.html, encoding="utf-8")
     return report

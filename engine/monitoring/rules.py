@@ -7,6 +7,8 @@
 from __future__ import annotations
 
 import json
+import math
+import re
 from dataclasses import dataclass, field
 
 from engine.errors import InvalidConfigError
@@ -14,6 +16,15 @@ from engine.monitoring import metric_names as n
 from engine.monitoring.monitor import DriftThresholds
 
 __all__ = ["RuleSettings", "alerting_rules"]
+
+# Prometheus's duration grammar (prometheus/common model.ParseDuration): integer amounts of
+# y, w, d, h, m, s, ms, each at most once, largest first, no spaces; "0" alone is allowed.
+_DURATION = re.compile(
+    r"(?:([0-9]+)y)?(?:([0-9]+)w)?(?:([0-9]+)d)?(?:([0-9]+)h)?"
+    r"(?:([0-9]+)m)?(?:([0-9]+)s)?(?:([0-9]+)ms)?"
+)
+_UNIT_MS = (365 * 86_400_000, 7 * 86_400_000, 86_400_000, 3_600_000, 60_000, 1000, 1)
+_MAX_DURATION_MS = (2**63 - 1) // 1_000_000  # Go's time.Duration: int64 nanoseconds
 
 
 @dataclass(frozen=True)
@@ -30,10 +41,29 @@ class RuleSettings:
     def __post_init__(self) -> None:
         if not 0 < self.error_ratio < 1:
             raise InvalidConfigError(f"error_ratio must be in (0, 1); was {self.error_ratio}")
-        if not self.latency_p99_s > 0:
-            raise InvalidConfigError(f"latency_p99_s must be > 0; was {self.latency_p99_s}")
+        if not (math.isfinite(self.latency_p99_s) and self.latency_p99_s > 0):
+            raise InvalidConfigError(
+                f"latency_p99_s must be finite and > 0; was {self.latency_p99_s}"
+            )
         if self.queue_depth < 1:
             raise InvalidConfigError(f"queue_depth must be >= 1; was {self.queue_depth}")
+        # Both are written into the YAML as they are: only the grammar keeps them one token.
+        _check_duration("rate_window", self.rate_window)
+        _check_duration("for_duration", self.for_duration)
+
+
+def _check_duration(name: str, text: object) -> None:
+    if text == "0":
+        return
+    match = _DURATION.fullmatch(text) if isinstance(text, str) else None
+    if not text or match is None:
+        raise InvalidConfigError(
+            f"{name} must be a Prometheus duration such as 30s, 10m, 1h or 1h30m (units y, w, "
+            f"d, h, m, s, ms, largest first); was {text!r}"
+        )
+    total_ms = sum(int(amount) * unit for amount, unit in zip(match.groups(), _UNIT_MS) if amount)
+    if total_ms > _MAX_DURATION_MS:
+        raise InvalidConfigError(f"{name} is longer than Prometheus allows (292y); was {text!r}")
 
 
 def _rules(s: RuleSettings) -> list[dict[str, str]]:

@@ -253,3 +253,95 @@ def test_export_torch_errors_exit_1(tmp_path, capsys) -> None:
         == 1
     )
     assert "error: cannot import 'no_such_module_q'" in capsys.readouterr().err
+
+
+@pytest.fixture
+def array_model(tmp_path) -> tuple[Path, Path]:
+    """(model.joblib, x.npy): a LogisticRegression fitted on a plain 4-column array."""
+    from sklearn.linear_model import LogisticRegression
+
+    x = np.random.default_rng(0).normal(size=(20, 4))
+    joblib.dump(LogisticRegression().fit(x, x[:, 0] > 0), tmp_path / "m.joblib")
+    np.save(tmp_path / "x.npy", x)
+    return tmp_path / "m.joblib", tmp_path / "x.npy"
+
+
+def _export(capsys, *args: str) -> tuple[int, str]:
+    code = main(["export", *args])
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    return code, err
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "fragment"),
+    [
+        ("bad.npy", b"not an array", "is not a plain NumPy .npy file: it is corrupt or holds"),
+        ("empty.npy", b"", "cannot read sample file '{path}' as .npy: EOFError"),
+        ("bad.npz", b"PK\x03\x04junk", "cannot read sample file '{path}' as .npz: BadZipFile"),
+        ("empty.csv", b"", "cannot read sample file '{path}' as .csv: EmptyDataError"),
+        ("bad.parquet", b"junk", "cannot read sample file '{path}' as .parquet: ArrowInvalid"),
+    ],
+)
+def test_export_unreadable_sample_exits_1_naming_it(
+    array_model, tmp_path, capsys, name, content, fragment
+) -> None:
+    model, _ = array_model
+    sample, out = tmp_path / name, tmp_path / "m.onnx"
+    sample.write_bytes(content)
+    code, err = _export(capsys, "sklearn", str(model), "--sample", str(sample), "--out", str(out))
+    assert code == 1
+    assert err.startswith("error: ") and fragment.format(path=sample) in err
+    assert not out.exists()
+
+
+def test_export_out_folder_fails_before_any_work(array_model, tmp_path, capsys) -> None:
+    model, sample = array_model
+    folder = tmp_path / "exports"
+    folder.mkdir()
+    for framework, spec in (("sklearn", str(model)), ("torch", "no_such_module_q:make")):
+        code, err = _export(capsys, framework, spec, "--sample", str(sample), "--out", str(folder))
+        assert code == 1
+        # torch's module is never imported: --out is checked first.
+        assert f"error: --out {str(folder)!r} is a folder; give the ONNX file to write" in err
+    assert list(folder.iterdir()) == []
+
+
+def test_export_torch_user_code_that_raises(tmp_path, monkeypatch, capsys) -> None:
+    (tmp_path / "cli_torch_net_boom.py").write_text(
+        "def boom():\n    raise RuntimeError('constructor failed')\n"
+    )
+    (tmp_path / "cli_torch_net_broken.py").write_text("raise KeyError('at import')\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    np.save(tmp_path / "x.npy", np.ones((4, 3)))
+    common = ["--sample", str(tmp_path / "x.npy"), "--out", str(tmp_path / "m.onnx")]
+    code, err = _export(capsys, "torch", "cli_torch_net_boom:boom", *common)
+    assert code == 1
+    assert err.startswith(
+        "error: cli_torch_net_boom:boom() raised RuntimeError: constructor failed (in your code"
+    )
+    code, err = _export(capsys, "torch", "cli_torch_net_broken:make", *common)
+    assert code == 1
+    assert "error: importing 'cli_torch_net_broken' raised KeyError: 'at import'" in err
+    # --debug: the user's own traceback, as the cause of the ExportError.
+    from engine.errors import ExportError
+
+    with pytest.raises(ExportError) as info:
+        main(["--debug", "export", "torch", "cli_torch_net_boom:boom", *common])
+    assert isinstance(info.value.__cause__, RuntimeError)
+
+
+def test_export_torch_corrupt_pt2_is_named(tmp_path, capsys) -> None:
+    (tmp_path / "m.pt2").write_bytes(b"not a zip")
+    np.save(tmp_path / "x.npy", np.ones((4, 3)))
+    code, err = _export(
+        capsys,
+        "torch",
+        str(tmp_path / "m.pt2"),
+        "--sample",
+        str(tmp_path / "x.npy"),
+        "--out",
+        str(tmp_path / "m.onnx"),
+    )
+    assert code == 1
+    assert f"error: {str(tmp_path / 'm.pt2')!r} is not a .pt2 archive (not a zip file)" in err

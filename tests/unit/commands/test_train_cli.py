@@ -83,3 +83,19 @@ def test_train_bad_arguments_exit_1(tmp_path, capsys) -> None:
         == 1
     )
     assert "--alias needs registration" in capsys.readouterr().err
+
+
+def test_train_bad_name_or_alias_fails_before_any_work(tmp_path, capsys) -> None:
+    home = tmp_path / "home"
+    for option, value, message in (
+        ("--name", "../evil", "error: invalid model name '../evil': must not contain a path"),
+        ("--alias", "prod/1", "error: invalid alias 'prod/1': must not contain a path"),
+    ):
+        code = main(
+            ["train", "tabular-demo", option, value, "--home", str(home), "--out-dir", str(home)]
+        )
+        assert code == 1
+        out, err = capsys.readouterr()
+        assert err.startswith(message) and "Traceback" not in err
+        assert out == ""  # no "data: ..." progress line: nothing was trained
+    assert not home.exists()  # no registry, no out-dir artifacts

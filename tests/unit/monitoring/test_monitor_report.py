@@ -137,6 +137,7 @@ def test_parse_since() -> None:
 def test_report_command(home: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "out" / "report.html"
     # Logs only (an empty history folder): latency, requests, predictions.
+    (tmp_path / "none").mkdir()
     assert (
         main(
             [
@@ -170,3 +171,98 @@ def test_rules_command(capsys: pytest.CaptureFixture[str]) -> None:
     assert text.count("- alert: ") == 8
     assert main(["monitor", "rules", "--ks", "2"]) == 1
     assert "ks threshold must be in (0, 1); was 2.0" in capsys.readouterr().err
+
+
+def _report_error(capsys: pytest.CaptureFixture[str], *args: str) -> str:
+    assert main(["monitor", "report", *args]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "Traceback" not in err
+    return err
+
+
+def test_report_command_refuses_named_paths_that_are_wrong(
+    home: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "r.html"
+    base = ["churn", "--home", str(home), "--out", str(out)]
+    for option in ("--logs", "--history"):
+        missing = tmp_path / f"missing{option}"
+        err = _report_error(capsys, *base, option, str(missing))
+        assert f"{option} {str(missing)!r} does not exist" in err
+    log_file = next((home / "logs" / "churn").glob("*.parquet"))
+    err = _report_error(capsys, *base, "--logs", str(log_file))
+    assert f"--logs {str(log_file)!r} is not a folder" in err
+    err = _report_error(capsys, "churn", "--home", str(home), "--out", str(tmp_path))
+    assert f"report output {str(tmp_path)!r} is a folder" in err
+    assert not out.exists() and not (tmp_path / "report.html").exists()
+
+
+def test_report_command_refuses_files_that_are_not_prediction_logs(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    corrupt, foreign = tmp_path / "corrupt", tmp_path / "foreign"
+    corrupt.mkdir()
+    foreign.mkdir()
+    (corrupt / "a.parquet").write_bytes(b"not parquet")
+    pq.write_table(pa.table({"a": [1, 2]}), foreign / "a.parquet")
+    out = tmp_path / "r.html"
+    err = _report_error(capsys, "churn", "--logs", str(corrupt), "--out", str(out))
+    assert f"cannot read prediction log {str(corrupt / 'a.parquet')!r}: ArrowInvalid" in err
+    err = _report_error(capsys, "churn", "--logs", str(foreign), "--out", str(out))
+    assert f"{str(foreign / 'a.parquet')!r} is not a prediction log: missing or mistyped" in err
+    assert "['timestamp', 'version', 'latency_us']" in err
+    assert not out.exists()
+
+
+def test_report_skips_history_lines_that_are_not_windows(home: Path, tmp_path: Path) -> None:
+    history = tmp_path / "history"
+    history.mkdir()
+    good = (home / "monitoring" / "churn" / "drift.jsonl").read_text().splitlines()[-1]
+    junk = ["{not json", '{"no_time_ms": 1}', "[1, 2]"]
+    # ... and a line that is not UTF-8 at all.
+    (history / "drift.jsonl").write_bytes(("\n".join([*junk, good, ""])).encode() + b"\xff\n")
+    report = build_report("churn", logs_dir=tmp_path / "none", monitoring_dir=history)
+    assert "drift windows</th><td>1<" in report.html
+
+
+@pytest.mark.parametrize("duration", ["30s", "10m", "1h", "1h30m", "2d12h", "1w", "500ms", "0"])
+def test_rules_accept_prometheus_durations(
+    duration: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["monitor", "rules", "--for", duration]) == 0
+    assert f"        for: {duration}\n" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--for", "abc"], "for_duration must be a Prometheus duration such as 30s"),
+        (["--for", "10m\n        labels: {}"], "for_duration must be a Prometheus duration"),
+        (["--for", "10m\n"], "for_duration must be a Prometheus duration"),
+        (["--for", ""], "for_duration must be a Prometheus duration"),
+        (["--for", "1h 30m"], "for_duration must be a Prometheus duration"),
+        (["--for", "30m1h"], "for_duration must be a Prometheus duration"),  # largest first
+        (["--for", "1.5h"], "for_duration must be a Prometheus duration"),
+        (["--for=-5m"], "for_duration must be a Prometheus duration"),
+        (["--for", "10M"], "for_duration must be a Prometheus duration"),
+        (["--for", "300y"], "for_duration is longer than Prometheus allows"),
+        (["--psi", "inf"], "psi threshold must be finite and > 0; was inf"),
+        (["--psi", "nan"], "psi threshold must be finite and > 0; was nan"),
+        (["--psi", "-1"], "psi threshold must be finite and > 0; was -1.0"),
+        (["--psi", "0"], "psi threshold must be finite and > 0; was 0.0"),
+        (["--ks", "inf"], "ks threshold must be in (0, 1); was inf"),
+        (["--chi2-pvalue", "nan"], "chi2_pvalue threshold must be in (0, 1); was nan"),
+        (["--error-ratio", "nan"], "error_ratio must be in (0, 1); was nan"),
+        (["--latency-p99-s", "inf"], "latency_p99_s must be finite and > 0; was inf"),
+        (["--latency-p99-s", "nan"], "latency_p99_s must be finite and > 0; was nan"),
+    ],
+)
+def test_rules_refuse_bad_durations_and_thresholds(
+    args: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["monitor", "rules", *args]) == 1
+    out, err = capsys.readouterr()
+    assert out == "" and err.startswith(f"error: {message}") and "Traceback" not in err

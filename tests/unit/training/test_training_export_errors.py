@@ -172,6 +172,16 @@ def test_sample_files(tmp_path) -> None:
         read_sample(tmp_path / "missing.csv")
 
 
+def test_output_path_that_is_a_folder(tmp_path) -> None:
+    from sklearn.linear_model import LinearRegression
+
+    x = np.random.default_rng(0).normal(size=(10, 2)).astype(np.float32)
+    model = LinearRegression().fit(x, x[:, 0])
+    with pytest.raises(ExportError, match="is a folder; give the ONNX file to write"):
+        export_sklearn(model, Sample("s", arrays={"input": x}), tmp_path)
+    assert list(tmp_path.iterdir()) == []  # no staged file left beside it either
+
+
 def test_parity_rules() -> None:
     exact = compare_values("y", np.array([1.0, 2.0]), np.array([1.0, 2.0]), 0.0, 0.0)
     assert exact.passed and exact.max_abs_error == 0.0

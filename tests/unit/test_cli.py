@@ -1,0 +1,72 @@
+"""`engine` (engine/cli.py): expected failures print one `error: ...` line and exit 1;
+`--debug` shows the traceback instead."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from engine.cli import main
+from engine.errors import InvalidConfigError
+
+
+def _empty_report_args(tmp_path: Path, out: Path) -> list[str]:
+    (tmp_path / "logs").mkdir(exist_ok=True)
+    (tmp_path / "history").mkdir(exist_ok=True)
+    return [
+        "monitor",
+        "report",
+        "m",
+        "--logs",
+        str(tmp_path / "logs"),
+        "--history",
+        str(tmp_path / "history"),
+        "--out",
+        str(out),
+    ]
+
+
+def test_os_errors_are_one_line_naming_the_path(tmp_path, capsys) -> None:
+    (tmp_path / "file").write_text("")
+    # The report's folder would be created inside a regular file: an OSError, not a bug.
+    assert main(_empty_report_args(tmp_path, tmp_path / "file" / "r.html")) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and err.count("\n") == 1
+    assert f"{str(tmp_path / 'file')!r}" in err and "[Errno" not in err
+    assert "Traceback" not in err
+
+
+def test_debug_shows_the_traceback(tmp_path) -> None:
+    with pytest.raises(InvalidConfigError, match="--logs .* does not exist"):
+        main(["--debug", "monitor", "report", "m", "--logs", str(tmp_path / "none")])
+    (tmp_path / "file").write_text("")
+    with pytest.raises(OSError):
+        main(["--debug", *_empty_report_args(tmp_path, tmp_path / "file" / "r.html")])
+
+
+def test_console_script_exit_code_and_stderr(tmp_path) -> None:
+    env = {**os.environ, "ENGINE_HOME": str(tmp_path / "home")}
+    done = subprocess.run(
+        [sys.executable, "-m", "engine.cli", "monitor", "rules", "--for", "abc"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 1 and done.stdout == ""
+    assert done.stderr.startswith("error: for_duration must be a Prometheus duration")
+    assert "Traceback" not in done.stderr
+    done = subprocess.run(
+        [sys.executable, "-m", "engine.cli", "--debug", "monitor", "rules", "--for", "abc"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 1 and "Traceback" in done.stderr
