@@ -12,9 +12,10 @@ strictly: an unknown field, a repeated scalar, a wrong type or an unsupported va
     instance_group { name, count, kind, gpus },
     version_policy { latest { num_versions } | specific { versions } | all { } }
 
-Meaning follows Triton: with ``max_batch_size > 0`` the ``dims`` exclude the batch dimension
-(so -1 is prepended), and dynamic batching is on only when ``dynamic_batching`` is present;
-``max_batch_size: 0`` means the model does not batch. ``KIND_GPU`` selects the ``cuda``
+Meaning follows Triton: with ``max_batch_size > 0`` the model has a batch dimension of at most
+that many rows and the ``dims`` exclude it (so -1 is prepended); dynamic batching (combining
+requests) is on only when ``dynamic_batching`` is present. ``max_batch_size: 0`` means the model
+has no batch dimension and does not batch. ``KIND_GPU`` selects the ``cuda``
 provider, ``KIND_CPU`` the ``cpu`` one; ``KIND_AUTO`` (or no kind) keeps the engine's default.
 The version policy defaults to Triton's ``latest { num_versions: 1 }``.
 """
@@ -22,6 +23,7 @@ The version policy defaults to Triton's ``latest { num_versions: 1 }``.
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -293,16 +295,21 @@ class VersionPolicy:
 _TRITON_DTYPES = {d.triton: d.name for d in DTYPES}
 
 
-def read_config(path: Path, model_name: str) -> tuple[ModelConfig, VersionPolicy, str]:
+def read_config(
+    path: Path, model_name: str, source: str | None = None
+) -> tuple[ModelConfig, VersionPolicy, str]:
     """Read ``config.pbtxt`` at ``path`` for the model folder ``model_name``.
 
     Returns the config, the version policy and the model file name. Raises InvalidConfigError
-    naming the file (and line, for syntax and schema errors).
+    naming the file as ``source`` (default: ``path``), and the line for syntax and schema
+    errors; the message holds no other path.
     """
-    source = str(path)
+    source = source or str(path)
     try:
         text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
+    except OSError as exc:
+        raise InvalidConfigError(f"{source}: cannot read: {exc.strerror or 'error'}") from exc
+    except UnicodeDecodeError as exc:
         raise InvalidConfigError(f"{source}: cannot read: {exc}") from exc
     return config_from_dict(parse_pbtxt(text, source), model_name, source)
 
@@ -330,8 +337,10 @@ def config_from_dict(
     kwargs: dict[str, Any] = {
         "inputs": tuple(_tensor(t, "input", batch_dim, bad) for t in data.get("input", [])),
         "outputs": tuple(_tensor(t, "output", batch_dim, bad) for t in data.get("output", [])),
-        "max_batch_size": max(max_batch, 1),
-        "batching": max_batch > 0 and "dynamic_batching" in data,
+        # Triton: max_batch_size bounds the batch dimension (0: there is none) whether or not
+        # the dynamic batcher combines requests; only `dynamic_batching` turns combining on.
+        "max_batch_size": max_batch,
+        "batching": "dynamic_batching" in data,
     }
     dynamic = data.get("dynamic_batching")
     if dynamic is not None:
@@ -473,8 +482,13 @@ def scan_model(root: str | Path, name: str) -> RepositoryModel:
 
 def _scan_model(folder: Path) -> RepositoryModel:
     config_path = folder / CONFIG_FILE
+    # Messages name files relative to the repository: a server passes them to its clients.
+    source = f"{folder.name}/{CONFIG_FILE}"
     if config_path.exists():
-        config, policy, filename = read_config(config_path, folder.name)
+        if not config_path.resolve().is_relative_to(folder.resolve()):
+            # Parse errors quote the file: never a file outside the repository.
+            raise InvalidConfigError(f"{source}: a link out of the model folder is refused")
+        config, policy, filename = read_config(config_path, folder.name, source)
     else:
         config, policy, filename = ModelConfig(), VersionPolicy(), DEFAULT_MODEL_FILE
     available: dict[int, Path] = {}
@@ -489,13 +503,13 @@ def _scan_model(folder: Path) -> RepositoryModel:
             available[int(sub.name)] = sub / filename
     if not available:
         raise ModelLoadError(
-            f"model folder {str(folder)!r} has no version folder with "
+            f"model folder {folder.name!r} has no version folder with "
             f"{filename!r} (expected {folder.name}/1/{filename})"
         )
     try:
         chosen = policy.select(list(available))
     except InvalidConfigError as exc:
-        raise InvalidConfigError(f"{config_path}: {exc}") from None
+        raise InvalidConfigError(f"{source}: {exc}") from None
     return RepositoryModel(
         folder.name, config, policy, tuple(RepositoryVersion(v, available[v]) for v in chosen)
     )
@@ -509,7 +523,7 @@ class ImportResult:
     name: str
     repository_version: int
     registered_version: int
-    skipped: bool  # True when identical bytes were already registered under this name
+    skipped: bool  # True when the same bytes and config were already registered under this name
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -525,36 +539,57 @@ def import_repository(
 ) -> list[ImportResult]:
     """Register every selected version of every model under ``root``, oldest first.
 
-    Versions whose bytes are already registered under the same name are skipped, so importing
-    twice is harmless. With ``alias``, it points at each model's newest imported version.
-    Every ``config.pbtxt`` is read and checked before anything is registered.
+    Everything is checked before anything is registered (every ``config.pbtxt``, and every
+    selected model file against its config, as :meth:`Registry.register` checks it), so an
+    import that fails on one model registers none. A registry version is a model file *and* its
+    config: a version whose bytes and config are both registered under the same name already is
+    skipped, so importing twice is harmless, while an edited ``config.pbtxt`` makes a new version
+    (its artifact is stored once). With ``alias``, it points at each model's newest imported
+    version once every model is registered.
     """
+    from engine.registry.onnx_signature import check_model_file
+
     if alias is not None:
         validate_name(alias, "alias")
-    results: list[ImportResult] = []
-    for model in scan_repository(root):
-        try:
-            existing = {v.sha256: v.version for v in registry.versions(model.name)}
-        except ModelNotFoundError:
-            existing = {}
-        newest = None
+    models = scan_repository(root)
+    for model in models:
         for item in model.versions:
-            digest = _sha256(item.path)
-            if digest in existing:
-                results.append(ImportResult(model.name, item.version, existing[digest], True))
-            else:
-                record = registry.register(
+            label = f"{model.name}/{item.version}/{item.path.name}"
+            check_model_file(item.path, model.config, label)
+    results: list[ImportResult] = []
+    newest: dict[str, int] = {}
+    for model in models:
+        existing = _registered(registry, model.name)
+        config_key = _config_key(model.config)
+        for item in model.versions:
+            key = (_sha256(item.path), config_key)
+            skipped = key in existing
+            if not skipped:
+                existing[key] = registry.register(
                     model.name,
                     item.path,
                     config=model.config,
                     tags={"source": "model-repository", "repository_version": str(item.version)},
-                )
-                existing[digest] = record.version
-                results.append(ImportResult(model.name, item.version, record.version, False))
-            newest = existing[digest]
-        if alias is not None and newest is not None:
-            registry.set_alias(model.name, alias, newest)
+                ).version
+            results.append(ImportResult(model.name, item.version, existing[key], skipped))
+            newest[model.name] = existing[key]
+    if alias is not None:
+        for name, version in newest.items():
+            registry.set_alias(name, alias, version)
     return results
+
+
+def _registered(registry: Registry, name: str) -> dict[tuple[str, str], int]:
+    """(sha256, config key) -> version for the versions of ``name`` already registered."""
+    try:
+        versions = registry.versions(name)
+    except ModelNotFoundError:
+        return {}
+    return {(v.sha256, _config_key(v.config)): v.version for v in versions}
+
+
+def _config_key(config: ModelConfig) -> str:
+    return json.dumps(config.to_dict(), sort_keys=True)
 
 
 def _sha256(path: Path) -> str:

@@ -13,7 +13,9 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["DTYPES", "DType", "TensorSpec", "dtype_by_name"]
+from engine.errors import InvalidConfigError
+
+__all__ = ["DTYPES", "DType", "TensorSpec", "check_declared", "dtype_by_name"]
 
 
 @dataclass(frozen=True)
@@ -78,3 +80,33 @@ class TensorSpec:
     def from_dict(cls, data: dict[str, Any]) -> TensorSpec:
         return cls(str(data["name"]), dtype_by_name(str(data["dtype"])).name,
                    tuple(int(d) for d in data["shape"]))
+
+
+def check_declared(
+    declared: tuple[TensorSpec, ...], actual: tuple[TensorSpec, ...], what: str, label: str
+) -> None:
+    """Check a config's declared inputs or outputs against the model's own signature.
+
+    Every declared tensor must exist with the same dtype and rank; a dim matches when equal or
+    when either side is -1. Raises InvalidConfigError naming the tensor and both values.
+    """
+    by_name = {t.name: t for t in actual}
+    for spec in declared:
+        real = by_name.get(spec.name)
+        if real is None:
+            raise InvalidConfigError(
+                f"{label}: config declares {what} {spec.name!r} but the model's {what}s are "
+                f"{sorted(by_name)}"
+            )
+        if real.dtype != spec.dtype:
+            raise InvalidConfigError(
+                f"{label}: config declares {what} {spec.name!r} as {spec.dtype} but the model "
+                f"has {real.dtype}"
+            )
+        if len(real.shape) != len(spec.shape) or any(
+            a != b and -1 not in (a, b) for a, b in zip(real.shape, spec.shape)
+        ):
+            raise InvalidConfigError(
+                f"{label}: config declares {what} {spec.name!r} with shape {list(spec.shape)} "
+                f"but the model has {list(real.shape)} (-1 = dynamic)"
+            )

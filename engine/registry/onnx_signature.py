@@ -12,23 +12,29 @@ from pathlib import Path
 import onnx
 from google.protobuf.message import DecodeError  # type: ignore[import-untyped]
 
+from engine.config import ModelConfig
 from engine.errors import InvalidConfigError, ModelLoadError
-from engine.signature import TensorSpec, dtype_by_name
+from engine.signature import TensorSpec, check_declared, dtype_by_name
 
-__all__ = ["check_declared", "read_signature"]
+# check_declared lives with TensorSpec (engine.load uses it too); re-exported for the registry.
+__all__ = ["check_declared", "check_model_file", "read_signature"]
 
 
 def read_signature(
-    path: Path, *, label: str | None = None
+    path: Path | bytes, *, label: str | None = None
 ) -> tuple[tuple[TensorSpec, ...], tuple[TensorSpec, ...]]:
-    """Return ``(inputs, outputs)`` of the ONNX model at ``path``; -1 marks a dynamic dim.
+    """Return ``(inputs, outputs)`` of the ONNX model at ``path`` (or serialized in ``path``'s
+    bytes); -1 marks a dynamic dim.
 
     ``label`` names the file in error messages (defaults to ``path``). Raises ModelLoadError
     for unreadable or invalid files, external data, and non-tensor or untyped inputs/outputs.
     """
-    shown = repr(label or str(path))
+    shown = repr(label or ("<bytes>" if isinstance(path, bytes) else str(path)))
     try:
-        model = onnx.load(str(path), load_external_data=False)
+        if isinstance(path, bytes):
+            model = onnx.load_model_from_string(path)
+        else:
+            model = onnx.load(str(path), load_external_data=False)
     except (DecodeError, OSError, ValueError) as exc:
         raise ModelLoadError(f"{shown} is not a readable ONNX model: {exc}") from exc
     external = [
@@ -91,31 +97,23 @@ def _tensors(graph: onnx.GraphProto) -> Iterator[onnx.TensorProto]:
                 yield from _tensors(sub)
 
 
-def check_declared(
-    declared: tuple[TensorSpec, ...], actual: tuple[TensorSpec, ...], what: str, label: str
-) -> None:
-    """Check a config's declared inputs or outputs against the model's own signature.
+def check_model_file(
+    path: Path, config: ModelConfig, label: str
+) -> tuple[tuple[TensorSpec, ...], tuple[TensorSpec, ...]]:
+    """Read the signature of the ONNX file at ``path`` and check that ``config`` can load it:
+    its declared inputs and outputs match, and forced batching has a batch dimension to use.
 
-    Every declared tensor must exist with the same dtype and rank; a dim matches when equal or
-    when either side is -1. Raises InvalidConfigError naming the tensor and both values.
+    Returns ``(inputs, outputs)``. ``label`` names the model in messages. Raises ModelLoadError
+    (see :func:`read_signature`) or InvalidConfigError naming the tensor and both sides.
     """
-    by_name = {t.name: t for t in actual}
-    for spec in declared:
-        real = by_name.get(spec.name)
-        if real is None:
-            raise InvalidConfigError(
-                f"{label}: config declares {what} {spec.name!r} but the model's {what}s are "
-                f"{sorted(by_name)}"
-            )
-        if real.dtype != spec.dtype:
-            raise InvalidConfigError(
-                f"{label}: config declares {what} {spec.name!r} as {spec.dtype} but the model "
-                f"has {real.dtype}"
-            )
-        if len(real.shape) != len(spec.shape) or any(
-            a != b and -1 not in (a, b) for a, b in zip(real.shape, spec.shape)
-        ):
-            raise InvalidConfigError(
-                f"{label}: config declares {what} {spec.name!r} with shape {list(spec.shape)} "
-                f"but the model has {list(real.shape)} (-1 = dynamic)"
-            )
+    inputs, outputs = read_signature(path, label=label)
+    check_declared(config.inputs, inputs, "input", label)
+    check_declared(config.outputs, outputs, "output", label)
+    # The core's rule (csrc/model.cc): batching needs a dynamic first dimension everywhere.
+    unbatchable = [t.name for t in inputs + outputs if not t.shape or t.shape[0] != -1]
+    if config.batching and unbatchable:
+        raise InvalidConfigError(
+            f"{label}: config turns batching on but {unbatchable} have no dynamic first "
+            f"dimension; set batching off (no dynamic_batching in config.pbtxt)"
+        )
+    return inputs, outputs

@@ -33,7 +33,7 @@ from engine.errors import (
 from engine.names import MAX_VERSION, ModelRef, parse_ref, validate_name
 from engine.registry.artifacts import ArtifactStore
 from engine.registry.database import Database
-from engine.registry.onnx_signature import check_declared, read_signature
+from engine.registry.onnx_signature import check_model_file
 from engine.registry.records import (
     Lineage,
     ModelSummary,
@@ -116,8 +116,13 @@ class Registry:
     ) -> ModelVersion:
         """Store the ONNX file at ``path`` as the next version of ``name``.
 
+        The config is validated as :class:`ModelConfig` validates it (a mapping is read with
+        ``ModelConfig.from_dict``) and checked against the file, so a version that is registered
+        can be loaded with its config.
+
         Raises InvalidModelNameError (bad name or alias), InvalidConfigError (bad config,
-        metrics, params, tags or lineage; config inputs/outputs that contradict the model),
+        metrics, params, tags or lineage; config inputs/outputs that contradict the model, or
+        batching forced on for a model without a dynamic first dimension),
         ModelLoadError (unreadable or invalid ONNX, external data), ModelNotFoundError (lineage
         parent missing), RegistryError (database failure).
         """
@@ -138,9 +143,7 @@ class Registry:
 
         staged = self._artifacts.stage(source)
         try:
-            inputs, outputs = read_signature(staged.path, label=str(source))
-            check_declared(cfg.inputs, inputs, "input", str(source))
-            check_declared(cfg.outputs, outputs, "output", str(source))
+            inputs, outputs = check_model_file(staged.path, cfg, str(source))
             self._artifacts.commit(staged)
         except BaseException:
             self._artifacts.discard(staged)

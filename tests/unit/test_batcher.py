@@ -315,7 +315,7 @@ def test_stats_histograms(mlp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("field", "value", "match"),
     [
-        ("max_batch_size", 0, "max_batch_size must be an int >= 1; was 0"),
+        ("max_batch_size", -1, "max_batch_size must be an int >= 0; was -1"),
         ("max_queue_size", 0, "max_queue_size must be an int >= 1; was 0"),
         ("instances", 0, "instances must be an int >= 1; was 0"),
         ("max_queue_delay_us", -5, "max_queue_delay_us must be an int >= 0; was -5"),

@@ -8,13 +8,19 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from engine.config import ModelConfig
-from engine.errors import InvalidConfigError, InvalidModelNameError, ModelLoadError
+from engine.errors import (
+    InvalidConfigError,
+    InvalidModelNameError,
+    ModelLoadError,
+    ModelNotFoundError,
+)
 from engine.registry import Registry
 from engine.repository import (
     VersionPolicy,
     import_repository,
     parse_pbtxt,
     read_config,
+    scan_model,
     scan_repository,
 )
 from engine.settings import get_settings
@@ -87,10 +93,12 @@ def test_no_batching_keeps_dims_as_given(tmp_path: Path) -> None:
     config, policy, _ = read_config(_config(tmp_path, text), "mlp")
     assert config.inputs == (TensorSpec("x", "int64", (2, -1)),)
     assert config.batching is False
+    assert config.max_batch_size == 0  # Triton's "no batch dimension", not a bound of 1
     assert policy == VersionPolicy()  # Triton's default: latest 1
 
 
 def test_batching_without_dynamic_batching_is_not_dynamic(tmp_path: Path) -> None:
+    # A batch dimension of at most 8 rows, but requests are never combined.
     config, _, _ = read_config(_config(tmp_path, "max_batch_size: 8"), "mlp")
     assert (config.batching, config.max_batch_size) == (False, 8)
 
@@ -245,3 +253,102 @@ def test_import_registers_once_and_sets_alias(
         again = import_repository(registry, repo)
         assert all(r.skipped for r in again)
         assert [v.version for v in registry.versions("mlp")] == [1, 2]
+
+
+@pytest.mark.parametrize(
+    ("text", "fragment"),
+    [
+        ("max_batch_size: 99999999999999999999999", "max_batch_size must be an int <= 2147483647"),
+        ("instance_group [ { count: 100000 } ]", "instances must be an int <= 256; was 100000"),
+        (
+            "max_batch_size: 8\ndynamic_batching { max_queue_delay_microseconds: 99999999999999 }",
+            "max_queue_delay_us must be an int <= 86400000000",
+        ),
+        ("max_batch_size: 8\ndynamic_batching { preferred_batch_size: [4, 4] }", "must not repeat"),
+        ("max_batch_size: 8\nfoo: 1", "mlp/config.pbtxt:2: unknown or unsupported field 'foo'"),
+    ],
+)
+def test_scan_messages_name_files_relative_to_the_repository(
+    tmp_path: Path, text: str, fragment: str
+) -> None:
+    # A server passes these messages to its clients: no path above the repository.
+    _add_model(tmp_path / "repo" / "mlp" / "1" / "model.onnx")
+    (tmp_path / "repo" / "mlp" / "config.pbtxt").write_text(text)
+    with pytest.raises(InvalidConfigError) as info:
+        scan_model(tmp_path / "repo", "mlp")
+    assert fragment in str(info.value)
+    assert str(tmp_path) not in str(info.value)
+    assert str(info.value).startswith("mlp/config.pbtxt")
+
+
+def test_scan_refuses_a_config_linked_out_of_the_model_folder(tmp_path: Path) -> None:
+    secret = tmp_path / "secret.txt"
+    secret.write_text("root:x:0:0\n")
+    _add_model(tmp_path / "repo" / "mlp" / "1" / "model.onnx")
+    (tmp_path / "repo" / "mlp" / "config.pbtxt").symlink_to(secret)
+    with pytest.raises(InvalidConfigError, match="a link out of the model folder is refused") as info:
+        scan_model(tmp_path / "repo", "mlp")
+    assert "root" not in str(info.value)  # parse errors would quote the linked file
+    (tmp_path / "repo" / "empty" / "1").mkdir(parents=True)
+    with pytest.raises(ModelLoadError) as no_version:
+        scan_model(tmp_path / "repo", "empty")
+    assert str(tmp_path) not in str(no_version.value)
+
+
+def _registry(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Registry:
+    monkeypatch.delenv("ENGINE_REGISTRY_URL", raising=False)
+    get_settings.cache_clear()
+    return Registry(home=tmp_path / "home")
+
+
+def test_failed_import_registers_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    repo = tmp_path / "repo"
+    _add_model(repo / "aaa" / "1" / "model.onnx")
+    _add_model(repo / "zzz" / "1" / "model.onnx")
+    (repo / "zzz" / "config.pbtxt").write_text(
+        'max_batch_size: 8\ninput [ { name: "x" data_type: TYPE_INT64 dims: [ 4 ] } ]\n')
+    with _registry(tmp_path, monkeypatch) as registry:
+        with pytest.raises(InvalidConfigError) as info:
+            import_repository(registry, repo, alias="prod")
+        assert str(info.value) == (
+            "zzz/1/model.onnx: config declares input 'x' as int64 but the model has float32")
+        assert registry.list() == []  # 'aaa' sorts first, yet was not registered
+        with pytest.raises(ModelNotFoundError):
+            registry.get("aaa@prod")
+
+
+def test_import_refuses_batching_a_model_without_batch_dimension(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    repo = tmp_path / "repo"
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 4])
+    graph = helper.make_graph([helper.make_node("Identity", ["x"], ["y"])], "fixed", [x],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2, 4])])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    (repo / "fx" / "1").mkdir(parents=True)
+    onnx.save(model, str(repo / "fx" / "1" / "model.onnx"))
+    (repo / "fx" / "config.pbtxt").write_text("max_batch_size: 8\ndynamic_batching { }\n")
+    with _registry(tmp_path, monkeypatch) as registry:
+        with pytest.raises(InvalidConfigError, match="fx/1/model.onnx: config turns batching on"):
+            import_repository(registry, repo)
+        assert registry.list() == []
+
+
+def test_reimport_with_an_edited_config_is_a_new_version(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    repo = tmp_path / "repo"
+    _add_model(repo / "mlp" / "1" / "model.onnx")
+    (repo / "mlp" / "config.pbtxt").write_text("max_batch_size: 8\n")
+    with _registry(tmp_path, monkeypatch) as registry:
+        first = import_repository(registry, repo, alias="prod")
+        assert [(r.registered_version, r.skipped) for r in first] == [(1, False)]
+        (repo / "mlp" / "config.pbtxt").write_text("max_batch_size: 16\n")
+        edited = import_repository(registry, repo, alias="prod")
+        assert [(r.registered_version, r.skipped) for r in edited] == [(2, False)]
+        assert registry.get("mlp@prod").config.max_batch_size == 16
+        versions = registry.versions("mlp")
+        assert versions[0].sha256 == versions[1].sha256  # the bytes are stored once
+        again = import_repository(registry, repo)
+        assert [(r.registered_version, r.skipped) for r in again] == [(2, True)]

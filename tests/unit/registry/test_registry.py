@@ -208,8 +208,14 @@ def test_bad_names_are_refused_before_anything_is_written(
         ({"metrics": {"auc": "high"}}, "metric 'auc' must be a finite number"),
         ({"tags": {"team": 3}}, "tag 'team' must be a string"),
         ({"params": {"f": object()}}, "params must be JSON-serialisable"),
-        ({"config": {"max_batch_size": 0}}, "max_batch_size must be an int >= 1"),
+        ({"config": {"max_batch_size": -1}}, "max_batch_size must be an int >= 0"),
         ({"config": {"bogus": 1}}, "unknown model config fields"),
+        # Configs that could never load are refused here, not at engine.load("m").
+        ({"config": {"transforms": {"bad": 1}}}, "transforms: transform spec: top level"),
+        ({"config": {"allow_spinning": "yes"}}, "allow_spinning must be True or False"),
+        ({"config": {"max_batch_size": 2**70}}, "max_batch_size must be an int <= 2147483647"),
+        ({"config": {"batching": True}, "path_kwargs": {"dims": (2, 4)}},
+         "config turns batching on but ['x', 'y'] have no dynamic first dimension"),
         ({"lineage": {"parent": "m"}}, "lineage parent must name an exact version"),
         ({"lineage": {"who": "x"}}, "unknown lineage fields"),
         (
@@ -229,8 +235,10 @@ def test_bad_names_are_refused_before_anything_is_written(
 def test_invalid_fields_are_refused(
     registry: Registry, onnx_model, home: Path, kwargs: dict[str, object], fragment: str
 ) -> None:
+    kwargs = dict(kwargs)  # the parameter's own dict is shared between runs
+    path = onnx_model(**kwargs.pop("path_kwargs", {}))  # type: ignore[arg-type]
     with pytest.raises(InvalidConfigError) as info:
-        registry.register("m", onnx_model(), **kwargs)  # type: ignore[arg-type]
+        registry.register("m", path, **kwargs)  # type: ignore[arg-type]
     assert fragment in str(info.value)
     assert registry.list() == []
 
