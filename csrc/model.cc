@@ -117,6 +117,7 @@ void Model::ConfigureInputs() {
   const std::vector<TensorInfo>& model_inputs = primary().inputs();
   if (!options_.transforms) {
     inputs_ = model_inputs;
+    NarrowToDeclaredShapes();
     return;
   }
   const TransformPlan& plan = *options_.transforms;
@@ -159,6 +160,23 @@ void Model::ConfigureInputs() {
     if (i == transform_target_index_) continue;
     public_index_of_model_input_[i] = inputs_.size();
     inputs_.push_back(model_inputs[i]);
+  }
+}
+
+void Model::NarrowToDeclaredShapes() {
+  // ORT accepts any size along a dynamic dim; a config that declares one (Triton's dims)
+  // expects requests of that size only. A batching model's batch dim stays dynamic: batches
+  // of several requests are larger than any one of them.
+  const size_t first = batching_enabled() ? 1 : 0;
+  for (TensorInfo& spec : inputs_) {
+    const auto declared = options_.declared_input_shapes.find(spec.name);
+    if (declared == options_.declared_input_shapes.end() ||
+        declared->second.size() != spec.shape.size()) {
+      continue;  // a mismatch is the config check's to report (engine.signature)
+    }
+    for (size_t d = first; d < spec.shape.size(); ++d) {
+      if (spec.shape[d] < 0 && declared->second[d] >= 0) spec.shape[d] = declared->second[d];
+    }
   }
 }
 
@@ -210,6 +228,17 @@ bool Model::Prepare(std::unique_ptr<InferRequest>& request, QueuedRequest& queue
                             std::to_string(options_.batching_policy.max_batch_rows));
       }
       queued.rows = rows;
+    } else if (options_.max_request_rows > 0) {
+      for (size_t i = 0; i < queued.bound_inputs.size(); ++i) {
+        const TensorInfo& spec = inputs()[i];
+        const int64_t rows = queued.bound_inputs[i]->rows();
+        if (!spec.shape.empty() && spec.shape[0] < 0 && rows > options_.max_request_rows) {
+          throw CoreError(StatusCode::kInvalidInput,
+                          "input '" + spec.name + "' has " + std::to_string(rows) +
+                              " rows; max_batch_size is " +
+                              std::to_string(options_.max_request_rows));
+        }
+      }
     }
   } catch (const CoreError& e) {
     Refuse(std::move(request), e.code(), e.what(), Outcome::kInvalid);
@@ -448,7 +477,8 @@ void Model::WorkerLoop() {
 std::vector<HostTensor> Model::RunOnInstance(int instance,
                                              const std::vector<const HostTensor*>& public_inputs,
                                              const std::vector<size_t>& output_indices,
-                                             PhaseTimer& timer, RequestTimings* phases) {
+                                             PhaseTimer& timer, RequestTimings* phases,
+                                             bool count_drift) {
   const Session& session = *instance_sessions_[static_cast<size_t>(instance)];
   std::vector<HostTensor> outputs;
   if (!options_.transforms) {
@@ -463,7 +493,7 @@ std::vector<HostTensor> Model::RunOnInstance(int instance,
     outputs = session.Run(run_inputs, output_indices);
   }
   timer.Mark(&phases->infer_ns);
-  if (auto drift = std::atomic_load(&drift_)) {
+  if (auto drift = count_drift ? std::atomic_load(&drift_) : nullptr) {
     // Drift is counted on what callers sent: raw columns when there are transforms.
     drift->Observe(instance, public_inputs, outputs, output_indices);
   }
@@ -659,6 +689,28 @@ void Model::Close(bool drain) {
     // After the workers: they post their last batches before they exit.
     if (completer_) completer_->Stop();
   });
+}
+
+void Model::WarmUp(const std::vector<std::pair<std::string, HostTensor>>& inputs) {
+  const std::vector<const HostTensor*> bound = BindInputs(this->inputs(), inputs);
+  const std::vector<size_t> every_output = SelectOutputs(outputs(), {});
+  std::vector<int> taken;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (closed_) throw CoreError(StatusCode::kUnavailable, "model is closed");
+    taken.swap(idle_instances_);  // a busy instance has run before: it is warm
+  }
+  Status failure;
+  for (const int instance : taken) {
+    const Status s = Guarded([&] {
+      PhaseTimer timer;
+      RequestTimings ignored;
+      RunOnInstance(instance, bound, every_output, timer, &ignored, /*count_drift=*/false);
+    });
+    if (failure.ok()) failure = s;
+  }
+  for (const int instance : taken) ReleaseInstance(instance);
+  if (!failure.ok()) throw CoreError(failure);
 }
 
 StatsSnapshot Model::Stats() const { return stats_.Snapshot(); }

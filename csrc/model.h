@@ -16,6 +16,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <map>
 #include <condition_variable>
 #include <cstdint>
 #include <memory>
@@ -76,6 +77,12 @@ struct ModelOptions {
   // `transform_target` (a float32 [rows, width] input; empty = the model's only input).
   std::shared_ptr<const TransformPlan> transforms;
   std::string transform_target;
+  // Batching off: the most rows one request may have along a dynamic first dimension
+  // (Triton's max_batch_size without dynamic batching); 0 = any. Batching on: max_batch_rows.
+  int64_t max_request_rows = 0;
+  // A config's declared input shapes (full, batch dim included): each dynamic (-1) dim of the
+  // model that the config fixes is checked on every request. Not for models with transforms.
+  std::map<std::string, std::vector<int64_t>> declared_input_shapes;
 };
 
 class Model {
@@ -123,6 +130,12 @@ class Model {
   // from an on_complete callback (Submit and Cancel may be).
   void Close(bool drain);
 
+  // Runs `inputs` once on each idle instance (every instance of a model not yet serving), so
+  // that no client pays for ORT's lazy initialisation of a session. Counts nothing (stats,
+  // drift, samples) and calls no callback. Blocks; throws CoreError as a request would fail
+  // (kInvalidInput, kExecutionFailed), or kUnavailable once closed.
+  void WarmUp(const std::vector<std::pair<std::string, HostTensor>>& inputs);
+
   StatsSnapshot Stats() const;
 
   // Replaces the drift features counted on every batch (empty: off). Throws
@@ -141,6 +154,8 @@ class Model {
   const Session& primary() const { return *sessions_.front(); }
   // Sets inputs_ (and the transform mapping); throws kInvalidConfig for a bad target.
   void ConfigureInputs();
+  // Fixes the dynamic dims of inputs_ that options_.declared_input_shapes fixes.
+  void NarrowToDeclaredShapes();
   void WorkerLoop();
   // Validates `request` into `queued` (bound inputs, outputs, rows, times, seq; takes the
   // request). On a validation error completes the request as invalid and returns false.
@@ -167,11 +182,13 @@ class Model {
   void SplitOutputs(FinishedBatch& finished);
   // One request on its own buffers: no gather, no scatter.
   InferResult ExecuteOne(int instance, QueuedRequest& r);
-  // Transforms (if any), the ORT run and drift counting for one batch of public inputs.
+  // Transforms (if any), the ORT run and (unless !count_drift: a warm-up) drift counting for
+  // one batch of public inputs.
   std::vector<HostTensor> RunOnInstance(int instance,
                                         const std::vector<const HostTensor*>& public_inputs,
                                         const std::vector<size_t>& output_indices,
-                                        PhaseTimer& timer, RequestTimings* phases);
+                                        PhaseTimer& timer, RequestTimings* phases,
+                                        bool count_drift = true);
   // Timings of request `r` in a batch of `batch_rows` whose compute started at start_us and
   // took compute_us; the request's result was ready at done_us.
   static void SetTimings(const QueuedRequest& r, int64_t start_us, int64_t compute_us,

@@ -22,7 +22,7 @@ from engine._completion import completer
 from engine._runtime import ensure_runtime
 from engine.config import ModelConfig
 from engine.errors import InvalidConfigError, InvalidInputError, ModelLoadError, UnavailableError
-from engine.signature import TensorSpec
+from engine.signature import TensorSpec, check_declared
 from engine.stats import ModelStats
 
 if TYPE_CHECKING:
@@ -68,6 +68,7 @@ class Model:
         self.outputs = tuple(TensorSpec(n, d, tuple(s)) for n, d, s in core.outputs)
         self.providers = tuple(core.providers)
         self.batching = bool(core.batching_enabled)
+        self._raw_columns = _raw_columns(config)
 
     @property
     def core(self) -> _core.Model:
@@ -85,21 +86,27 @@ class Model:
         """Run the model on ``inputs`` and wait for ``{output name: array}``.
 
         ``inputs`` maps input names to arrays, or is one array for a single-input model.
-        Dtypes must match exactly (no casts). ``outputs`` selects a subset by name. Higher
-        ``priority`` runs first; ``timeout_us`` (default: the config's) bounds the time queued.
+        Dtypes must match exactly (no casts), except for the raw columns of a model with
+        transforms, which are read as ``engine.transforms.apply`` reads them (README, "Feature
+        transforms in the batch"). ``outputs`` selects a subset by name (one str is one name).
+        Higher ``priority`` (an int in the int32 range) runs first; ``timeout_us`` (an int
+        >= 0, 0 for none; default: the config's) bounds the time queued.
         Raises InvalidInputError, OverloadedError, DeadlineExceededError, ExecutionError,
-        UnavailableError.
+        UnavailableError; TypeError or InvalidConfigError for a bad argument.
         """
         core = self._core
         if core is None:
             raise UnavailableError(f"model {self.name!r} is closed")
-        if not outputs and timeout_us is None and not priority:
+        if type(outputs) is tuple and not outputs and timeout_us is None and \
+                type(priority) is int and not priority:
             # The per-call fast path: the core takes a dict or a lone array as it is.
-            if type(inputs) is dict or (type(inputs) is np.ndarray and self._single_input):
+            if not self._raw_columns and (
+                type(inputs) is dict or (type(inputs) is np.ndarray and self._single_input)
+            ):
                 return core.run(inputs)
             return core.run(self._as_mapping(inputs))
-        return core.infer(self._as_mapping(inputs), list(outputs), priority,
-                          _timeout(timeout_us), "")
+        names, priority, timeout = _request_options(outputs, priority, timeout_us)
+        return core.infer(self._as_mapping(inputs), names, priority, timeout, "")
 
     def submit(
         self,
@@ -115,12 +122,13 @@ class Model:
         a still-queued request (it never runs). Errors arrive as the future's exception.
         """
         core = self._require_open()
+        names, priority, timeout = _request_options(outputs, priority, timeout_us)
+        mapping = self._as_mapping(inputs)
         future = _RequestFuture(core)
         done = completer()
         token = done.register(future)
         try:
-            future._seq = core.submit(self._as_mapping(inputs), list(outputs), priority,
-                                      _timeout(timeout_us), token, done.queue)
+            future._seq = core.submit(mapping, names, priority, timeout, token, done.queue)
         except BaseException:
             done.forget(token)
             raise
@@ -142,6 +150,12 @@ class Model:
     def stats(self) -> ModelStats:
         """A snapshot of the model's counters and histograms."""
         return ModelStats.from_core(self._require_open().stats())
+
+    def warm_up(self, inputs: Inputs) -> None:
+        """Run ``inputs`` once on every idle instance, so that no caller pays for ONNX Runtime's
+        lazy set-up of a session. Counted nowhere: not in ``stats()``, drift or the prediction
+        log. Raises what ``predict`` raises for the same inputs."""
+        self._require_open().warm_up(self._as_mapping(inputs))
 
     def close(self, *, drain: bool = True) -> None:
         """Stop taking requests; queued ones run (``drain``) or fail with UnavailableError.
@@ -172,6 +186,29 @@ class Model:
         return core
 
     def _as_mapping(self, inputs: Inputs) -> Mapping[str, Any]:
+        mapping = self._mapping(inputs)
+        return self._transform_columns(mapping) if self._raw_columns else mapping
+
+    def _transform_columns(self, mapping: Mapping[str, Any]) -> Mapping[str, Any]:
+        """The raw columns of a model with transforms, read as ``engine.transforms.apply``
+        reads them: numeric ones in the spec's dtype when no value changes (the core batches
+        one dtype per column; see exact_numeric_column), [rows, 1] ones as [rows]. The core
+        itself reads missing strings (None, NaN, pandas NA) as "", and bytes as UTF-8."""
+        changed: dict[str, Any] = {}
+        for name, dtype in self._raw_columns.items():
+            value = mapping.get(name)
+            if value is None or (type(value) is np.ndarray and value.ndim == 1 and
+                                 (dtype is None or value.dtype == dtype)):
+                continue  # already what the core takes (or missing: the core names it)
+            if dtype is not None:
+                from engine.transforms.columns import exact_numeric_column
+
+                changed[name] = exact_numeric_column(name, value, dtype)
+            elif isinstance(value, np.ndarray) and value.ndim == 2 and value.shape[1] == 1:
+                changed[name] = value[:, 0]
+        return {**mapping, **changed} if changed else mapping
+
+    def _mapping(self, inputs: Inputs) -> Mapping[str, Any]:
         if isinstance(inputs, np.ndarray) and len(self.inputs) == 1:
             return {self._single_input: inputs}
         if isinstance(inputs, Mapping):
@@ -188,12 +225,64 @@ class Model:
         return {self.inputs[0].name: inputs}
 
 
+def _raw_columns(config: ModelConfig) -> dict[str, np.dtype[Any] | None]:
+    """The raw columns the core's transforms read: name -> numeric dtype, or None for strings."""
+    if config.transforms is None:
+        return {}
+    from engine.transforms import TransformSpec
+
+    spec = TransformSpec.from_dict(config.transforms)
+    return {c.name: None if c.is_string else np.dtype(c.dtype) for c in spec.inputs}
+
+
+_INT32_MIN, _INT32_MAX = -(2**31), 2**31 - 1
+_INT64_MAX = 2**63 - 1
+
+
+def _request_options(outputs: Sequence[str], priority: int,
+                     timeout_us: int | None) -> tuple[list[str], int, int]:
+    """The core's (outputs, priority, timeout_us) arguments, checked before they reach it."""
+    return _output_names(outputs), _priority(priority), _timeout(timeout_us)
+
+
+def _output_names(outputs: Sequence[str]) -> list[str]:
+    if isinstance(outputs, str):
+        return [outputs]  # one output name, not its characters
+    if isinstance(outputs, (bytes, bytearray)):
+        raise TypeError(f"outputs must be output names (str); was {type(outputs).__name__}")
+    try:
+        names = list(outputs)
+    except TypeError:
+        raise TypeError(f"outputs must be an output name or a sequence of them; "
+                        f"was {type(outputs).__name__}") from None
+    for i, name in enumerate(names):
+        if not isinstance(name, str):
+            raise TypeError(f"outputs must be output names (str); outputs[{i}] was "
+                            f"{type(name).__name__} {name!r}")
+    return names
+
+
+def _integer(argument: str, value: Any) -> int:
+    # bool is an int to Python, but priority=True or timeout_us=True is a mistake.
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"{argument} must be an int; was {type(value).__name__} {value!r}")
+    return int(value)
+
+
+def _priority(priority: int) -> int:
+    value = _integer("priority", priority)
+    if not _INT32_MIN <= value <= _INT32_MAX:
+        raise InvalidConfigError(f"priority must be in [{_INT32_MIN}, {_INT32_MAX}]; was {value}")
+    return value
+
+
 def _timeout(timeout_us: int | None) -> int:
     if timeout_us is None:
         return -1
-    if timeout_us < 0:
-        raise InvalidConfigError(f"timeout_us must be >= 0 or None; was {timeout_us}")
-    return timeout_us
+    value = _integer("timeout_us", timeout_us)
+    if not 0 <= value <= _INT64_MAX:
+        raise InvalidConfigError(f"timeout_us must be in [0, 2**63 - 1] or None; was {value}")
+    return value
 
 
 def core_options(config: ModelConfig) -> dict[str, Any]:
@@ -214,17 +303,26 @@ def core_options(config: ModelConfig) -> dict[str, Any]:
         "device_id": config.device_id,
         "instances": config.instances,
         "instance_mode": config.instance_mode,
-        "batching": -1 if config.batching is None else int(config.batching),
-        "max_batch_size": config.max_batch_size,
+        "batching": _core_batching(config),
+        "max_batch_size": max(config.max_batch_size, 1),  # the core wants >= 1; 0 never batches
         "preferred_batch_sizes": list(config.preferred_batch_sizes),
         "max_queue_delay_us": config.max_queue_delay_us,
         "max_queue_size": config.max_queue_size,
         "default_timeout_us": config.default_timeout_us,
+        # batching=False with a batch dimension (Triton's max_batch_size without dynamic
+        # batching): requests are still capped at max_batch_size rows. Automatic batching that
+        # finds the model unbatchable sets no cap: nobody asked for one.
+        "max_request_rows": config.max_batch_size if config.batching is False else 0,
+        # Declared dims fix the model's dynamic ones on every request (not with transforms:
+        # callers send the spec's raw columns then).
+        "declared_input_shapes": (
+            {t.name: list(t.shape) for t in config.inputs} if config.transforms is None else {}
+        ),
     }
 
 
 def load(
-    source: str | os.PathLike[str] | bytes,
+    source: str | os.PathLike[str] | bytes | bytearray | memoryview,
     *,
     config: ModelConfig | None = None,
     intra_op_threads: int | None = None,
@@ -232,7 +330,8 @@ def load(
     registry_home: str | os.PathLike[str] | None = None,
     registry_url: str | None = None,
 ) -> Model:
-    """Load an ONNX model from a file path, serialized bytes, or a registry reference.
+    """Load an ONNX model from a file path, serialized bytes (or any bytes-like object), or a
+    registry reference.
 
     A reference is ``name``, ``name:3`` or ``name@alias`` (a string that is not an existing
     file); it is resolved in the registry (``ENGINE_HOME`` / ``ENGINE_REGISTRY_URL`` unless
@@ -242,6 +341,7 @@ def load(
     ("cuda", "cpu"); asking for "cuda" without a GPU build of ONNX Runtime raises
     UnsupportedError rather than silently running on the CPU.
     """
+    source = _check_source(source)
     name: str | None = None
     version: int | None = None
     if isinstance(source, str) and not Path(source).exists() and _looks_like_ref(source):
@@ -262,11 +362,53 @@ def load(
     ensure_runtime()
     options = core_options(config)
     if isinstance(source, bytes):
-        return Model(_core.Model.from_bytes(source, options), config, "<bytes>")
+        model = Model(_core.Model.from_bytes(source, options), config, "<bytes>")
+        return _check_declared(model, source, "<bytes>")
     path = Path(source)
+    if path.is_dir():
+        raise ModelLoadError(f"model path {str(path)!r} is a directory, not an ONNX file")
     if not path.is_file():
         raise ModelLoadError(f"model file {str(path)!r} does not exist")
-    return Model(_core.Model.from_path(str(path), options), config, name or path.stem, version)
+    model = Model(_core.Model.from_path(str(path), options), config, name or path.stem, version)
+    # The label is a registry reference or a file name, never a folder: servers show it.
+    return _check_declared(model, path, f"{name}:{version}" if name else path.name)
+
+
+def _core_batching(config: ModelConfig) -> int:
+    """The core's batching switch: -1 automatic, 0 off, 1 on."""
+    if config.max_batch_size == 0 or config.batching is False:
+        return 0  # max_batch_size 0: the model has no batch dimension
+    return -1 if config.batching is None else 1
+
+
+def _check_declared(model: Model, source: Path | bytes, label: str) -> Model:
+    """Return ``model`` if the config's declared inputs/outputs match it; otherwise close it and
+    raise InvalidConfigError naming the tensor and both sides (the registry's check)."""
+    config = model.config
+    if not config.inputs and not config.outputs:
+        return model
+    try:
+        inputs, outputs = model.inputs, model.outputs  # ORT's view of the graph
+        if config.transforms is not None:
+            # The core takes the spec's raw columns instead; declared inputs are the graph's.
+            from engine.registry.onnx_signature import read_signature
+
+            inputs = read_signature(source, label=label)[0]
+        check_declared(config.inputs, inputs, "input", label)
+        check_declared(config.outputs, outputs, "output", label)
+    except BaseException:
+        model.close(drain=False)
+        raise
+    return model
+
+
+def _check_source(source: Any) -> str | os.PathLike[str] | bytes:
+    if isinstance(source, (bytearray, memoryview)):
+        return bytes(source)  # bytes-like model contents
+    if not isinstance(source, (str, bytes, os.PathLike)):
+        raise TypeError(f"source must be a model path, a registry reference or the model's "
+                        f"bytes; was {type(source).__name__}")
+    return source
 
 
 def _looks_like_ref(source: str) -> bool:

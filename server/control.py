@@ -9,8 +9,14 @@ taken there; inference never comes here.
 The callback methods (``repository_index``, ``load_model``, ``unload_model``,
 ``model_config_json``) never raise: each returns ``(grpc code name, message, payload)``, the
 code taken from :data:`engine.errors.GRPC_STATUS`. Messages of errors the client caused are
-passed on; anything else is logged with a request id and the client gets the id only, so no
-path or exception text leaves the server.
+passed on, and so are a failed load's config problems (repository.py and the signature check
+write them without paths); anything else is logged with a request id and the client gets the
+id only, so no path or exception text leaves the server.
+
+Load semantics (Triton's): a load reads the model's folder again and serves the versions its
+policy selects; if any of them fails, what was served stays served and the answer says why. A
+load of a model whose folder is gone unloads it and answers NOT_FOUND. RepositoryIndex has one
+row per served version (READY), and one UNAVAILABLE row for a model with none served.
 """
 
 from __future__ import annotations
@@ -31,6 +37,7 @@ from engine.config import ModelConfig
 from engine.errors import (
     GRPC_STATUS,
     EngineError,
+    InvalidConfigError,
     InvalidInputError,
     InvalidModelNameError,
     ModelLoadError,
@@ -49,9 +56,15 @@ log = logging.getLogger("engine.server")
 
 Answer = tuple[str, str, Any]
 
+
+
+class _ReportedLoadError(ModelLoadError):
+    """A failed load whose message was written for the client (no path, no exception text)."""
+
+
 # Errors whose message the client may see: they describe the client's own request.
 _CLIENT_ERRORS = (InvalidInputError, InvalidModelNameError, ModelNotFoundError, OverloadedError,
-                  UnavailableError)
+                  UnavailableError, _ReportedLoadError)
 _request_ids = itertools.count(1)
 
 
@@ -76,17 +89,21 @@ def _answer(what: str, fn: Callable[[], Any]) -> Answer:
     except _CLIENT_ERRORS as exc:
         return grpc_code(exc), str(exc), None
     except Exception as exc:  # the edge: nothing escapes into the C++ server
-        request_id = f"ctl-{next(_request_ids)}"
+        request_id = _request_id()
         log.exception("%s failed (request id %s)", what, request_id)
         code = grpc_code(exc) if isinstance(exc, EngineError) else "INTERNAL"
         return code, f"{what} failed; request id {request_id} (details in the server log)", None
 
 
+def _request_id() -> str:
+    return f"ctl-{next(_request_ids)}"
+
+
 def warm_up(model: Model) -> None:
-    """Run one request of zeros (dynamic dims as 1) so the first client does not pay for ORT's
-    lazy initialisation. Raises what the model raises."""
-    inputs = {spec.name: _zeros(spec) for spec in model.inputs}
-    model.predict(inputs)
+    """Run zeros (dynamic dims as 1) once on every instance, so the first client does not pay
+    for ORT's lazy initialisation; not counted in the model's statistics or metrics. Raises
+    what the model raises."""
+    model.warm_up({spec.name: _zeros(spec) for spec in model.inputs})
 
 
 def _zeros(spec: TensorSpec) -> np.ndarray:
@@ -100,12 +117,13 @@ def _zeros(spec: TensorSpec) -> np.ndarray:
 def model_config_dict(name: str, model: Model) -> dict[str, Any]:
     """Triton's ModelConfig (the fields perf tools read) for a served model, as a JSON dict.
 
-    Triton's convention: when the dynamic batcher is on (every input and output then has a
-    dynamic first dimension), ``max_batch_size`` is its bound and ``dims`` leave that dimension
-    out; otherwise ``max_batch_size`` is 0 and ``dims`` are the full shapes.
+    Triton's convention: when the model has a batch dimension (the config's ``max_batch_size``
+    is > 0 and every input and output has a dynamic first dimension), ``max_batch_size`` is its
+    bound and ``dims`` leave that dimension out; otherwise ``max_batch_size`` is 0 and ``dims``
+    are the full shapes. ``dynamic_batching`` is there only when the batcher combines requests.
     """
     config: ModelConfig = model.config
-    batched = model.batching
+    batched = model.batching or (config.max_batch_size > 0 and _has_batch_dim(model))
     skip = 1 if batched else 0
 
     def tensor(spec: TensorSpec) -> dict[str, Any]:
@@ -125,7 +143,7 @@ def model_config_dict(name: str, model: Model) -> dict[str, Any]:
             "count": config.instances,
         }],
     }
-    if batched:
+    if model.batching:
         out["dynamic_batching"] = {
             "preferred_batch_size": list(config.preferred_batch_sizes),
             "max_queue_delay_microseconds": config.max_queue_delay_us,
@@ -136,6 +154,10 @@ def model_config_dict(name: str, model: Model) -> dict[str, Any]:
             },
         }
     return out
+
+
+def _has_batch_dim(model: Model) -> bool:
+    return all(t.shape and t.shape[0] == -1 for t in model.inputs + model.outputs)
 
 
 class ServingControl:
@@ -166,6 +188,10 @@ class ServingControl:
         """Warm ``model`` and serve it as ``name``:``version`` (replacing what was there)."""
         validate_name(name)
         warm_up(model)
+        return self._publish(name, version, model)
+
+    def _publish(self, name: str, version: int, model: Model) -> ServedModel:
+        """Serve the warmed ``model`` as ``name``:``version``, closing what it replaces."""
         server = self._require_server()
         with self._lock:
             replaced = server.add_model(name, version, model.core, True)
@@ -231,8 +257,10 @@ class ServingControl:
             for item in self.served():
                 rows.append((item.name, str(item.version), "READY", ""))
             if not ready_only:
+                # One row per model: a failed reload of a served model shows its READY rows.
                 for name, reason in sorted(self._failed.items()):
-                    rows.append((name, "", "UNAVAILABLE", reason))
+                    if name not in served_names:
+                        rows.append((name, "", "UNAVAILABLE", reason))
                 for name in self._repository_names():
                     if name not in served_names and name not in self._failed:
                         rows.append((name, "", "UNAVAILABLE", "unloaded"))
@@ -258,20 +286,63 @@ class ServingControl:
         if self.repository is None:
             raise UnavailableError("this server has no model repository to load from")
         if not (self.repository / name).is_dir():
-            raise ModelNotFoundError(f"no model {name!r} in the repository")
+            # Triton's rule: loading a model whose folder is gone unloads it.
+            gone = " (its folder is gone; it was unloaded)" if self._forget(name) else ""
+            raise ModelNotFoundError(f"no model {name!r} in the repository{gone}")
         try:
             # Only this model's folder is read: a broken config elsewhere does not matter here.
-            self._load_entry(scan_model(self.repository, name))
-        except EngineError as exc:
-            with self._lock:
-                self._failed[name] = "failed to load"
-            raise ModelLoadError(str(exc)) from exc
+            entry = scan_model(self.repository, name)
+        except EngineError as exc:  # repository.py names files relative to the repository
+            raise self._load_failed(name, exc, shown=True) from exc
+        except Exception as exc:
+            raise self._load_failed(name, exc, shown=False) from exc
+        try:
+            self._load_entry(entry)
+        except Exception as exc:
+            # Config problems (pbtxt values, declared signature) are the client's to fix; an
+            # ORT or I/O error may quote paths, so only its request id is shown.
+            raise self._load_failed(name, exc, shown=isinstance(exc, InvalidConfigError)) from exc
+
+    def _load_failed(self, name: str, exc: Exception, *, shown: bool) -> _ReportedLoadError:
+        """Record that loading ``name`` failed (for RepositoryIndex, unless a version of it is
+        still served) and return the error the load answers with."""
+        if shown:
+            detail = f": {exc}"
+            log.warning("load of model %r failed: %s", name, exc)
+        else:
+            request_id = _request_id()
+            log.error("load of model %r failed (request id %s)", name, request_id, exc_info=exc)
+            detail = f"; request id {request_id} (details in the server log)"
+        with self._lock:
+            if any(key[0] == name for key in self._served):
+                self._failed.pop(name, None)  # the served versions stay READY
+            else:
+                self._failed[name] = f"failed to load{detail}"
+        return _ReportedLoadError(f"load of model {name!r} failed{detail}")
+
+    def _forget(self, name: str) -> bool:
+        """Stop serving every version of ``name`` and drop its failure; True if any was served."""
+        with self._lock:
+            keys = [k for k in self._served if k[0] == name]
+            self._failed.pop(name, None)
+        for key in keys:
+            self._remove(*key)
+        return bool(keys)
 
     def _load_entry(self, entry: RepositoryModel) -> list[ServedModel]:
-        loaded = []
-        for version in entry.versions:
-            model = load(version.path, config=entry.config)
-            loaded.append(self.serve(entry.name, version.version, model))
+        """Load and warm every selected version, then serve them all: when one fails, the
+        others are closed and what was served before stays served."""
+        ready: list[tuple[int, Model]] = []
+        try:
+            for version in entry.versions:
+                model = load(version.path, config=entry.config)
+                ready.append((version.version, model))
+                warm_up(model)
+        except BaseException:
+            for _, model in ready:
+                model.close(drain=False)
+            raise
+        loaded = [self._publish(entry.name, version, model) for version, model in ready]
         # Versions the policy no longer selects stop being served.
         keep = {v.version for v in entry.versions}
         with self._lock:

@@ -151,6 +151,11 @@ ModelOptions MakeOptions(const py::dict& o) {
   m.batching_policy.max_queue_delay_us = o["max_queue_delay_us"].cast<int64_t>();
   m.batching_policy.max_queue_size = o["max_queue_size"].cast<size_t>();
   m.default_timeout_us = o["default_timeout_us"].cast<int64_t>();
+  if (o.contains("max_request_rows")) m.max_request_rows = o["max_request_rows"].cast<int64_t>();
+  if (o.contains("declared_input_shapes")) {
+    m.declared_input_shapes =
+        o["declared_input_shapes"].cast<std::map<std::string, std::vector<int64_t>>>();
+  }
   if (o.contains("transforms") && !o["transforms"].is_none()) {
     m.transforms = o["transforms"].cast<std::shared_ptr<TransformPlan>>();
     m.transform_target = o["transform_target"].cast<std::string>();
@@ -267,6 +272,17 @@ void register_model(py::module_& m) {
           py::arg("token"), py::arg("queue"),
           "Queue without waiting; the result goes to `queue` with `token`. Returns the "
           "sequence number for cancel(), or 0 when refused at once (result already queued).")
+      .def(
+          "warm_up",
+          [](Model& model, const py::handle& inputs) {
+            std::vector<py::object> keepalive;
+            const auto tensors =
+                TensorsFromMapping(inputs, &keepalive, model.options().transforms.get());
+            py::gil_scoped_release release;
+            model.WarmUp(tensors);
+          },
+          py::arg("inputs"),
+          "Run `inputs` once on every idle instance; counted nowhere (GIL released).")
       .def(
           "cancel",
           [](Model& model, uint64_t seq) {

@@ -324,6 +324,42 @@ TEST_F(ModelTest, ADeadlineBeyondTheClocksRangeIsNone) {
   EXPECT_EQ(future.get().status.code(), StatusCode::kOk);
 }
 
+TEST_F(ModelTest, WarmUpRunsEveryInstanceAndCountsNothing) {
+  auto model = LoadRelu(2);
+  std::shared_ptr<std::vector<float>> storage;
+  auto request = ReluRequest(1, 1.f, &storage);
+  model->WarmUp(request->inputs);
+  StatsSnapshot stats = model->Stats();
+  EXPECT_EQ(stats.batches, 0);
+  for (int64_t count : stats.requests) EXPECT_EQ(count, 0);
+  // Both instances are idle again: two requests can still run side by side.
+  EXPECT_EQ(model->Infer(ReluRequest(1, 2.f, &storage)).status.code(), StatusCode::kOk);
+  auto bad = ReluRequest(1, 1.f, &storage);
+  bad->inputs[0].second.shape = {1, 4};
+  EXPECT_THROW(model->WarmUp(bad->inputs), CoreError);
+  model->Close(true);
+  EXPECT_THROW(model->WarmUp(request->inputs), CoreError);
+}
+
+TEST_F(ModelTest, RowCapAndDeclaredDimsWithoutBatching) {
+  ModelOptions options;
+  options.batching = 0;
+  options.max_request_rows = 2;
+  auto model = Model::LoadFromPath(ModelPath("relu.onnx"), options);
+  std::shared_ptr<std::vector<float>> storage;
+  EXPECT_EQ(model->Infer(ReluRequest(2, 1.f, &storage)).status.code(), StatusCode::kOk);
+  const InferResult over = model->Infer(ReluRequest(3, 1.f, &storage));
+  EXPECT_EQ(over.status.code(), StatusCode::kInvalidInput);
+  EXPECT_EQ(over.status.message(), "input 'x' has 3 rows; max_batch_size is 2");
+  // Declared dims fix a dynamic dim (dim 0 here, as batching is off).
+  options.max_request_rows = 0;
+  options.declared_input_shapes = {{"x", {1, -1}}, {"unknown", {5}}};
+  auto fixed = Model::LoadFromPath(ModelPath("relu.onnx"), options);
+  EXPECT_EQ(fixed->inputs()[0].shape, (std::vector<int64_t>{1, 3}));
+  EXPECT_EQ(fixed->Infer(ReluRequest(2, 1.f, &storage)).status.code(), StatusCode::kInvalidInput);
+  EXPECT_EQ(fixed->Infer(ReluRequest(1, 1.f, &storage)).status.code(), StatusCode::kOk);
+}
+
 TEST_F(ModelTest, LoadErrorsAreCoreErrors) {
   ModelOptions options;
   try {

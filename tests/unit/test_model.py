@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import threading
 from pathlib import Path
@@ -214,6 +215,68 @@ def test_load_errors(tmp_path: Path, mlp_path: Path) -> None:
         engine.load(b"garbage")
     with pytest.raises(InvalidConfigError, match="intra_op_threads must be an int >= 0; was -1"):
         engine.load(mlp_path, intra_op_threads=-1)
+
+
+def test_load_takes_bytes_like_contents_and_names_a_directory(tmp_path: Path,
+                                                              mlp_path: Path) -> None:
+    data = mlp_path.read_bytes()
+    for contents in (bytearray(data), memoryview(data)):
+        with engine.load(contents) as model:
+            assert model.predict(np.zeros((1, 32), np.float32))["y"].shape == (1, 1)
+    with pytest.raises(ModelLoadError, match="model path '.*' is a directory, not an ONNX file"):
+        engine.load(tmp_path)
+    with pytest.raises(ModelLoadError, match="is a directory"):
+        engine.load(str(tmp_path))
+    with pytest.raises(TypeError, match="source must be a model path, .*; was NoneType"):
+        engine.load(None)  # type: ignore[arg-type]
+
+
+MULTI_IO_FEEDS = {"a": np.ones((2, 4), np.float32), "b": np.ones((2, 4), np.float32),
+                  "k": np.ones((2, 1), np.int64)}
+
+
+@pytest.mark.parametrize(
+    ("options", "error", "match"),
+    [
+        ({"outputs": [1]}, TypeError, r"outputs must be output names \(str\); outputs\[0\] was int 1"),
+        ({"outputs": 5}, TypeError, "outputs must be an output name or a sequence of them; was int"),
+        ({"outputs": b"sum"}, TypeError, "outputs must be output names"),
+        ({"priority": 1.5}, TypeError, "priority must be an int; was float 1.5"),
+        ({"priority": True}, TypeError, "priority must be an int; was bool True"),
+        ({"priority": 2**31}, InvalidConfigError, r"priority must be in \[-2147483648, 2147483647\]"),
+        ({"timeout_us": True}, TypeError, "timeout_us must be an int; was bool True"),
+        ({"timeout_us": 1.0}, TypeError, "timeout_us must be an int; was float"),
+        ({"timeout_us": -1}, InvalidConfigError, "timeout_us must be in .*; was -1"),
+        ({"timeout_us": 2**63}, InvalidConfigError, "timeout_us must be in .*; was 9223372036854775808"),
+    ],
+)
+@pytest.mark.parametrize("call", ["predict", "submit", "predict_async"])
+def test_request_arguments_are_checked(multi_io_path: Path, options: dict, error: type,
+                                       match: str, call: str) -> None:
+    with engine.load(multi_io_path) as model:
+        with pytest.raises(error, match=match):
+            if call == "predict_async":
+                asyncio.run(model.predict_async(MULTI_IO_FEEDS, **options))
+            else:
+                getattr(model, call)(MULTI_IO_FEEDS, **options)
+        assert model.stats().requests["invalid"] == 0  # refused before reaching the core
+
+
+def test_one_output_name_and_numpy_integer_arguments(multi_io_path: Path) -> None:
+    with engine.load(multi_io_path) as model:
+        assert list(model.predict(MULTI_IO_FEEDS, outputs="sum")) == ["sum"]
+        assert list(model.submit(MULTI_IO_FEEDS, outputs="k2").result(10)) == ["k2"]
+        out = model.predict(MULTI_IO_FEEDS, priority=np.int32(3), timeout_us=np.int64(10**6))
+        assert list(out) == ["sum", "prod", "k2"]
+
+
+def test_the_largest_timeout_never_expires(multi_io_path: Path) -> None:
+    config = engine.ModelConfig(max_queue_delay_us=1000)  # queued, so the deadline is checked
+    with engine.load(multi_io_path, config=config) as model:
+        assert list(model.predict(MULTI_IO_FEEDS, timeout_us=2**63 - 1)) == ["sum", "prod", "k2"]
+        future = model.submit(MULTI_IO_FEEDS, timeout_us=2**63 - 1)
+        assert list(future.result(10)) == ["sum", "prod", "k2"]
+        assert model.stats().requests["expired"] == 0
 
 
 def test_cuda_without_a_gpu_build_fails_cleanly(mlp_path: Path) -> None:

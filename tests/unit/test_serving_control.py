@@ -1,0 +1,85 @@
+"""The server's control plane without a server: what a failed load records and answers, and the
+Triton ModelConfig a served model reports."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import factories
+import pytest
+from engine.server import control
+from engine.server.control import ServingControl, model_config_dict
+
+import engine
+from engine.config import ModelConfig
+
+
+def _repository(tmp_path: Path) -> Path:
+    factories.mlp(_folder(tmp_path / "repo" / "m" / "1") / "model.onnx")
+    return tmp_path / "repo"
+
+
+def _folder(path: Path) -> Path:
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def test_any_load_exception_is_a_failed_load_with_its_request_id(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken_load(*args: object, **kwargs: object) -> None:
+        raise RuntimeError(f"Unable to cast Python instance to C++ type '?' ({tmp_path})")
+
+    monkeypatch.setattr(control, "load", broken_load)
+    plane = ServingControl(_repository(tmp_path))
+    code, message, _ = plane.load_model("m", {})
+    assert code == "FAILED_PRECONDITION"  # not INTERNAL with pybind's text
+    assert message.startswith("load of model 'm' failed; request id ctl-")
+    assert "cast" not in message and str(tmp_path) not in message
+    _, _, rows = plane.repository_index(False)
+    assert rows == [("m", "", "UNAVAILABLE", message.replace("load of model 'm' failed",
+                                                               "failed to load"))]
+
+
+def test_a_bad_config_is_reported_with_its_problem_and_no_path(tmp_path: Path) -> None:
+    repo = _repository(tmp_path)
+    (repo / "m" / "config.pbtxt").write_text(
+        'max_batch_size: 8\ninput [ { name: "x" data_type: TYPE_INT64 dims: [ 32 ] } ]\n')
+    plane = ServingControl(repo)
+    code, message, _ = plane.load_model("m", {})
+    assert code == "FAILED_PRECONDITION"
+    assert message == ("load of model 'm' failed: model.onnx: config declares input 'x' as int64 "
+                       "but the model has float32")
+    (repo / "m" / "config.pbtxt").write_text("max_batch_size: 99999999999999999999999\n")
+    code, message, _ = plane.load_model("m", {})
+    assert message.startswith("load of model 'm' failed: m/config.pbtxt: max_batch_size must be "
+                              "an int <= 2147483647; was 99999999999999999999999")
+    _, _, rows = plane.repository_index(False)
+    assert [r[:3] for r in rows] == [("m", "", "UNAVAILABLE")]  # one row per model
+    assert str(tmp_path) not in rows[0][3]
+
+
+@pytest.mark.parametrize(
+    ("config", "max_batch_size", "dims", "dynamic"),
+    [
+        (ModelConfig(), 64, ["32"], True),
+        # Triton: max_batch_size > 0 without dynamic_batching is a bounded batch dimension.
+        (ModelConfig(max_batch_size=4, batching=False), 4, ["32"], False),
+        (ModelConfig(max_batch_size=0), 0, ["-1", "32"], False),
+    ],
+)
+def test_model_config_reports_the_batch_dimension(
+    mlp_path: Path, config: ModelConfig, max_batch_size: int, dims: list[str], dynamic: bool
+) -> None:
+    with engine.load(mlp_path, config=config) as model:
+        reported = model_config_dict("m", model)
+    assert reported["max_batch_size"] == max_batch_size
+    assert [str(d) for d in reported["input"][0]["dims"]] == dims
+    assert ("dynamic_batching" in reported) is dynamic
+
+
+def test_fixed_shape_model_has_no_batch_dimension(fixed_path: Path) -> None:
+    with engine.load(fixed_path, config=ModelConfig(max_batch_size=8)) as model:
+        reported = model_config_dict("f", model)
+    assert reported["max_batch_size"] == 0
+    assert reported["input"][0]["dims"] == [2, 3]
