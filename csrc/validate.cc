@@ -20,11 +20,12 @@ std::string SignatureNames(const std::vector<TensorInfo>& signature) {
 
 }  // namespace
 
-const TensorInfo& FindInputSpec(const std::vector<TensorInfo>& signature, const std::string& name) {
+const TensorInfo& FindInputSpec(const std::vector<TensorInfo>& signature, std::string_view name) {
   for (const auto& spec : signature) {
     if (spec.name == name) return spec;
   }
-  Invalid("unknown input '" + name + "'; the model's inputs are " + SignatureNames(signature));
+  Invalid("unknown input '" + std::string(name) + "'; the model's inputs are " +
+          SignatureNames(signature));
 }
 
 void CheckElementType(const TensorInfo& spec, ElementType type) {

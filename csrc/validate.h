@@ -6,6 +6,7 @@
 #pragma once
 
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -23,7 +24,7 @@ using NamedTensor = std::pair<std::string, HostTensor>;
 void CheckTensor(const TensorInfo& spec, const HostTensor& tensor, bool skip_dim0 = false);
 
 // The spec of input `name`, or kInvalidInput "unknown input ..." naming the model's inputs.
-const TensorInfo& FindInputSpec(const std::vector<TensorInfo>& signature, const std::string& name);
+const TensorInfo& FindInputSpec(const std::vector<TensorInfo>& signature, std::string_view name);
 // kInvalidInput "expected dtype ..." unless `type` is the spec's type (no implicit casts).
 void CheckElementType(const TensorInfo& spec, ElementType type);
 

@@ -65,7 +65,7 @@ class InferCall final : public InlineUnaryReactor {
 Status CheckInputsDeclared(const InferRequestView& request, const Model& model) {
   try {
     for (const InferInputView& in : request.inputs) {
-      const TensorInfo& spec = FindInputSpec(model.inputs(), std::string(in.name));
+      const TensorInfo& spec = FindInputSpec(model.inputs(), in.name);
       const ElementType type = ElementTypeFromKServe(in.datatype);
       if (type != ElementType::kUndefined) CheckElementType(spec, type);
     }
