@@ -57,7 +57,6 @@ log = logging.getLogger("engine.server")
 Answer = tuple[str, str, Any]
 
 
-
 class _ReportedLoadError(ModelLoadError):
     """A failed load whose message was written for the client (no path, no exception text)."""
 

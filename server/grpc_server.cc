@@ -2,6 +2,7 @@
 
 #include <absl/synchronization/mutex.h>
 #include <grpc/grpc.h>
+#include <grpc/support/log.h>
 #include <grpcpp/ext/proto_server_reflection_plugin.h>
 #include <grpcpp/health_check_service_interface.h>
 #include <grpcpp/security/server_credentials.h>
@@ -9,10 +10,28 @@
 
 #include <algorithm>
 #include <chrono>
+#include <mutex>
+#include <string_view>
 #include <utility>
+
+#include "log.h"
 
 namespace engine::server {
 namespace {
+
+// gRPC's own log lines (rare: a failed bind, a broken connection) through log.h, in the
+// process's format (JSON under --log-json). gRPC appends a status's debug details in braces
+// ({file:"./src/core/...", errno:...}): its source paths, left out with them.
+void LogGrpcMessage(gpr_log_func_args* args) {
+  std::string_view message = args->message != nullptr ? args->message : "";
+  if (const size_t details = message.find(" {"); details != std::string_view::npos) {
+    message = message.substr(0, details);
+  }
+  const char* level = args->severity == GPR_LOG_SEVERITY_ERROR  ? "ERROR"
+                      : args->severity == GPR_LOG_SEVERITY_INFO ? "INFO"
+                                                                : "DEBUG";
+  LogLine(level, "grpc", message);
+}
 
 // Server reflection for one builder. Loading libgrpc++_reflection registers its plugin for
 // every server of the process; this option keeps exactly one copy, or none when reflection
@@ -69,6 +88,8 @@ GrpcServer::GrpcServer(ServerOptions options, std::unique_ptr<ControlPlane> cont
   }
   service_ = std::make_unique<InferenceService>(&table_, &executor_, control_.get(), &auth_,
                                                 options_.limits, options_.info);
+  static std::once_flag log_once;
+  std::call_once(log_once, [] { gpr_set_log_function(&LogGrpcMessage); });
 }
 
 GrpcServer::~GrpcServer() { Stop(); }
