@@ -5,6 +5,8 @@
 #include <cstdio>
 #include <ctime>
 
+#include "utf8.h"
+
 namespace engine {
 namespace {
 
@@ -29,22 +31,6 @@ std::string TimeStamp(bool json) {
   return text;
 }
 
-// Length of the well-formed UTF-8 sequence at text[i] (2-4 bytes), or 0 if there is none.
-size_t Utf8SequenceAt(std::string_view text, size_t i) {
-  const auto lead = static_cast<unsigned char>(text[i]);
-  const size_t n = lead >= 0xf0 && lead <= 0xf4 ? 4 : lead >= 0xe0 ? 3 : lead >= 0xc2 ? 2 : 0;
-  if (n == 0 || lead > 0xf4 || i + n > text.size()) return 0;
-  for (size_t k = 1; k < n; ++k) {
-    if ((static_cast<unsigned char>(text[i + k]) & 0xc0) != 0x80) return 0;
-  }
-  const auto second = static_cast<unsigned char>(text[i + 1]);
-  if ((lead == 0xe0 && second < 0xa0) || (lead == 0xed && second > 0x9f) ||  // overlong, surrogate
-      (lead == 0xf0 && second < 0x90) || (lead == 0xf4 && second > 0x8f)) {   // overlong, > U+10FFFF
-    return 0;
-  }
-  return n;
-}
-
 // A JSON string literal that is valid UTF-8 whatever `text` holds: well-formed UTF-8 is kept
 // (as the Python formatter keeps it), any other byte >= 0x80 becomes U+FFFD.
 std::string JsonQuote(std::string_view text) {
@@ -61,7 +47,7 @@ std::string JsonQuote(std::string_view text) {
       out += kHex[c & 0xf];
     } else if (c < 0x80) {
       out += text[i];
-    } else if (const size_t n = Utf8SequenceAt(text, i); n > 0) {
+    } else if (const size_t n = Utf8SequenceAt(text, i); n > 1) {
       out.append(text.substr(i, n));
       i += n - 1;
     } else {

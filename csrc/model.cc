@@ -4,6 +4,7 @@
 #include <utility>
 
 #include "batch_io.h"
+#include "utf8.h"
 #include "validate.h"
 
 namespace engine {
@@ -163,6 +164,21 @@ void Model::ConfigureInputs() {
   }
 }
 
+void Model::CheckTransformStrings(const std::vector<const HostTensor*>& bound) const {
+  // The transforms read string columns as UTF-8 text, as the offline paths do (they refuse
+  // other bytes): the gRPC server's BYTES, unlike Python's str, can hold anything.
+  const size_t columns = options_.transforms->inputs().size();
+  for (size_t i = 0; i < columns && i < bound.size(); ++i) {
+    if (inputs_[i].type != ElementType::kString) continue;
+    for (const std::string& s : bound[i]->strings) {
+      if (!IsUtf8(s)) {
+        throw CoreError(StatusCode::kInvalidInput,
+                        "column '" + inputs_[i].name + "' holds bytes that are not valid UTF-8");
+      }
+    }
+  }
+}
+
 void Model::NarrowToDeclaredShapes() {
   // ORT accepts any size along a dynamic dim; a config that declares one (Triton's dims)
   // expects requests of that size only. A batching model's batch dim stays dynamic: batches
@@ -212,6 +228,7 @@ bool Model::Prepare(std::unique_ptr<InferRequest>& request, QueuedRequest& queue
   try {
     queued.bound_inputs = BindInputs(inputs(), request->inputs);
     queued.output_indices = SelectOutputs(outputs(), request->output_names);
+    if (options_.transforms) CheckTransformStrings(queued.bound_inputs);
     if (batching_enabled()) {
       const int64_t rows = queued.bound_inputs.empty() ? 1 : queued.bound_inputs[0]->rows();
       for (size_t i = 0; i < queued.bound_inputs.size(); ++i) {

@@ -156,6 +156,8 @@ class Model {
   void ConfigureInputs();
   // Fixes the dynamic dims of inputs_ that options_.declared_input_shapes fixes.
   void NarrowToDeclaredShapes();
+  // kInvalidInput unless every string of the transforms' string columns is UTF-8.
+  void CheckTransformStrings(const std::vector<const HostTensor*>& bound) const;
   void WorkerLoop();
   // Validates `request` into `queued` (bound inputs, outputs, rows, times, seq; takes the
   // request). On a validation error completes the request as invalid and returns false.

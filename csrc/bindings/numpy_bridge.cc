@@ -6,8 +6,9 @@
 #include <cstring>
 #include <memory>
 
-#include "status.h"
 #include "session.h"
+#include "status.h"
+#include "utf8.h"
 
 namespace engine::bindings {
 namespace {
@@ -70,39 +71,6 @@ std::string ToUtf8(const std::string& name, py::handle item) {
                     Py_TYPE(item.ptr())->tp_name);
 }
 
-// Strict UTF-8, as Python's and Arrow's decoders read it: no overlong forms, no surrogates,
-// nothing above U+10FFFF.
-bool IsUtf8(const unsigned char* s, size_t n) {
-  size_t i = 0;
-  while (i < n) {
-    const unsigned char c = s[i];
-    if (c < 0x80) {
-      ++i;
-      continue;
-    }
-    size_t len = 0;
-    unsigned char lo = 0x80, hi = 0xBF;  // bounds of the second byte
-    if (c >= 0xC2 && c <= 0xDF) {
-      len = 2;
-    } else if (c >= 0xE0 && c <= 0xEF) {
-      len = 3;
-      if (c == 0xE0) lo = 0xA0;  // overlong
-      if (c == 0xED) hi = 0x9F;  // surrogates
-    } else if (c >= 0xF0 && c <= 0xF4) {
-      len = 4;
-      if (c == 0xF0) lo = 0x90;  // overlong
-      if (c == 0xF4) hi = 0x8F;  // above U+10FFFF
-    } else {
-      return false;
-    }
-    if (n - i < len || s[i + 1] < lo || s[i + 1] > hi) return false;
-    for (size_t k = 2; k < len; ++k) {
-      if ((s[i + k] & 0xC0) != 0x80) return false;
-    }
-    i += len;
-  }
-  return true;
-}
 
 // None, a float NaN (numpy's float64 is a float) or pandas.NA: what pandas and Arrow call null.
 bool IsMissing(PyObject* item) {
@@ -162,7 +130,7 @@ std::string_view TransformStringElement(const std::string& column, PyObject* ite
   if (PyBytes_Check(item)) {
     const char* data = PyBytes_AS_STRING(item);
     const auto size = static_cast<size_t>(PyBytes_GET_SIZE(item));
-    if (!IsUtf8(reinterpret_cast<const unsigned char*>(data), size)) {
+    if (!IsUtf8(std::string_view(data, size))) {
       throw CoreError(StatusCode::kInvalidInput,
                       "column '" + column + "' holds bytes that are not valid UTF-8");
     }

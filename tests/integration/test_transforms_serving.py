@@ -11,6 +11,7 @@ import pytest
 import tritonclient.grpc as grpcclient
 from _server import start_server
 from onnx import TensorProto, helper
+from tritonclient.utils import InferenceServerException
 
 import engine
 from engine.transforms import apply_reference, fit
@@ -51,6 +52,12 @@ def test_raw_columns_over_grpc(tmp_path: Path) -> None:
         inputs[0].set_data_from_numpy(age)
         inputs[1].set_data_from_numpy(city)
         got = client.infer("features", inputs).as_numpy("y")
+        # String columns are UTF-8 text here as offline: other bytes are refused, named.
+        inputs[1].set_data_from_numpy(np.array([b"rome", b"\xff\xfe", b""], dtype=object))
+        with pytest.raises(InferenceServerException) as bad:
+            client.infer("features", inputs)
+        assert bad.value.status() == "StatusCode.INVALID_ARGUMENT"
+        assert "column 'city' holds bytes that are not valid UTF-8" in (bad.value.message() or "")
     finally:
         assert server.terminate() == 0
     np.testing.assert_array_equal(got, apply_reference(spec, {"age": age, "city": city}))
