@@ -11,6 +11,8 @@
 #include <string>
 #include <string_view>
 
+#include "utf8.h"
+
 namespace engine {
 namespace {
 
@@ -97,20 +99,6 @@ TEST(EscapeForLog, KeepsTextAndEscapesWhatCouldBreakALine) {
   EXPECT_EQ(EscapeForLog(std::string("\r\0\x7f\\", 4)), "\\x0d\\x00\\x7f\\x5c");
   EXPECT_EQ(EscapeForLog("caf\xc3\xa9"), "caf\xc3\xa9");  // UTF-8 stays readable
   EXPECT_EQ(EscapeForLog(std::string(1000, 'x')).size(), 1000u);  // never cut
-}
-
-// Whether `text` is well-formed UTF-8 (what a JSON reader of the log requires).
-bool IsUtf8(std::string_view text) {
-  for (size_t i = 0; i < text.size();) {
-    const auto c = static_cast<unsigned char>(text[i]);
-    const size_t n = c < 0x80 ? 1 : (c >> 5) == 6 ? 2 : (c >> 4) == 14 ? 3 : (c >> 3) == 30 ? 4 : 0;
-    if (n == 0 || i + n > text.size()) return false;
-    for (size_t k = 1; k < n; ++k) {
-      if ((static_cast<unsigned char>(text[i + k]) & 0xc0) != 0x80) return false;
-    }
-    i += n;
-  }
-  return true;
 }
 
 TEST(JsonLogLine, IsOneValidJsonObjectWhateverTheTextHolds) {

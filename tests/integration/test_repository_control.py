@@ -38,18 +38,12 @@ def repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
+# Overrides conftest's shared server for this module; conftest's `client` then talks to it.
 @pytest.fixture(scope="module")
 def server(repo: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
     srv = start_server(["--model-repository", str(repo)], tmp_path_factory.mktemp("srv"))
     yield srv
     assert srv.terminate() == 0, srv.stderr()
-
-
-@pytest.fixture
-def client(server: ServerProcess) -> Iterator[grpcclient.InferenceServerClient]:
-    c = grpcclient.InferenceServerClient(server.url)
-    yield c
-    c.close()
 
 
 def _error(fn: object, *args: object) -> InferenceServerException:
