@@ -5,12 +5,15 @@ setting ``handler`` (a function taking the parsed namespace and returning an exi
 Errors of the engine's tree, and OS errors (a path that is missing, a folder, not writable),
 print as one ``error: ...`` line with exit code 1; argparse errors exit 2. Anything else is a
 bug and keeps its traceback. ``engine --debug COMMAND`` shows the traceback of every error.
+A command run with ``--log-json`` gets that line as a JSON log record instead, so that every
+line it writes to stderr parses.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import logging
 import sys
 from collections.abc import Sequence
 
@@ -45,8 +48,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (EngineError, OSError) as exc:
         if args.debug:
             raise
-        print(f"error: {_message(exc)}", file=sys.stderr)
+        if getattr(args, "log_json", False):
+            _log_json_error(_message(exc))
+        else:
+            print(f"error: {_message(exc)}", file=sys.stderr)
         return 1
+
+
+def _log_json_error(message: str) -> None:
+    # The failure may come before the command configured its logging: configure it here
+    # (replacing the engine's handler is idempotent).
+    from engine.monitoring.logging import configure
+
+    configure(json=True)
+    logging.getLogger("engine.cli").error("error: %s", message)
 
 
 def _message(exc: Exception) -> str:

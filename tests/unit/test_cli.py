@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -70,3 +71,37 @@ def test_console_script_exit_code_and_stderr(tmp_path) -> None:
         check=False,
     )
     assert done.returncode == 1 and "Traceback" in done.stderr
+
+
+def test_log_json_error_line_is_a_json_record(tmp_path) -> None:
+    # Under --log-json every stderr line parses, the CLI's own fatal error included.
+    env = {**os.environ, "ENGINE_HOME": str(tmp_path / "home")}
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "engine.cli",
+            "serve",
+            "--log-json",
+            "--model-repository",
+            str(tmp_path / "missing"),
+            "--grpc-port",
+            "0",
+            "--metrics-port",
+            "0",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 1 and done.stdout == ""
+    lines = done.stderr.splitlines()
+    assert len(lines) == 1, done.stderr
+    record = json.loads(lines[0])
+    assert record["level"] == "ERROR" and record["logger"] == "engine.cli"
+    assert (
+        record["message"]
+        == f"error: model repository {str(tmp_path / 'missing')!r} is not a folder"
+    )
