@@ -22,8 +22,6 @@ The version policy defaults to Triton's ``latest { num_versions: 1 }``.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -537,16 +535,20 @@ class ImportResult:
 def import_repository(
     registry: Registry, root: str | Path, *, alias: str | None = None
 ) -> list[ImportResult]:
-    """Register every selected version of every model under ``root``, oldest first.
+    """Register every selected version of every model under ``root``, oldest first: all of
+    them or none.
 
     Everything is checked before anything is registered (every ``config.pbtxt``, and every
-    selected model file against its config, as :meth:`Registry.register` checks it), so an
-    import that fails on one model registers none. A registry version is a model file *and* its
-    config: a version whose bytes and config are both registered under the same name already is
-    skipped, so importing twice is harmless, while an edited ``config.pbtxt`` makes a new version
-    (its artifact is stored once). With ``alias``, it points at each model's newest imported
-    version once every model is registered.
+    selected model file against its config, as :meth:`Registry.register` checks it), and the
+    versions are then registered in one database transaction
+    (:meth:`Registry.register_all`): an import that fails on one model, or whose database
+    fails part way, registers none and leaves no artifact referenced. A registry version is a
+    model file *and* its config: a version whose bytes and config are both registered under
+    the same name already is skipped, so importing twice is harmless, while an edited
+    ``config.pbtxt`` makes a new version (its artifact is stored once). With ``alias``, it
+    points at each model's newest imported version, in the same transaction.
     """
+    from engine.registry import NewVersion
     from engine.registry.onnx_signature import check_model_file
 
     if alias is not None:
@@ -556,45 +558,21 @@ def import_repository(
         for item in model.versions:
             label = f"{model.name}/{item.version}/{item.path.name}"
             check_model_file(item.path, model.config, label)
-    results: list[ImportResult] = []
-    newest: dict[str, int] = {}
-    for model in models:
-        existing = _registered(registry, model.name)
-        config_key = _config_key(model.config)
-        for item in model.versions:
-            key = (_sha256(item.path), config_key)
-            skipped = key in existing
-            if not skipped:
-                existing[key] = registry.register(
-                    model.name,
-                    item.path,
-                    config=model.config,
-                    tags={"source": "model-repository", "repository_version": str(item.version)},
-                ).version
-            results.append(ImportResult(model.name, item.version, existing[key], skipped))
-            newest[model.name] = existing[key]
-    if alias is not None:
-        for name, version in newest.items():
-            registry.set_alias(name, alias, version)
-    return results
-
-
-def _registered(registry: Registry, name: str) -> dict[tuple[str, str], int]:
-    """(sha256, config key) -> version for the versions of ``name`` already registered."""
-    try:
-        versions = registry.versions(name)
-    except ModelNotFoundError:
-        return {}
-    return {(v.sha256, _config_key(v.config)): v.version for v in versions}
-
-
-def _config_key(config: ModelConfig) -> str:
-    return json.dumps(config.to_dict(), sort_keys=True)
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
+    selected = [(model, item) for model in models for item in model.versions]
+    outcomes = registry.register_all(
+        [
+            NewVersion(
+                model.name,
+                item.path,
+                config=model.config,
+                tags={"source": "model-repository", "repository_version": str(item.version)},
+            )
+            for model, item in selected
+        ],
+        alias=alias,
+        skip_registered=True,
+    )
+    return [
+        ImportResult(model.name, item.version, record.version, skipped)
+        for (model, item), (record, skipped) in zip(selected, outcomes)
+    ]

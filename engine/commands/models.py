@@ -17,7 +17,7 @@ from typing import Any
 
 from engine.config import ModelConfig
 from engine.errors import InvalidConfigError
-from engine.registry import Lineage, Registry, code_revision, fingerprint_file
+from engine.registry import Lineage, ModelVersion, Registry, code_revision, fingerprint_file
 from engine.repository import import_repository, read_config
 
 __all__ = ["register"]
@@ -194,6 +194,7 @@ def _show(args: argparse.Namespace) -> int:
             ("parent", lin.parent or "-"),
             ("data_fingerprint", lin.data_fingerprint or "-"),
             ("code_revision", lin.code_revision or "-"),
+            ("config", _config_state(record)),
         ]
     )
     print()
@@ -246,6 +247,14 @@ def _alias(args: argparse.Namespace) -> int:
             record = registry.set_alias(args.name, args.alias, args.version)
             result = {"name": args.name, "alias": args.alias, "version": record.version}
             message = f"{args.name}@{args.alias} -> {record.ref}"
+            if record.config_error is not None:
+                # Aliases are metadata (an older release sharing the registry may still load
+                # it), so this is allowed; but this engine will refuse to serve it.
+                print(
+                    f"warning: this engine cannot load {record.ref}: its stored config is "
+                    f"refused: {record.config_error}",
+                    file=sys.stderr,
+                )
     if args.json:
         _print_json(result)
     else:
@@ -409,6 +418,12 @@ def _print_fields(pairs: Sequence[tuple[str, str]]) -> None:
 
 def _inline(mapping: dict[str, Any]) -> str:
     return ", ".join(f"{k}={v}" for k, v in mapping.items()) or "-"
+
+
+def _config_state(record: ModelVersion) -> str:
+    if record.config_error is None:
+        return "valid"
+    return f"refused by this engine, so it cannot be loaded: {record.config_error}"
 
 
 def _short(value: str | None) -> str:

@@ -7,13 +7,20 @@
 from __future__ import annotations
 
 from engine.registry.fingerprint import code_revision, fingerprint_array, fingerprint_file
-from engine.registry.records import Lineage, ModelSummary, ModelVersion, ResolvedModel
+from engine.registry.records import (
+    Lineage,
+    ModelSummary,
+    ModelVersion,
+    NewVersion,
+    ResolvedModel,
+)
 from engine.registry.registry import Registry, resolve
 
 __all__ = [
     "Lineage",
     "ModelSummary",
     "ModelVersion",
+    "NewVersion",
     "Registry",
     "ResolvedModel",
     "code_revision",

@@ -1,6 +1,11 @@
 """The registry's record types: what a version is, where it came from, how to load it.
 
 All are frozen; :meth:`to_dict` gives the JSON form the CLI prints with ``--json``.
+
+A version's config is kept as stored and validated only when it is used to load the model
+(:attr:`ModelVersion.config`): a version that an older release registered with values this
+engine's :class:`~engine.config.ModelConfig` refuses stays readable (listed, shown, aliased,
+followed in lineage) and fails only when loaded, naming the version, the field and the value.
 """
 
 from __future__ import annotations
@@ -10,6 +15,7 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +29,7 @@ __all__ = [
     "Lineage",
     "ModelSummary",
     "ModelVersion",
+    "NewVersion",
     "ResolvedModel",
     "check_metrics",
     "check_params",
@@ -87,7 +94,12 @@ class Lineage:
 
 @dataclass(frozen=True)
 class ModelVersion:
-    """One registered version of a model, as stored."""
+    """One registered version of a model, as stored.
+
+    ``stored_config`` is the config's JSON form exactly as the database holds it; :attr:`config`
+    validates it. Reading a record never validates the config, so one version written under
+    older bounds cannot break listing, showing or resolving any other.
+    """
 
     name: str
     version: int
@@ -96,7 +108,7 @@ class ModelVersion:
     size_bytes: int
     inputs: tuple[TensorSpec, ...]
     outputs: tuple[TensorSpec, ...]
-    config: ModelConfig
+    stored_config: Any
     metrics: dict[str, float]
     params: dict[str, Any]
     tags: dict[str, str]
@@ -109,7 +121,38 @@ class ModelVersion:
     def ref(self) -> str:
         return f"{self.name}:{self.version}"
 
+    @property
+    def config(self) -> ModelConfig:
+        """The stored config, validated. Raises InvalidConfigError naming the model, the
+        version, the field, the stored value and the allowed range when this engine refuses
+        it (a version an older release registered under looser bounds, or a newer release
+        with fields this one does not know)."""
+        config, error = self._checked_config
+        if config is None:
+            raise InvalidConfigError(
+                f"model {self.name!r} version {self.version} cannot be loaded: its stored config "
+                f"is refused by this engine: {error} (written by another release; register the "
+                f"model file again with a config this engine accepts)"
+            )
+        return config
+
+    @property
+    def config_error(self) -> str | None:
+        """Why this engine refuses the stored config (field, value, allowed range); None when
+        the config is valid."""
+        return self._checked_config[1]
+
+    @cached_property
+    def _checked_config(self) -> tuple[ModelConfig | None, str | None]:
+        try:
+            return ModelConfig.from_dict(self.stored_config), None
+        except (TypeError, ValueError) as exc:  # InvalidConfigError, or a row no release wrote
+            return None, str(exc)
+
     def to_dict(self) -> dict[str, Any]:
+        """The JSON form. ``config`` is the validated config's JSON form, or the stored one as
+        is when this engine refuses it; ``config_error`` then says why (else None)."""
+        config, error = self._checked_config
         return {
             "name": self.name,
             "version": self.version,
@@ -118,7 +161,8 @@ class ModelVersion:
             "size_bytes": self.size_bytes,
             "inputs": [t.to_dict() for t in self.inputs],
             "outputs": [t.to_dict() for t in self.outputs],
-            "config": self.config.to_dict(),
+            "config": config.to_dict() if config is not None else self.stored_config,
+            "config_error": error,
             "metrics": self.metrics,
             "params": self.params,
             "tags": self.tags,
@@ -156,6 +200,21 @@ class ResolvedModel:
     path: Path
     config: ModelConfig
     version: ModelVersion
+
+
+@dataclass(frozen=True)
+class NewVersion:
+    """One version to register with :meth:`Registry.register_all`: the arguments of
+    :meth:`Registry.register`, checked the same way when registered."""
+
+    name: str
+    path: str | Path
+    config: ModelConfig | Mapping[str, Any] | None = None
+    metrics: Mapping[str, float] | None = None
+    params: Mapping[str, Any] | None = None
+    tags: Mapping[str, str] | None = None
+    lineage: Lineage | Mapping[str, Any] | None = None
+    description: str | None = None
 
 
 def check_metrics(metrics: Mapping[str, Any]) -> dict[str, float]:

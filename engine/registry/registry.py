@@ -1,19 +1,27 @@
 """The model registry's Python API: :class:`Registry` and :func:`resolve`.
 
-A registration copies the file into the artifact store (atomic, by sha256) *before* one short
-database transaction allocates the version and inserts its row, so a crash at any point leaves
-either a complete version or none; at worst an unreferenced blob that :meth:`Registry.gc`
-reclaims. Concurrent registrations serialise on the database (SQLite ``BEGIN IMMEDIATE``,
-PostgreSQL ``SELECT ... FOR UPDATE`` on the model row) and retry unique-constraint races, so
-every one succeeds with its own version number.
+A registration copies each file into a temp file of the artifact store (hashed, fsynced) and
+checks it before one database transaction allocates the versions and inserts their rows; still
+inside that transaction the files are moved to their final names (durable), then it commits.
+So a crash or a database failure at any point leaves either every version of the call or none;
+at worst an unreferenced blob (when the commit itself fails after the move) that
+:meth:`Registry.gc` reclaims. Concurrent registrations serialise on the database (SQLite
+``BEGIN IMMEDIATE``, PostgreSQL ``SELECT ... FOR UPDATE`` on the model row) and retry
+unique-constraint races, so every one succeeds with its own version number.
+
+Reads never validate a stored config (see :class:`~engine.registry.records.ModelVersion`): a
+version an older release wrote under looser bounds is listed and shown, and fails only when
+loaded.
 """
 
 from __future__ import annotations
 
 import builtins
 import getpass
+import json
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from types import TracebackType
@@ -31,13 +39,15 @@ from engine.errors import (
     RegistryError,
 )
 from engine.names import MAX_VERSION, ModelRef, parse_ref, validate_name
-from engine.registry.artifacts import ArtifactStore
+from engine.registry.artifacts import ArtifactStore, StagedArtifact
 from engine.registry.database import Database
+from engine.registry.fingerprint import fingerprint_file
 from engine.registry.onnx_signature import check_model_file
 from engine.registry.records import (
     Lineage,
     ModelSummary,
     ModelVersion,
+    NewVersion,
     ResolvedModel,
     check_metrics,
     check_params,
@@ -126,58 +136,175 @@ class Registry:
         ModelLoadError (unreadable or invalid ONNX, external data), ModelNotFoundError (lineage
         parent missing), RegistryError (database failure).
         """
-        validate_name(name)
+        entry = NewVersion(
+            name,
+            path,
+            config=config,
+            metrics=metrics,
+            params=params,
+            tags=tags,
+            lineage=lineage,
+            description=description,
+        )
+        return self.register_all([entry], alias=alias)[0][0]
+
+    def register_all(
+        self,
+        entries: Sequence[NewVersion],
+        *,
+        alias: str | None = None,
+        skip_registered: bool = False,
+    ) -> builtins.list[tuple[ModelVersion, bool]]:
+        """Register every entry, in order, in one database transaction: all of them or none.
+
+        Each entry is checked as :meth:`register` checks it, and each file is copied to a temp
+        file of the artifact store and checked against its config, before the transaction
+        starts: a bad entry registers nothing. The transaction inserts the rows, moves the
+        files to their final names (durable), then commits. If the database fails part way (a
+        constraint, a full disk, a lost connection) it rolls back and the temp files are
+        deleted: nothing of the call remains. Only a failure of the commit itself, after the
+        move, leaves blobs; no version references them and :meth:`gc` reclaims them after its
+        grace period (they are not deleted at once: a concurrent registration of the same
+        bytes may have stored the same blob and be about to reference it).
+
+        With ``skip_registered``, an entry whose bytes and config are already registered under
+        its name (any version, archived included, or an earlier entry) is not registered
+        again: its result is that version. With ``alias``, the alias points at each name's
+        last entry's version when the transaction commits.
+
+        Returns ``(record, skipped)`` per entry, in order. Blocks on file and database I/O.
+        Raises as :meth:`register` does; ConflictError when the alias would point at an
+        archived version, or a version counted on as registered was deleted meanwhile (run
+        again).
+        """
         if alias is not None:
             validate_name(alias, "alias")
-        cfg = _as_config(config)
-        fields: dict[str, Any] = {
-            "metrics": check_metrics(metrics or {}),
-            "params": check_params(params or {}),
-            "tags": check_tags(tags or {}),
-            "description": _check_description(description),
-        }
-        lin = _as_lineage(lineage)
-        source = Path(path)
-        if not source.is_file():
-            raise ModelLoadError(f"model file {str(source)!r} does not exist or is not a file")
-
-        staged = self._artifacts.stage(source)
+        prepared = [_prepare(entry) for entry in entries]
+        if not prepared:
+            return []
+        known: dict[str, dict[tuple[str, str], int]] = {}
+        if skip_registered:
+            with self._db.read() as conn:
+                for name in {p.name for p in prepared}:
+                    known[name] = _registered_keys(conn, name)
+        staged: builtins.list[StagedArtifact | None] = []
+        committed: set[Path] = set()
         try:
-            inputs, outputs = check_model_file(staged.path, cfg, str(source))
-            self._artifacts.commit(staged)
-        except BaseException:
-            self._artifacts.discard(staged)
-            raise
-        fields.update(
-            artifact_sha256=staged.sha256,
-            artifact_size=staged.size_bytes,
-            signature={
-                "inputs": [t.to_dict() for t in inputs],
-                "outputs": [t.to_dict() for t in outputs],
-            },
-            config=cfg.to_dict(),
-            data_fingerprint=lin.data_fingerprint,
-            code_revision=lin.code_revision,
-            parent=lin.parent,
-            transform_spec=lin.transform_spec,
-            created_by=lin.created_by or _user(),
-        )
-        for attempt in range(_REGISTER_ATTEMPTS):
-            try:
-                with self._db.write() as conn:
-                    return self._insert_version(conn, name, fields, alias)
-            except IntegrityError as exc:
-                # Another process created the same model row first; the retry finds it.
-                if attempt == _REGISTER_ATTEMPTS - 1:
-                    raise RegistryError(
-                        f"could not register {name!r} after "
-                        f"{_REGISTER_ATTEMPTS} attempts: {exc.orig}"
-                    ) from exc
-        raise AssertionError("unreachable")
+            for item in prepared:
+                if skip_registered:
+                    item.source_sha256 = _file_sha256(item.source)
+                    if (item.source_sha256, item.config_key) in known[item.name]:
+                        staged.append(None)  # looked up again inside the transaction
+                        continue
+                copy = self._artifacts.stage(item.source)
+                staged.append(copy)
+                inputs, outputs = check_model_file(copy.path, item.config, str(item.source))
+                item.fields.update(
+                    artifact_sha256=copy.sha256,
+                    artifact_size=copy.size_bytes,
+                    signature={
+                        "inputs": [t.to_dict() for t in inputs],
+                        "outputs": [t.to_dict() for t in outputs],
+                    },
+                )
+            for attempt in range(_REGISTER_ATTEMPTS):
+                try:
+                    with self._db.write() as conn:
+                        ids, skipped = self._insert_all(conn, prepared, staged, skip_registered)
+                        if alias is not None:
+                            self._point_alias(conn, prepared, ids, alias)
+                        for artifact, was_skipped in zip(staged, skipped):
+                            if artifact is not None and not was_skipped:
+                                self._commit_artifact(artifact, committed)
+                        records = [
+                            self._load(conn, item.name, self._row_by_id(conn, version_id))
+                            for item, version_id in zip(prepared, ids)
+                        ]
+                    return list(zip(records, skipped))
+                except IntegrityError as exc:
+                    # Another process created the same model row first; the retry finds it.
+                    if attempt == _REGISTER_ATTEMPTS - 1:
+                        raise RegistryError(
+                            f"could not register {_describe(prepared)} after "
+                            f"{_REGISTER_ATTEMPTS} attempts: {exc.orig}"
+                        ) from exc
+            raise AssertionError("unreachable")
+        finally:
+            for artifact in staged:
+                if artifact is not None and artifact.path not in committed:
+                    self._artifacts.discard(artifact)
 
-    def _insert_version(
-        self, conn: sa.Connection, name: str, fields: dict[str, Any], alias: str | None
-    ) -> ModelVersion:
+    def _insert_all(
+        self,
+        conn: sa.Connection,
+        prepared: builtins.list[_Prepared],
+        staged: builtins.list[StagedArtifact | None],
+        skip_registered: bool,
+    ) -> tuple[builtins.list[int], builtins.list[bool]]:
+        """Insert the entries' rows (the caller's transaction); their version ids and which
+        were skipped as registered already."""
+        ids: builtins.list[int] = []
+        skipped: builtins.list[bool] = []
+        keys: dict[str, dict[tuple[str, str], int]] = {}
+        for item, artifact in zip(prepared, staged):
+            if skip_registered:
+                if item.name not in keys:
+                    # Lock the model row first (PostgreSQL), so a concurrent import of the same
+                    # model cannot insert the same bytes and config between this read and ours.
+                    conn.execute(
+                        sa.select(models.c.id).where(models.c.name == item.name).with_for_update()
+                    )
+                    keys[item.name] = _registered_keys(conn, item.name)
+                sha256 = artifact.sha256 if artifact is not None else item.source_sha256
+                found = keys[item.name].get((sha256, item.config_key))
+                if found is not None:
+                    ids.append(found)
+                    skipped.append(True)
+                    continue
+                if artifact is None:
+                    raise ConflictError(
+                        f"a version of {item.name!r} with the same file and config was deleted "
+                        f"while this import ran; nothing was registered; run it again"
+                    )
+            version_id = self._insert_version(conn, item.name, item.fields)
+            if skip_registered:
+                keys[item.name][(item.fields["artifact_sha256"], item.config_key)] = version_id
+            ids.append(version_id)
+            skipped.append(False)
+        return ids, skipped
+
+    def _point_alias(
+        self,
+        conn: sa.Connection,
+        prepared: builtins.list[_Prepared],
+        ids: builtins.list[int],
+        alias: str,
+    ) -> None:
+        newest = {item.name: version_id for item, version_id in zip(prepared, ids)}
+        now = _now()
+        for name, version_id in newest.items():
+            row = self._row_by_id(conn, version_id)
+            if row.status != "ready":
+                raise ConflictError(
+                    f"cannot point alias {alias!r} at {name}:{row.version}: it is {row.status}"
+                )
+            _put_alias(conn, row.model_id, alias, row.id, now)
+            conn.execute(models.update().where(models.c.id == row.model_id).values(updated_at=now))
+
+    def _commit_artifact(self, artifact: StagedArtifact, committed: set[Path]) -> None:
+        if artifact.path in committed:
+            return  # moved into place by an earlier attempt of this transaction
+        try:
+            self._artifacts.commit(artifact)
+        except OSError as exc:
+            raise RegistryError(
+                f"cannot store artifact {artifact.sha256} in {str(self._artifacts.root)!r}: "
+                f"{exc.strerror or exc}"
+            ) from exc
+        committed.add(artifact.path)
+
+    def _insert_version(self, conn: sa.Connection, name: str, fields: dict[str, Any]) -> int:
+        """Insert the next version of ``name``; returns the new row's id."""
         now = _now()
         if fields["parent"] is not None:
             self._version_row(conn, parse_ref(fields["parent"]))  # raises if it is missing
@@ -205,16 +332,13 @@ class Registry:
             .where(models.c.id == model_id)
             .values(last_version=version, updated_at=now)
         )
-        version_id = _new_id(
+        return _new_id(
             conn.execute(
                 versions.insert().values(
                     model_id=model_id, version=version, status="ready", created_at=now, **fields
                 )
             )
         )
-        if alias is not None:
-            _put_alias(conn, model_id, alias, version_id, now)
-        return self._load(conn, name, self._row_by_id(conn, version_id))
 
     def set_alias(self, name: str, alias: str, version: int) -> ModelVersion:
         """Point ``name@alias`` at ``version`` (creating or moving the alias).
@@ -280,14 +404,16 @@ class Registry:
 
     def resolve(self, ref: str | ModelRef) -> ResolvedModel:
         """What a loader needs for ``ref``: the artifact path (hash verified now), the config
-        and the record. Raises ModelNotFoundError, or ModelLoadError if the blob is missing or
-        does not match its hash."""
+        and the record. Raises ModelNotFoundError, InvalidConfigError if this engine refuses
+        the version's stored config (naming the version, field, value and allowed range), or
+        ModelLoadError if the blob is missing or does not match its hash."""
         record = self.get(ref)
+        config = record.config  # before hashing the blob: the cheaper refusal first
         try:
             path = self._artifacts.verify(record.sha256, record.size_bytes)
         except ModelLoadError as exc:
             raise ModelLoadError(f"{record.ref}: {exc}") from None
-        return ResolvedModel(path=path, config=record.config, version=record)
+        return ResolvedModel(path=path, config=config, version=record)
 
     def versions(self, name: str) -> builtins.list[ModelVersion]:
         """Every version of ``name``, archived included, oldest first."""
@@ -428,6 +554,86 @@ def resolve(
         return registry.resolve(ref)
 
 
+@dataclass
+class _Prepared:
+    """One checked entry of :meth:`Registry.register_all`; ``fields`` are its row's columns
+    (the artifact's are added once its file is staged)."""
+
+    name: str
+    source: Path
+    config: ModelConfig
+    config_key: str
+    fields: dict[str, Any]
+    source_sha256: str = ""  # with skip_registered: the source file's hash, before staging
+
+
+def _prepare(entry: NewVersion) -> _Prepared:
+    """Validate an entry as :meth:`Registry.register` does, before any file is copied."""
+    if not isinstance(entry, NewVersion):
+        raise InvalidConfigError(f"entries must be NewVersion records; was {entry!r}")
+    validate_name(entry.name)
+    cfg = _as_config(entry.config)
+    fields: dict[str, Any] = {
+        "metrics": check_metrics(entry.metrics or {}),
+        "params": check_params(entry.params or {}),
+        "tags": check_tags(entry.tags or {}),
+        "description": _check_description(entry.description),
+    }
+    lin = _as_lineage(entry.lineage)
+    source = Path(entry.path)
+    if not source.is_file():
+        raise ModelLoadError(f"model file {str(source)!r} does not exist or is not a file")
+    fields.update(
+        config=cfg.to_dict(),
+        data_fingerprint=lin.data_fingerprint,
+        code_revision=lin.code_revision,
+        parent=lin.parent,
+        transform_spec=lin.transform_spec,
+        created_by=lin.created_by or _user(),
+    )
+    return _Prepared(entry.name, source, cfg, _config_key(fields["config"]) or "", fields)
+
+
+def _registered_keys(conn: sa.Connection, name: str) -> dict[tuple[str, str], int]:
+    """(sha256, config key) -> version id, for the versions of ``name`` (newest wins). A
+    stored config this engine refuses matches nothing: a new, valid one never equals it."""
+    rows = conn.execute(
+        sa.select(versions.c.id, versions.c.artifact_sha256, versions.c.config)
+        .join(models, models.c.id == versions.c.model_id)
+        .where(models.c.name == name)
+        .order_by(versions.c.version)
+    )
+    out: dict[tuple[str, str], int] = {}
+    for row in rows:
+        key = _config_key(row.config)
+        if key is not None:
+            out[(row.artifact_sha256, key)] = row.id
+    return out
+
+
+def _config_key(stored: Any) -> str | None:
+    """A config's canonical JSON (defaults filled in), or None if this engine refuses it."""
+    try:
+        return json.dumps(ModelConfig.from_dict(stored).to_dict(), sort_keys=True)
+    except (TypeError, ValueError):
+        return None
+
+
+def _file_sha256(path: Path) -> str:
+    try:
+        return fingerprint_file(path).removeprefix("sha256:")
+    except OSError as exc:
+        raise ModelLoadError(f"cannot read model file {str(path)!r}: {exc.strerror}") from exc
+
+
+def _describe(prepared: Sequence[_Prepared]) -> str:
+    names = sorted({item.name for item in prepared})
+    if len(prepared) == 1:
+        return repr(names[0])
+    shown = ", ".join(repr(n) for n in names[:5]) + (", ..." if len(names) > 5 else "")
+    return f"{len(prepared)} versions of {shown}"
+
+
 def _new_id(result: sa.CursorResult[Any]) -> int:
     key = result.inserted_primary_key
     assert key is not None  # single-row INSERT into a table with an integer primary key
@@ -463,7 +669,7 @@ def _record(name: str, row: sa.Row[Any], alias_names: tuple[str, ...]) -> ModelV
         size_bytes=row.artifact_size,
         inputs=tuple(TensorSpec.from_dict(t) for t in row.signature["inputs"]),
         outputs=tuple(TensorSpec.from_dict(t) for t in row.signature["outputs"]),
-        config=ModelConfig.from_dict(row.config),
+        stored_config=row.config,
         metrics=dict(row.metrics),
         params=dict(row.params),
         tags=dict(row.tags),

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import json
 import os
+import sqlite3
 import subprocess
 import sys
 from collections.abc import Callable
@@ -147,6 +148,39 @@ def test_import_repo(run: Run, add_model, tmp_path: Path) -> None:
     assert code == 1
     # Named relative to the repository (a server shows the same messages to its clients).
     assert "error: mlp/config.pbtxt:2: unknown or unsupported field 'bogus'" in err
+
+
+def test_a_version_with_a_config_refused_by_new_bounds(run: Run, add_model, tmp_path: Path) -> None:
+    """A registry written by an older release: m:2's stored config holds instances = 1000,
+    over today's bound. Every metadata command works and shows it; only loading it fails."""
+    run("register", "m", str(add_model(1.0)), "--alias", "production")
+    run("register", "m", str(add_model(2.0)))
+    run("register", "other", str(add_model(3.0)), "--parent", "m:2")
+    with sqlite3.connect(tmp_path / "home" / "registry.db") as conn:
+        conn.execute(
+            "UPDATE versions SET config = json_set(config, '$.instances', 1000) "
+            "WHERE version = 2 AND model_id = (SELECT id FROM models WHERE name = 'm')"
+        )
+    conn.close()
+    refused = "instances must be an int <= 256; was 1000 (allowed: [1, 256])"
+
+    assert [m["name"] for m in _json(run, "list")] == ["m", "other"]  # type: ignore[union-attr,index]
+    record = _json(run, "show", "m")  # the latest: version 2
+    assert record["version"] == 2  # type: ignore[index]
+    assert record["config"]["instances"] == 1000  # type: ignore[index]
+    assert record["config_error"] == refused  # type: ignore[index]
+    code, out, _ = run("show", "m:2")
+    assert code == 0
+    assert f"config:           refused by this engine, so it cannot be loaded: {refused}" in out
+    code, out, _ = run("show", "m:1")
+    assert "config:           valid" in out
+    versions = _json(run, "versions", "m")
+    assert [v["config_error"] for v in versions] == [None, refused]  # type: ignore[union-attr,index]
+    chain = _json(run, "lineage", "other:1")
+    assert [c["ref"] for c in chain] == ["other:1", "m:2"]  # type: ignore[union-attr,index]
+    code, out, err = run("alias", "m", "staging", "2")
+    assert (code, out.strip()) == (0, "m@staging -> m:2")
+    assert f"warning: this engine cannot load m:2: its stored config is refused: {refused}" in err
 
 
 def test_config_files_json_and_pbtxt(run: Run, add_model, tmp_path: Path) -> None:

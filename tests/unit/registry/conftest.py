@@ -13,6 +13,7 @@ import os
 import pwd
 import shutil
 import socket
+import sqlite3
 import subprocess
 import tempfile
 import uuid
@@ -22,9 +23,11 @@ from pathlib import Path
 import numpy as np
 import onnx
 import pytest
+import sqlalchemy as sa
 from onnx import TensorProto, helper, numpy_helper
 
 from engine.registry import Registry
+from engine.registry.database import normalise_url
 
 BACKENDS = ["sqlite", "postgresql"]
 
@@ -243,3 +246,30 @@ def open_registry(home: Path, registry_url: str | None) -> Iterator[RegistryFact
 @pytest.fixture
 def registry(open_registry: RegistryFactory) -> Registry:
     return open_registry()
+
+
+RawSql = Callable[..., None]
+
+
+@pytest.fixture
+def raw_sql(home: Path, registry_url: str | None) -> RawSql:
+    """Runs SQL statements, in one transaction, on the test's registry database outside the
+    engine (as an operator or an older release would): Python's sqlite3 on SQLite, a plain
+    SQLAlchemy connection on PostgreSQL."""
+
+    def run(*statements: str) -> None:
+        if registry_url is None:
+            with sqlite3.connect(home / "registry.db") as conn:
+                for statement in statements:
+                    conn.execute(statement)
+            conn.close()
+            return
+        engine = sa.create_engine(normalise_url(registry_url))
+        try:
+            with engine.begin() as conn:
+                for statement in statements:
+                    conn.exec_driver_sql(statement)
+        finally:
+            engine.dispose()
+
+    return run

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from engine.registry import Registry
+from engine.registry.artifacts import ArtifactStore
 
 # Each worker waits for the "go" file so both register at the same moment.
 _WORKER = r"""
@@ -172,19 +173,36 @@ def test_crash_between_artifact_and_record_leaves_no_version(
     registry: Registry, onnx_model, monkeypatch: pytest.MonkeyPatch, home: Path
 ) -> None:
     registry.register("m", onnx_model(bias=1.0))
+    blobs = home / "artifacts" / "sha256"
 
     def crash(*args: object, **kwargs: object) -> None:
-        raise KeyboardInterrupt  # as if the process died after the blob was written
+        raise KeyboardInterrupt  # as if the process died while inserting the row
 
+    # Dying before the blob is moved into place leaves nothing: no row, blob or temp file.
     monkeypatch.setattr(Registry, "_insert_version", crash)
     with pytest.raises(KeyboardInterrupt):
         registry.register("m", onnx_model(bias=2.0))
     monkeypatch.undo()
     assert [v.version for v in registry.versions("m")] == [1]
-    assert len(list((home / "artifacts" / "sha256").glob("??/*"))) == 2  # the orphan
+    assert len(list(blobs.glob("??/*"))) == 1
+    assert list((home / "artifacts" / "tmp").glob("*.part")) == []
+
+    # Dying after the blob is durable but before the commit leaves only an unreferenced blob.
+    commit = ArtifactStore.commit
+
+    def commit_then_crash(self: ArtifactStore, staged: object) -> None:
+        commit(self, staged)  # type: ignore[arg-type]
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(ArtifactStore, "commit", commit_then_crash)
+    with pytest.raises(KeyboardInterrupt):
+        registry.register("m", onnx_model(bias=2.0))
+    monkeypatch.undo()
+    assert [v.version for v in registry.versions("m")] == [1]
+    assert len(list(blobs.glob("??/*"))) == 2  # the orphan
     assert registry.register("m", onnx_model(bias=3.0)).version == 2
     old = time.time() - 7200
-    for blob in (home / "artifacts" / "sha256").glob("??/*"):
+    for blob in blobs.glob("??/*"):
         os.utime(blob, (old, old))
     assert len(registry.gc()) == 1
     for v in registry.versions("m"):

@@ -1,0 +1,122 @@
+"""`engine serve --registry` over a registry written by an older release.
+
+``add``'s production alias points at version 2, whose stored config (edited with sqlite3, as
+an older release could have written it) holds ``instances = 1000``, over today's bound of 256.
+The server must start, serve the other models, report that version as failed (log line and
+``engine_model_load_failures_total``) and keep following the registry: when the alias moves
+back to a valid version, that one is served.
+
+The registry is driven through the `engine models` command, so this pytest process never loads
+``engine._core`` (see test_registry_serving.py).
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+import tritonclient.grpc as grpcclient
+from _server import ServerProcess, start_server
+from onnx import TensorProto, helper, numpy_helper
+
+pytestmark = pytest.mark.integration
+
+WAIT_S = 20.0
+REFUSED = "instances must be an int <= 256; was 1000 (allowed: [1, 256])"
+
+
+def _write_add_model(path: Path, bias: float) -> Path:
+    b = numpy_helper.from_array(np.full(4, bias, dtype=np.float32), "b")
+    graph = helper.make_graph(
+        [helper.make_node("Add", ["x", "b"], ["y"])],
+        "add",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 4])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", 4])],
+        [b],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    path.parent.mkdir(parents=True, exist_ok=True)
+    onnx.save(model, str(path))
+    return path
+
+
+def _models(home: Path, *args: str) -> str:
+    cmd = [sys.executable, "-m", "engine.cli", "models", *args, "--home", str(home)]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def _infer(client: grpcclient.InferenceServerClient, model: str) -> float:
+    x = grpcclient.InferInput("x", [1, 4], "FP32")
+    x.set_data_from_numpy(np.zeros((1, 4), dtype=np.float32))
+    y = client.infer(model, [x]).as_numpy("y")
+    assert y is not None
+    return float(y[0, 0])
+
+
+def _metric(server: ServerProcess, prefix: str) -> float | None:
+    url = f"http://127.0.0.1:{server.metrics_port}/metrics"
+    with urllib.request.urlopen(url, timeout=5) as response:
+        text = response.read().decode()
+    for line in text.splitlines():
+        if line.startswith(prefix):
+            return float(line.rsplit(" ", 1)[1])
+    return None
+
+
+def _wait_for(what: str, check: Callable[[], bool], timeout_s: float = WAIT_S) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not check():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout_s:g}s waiting for {what}")
+        time.sleep(0.05)
+
+
+def test_a_version_refused_by_new_bounds_fails_alone(tmp_path: Path) -> None:
+    home = tmp_path / "engine-home"  # start_server's ENGINE_HOME
+    _models(home, "register", "add", str(_write_add_model(tmp_path / "a1.onnx", 1.0)))
+    _models(home, "register", "add", str(_write_add_model(tmp_path / "a2.onnx", 2.0)))
+    _models(home, "alias", "add", "production", "2")
+    other = _write_add_model(tmp_path / "o1.onnx", 5.0)
+    _models(home, "register", "other", str(other), "--alias", "production")
+    with sqlite3.connect(home / "registry.db") as conn:
+        conn.execute(
+            "UPDATE versions SET config = json_set(config, '$.instances', 1000) "
+            "WHERE version = 2 AND model_id = (SELECT id FROM models WHERE name = 'add')"
+        )
+    conn.close()
+    shown = json.loads(_models(home, "show", "add@production", "--json"))
+    assert (shown["config"]["instances"], shown["config_error"]) == (1000, REFUSED)
+
+    server = start_server(["--registry", "--poll-s", "0.2"], tmp_path)
+    try:
+        client = grpcclient.InferenceServerClient(server.url)
+        assert _infer(client, "other") == 5.0
+        assert not client.is_model_ready("add")
+        failures = 'engine_model_load_failures_total{model="add",version="2"}'
+        assert (_metric(server, failures) or 0) >= 1
+        assert _metric(server, 'engine_model_default_version{alias="production",model="other"}')
+        log = server.stderr()
+        assert "model add:2 failed to load" in log
+        assert "model 'add' version 2 cannot be loaded: its stored config is refused" in log
+        assert REFUSED in log
+
+        # The watcher still follows the registry: moving the alias to a valid version serves it.
+        _models(home, "alias", "add", "production", "1")
+        _wait_for("add:1 served", lambda: client.is_model_ready("add"))
+        assert _infer(client, "add") == 1.0
+        assert _infer(client, "other") == 5.0
+        client.close()
+    finally:
+        assert server.terminate() == 0, server.stderr()

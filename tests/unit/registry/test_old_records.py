@@ -1,0 +1,149 @@
+"""Versions written by an older release, whose stored config the current bounds refuse.
+
+The test registers normally, then edits the stored config row with plain SQL (sqlite3, or a
+plain PostgreSQL connection), as a database from an older release would hold it. Reading
+metadata keeps working and shows the stored values; only loading that version fails, naming
+the model, the version, the field, the stored value and the allowed range.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from engine.config import ModelConfig
+from engine.errors import InvalidConfigError
+from engine.registry import Registry
+from engine.repository import import_repository
+
+RawSql = Callable[..., None]
+
+INSTANCES_REFUSED = "instances must be an int <= 256; was 1000 (allowed: [1, 256])"
+
+
+def store_config(raw_sql: RawSql, name: str, version: int, **changes: Any) -> None:
+    """Overwrite the stored config row of ``name:version`` (registered with the default
+    config) outside the engine, with ``changes`` applied."""
+    text = json.dumps(ModelConfig().to_dict() | changes).replace("'", "''")
+    raw_sql(
+        f"UPDATE versions SET config = '{text}' WHERE version = {version} "
+        f"AND model_id = (SELECT id FROM models WHERE name = '{name}')"
+    )
+
+
+@pytest.fixture
+def old_row(registry: Registry, raw_sql: RawSql, onnx_model) -> Registry:
+    """m:1 (@production), m:2 with instances = 1000 stored, other:1 (@production, parent m:2)."""
+    registry.register("m", onnx_model(bias=1.0), alias="production")
+    registry.register("m", onnx_model(bias=2.0))
+    registry.register("other", onnx_model(bias=3.0), alias="production", lineage={"parent": "m:2"})
+    store_config(raw_sql, "m", 2, instances=1000)
+    return registry
+
+
+def test_metadata_reads_show_the_stored_values(old_row: Registry) -> None:
+    registry = old_row
+    assert [(s.name, s.latest_version, s.version_count, s.aliases) for s in registry.list()] == [
+        ("m", 2, 2, {"production": 1}),
+        ("other", 1, 1, {"production": 1}),
+    ]
+    for ref in ("m", "m:2"):  # "m" is the latest ready version: the old one
+        record = registry.get(ref)
+        assert record.version == 2
+        assert record.stored_config["instances"] == 1000
+        assert record.config_error == INSTANCES_REFUSED
+        data = record.to_dict()
+        assert data["config"]["instances"] == 1000
+        assert data["config_error"] == INSTANCES_REFUSED
+    assert registry.get("m:1").config_error is None
+    assert registry.get("m:1").to_dict()["config_error"] is None
+    assert [v.version for v in registry.versions("m")] == [1, 2]
+    assert [r.ref for r in registry.lineage("other:1")] == ["other:1", "m:2"]
+
+
+def test_writes_to_metadata_keep_working(old_row: Registry, onnx_model) -> None:
+    registry = old_row
+    assert registry.set_alias("m", "staging", 2).aliases == ("staging",)
+    assert registry.get("m@staging").stored_config["instances"] == 1000
+    registry.remove_alias("m", "staging")
+    assert registry.archive("m", 2).status == "archived"
+    assert registry.register("m", onnx_model(bias=4.0)).version == 3
+    registry.delete("m", 2)
+    assert [v.version for v in registry.versions("m")] == [1, 3]
+
+
+def test_only_loading_that_version_fails(old_row: Registry) -> None:
+    registry = old_row
+    message = (
+        f"model 'm' version 2 cannot be loaded: its stored config is refused by this engine: "
+        f"{INSTANCES_REFUSED} (written by another release; register the model file again with a "
+        f"config this engine accepts)"
+    )
+    with pytest.raises(InvalidConfigError) as info:
+        registry.resolve("m:2")
+    assert str(info.value) == message
+    with pytest.raises(InvalidConfigError) as info:
+        registry.get("m").config  # noqa: B018 - the property validates
+    assert str(info.value) == message
+    assert registry.resolve("m:1").config.instances == 1
+    assert registry.resolve("m@production").version.version == 1
+    assert registry.resolve("other@production").path.is_file()
+
+
+@pytest.mark.parametrize("backend", ["sqlite"])
+@pytest.mark.parametrize(
+    ("changes", "fragment"),
+    [
+        ({"intra_op_threads": 300}, "intra_op_threads must be an int <= 256; was 300"),
+        ({"intra_op_threads": "4"}, "intra_op_threads must be an int in [0, 256]; was '4'"),
+        (
+            {"instances": 200, "intra_op_threads": 100},
+            "instances x intra_op_threads must be <= 4096",
+        ),
+        ({"max_batch_size": 2**31}, "max_batch_size must be an int <= 2147483647; was 2147483648"),
+        (
+            {"default_timeout_us": 2 * 86_400_000_000},
+            "default_timeout_us must be an int <= 86400000000; was 172800000000",
+        ),
+        ({"retired_field": 1}, "unknown model config fields ['retired_field']"),
+    ],
+)
+def test_each_refusal_names_field_value_and_range(
+    registry: Registry, raw_sql: RawSql, onnx_model, changes: dict[str, Any], fragment: str
+) -> None:
+    registry.register("m", onnx_model(bias=1.0))
+    store_config(raw_sql, "m", 1, **changes)
+    record = registry.get("m:1")
+    assert record.config_error is not None and fragment in record.config_error
+    with pytest.raises(InvalidConfigError, match="^model 'm' version 1 cannot be loaded") as info:
+        registry.resolve("m:1")
+    assert fragment in str(info.value)
+
+
+def test_import_beside_an_old_row(old_row: Registry, onnx_model, tmp_path: Path) -> None:
+    # m:2's bytes with a valid config: a new version, since the stored config differs.
+    registry = old_row
+    repo = tmp_path / "repo"
+    (repo / "m" / "1").mkdir(parents=True)
+    shutil.copy(onnx_model(bias=2.0), repo / "m" / "1" / "model.onnx")
+    first = import_repository(registry, repo)
+    assert [(r.registered_version, r.skipped) for r in first] == [(3, False)]
+    assert registry.get("m:3").sha256 == registry.get("m:2").sha256
+    again = import_repository(registry, repo)
+    assert [(r.registered_version, r.skipped) for r in again] == [(3, True)]
+
+
+@pytest.mark.parametrize("backend", ["sqlite"])
+def test_engine_load_of_that_version_fails_clearly(old_row: Registry, home: Path) -> None:
+    import engine
+
+    with pytest.raises(InvalidConfigError, match="model 'm' version 2 cannot be loaded") as info:
+        engine.load("m:2", registry_home=home)
+    assert INSTANCES_REFUSED in str(info.value)
+    model = engine.load("m@production", registry_home=home)
+    model.close()
