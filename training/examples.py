@@ -18,13 +18,20 @@ from engine.training.datasets import load_dataset, split
 from engine.training.export_options import ExportOptions, ExportResult
 from engine.training.export_sklearn import table_inputs
 from engine.training.families import FAMILIES
-from engine.training.lineage import fingerprint_dataset, make_lineage, register_model
+from engine.training.lineage import (
+    check_parent,
+    fingerprint_dataset,
+    make_lineage,
+    register_model,
+)
 from engine.training.pipeline import evaluate, export_trained, train_tabular
 from engine.training.profile import profile_frame, profile_outputs, save_profile
 from engine.training.torch_mlp import TorchTrainParams
 from engine.training.validate import run_onnx
 
+from engine.errors import InvalidConfigError
 from engine.names import validate_name
+from engine.registry import Lineage
 
 __all__ = ["EXAMPLES", "Example", "TrainOutcome", "TrainRequest", "run_example"]
 
@@ -64,7 +71,13 @@ EXAMPLES: dict[str, Example] = {
 
 @dataclass(frozen=True)
 class TrainRequest:
-    """One run. ``name`` defaults to the example's name; ``rows`` to the dataset's size."""
+    """One run. ``name`` defaults to the example's name; ``rows`` to the dataset's size.
+
+    Lineage parent of the registered version: ``parent`` (``name:VERSION``, any model, checked
+    to exist before training); when None and ``inherit_parent`` (the default), the newest
+    version of ``name`` at registration, archived or not (a retrain follows the previous
+    training); None for the first version, or with ``inherit_parent=False``.
+    """
 
     example: str
     family: str | None = None
@@ -79,6 +92,8 @@ class TrainRequest:
     alias: str | None = None
     home: str | Path | None = None
     registry_url: str | None = None
+    parent: str | None = None
+    inherit_parent: bool = True
 
     def __post_init__(self) -> None:
         # The registry checks these too, but only at the end, after training and export.
@@ -86,6 +101,12 @@ class TrainRequest:
             validate_name(self.name)
         if self.alias is not None:
             validate_name(self.alias, "alias")
+        if self.parent is not None:
+            Lineage(parent=self.parent)  # the format: name:VERSION
+            if not self.inherit_parent:
+                raise InvalidConfigError(
+                    f"parent {self.parent!r} and inherit_parent=False contradict each other"
+                )
 
 
 @dataclass(frozen=True)
@@ -114,6 +135,10 @@ def run_example(
     family = request.family or example.default_family
     if family not in FAMILIES:
         raise ValueError(f"unknown model family {family!r}; known: {list(FAMILIES)}")
+    if not request.register and request.parent is not None:
+        raise InvalidConfigError(f"parent {request.parent!r} needs registration")
+    if request.parent is not None:
+        check_parent(request.parent, home=request.home, registry_url=request.registry_url)
     if request.out_dir is not None:
         return _run(example, family, request, Path(request.out_dir), progress)
     if not request.register:
@@ -183,12 +208,13 @@ def _run(
         # The registry has no field of its own for it yet; the monitor reads it from here.
         "reference_profile": profile,
     }
-    lineage = make_lineage(fingerprint_dataset(data))
+    lineage = make_lineage(fingerprint_dataset(data), parent=request.parent)
     version = None
     if request.register:
         version = register_model(
             exported.path,
             request.name or example.name,
+            inherit_parent=request.inherit_parent,
             metrics={**metrics, **parity.metrics()},
             params=params,
             lineage=lineage,
@@ -203,6 +229,7 @@ def _run(
             home=request.home,
             registry_url=request.registry_url,
         )
+        lineage = version.lineage.to_dict()  # as recorded: with the parent it inherited
     return TrainOutcome(
         example,
         family,

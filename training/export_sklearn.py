@@ -3,10 +3,16 @@
 Inputs of the ONNX graph follow the sample (see :mod:`engine.training.samples`):
 
 - a model fitted on a DataFrame (``feature_names_in_``) takes one ``[batch, 1]`` input per
-  column, named after the column: float32 for numeric columns, string otherwise. The sample
-  must have exactly those columns.
+  column, named after the column: float32 for numeric columns, bool for bool columns, string
+  otherwise. The sample must have exactly those columns. When the model's first step reads
+  the frame as one numeric matrix (a bare estimator, or a Pipeline not starting with a
+  ColumnTransformer or FeatureUnion) and every column is numeric or bool, the graph
+  concatenates the columns into that matrix (see :mod:`engine.training.served_inputs`).
 - a model fitted on an array takes one ``[batch, n_features]`` float32 input, named
   ``input_names[0]`` or ``"input"``.
+
+Parity gives scikit-learn the sample's own column values (numeric ones rounded to float32, as
+served), never the encoding the ONNX graph takes.
 
 Outputs are skl2onnx's: classifiers ``label`` and ``probabilities`` (a plain tensor, no
 ZipMap), regressors ``variable``. ``output_names`` may rename them, in that order.
@@ -20,6 +26,7 @@ from typing import Any
 import numpy as np
 from engine.training.export_options import ExportOptions, ExportResult, staged_output
 from engine.training.samples import Sample
+from engine.training.served_inputs import serve_columns
 from engine.training.validate import (
     OutputParity,
     ParityReport,
@@ -68,9 +75,11 @@ def export_sklearn(
     parity outside ``options.atol``/``options.rtol``.
     """
     options = options or ExportOptions()
-    feeds, framework_input, initial_types = _model_inputs(model, sample, options)
-    onx = _convert(model, initial_types, options)
+    feeds, framework_input, initial_types, matrix = _model_inputs(model, sample, options)
+    onx = _convert(model, initial_types, options, list(feeds))
     output_names = _rename_outputs(onx, options.output_names)
+    if getattr(model, "feature_names_in_", None) is not None:  # one feed per table column
+        onx = serve_columns(onx, feeds, matrix)
     with staged_output(out) as staged:
         staged.write_bytes(onx.SerializeToString())
         check_onnx(staged)
@@ -83,8 +92,9 @@ def export_sklearn(
 
 def _model_inputs(
     model: Any, sample: Sample, options: ExportOptions
-) -> tuple[dict[str, np.ndarray], Any, list[Any]]:
-    """Engine feeds, the same values as the framework will see them, and skl2onnx types."""
+) -> tuple[dict[str, np.ndarray], Any, list[Any], str | None]:
+    """Engine feeds, the same values as the framework will see them, skl2onnx types, and the
+    name of the one matrix input the table's columns are concatenated into (or None)."""
     from skl2onnx.common.data_types import FloatTensorType
 
     batch = None if options.dynamic_batch else sample.rows
@@ -101,7 +111,14 @@ def _model_inputs(
                 "inputs are named after the columns "
                 f"{list(fitted_columns)}"
             )
-        return table_inputs(sample.table, [str(c) for c in fitted_columns], batch, sample.source)
+        columns = [str(c) for c in fitted_columns]
+        feeds, framework, types = table_inputs(sample.table, columns, batch, sample.source)
+        if _reads_one_matrix(model) and all(_is_float(t) for _, t in types):
+            # scikit-learn turns the frame into one float matrix for this model: convert with
+            # that, and let serve_columns concatenate the column inputs into it.
+            matrix = _unused_name("features", columns)
+            return feeds, framework, [(matrix, FloatTensorType([batch, len(columns)]))], matrix
+        return feeds, framework, types, None
     matrix = sample.as_matrix().astype(np.float32)
     expected = getattr(model, "n_features_in_", None)
     if matrix.ndim != 2 or (expected is not None and matrix.shape[1] != expected):
@@ -117,12 +134,20 @@ def _model_inputs(
     name = options.input_names[0] if options.input_names else "input"
     types = [(name, FloatTensorType([batch, matrix.shape[1]]))]
     # The framework gets float64, as when called on a user's array, of the served values.
-    return {name: matrix}, matrix.astype(np.float64), types
+    return {name: matrix}, matrix.astype(np.float64), types, None
 
 
 def table_inputs(
     frame: Any, columns: list[str], batch: int | None, source: str
 ) -> tuple[dict[str, np.ndarray], Any, list[Any]]:
+    """``(feeds, framework, types)`` for a model fitted on ``columns`` of a DataFrame.
+
+    ``feeds``: one ``[rows, 1]`` array per column, as the served model takes it (float32,
+    bool, or str objects). ``framework``: the DataFrame to give scikit-learn, holding the
+    sample's own values (numeric columns as float64 of the float32 values served, so parity
+    measures the export, not the cast). ``types``: skl2onnx's input types, which differ from
+    the feeds for bool columns (converted as float; see :func:`serve_columns`).
+    """
     import pandas as pd
     from skl2onnx.common.data_types import FloatTensorType, StringTensorType
 
@@ -138,10 +163,21 @@ def table_inputs(
     framework = pd.DataFrame(index=frame.index)
     for column in columns:
         values = frame[column]
-        if pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values):
-            # The served model takes float32; parity is measured on those values.
+        if pd.api.types.is_bool_dtype(values):
+            if values.isna().any():
+                raise ExportError(
+                    f"sample {source!r}: bool column {column!r} has missing values, which a "
+                    "bool tensor cannot carry; fill them first"
+                )
+            array = values.to_numpy(dtype=np.bool_)
+            types.append((column, FloatTensorType([batch, 1])))  # as 0.0/1.0, like sklearn
+            framework[column] = values
+        elif pd.api.types.is_numeric_dtype(values):
+            # The served model takes float32; parity is measured on those values, which the
+            # framework sees as float64 columns, as when it is called on a user's DataFrame.
             array = values.to_numpy(dtype=np.float32, na_value=np.nan)
             types.append((column, FloatTensorType([batch, 1])))
+            framework[column] = array.astype(np.float64)
         else:
             array = np.array([None if _missing(v) else str(v) for v in values], dtype=object)
             if any(v is None for v in array):
@@ -150,14 +186,41 @@ def table_inputs(
                     "values, which a string tensor cannot carry; fill them first"
                 )
             types.append((column, StringTensorType([batch, 1])))
-        # The framework sees float64 columns, as when it is called on a user's DataFrame,
-        # holding exactly the (float32) values the engine receives.
-        framework[column] = array.astype(np.float64) if array.dtype == np.float32 else array
+            framework[column] = values  # the values themselves, not their text
         feeds[column] = array.reshape(-1, 1)
     return feeds, framework, types
 
 
-def _convert(model: Any, initial_types: list[Any], options: ExportOptions) -> Any:
+def _reads_one_matrix(model: Any) -> bool:
+    """Whether scikit-learn hands ``model``'s first step the DataFrame as one numeric matrix
+    (anything but a ColumnTransformer or FeatureUnion, which select columns by name)."""
+    from sklearn.compose import ColumnTransformer
+    from sklearn.pipeline import FeatureUnion, Pipeline
+
+    step = model
+    while isinstance(step, Pipeline):
+        steps = [s for _, s in step.steps if s is not None and s != "passthrough"]
+        if not steps:
+            return True
+        step = steps[0]
+    return not isinstance(step, (ColumnTransformer, FeatureUnion))
+
+
+def _is_float(tensor_type: Any) -> bool:
+    from skl2onnx.common.data_types import FloatTensorType
+
+    return isinstance(tensor_type, FloatTensorType)
+
+
+def _unused_name(name: str, taken: list[str]) -> str:
+    while name in taken:
+        name = f"_{name}"
+    return name
+
+
+def _convert(
+    model: Any, initial_types: list[Any], options: ExportOptions, columns: list[str]
+) -> Any:
     from skl2onnx import convert_sklearn
     from skl2onnx.common.exceptions import MissingConverter, MissingShapeCalculator
     from sklearn.base import is_classifier
@@ -174,6 +237,16 @@ def _convert(model: Any, initial_types: list[Any], options: ExportOptions) -> An
     except (MissingShapeCalculator, MissingConverter) as exc:
         raise ExportError(_unsupported_message(model, str(exc))) from exc
     except (RuntimeError, ValueError, TypeError, NotImplementedError) as exc:
+        if "input(s) is(are) supported" in str(exc) and len(initial_types) > 1:
+            # One input per column reached a step that takes one matrix: text columns, since
+            # numeric ones are concatenated first (_model_inputs).
+            text = [n for n, t in initial_types if not _is_float(t)]
+            raise ExportError(
+                f"{_describe(model)} takes one input matrix in ONNX, and the text columns "
+                f"{text} cannot join the numeric ones in it (the model's columns: {columns}). "
+                "Encode them inside the model: a Pipeline starting with a ColumnTransformer "
+                "(e.g. OneHotEncoder for those columns, 'passthrough' for the rest)"
+            ) from exc
         raise ExportError(
             f"skl2onnx could not convert {_describe(model)} at opset "
             f"{options.opset}: {type(exc).__name__}: {_first_line(exc)}. Try "

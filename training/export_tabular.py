@@ -16,6 +16,7 @@ from engine.training.export_options import ExportOptions, ExportResult, staged_o
 from engine.training.export_sklearn import ML_OPSET, table_inputs
 from engine.training.export_torch import torch_to_onnx
 from engine.training.samples import Sample
+from engine.training.served_inputs import serve_columns
 from engine.training.torch_mlp import TorchTabularModel
 from engine.training.validate import (
     OutputParity,
@@ -64,6 +65,7 @@ def export_tabular_torch(
         initial_types=types,
         target_opset={"": options.opset, "ai.onnx.ml": ML_OPSET},
     )
+    pre = serve_columns(pre, feeds)  # bool columns: served as bool, cast in the graph
     features = torch.from_numpy(model.features(frame))
     with tempfile.TemporaryDirectory() as tmp:
         mlp_path = Path(tmp) / "mlp.onnx"

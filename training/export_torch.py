@@ -22,12 +22,14 @@ renamed by ``output_names``. float64 samples run as float32.
 from __future__ import annotations
 
 import importlib
+import io
 import logging
 import re
+import sys
 import warnings
 import zipfile
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, redirect_stderr
 from pathlib import Path
 from typing import Any
 
@@ -128,8 +130,9 @@ def torch_to_onnx(
         dynamic_shapes = tuple({0: batch} for _ in tensors)
     if not is_program:
         model.eval()
+    said = io.StringIO()  # what torch prints or logs while exporting
     try:
-        with _quiet_exporter():
+        with _quiet_exporter(said):
             torch.onnx.export(
                 model,
                 tuple(tensors),
@@ -143,7 +146,13 @@ def torch_to_onnx(
                 verbose=False,
             )
     except Exception as exc:  # torch raises many unrelated types; all mean "not exportable"
-        raise ExportError(_explain_torch_failure(exc, options.opset)) from exc
+        error = ExportError(_explain_torch_failure(exc, options.opset))
+        if said.getvalue().strip():
+            # Graph dumps users cannot act on: shown only with the traceback (engine --debug).
+            error.add_note(f"torch's output while exporting:\n{said.getvalue().rstrip()}")
+        raise error from exc
+    if said.getvalue():
+        sys.stderr.write(said.getvalue())  # an export that worked: torch's warnings stand
 
 
 def _reference(model: Any, tensors: tuple[Any, ...]) -> list[np.ndarray]:
@@ -260,20 +269,45 @@ def _load_weights(module: Any, path: Path) -> None:
 
 
 @contextmanager
-def _quiet_exporter() -> Iterator[None]:
+def _quiet_exporter(said: io.StringIO) -> Iterator[None]:
     """Silence torch-internal noise users cannot act on: the exporter's registry logs optional
-    torchvision ops it skips, and torch's pytree warns about its own deprecated API."""
+    torchvision ops it skips, and torch's pytree warns about its own deprecated API. Everything
+    else torch writes to stderr meanwhile goes to ``said``: its loggers (each has its own
+    stderr handler) and its plain prints (torch.export prints the partial graph of a model it
+    cannot capture), so the caller decides what the user sees."""
     logger = logging.getLogger("torch.onnx._internal.exporter._registration")
     level = logger.level
     logger.setLevel(logging.ERROR)
+    redirected = [(h, h.setStream(said)) for h in _torch_stderr_handlers()]
     try:
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), redirect_stderr(said):
             warnings.filterwarnings(
                 "ignore", message=r"`isinstance\(treespec, LeafSpec\)`", category=FutureWarning
             )
             yield
     finally:
+        for handler, stream in redirected:
+            handler.setStream(stream)
         logger.setLevel(level)
+
+
+def _torch_stderr_handlers() -> list[logging.StreamHandler[Any]]:
+    """The console handlers on torch's loggers: torch._logging gives each logger it manages a
+    plain StreamHandler of its own, bound to whatever ``sys.stderr`` was when torch was
+    imported (file handlers, and handlers writing to stdout, are left alone)."""
+    found: dict[int, logging.StreamHandler[Any]] = {}
+    for name, logger in list(logging.root.manager.loggerDict.items()):
+        if not isinstance(logger, logging.Logger) or not (
+            name == "torch" or name.startswith("torch.")
+        ):
+            continue
+        for handler in logger.handlers:
+            if type(handler) is logging.StreamHandler and handler.stream not in (
+                sys.stdout,
+                sys.__stdout__,
+            ):
+                found[id(handler)] = handler
+    return list(found.values())
 
 
 def _explain_torch_failure(exc: BaseException, opset: int) -> str:

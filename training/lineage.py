@@ -2,7 +2,9 @@
 
 The lineage follows :class:`engine.registry.Lineage`: ``data_fingerprint`` (``sha256:<hex>``),
 ``code_revision`` (the git commit of the training code, ``+dirty`` when it has uncommitted
-changes, None outside a git checkout), ``parent``, ``transform_spec`` and ``created_by``.
+changes, None outside a git checkout), ``parent`` (given, or by default the newest version
+already registered under the name: see :func:`register_model`), ``transform_spec`` and
+``created_by``.
 ``transform_spec`` stays None: the preprocessing is inside the exported graph (recorded in the
 version's parameters) rather than an ``engine.transforms`` spec applied by the server.
 """
@@ -16,7 +18,13 @@ from typing import Any
 import numpy as np
 from engine.training.datasets import TabularDataset
 
-__all__ = ["fingerprint_dataset", "make_lineage", "register_model", "training_code_revision"]
+__all__ = [
+    "check_parent",
+    "fingerprint_dataset",
+    "make_lineage",
+    "register_model",
+    "training_code_revision",
+]
 
 
 def fingerprint_dataset(data: TabularDataset) -> str:
@@ -59,6 +67,17 @@ def make_lineage(
     }
 
 
+def check_parent(
+    parent: str, *, home: str | Path | None = None, registry_url: str | None = None
+) -> None:
+    """Raise ModelNotFoundError unless ``parent`` (``name:VERSION``) is registered: checked
+    before training, so a typo costs no training run (the registry checks again at the end)."""
+    from engine.registry import Registry
+
+    with Registry(home=home, url=registry_url) as registry:
+        registry.get(parent)
+
+
 def register_model(
     path: str | Path,
     name: str,
@@ -71,11 +90,21 @@ def register_model(
     description: str | None = None,
     home: str | Path | None = None,
     registry_url: str | None = None,
+    inherit_parent: bool = False,
 ) -> Any:
-    """Register ``path`` as the next version of ``name``; returns the ``ModelVersion``."""
+    """Register ``path`` as the next version of ``name``; returns the ``ModelVersion``.
+
+    With ``inherit_parent`` and no ``lineage["parent"]``, the parent is the newest version of
+    ``name`` registered so far, archived ones included (a retrain follows the training before
+    it, whether or not that one was kept); none when ``name`` is new. It is read just before
+    the registration, in a transaction of its own: two retrains of one name registering at
+    the same moment may both name the same parent.
+    """
     from engine.registry import Registry
 
     with Registry(home=home, url=registry_url) as registry:
+        if inherit_parent and lineage.get("parent") is None:
+            lineage = {**lineage, "parent": _newest_version(registry, name)}
         return registry.register(
             name,
             path,
@@ -86,3 +115,13 @@ def register_model(
             alias=alias,
             description=description,
         )
+
+
+def _newest_version(registry: Any, name: str) -> str | None:
+    from engine.errors import ModelNotFoundError
+
+    try:
+        versions = registry.versions(name)
+    except ModelNotFoundError:
+        return None  # the first version of a new name
+    return versions[-1].ref if versions else None

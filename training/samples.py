@@ -7,9 +7,10 @@ Formats, chosen by suffix:
 - ``.csv``      a table with a header row; categorical columns stay strings.
 - ``.parquet``  a table (needs pyarrow).
 
-A table reaches a scikit-learn pipeline fitted on a DataFrame as one ONNX input per column
-(``[rows, 1]``: float32 for numeric columns, string otherwise); for a model fitted on a plain
-array, or a torch module, the table's columns become one ``[rows, columns]`` float32 matrix.
+A table reaches a scikit-learn model fitted on a DataFrame as one ONNX input per column
+(``[rows, 1]``: float32 for numeric columns, bool for bool columns, string otherwise; see
+:mod:`engine.training.export_sklearn`); for a model fitted on a plain array, or a torch module,
+the table's columns become one ``[rows, columns]`` float32 matrix.
 """
 
 from __future__ import annotations

@@ -1,12 +1,21 @@
 """Validation of an exported model: ``onnx.checker``, a load in the engine, numeric parity.
 
 Parity compares the engine's outputs with the original framework's on the same sample. A value
-output passes when every element satisfies numpy's ``isclose`` rule,
-``|engine - framework| <= atol + rtol * |framework|``; a label output passes when labels are
-equal, except on rows where the framework's own top two probabilities are within that same
-tolerance of each other (a tie that float32 rounding may legitimately break either way).
-The report gives the maximum absolute and relative error per output; relative error is
-``|engine - framework| / |framework|`` over elements where the framework's value is non-zero.
+output passes when every element pair agrees:
+
+- both finite: numpy's ``isclose`` rule, ``|engine - framework| <= atol + rtol * |framework|``;
+- both infinite: only with the same sign (``log(0)`` is ``-inf`` in both);
+- both NaN: they agree (NaN in the same place is the same result, e.g. ``0/0``);
+- anything else (inf or NaN against a finite value, ``-inf`` against ``+inf``, inf against
+  NaN) is a mismatch that no tolerance covers, and the failure message says so.
+
+A label output passes when labels are equal, except on rows where the framework's own top two
+probabilities are within that same tolerance of each other (a tie that float32 rounding may
+legitimately break either way).
+The report gives the maximum absolute and relative error per output over its finite pairs, and
+counts the non-finite disagreements apart; relative error is
+``|engine - framework| / |framework|`` over finite pairs where the framework's value is
+non-zero.
 """
 
 from __future__ import annotations
@@ -92,6 +101,9 @@ class OutputParity:
     max_rel_error: float
     mismatches: int
     elements: int
+    # Of ``mismatches``: pairs where a side is inf or NaN and the other side differs (see the
+    # module docstring); raising the tolerance never fixes these.
+    nonfinite_mismatches: int = 0
 
     @property
     def passed(self) -> bool:
@@ -105,6 +117,7 @@ class OutputParity:
             "max_rel_error": self.max_rel_error,
             "mismatches": self.mismatches,
             "elements": self.elements,
+            "nonfinite_mismatches": self.nonfinite_mismatches,
             "passed": self.passed,
         }
 
@@ -153,23 +166,39 @@ class ParityReport:
         failed = [o for o in self.outputs if not o.passed]
         if not failed:
             return
-        detail = "; ".join(
-            f"{o.name}: {o.mismatches} of {o.elements} {'rows' if o.kind == 'labels' else 'values'}"
-            f" differ (max abs {o.max_abs_error:.3g}, max rel {o.max_rel_error:.3g})"
-            for o in failed
-        )
+        detail = "; ".join(_failure_detail(o) for o in failed)
+        if any(o.nonfinite_mismatches for o in failed):
+            advice = (
+                "No tolerance covers an infinity or NaN that the other side does not have: the "
+                "exported graph computes something else than the original model"
+            )
+        else:
+            advice = (
+                "If the difference is float32 rounding, raise --atol/--rtol; otherwise the "
+                "exported graph computes something else than the original model"
+            )
         raise ExportError(
             f"parity check failed at atol={self.atol:g} rtol={self.rtol:g} on "
-            f"{self.rows} rows: {detail}. If the difference is float32 rounding, "
-            "raise --atol/--rtol; otherwise the exported graph computes something "
-            "else than the original model"
+            f"{self.rows} rows: {detail}. {advice}"
         )
+
+
+def _failure_detail(o: OutputParity) -> str:
+    unit = "rows" if o.kind == "labels" else "values"
+    errors = f"max abs {o.max_abs_error:.3g}, max rel {o.max_rel_error:.3g}"
+    if o.nonfinite_mismatches:
+        errors = (
+            f"{o.nonfinite_mismatches} of them with inf or NaN on one side only, or infinities "
+            f"of opposite sign; on the finite pairs {errors}"
+        )
+    return f"{o.name}: {o.mismatches} of {o.elements} {unit} differ ({errors})"
 
 
 def compare_values(
     name: str, actual: np.ndarray, expected: np.ndarray, atol: float, rtol: float
 ) -> OutputParity:
-    """Element-wise parity of a numeric output (shapes must agree up to trailing 1s)."""
+    """Element-wise parity of a numeric output (shapes must agree up to trailing 1s), by the
+    rules of the module docstring: the tolerance applies to finite pairs only."""
     actual = np.asarray(actual, dtype=np.float64)
     expected = np.asarray(expected, dtype=np.float64)
     if actual.size != expected.size:
@@ -178,13 +207,27 @@ def compare_values(
             f"framework {expected.shape}"
         )
     actual = actual.reshape(expected.shape)
-    diff = np.abs(actual - expected)
-    both_nan = np.isnan(actual) & np.isnan(expected)
-    diff = np.where(both_nan, 0.0, diff)  # NaN in both places agrees; NaN in one never does
-    nonzero = np.abs(expected) > 0
-    rel = diff[nonzero] / np.abs(expected[nonzero])
-    ok = both_nan | (diff <= atol + rtol * np.abs(expected))
-    return OutputParity(name, "values", _max(diff), _max(rel), int((~ok).sum()), int(diff.size))
+    finite = np.isfinite(actual) & np.isfinite(expected)
+    # Non-finite pairs agree only as the same infinity, or NaN in both places.
+    same_nonfinite = ~finite & (
+        (np.isnan(actual) & np.isnan(expected)) | (np.isinf(expected) & (actual == expected))
+    )
+    finite_actual = np.where(finite, actual, 0.0)
+    finite_expected = np.where(finite, expected, 0.0)
+    with np.errstate(over="ignore"):  # |1e308 - -1e308| is inf: a mismatch, not an error
+        diff = np.abs(finite_actual - finite_expected)
+        ok = same_nonfinite | (finite & (diff <= atol + rtol * np.abs(finite_expected)))
+    nonzero = finite & (expected != 0)
+    nonfinite_bad = int((~finite & ~same_nonfinite).sum())
+    return OutputParity(
+        name,
+        "values",
+        _max(diff[finite]),
+        _max(diff[nonzero] / np.abs(expected[nonzero])),
+        int((~ok).sum()),
+        int(diff.size),
+        nonfinite_bad,
+    )
 
 
 def compare_labels(

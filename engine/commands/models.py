@@ -71,7 +71,8 @@ def register(subparsers: Any) -> None:
     p.add_argument("--data-fingerprint", help="training data fingerprint, if already known")
     p.add_argument(
         "--code-revision",
-        help="git commit of the training code; 'auto' reads it from the current folder",
+        help="git commit of the training code; 'auto' reads it from the current folder "
+        "(an error outside a git checkout)",
     )
     p.add_argument("--parent", help="the version this one derives from, as NAME:VERSION")
     p.add_argument("--transform-spec", type=Path, help="JSON file of the fitted transforms")
@@ -118,10 +119,23 @@ def register(subparsers: Any) -> None:
 # ---- handlers ------------------------------------------------------------------------------
 
 
+def _auto_revision() -> str:
+    """``--code-revision auto``: the current folder's git commit. Asked for explicitly, so not
+    finding one is an error before anything is registered, never a silently empty field."""
+    revision = code_revision()
+    if revision is None:
+        raise InvalidConfigError(
+            f"--code-revision auto: {str(Path.cwd())!r} is not inside a git checkout (or git is "
+            "not installed), so there is no revision to record; run from the training code's "
+            "checkout, pass the revision itself (--code-revision COMMIT), or leave the option out"
+        )
+    return revision
+
+
 def _register(args: argparse.Namespace) -> int:
     lineage = Lineage(
         data_fingerprint=(fingerprint_file(args.data) if args.data else args.data_fingerprint),
-        code_revision=(code_revision() if args.code_revision == "auto" else args.code_revision),
+        code_revision=(_auto_revision() if args.code_revision == "auto" else args.code_revision),
         parent=args.parent,
         transform_spec=_json_file(args.transform_spec) if args.transform_spec else None,
         created_by=args.created_by,

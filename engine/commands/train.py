@@ -2,6 +2,10 @@
 
 Prints one line per step and, at the end, the reference to serve (``name:VERSION``, and
 ``name@ALIAS`` with ``--alias``). Examples and families: ``engine train --help``.
+
+Lineage: a retrain under an existing name records the newest version of that name (archived
+ones included) as its parent; ``--parent NAME:VERSION`` names another (checked to exist before
+training), ``--no-parent`` records none.
 """
 
 from __future__ import annotations
@@ -59,6 +63,19 @@ def register(subparsers: Any) -> None:
         action="store_false",
         help="stop after export and validation (needs --out-dir)",
     )
+    lineage = p.add_mutually_exclusive_group()
+    lineage.add_argument(
+        "--parent",
+        metavar="NAME:VERSION",
+        help="lineage parent of the new version, checked to exist before training (default: "
+        "the newest version already registered under the name, if any)",
+    )
+    lineage.add_argument(
+        "--no-parent",
+        dest="inherit_parent",
+        action="store_false",
+        help="record no parent, even when the name has versions already",
+    )
     p.add_argument("--home", help="registry home (default: $ENGINE_HOME or ~/.engine)")
     p.add_argument("--registry-url", help="SQLAlchemy database URL of the registry")
     p.add_argument("--json", action="store_true", help="print the outcome as JSON")
@@ -85,9 +102,17 @@ def _train(args: argparse.Namespace) -> int:
         alias=args.alias,
         home=args.home,
         registry_url=args.registry_url,
+        parent=args.parent,
+        inherit_parent=args.inherit_parent,
     )
-    if args.alias and not args.register:
-        raise InvalidConfigError("--alias needs registration; drop --no-register")
+    if not args.register:
+        for option, used in (
+            ("--alias", args.alias),
+            ("--parent", args.parent),
+            ("--no-parent", not args.inherit_parent),
+        ):
+            if used:
+                raise InvalidConfigError(f"{option} needs registration; drop --no-register")
     progress = (lambda line: print(line, file=sys.stderr)) if args.json else print
     try:
         outcome = run_example(request, progress)
@@ -108,7 +133,8 @@ def _train(args: argparse.Namespace) -> int:
         f"registered {version.ref}"
         + (f" (alias {args.alias})" if args.alias else "")
         + f"; data {outcome.lineage['data_fingerprint']}, code "
-        f"{outcome.lineage['code_revision'] or 'unknown (not a git checkout)'}"
+        f"{outcome.lineage['code_revision'] or 'unknown (not a git checkout)'}, parent "
+        f"{outcome.lineage['parent'] or '-'}"
     )
     reference = f"{version.name}@{args.alias}" if args.alias else version.ref
     print(f"serve it with: {reference}")

@@ -345,3 +345,97 @@ def test_export_torch_corrupt_pt2_is_named(tmp_path, capsys) -> None:
     )
     assert code == 1
     assert f"error: {str(tmp_path / 'm.pt2')!r} is not a .pt2 archive (not a zip file)" in err
+
+
+def test_export_sklearn_bare_estimator_fitted_on_a_dataframe(tmp_path, capsys) -> None:
+    import pandas as pd
+    from sklearn.linear_model import LogisticRegression
+
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame(rng.normal(size=(200, 3)), columns=["a", "b", "c"])
+    frame["flag"] = rng.random(200) < 0.5
+    joblib.dump(LogisticRegression().fit(frame, (frame.a > 0).astype(int)), tmp_path / "m.joblib")
+    frame.to_parquet(tmp_path / "s.parquet")
+    out = tmp_path / "m.onnx"
+    sample = tmp_path / "s.parquet"
+    code = main(
+        [
+            "export",
+            "sklearn",
+            str(tmp_path / "m.joblib"),
+            "--sample",
+            str(sample),
+            "--out",
+            str(out),
+        ]
+        + ["--json"]
+    )
+    printed = capsys.readouterr()
+    assert code == 0, printed.err
+    result = json.loads(printed.out)
+    assert result["parity"]["passed"] is True
+    assert [(i["name"], i["dtype"]) for i in result["inputs"]] == [
+        ("a", "float32"),
+        ("b", "float32"),
+        ("c", "float32"),
+        ("flag", "bool"),
+    ]
+
+
+@pytest.mark.slow  # a process of its own: torch is imported again
+def test_export_torch_unexportable_model_prints_one_line(tmp_path) -> None:
+    """torch.export prints the partial graph of a model it cannot capture and logs a warning
+    through its own stderr handlers: none of it reaches the user without --debug."""
+    import subprocess
+    import sys
+
+    (tmp_path / "cli_torch_net_datadep.py").write_text(
+        "import torch\n"
+        "class DataDep(torch.nn.Module):\n"
+        "    def forward(self, x):\n"
+        "        if x.sum() > 0:\n"
+        "            return x * 2\n"
+        "        return x - 1\n"
+    )
+    np.save(tmp_path / "x.npy", np.ones((8, 3), np.float32))
+    args = ["export", "torch", "cli_torch_net_datadep:DataDep", "--sample", str(tmp_path / "x.npy")]
+    args += ["--out", str(tmp_path / "m.onnx")]
+    # A process of its own: torch's log handlers hold the real stderr, which pytest's capture
+    # would not see.
+    done = subprocess.run(
+        [sys.executable, "-m", "engine.cli", *args],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 1 and done.stdout == ""
+    lines = done.stderr.splitlines()
+    assert len(lines) == 1, done.stderr
+    assert lines[0].startswith("error: torch.onnx failed while capturing the model")
+    assert not (tmp_path / "m.onnx").exists()
+
+
+def test_export_torch_unexportable_model_details_under_debug(tmp_path, monkeypatch) -> None:
+    from engine.errors import ExportError
+
+    (tmp_path / "cli_torch_net_datadep2.py").write_text(
+        "import torch\n"
+        "class DataDep(torch.nn.Module):\n"
+        "    def forward(self, x):\n"
+        "        return x * 2 if x.sum() > 0 else x - 1\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    np.save(tmp_path / "x.npy", np.ones((8, 3), np.float32))
+    args = [
+        "export",
+        "torch",
+        "cli_torch_net_datadep2:DataDep",
+        "--sample",
+        str(tmp_path / "x.npy"),
+    ]
+    with pytest.raises(ExportError) as info:
+        main(["--debug", *args, "--out", str(tmp_path / "m.onnx")])
+    notes = "\n".join(getattr(info.value, "__notes__", []))
+    assert notes.startswith("torch's output while exporting:") and "def forward" in notes

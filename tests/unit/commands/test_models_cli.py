@@ -252,3 +252,20 @@ def test_registry_url_option_and_module_entry_point(tmp_path: Path, add_model) -
     )
     assert done.returncode == 0, done.stderr
     assert [m["name"] for m in json.loads(done.stdout)] == ["m"]
+
+
+def test_code_revision_auto_outside_git_is_an_error(
+    run: Run, add_model, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    outside = tmp_path / "not-a-checkout"
+    outside.mkdir()
+    monkeypatch.chdir(outside)
+    monkeypatch.setenv("GIT_CEILING_DIRECTORIES", str(tmp_path))
+    code, out, err = run("register", "m", str(add_model()), "--code-revision", "auto")
+    assert code == 1 and out == ""
+    assert err.startswith(
+        f"error: --code-revision auto: {str(outside)!r} is not inside a git checkout"
+    )
+    assert "--code-revision COMMIT" in err
+    code, _, _ = run("versions", "m")
+    assert code == 1  # nothing was registered

@@ -99,3 +99,49 @@ def test_train_bad_name_or_alias_fails_before_any_work(tmp_path, capsys) -> None
         assert err.startswith(message) and "Traceback" not in err
         assert out == ""  # no "data: ..." progress line: nothing was trained
     assert not home.exists()  # no registry, no out-dir artifacts
+
+
+def _train(home, *extra: str) -> list[str]:
+    return ["train", "diabetes-demo", "--rows", "120", "--home", str(home), *extra]
+
+
+def test_retrains_record_their_parent(tmp_path, capsys) -> None:
+    """A retrain under an existing name records the newest version as its parent (archived
+    ones count: they are the training before); --parent names another, --no-parent none."""
+    home = tmp_path / "home"
+    for _ in range(3):
+        assert main(_train(home)) == 0
+    assert "parent diabetes-demo:2" in capsys.readouterr().out.splitlines()[-2]
+    assert main(["models", "archive", "diabetes-demo", "3", "--home", str(home)]) == 0
+    capsys.readouterr()
+    assert main(_train(home, "--json")) == 0
+    outcome = json.loads(capsys.readouterr().out)
+    assert outcome["lineage"]["parent"] == "diabetes-demo:3"
+    assert main(_train(home, "--parent", "diabetes-demo:1")) == 0
+    assert main(_train(home, "--no-parent")) == 0
+    with Registry(home=home) as registry:
+        parents = [v.lineage.parent for v in registry.versions("diabetes-demo")]
+        chain = [v.ref for v in registry.lineage("diabetes-demo:4")]
+    assert parents == [
+        None,
+        "diabetes-demo:1",
+        "diabetes-demo:2",
+        "diabetes-demo:3",
+        "diabetes-demo:1",
+        None,
+    ]
+    assert chain == [f"diabetes-demo:{v}" for v in (4, 3, 2, 1)]
+
+
+def test_bad_parent_fails_before_any_work(tmp_path, capsys) -> None:
+    home = tmp_path / "home"
+    for parent, message in (
+        ("nope:1", "error: no model named 'nope'"),
+        ("diabetes-demo", "error: lineage parent must name an exact version as name:VERSION"),
+    ):
+        assert main(_train(home, "--parent", parent)) == 1
+        out, err = capsys.readouterr()
+        assert err.startswith(message) and out == ""  # nothing was trained
+    code = main(_train(home, "--parent", "x:1", "--no-register", "--out-dir", str(tmp_path)))
+    assert code == 1
+    assert "error: --parent needs registration" in capsys.readouterr().err

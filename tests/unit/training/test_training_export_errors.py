@@ -204,6 +204,42 @@ def test_parity_rules() -> None:
         report.raise_if_failed()
 
 
+@pytest.mark.parametrize(
+    ("engine_value", "framework_value"),
+    [
+        (-np.inf, np.inf),  # the wrong sign of infinity
+        (1e30, np.inf),  # finite against infinite: |a - e| <= atol + rtol*inf held before
+        (np.inf, 1.0),
+        (np.nan, 1.0),
+        (1.0, np.nan),
+        (np.inf, np.nan),
+    ],
+)
+def test_parity_never_lets_a_non_finite_disagreement_pass(engine_value, framework_value) -> None:
+    result = compare_values(
+        "y", np.array([engine_value, 2.0]), np.array([framework_value, 2.0]), 1e-4, 1e-3
+    )
+    assert result.mismatches == 1 and result.nonfinite_mismatches == 1
+    assert result.max_abs_error == 0.0  # the finite pair agrees exactly
+    with pytest.raises(
+        ExportError, match=r"y: 1 of 2 values differ \(1 of them with inf or NaN"
+    ) as info:
+        ParityReport(1e-4, 1e-3, 2, (result,)).raise_if_failed()
+    # Raising the tolerance cannot help, and the message does not suggest it.
+    assert "No tolerance covers an infinity or NaN" in str(info.value)
+    assert "--atol" not in str(info.value)
+
+
+def test_parity_equal_infinities_and_nans_agree() -> None:
+    inf, nan = np.inf, np.nan
+    result = compare_values(
+        "y", np.array([inf, -inf, nan, 1.0]), np.array([inf, -inf, nan, 1.0]), 0.0, 0.0
+    )
+    assert result.passed and result.nonfinite_mismatches == 0
+    assert result.max_abs_error == 0.0 and result.max_rel_error == 0.0
+    assert result.to_dict()["nonfinite_mismatches"] == 0
+
+
 def test_export_options_validate_values() -> None:
     with pytest.raises(ExportError, match=r"opset must be an int in \[7, 30\]; was 3"):
         ExportOptions(opset=3)

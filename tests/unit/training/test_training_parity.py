@@ -95,3 +95,23 @@ def test_fixed_batch_export_has_the_sample_batch(customers, tmp_path) -> None:
     trained = train_tabular(train, "linear", seed=0)
     result = export_trained(trained, valid, tmp_path / "m.onnx", ExportOptions(dynamic_batch=False))
     assert {t.shape[0] for t in result.inputs} == {len(valid.target)}
+
+
+def test_torch_output_with_infinities_passes_parity(tmp_path) -> None:
+    """log(|x|) of a sample holding a zero is -inf in torch and in the engine: equal
+    infinities agree (inf - inf is NaN, which failed every tolerance before)."""
+    import torch
+    from engine.training.export_torch import export_torch
+    from engine.training.samples import Sample
+
+    class LogAbs(torch.nn.Module):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return torch.log(x.abs())
+
+    x = np.random.default_rng(0).normal(size=(16, 3)).astype(np.float32)
+    x[3, 1] = 0.0
+    result = export_torch(LogAbs(), Sample("s", arrays={"input": x}), tmp_path / "m.onnx")
+    assert result.parity.passed and result.parity.outputs[0].elements == 48
+    with engine.load(tmp_path / "m.onnx") as model:
+        got = model.predict({"input": x})["output"]
+    assert got[3, 1] == -np.inf and np.isfinite(np.delete(got.reshape(-1), 3 * 3 + 1)).all()
