@@ -12,7 +12,7 @@ JSON-able dict (no NaN: missing statistics are ``None``), schema version 1::
           "kind": "numeric", "dtype": "float64", "count": 1500,
           "nan_fraction": 0.0,             # NaN (or None) rows / row_count
           "mean": 42.1, "std": 11.8, "min": 18.0, "max": 90.0,   # over non-NaN values
-          "bin_edges": [18.0, 26.7, ..., 90.0],    # quantile edges, strictly increasing
+          "bin_edges": [18.0, 26.7, ..., 90.0],    # strictly increasing (see below)
           "bin_proportions": [0.1, 0.1, ...]       # len(bin_edges) - 1 values, sum 1
         },
         "region": {
@@ -27,12 +27,27 @@ JSON-able dict (no NaN: missing statistics are ``None``), schema version 1::
     }
 
 Binning rule (numeric), which a monitor must apply identically (use :func:`assign_bins`):
-``bin_edges`` are the 0, 1/B, ..., 1 quantiles of the non-NaN training values with duplicate
-edges removed, so a feature may have fewer than B bins (a constant feature has one bin and
-``bin_edges == [v, v]``). The first and last bins are open-ended: a value below ``min`` counts
-in bin 0, above ``max`` in the last bin. Interior edges belong to the bin on their right:
+the first and last bins are open-ended, so ``bin_edges[0]`` and ``bin_edges[-1]`` bound
+nothing; interior edges belong to the bin on their right:
 ``bin = searchsorted(bin_edges[1:-1], x, side="right")``. NaN values are not binned; they are
-counted by ``nan_fraction``.
+counted by ``nan_fraction``. ``bin_proportions`` are the training values' shares under that
+rule. How the edges are chosen, for B = ``bins``:
+
+- at most B distinct values (a constant, a 0/1 flag, a small count): each value has its own
+  bin, between an empty bin below the minimum and an empty bin above the maximum, so a value
+  outside the training range, or a change in the values' shares, shows. Interior edges:
+  ``lo`` of the smallest value, the midpoints between consecutive values, ``hi`` of the
+  largest, where ``[lo, hi)`` holds just that value, whether a float64 or a float32 tensor
+  serves it (``engine.monitoring.bins.value_span``: the value rounded down and up to float32
+  numbers); the outer edges are the float64 numbers just outside those (nominal: their bins
+  are open-ended);
+- otherwise the 0, 1/B, ..., 1 quantiles, duplicates removed (``bin_edges[0]`` is ``min``,
+  ``bin_edges[-1]`` is ``max``; a value below ``min`` counts in bin 0, above ``max`` in the
+  last bin), except that a value holding at least 1/B of the values (the 0 of a zero-inflated
+  feature) gets its own bin ``[lo, hi)`` as above, quantile edges inside it dropped.
+
+Profiles made before this rule (one bin for a constant feature, ``bin_edges == [v, v]``) use
+the same format and still load; the monitor reads ``[v, v]`` as a value bin of its own.
 
 Categorical proportions are over non-missing rows; ties in frequency are broken by the value's
 string order so the profile is deterministic.
@@ -53,6 +68,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from engine.monitoring.bins import value_span
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -162,9 +179,7 @@ def numeric_profile(
     }
     if finite.size == 0:
         return profile
-    edges = np.unique(np.quantile(finite, np.linspace(0.0, 1.0, bins + 1)))
-    if edges.size == 1:  # constant column: one bin [v, v]
-        edges = np.array([edges[0], edges[0]])
+    edges = _bin_edges(finite, bins)
     counts = np.bincount(assign_bins(edges, finite), minlength=edges.size - 1)
     profile.update(
         {
@@ -177,6 +192,72 @@ def numeric_profile(
         }
     )
     return profile
+
+
+def _bin_edges(values: np.ndarray, bins: int) -> np.ndarray:
+    """``bin_edges`` of non-NaN ``values`` (the rule is in the module docstring)."""
+    real = values[np.isfinite(values)]
+    distinct, counts = np.unique(real, return_counts=True)
+    if 0 < distinct.size <= bins:
+        return _discrete_edges(distinct)
+    edges = np.unique(np.quantile(values, np.linspace(0.0, 1.0, bins + 1)))
+    masses = distinct[counts * bins >= real.size]  # each holds at least 1/bins of the values
+    if masses.size:
+        return _point_mass_edges(edges, masses)
+    if edges.size == 1:  # only infinities of one sign: one bin [v, v]
+        edges = np.array([edges[0], edges[0]])
+    return edges
+
+
+def _discrete_edges(distinct: np.ndarray) -> np.ndarray:
+    """Each of the ascending ``distinct`` values in a bin of its own, with an empty bin below
+    and above."""
+    values = distinct.tolist()
+    spans = [value_span(v) for v in values]
+    inner = [spans[0][0]]
+    for i in range(len(values) - 1):
+        u, v = values[i], values[i + 1]
+        mid = u + (v - u) / 2
+        if mid <= u:  # neighbouring float64 numbers
+            mid = v
+        hi_u, lo_v = spans[i][1], spans[i + 1][0]
+        if hi_u <= lo_v:  # apart in a float32 tensor too: keep each rounded value in its bin
+            mid = min(max(mid, hi_u), lo_v)
+        inner.append(mid)
+    inner.append(spans[-1][1])
+    return _with_outer(np.array(inner), float(distinct[0]), float(distinct[-1]))
+
+
+def _point_mass_edges(quantiles: np.ndarray, masses: np.ndarray) -> np.ndarray:
+    """Unique ``quantiles`` (min and max outermost), with a bin of its own for each of
+    ``masses``."""
+    spans: list[list[float]] = []
+    for lo, hi in sorted(value_span(m) for m in masses.tolist()):
+        if spans and lo < spans[-1][1]:  # the same number in a float32 tensor: one bin
+            spans[-1][1] = max(spans[-1][1], hi)
+        else:
+            spans.append([lo, hi])
+    inner = {q for q in quantiles[1:-1].tolist() if not any(lo <= q < hi for lo, hi in spans)}
+    inner.update(e for span in spans for e in span)
+    return _with_outer(np.array(sorted(inner)), float(quantiles[0]), float(quantiles[-1]))
+
+
+def _with_outer(inner: np.ndarray, low: float, high: float) -> np.ndarray:
+    """``inner`` edges (finite ones) between outer edges: ``low`` / ``high`` when they lie
+    outside them, else the float64 numbers just outside (the outer bins are open-ended)."""
+    inner = inner[np.isfinite(inner)]
+    if inner.size == 0:
+        return np.array([low, high])
+    tiny = float(np.finfo(np.float64).tiny)  # no subnormal edge: 0 -> -tiny, not -5e-324
+    if not low < inner[0]:
+        low = _finite_or(min(np.nextafter(inner[0], -np.inf), inner[0] - tiny), inner[0])
+    if not high > inner[-1]:
+        high = _finite_or(max(np.nextafter(inner[-1], np.inf), inner[-1] + tiny), inner[-1])
+    return np.concatenate([[low], inner, [high]])
+
+
+def _finite_or(value: float, fallback: float) -> float:
+    return float(value) if math.isfinite(value) else float(fallback)
 
 
 def categorical_profile(values: Iterable[Any], *, top_k: int = 20) -> dict[str, Any]:

@@ -10,7 +10,11 @@ The webhook never blocks the caller: alerts go into a bounded queue (a full queu
 alert and counts a failure) drained by one daemon thread that POSTs the alert as JSON and
 retries connection errors, timeouts, 429 and 5xx with exponential backoff
 (``backoff_initial_s * 2**attempt``, capped at ``backoff_max_s``) up to ``max_attempts``
-times; other 4xx answers are not retried.
+times; other 4xx answers are not retried. :meth:`WebhookNotifier.close` is bounded too: it
+lets the thread deliver what is queued for at most ``timeout_s`` (default
+:data:`CLOSE_TIMEOUT_S`, 2 s), then abandons the rest. Every alert handed to the notifier ends
+up counted exactly once, in ``delivered`` or in ``failures`` (retries exhausted, refused,
+queue full, abandoned at close, or sent after close).
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ import json
 import logging
 import queue
 import threading
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterable
@@ -29,12 +34,15 @@ from engine.errors import InvalidConfigError
 from engine.monitoring.clock import Clock, SystemClock
 from engine.monitoring.monitor import WindowResult
 
-__all__ = ["Alert", "AlertManager", "LogNotifier", "WebhookNotifier"]
+__all__ = ["CLOSE_TIMEOUT_S", "Alert", "AlertManager", "LogNotifier", "WebhookNotifier"]
 
 _log = logging.getLogger(__name__)
 ALERT_LOGGER = "engine.monitoring.alerts"
 
 Notifier = Callable[["Alert"], None]
+# How long WebhookNotifier.close() lets queued alerts go out before it abandons them. Stopping
+# a monitored model waits this long at most for a slow or hanging webhook.
+CLOSE_TIMEOUT_S = 2.0
 
 
 @dataclass(frozen=True)
@@ -130,7 +138,11 @@ class LogNotifier:
 
 
 class WebhookNotifier:
-    """POSTs alerts as JSON to ``url`` from a background thread (see module doc)."""
+    """POSTs alerts as JSON to ``url`` from a background thread (see module doc).
+
+    Counters (read them any time): ``attempts`` (POSTs tried), ``delivered`` and ``failures``;
+    ``delivered + failures`` is the number of alerts handed over once the notifier is closed.
+    """
 
     def __init__(
         self,
@@ -157,8 +169,10 @@ class WebhookNotifier:
         self.timeout_s = timeout_s
         self._headers = {"Content-Type": "application/json", **(headers or {})}
         self._queue: queue.Queue[Alert | None] = queue.Queue(queue_capacity)
-        self._abort = threading.Event()
+        self._abort = threading.Event()  # set by close() once it gives up on delivery
         self._lock = threading.Lock()
+        self._closed = False  # guarded by _lock
+        self._inflight: Alert | None = None  # guarded by _lock: the alert being POSTed
         self.delivered = 0
         self.failures = 0
         self.attempts = 0
@@ -166,37 +180,86 @@ class WebhookNotifier:
         self._thread.start()
 
     def __call__(self, alert: Alert) -> None:
-        """Queue the alert; never blocks. A full queue drops it and counts a failure."""
-        try:
-            self._queue.put_nowait(alert)
-        except queue.Full:
-            with self._lock:
+        """Queue the alert; never blocks. A full queue, or a closed notifier, drops it and
+        counts a failure."""
+        with self._lock:
+            if self._closed:
                 self.failures += 1
-            _log.warning(
-                "alert webhook queue is full; dropped a %s alert for %s:%s",
-                alert.status,
-                alert.model,
-                alert.version,
-            )
+                reason = "the notifier is closed"
+            else:
+                try:
+                    self._queue.put_nowait(alert)
+                    return
+                except queue.Full:
+                    self.failures += 1
+                    reason = "the queue is full"
+        _log.warning(
+            "alert webhook dropped a %s alert for %s:%s: %s",
+            alert.status,
+            alert.model,
+            alert.version,
+            reason,
+        )
 
-    def close(self, timeout_s: float = 10.0) -> None:
-        """Deliver what is queued (within ``timeout_s``), then stop the thread."""
+    def close(self, timeout_s: float = CLOSE_TIMEOUT_S) -> None:
+        """Deliver what is queued for at most ``timeout_s``, then stop.
+
+        Returns within about ``timeout_s`` whatever the webhook does (it never waits for a POST
+        in flight beyond that). Alerts still queued or in flight at the deadline are abandoned
+        and counted in ``failures``; a POST in flight may still reach the webhook afterwards,
+        from the daemon thread, but no longer changes the counters. Idempotent.
+        """
+        deadline = time.monotonic() + max(timeout_s, 0.0)
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
         try:
-            self._queue.put(None, timeout=timeout_s)
+            # After the queued alerts: the worker stops when it reaches it.
+            self._queue.put(None, timeout=max(deadline - time.monotonic(), 0.0))
         except queue.Full:
             pass
-        self._thread.join(timeout_s)
-        if self._thread.is_alive():
-            self._abort.set()
-            self._thread.join(1.0)
+        self._thread.join(max(deadline - time.monotonic(), 0.0))
+        if not self._thread.is_alive():
+            return
+        self._abort.set()  # ends a retry backoff at once; the worker drops what it takes next
+        abandoned = 0
+        with self._lock:
+            if self._inflight is not None:
+                self._inflight = None
+                abandoned += 1
+            while True:
+                try:
+                    if self._queue.get_nowait() is not None:
+                        abandoned += 1
+                except queue.Empty:
+                    break
+            self.failures += abandoned
+        try:
+            self._queue.put_nowait(None)  # the queue is empty now: wakes a waiting worker
+        except queue.Full:
+            pass
+        _log.error(
+            "alert webhook closed after %.1f s with %d alert(s) undelivered (counted as failures)",
+            timeout_s,
+            abandoned,
+        )
 
     def _run(self) -> None:
         while True:
             alert = self._queue.get()
-            if alert is None or self._abort.is_set():
+            if alert is None:
                 return
+            with self._lock:
+                if self._abort.is_set():  # close() gave up: abandoned, not sent
+                    self.failures += 1
+                    continue
+                self._inflight = alert
             ok = self._deliver(alert)
             with self._lock:
+                if self._inflight is not alert:
+                    continue  # close() abandoned it and counted it already
+                self._inflight = None
                 if ok:
                     self.delivered += 1
                 else:
@@ -204,9 +267,13 @@ class WebhookNotifier:
 
     def _deliver(self, alert: Alert) -> bool:
         body = json.dumps(alert.to_dict(), allow_nan=False).encode()
+        tried = 0
         for attempt in range(self.max_attempts):
+            if self._abort.is_set():
+                break
             with self._lock:
                 self.attempts += 1
+            tried += 1
             retry = self._post(body)
             if retry is None:
                 return True
@@ -220,7 +287,7 @@ class WebhookNotifier:
             alert.status,
             alert.model,
             alert.version,
-            attempt + 1,
+            tried,
         )
         return False
 

@@ -21,7 +21,8 @@ numeric, ``k = len(edges)``, ``k + 3`` slots
     bin ``k`` holds ``v >= e_{k-1}`` (with no edges, bin 0 holds every finite value).
     ``k + 1``: NaN. ``k + 2``: +inf and -inf.
     Values are compared as float64 (a float32 or integer element is converted to float64
-    first; edges are float64).
+    first; edges are float64). A bin meant to hold one training value exactly, whatever the
+    served tensor's type, is :func:`value_span` of it.
 
 categorical, ``m = len(categories)``, ``m + 2`` slots
     ``0 .. m-1``: one per category, in order. ``m``: "other" (a present value that is not a
@@ -55,9 +56,11 @@ __all__ = [
     "parse_features",
     "select_column",
     "slot_labels",
+    "value_span",
 ]
 
 Kind = Literal["numeric", "categorical"]
+_TINY = float(np.finfo(np.float64).tiny)  # the smallest normal float64
 
 
 @dataclass(frozen=True)
@@ -170,16 +173,61 @@ def parse_features(features: Iterable[FeatureBins | Mapping[str, Any]]) -> tuple
     return parsed
 
 
+def value_span(value: float) -> tuple[float, float]:
+    """The edges ``(lo, hi)`` of a bin ``[lo, hi)`` holding ``value`` as any tensor serves it.
+
+    The core compares a float32 element as its float64 value, and float32 0.1 is not float64
+    0.1. So ``lo`` is ``value`` rounded down to a float32 number and ``hi`` the float64 number
+    just above ``value`` rounded up to a float32 number: the bin holds the value as a float64
+    and as a float32 element, and nothing farther from it than the float32 numbers on either
+    side (2**-23 relative at most; for a value that is a float32 number, an integer below
+    2**24 say, just ``[value, next float64)``). ``hi`` of 0 is the smallest normal float64
+    (no edge is subnormal). Beyond float32's range, ``[value, next float64)``. A float16
+    tensor rounds more coarsely (up to 2**-11 relative) and may put the value outside.
+    """
+    v = float(value)
+    with np.errstate(over="ignore"):
+        near = np.float32(v)
+    lo = top = v
+    if np.isfinite(near):
+        down = near if float(near) <= v else np.nextafter(near, np.float32(-np.inf))
+        up = near if float(near) >= v else np.nextafter(near, np.float32(np.inf))
+        if np.isfinite(down) and np.isfinite(up):
+            lo, top = float(down), float(up)
+    hi = max(float(np.nextafter(top, math.inf)), top + _TINY)
+    return lo, hi
+
+
+def _closes_span(edge: float) -> bool:
+    """Whether ``edge`` is the ``hi`` of a :func:`value_span` (just above a float32 number)."""
+    if edge == _TINY:
+        return True
+    below = float(np.nextafter(edge, -math.inf))
+    with np.errstate(over="ignore"):
+        return float(np.float32(below)) == below
+
+
 def slot_labels(feature: FeatureBins) -> list[str]:
-    """Human-readable names of a feature's slots, in slot order (for reports and logs)."""
+    """Human-readable names of a feature's slots, in slot order (for reports and logs).
+
+    Edges print with 4 significant digits. The ``hi`` edge of a :func:`value_span` closes the
+    bin holding that value: ``[0.5,1]`` then ``>1``; a bin holding one value prints as ``=5``.
+    """
     if feature.kind == "categorical":
         return [*feature.categories, "(other)", "(missing)"]
-    edges = [f"{e:.4g}" for e in feature.edges]
-    if not edges:
+    if not feature.edges:
         return ["(all)", "NaN", "±inf"]
-    labels = [f"<{edges[0]}"]
-    labels += [f"[{a},{b})" for a, b in pairwise(edges)]
-    labels += [f">={edges[-1]}", "NaN", "±inf"]
+    text = ["0" if e == _TINY else f"{e:.4g}" for e in feature.edges]
+    shut = [_closes_span(e) for e in feature.edges]
+    labels = [f"<={text[0]}" if shut[0] else f"<{text[0]}"]
+    for i in range(1, len(text)):
+        if text[i - 1] == text[i] and shut[i] and not shut[i - 1]:
+            labels.append(f"={text[i]}")
+        else:
+            left = "(" if shut[i - 1] else "["
+            right = "]" if shut[i] else ")"
+            labels.append(f"{left}{text[i - 1]},{text[i]}{right}")
+    labels += [f">{text[-1]}" if shut[-1] else f">={text[-1]}", "NaN", "±inf"]
     return labels
 
 

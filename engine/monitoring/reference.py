@@ -24,10 +24,16 @@ numeric ``bin_proportions * (1 - nan_fraction)``, then ``nan_fraction``, then 0 
 missing_fraction)``, then ``other_proportion * (1 - missing_fraction)``, then
 ``missing_fraction``. The profile's interior edges become the core's ``edges``
 (``bin_edges[1:-1]``) and its binning rule (``searchsorted(..., side="right")``) is the
-core's. A categorical feature without categories (no value present in training) is left
-out, with a warning. A category that is the empty string is folded into "missing"; for a numeric tensor,
-category strings are rewritten with :func:`~engine.monitoring.bins.canonical_category`
-("3.0" -> "3") and duplicates merged.
+core's. A constant feature in a profile made before value bins (``bin_edges == [v, v]``, one
+bin) is read as the profile builder now writes it: ``v`` in a bin of its own
+(:func:`~engine.monitoring.bins.value_span`) between empty bins below and above, so a
+change of the value shows. A categorical feature without categories (no value present in
+training) is left out, with a warning. A category that is the empty string is folded into
+"missing"; for a numeric tensor, category strings are rewritten to the string the core names
+that value by when the tensor holds it, and duplicates merged: the number is first rounded to
+the tensor's precision (float32 or float16), then written by
+:func:`~engine.monitoring.bins.canonical_category` ("3.0" -> "3"; "0.1" on a float32 tensor
+-> "0.10000000149011612", the float64 value of float32 0.1, which the core compares against).
 """
 
 from __future__ import annotations
@@ -42,7 +48,8 @@ from typing import Any
 import numpy as np
 
 from engine.errors import InvalidConfigError
-from engine.monitoring.bins import FeatureBins, canonical_category, parse_features
+from engine.monitoring.bins import FeatureBins, canonical_category, parse_features, value_span
+from engine.monitoring.profile_schema import check_profile
 from engine.signature import TensorSpec
 
 __all__ = ["DriftReference", "drift_reference", "features_from_profile", "reference_proportions"]
@@ -128,6 +135,7 @@ def features_from_profile(
     ModelVersion) or a sequence of input specs (TensorSpec, ``{"name","dtype","shape"}`` or
     ``(name, dtype, shape)``).
     """
+    check_profile(profile)  # malformed: InvalidConfigError naming the field
     inputs, outputs = _signature(signature)
     out: list[dict[str, Any]] = []
     for section, specs in (("features", inputs), ("outputs", outputs)):
@@ -140,7 +148,7 @@ def features_from_profile(
         placed = _place(list(entries), specs, columns or {}, section)
         for name, stats in entries.items():
             tensor, column = placed[name]
-            if stats.get("kind") == "categorical" and not _categories(stats, False)[0]:
+            if stats.get("kind") == "categorical" and not _categories(stats, None)[0]:
                 _log.warning(
                     "profile feature %r has no categories (no present value in training); "
                     "it is not monitored for drift",
@@ -155,6 +163,7 @@ def reference_proportions(
     profile: Mapping[str, Any], features: Iterable[FeatureBins | Mapping[str, Any]]
 ) -> dict[str, list[float]]:
     """Reference proportions of each feature's slots (layout of ``bins.bin_counts``)."""
+    check_profile(profile)
     stats_by_name: dict[str, Mapping[str, Any]] = {}
     for section in ("features", "outputs"):
         stats_by_name.update(profile.get(section) or {})
@@ -256,7 +265,7 @@ def _feature(
         edges, _ = _numeric_bins(stats, name)
         return FeatureBins(name, tensor, column, "numeric", edges=tuple(edges))
     if kind == "categorical":
-        categories, _ = _categories(stats, spec.dtype != "string")
+        categories, _ = _categories(stats, None if spec.dtype == "string" else spec.dtype)
         return FeatureBins(name, tensor, column, "categorical", categories=tuple(categories))
     raise InvalidConfigError(
         f"profile feature {name!r} has kind {kind!r}; expected 'numeric' or 'categorical'"
@@ -274,6 +283,9 @@ def _numeric_bins(stats: Mapping[str, Any], name: str) -> tuple[list[float], lis
             f"profile feature {name!r}: {len(outer)} bin_edges need "
             f"{len(outer) - 1} bin_proportions; got {len(props)}"
         )
+    if len(outer) == 2 and outer[0] == outer[1] and math.isfinite(outer[0]):
+        # A constant feature's single bin (profiles made before value bins): v on its own.
+        return list(value_span(outer[0])), [0.0, props[0], 0.0]
     edges = outer[1:-1]
     # Merge bins across an edge that is not finite or not above its left neighbour.
     i = 0
@@ -286,10 +298,18 @@ def _numeric_bins(stats: Mapping[str, Any], name: str) -> tuple[list[float], lis
     return edges, props
 
 
+# A float tensor narrower than float64 holds a category's number rounded to its precision.
+_NARROW_FLOATS: dict[str, type[np.floating[Any]]] = {"float32": np.float32, "float16": np.float16}
+
+
 def _categories(
-    stats: Mapping[str, Any], numeric_tensor: bool
+    stats: Mapping[str, Any], tensor_dtype: str | None
 ) -> tuple[list[str], dict[str | None, float]]:
-    """Categories in profile order and proportion by category (None: folded into missing)."""
+    """Categories in profile order and proportion by category (None: folded into missing).
+
+    ``tensor_dtype``: the dtype of the numeric tensor the feature reads, whose values name the
+    categories; None for a string tensor (categories are compared as written).
+    """
     names = [str(c) for c in stats.get("categories") or []]
     props = [float(p) for p in stats.get("proportions") or []]
     if len(props) != len(names):
@@ -300,8 +320,8 @@ def _categories(
     share: dict[str | None, float] = {}
     for raw, p in zip(names, props):
         key: str | None = raw or None
-        if numeric_tensor and key is not None:
-            key = canonical_category(_maybe_number(key))
+        if tensor_dtype is not None and key is not None:
+            key = canonical_category(_as_served(_maybe_number(key), tensor_dtype))
         if key is not None and key not in share:
             order.append(key)
         share[key] = share.get(key, 0.0) + p
@@ -317,6 +337,16 @@ def _maybe_number(text: str) -> Any:
         return text
 
 
+def _as_served(value: Any, tensor_dtype: str) -> Any:
+    """``value`` as an element of a ``tensor_dtype`` tensor holds it (rounded to float32 or
+    float16; other values unchanged)."""
+    narrow = _NARROW_FLOATS.get(tensor_dtype)
+    if narrow is None or not isinstance(value, float):
+        return value
+    with np.errstate(over="ignore"):  # beyond the type's range: +-inf, as the tensor holds it
+        return float(narrow(value))
+
+
 def _numeric_reference(stats: Mapping[str, Any], f: FeatureBins) -> list[float]:
     edges, props = _numeric_bins(stats, f.name)
     if tuple(edges) != f.edges:
@@ -328,14 +358,16 @@ def _numeric_reference(stats: Mapping[str, Any], f: FeatureBins) -> list[float]:
 
 
 def _categorical_reference(stats: Mapping[str, Any], f: FeatureBins) -> list[float]:
-    # The feature's categories tell whether they were rewritten for a numeric tensor.
-    order, share = _categories(stats, numeric_tensor=False)
-    if tuple(order) != f.categories:
-        order, share = _categories(stats, numeric_tensor=True)
-    if tuple(order) != f.categories:
+    # The feature's categories tell whether (and at which precision) they were rewritten for
+    # a numeric tensor.
+    for tensor_dtype in (None, "float64", "float32", "float16"):
+        order, share = _categories(stats, tensor_dtype)
+        if tuple(order) == f.categories:
+            break
+    else:
         raise InvalidConfigError(
-            f"feature {f.name!r}: the profile's categories {order} are not "
-            f"the feature's {list(f.categories)}"
+            f"feature {f.name!r}: the profile's categories {_categories(stats, None)[0]} are "
+            f"not the feature's {list(f.categories)}"
         )
     missing = _fraction(stats.get("missing_fraction"))
     present = 1.0 - missing

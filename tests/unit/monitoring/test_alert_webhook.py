@@ -1,10 +1,12 @@
 """Webhook delivery to a loopback receiver: JSON body, retry after a 500, no retry on a 4xx,
-and a full queue that drops instead of blocking."""
+a full queue that drops instead of blocking, and a close() that is bounded against a
+receiver that hangs and counts every alert it did not deliver."""
 
 from __future__ import annotations
 
 import json
 import threading
+import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -21,7 +23,8 @@ class Receiver:
     def __init__(self) -> None:
         self.bodies: list[dict[str, Any]] = []
         self.statuses: list[int] = []  # answered in order; 200 once exhausted
-        self.received = threading.Condition()
+        self.received = threading.Condition()  # notified on arrival and on answer
+        self.arrived = 0  # POSTs read, answered or not
         self.gate = threading.Event()  # handlers wait for it; set unless a test holds them
         self.gate.set()
         receiver = self
@@ -29,6 +32,9 @@ class Receiver:
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers["Content-Length"]))
+                with receiver.received:
+                    receiver.arrived += 1
+                    receiver.received.notify_all()
                 receiver.gate.wait(10.0)
                 status = receiver.statuses.pop(0) if receiver.statuses else 200
                 self.send_response(status)
@@ -55,6 +61,10 @@ class Receiver:
     def wait_for(self, count: int, timeout_s: float = 10.0) -> None:
         with self.received:
             assert self.received.wait_for(lambda: len(self.bodies) >= count, timeout_s), self.bodies
+
+    def wait_arrived(self, count: int, timeout_s: float = 10.0) -> None:
+        with self.received:
+            assert self.received.wait_for(lambda: self.arrived >= count, timeout_s), self.arrived
 
     def stop(self) -> None:
         self.server.shutdown()
@@ -120,6 +130,42 @@ def test_a_stuck_receiver_never_blocks_the_caller(receiver: Receiver) -> None:
     finally:
         hook.close()
     assert hook.delivered + hook.failures == 50 and hook.delivered in (2, 3)
+
+
+def test_close_is_bounded_and_counts_every_undelivered_alert(receiver: Receiver) -> None:
+    receiver.gate.clear()  # the receiver holds every request (for up to 10 s)
+    hook = WebhookNotifier(receiver.url, max_attempts=1, timeout_s=30.0)
+    try:
+        for _ in range(3):
+            hook(alert())
+        receiver.wait_arrived(1)  # one POST in flight, two alerts queued
+        started = time.monotonic()
+        hook.close(timeout_s=0.2)
+        closing_s = time.monotonic() - started
+        # Bounded: neither the receiver's 10 s hold nor the 30 s HTTP timeout is waited for.
+        assert closing_s < 5.0
+        assert (hook.delivered, hook.failures) == (0, 3)
+        hook(alert())  # after close: dropped and counted, never sent
+        assert (hook.delivered, hook.failures) == (0, 4)
+    finally:
+        receiver.gate.set()
+    # The abandoned POST now completes with a 200; the worker ends without recounting it.
+    receiver.wait_for(1)
+    hook._thread.join(10.0)
+    assert not hook._thread.is_alive()
+    assert (hook.delivered, hook.failures, hook.attempts) == (0, 4, 1)
+    assert receiver.arrived == 1
+    hook.close()  # idempotent
+
+
+def test_close_delivers_what_is_queued_within_the_bound(receiver: Receiver) -> None:
+    hook = WebhookNotifier(receiver.url, max_attempts=1)
+    for status in ("firing", "resolved", "firing"):
+        hook(alert(status))
+    hook.close()
+    assert (hook.delivered, hook.failures) == (3, 0)
+    receiver.wait_for(3)  # the receiver records a body after it has answered
+    assert [b["json"]["status"] for b in receiver.bodies] == ["firing", "resolved", "firing"]
 
 
 def test_unreachable_receiver_counts_a_failure() -> None:

@@ -1,5 +1,7 @@
-"""The native core against the numpy oracle: drift counts slot for slot, and sampled requests
-drained into Parquet. Skipped on a core without the monitoring hooks."""
+"""The native core against the numpy oracle: drift counts slot for slot (also under bins built
+by the training profile, whose reference proportions the core's counts of the training data
+reproduce), and sampled requests drained into Parquet. Skipped on a core without the
+monitoring hooks."""
 
 from __future__ import annotations
 
@@ -10,16 +12,21 @@ from typing import Any
 
 import factories
 import numpy as np
+import onnx
+import pandas as pd
 import pytest
+from engine.training.profile import profile_frame
 
 import engine
 from engine import _core
 from engine.monitoring.bins import NumpyDriftCounter
+from engine.monitoring.monitor import DriftMonitor, MonitorConfig
 from engine.monitoring.prediction_log import (
     PredictionLog,
     PredictionLogConfig,
     read_prediction_logs,
 )
+from engine.monitoring.reference import drift_reference
 from engine.monitoring.sampler import SamplePoller
 
 pytestmark = pytest.mark.skipif(
@@ -107,6 +114,64 @@ def test_core_counts_strings(tmp_path: Path) -> None:
         outputs = model.predict({"word": words})
         oracle.observe({"word": words, **outputs})
         assert model.core.drift_counts() == oracle.drift_counts()
+
+
+def low_cardinality_training(rng: np.random.Generator, n: int) -> pd.DataFrame:
+    """float64 training columns whose drift quantile bins could not see, one of each kind."""
+    sex = np.array([-0.044641636506989, 0.0506801187398187])  # not float32 numbers
+    return pd.DataFrame(
+        {
+            "flag": (rng.random(n) < 0.3).astype(np.float64),
+            "constant": np.full(n, 5.0),
+            "sex": sex[(rng.random(n) < 0.47).astype(int)],
+            "visits": np.where(rng.random(n) < 0.6, 0.0, rng.exponential(3.0, n)),
+            "code": rng.choice([0.1, 0.25, 0.3, 2.0], n, p=[0.4, 0.3, 0.2, 0.1]),
+        }
+    )
+
+
+def as_served(frame: pd.DataFrame) -> dict[str, np.ndarray]:
+    return {"x": frame.to_numpy(np.float32)}
+
+
+def test_value_bins_match_the_core_and_shifts_show(tmp_path: Path) -> None:
+    """Profile built from float64 data, counted by the core on a float32 tensor: the training
+    data itself gives the reference proportions slot for slot (no drift), and a shift of a
+    binary, constant, two-valued, zero-inflated or float-coded categorical feature is seen."""
+    rng = np.random.default_rng(7)
+    train = low_cardinality_training(rng, 4000)
+    profile = profile_frame(train, ["flag", "constant", "sex", "visits"], ["code"])
+    path = factories.elementwise(tmp_path / "x5.onnx", onnx.TensorProto.FLOAT, width=5)
+    with engine.load(path, config=engine.ModelConfig(max_batch_size=4000)) as model:
+        reference = drift_reference(profile, model)
+        oracle = NumpyDriftCounter()
+        oracle.set_drift_bins(reference.core_features())
+        monitor = DriftMonitor(
+            model.core, reference, model="m", version=1, config=MonitorConfig(min_rows=1)
+        )
+
+        model.predict(as_served(train))
+        oracle.observe(as_served(train))
+        assert model.core.drift_counts() == oracle.drift_counts()
+        window = monitor.poll(force=True)
+        assert window is not None and window.drifted == ()
+        for f in window.features:
+            assert np.array(f.counts) / window.rows == pytest.approx(f.reference, abs=1e-12)
+
+        shifted = low_cardinality_training(rng, 2000)
+        shifted["flag"] = (rng.random(2000) < 0.95).astype(np.float64)  # 30% -> 95% ones
+        shifted["constant"] = np.where(rng.random(2000) < 0.5, 1000.0, -1e30)
+        shifted["sex"] = 0.0506801187398187  # one sex only
+        shifted["visits"] = np.where(shifted["visits"] == 0.0, -1.0, shifted["visits"])
+        shifted["code"] = rng.choice([0.1, 0.25, 0.3, 2.0], 2000, p=[0.1, 0.1, 0.4, 0.4])
+        model.predict(as_served(shifted))
+        oracle.observe(as_served(shifted))
+        assert model.core.drift_counts() == oracle.drift_counts()
+        window = monitor.poll(force=True)
+        assert window is not None
+        assert set(window.drifted) == {"flag", "constant", "sex", "visits", "code"}
+        by_name = {f.name: f for f in window.features}
+        assert by_name["code"].counts[-2] == 0  # no float32 value counted as "(other)"
 
 
 def test_core_samples_reach_parquet(multi_io: engine.Model, tmp_path: Path) -> None:

@@ -16,6 +16,7 @@ from engine.monitoring.bins import (
     parse_features,
     select_column,
     slot_labels,
+    value_span,
 )
 
 NUM = FeatureBins("f", "x", -1, "numeric", edges=(0.0, 1.0, 2.5))
@@ -81,6 +82,37 @@ def test_numeric_coded_categorical() -> None:
     assert bin_counts(np.array([True, False]), feature).tolist() == [0, 0, 0, 1, 1, 0]
     big = np.array([2**62, 2**62 + 1], dtype=np.int64)  # compared after conversion to float64
     assert canonical_category(float(big[0])) == canonical_category(float(big[1]))
+
+
+@pytest.mark.parametrize(
+    "value", [0.0, 1.0, 5.0, -3.0, 0.1, -0.044641636506989, 0.0506801187398187, 1e-30, 2.0**24 + 1]
+)
+def test_value_span_holds_the_value_as_float64_and_float32_and_nothing_else(value: float) -> None:
+    lo, hi = value_span(value)
+    assert lo <= value < hi and lo <= float(np.float32(value)) < hi
+    # The float32 numbers bracketing the value are inside; the next ones out are not.
+    down = up = np.float32(value)
+    if float(down) > value:
+        down = np.nextafter(down, np.float32(-np.inf))
+    if float(up) < value:
+        up = np.nextafter(up, np.float32(np.inf))
+    tiny = float(np.finfo(np.float64).tiny)  # hi of 0: no subnormal edge
+    assert (float(down), max(float(np.nextafter(float(up), np.inf)), float(up) + tiny)) == (lo, hi)
+    outside = [np.nextafter(down, np.float32(-np.inf)), np.nextafter(up, np.float32(np.inf))]
+    feature = FeatureBins("v", "x", -1, "numeric", edges=(lo, hi))
+    assert bin_counts(np.array(outside, np.float32), feature).tolist() == [1, 0, 1, 0, 0]
+    assert bin_counts(np.array([value], np.float32), feature).tolist() == [0, 1, 0, 0, 0]
+    assert bin_counts(np.array([value]), feature).tolist() == [0, 1, 0, 0, 0]
+
+
+def test_labels_of_value_bins() -> None:
+    def labels(*edges: float) -> list[str]:
+        return slot_labels(FeatureBins("v", "x", -1, "numeric", edges=edges))
+
+    assert labels(*value_span(5.0)) == ["<5", "=5", ">5", "NaN", "±inf"]
+    assert labels(*value_span(0.0)) == ["<0", "=0", ">0", "NaN", "±inf"]
+    assert labels(0.0, 0.5, value_span(1.0)[1]) == ["<0", "[0,0.5)", "[0.5,1]", ">1", "NaN", "±inf"]
+    assert labels(*value_span(0.0), 2.5) == ["<0", "=0", "(0,2.5)", ">=2.5", "NaN", "±inf"]
 
 
 @pytest.mark.parametrize(

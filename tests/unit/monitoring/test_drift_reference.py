@@ -11,7 +11,7 @@ from engine.training.profile import assign_bins, categorical_profile, profile_ar
 from monitoring_scenario import OUTPUTS, SIGNATURE, Signature
 
 from engine.errors import InvalidConfigError
-from engine.monitoring.bins import bin_counts, parse_features
+from engine.monitoring.bins import bin_counts, canonical_category, parse_features, value_span
 from engine.monitoring.reference import (
     DriftReference,
     drift_reference,
@@ -77,9 +77,30 @@ def test_wide_tensor_from_profile_array_and_constant_column() -> None:
         ("x0", "input", 0),
         ("x1", "input", 1),
     ]
-    assert features[1]["edges"] == []  # a constant feature has one bin
+    # A constant feature: below 3 | exactly 3 | above 3, then NaN and inf.
+    assert features[1]["edges"] == list(value_span(3.0))
     props = reference_proportions(profile, features)
-    assert props["x1"] == [1.0, 0.0, 0.0]
+    assert props["x1"] == [0.0, 1.0, 0.0, 0.0, 0.0]
+
+
+def test_a_constant_feature_of_an_older_profile_gets_a_value_bin() -> None:
+    """Profiles stored before value bins have ``[v, v]`` and one bin; they still load, and
+    a change of the value shows."""
+    profile = {
+        "schema_version": 1,
+        "row_count": 10,
+        "features": {
+            "c": {
+                "kind": "numeric",
+                "nan_fraction": 0.2,
+                "bin_edges": [5.0, 5.0],
+                "bin_proportions": [1.0],
+            }
+        },
+    }
+    ref = drift_reference(profile, [("c", "float32", (-1, 1))])
+    assert ref.features[0].edges == value_span(5.0)
+    assert ref.proportions["c"].tolist() == pytest.approx([0.0, 0.8, 0.0, 0.2, 0.0])
 
 
 def test_indexed_names_and_numeric_coded_categories() -> None:
@@ -95,6 +116,27 @@ def test_indexed_names_and_numeric_coded_categories() -> None:
     assert reference_proportions(profile, features)["x[1]"] == pytest.approx(
         [0.5, 0.25, 0.25, 0.0, 0.0]
     )
+
+
+def test_float_tensor_categories_are_the_values_the_tensor_holds() -> None:
+    """Categories profiled from float64 data, read from a float32 (float16) tensor: named by
+    the value that tensor holds, as the core names a served element."""
+    profile = {
+        "schema_version": 1,
+        "features": {"c": categorical_profile([0.1, 0.5, 0.5, 2.0, 0.3, None])},
+    }
+    for dtype, narrow in (("float32", np.float32), ("float16", np.float16)):
+        (feature,) = parse_features(features_from_profile(profile, [("c", dtype, (-1, 1))]))
+        assert feature.categories == tuple(
+            canonical_category(float(narrow(v))) for v in (0.5, 0.1, 0.3, 2.0)
+        )
+        served = np.array([0.1, 0.5, 0.5, 2.0, 0.3], dtype=narrow)
+        assert bin_counts(served, feature).tolist() == [2, 1, 1, 1, 0, 0]  # none "other"
+        assert reference_proportions(profile, [feature])["c"] == pytest.approx(
+            [2 / 6, 1 / 6, 1 / 6, 1 / 6, 0.0, 1 / 6]
+        )
+    (as_float64,) = features_from_profile(profile, [("c", "float64", (-1, 1))])
+    assert as_float64["categories"] == ["0.5", "0.1", "0.3", "2"]
 
 
 def test_bool_categories_and_all_missing_categorical(caplog: pytest.LogCaptureFixture) -> None:

@@ -36,9 +36,78 @@ def test_numeric_profile_statistics_and_quantile_bins() -> None:
 
 def test_constant_and_empty_numeric_columns() -> None:
     constant = numeric_profile(np.full(20, 3.0))
-    assert constant["bin_edges"] == [3.0, 3.0] and constant["bin_proportions"] == [1.0]
+    # 3.0 in a bin of its own, between empty bins below and above: any other value shows.
+    edges = constant["bin_edges"]
+    assert edges[1:-1] == [3.0, float(np.nextafter(3.0, np.inf))]
+    assert edges[0] < 3.0 < edges[-1] and constant["bin_proportions"] == [0.0, 1.0, 0.0]
+    assert assign_bins(edges, np.array([-1e30, 2.999, 3.0, 3.001, 1000.0])).tolist() == [
+        0,
+        0,
+        1,
+        2,
+        2,
+    ]
+    zero = numeric_profile(np.zeros(5))
+    assert assign_bins(zero["bin_edges"], np.array([-1e-30, -0.0, 0.0, 1e-30])).tolist() == [
+        0,
+        1,
+        1,
+        2,
+    ]
     empty = numeric_profile(np.full(4, np.nan))
     assert empty["nan_fraction"] == 1.0 and empty["mean"] is None and empty["bin_edges"] == []
+
+
+def test_few_distinct_values_have_a_bin_each() -> None:
+    rng = np.random.default_rng(0)
+    flag = (rng.random(10_000) < 0.3).astype(np.float64)
+    p = numeric_profile(flag, bins=10)
+    assert p["bin_edges"][1:-1] == [0.0, 0.5, float(np.nextafter(1.0, np.inf))]
+    assert p["bin_proportions"] == pytest.approx([0.0, 1 - flag.mean(), flag.mean(), 0.0])
+    assert assign_bins(p["bin_edges"], np.array([-1.0, 0.0, 0.4, 0.6, 1.0, 1.5])).tolist() == [
+        0,
+        1,
+        1,
+        2,
+        2,
+        3,
+    ]
+    # Four counts, more distinct values than bins / 2: still a bin per value (2 and 3 apart).
+    kids = numeric_profile(rng.integers(0, 4, 1000).astype(np.float64), bins=4)
+    assert kids["bin_edges"][1:-1] == [0.0, 0.5, 1.5, 2.5, float(np.nextafter(3.0, np.inf))]
+    assert len(kids["bin_proportions"]) == 6 and kids["bin_proportions"][0] == 0.0
+
+
+def test_value_bins_hold_the_float32_rounding_of_each_value() -> None:
+    """A float64 training value reaches the core as a float32 in a float32 tensor: it must
+    land in the same bin (the diabetes data's ``sex`` column, -0.0446 / 0.0507)."""
+    values = np.array([-0.044641636506989, 0.0506801187398187] * 50)
+    p = numeric_profile(values)
+    as_float64 = assign_bins(p["bin_edges"], values[:2])
+    as_float32 = assign_bins(p["bin_edges"], values[:2].astype(np.float32).astype(np.float64))
+    assert as_float64.tolist() == as_float32.tolist() == [1, 2]
+    assert p["bin_proportions"] == [0.0, 0.5, 0.5, 0.0]
+    # The bins hold the float32 numbers bracketing each value; the next ones out are outside.
+    lo, hi = p["bin_edges"][1], p["bin_edges"][-2]
+    below = np.nextafter(np.float32(lo), np.float32(-1))
+    above = np.nextafter(np.float32(np.nextafter(hi, -1.0)), np.float32(1))
+    assert assign_bins(p["bin_edges"], np.array([below, above], np.float64)).tolist() == [0, 3]
+
+
+def test_a_point_mass_among_many_values_has_its_own_bin() -> None:
+    rng = np.random.default_rng(1)
+    values = np.where(rng.random(10_000) < 0.6, 0.0, rng.exponential(1.0, 10_000))
+    p = numeric_profile(values, bins=10)
+    edges = p["bin_edges"]
+    tiny = float(np.finfo(np.float64).tiny)
+    assert edges[1:3] == [0.0, tiny] and edges[0] < 0.0  # below 0 | exactly 0 | above
+    assert p["bin_proportions"][0] == 0.0
+    assert p["bin_proportions"][1] == pytest.approx(np.mean(values == 0.0))
+    assert sum(p["bin_proportions"]) == pytest.approx(1.0)
+    assert np.all(np.diff(edges) > 0)
+    # Quantile bins above the mass, as before: the 70%, 80% and 90% quantiles are edges.
+    for q in np.quantile(values, np.linspace(0.0, 1.0, 11))[7:10]:
+        assert float(q) in edges
 
 
 def test_assign_bins_outer_bins_are_open_ended() -> None:
