@@ -17,8 +17,10 @@ Order of events (each step fails fast with a clear error):
 from __future__ import annotations
 
 import logging
+import math
 import signal
 import threading
+import urllib.parse
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
@@ -26,6 +28,8 @@ from types import FrameType
 from engine import __version__, _core
 from engine._runtime import ensure_runtime
 from engine.errors import InvalidConfigError, UnavailableError
+from engine.monitoring.monitor import DriftThresholds, MonitorConfig
+from engine.monitoring.prediction_log import PredictionLogConfig
 from engine.names import validate_name
 from engine.settings import get_settings
 
@@ -51,7 +55,17 @@ class ServeOptions:
     registry_url: str | None = None
     versions: str | None = None  # latest:N | all | 1,3 (see registry_serving)
     poll_s: float = 2.0
-    log_sample_rate: float = 0.01  # prediction log of registry models with a profile
+    # Monitoring of registry models registered with a reference profile: the sampled
+    # prediction log, drift windows, thresholds (None turns a test off), the alert webhook.
+    log_sample_rate: float = 0.01
+    log_rotate_s: float = PredictionLogConfig.max_file_age_s
+    drift_window_rows: int = MonitorConfig.window_rows
+    drift_window_s: float = MonitorConfig.window_s
+    drift_min_rows: int | None = None  # None: MonitorConfig's, or the window's rows if fewer
+    psi_threshold: float | None = DriftThresholds.psi
+    ks_threshold: float | None = DriftThresholds.ks
+    chi2_pvalue_threshold: float | None = DriftThresholds.chi2_pvalue
+    alert_webhook: str | None = None
     log_json: bool = False  # structured JSON log lines
     host: str = "127.0.0.1"
     grpc_port: int = 8001
@@ -81,6 +95,7 @@ class ServeOptions:
         if not 0.0 <= self.log_sample_rate <= 1.0:
             raise InvalidConfigError(
                 f"--log-sample-rate must be in [0, 1]; was {self.log_sample_rate}")
+        self._check_monitoring()
         if not 0 < self.poll_s <= 3600:
             raise InvalidConfigError(f"poll_s must be in (0, 3600]; was {self.poll_s}")
         for name in ("grpc_port", "metrics_port"):
@@ -103,6 +118,64 @@ class ServeOptions:
             raise InvalidConfigError("--tls-cert and --tls-key go together")
         if self.tls_client_ca is not None and self.tls_cert is None:
             raise InvalidConfigError("--tls-client-ca (mutual TLS) needs --tls-cert and --tls-key")
+
+    def _check_monitoring(self) -> None:
+        monitoring = {
+            "--log-rotate-s": self.log_rotate_s != PredictionLogConfig.max_file_age_s,
+            "--drift-window-rows": self.drift_window_rows != MonitorConfig.window_rows,
+            "--drift-window-s": self.drift_window_s != MonitorConfig.window_s,
+            "--drift-min-rows": self.drift_min_rows is not None,
+            "--psi-threshold": self.psi_threshold != DriftThresholds.psi,
+            "--ks-threshold": self.ks_threshold != DriftThresholds.ks,
+            "--chi2-pvalue-threshold": self.chi2_pvalue_threshold != DriftThresholds.chi2_pvalue,
+            "--alert-webhook": self.alert_webhook is not None,
+        }
+        given = [flag for flag, changed in monitoring.items() if changed]
+        if given and not self.registry:
+            raise InvalidConfigError(
+                f"{', '.join(given)}: monitoring options need --registry (models registered "
+                "with a reference profile are monitored)")
+        if not (math.isfinite(self.log_rotate_s) and 1 <= self.log_rotate_s <= 86400):
+            raise InvalidConfigError(
+                f"--log-rotate-s must be in [1, 86400]; was {self.log_rotate_s}")
+        if self.drift_window_rows < 1:
+            raise InvalidConfigError(
+                f"--drift-window-rows must be >= 1; was {self.drift_window_rows}")
+        if not (math.isfinite(self.drift_window_s) and self.drift_window_s > 0):
+            raise InvalidConfigError(f"--drift-window-s must be > 0; was {self.drift_window_s}")
+        if self.drift_min_rows is not None and not (
+                1 <= self.drift_min_rows <= self.drift_window_rows):
+            raise InvalidConfigError(
+                f"--drift-min-rows must be in [1, --drift-window-rows={self.drift_window_rows}]; "
+                f"was {self.drift_min_rows}")
+        psi = self.psi_threshold
+        if psi is not None and not (math.isfinite(psi) and psi > 0):
+            raise InvalidConfigError(f"--psi-threshold must be > 0, or off; was {psi}")
+        for flag, value in (("--ks-threshold", self.ks_threshold),
+                            ("--chi2-pvalue-threshold", self.chi2_pvalue_threshold)):
+            if value is not None and not 0 < value < 1:
+                raise InvalidConfigError(f"{flag} must be in (0, 1), or off; was {value}")
+        if self.alert_webhook is not None:
+            url = urllib.parse.urlsplit(self.alert_webhook)
+            if url.scheme not in ("http", "https") or not url.hostname:
+                raise InvalidConfigError(
+                    f"--alert-webhook must be an http:// or https:// URL with a host; was "
+                    f"{self.alert_webhook!r}")
+
+    def monitor_config(self) -> MonitorConfig:
+        """The drift monitor's windows and thresholds of every monitored model."""
+        min_rows = self.drift_min_rows
+        if min_rows is None:
+            min_rows = min(MonitorConfig.min_rows, self.drift_window_rows)
+        return MonitorConfig(
+            window_rows=self.drift_window_rows, window_s=self.drift_window_s, min_rows=min_rows,
+            thresholds=DriftThresholds(psi=self.psi_threshold, ks=self.ks_threshold,
+                                       chi2_pvalue=self.chi2_pvalue_threshold))
+
+    def prediction_log_config(self) -> PredictionLogConfig:
+        """The sampled prediction log of every monitored model."""
+        return PredictionLogConfig(sample_rate=self.log_sample_rate,
+                                   max_file_age_s=self.log_rotate_s)
 
 
 def _read_text(path: Path | None, what: str) -> str | None:
@@ -153,7 +226,8 @@ def serve(options: ServeOptions, *, stop: threading.Event | None = None) -> int:
         watcher = RegistryServing(
             Registry(home=options.registry_home, url=options.registry_url), control,
             alias=options.alias, policy=policy, poll_s=options.poll_s,
-            log_sample_rate=options.log_sample_rate)
+            monitor_config=options.monitor_config(), webhook_url=options.alert_webhook,
+            prediction_log=options.prediction_log_config())
     server = _core.Server(
         host=options.host, port=options.grpc_port, tls_cert_pem=cert, tls_key_pem=key,
         tls_client_ca_pem=client_ca, auth_token=token,

@@ -38,7 +38,12 @@ from prometheus_client.registry import Collector
 
 from engine.errors import EngineError, InvalidConfigError, ModelNotFoundError, UnavailableError
 from engine.model import Model, load
-from engine.monitoring import DriftCollector, drift_reference_for_version, monitor_model
+from engine.monitoring import (
+    DriftCollector,
+    MonitorConfig,
+    drift_reference_for_version,
+    monitor_model,
+)
 from engine.monitoring.prediction_log import PredictionLogConfig
 from engine.names import MAX_VERSION, validate_name
 from engine.registry import ModelVersion, Registry
@@ -142,7 +147,9 @@ class RegistryServing:
         retry_failed_s: float = 60.0,
         drain_timeout_s: float = 30.0,
         settle_s: float = 0.5,
-        log_sample_rate: float = 0.01,
+        monitor_config: MonitorConfig | None = None,
+        webhook_url: str | None = None,
+        prediction_log: PredictionLogConfig | None = None,
     ) -> None:
         validate_name(alias, "alias")
         if poll_s <= 0:
@@ -158,7 +165,10 @@ class RegistryServing:
         self.collector = _ServingMetrics(self)
         # Drift gauges of every served version that was registered with a reference profile.
         self.drift_collector = DriftCollector()
-        self.log_sample_rate = log_sample_rate
+        # How each monitored version is watched (see engine.monitoring.monitor_model).
+        self.monitor_config = monitor_config or MonitorConfig()
+        self.webhook_url = webhook_url
+        self.prediction_log = prediction_log or PredictionLogConfig()
         self._monitors: dict[tuple[str, int], Any] = {}  # (name, version) -> ModelMonitoring
         self._lock = threading.Lock()
         self._defaults: dict[str, int] = {}  # name -> version set as the default route
@@ -327,10 +337,15 @@ class RegistryServing:
         try:
             monitoring = monitor_model(
                 model.core, drift_reference_for_version(record), model=name, version=version,
-                collector=self.drift_collector, home=self.registry.home,
-                prediction_log=PredictionLogConfig(sample_rate=self.log_sample_rate))
+                config=self.monitor_config, collector=self.drift_collector,
+                home=self.registry.home, webhook_url=self.webhook_url,
+                prediction_log=self.prediction_log)
         except EngineError as exc:  # serving goes on without drift figures; say why
             log.warning("model %s:%d is served without drift monitoring: %s", name, version, exc)
+            return
+        except Exception:  # a bug in monitoring must not stop serving: say it, with the trace
+            log.exception("model %s:%d is served without drift monitoring: unexpected error",
+                          name, version)
             return
         with self._lock:
             self._monitors[(name, version)] = monitoring

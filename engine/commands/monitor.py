@@ -125,6 +125,8 @@ def _report(args: argparse.Namespace) -> int:
         now_ms=now_ms,
     )
     print(f"wrote {args.out} ({len(report.images)} plots)")
+    for note in report.notes:  # files the report could not use (also said on the page)
+        print(f"note: {note}", file=sys.stderr)
     return 0
 
 

@@ -10,7 +10,10 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from engine.server.launcher import ServeOptions
 
 __all__ = ["register"]
 
@@ -54,6 +57,33 @@ def register(subparsers: Any) -> None:
                           "registered with a training profile (default 0.01)")
     reg.add_argument("--poll-s", type=float, default=2.0,
                      help="seconds between registry polls for alias moves (default 2)")
+    mon = p.add_argument_group(
+        "monitoring (with --registry: models registered with a reference profile)",
+        "Drift windows, thresholds and alerts, and the sampled Parquet prediction log under "
+        "$ENGINE_HOME/logs/<model>. Give 'engine monitor rules' the same thresholds, so "
+        "Prometheus alerts agree with engine_drift_alert and the alert log lines.")
+    mon.add_argument("--log-rotate-s", type=float, default=300.0, metavar="S",
+                     help="start a new prediction log file every S seconds (default 300): a "
+                          "file is readable, e.g. by 'engine monitor report', once closed")
+    mon.add_argument("--drift-window-rows", type=int, default=10_000, metavar="N",
+                     help="a drift window closes after N rows (default 10000) ...")
+    mon.add_argument("--drift-window-s", type=float, default=300.0, metavar="S",
+                     help="... or after S seconds with at least --drift-min-rows rows "
+                          "(default 300)")
+    mon.add_argument("--drift-min-rows", type=int, metavar="N",
+                     help="rows a window needs to close on time (default 200, or "
+                          "--drift-window-rows if fewer)")
+    mon.add_argument("--psi-threshold", type=_threshold, default=0.2, metavar="X|off",
+                     help="a feature drifts when its PSI is above X (default 0.2)")
+    mon.add_argument("--ks-threshold", type=_threshold, default=0.15, metavar="X|off",
+                     help="... or its binned KS distance above X, numeric features "
+                          "(default 0.15)")
+    mon.add_argument("--chi2-pvalue-threshold", type=_threshold, default=1e-3, metavar="P|off",
+                     help="... or its chi-square p-value below P, categorical features "
+                          "(default 0.001)")
+    mon.add_argument("--alert-webhook", metavar="URL",
+                     help="also POST drift alerts as JSON to this http(s) URL (retried with "
+                          "backoff; failures counted in engine_alert_webhook_failures_total)")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     p.add_argument("--grpc-port", type=int, default=8001, help="gRPC port (default 8001; 0 = any)")
     p.add_argument("--metrics-port", type=int, default=8002,
@@ -77,9 +107,15 @@ def register(subparsers: Any) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from engine.server.launcher import ServeOptions, serve  # needs the compiled server
+    from engine.server.launcher import serve  # needs the compiled server
 
-    options = ServeOptions(
+    return int(serve(_options(args)))
+
+
+def _options(args: argparse.Namespace) -> ServeOptions:
+    from engine.server.launcher import ServeOptions
+
+    return ServeOptions(
         model_repository=args.model_repository,
         demo=args.demo,
         registry=args.registry,
@@ -89,6 +125,14 @@ def _run(args: argparse.Namespace) -> int:
         versions=args.versions,
         poll_s=args.poll_s,
         log_sample_rate=args.log_sample_rate,
+        log_rotate_s=args.log_rotate_s,
+        drift_window_rows=args.drift_window_rows,
+        drift_window_s=args.drift_window_s,
+        drift_min_rows=args.drift_min_rows,
+        psi_threshold=args.psi_threshold,
+        ks_threshold=args.ks_threshold,
+        chi2_pvalue_threshold=args.chi2_pvalue_threshold,
+        alert_webhook=args.alert_webhook,
         log_json=args.log_json,
         host=args.host,
         grpc_port=args.grpc_port,
@@ -103,4 +147,13 @@ def _run(args: argparse.Namespace) -> int:
         max_tensor_elements=args.max_tensor_elements,
         grace_s=args.grace_s,
     )
-    return int(serve(options))
+
+
+def _threshold(text: str) -> float | None:
+    """A drift threshold: a number, or ``off`` (that test is not applied)."""
+    if text.strip().lower() == "off":
+        return None
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number or 'off'; was {text!r}") from None

@@ -57,7 +57,8 @@ class DriftCollector(Collector):
             self._logs = [log for log in self._logs if (log.model, log.version) != key]
 
     def add_prediction_log(self, log: _CountsLog) -> None:
-        """Export a prediction log's ``records`` / ``dropped_writer`` / ``dropped_core``."""
+        """Export a prediction log's ``records`` / ``dropped_writer`` / ``dropped_core`` /
+        ``dropped_write_error``."""
         with self._lock:
             self._logs.append(log)
 
@@ -98,11 +99,14 @@ class DriftCollector(Collector):
                 alert.add_metric([model, version, f.name], 1.0 if f.breaches else 0.0)
         yield from (score, alert, rows, count)
         records = CounterMetricFamily(
-            names.PREDICTION_LOG_RECORDS_TOTAL, "Prediction records written to Parquet", labels=mv
+            names.PREDICTION_LOG_RECORDS_TOTAL,
+            "Prediction records in complete Parquet files (counted when a file is closed)",
+            labels=mv,
         )
         dropped = CounterMetricFamily(
             names.PREDICTION_LOG_DROPPED_TOTAL,
-            "Sampled predictions dropped because a queue was full",
+            "Sampled predictions not persisted: a queue was full (where=writer, core) or the "
+            "Parquet file could not be written (where=write_error)",
             labels=[*mv, "where"],
         )
         for log in logs:
@@ -110,6 +114,9 @@ class DriftCollector(Collector):
             records.add_metric([log.model, log.version], c["records"])
             dropped.add_metric([log.model, log.version, "writer"], c["dropped_writer"])
             dropped.add_metric([log.model, log.version, "core"], c["dropped_core"])
+            dropped.add_metric(
+                [log.model, log.version, "write_error"], c.get("dropped_write_error", 0)
+            )
         yield from (records, dropped)
         failures = CounterMetricFamily(
             names.ALERT_WEBHOOK_FAILURES_TOTAL,

@@ -21,8 +21,12 @@ Monitoring metrics (exported by :class:`engine.monitoring.DriftCollector`):
 ``engine_drift_alert{model,version,feature}``              gauge, 1 while the feature breaches
 ``engine_drift_window_rows{model,version}``                gauge, rows in the last window
 ``engine_drift_windows_total{model,version}``              counter of evaluated windows
-``engine_prediction_log_records_total{model,version}``     counter of records written to Parquet
-``engine_prediction_log_dropped_total{model,version,where}``  counter; where = "writer" | "core"
+``engine_prediction_log_records_total{model,version}``     counter of records in complete Parquet
+                                                           files (counted when a file is closed)
+``engine_prediction_log_dropped_total{model,version,where}``  counter of sampled records not
+                                                           persisted; where = "writer" (queue
+                                                           full) | "core" (sampler ring full) |
+                                                           "write_error" (the file failed)
 ``engine_alert_webhook_failures_total``                    counter of alerts never delivered
 """
 

@@ -6,15 +6,33 @@ without blocking: a full queue drops it and counts ``dropped_writer``.
 :meth:`PredictionLog.record_sampled` queues a record already sampled by the core (see
 :mod:`engine.monitoring.sampler`). One daemon thread writes queued records in row groups of
 ``flush_rows`` (or every ``flush_interval_s``) to ``<directory>/<model>-v<version>-
-<UTC time>-<seq>.parquet``, starting a new file once the current one passes
+<UTC time>-<pid>-<seq>.parquet``, starting a new file once the current one passes
 ``max_file_bytes`` or ``max_file_age_s``. A file is written as ``*.parquet.partial`` and
-renamed when closed, so every ``*.parquet`` file is complete.
+renamed when closed, so every ``*.parquet`` file is complete. A Parquet file is readable only
+once it is closed (its footer is written last), so ``max_file_age_s`` (default 5 minutes) is
+how far behind the newest readable record may be, and what a killed process loses at most.
+
+Write failures (a full disk, a lost mount, a file-size limit) never reach the producers and
+never stop the writer. The file being written is abandoned: deleted (or, if even that fails,
+left as ``*.parquet.partial``), never renamed to ``*.parquet``. Every record that is not in a
+complete file is counted in ``dropped_write_error``: the records of the failed write, the ones
+already in the abandoned file, and the ones that arrive while the writer backs off
+(``retry_initial_s``, doubling up to ``retry_max_s``) before it opens a new file. A failure
+spell is logged once at ERROR when it starts and once at WARNING when a file is complete
+again (or the log is closed), with the number of records lost.
+
+Counters (:meth:`PredictionLog.counters`): ``offered`` (requests offered to :meth:`record`),
+``records`` (records in complete ``*.parquet`` files, counted when the file is closed),
+``dropped_writer``, ``dropped_write_error`` and ``dropped_core`` (the core's own drops).
 
 Columns: ``timestamp`` (timestamp[ms, UTC]), ``request_id``, ``model``, ``version``,
 ``latency_us`` (int64), then for each input tensor ``input.<name>`` (the tensor's elements,
 flattened, as a list of its type) and ``input.<name>.shape`` (list of int64), and the same
 for outputs with ``output.``. Strings are UTF-8. The file's schema metadata carries
-``engine.sample_rate``. :func:`read_prediction_logs` reads a folder back into one table.
+``engine.sample_rate``, ``engine.model`` and ``engine.version``.
+
+:func:`read_prediction_logs` reads a folder back into one table; :func:`scan_prediction_logs`
+also says which files it skipped (not valid Parquet) and which are still open.
 """
 
 from __future__ import annotations
@@ -23,6 +41,7 @@ import logging
 import os
 import queue
 import random
+import re
 import threading
 import time
 from collections.abc import Mapping
@@ -39,9 +58,21 @@ from engine.monitoring.clock import Clock, SystemClock
 if TYPE_CHECKING:
     from typing_extensions import Self  # typing.Self needs Python 3.11
 
-__all__ = ["PredictionLog", "PredictionLogConfig", "read_prediction_logs"]
+__all__ = [
+    "LogFolder",
+    "PredictionLog",
+    "PredictionLogConfig",
+    "read_prediction_logs",
+    "scan_prediction_logs",
+]
 
 _log = logging.getLogger(__name__)
+
+PARTIAL_SUFFIX = ".partial"
+# <model>-v<version>-<YYYYmmddTHHMMSS>-<pid>-<seq>.parquet[.partial]
+_FILE_NAME = re.compile(
+    r"^(?P<model>.+)-v(?P<version>.+)-\d{8}T\d{6}-\d+-\d+\.parquet(?:\.partial)?$"
+)
 
 
 @dataclass(frozen=True)
@@ -49,9 +80,11 @@ class PredictionLogConfig:
     sample_rate: float = 0.01
     queue_capacity: int = 10_000
     max_file_bytes: int = 64 << 20
-    max_file_age_s: float = 3600.0
+    max_file_age_s: float = 300.0
     flush_rows: int = 1000
     flush_interval_s: float = 5.0
+    retry_initial_s: float = 1.0  # back-off after a write failure, doubling ...
+    retry_max_s: float = 60.0  # ... up to this
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.sample_rate <= 1.0:
@@ -67,6 +100,11 @@ class PredictionLogConfig:
             raise InvalidConfigError(
                 f"flush_rows and flush_interval_s must be > 0; were "
                 f"{self.flush_rows} and {self.flush_interval_s}"
+            )
+        if not 0 < self.retry_initial_s <= self.retry_max_s:
+            raise InvalidConfigError(
+                f"retry_initial_s must be > 0 and <= retry_max_s; were "
+                f"{self.retry_initial_s} and {self.retry_max_s}"
             )
 
 
@@ -114,6 +152,7 @@ class PredictionLog:
         self._offered = 0
         self._records = 0
         self._dropped_writer = 0
+        self._dropped_write_error = 0
         self._dropped_core = 0
         self._closed = False
         self.files: list[Path] = []  # finished files, oldest first
@@ -186,6 +225,7 @@ class PredictionLog:
                 "offered": self._offered,
                 "records": self._records,
                 "dropped_writer": self._dropped_writer,
+                "dropped_write_error": self._dropped_write_error,
                 "dropped_core": self._dropped_core,
             }
 
@@ -216,6 +256,16 @@ class PredictionLog:
             return False
         return marker.done.wait(timeout_s)
 
+    # --- counters, from the writer thread -------------------------------------------------------
+
+    def _count_written(self, count: int) -> None:
+        with self._lock:
+            self._records += count
+
+    def _count_lost(self, count: int) -> None:
+        with self._lock:
+            self._dropped_write_error += count
+
     # --- the writer thread ----------------------------------------------------------------------
 
     def _run(self) -> None:
@@ -237,22 +287,18 @@ class PredictionLog:
                     or isinstance(item, _Marker)
                 )
                 if buffer and due:
-                    written = self._writer.write(buffer)
-                    with self._lock:
-                        self._records += written
-                    buffer = []
+                    batch, buffer = buffer, []
                     last_write = time.monotonic()
+                    self._writer.write(batch)  # counts what it could not write; never raises
                 if isinstance(item, _Marker) and item.close_file:
                     self._writer.close_file()
                 else:
                     self._writer.rotate_if_old()
-            except Exception:  # noqa: BLE001  logged; the writer thread must not die
-                _log.exception(
-                    "prediction log writer of %s:%s failed; %d record(s) lost",
-                    self.model,
-                    self.version,
-                    len(buffer),
-                )
+                if isinstance(item, _Marker) and item.stop:
+                    self._writer.stopped()
+            except Exception as exc:  # noqa: BLE001  a bug here must not kill the writer thread
+                self._count_lost(len(buffer))
+                self._writer.failures.failed("the prediction log writer", exc, len(buffer))
                 buffer = []
             if isinstance(item, _Marker):
                 item.done.set()
@@ -260,8 +306,62 @@ class PredictionLog:
                     return
 
 
+class _FailureSpell:
+    """Write failures, logged once per spell: ERROR when it starts, WARNING when it ends."""
+
+    def __init__(self, log: PredictionLog) -> None:
+        self._log = log
+        self.since_s: float | None = None
+        self.lost = 0
+
+    @property
+    def active(self) -> bool:
+        return self.since_s is not None
+
+    def failed(self, what: str, exc: BaseException, lost: int) -> None:
+        self.lost += lost
+        if self.since_s is not None:
+            return
+        self.since_s = self._log._clock.monotonic_s()
+        log = self._log
+        _log.error(
+            "prediction log of %s:%s in %s: %s failed: %s: %s; %d record(s) lost. Until a "
+            "file is complete again, records that cannot be written are dropped and counted "
+            'in engine_prediction_log_dropped_total{where="write_error"} (logged once, with '
+            "the count, when it ends). Serving is not affected.",
+            log.model,
+            log.version,
+            str(log.directory),
+            what,
+            type(exc).__name__,
+            _one_line(exc),
+            lost,
+            exc_info=None if _expected_failure(exc) else exc,  # a bug: keep its traceback
+        )
+
+    def ended(self, how: str) -> None:
+        if self.since_s is None:
+            return
+        log = self._log
+        _log.warning(
+            "prediction log of %s:%s %s after %.1fs of write failures; %d record(s) lost",
+            log.model,
+            log.version,
+            how,
+            log._clock.monotonic_s() - self.since_s,
+            self.lost,
+        )
+        self.since_s = None
+        self.lost = 0
+
+
 class _ParquetRotator:
-    """The open Parquet file of a log and its rotation (used by the writer thread only)."""
+    """The open Parquet file of a log and its rotation (used by the writer thread only).
+
+    Invariants: ``_writer`` is None exactly when no file is open; ``_rows_in_file`` rows were
+    written to the open file and are counted (as ``records`` or as lost) when it is closed or
+    abandoned; while ``_retry_at_s`` is in the future nothing is written.
+    """
 
     def __init__(self, log: PredictionLog) -> None:
         self._log = log
@@ -271,28 +371,50 @@ class _ParquetRotator:
         self._partial: Path | None = None
         self._opened_s = 0.0
         self._seq = 0
+        self._rows_in_file = 0
+        self._retry_at_s: float | None = None
+        self._retry_delay_s = log.config.retry_initial_s
+        self.failures = _FailureSpell(log)
 
-    def write(self, records: list[_Record]) -> int:
-        """Write records (grouped by schema); returns how many were written."""
-        written = 0
+    def write(self, records: list[_Record]) -> None:
+        """Write records (grouped by schema). Never raises: what is lost is counted."""
+        now = self._log._clock.monotonic_s()
+        if self._retry_at_s is not None and now < self._retry_at_s:
+            self._log._count_lost(len(records))
+            self.failures.lost += len(records)
+            return
+        self._retry_at_s = None
         start = 0
         keys = [_schema_key(r) for r in records]
         for i in range(1, len(records) + 1):
             if i == len(records) or keys[i] != keys[start]:
-                written += self._write_group(records[start:i])
+                if not self._write_group(records[start:i]):
+                    self._log._count_lost(len(records) - i)  # the groups not tried
+                    self.failures.lost += len(records) - i
+                    return
                 start = i
-        return written
 
-    def _write_group(self, records: list[_Record]) -> int:
-        table = _to_table(records, self._log)
-        if self._writer is not None and not table.schema.equals(self._schema):
-            self.close_file()
-        if self._writer is None:
-            self._open(table.schema)
-        self._writer.write_table(table)
+    def _write_group(self, records: list[_Record]) -> bool:
+        """False when the file failed (the group and the file's rows are counted lost)."""
+        try:
+            table = _to_table(records, self._log)
+        except Exception as exc:  # noqa: BLE001  records pyarrow cannot hold: the file is fine
+            self._log._count_lost(len(records))
+            self.failures.failed("converting records to Arrow", exc, len(records))
+            return True
+        try:
+            if self._writer is not None and not table.schema.equals(self._schema):
+                self._finish()
+            if self._writer is None:
+                self._open(table.schema)
+            self._writer.write_table(table)
+        except Exception as exc:  # noqa: BLE001  a full disk, a lost mount, ...
+            self._abandon("writing", exc, len(records))
+            return False
+        self._rows_in_file += len(records)
         if self._sink.tell() >= self._log.config.max_file_bytes:
-            self.close_file()
-        return len(records)
+            return self.close_file()
+        return True
 
     def rotate_if_old(self) -> None:
         if (
@@ -300,6 +422,21 @@ class _ParquetRotator:
             and self._log._clock.monotonic_s() - self._opened_s >= self._log.config.max_file_age_s
         ):
             self.close_file()
+
+    def close_file(self) -> bool:
+        """Close and publish the open file. False if that failed (the file is abandoned)."""
+        if self._writer is None:
+            return True
+        try:
+            self._finish()
+        except Exception as exc:  # noqa: BLE001
+            self._abandon("closing the file", exc, 0)
+            return False
+        return True
+
+    def stopped(self) -> None:
+        """The log is closing: end a failure spell with its count."""
+        self.failures.ended("closed")
 
     def _open(self, schema: Any) -> None:
         import pyarrow as pa
@@ -310,21 +447,67 @@ class _ParquetRotator:
         stamp = datetime.fromtimestamp(log._clock.wall_ms() / 1000, timezone.utc)
         self._seq += 1
         name = f"{log.model}-v{log.version}-{stamp:%Y%m%dT%H%M%S}-{os.getpid()}-{self._seq:04d}"
-        self._partial = log.directory / f"{name}.parquet.partial"
+        self._partial = log.directory / f"{name}.parquet{PARTIAL_SUFFIX}"
         self._sink = pa.OSFile(str(self._partial), "wb")
         self._writer = pq.ParquetWriter(self._sink, schema, compression="zstd")
         self._schema = schema
+        self._rows_in_file = 0
         self._opened_s = log._clock.monotonic_s()
 
-    def close_file(self) -> None:
-        if self._writer is None or self._partial is None:
-            return
+    def _finish(self) -> None:
+        """Write the footer and rename the file to ``*.parquet``; raises on failure."""
+        assert self._partial is not None
         self._writer.close()
         self._sink.close()
         final = self._partial.with_suffix("")  # drop ".partial"
         os.replace(self._partial, final)
         self._log.files.append(final)
+        self._log._count_written(self._rows_in_file)
         self._writer = self._sink = self._schema = self._partial = None
+        self._rows_in_file = 0
+        self._retry_delay_s = self._log.config.retry_initial_s
+        self.failures.ended(f"wrote {final.name}")
+
+    def _abandon(self, what: str, exc: BaseException, lost: int) -> None:
+        """Drop the open file after a failure: never published; its rows count as lost."""
+        lost += self._rows_in_file
+        partial = self._partial
+        if self._writer is not None:
+            self._writer.is_open = False  # no footer: the file is not complete
+        if self._sink is not None:
+            try:
+                self._sink.close()
+            except Exception:  # noqa: BLE001, S110  already failed; the file goes anyway
+                pass
+        self._writer = self._sink = self._schema = self._partial = None
+        self._rows_in_file = 0
+        if partial is not None:
+            try:
+                partial.unlink(missing_ok=True)
+            except OSError as unlink_exc:
+                _log.warning(
+                    "could not delete the abandoned prediction log %s (%s); it keeps its "
+                    "%s name, which readers skip",
+                    str(partial),
+                    unlink_exc.strerror or unlink_exc,
+                    PARTIAL_SUFFIX,
+                )
+        self._log._count_lost(lost)
+        self.failures.failed(what, exc, lost)
+        config = self._log.config
+        self._retry_at_s = self._log._clock.monotonic_s() + self._retry_delay_s
+        self._retry_delay_s = min(self._retry_delay_s * 2, config.retry_max_s)
+
+
+def _expected_failure(exc: BaseException) -> bool:
+    """An I/O error (a full disk, ...) rather than a bug: logged without a traceback."""
+    import pyarrow as pa
+
+    return isinstance(exc, (OSError, pa.ArrowException))
+
+
+def _one_line(exc: BaseException) -> str:
+    return (str(exc).strip().splitlines() or ["no details"])[0]
 
 
 def _schema_key(record: _Record) -> tuple[Any, ...]:
@@ -381,43 +564,110 @@ def _list_column(arrays: list[np.ndarray]) -> Any:
     return pa.ListArray.from_arrays(offsets, values)
 
 
+# --- reading --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LogFolder:
+    """What :func:`scan_prediction_logs` found in a folder.
+
+    ``table``: the matching rows of every complete log (None when no complete file matched);
+    ``files``: the complete logs read; ``skipped``: ``*.parquet`` files that are not valid
+    Parquet (truncated, or damaged), each with the reason, left out with a warning;
+    ``open_files``: ``*.parquet.partial`` files, not readable yet: being written by a running
+    server (closed within its ``max_file_age_s``), or left by one that stopped abruptly.
+    """
+
+    table: Any
+    files: tuple[Path, ...]
+    skipped: tuple[tuple[Path, str], ...]
+    open_files: tuple[Path, ...]
+
+
 def read_prediction_logs(
     directory: str | Path, *, since_ms: int | None = None, version: str | None = None
 ) -> Any:
     """All complete ``*.parquet`` logs of a folder as one pyarrow Table (None if there are none).
 
-    Files whose schemas differ (a new model version with other tensors) are combined with
-    missing columns as nulls. A file that cannot be read, or is not a prediction log, raises
-    InvalidConfigError naming it.
+    See :func:`scan_prediction_logs`, whose ``table`` this is.
+    """
+    return scan_prediction_logs(directory, since_ms=since_ms, version=version).table
+
+
+def scan_prediction_logs(
+    directory: str | Path, *, since_ms: int | None = None, version: str | None = None
+) -> LogFolder:
+    """Read the complete logs of a folder (rows of ``version`` only, at or after ``since_ms``).
+
+    With ``version``, only that version's files are read (a file's ``engine.version``
+    metadata, else its rows' ``version``), so versions with other tensors or dtypes do not
+    matter. Files whose schemas differ are combined with missing columns as nulls and types
+    widened where that loses nothing (float32 and float64 -> float64); files that still
+    disagree raise InvalidConfigError naming the column and two of the files. A ``*.parquet``
+    that is not valid Parquet is skipped with a warning naming it; a valid Parquet file that
+    is not a prediction log raises InvalidConfigError naming it (the folder is not a logs
+    folder).
     """
     import pyarrow as pa
     import pyarrow.compute as pc  # type: ignore[import-untyped]
 
-    paths = sorted(Path(directory).glob("*.parquet"))
-    if not paths:
-        return None
-    tables = [_read_log(p) for p in paths]
-    table = pa.concat_tables(tables, promote_options="default")
-    if since_ms is not None:
-        cutoff = pa.scalar(since_ms, pa.timestamp("ms", tz="UTC"))
-        table = table.filter(pc.greater_equal(table["timestamp"], cutoff))
-    if version is not None:
-        table = table.filter(pc.equal(table["version"], version))
-    return table
+    folder = Path(directory)
+    wanted = None if version is None else str(version)
+    tables: list[Any] = []
+    read: list[Path] = []
+    skipped: list[tuple[Path, str]] = []
+    for path in sorted(folder.glob("*.parquet")):
+        if wanted is not None and _named_version(path) not in (None, wanted):
+            continue
+        table = _read_log(path, wanted, skipped)
+        if table is None:
+            continue
+        if wanted is not None:
+            table = table.filter(pc.equal(table["version"], wanted))
+        if since_ms is not None:
+            cutoff = pa.scalar(since_ms, pa.timestamp("ms", tz="UTC"))
+            table = table.filter(pc.greater_equal(table["timestamp"], cutoff))
+        read.append(path)
+        tables.append(table)
+    open_files = [
+        p
+        for p in sorted(folder.glob(f"*.parquet{PARTIAL_SUFFIX}"))
+        if (wanted is None or _named_version(p) in (None, wanted))
+        and (since_ms is None or _mtime_ms(p) >= since_ms)
+    ]
+    return LogFolder(_concat(tables, read), tuple(read), tuple(skipped), tuple(open_files))
 
 
-def _read_log(path: Path) -> Any:
-    """One log file, refused with its name if it is unreadable or another kind of table."""
+def _named_version(path: Path) -> str | None:
+    """The version in a log file's name (None if the name is not the writer's)."""
+    match = _FILE_NAME.match(path.name)
+    return match["version"] if match else None
+
+
+def _mtime_ms(path: Path) -> int:
+    try:
+        return int(path.stat().st_mtime * 1000)
+    except OSError:  # gone meanwhile (closed and renamed)
+        return 0
+
+
+def _read_log(path: Path, version: str | None, skipped: list[tuple[Path, str]]) -> Any:
+    """One log file (None: not this version, or skipped as not valid Parquet)."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     try:
-        table = pq.read_table(path)
+        with pq.ParquetFile(path) as parquet:
+            meta = parquet.schema_arrow.metadata or {}
+            named = meta.get(b"engine.version")
+            if version is not None and named is not None and named.decode() != version:
+                return None
+            table = parquet.read()
     except (pa.ArrowException, OSError) as exc:
-        detail = (str(exc).strip().splitlines() or ["no details"])[0]
-        raise InvalidConfigError(
-            f"cannot read prediction log {str(path)!r}: {type(exc).__name__}: {detail}"
-        ) from exc
+        reason = f"{type(exc).__name__}: {_one_line(exc)}"
+        _log.warning("skipping prediction log %r: not valid Parquet (%s)", str(path), reason)
+        skipped.append((path, reason))
+        return None
     # The columns every reader relies on, with the types the writer gives them.
     expected = {
         "timestamp": pa.types.is_timestamp,
@@ -436,3 +686,33 @@ def _read_log(path: Path) -> Any:
             f"(a log has timestamp, request_id, model, version, latency_us, input.*, output.*)"
         )
     return table
+
+
+def _concat(tables: list[Any], paths: list[Path]) -> Any:
+    import pyarrow as pa
+
+    if not tables:
+        return None
+    try:
+        return pa.concat_tables(tables, promote_options="permissive")
+    except (pa.ArrowTypeError, pa.ArrowInvalid) as exc:
+        seen: dict[str, tuple[Any, Path]] = {}
+        for table, path in zip(tables, paths):
+            for f in table.schema:
+                first = seen.setdefault(f.name, (f.type, path))
+                if first[0] == f.type:
+                    continue
+                try:
+                    pa.unify_schemas(
+                        [pa.schema([(f.name, first[0])]), pa.schema([f])],
+                        promote_options="permissive",
+                    )
+                except (pa.ArrowTypeError, pa.ArrowInvalid):
+                    raise InvalidConfigError(
+                        f"prediction logs disagree on column {f.name!r}: {first[0]} in "
+                        f"{str(first[1])!r}, {f.type} in {str(path)!r}; read one version at "
+                        f"a time (report MODEL:VERSION) or move one of the files away"
+                    ) from None
+        raise InvalidConfigError(
+            f"cannot combine the prediction logs of {str(paths[0].parent)!r}: {_one_line(exc)}"
+        ) from None

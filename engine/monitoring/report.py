@@ -5,6 +5,11 @@ request counts and predictions, and the drift history (:mod:`engine.monitoring.h
 for drift and, when it recorded them, request counts by outcome. Plots are PNGs embedded as
 ``data:`` URIs, so the file opens anywhere without its neighbours. Sections without data say
 so instead of showing an empty plot.
+
+Only complete log files can be read: the summary says how many files are still open
+(``*.parquet.partial``: a running server closes each within its rotation age, 5 minutes by
+default; one left by a server that was killed stays unreadable) and which files were skipped
+as not valid Parquet. :attr:`Report.notes` repeats both for the command line.
 """
 
 from __future__ import annotations
@@ -24,7 +29,7 @@ from engine.errors import InvalidConfigError
 from engine.monitoring import plots
 from engine.monitoring.history import read_history
 from engine.monitoring.metric_names import ERROR_OUTCOMES
-from engine.monitoring.prediction_log import read_prediction_logs
+from engine.monitoring.prediction_log import LogFolder, scan_prediction_logs
 
 __all__ = ["Report", "build_report", "parse_since", "write_report"]
 
@@ -54,6 +59,7 @@ class Report:
 
     html: str
     images: list[bytes] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # what the reader of the page should know
 
 
 @dataclass
@@ -61,6 +67,7 @@ class _Builder:
     title: str
     sections: list[str] = field(default_factory=list)
     images: list[bytes] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
 
     def section(self, heading: str, body: str) -> None:
         self.sections.append(f"<section><h2>{html.escape(heading)}</h2>\n{body}</section>")
@@ -84,7 +91,7 @@ img {{ max-width: 100%; display: block; margin: 0.5em 0; }}
 {"".join(self.sections)}
 </body></html>
 """
-        return Report(page, self.images)
+        return Report(page, self.images, self.notes)
 
 
 def build_report(
@@ -99,15 +106,21 @@ def build_report(
 ) -> Report:
     """Gather the data and render the report (see the module docstring)."""
     now_ms = now_ms if now_ms is not None else int(datetime.now(timezone.utc).timestamp() * 1000)
-    logs = (
-        read_prediction_logs(logs_dir, since_ms=since_ms, version=version)
+    folder = (
+        scan_prediction_logs(logs_dir, since_ms=since_ms, version=version)
         if Path(logs_dir).is_dir()
-        else None
+        else LogFolder(None, (), (), ())
     )
+    logs = folder.table
     history = list(read_history(monitoring_dir, since_ms=since_ms, version=version))
     label = f"{model}:{version}" if version else model
     b = _Builder(f"Monitoring report: {label}")
-    b.section("Summary", _summary(label, logs, history, since_ms, now_ms, logs_dir, monitoring_dir))
+    b.notes.extend(_log_notes(folder))
+    b.section(
+        "Summary",
+        _summary(label, logs, history, since_ms, now_ms, logs_dir, monitoring_dir)
+        + "".join(_note(n) for n in b.notes),
+    )
     b.section("Latency", _latency(b, logs))
     b.section("Requests and errors", _requests(b, logs, history))
     b.section("Drift", _drift(b, history, max_features))
@@ -174,6 +187,32 @@ def _summary(
             )
         )
     return _table(rows)
+
+
+def _log_notes(folder: LogFolder) -> list[str]:
+    """Log files the report could not use, said in words."""
+    notes = []
+    if folder.open_files:
+        newest = max(_modified_ms(p) for p in folder.open_files)
+        notes.append(
+            f"{len(folder.open_files)} prediction log file(s) are not readable yet "
+            f"(*.parquet.partial, newest written {_when(newest)}): a running server closes "
+            "each file within its rotation age (5 minutes by default), and its records then "
+            "appear here; a file left by a server that was killed stays unreadable."
+        )
+    if folder.skipped:
+        names = ", ".join(f"{p.name} ({reason})" for p, reason in folder.skipped)
+        notes.append(
+            f"{len(folder.skipped)} prediction log file(s) skipped, not valid Parquet: {names}."
+        )
+    return notes
+
+
+def _modified_ms(path: Path) -> int:
+    try:
+        return int(path.stat().st_mtime * 1000)
+    except OSError:  # closed and renamed meanwhile
+        return 0
 
 
 def _time_buckets(ms: np.ndarray, target: int = 40) -> tuple[np.ndarray, np.ndarray]:

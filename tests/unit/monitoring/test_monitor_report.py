@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import io
 import re
+import shutil
 from pathlib import Path
 
 import matplotlib.image
@@ -197,20 +198,38 @@ def test_report_command_refuses_named_paths_that_are_wrong(
     assert not out.exists() and not (tmp_path / "report.html").exists()
 
 
-def test_report_command_refuses_files_that_are_not_prediction_logs(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+def test_report_command_skips_damaged_logs_and_refuses_foreign_tables(
+    home: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    corrupt, foreign = tmp_path / "corrupt", tmp_path / "foreign"
-    corrupt.mkdir()
-    foreign.mkdir()
-    (corrupt / "a.parquet").write_bytes(b"not parquet")
-    pq.write_table(pa.table({"a": [1, 2]}), foreign / "a.parquet")
+    # A folder of good logs plus a truncated one (a disk that filled up mid-file) and one
+    # that is not Parquet at all: the report uses the good ones and names the others.
+    damaged, foreign = tmp_path / "damaged", tmp_path / "foreign"
+    shutil.copytree(home / "logs" / "churn", damaged)
+    good = sorted(damaged.glob("*.parquet"))
+    rows = sum(pq.read_metadata(p).num_rows for p in good)
+    data = good[0].read_bytes()
+    truncated = damaged / "churn-v3-20231114T221320-1-0009.parquet"
+    truncated.write_bytes(data[: len(data) // 2])
+    (damaged / "a.parquet").write_bytes(b"not parquet")
     out = tmp_path / "r.html"
-    err = _report_error(capsys, "churn", "--logs", str(corrupt), "--out", str(out))
-    assert f"cannot read prediction log {str(corrupt / 'a.parquet')!r}: ArrowInvalid" in err
+    args = ["monitor", "report", "churn:3", "--logs", str(damaged), "--out", str(out)]
+    assert main([*args, "--history", str(tmp_path)]) == 0
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    assert (
+        "note: 2 prediction log file(s) skipped, not valid Parquet: a.parquet (ArrowInvalid" in err
+    )
+    assert f"{truncated.name} (ArrowInvalid" in err
+    html = out.read_text()
+    assert f"sampled requests logged</th><td>{rows}<" in html
+    assert "skipped, not valid Parquet" in html and truncated.name in html
+
+    foreign.mkdir()
+    pq.write_table(pa.table({"a": [1, 2]}), foreign / "a.parquet")
+    out.unlink()
     err = _report_error(capsys, "churn", "--logs", str(foreign), "--out", str(out))
     assert f"{str(foreign / 'a.parquet')!r} is not a prediction log: missing or mistyped" in err
     assert "['timestamp', 'version', 'latency_us']" in err
@@ -266,3 +285,51 @@ def test_rules_refuse_bad_durations_and_thresholds(
     assert main(["monitor", "rules", *args]) == 1
     out, err = capsys.readouterr()
     assert out == "" and err.startswith(f"error: {message}") and "Traceback" not in err
+
+
+def _log_one(directory: Path, version: int, x: np.ndarray, *, close: bool = True) -> PredictionLog:
+    log = PredictionLog(
+        directory, model="m", version=version, config=PredictionLogConfig(sample_rate=1.0)
+    )
+    log.record({"x": x}, {"y": x[:, :1]}, latency_us=5)
+    if close:
+        log.close()
+    else:
+        assert log.flush()  # written, but the file stays open (*.parquet.partial)
+    return log
+
+
+def test_report_command_on_versions_with_other_dtypes(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    logs, out = tmp_path / "logs", tmp_path / "r.html"
+    _log_one(logs, 1, np.ones((1, 3), np.float32))
+    _log_one(logs, 2, np.ones((1, 3), np.float64))
+    base = ["monitor", "report", "--logs", str(logs), "--history", str(tmp_path), "--out"]
+    assert main([*base, str(out), "m:2"]) == 0
+    assert "sampled requests logged</th><td>1<" in out.read_text()
+    assert main([*base, str(out), "m"]) == 0  # float32 and float64 together: float64
+    assert "sampled requests logged</th><td>2<" in out.read_text()
+    capsys.readouterr()
+    _log_one(logs, 3, np.array([["a", "b", "c"]], dtype=object))
+    err = _report_error(capsys, *base[2:], str(out), "m")
+    assert "prediction logs disagree on column 'input.x'" in err
+    assert "read one version at a time" in err
+    assert main([*base, str(out), "m:3"]) == 0
+
+
+def test_report_says_when_the_newest_logs_are_still_open(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    logs, out = tmp_path / "logs", tmp_path / "r.html"
+    _log_one(logs, 1, np.ones((1, 3), np.float32))
+    still_open = _log_one(logs, 1, np.ones((1, 3), np.float32), close=False)
+    args = ["monitor", "report", "m", "--logs", str(logs), "--history", str(tmp_path)]
+    assert main([*args, "--out", str(out)]) == 0
+    still_open.close()
+    err = capsys.readouterr().err
+    assert "note: 1 prediction log file(s) are not readable yet (*.parquet.partial" in err
+    html = out.read_text()
+    assert "sampled requests logged</th><td>1<" in html
+    assert "1 prediction log file(s) are not readable yet" in html
+    assert "within its rotation age (5 minutes by default)" in html

@@ -15,6 +15,7 @@ from engine.monitoring.prediction_log import (
     PredictionLog,
     PredictionLogConfig,
     read_prediction_logs,
+    scan_prediction_logs,
 )
 from engine.monitoring.sampler import SamplePoller
 
@@ -53,6 +54,7 @@ def test_sampled_rate_and_complete_files(tmp_path: Path) -> None:
         "offered": 5000,
         "records": len(kept),
         "dropped_writer": 0,
+        "dropped_write_error": 0,
         "dropped_core": 0,
     }
     assert not list(tmp_path.glob("*.partial"))
@@ -162,3 +164,78 @@ def test_config_validation() -> None:
         PredictionLogConfig(sample_rate=1.5)
     with pytest.raises(InvalidConfigError, match="queue_capacity must be >= 1; was 0"):
         PredictionLogConfig(queue_capacity=0)
+
+
+def test_files_rotate_every_five_minutes_by_default() -> None:
+    # A file is readable only once closed: this bounds how far behind a report can be.
+    assert PredictionLogConfig().max_file_age_s == 300.0
+
+
+def _one_row_log(directory: Path, version: int, x: np.ndarray) -> None:
+    config = PredictionLogConfig(sample_rate=1.0)
+    with PredictionLog(directory, model="m", version=version, config=config) as log:
+        log.record({"x": x}, {"y": x[:, :1]}, latency_us=5, request_id=f"v{version}")
+
+
+def test_reader_reads_only_the_requested_version(tmp_path: Path) -> None:
+    # All versions share the model's folder; their tensors may differ in dtype or kind.
+    _one_row_log(tmp_path, 1, np.ones((1, 3), np.float32))
+    _one_row_log(tmp_path, 2, np.ones((1, 3), np.float64))
+    table = read_prediction_logs(tmp_path, version="2")
+    assert table.column("request_id").to_pylist() == ["v2"]
+    assert str(table.schema.field("input.x").type) == "list<element: double>"
+    v1 = read_prediction_logs(tmp_path, version="1")
+    assert str(v1.schema.field("input.x").type) == "list<element: float>"
+    # All versions: float32 widens to float64 (nothing lost).
+    both = read_prediction_logs(tmp_path)
+    assert both.column("request_id").to_pylist() == ["v1", "v2"]
+    assert both.column("input.x").to_pylist() == [[1.0, 1.0, 1.0]] * 2
+    # A version whose x holds strings cannot be combined with the others: one clear error
+    # (reading one version still works).
+    _one_row_log(tmp_path, 3, np.array([["a", "b", "c"]], dtype=object))
+    with pytest.raises(InvalidConfigError, match="prediction logs disagree on column 'input.x'"):
+        read_prediction_logs(tmp_path)
+    assert read_prediction_logs(tmp_path, version="3").column("input.x").to_pylist() == [
+        ["a", "b", "c"]
+    ]
+    # A damaged file of another version is not even opened.
+    (tmp_path / "m-v1-20231114T221320-1-0001.parquet").write_bytes(b"junk")
+    assert scan_prediction_logs(tmp_path, version="2").skipped == ()
+
+
+def test_reader_skips_files_that_are_not_valid_parquet(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    config = PredictionLogConfig(sample_rate=1.0, flush_rows=10, max_file_bytes=4096)
+    with PredictionLog(tmp_path, model="m", version=1, config=config) as log:
+        for i in range(100):
+            log.record(*request(i), latency_us=1, request_id=f"r{i}")
+    assert len(log.files) > 2
+    # A file cut short (what a full disk left before this writer deleted such files) and one
+    # that is not Parquet at all.
+    data = log.files[0].read_bytes()
+    lost = pq.read_metadata(log.files[0]).num_rows
+    log.files[0].write_bytes(data[: len(data) // 2])
+    junk = tmp_path / "junk.parquet"
+    junk.write_bytes(b"not parquet")
+    with caplog.at_level("WARNING", logger="engine.monitoring.prediction_log"):
+        folder = scan_prediction_logs(tmp_path)
+    assert folder.table.num_rows == 100 - lost
+    assert [p for p, _ in folder.skipped] == sorted([log.files[0], junk])
+    assert all("ArrowInvalid" in reason for _, reason in folder.skipped)
+    warned = [r.getMessage() for r in caplog.records]
+    assert any(repr(str(junk)) in m and "not valid Parquet" in m for m in warned), warned
+    assert any(repr(str(log.files[0])) in m for m in warned), warned
+
+
+def test_open_files_are_listed_not_read(tmp_path: Path) -> None:
+    log = PredictionLog(tmp_path, model="m", version=7, config=PredictionLogConfig(sample_rate=1))
+    log.record(*request(1), latency_us=1)
+    assert log.flush()
+    folder = scan_prediction_logs(tmp_path)
+    assert folder.table is None and folder.files == ()
+    assert [p.name.endswith(".parquet.partial") for p in folder.open_files] == [True]
+    assert scan_prediction_logs(tmp_path, version="6").open_files == ()
+    log.close()
+    folder = scan_prediction_logs(tmp_path, version="7")
+    assert folder.open_files == () and folder.table.num_rows == 1
