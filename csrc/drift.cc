@@ -22,15 +22,6 @@ double ValueAt(const HostTensor& t, int64_t i) {
   return static_cast<double>(v);
 }
 
-double HalfToDouble(uint16_t h) {
-  const int exponent = (h >> 10) & 0x1f;
-  const int mantissa = h & 0x3ff;
-  const double sign = (h & 0x8000) ? -1.0 : 1.0;
-  if (exponent == 0) return sign * std::ldexp(mantissa, -24);
-  if (exponent == 31) return mantissa ? NAN : sign * INFINITY;
-  return sign * std::ldexp(mantissa + 1024, exponent - 25);
-}
-
 // Element i of a numeric tensor as double.
 double NumericAt(const HostTensor& t, int64_t i) {
   switch (t.type) {

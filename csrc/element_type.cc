@@ -1,5 +1,7 @@
 #include "element_type.h"
 
+#include <cmath>
+
 namespace engine {
 
 size_t ElementSize(ElementType type) {
@@ -49,6 +51,15 @@ bool IsSupported(ElementType type) {
 ElementType ElementTypeFromOnnx(int onnx_type) {
   if (onnx_type >= 1 && onnx_type <= 13) return static_cast<ElementType>(onnx_type);
   return ElementType::kUndefined;
+}
+
+double HalfToDouble(uint16_t bits) {
+  const int exponent = (bits >> 10) & 0x1f;
+  const int mantissa = bits & 0x3ff;
+  const double sign = (bits & 0x8000) ? -1.0 : 1.0;
+  if (exponent == 0) return sign * std::ldexp(mantissa, -24);
+  if (exponent == 31) return mantissa ? NAN : sign * INFINITY;
+  return sign * std::ldexp(mantissa + 1024, exponent - 25);
 }
 
 }  // namespace engine

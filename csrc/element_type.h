@@ -36,4 +36,7 @@ bool IsSupported(ElementType type);
 // Maps ONNX's integer to ElementType; unknown values give kUndefined.
 ElementType ElementTypeFromOnnx(int onnx_type);
 
+// The value of an IEEE 754 half (kFloat16's bits), exactly: every half is a double.
+double HalfToDouble(uint16_t bits);
+
 }  // namespace engine

@@ -4,6 +4,7 @@
 #include <utility>
 
 #include "batch_io.h"
+#include "exact_convert.h"
 #include "utf8.h"
 #include "validate.h"
 
@@ -179,6 +180,45 @@ void Model::CheckTransformStrings(const std::vector<const HostTensor*>& bound) c
   }
 }
 
+bool Model::IsConvertibleColumn(const TensorInfo& spec) const {
+  if (!options_.transforms || spec.type == ElementType::kString) return false;
+  // The raw columns come first in inputs_ (ConfigureInputs).
+  return static_cast<size_t>(&spec - inputs_.data()) < options_.transforms->inputs().size();
+}
+
+void Model::CheckInputType(std::string_view name, ElementType type) const {
+  const TensorInfo& spec = FindInputSpec(inputs_, name);
+  if (type == ElementType::kUndefined || type == spec.type) return;
+  if (!IsConvertibleColumn(spec)) CheckElementType(spec, type);  // exact types only
+  if (!IsConvertibleNumeric(type)) {
+    throw CoreError(StatusCode::kInvalidInput,
+                    "column '" + spec.name + "' must be numeric (converted exactly to " +
+                        ElementTypeName(spec.type) + "); got " + ElementTypeName(type));
+  }
+}
+
+void Model::ConvertRawColumns(InferRequest& request) const {
+  // The core batches one dtype per column; a column sent in another numeric type is converted
+  // here, before validation, when no value changes (exact_convert.h; Python's in-process
+  // predict converts by the same rule before it gets here, so its columns already match).
+  for (auto& [name, tensor] : request.inputs) {
+    const TensorInfo* spec = nullptr;
+    for (const TensorInfo& s : inputs_) {
+      if (s.name == name) {
+        spec = &s;
+        break;
+      }
+    }
+    // Unknown names are BindInputs' to report.
+    if (spec == nullptr || tensor.type == spec->type || !IsConvertibleColumn(*spec)) continue;
+    CheckInputType(name, tensor.type);
+    TensorInfo as_sent = *spec;  // shape and byte size checked in the usual words first
+    as_sent.type = tensor.type;
+    CheckTensor(as_sent, tensor);
+    tensor = ConvertExactly(name, tensor, spec->type);
+  }
+}
+
 void Model::NarrowToDeclaredShapes() {
   // ORT accepts any size along a dynamic dim; a config that declares one (Triton's dims)
   // expects requests of that size only. A batching model's batch dim stays dynamic: batches
@@ -226,6 +266,7 @@ std::vector<int64_t> Model::BatchKey(const std::vector<const HostTensor*>& input
 bool Model::Prepare(std::unique_ptr<InferRequest>& request, QueuedRequest& queued) {
   stats_.AddInFlight(1);
   try {
+    if (options_.transforms) ConvertRawColumns(*request);
     queued.bound_inputs = BindInputs(inputs(), request->inputs);
     queued.output_indices = SelectOutputs(outputs(), request->output_names);
     if (options_.transforms) CheckTransformStrings(queued.bound_inputs);

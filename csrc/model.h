@@ -22,6 +22,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <vector>
 
@@ -107,6 +108,13 @@ class Model {
   const ModelOptions& options() const { return options_; }
   bool batching_enabled() const { return options_.batching_policy.enabled; }
 
+  // Throws CoreError(kInvalidInput) unless input `name` exists and takes tensors of `type`:
+  // its declared type or, for a raw numeric column of a model with transforms, any integer or
+  // float type (Submit converts it to the declared type, or refuses a value that would change:
+  // exact_convert.h). kUndefined checks the name only. The check Submit makes, for callers that
+  // want it before decoding a request's contents (the gRPC server). Does not block.
+  void CheckInputType(std::string_view name, ElementType type) const;
+
   // Validates `request` and queues it; never blocks on the model's work. Returns the
   // request's sequence number (> 0) for Cancel. When the request is refused at once, its
   // on_complete runs on this thread before Submit returns, and Submit returns 0:
@@ -158,6 +166,13 @@ class Model {
   void NarrowToDeclaredShapes();
   // kInvalidInput unless every string of the transforms' string columns is UTF-8.
   void CheckTransformStrings(const std::vector<const HostTensor*>& bound) const;
+  // Whether `spec` (an element of inputs_) is a raw numeric column of the transforms: the
+  // only inputs whose type CheckInputType and ConvertRawColumns relax.
+  bool IsConvertibleColumn(const TensorInfo& spec) const;
+  // Replaces each raw numeric column of `request` sent in another numeric type by its exact
+  // conversion to the declared type (an owned tensor); kInvalidInput, naming the column, for a
+  // value that would change, a type that is not numeric, or a shape its bytes do not fill.
+  void ConvertRawColumns(InferRequest& request) const;
   void WorkerLoop();
   // Validates `request` into `queued` (bound inputs, outputs, rows, times, seq; takes the
   // request). On a validation error completes the request as invalid and returns false.

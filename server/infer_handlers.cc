@@ -9,7 +9,6 @@
 #include "infer_message.h"
 #include "inference_service.h"
 #include "serve.h"
-#include "validate.h"
 
 namespace engine::server {
 namespace {
@@ -61,13 +60,13 @@ class InferCall final : public InlineUnaryReactor {
 // Input names and datatypes against the model's signature, before any contents are decoded:
 // decoding BYTES builds one string per element, so a request the model would refuse anyway
 // must not get that far (16M empty BYTES elements sent to a float model cost 600 MB). The
-// messages are the core's own (validate.h); unsupported datatypes are left to the decoder.
+// rule and messages are the core's own (Model::CheckInputType: exact types, but any numeric
+// type for a transform model's raw numeric columns, which the model converts exactly or
+// refuses); unsupported datatypes are left to the decoder.
 Status CheckInputsDeclared(const InferRequestView& request, const Model& model) {
   try {
     for (const InferInputView& in : request.inputs) {
-      const TensorInfo& spec = FindInputSpec(model.inputs(), in.name);
-      const ElementType type = ElementTypeFromKServe(in.datatype);
-      if (type != ElementType::kUndefined) CheckElementType(spec, type);
+      model.CheckInputType(in.name, ElementTypeFromKServe(in.datatype));
     }
   } catch (const CoreError& e) {
     return e.status();

@@ -360,6 +360,77 @@ TEST_F(ModelTest, RowCapAndDeclaredDimsWithoutBatching) {
   EXPECT_EQ(fixed->Infer(ReluRequest(1, 1.f, &storage)).status.code(), StatusCode::kOk);
 }
 
+// A [n] column of `type` holding `values` (its storage kept by `request`).
+template <typename T>
+void AddColumn(InferRequest* request, const std::string& name, ElementType type,
+               std::vector<T> values) {
+  auto storage = std::make_shared<std::vector<T>>(std::move(values));
+  HostTensor t;
+  t.type = type;
+  t.shape = {static_cast<int64_t>(storage->size())};
+  t.data = storage->data();
+  t.byte_size = storage->size() * sizeof(T);
+  t.owner = storage;
+  request->inputs.emplace_back(name, std::move(t));
+}
+
+TEST_F(ModelTest, TransformColumnsTakeExactConversionsOnly) {
+  // Relu fed by three pass-through features: y = the raw columns as float32 [rows, 3].
+  std::vector<InputSpec> columns = {{"f", ElementType::kFloat32},
+                                    {"n", ElementType::kInt64},
+                                    {"d", ElementType::kFloat64}};
+  std::vector<FeatureSpec> features(3);
+  for (size_t i = 0; i < 3; ++i) {
+    features[i].name = columns[i].name;
+    features[i].columns = {i};
+  }
+  ModelOptions options;
+  options.transforms = std::make_shared<TransformPlan>(columns, features);
+  auto model = Model::LoadFromPath(ModelPath("relu.onnx"), options);
+
+  auto request = std::make_unique<InferRequest>();
+  AddColumn<int64_t>(request.get(), "f", ElementType::kInt64, {1, 2});
+  AddColumn<double>(request.get(), "n", ElementType::kFloat64, {3.0, 4.0});
+  AddColumn<float>(request.get(), "d", ElementType::kFloat32, {0.5f, 6.f});
+  request->allow_inline = true;
+  InferResult ok = model->Infer(std::move(request));
+  ASSERT_EQ(ok.status.code(), StatusCode::kOk) << ok.status.message();
+  const HostTensor& y = ok.outputs[0].second;
+  ASSERT_EQ(y.byte_size, 6 * sizeof(float));
+  const float* v = static_cast<const float*>(y.data);
+  EXPECT_EQ(std::vector<float>(v, v + 6), (std::vector<float>{1, 3, 0.5f, 2, 4, 6}));
+
+  auto inexact = std::make_unique<InferRequest>();
+  AddColumn<float>(inexact.get(), "f", ElementType::kFloat32, {1.f});
+  AddColumn<double>(inexact.get(), "n", ElementType::kFloat64, {2.5});
+  AddColumn<double>(inexact.get(), "d", ElementType::kFloat64, {1.0});
+  InferResult refused = model->Infer(std::move(inexact));
+  EXPECT_EQ(refused.status.code(), StatusCode::kInvalidInput);
+  EXPECT_NE(refused.status.message().find(
+                "column 'n': float64 value 2.5 does not convert exactly to int64"),
+            std::string::npos)
+      << refused.status.message();
+  EXPECT_EQ(model->Stats().requests[static_cast<size_t>(Outcome::kInvalid)], 1);
+
+  // The check the server makes before decoding: the same rule.
+  EXPECT_NO_THROW(model->CheckInputType("f", ElementType::kInt32));
+  EXPECT_NO_THROW(model->CheckInputType("n", ElementType::kFloat16));
+  EXPECT_NO_THROW(model->CheckInputType("n", ElementType::kUndefined));
+  EXPECT_THROW(model->CheckInputType("f", ElementType::kBool), CoreError);
+  EXPECT_THROW(model->CheckInputType("f", ElementType::kString), CoreError);
+  EXPECT_THROW(model->CheckInputType("nope", ElementType::kFloat32), CoreError);
+  // A model without transforms keeps exact dtypes (ONNX Runtime takes no other).
+  auto plain = LoadRelu(1);
+  EXPECT_NO_THROW(plain->CheckInputType("x", ElementType::kFloat32));
+  try {
+    plain->CheckInputType("x", ElementType::kInt64);
+    FAIL() << "expected a dtype error";
+  } catch (const CoreError& e) {
+    EXPECT_STREQ(e.what(), "input 'x': expected dtype float32, got int64 (no implicit casts)");
+  }
+  model->Close(true);
+}
+
 TEST_F(ModelTest, LoadErrorsAreCoreErrors) {
   ModelOptions options;
   try {

@@ -203,6 +203,10 @@ def exact_numeric_column(name: str, values: Any, dtype: np.dtype[Any]) -> np.nda
     values :func:`numeric_column` gives ``engine.transforms.apply``. So int64 or float32 data
     fits a float64 column, integral floats an int64 column; 1.5 or NaN for an int64 column,
     or 0.1 (float64) for a float32 column, raise InvalidInputError naming the column.
+
+    The served path converts in C++ by the same rule (csrc/exact_convert.h, ConvertExactly:
+    a value's float64 must survive the trip to ``dtype``, NaN only into a float column), so a
+    column the gRPC server takes is one this takes, and the reverse: change both or neither.
     """
     arr: np.ndarray[Any, Any] = numeric_column(name, values, widen=False)
     if arr.dtype == dtype:
