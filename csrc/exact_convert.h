@@ -25,9 +25,9 @@ namespace engine {
 bool IsConvertibleNumeric(ElementType type);
 
 // Why `value` (a number as the transforms read it) does not convert exactly to `to`, which is
-// kFloat32, kFloat64 or kInt64: "NaN has no integer value", "is not a whole number", "is
-// outside int64's range", "is outside float32's range", "would be rounded in float32". nullptr
-// when it converts exactly. Pure; never throws.
+// kFloat32, kFloat64 or kInt64: "NaN has no int64 value", "infinity has no int64 value", "not
+// a whole number", "outside int64's range", "outside float32's range", "float32 would round
+// it". nullptr when it converts exactly. Pure; never throws.
 const char* InexactReason(double value, ElementType to);
 
 // `column` converted to `to` (kFloat32, kFloat64 or kInt64): a fresh tensor of the same shape
@@ -35,7 +35,7 @@ const char* InexactReason(double value, ElementType to);
 // byte size already checked (validate.h's CheckTensor); it is only read. Throws
 // CoreError(kInvalidInput, never retryable) at the first value that does not convert exactly:
 // "column 'age': float64 value 2.5 does not convert exactly to int64, the transform spec's
-// dtype for this column (row 1 is not a whole number); cast the column first".
+// dtype for this column (row 1: not a whole number); cast the column first".
 HostTensor ConvertExactly(const std::string& column_name, const HostTensor& column,
                           ElementType to);
 

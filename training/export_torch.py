@@ -277,9 +277,11 @@ def _quiet_exporter(said: io.StringIO) -> Iterator[None]:
     cannot capture), so the caller decides what the user sees."""
     logger = logging.getLogger("torch.onnx._internal.exporter._registration")
     level = logger.level
-    logger.setLevel(logging.ERROR)
-    redirected = [(h, h.setStream(said)) for h in _torch_stderr_handlers()]
+    redirected: list[tuple[logging.StreamHandler[Any], Any]] = []
     try:
+        logger.setLevel(logging.ERROR)
+        for handler in _torch_stderr_handlers():
+            redirected.append((handler, _swap_stream(handler, said)))
         with warnings.catch_warnings(), redirect_stderr(said):
             warnings.filterwarnings(
                 "ignore", message=r"`isinstance\(treespec, LeafSpec\)`", category=FutureWarning
@@ -287,8 +289,21 @@ def _quiet_exporter(said: io.StringIO) -> Iterator[None]:
             yield
     finally:
         for handler, stream in redirected:
-            handler.setStream(stream)
+            _swap_stream(handler, stream)
         logger.setLevel(level)
+
+
+def _swap_stream(handler: logging.StreamHandler[Any], stream: Any) -> Any:
+    """``handler.setStream(stream)`` without its flush of the old stream, which raises when that
+    stream is closed (a handler bound to the stderr of a finished pytest capture, or of a
+    process that closed it). Returns the old stream."""
+    handler.acquire()
+    try:
+        old = handler.stream
+        handler.stream = stream
+    finally:
+        handler.release()
+    return old
 
 
 def _torch_stderr_handlers() -> list[logging.StreamHandler[Any]]:

@@ -43,6 +43,8 @@ Notifier = Callable[["Alert"], None]
 # How long WebhookNotifier.close() lets queued alerts go out before it abandons them. Stopping
 # a monitored model waits this long at most for a slow or hanging webhook.
 CLOSE_TIMEOUT_S = 2.0
+# How long close() then waits for the worker to count an alert it was holding (no POST).
+_SETTLE_S = 0.2
 
 
 @dataclass(frozen=True)
@@ -204,8 +206,8 @@ class WebhookNotifier:
     def close(self, timeout_s: float = CLOSE_TIMEOUT_S) -> None:
         """Deliver what is queued for at most ``timeout_s``, then stop.
 
-        Returns within about ``timeout_s`` whatever the webhook does (it never waits for a POST
-        in flight beyond that). Alerts still queued or in flight at the deadline are abandoned
+        Returns within about ``timeout_s`` (plus at most 0.2 s to settle the counters) whatever
+        the webhook does (it never waits for a POST in flight beyond that). Alerts still queued or in flight at the deadline are abandoned
         and counted in ``failures``; a POST in flight may still reach the webhook afterwards,
         from the daemon thread, but no longer changes the counters. Idempotent.
         """
@@ -224,10 +226,12 @@ class WebhookNotifier:
             return
         self._abort.set()  # ends a retry backoff at once; the worker drops what it takes next
         abandoned = 0
+        posting = False
         with self._lock:
             if self._inflight is not None:
                 self._inflight = None
                 abandoned += 1
+                posting = True
             while True:
                 try:
                     if self._queue.get_nowait() is not None:
@@ -239,6 +243,11 @@ class WebhookNotifier:
             self._queue.put_nowait(None)  # the queue is empty now: wakes a waiting worker
         except queue.Full:
             pass
+        if not posting:
+            # The worker may hold an alert it took off the queue just before the drain; it
+            # counts that one itself, at once since abort is set. Wait for it, so the counters
+            # are final when close returns (a caller sums them then).
+            self._thread.join(_SETTLE_S)
         _log.error(
             "alert webhook closed after %.1f s with %d alert(s) undelivered (counted as failures)",
             timeout_s,
