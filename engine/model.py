@@ -336,7 +336,9 @@ def load(
     A reference is ``name``, ``name:3`` or ``name@alias`` (a string that is not an existing
     file); it is resolved in the registry (``ENGINE_HOME`` / ``ENGINE_REGISTRY_URL`` unless
     ``registry_home``/``registry_url`` say otherwise), the artifact's hash is verified, and the
-    registered config is used unless ``config`` is given. ``intra_op_threads`` and
+    registered config is used unless ``config`` is given (then the stored config is not read,
+    so a version whose stored config this engine refuses loads with a valid explicit one; the
+    explicit config is checked against the model file's signature). ``intra_op_threads`` and
     ``providers`` override the same fields of the config. Providers are tried in order
     ("cuda", "cpu"); asking for "cuda" without a GPU build of ONNX Runtime raises
     UnsupportedError rather than silently running on the CPU.
@@ -347,9 +349,10 @@ def load(
     if isinstance(source, str) and not Path(source).exists() and _looks_like_ref(source):
         from engine.registry import resolve  # the registry is only needed for references
 
-        resolved = resolve(source, home=registry_home, url=registry_url)
+        # An explicit config replaces the stored one, which then is not needed (nor checked).
+        resolved = resolve(source, home=registry_home, url=registry_url, config=config)
         source = resolved.path
-        config = config or resolved.config
+        config = resolved.config
         name, version = resolved.version.name, resolved.version.version
     config = config or ModelConfig()
     overrides: dict[str, Any] = {}

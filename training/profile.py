@@ -11,7 +11,8 @@ JSON-able dict (no NaN: missing statistics are ``None``), schema version 1::
         "age": {
           "kind": "numeric", "dtype": "float64", "count": 1500,
           "nan_fraction": 0.0,             # NaN (or None) rows / row_count
-          "mean": 42.1, "std": 11.8, "min": 18.0, "max": 90.0,   # over non-NaN values
+          "inf_fraction": 0.0,             # +inf and -inf rows / row_count (optional)
+          "mean": 42.1, "std": 11.8, "min": 18.0, "max": 90.0,   # over finite values
           "bin_edges": [18.0, 26.7, ..., 90.0],    # strictly increasing (see below)
           "bin_proportions": [0.1, 0.1, ...]       # len(bin_edges) - 1 values, sum 1
         },
@@ -30,8 +31,11 @@ Binning rule (numeric), which a monitor must apply identically (use :func:`assig
 the first and last bins are open-ended, so ``bin_edges[0]`` and ``bin_edges[-1]`` bound
 nothing; interior edges belong to the bin on their right:
 ``bin = searchsorted(bin_edges[1:-1], x, side="right")``. NaN values are not binned; they are
-counted by ``nan_fraction``. ``bin_proportions`` are the training values' shares under that
-rule. How the edges are chosen, for B = ``bins``:
+counted by ``nan_fraction``. Infinities (+inf and -inf) are not binned either, as the core
+counts them in a slot of their own: they are counted by ``inf_fraction`` (absent in profiles
+made before it: read as 0). ``bin_proportions`` are the finite training values' shares under
+that rule; ``mean``, ``std``, ``min`` and ``max`` are over the finite values (``None`` when
+there are none), so the profile is strict JSON. How the edges are chosen, for B = ``bins``:
 
 - at most B distinct values (a constant, a 0/1 flag, a small count): each value has its own
   bin, between an empty bin below the minimum and an empty bin above the maximum, so a value
@@ -164,12 +168,14 @@ def numeric_profile(
         raise ValueError(f"bins must be >= 1; was {bins}")
     values = np.asarray(values, dtype=np.float64)
     count = int(values.size)
-    finite = values[~np.isnan(values)]
+    nan = int(np.isnan(values).sum())
+    finite = values[np.isfinite(values)]
     profile: dict[str, Any] = {
         "kind": "numeric",
         "dtype": dtype,
         "count": count,
-        "nan_fraction": _ratio(count - finite.size, count),
+        "nan_fraction": _ratio(nan, count),
+        "inf_fraction": _ratio(count - nan - finite.size, count),
         "mean": None,
         "std": None,
         "min": None,
@@ -195,17 +201,15 @@ def numeric_profile(
 
 
 def _bin_edges(values: np.ndarray, bins: int) -> np.ndarray:
-    """``bin_edges`` of non-NaN ``values`` (the rule is in the module docstring)."""
-    real = values[np.isfinite(values)]
-    distinct, counts = np.unique(real, return_counts=True)
-    if 0 < distinct.size <= bins:
+    """``bin_edges`` of finite ``values``, at least one (the rule is in the module
+    docstring)."""
+    distinct, counts = np.unique(values, return_counts=True)
+    if distinct.size <= bins:
         return _discrete_edges(distinct)
     edges = np.unique(np.quantile(values, np.linspace(0.0, 1.0, bins + 1)))
-    masses = distinct[counts * bins >= real.size]  # each holds at least 1/bins of the values
+    masses = distinct[counts * bins >= values.size]  # each holds at least 1/bins of the values
     if masses.size:
         return _point_mass_edges(edges, masses)
-    if edges.size == 1:  # only infinities of one sign: one bin [v, v]
-        edges = np.array([edges[0], edges[0]])
     return edges
 
 

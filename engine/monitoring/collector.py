@@ -2,7 +2,9 @@
 
 The server registers one :class:`DriftCollector` in its registry and adds each monitor's
 windows to it (``monitor.add_listener(collector.update)``); ``remove`` forgets a model version
-when it is unloaded. Gauges keep the last closed window's values.
+when it is unloaded: its gauges, its prediction logs and its webhooks, which it closes (bounded:
+``WebhookNotifier.close``). The webhook failure counter keeps what removed webhooks counted, so
+it never goes down. Gauges keep the last closed window's values.
 """
 
 from __future__ import annotations
@@ -31,6 +33,8 @@ class _Failures(Protocol):
     @property
     def failures(self) -> int: ...
 
+    def close(self, timeout_s: float = ...) -> None: ...
+
 
 class DriftCollector(Collector):
     """Collects ``engine_drift_*``, ``engine_prediction_log_*`` and webhook failure metrics."""
@@ -40,7 +44,8 @@ class DriftCollector(Collector):
         self._results: dict[tuple[str, str], WindowResult] = {}
         self._windows: dict[tuple[str, str], int] = {}
         self._logs: list[_CountsLog] = []
-        self._webhooks: list[_Failures] = []
+        self._webhooks: dict[tuple[str, str], list[_Failures]] = {}
+        self._retired_webhook_failures = 0  # failures of webhooks already removed
 
     def update(self, result: WindowResult) -> None:
         """Window listener: keep this window as the model version's current values."""
@@ -50,11 +55,27 @@ class DriftCollector(Collector):
             self._windows[key] = self._windows.get(key, 0) + 1
 
     def remove(self, model: str, version: str | int) -> None:
+        """Forget a model version (it was unloaded): drop its gauges and prediction logs, and
+        close and drop its webhooks. Blocks for at most ``CLOSE_TIMEOUT_S`` per webhook (their
+        ``close``); the lock is not held meanwhile. Idempotent."""
         key = (model, str(version))
         with self._lock:
             self._results.pop(key, None)
             self._windows.pop(key, None)
             self._logs = [log for log in self._logs if (log.model, log.version) != key]
+            webhooks = list(self._webhooks.get(key, ()))
+        for webhook in webhooks:
+            webhook.close()  # bounded; idempotent. Its counters are final afterwards.
+        if webhooks:
+            # Dropped and folded into the total in one step: a scrape never sees it dip.
+            with self._lock:
+                current = self._webhooks.pop(key, [])
+                closed = [w for w in current if any(w is c for c in webhooks)]
+                left = [w for w in current if not any(w is c for c in webhooks)]
+                if left:  # added while we were closing: kept for the next remove
+                    self._webhooks[key] = left
+                # Only what this call took out: a concurrent remove never counts one twice.
+                self._retired_webhook_failures += sum(w.failures for w in closed)
 
     def add_prediction_log(self, log: _CountsLog) -> None:
         """Export a prediction log's ``records`` / ``dropped_writer`` / ``dropped_core`` /
@@ -62,9 +83,16 @@ class DriftCollector(Collector):
         with self._lock:
             self._logs.append(log)
 
-    def add_webhook(self, webhook: _Failures) -> None:
+    def add_webhook(self, webhook: _Failures, *, model: str, version: str | int) -> None:
+        """Count ``webhook``'s failures until :meth:`remove` of ``model``:``version`` closes
+        and drops it."""
         with self._lock:
-            self._webhooks.append(webhook)
+            self._webhooks.setdefault((model, str(version)), []).append(webhook)
+
+    def webhook_count(self) -> int:
+        """Webhooks currently exported (those of versions not yet removed)."""
+        with self._lock:
+            return sum(len(hooks) for hooks in self._webhooks.values())
 
     def describe(self) -> list[Metric]:
         return []
@@ -74,7 +102,8 @@ class DriftCollector(Collector):
             results = list(self._results.items())
             windows = dict(self._windows)
             logs = list(self._logs)
-            webhooks = list(self._webhooks)
+            webhooks = [w for hooks in self._webhooks.values() for w in hooks]
+            retired = self._retired_webhook_failures
         mv = [names.LABEL_MODEL, names.LABEL_VERSION]
         score = GaugeMetricFamily(
             names.DRIFT_SCORE,
@@ -122,5 +151,5 @@ class DriftCollector(Collector):
             names.ALERT_WEBHOOK_FAILURES_TOTAL,
             "Alerts the webhook never delivered (retries exhausted, refused or queue full)",
         )
-        failures.add_metric([], sum(w.failures for w in webhooks))
+        failures.add_metric([], retired + sum(w.failures for w in webhooks))
         yield failures

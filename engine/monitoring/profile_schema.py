@@ -12,8 +12,8 @@ feature's statistics, a mapping with ``kind``:
 
 - ``"numeric"``: ``bin_edges`` a list of numbers, empty or at least 2, never decreasing (NaN
   and infinities are allowed: the monitor merges the bins around an edge that is not
-  finite); ``bin_proportions`` one finite number >= 0 per bin; ``nan_fraction`` absent, null
-  or a number in [0, 1];
+  finite); ``bin_proportions`` one finite number >= 0 per bin; ``nan_fraction`` and
+  ``inf_fraction`` absent, null or a number in [0, 1], together at most 1;
 - ``"categorical"``: ``categories`` a list of strings (numbers and booleans are read as their
   text); ``proportions`` one finite number >= 0 per category; ``other_proportion`` and
   ``missing_fraction`` absent, null or a number in [0, 1].
@@ -88,6 +88,12 @@ def check_feature(where: str, stats: Any) -> None:
             previous = e
         _proportions(stats, "bin_proportions", where, max(len(edges) - 1, 0), "bin")
         _fraction(stats, "nan_fraction", where)
+        _fraction(stats, "inf_fraction", where)
+        nan, inf = stats.get("nan_fraction") or 0.0, stats.get("inf_fraction") or 0.0
+        if nan + inf > 1.0 + 1e-9:
+            raise InvalidConfigError(
+                f"{where}: nan_fraction + inf_fraction must be <= 1; were {nan!r} and {inf!r}"
+            )
     elif kind == "categorical":
         categories = _list(stats, "categories", where)
         for i, c in enumerate(categories):

@@ -2,8 +2,8 @@
 
 The profile is the one ``engine.training.profile`` writes (schema version 1; see that module's
 docstring): ``profile["features"]`` maps a feature name to its numeric statistics
-(``bin_edges`` with the outer min/max included, ``bin_proportions`` over non-NaN rows,
-``nan_fraction``) or categorical ones (``categories``, ``proportions`` and
+(``bin_edges`` with the outer min/max included, ``bin_proportions`` over finite rows,
+``nan_fraction``, ``inf_fraction``) or categorical ones (``categories``, ``proportions`` and
 ``other_proportion`` over non-missing rows, ``missing_fraction``).
 
 The monitor also reads an optional ``profile["outputs"]``: the same per-feature dicts,
@@ -19,8 +19,9 @@ Which tensor column a profile feature reads, in order of precedence:
    of the signature whose width matches (``profile_array`` of one wide input).
 
 Reference proportions per slot (summing to 1):
-numeric ``bin_proportions * (1 - nan_fraction)``, then ``nan_fraction``, then 0 for +-inf
-(training profiles count no infinities apart); categorical ``proportions * (1 -
+numeric ``bin_proportions * (1 - nan_fraction - inf_fraction)``, then ``nan_fraction``,
+then ``inf_fraction`` for +-inf (0 when absent: older profiles binned infinities in the outer
+bins); categorical ``proportions * (1 -
 missing_fraction)``, then ``other_proportion * (1 - missing_fraction)``, then
 ``missing_fraction``. The profile's interior edges become the core's ``edges``
 (``bin_edges[1:-1]``) and its binning rule (``searchsorted(..., side="right")``) is the
@@ -354,7 +355,8 @@ def _numeric_reference(stats: Mapping[str, Any], f: FeatureBins) -> list[float]:
             f"feature {f.name!r}: the profile's edges {edges} are not the feature's {list(f.edges)}"
         )
     nan = _fraction(stats.get("nan_fraction"))
-    return [p * (1.0 - nan) for p in props] + [nan, 0.0]
+    inf = min(_fraction(stats.get("inf_fraction")), 1.0 - nan)
+    return [p * (1.0 - nan - inf) for p in props] + [nan, inf]
 
 
 def _categorical_reference(stats: Mapping[str, Any], f: FeatureBins) -> list[float]:

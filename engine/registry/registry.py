@@ -402,13 +402,19 @@ class Registry:
         with self._db.read() as conn:
             return self._load(conn, parsed.name, self._version_row(conn, parsed))
 
-    def resolve(self, ref: str | ModelRef) -> ResolvedModel:
+    def resolve(self, ref: str | ModelRef, *, config: ModelConfig | None = None) -> ResolvedModel:
         """What a loader needs for ``ref``: the artifact path (hash verified now), the config
-        and the record. Raises ModelNotFoundError, InvalidConfigError if this engine refuses
-        the version's stored config (naming the version, field, value and allowed range), or
-        ModelLoadError if the blob is missing or does not match its hash."""
+        and the record. ``config``: the caller's explicit config, which replaces the stored
+        one (then the stored one is neither read nor validated: a version whose stored config
+        this engine refuses still loads with a valid one). Raises ModelNotFoundError,
+        InvalidConfigError if no ``config`` is given and this engine refuses the version's
+        stored config (naming the version, field, value and allowed range), or ModelLoadError
+        if the blob is missing or does not match its hash."""
         record = self.get(ref)
-        config = record.config  # before hashing the blob: the cheaper refusal first
+        if config is None:
+            config = record.config  # before hashing the blob: the cheaper refusal first
+        elif not isinstance(config, ModelConfig):
+            raise InvalidConfigError(f"config must be a ModelConfig; was {type(config).__name__}")
         try:
             path = self._artifacts.verify(record.sha256, record.size_bytes)
         except ModelLoadError as exc:
@@ -546,12 +552,17 @@ class Registry:
 
 
 def resolve(
-    ref: str | ModelRef, home: str | os.PathLike[str] | None = None, url: str | None = None
+    ref: str | ModelRef,
+    home: str | os.PathLike[str] | None = None,
+    url: str | None = None,
+    *,
+    config: ModelConfig | None = None,
 ) -> ResolvedModel:
     """Resolve ``ref`` in the registry at ``home``/``url`` (defaults from the environment):
-    the entry point ``engine.load`` uses for registry references."""
+    the entry point ``engine.load`` uses for registry references. ``config`` replaces the
+    stored config (see :meth:`Registry.resolve`)."""
     with Registry(home=home, url=url) as registry:
-        return registry.resolve(ref)
+        return registry.resolve(ref, config=config)
 
 
 @dataclass

@@ -15,7 +15,7 @@ import numpy as np
 import onnx
 import pandas as pd
 import pytest
-from engine.training.profile import profile_frame
+from engine.training.profile import profile_frame, save_profile
 
 import engine
 from engine import _core
@@ -172,6 +172,37 @@ def test_value_bins_match_the_core_and_shifts_show(tmp_path: Path) -> None:
         assert set(window.drifted) == {"flag", "constant", "sex", "visits", "code"}
         by_name = {f.name: f for f in window.features}
         assert by_name["code"].counts[-2] == 0  # no float32 value counted as "(other)"
+
+
+def test_training_infinities_match_the_cores_inf_slot(tmp_path: Path) -> None:
+    """Training data with +inf and -inf (and NaN): the profile counts them apart, as the core
+    does, so the core's counts of the training data itself are the reference proportions slot
+    for slot, and the saved profile is strict JSON."""
+    rng = np.random.default_rng(11)
+    n = 3000
+    train = pd.DataFrame({f"x{i}": rng.normal(0.0, 1.0, n) for i in range(5)})
+    special = rng.random((n, 5))
+    train = train.mask(special < 0.05, np.inf).mask((special >= 0.05) & (special < 0.08), -np.inf)
+    train = train.mask((special >= 0.08) & (special < 0.1), np.nan)
+    train["x4"] = np.where(rng.random(n) < 0.5, np.inf, -np.inf)  # no finite value at all
+    profile = profile_frame(train, list(train.columns), [])
+    save_profile(profile, tmp_path / "profile.json")  # raised ValueError on inf statistics
+    path = factories.elementwise(tmp_path / "x5.onnx", onnx.TensorProto.FLOAT, width=5)
+    with engine.load(path, config=engine.ModelConfig(max_batch_size=n)) as model:
+        reference = drift_reference(profile, model)
+        oracle = NumpyDriftCounter()
+        oracle.set_drift_bins(reference.core_features())
+        monitor = DriftMonitor(
+            model.core, reference, model="m", version=1, config=MonitorConfig(min_rows=1)
+        )
+        model.predict(as_served(train))
+        oracle.observe(as_served(train))
+        assert model.core.drift_counts() == oracle.drift_counts()
+        window = monitor.poll(force=True)
+        assert window is not None and window.drifted == ()
+        for f in window.features:
+            assert f.counts[-1] > 0  # the +-inf slot
+            assert np.array(f.counts) / window.rows == pytest.approx(f.reference, abs=1e-12)
 
 
 def test_core_samples_reach_parquet(multi_io: engine.Model, tmp_path: Path) -> None:

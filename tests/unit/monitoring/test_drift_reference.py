@@ -69,6 +69,17 @@ def test_nan_and_missing_fractions_land_in_their_slots() -> None:
     assert k.tolist() == pytest.approx([1 / 4, 1 / 4, 0.0, 2 / 4])
 
 
+def test_inf_fraction_lands_in_the_inf_slot() -> None:
+    frame = pd.DataFrame({"v": [1.0, 2.0, np.nan, 4.0, np.inf, -np.inf, 3.0, 5.0]})
+    profile = profile_frame(frame, ["v"], [], bins=2)
+    ref = drift_reference(profile, [("v", "float64", (-1, 1))])
+    # Finite values in the value bins; NaN and +-inf in their own slots, as the core counts.
+    assert ref.proportions["v"].tolist() == pytest.approx([2 / 8, 3 / 8, 1 / 8, 2 / 8])
+    del profile["features"]["v"]["inf_fraction"]  # a profile made before the field: no inf
+    old = drift_reference(profile, [("v", "float64", (-1, 1))])
+    assert old.proportions["v"].tolist() == pytest.approx([2 / 5 * 7 / 8, 3 / 5 * 7 / 8, 1 / 8, 0])
+
+
 def test_wide_tensor_from_profile_array_and_constant_column() -> None:
     data = np.column_stack([np.arange(100.0), np.full(100, 3.0)])
     profile = profile_array(data, bins=4)

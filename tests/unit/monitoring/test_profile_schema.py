@@ -72,6 +72,14 @@ def categorical(**stats: Any) -> dict[str, Any]:
             f"{WHERE}['nan_fraction'] must be in [0, 1]; was 1.5",
         ),
         (
+            numeric(bin_edges=[0, 1, 2], bin_proportions=[0.5, 0.5], inf_fraction=2),
+            f"{WHERE}['inf_fraction'] must be in [0, 1]; was 2",
+        ),
+        (
+            numeric(bin_edges=[0, 1], bin_proportions=[1.0], nan_fraction=0.5, inf_fraction=0.75),
+            f"{WHERE}: nan_fraction + inf_fraction must be <= 1; were 0.5 and 0.75",
+        ),
+        (
             numeric(bin_edges=[True, 2], bin_proportions=[1.0]),
             f"{WHERE}['bin_edges'][0] must be a number; was bool True",
         ),

@@ -95,6 +95,30 @@ def test_only_loading_that_version_fails(old_row: Registry) -> None:
     assert registry.resolve("other@production").path.is_file()
 
 
+def test_an_explicit_config_replaces_a_refused_stored_one(
+    old_row: Registry, home: Path, registry_url: str | None
+) -> None:
+    import numpy as np
+
+    import engine
+
+    def load(config: ModelConfig | None) -> engine.Model:
+        return engine.load("m:2", config=config, registry_home=home, registry_url=registry_url)
+
+    with pytest.raises(InvalidConfigError, match="^model 'm' version 2 cannot be loaded"):
+        load(None)  # without an explicit config the stored one is needed: the clear error stays
+    with load(ModelConfig(instances=2)) as model:
+        assert (model.config.instances, model.version) == (2, 2)
+        y = model.predict({"x": np.zeros((1, 4), np.float32)})["y"]
+        assert y.tolist() == [[2.0] * 4]  # m:2's file (bias 2)
+    resolved = old_row.resolve("m:2", config=ModelConfig(instances=2))
+    assert (resolved.config.instances, resolved.version.version) == (2, 2)
+    # The explicit config is still checked against the model file's signature.
+    wrong = ModelConfig.from_dict({"inputs": [{"name": "z", "dtype": "float32", "shape": [-1, 4]}]})
+    with pytest.raises(InvalidConfigError, match="'z'"):
+        load(wrong)
+
+
 @pytest.mark.parametrize("backend", ["sqlite"])
 @pytest.mark.parametrize(
     ("changes", "fragment"),

@@ -34,6 +34,30 @@ def test_numeric_profile_statistics_and_quantile_bins() -> None:
     assert max(p["bin_proportions"]) - min(p["bin_proportions"]) < 0.03  # quantile bins
 
 
+def test_infinities_are_counted_apart_and_the_profile_stays_strict_json(tmp_path) -> None:
+    # The core counts +inf and -inf in a slot of their own: the profile must not bin them.
+    values = np.concatenate([np.arange(90, dtype=np.float64), [np.inf] * 6, [-np.inf] * 2])
+    values = np.concatenate([values, [np.nan] * 2])
+    p = numeric_profile(values, bins=10)
+    finite = np.arange(90, dtype=np.float64)
+    assert (p["nan_fraction"], p["inf_fraction"]) == (pytest.approx(0.02), pytest.approx(0.08))
+    assert (p["min"], p["max"]) == (0.0, 89.0)
+    assert p["mean"] == pytest.approx(finite.mean()) and p["std"] == pytest.approx(finite.std())
+    assert p["bin_edges"] == pytest.approx(list(np.quantile(finite, np.linspace(0, 1, 11))))
+    assert sum(p["bin_proportions"]) == pytest.approx(1.0)
+    assert max(p["bin_proportions"]) - min(p["bin_proportions"]) < 0.03  # finite values only
+    only_inf = numeric_profile(np.array([np.inf, -np.inf, np.nan]))
+    assert (only_inf["inf_fraction"], only_inf["nan_fraction"]) == (
+        pytest.approx(2 / 3),
+        pytest.approx(1 / 3),
+    )
+    assert [only_inf[k] for k in ("mean", "std", "min", "max")] == [None] * 4
+    assert (only_inf["bin_edges"], only_inf["bin_proportions"]) == ([], [])
+    frame = pd.DataFrame({"a": values, "b": np.where(np.isfinite(values), 1.0, np.inf)})
+    profile = profile_frame(frame, ["a", "b"], [])
+    assert load_profile(save_profile(profile, tmp_path / "p.json")) == profile  # strict JSON
+
+
 def test_constant_and_empty_numeric_columns() -> None:
     constant = numeric_profile(np.full(20, 3.0))
     # 3.0 in a bin of its own, between empty bins below and above: any other value shows.
