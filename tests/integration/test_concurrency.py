@@ -116,16 +116,20 @@ def _execution_count(client: grpcclient.InferenceServerClient, model: str) -> in
 
 def test_stream_requests_behind_a_running_one_are_batched(server: ServerProcess) -> None:
     # The stream keeps reading while a request runs, so requests pipelined on it queue and run
-    # together instead of one run each (each run of `deep` takes milliseconds).
+    # together instead of one run each. A 64-row request goes first: its run of `deep` takes
+    # tens of milliseconds, so the one-row requests behind it are read and queued meanwhile
+    # even on a loaded machine (with one-row requests only, each run took about a millisecond
+    # and a slow client could send each after the previous had finished: 8 runs).
     results: queue.Queue[tuple[object, object]] = queue.Queue()
     client = grpcclient.InferenceServerClient(server.url)
     before = _execution_count(client, "deep")
     rng = np.random.default_rng(7)
-    sent = {f"d{k}": rng.standard_normal((1, 512)).astype(np.float32) for k in range(8)}
+    sent = {"head": rng.standard_normal((64, 512)).astype(np.float32)}
+    sent |= {f"d{k}": rng.standard_normal((1, 512)).astype(np.float32) for k in range(8)}
     client.start_stream(callback=lambda result, error: results.put((result, error)))
     try:
         for key, x in sent.items():
-            i = grpcclient.InferInput("x", [1, 512], "FP32")
+            i = grpcclient.InferInput("x", list(x.shape), "FP32")
             i.set_data_from_numpy(x)
             client.async_stream_infer("deep", [i], request_id=key)
         got = {}
@@ -138,7 +142,7 @@ def test_stream_requests_behind_a_running_one_are_batched(server: ServerProcess)
     direct = grpcclient.InferenceServerClient(server.url)
     try:
         for key, x in sent.items():  # each row's answer is its own, as a lone request gives it
-            i = grpcclient.InferInput("x", [1, 512], "FP32")
+            i = grpcclient.InferInput("x", list(x.shape), "FP32")
             i.set_data_from_numpy(x)
             np.testing.assert_allclose(got[key], direct.infer("deep", [i]).as_numpy("y"),
                                        rtol=1e-5, atol=1e-5)
