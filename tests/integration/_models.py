@@ -54,6 +54,13 @@ def _add_graph(bias: float, dims: list[int | str]) -> onnx.GraphProto:
         [helper.make_tensor_value_info("y", TensorProto.FLOAT, dims)], [b])
 
 
+def write_add_model(path: Path, bias: float = 1.0) -> Path:
+    """A lone ``add`` model file (y = x + bias, FP32 [-1, 4]) at ``path``: what registry tests
+    register."""
+    _save(_add_graph(bias, ["batch", 4]), path)
+    return path
+
+
 def _types_graph() -> onnx.GraphProto:
     nodes, inputs, outputs = [], [], []
     for name, (onnx_type, _, _) in DATATYPES.items():

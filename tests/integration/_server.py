@@ -13,7 +13,8 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Sequence
+import urllib.request
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -93,3 +94,23 @@ def start_server(args: Sequence[str], tmp: Path, env: dict[str, str] | None = No
         raise RuntimeError(f"engine serve did not become ready: {lines}\n{stderr_path.read_text()}")
     m = found[0]
     return ServerProcess(proc, int(m.group(2)), int(m.group(4)), lines, stderr_path, reader)
+
+
+def wait_for(what: str, check: Callable[[], bool], timeout_s: float = 20.0) -> None:
+    """Poll ``check`` until it is true; AssertionError naming ``what`` after ``timeout_s``."""
+    deadline = time.monotonic() + timeout_s
+    while not check():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout_s:g}s waiting for {what}")
+        time.sleep(0.05)
+
+
+def metric_value(server: ServerProcess, prefix: str) -> float | None:
+    """The value of the first /metrics sample line starting with ``prefix``, or None."""
+    url = f"http://127.0.0.1:{server.metrics_port}/metrics"
+    with urllib.request.urlopen(url, timeout=5) as response:
+        text = response.read().decode()
+    for line in text.splitlines():
+        if line.startswith(prefix):
+            return float(line.rsplit(" ", 1)[1])
+    return None

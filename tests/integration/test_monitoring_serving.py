@@ -18,19 +18,17 @@ import json
 import subprocess
 import sys
 import threading
-import time
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import onnx
 import pytest
 import tritonclient.grpc as grpcclient
-from _server import ServerProcess, start_server
-from onnx import TensorProto, helper, numpy_helper
+from _models import write_add_model
+from _server import ServerProcess, start_server, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -44,20 +42,6 @@ GOOD_PROFILE = {
 }
 
 
-def _write_add_model(path: Path) -> Path:
-    b = numpy_helper.from_array(np.ones(4, dtype=np.float32), "b")
-    graph = helper.make_graph(
-        [helper.make_node("Add", ["x", "b"], ["y"])],
-        "add",
-        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 4])],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", 4])],
-        [b],
-    )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    model.ir_version = 8
-    path.parent.mkdir(parents=True, exist_ok=True)
-    onnx.save(model, str(path))
-    return path
 
 
 def _register(home: Path, name: str, model: Path, profile: Any) -> None:
@@ -93,12 +77,6 @@ def _metrics(server: ServerProcess) -> dict[str, float]:
     return out
 
 
-def _wait_for(what: str, check: Callable[[], bool]) -> None:
-    deadline = time.monotonic() + WAIT_S
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {WAIT_S:g}s waiting for {what}")
-        time.sleep(0.1)
 
 
 def _ready(url: str, name: str) -> bool:
@@ -127,7 +105,7 @@ def test_a_malformed_profile_costs_only_that_models_monitoring(
     tmp_path: Path, profile: dict[str, Any], message: str
 ) -> None:
     home = tmp_path / "engine-home"  # start_server's ENGINE_HOME
-    model = _write_add_model(tmp_path / "add.onnx")
+    model = write_add_model(tmp_path / "add.onnx")
     _register(home, "good", model, GOOD_PROFILE)
     _register(home, "bad", model, profile)
     server = start_server(["--registry", "--poll-s", "0.2", "--log-sample-rate", "1"], tmp_path)
@@ -139,7 +117,7 @@ def test_a_malformed_profile_costs_only_that_models_monitoring(
         _register(
             home, "late", model, {"features": {"x[0]": {"kind": "numeric", "nan_fraction": "lots"}}}
         )
-        _wait_for("the model added", lambda: _ready(server.url, "late"))
+        wait_for("the model added", lambda: _ready(server.url, "late"), WAIT_S)
         _infer(server.url, "late", x)
         metrics = _metrics(server)
         assert 'engine_prediction_log_records_total{model="good",version="1"}' in metrics
@@ -193,7 +171,7 @@ def webhook() -> Iterator[_Webhook]:
 
 def test_serve_monitoring_options_reach_the_monitor(tmp_path: Path, webhook: _Webhook) -> None:
     home = tmp_path / "engine-home"
-    _register(home, "add", _write_add_model(tmp_path / "add.onnx"), GOOD_PROFILE)
+    _register(home, "add", write_add_model(tmp_path / "add.onnx"), GOOD_PROFILE)
     server = start_server(
         [
             "--registry", "--poll-s", "0.2", "--log-sample-rate", "1", "--log-rotate-s", "1",
@@ -212,7 +190,7 @@ def test_serve_monitoring_options_reach_the_monitor(tmp_path: Path, webhook: _We
         mv = 'model="add",version="1"'
         windows = f"engine_drift_windows_total{{{mv}}}"
         # A window of 100 rows closes on time (1 s, at least 100 rows), not at 100,000 rows.
-        _wait_for("a drift window", lambda: _metrics(server).get(windows, 0) >= 1)
+        wait_for("a drift window", lambda: _metrics(server).get(windows, 0) >= 1, WAIT_S)
         metrics = _metrics(server)
         assert metrics[f"engine_drift_window_rows{{{mv}}}"] == 100
         psi = metrics[f'engine_drift_score{{feature="x[0]",metric="psi",{mv}}}']
@@ -221,13 +199,13 @@ def test_serve_monitoring_options_reach_the_monitor(tmp_path: Path, webhook: _We
             pytest.approx(0.2)
         )
         assert metrics[f'engine_drift_alert{{feature="x[0]",{mv}}}'] == 1.0
-        _wait_for("the webhook's alert", lambda: bool(webhook.bodies))
+        wait_for("the webhook's alert", lambda: bool(webhook.bodies), WAIT_S)
         alert = webhook.bodies[0]
         assert (alert["status"], alert["model"], alert["version"]) == ("firing", "add", "1")
         assert [(f["name"], f["breaches"]) for f in alert["features"]] == [("x[0]", ["psi"])]
         # The sampled request is readable while the server runs (the file closed after 1 s).
         records = f"engine_prediction_log_records_total{{{mv}}}"
-        _wait_for("a complete log file", lambda: _metrics(server).get(records, 0) >= 1)
+        wait_for("a complete log file", lambda: _metrics(server).get(records, 0) >= 1, WAIT_S)
         assert list((home / "logs" / "add").glob("*.parquet"))
     finally:
         assert server.terminate() == 0, server.stderr()

@@ -16,38 +16,19 @@ import json
 import sqlite3
 import subprocess
 import sys
-import time
-import urllib.request
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
-import onnx
 import pytest
 import tritonclient.grpc as grpcclient
-from _server import ServerProcess, start_server
-from onnx import TensorProto, helper, numpy_helper
+from _models import write_add_model
+from _server import metric_value, start_server, wait_for
 
 pytestmark = pytest.mark.integration
 
-WAIT_S = 20.0
 REFUSED = "instances must be an int <= 256; was 1000 (allowed: [1, 256])"
 
 
-def _write_add_model(path: Path, bias: float) -> Path:
-    b = numpy_helper.from_array(np.full(4, bias, dtype=np.float32), "b")
-    graph = helper.make_graph(
-        [helper.make_node("Add", ["x", "b"], ["y"])],
-        "add",
-        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 4])],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", 4])],
-        [b],
-    )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    model.ir_version = 8
-    path.parent.mkdir(parents=True, exist_ok=True)
-    onnx.save(model, str(path))
-    return path
 
 
 def _models(home: Path, *args: str) -> str:
@@ -65,30 +46,16 @@ def _infer(client: grpcclient.InferenceServerClient, model: str) -> float:
     return float(y[0, 0])
 
 
-def _metric(server: ServerProcess, prefix: str) -> float | None:
-    url = f"http://127.0.0.1:{server.metrics_port}/metrics"
-    with urllib.request.urlopen(url, timeout=5) as response:
-        text = response.read().decode()
-    for line in text.splitlines():
-        if line.startswith(prefix):
-            return float(line.rsplit(" ", 1)[1])
-    return None
 
 
-def _wait_for(what: str, check: Callable[[], bool], timeout_s: float = WAIT_S) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout_s:g}s waiting for {what}")
-        time.sleep(0.05)
 
 
 def test_a_version_refused_by_new_bounds_fails_alone(tmp_path: Path) -> None:
     home = tmp_path / "engine-home"  # start_server's ENGINE_HOME
-    _models(home, "register", "add", str(_write_add_model(tmp_path / "a1.onnx", 1.0)))
-    _models(home, "register", "add", str(_write_add_model(tmp_path / "a2.onnx", 2.0)))
+    _models(home, "register", "add", str(write_add_model(tmp_path / "a1.onnx", 1.0)))
+    _models(home, "register", "add", str(write_add_model(tmp_path / "a2.onnx", 2.0)))
     _models(home, "alias", "add", "production", "2")
-    other = _write_add_model(tmp_path / "o1.onnx", 5.0)
+    other = write_add_model(tmp_path / "o1.onnx", 5.0)
     _models(home, "register", "other", str(other), "--alias", "production")
     with sqlite3.connect(home / "registry.db") as conn:
         conn.execute(
@@ -105,8 +72,8 @@ def test_a_version_refused_by_new_bounds_fails_alone(tmp_path: Path) -> None:
         assert _infer(client, "other") == 5.0
         assert not client.is_model_ready("add")
         failures = 'engine_model_load_failures_total{model="add",version="2"}'
-        assert (_metric(server, failures) or 0) >= 1
-        assert _metric(server, 'engine_model_default_version{alias="production",model="other"}')
+        assert (metric_value(server, failures) or 0) >= 1
+        assert metric_value(server, 'engine_model_default_version{alias="production",model="other"}')
         log = server.stderr()
         assert "model add:2 failed to load" in log
         assert "model 'add' version 2 cannot be loaded: its stored config is refused" in log
@@ -114,7 +81,7 @@ def test_a_version_refused_by_new_bounds_fails_alone(tmp_path: Path) -> None:
 
         # The watcher still follows the registry: moving the alias to a valid version serves it.
         _models(home, "alias", "add", "production", "1")
-        _wait_for("add:1 served", lambda: client.is_model_ready("add"))
+        wait_for("add:1 served", lambda: client.is_model_ready("add"))
         assert _infer(client, "add") == 1.0
         assert _infer(client, "other") == 5.0
         client.close()

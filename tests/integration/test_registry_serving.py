@@ -21,42 +21,22 @@ import os
 import subprocess
 import sys
 import threading
-import time
-import urllib.request
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Self
 
 import numpy as np
-import onnx
 import pytest
 import tritonclient.grpc as grpcclient
-from _server import ServerProcess, start_server
-from onnx import TensorProto, helper, numpy_helper
+from _models import write_add_model
+from _server import metric_value, start_server, wait_for
 from tritonclient.utils import InferenceServerException
 
 pytestmark = pytest.mark.integration
 
 MODEL = "add"
 CLIENT_THREADS = 4
-WAIT_S = 20.0
 
 
-def _write_add_model(path: Path, bias: float) -> Path:
-    b = numpy_helper.from_array(np.full(4, bias, dtype=np.float32), "b")
-    graph = helper.make_graph(
-        [helper.make_node("Add", ["x", "b"], ["y"])],
-        "add",
-        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 4])],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", 4])],
-        [b],
-    )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    model.ir_version = 8
-    onnx.checker.check_model(model)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    onnx.save(model, str(path))
-    return path
 
 
 def _infer(client: grpcclient.InferenceServerClient, version: str = "") -> float:
@@ -67,22 +47,8 @@ def _infer(client: grpcclient.InferenceServerClient, version: str = "") -> float
     return float(y[0, 0])
 
 
-def _metric(server: ServerProcess, prefix: str) -> float | None:
-    url = f"http://127.0.0.1:{server.metrics_port}/metrics"
-    with urllib.request.urlopen(url, timeout=5) as response:
-        text = response.read().decode()
-    for line in text.splitlines():
-        if line.startswith(prefix):
-            return float(line.rsplit(" ", 1)[1])
-    return None
 
 
-def _wait_for(what: str, check: Callable[[], bool], timeout_s: float = WAIT_S) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout_s:g}s waiting for {what}")
-        time.sleep(0.05)
 
 
 class _Load:
@@ -160,8 +126,8 @@ def registry(tmp_path: Path) -> _Registry:
 
 
 def test_alias_move_under_load(tmp_path: Path, registry: _Registry) -> None:
-    registry.register(MODEL, _write_add_model(tmp_path / "m1.onnx", 1.0), "--alias", "production")
-    registry.register(MODEL, _write_add_model(tmp_path / "m2.onnx", 2.0))
+    registry.register(MODEL, write_add_model(tmp_path / "m1.onnx", 1.0), "--alias", "production")
+    registry.register(MODEL, write_add_model(tmp_path / "m2.onnx", 2.0))
     server = start_server(["--registry", "--versions", "1,2", "--poll-s", "0.2"], tmp_path)
     try:
         client = grpcclient.InferenceServerClient(server.url)
@@ -169,15 +135,15 @@ def test_alias_move_under_load(tmp_path: Path, registry: _Registry) -> None:
         assert _infer(client, "1") == 1.0
         assert _infer(client, "2") == 2.0  # selected by the policy, reachable by number
         assert (
-            _metric(server, 'engine_model_default_version{alias="production",model="add"}') == 1.0
+            metric_value(server, 'engine_model_default_version{alias="production",model="add"}') == 1.0
         )
 
         with _Load(server.url) as load:
-            _wait_for("load on version 1", lambda: load.total() >= 50)
+            wait_for("load on version 1", lambda: load.total() >= 50)
             registry.set_alias(MODEL, "production", 2)
-            _wait_for("every client on version 2", lambda: load.latest() == {2.0})
+            wait_for("every client on version 2", lambda: load.latest() == {2.0})
             seen = load.total()
-            _wait_for("more load after the move", lambda: load.total() >= seen + 50)
+            wait_for("more load after the move", lambda: load.total() >= seen + 50)
         assert load.failures == []
         for answers in load.answers:
             # Each client's answers switch once, from version 1's to version 2's.
@@ -190,7 +156,7 @@ def test_alias_move_under_load(tmp_path: Path, registry: _Registry) -> None:
         assert _infer(client) == 2.0
 
         # A damaged version 3 moved to the alias: it fails to load, version 2 keeps serving.
-        v3 = registry.register(MODEL, _write_add_model(tmp_path / "m3.onnx", 3.0))
+        v3 = registry.register(MODEL, write_add_model(tmp_path / "m3.onnx", 3.0))
         blob = registry.blob(f"{MODEL}:{v3}")
         os.chmod(blob, 0o644)
         data = bytearray(blob.read_bytes())
@@ -198,16 +164,16 @@ def test_alias_move_under_load(tmp_path: Path, registry: _Registry) -> None:
         blob.write_bytes(bytes(data))
         failures = f'engine_model_load_failures_total{{model="add",version="{v3}"}}'
         with _Load(server.url) as load:
-            _wait_for("load before the bad move", lambda: load.total() >= 20)
+            wait_for("load before the bad move", lambda: load.total() >= 20)
             registry.set_alias(MODEL, "production", v3)
-            _wait_for("the failure counted", lambda: (_metric(server, failures) or 0) >= 1)
+            wait_for("the failure counted", lambda: (metric_value(server, failures) or 0) >= 1)
             seen = load.total()
-            _wait_for("more load after the failure", lambda: load.total() >= seen + 20)
+            wait_for("more load after the failure", lambda: load.total() >= seen + 20)
         assert load.failures == []
         assert {a for answers in load.answers for a in answers} == {2.0}
         assert _infer(client) == 2.0
         assert (
-            _metric(server, 'engine_model_default_version{alias="production",model="add"}') == 2.0
+            metric_value(server, 'engine_model_default_version{alias="production",model="add"}') == 2.0
         )
         with pytest.raises(InferenceServerException) as info:
             _infer(client, str(v3))
@@ -227,20 +193,20 @@ def test_alias_move_under_load(tmp_path: Path, registry: _Registry) -> None:
                 return True
             return False
 
-        _wait_for("the model removed", gone)
+        wait_for("the model removed", gone)
         client.close()
     finally:
         assert server.terminate() == 0, server.stderr()
 
 
 def test_model_gaining_the_alias_is_added(tmp_path: Path, registry: _Registry) -> None:
-    registry.register(MODEL, _write_add_model(tmp_path / "m1.onnx", 1.0))
+    registry.register(MODEL, write_add_model(tmp_path / "m1.onnx", 1.0))
     server = start_server(["--registry", "--alias", "staging", "--poll-s", "0.2"], tmp_path)
     try:
         client = grpcclient.InferenceServerClient(server.url)
         assert not client.is_model_ready(MODEL)
-        registry.register(MODEL, _write_add_model(tmp_path / "m2.onnx", 2.0), "--alias", "staging")
-        _wait_for("the model added", lambda: client.is_model_ready(MODEL))
+        registry.register(MODEL, write_add_model(tmp_path / "m2.onnx", 2.0), "--alias", "staging")
+        wait_for("the model added", lambda: client.is_model_ready(MODEL))
         assert _infer(client) == 2.0
         assert _infer(client, "2") == 2.0
         with pytest.raises(InferenceServerException) as info:
@@ -254,10 +220,10 @@ def test_model_gaining_the_alias_is_added(tmp_path: Path, registry: _Registry) -
 
 def test_repository_load_reads_only_that_model(tmp_path: Path) -> None:
     repo = tmp_path / "repo"
-    _write_add_model(repo / "first" / "1" / "model.onnx", 1.0)
+    write_add_model(repo / "first" / "1" / "model.onnx", 1.0)
     server = start_server(["--model-repository", str(repo)], tmp_path)
     try:
-        _write_add_model(repo / "second" / "1" / "model.onnx", 5.0)
+        write_add_model(repo / "second" / "1" / "model.onnx", 5.0)
         (repo / "broken" / "1").mkdir(parents=True)
         (repo / "broken" / "config.pbtxt").write_text("max_batch_size: oops\n")
         client = grpcclient.InferenceServerClient(server.url)
