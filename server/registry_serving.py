@@ -40,6 +40,7 @@ from engine.errors import EngineError, InvalidConfigError, ModelNotFoundError, U
 from engine.model import Model, load
 from engine.monitoring import (
     DriftCollector,
+    ModelMonitoring,
     MonitorConfig,
     drift_reference_for_version,
     monitor_model,
@@ -95,6 +96,15 @@ def _select(policy: VersionPolicy | None, records: list[ModelVersion]) -> set[in
         return set(policy.versions) & existing
     ready = sorted(r.version for r in records if r.status == "ready")
     return set(policy.select(ready))
+
+
+def _stop_quietly(monitoring: ModelMonitoring, name: str, version: int) -> None:
+    """Stop one version's monitoring; a failure is logged, never raised, so that the other
+    versions' monitorings still stop and a retiring version is still drained and closed."""
+    try:
+        monitoring.stop()
+    except Exception:  # logged with its trace; serving must go on
+        log.exception("stopping the drift monitoring of %s:%d failed", name, version)
 
 
 @dataclass(frozen=True)
@@ -192,9 +202,9 @@ class RegistryServing:
             self._thread.join(timeout_s)
             self._thread = None
         with self._lock:
-            monitors, self._monitors = list(self._monitors.values()), {}
-        for monitoring in monitors:  # flushes the prediction logs
-            monitoring.stop()
+            monitors, self._monitors = list(self._monitors.items()), {}
+        for (name, version), monitoring in monitors:  # flushes the prediction logs
+            _stop_quietly(monitoring, name, version)
 
     def _run(self) -> None:
         while not self._stop.wait(self.poll_s):
@@ -354,7 +364,7 @@ class RegistryServing:
         with self._lock:
             monitoring = self._monitors.pop((name, version), None)
         if monitoring is not None:
-            monitoring.stop()
+            _stop_quietly(monitoring, name, version)
 
     def _retire(self, name: str, version: int) -> None:
         """Take name:version out of the table, wait for its requests, close it (draining)."""

@@ -75,6 +75,13 @@ def register(subparsers: Any) -> None:
     )
     report.add_argument("--home", help="engine home (default: $ENGINE_HOME or ~/.engine)")
     report.add_argument("--registry-url", help="registry database URL, to resolve an alias")
+    report.add_argument(
+        "--remove-orphans",
+        action="store_true",
+        help="first remove the *.parquet.partial files (of every version) in the logs folder "
+        "that no running writer holds: left by a server that was killed, they can never be "
+        "read, and their records are lost. Files a running server writes are kept",
+    )
     report.set_defaults(handler=_report)
 
 
@@ -98,6 +105,7 @@ def _report(args: argparse.Namespace) -> int:
 
     try:
         from engine.monitoring.paths import logs_dir, monitoring_dir
+        from engine.monitoring.prediction_log import remove_orphaned_partials
         from engine.monitoring.report import parse_since, write_report
     except ModuleNotFoundError as exc:  # pyarrow / matplotlib come with the `monitor` extra
         raise InvalidConfigError(
@@ -115,10 +123,18 @@ def _report(args: argparse.Namespace) -> int:
             version = str(registry.get(ref).version)
     now_ms = int(datetime.now(timezone.utc).timestamp() * 1000)
     since_ms = parse_since(args.since, now_ms) if args.since else None
+    logs = args.logs or logs_dir(ref.name, args.home)
+    if args.remove_orphans and logs.is_dir():
+        for path, size in remove_orphaned_partials(logs):
+            print(
+                f"removed {str(path)!r} ({size} bytes): left open by a prediction log writer "
+                "that died; unreadable, its records are lost",
+                file=sys.stderr,
+            )
     report = write_report(
         args.out,
         ref.name,
-        logs_dir=args.logs or logs_dir(ref.name, args.home),
+        logs_dir=logs,
         monitoring_dir=args.history or monitoring_dir(ref.name, args.home),
         version=version,
         since_ms=since_ms,

@@ -2,7 +2,8 @@
 
 The monitor hands the core a list of feature dicts with ``core.set_drift_bins(features)``;
 the core then counts every batch into those bins and ``core.drift_counts()`` returns
-``{feature name: [int, ...]}``, cumulative since ``set_drift_bins``. One feature dict::
+``{feature name: [int, ...]}``, cumulative since ``set_drift_bins``. ``set_drift_bins([])``
+removes the bins: the core counts nothing and ``drift_counts()`` is ``{}``. One feature dict::
 
     {"name": "age",          # unique feature name
      "tensor": "x",          # input or output tensor it reads

@@ -79,7 +79,7 @@ class DriftCollector(Collector):
 
     def add_prediction_log(self, log: _CountsLog) -> None:
         """Export a prediction log's ``records`` / ``dropped_writer`` / ``dropped_core`` /
-        ``dropped_write_error``."""
+        ``dropped_write_error`` / ``orphans_removed``."""
         with self._lock:
             self._logs.append(log)
 
@@ -138,6 +138,12 @@ class DriftCollector(Collector):
             "Parquet file could not be written (where=write_error)",
             labels=[*mv, "where"],
         )
+        orphans = CounterMetricFamily(
+            names.PREDICTION_LOG_ORPHANS_REMOVED_TOTAL,
+            "Unreadable *.parquet.partial files of writers that died (no live writer held "
+            "them), removed when this writer started",
+            labels=mv,
+        )
         for log in logs:
             c: dict[str, Any] = log.counters()
             records.add_metric([log.model, log.version], c["records"])
@@ -146,7 +152,8 @@ class DriftCollector(Collector):
             dropped.add_metric(
                 [log.model, log.version, "write_error"], c.get("dropped_write_error", 0)
             )
-        yield from (records, dropped)
+            orphans.add_metric([log.model, log.version], c.get("orphans_removed", 0))
+        yield from (records, dropped, orphans)
         failures = CounterMetricFamily(
             names.ALERT_WEBHOOK_FAILURES_TOTAL,
             "Alerts the webhook never delivered (retries exhausted, refused or queue full)",

@@ -27,6 +27,10 @@ Monitoring metrics (exported by :class:`engine.monitoring.DriftCollector`):
                                                            persisted; where = "writer" (queue
                                                            full) | "core" (sampler ring full) |
                                                            "write_error" (the file failed)
+``engine_prediction_log_orphans_removed_total{model,version}``  counter of unreadable
+                                                           ``*.parquet.partial`` files of writers
+                                                           that died, removed by this version's
+                                                           writer when it started
 ``engine_alert_webhook_failures_total``                    counter of alerts never delivered
 """
 
@@ -49,6 +53,7 @@ __all__ = [
     "LABEL_OUTCOME",
     "LABEL_VERSION",
     "PREDICTION_LOG_DROPPED_TOTAL",
+    "PREDICTION_LOG_ORPHANS_REMOVED_TOTAL",
     "PREDICTION_LOG_RECORDS_TOTAL",
     "QUEUE_DEPTH",
     "REQUESTS_TOTAL",
@@ -72,6 +77,7 @@ DRIFT_WINDOW_ROWS = "engine_drift_window_rows"
 DRIFT_WINDOWS_TOTAL = "engine_drift_windows_total"
 PREDICTION_LOG_RECORDS_TOTAL = "engine_prediction_log_records_total"
 PREDICTION_LOG_DROPPED_TOTAL = "engine_prediction_log_dropped_total"
+PREDICTION_LOG_ORPHANS_REMOVED_TOTAL = "engine_prediction_log_orphans_removed_total"
 ALERT_WEBHOOK_FAILURES_TOTAL = "engine_alert_webhook_failures_total"
 
 LABEL_MODEL = "model"

@@ -21,9 +21,26 @@ already in the abandoned file, and the ones that arrive while the writer backs o
 spell is logged once at ERROR when it starts and once at WARNING when a file is complete
 again (or the log is closed), with the number of records lost.
 
+Files of writers that died: the writer holds an exclusive ``flock`` on its open
+``*.parquet.partial`` for as long as it writes it, and the kernel drops the lock when the
+process ends, however it ends. When a writer starts, it removes every ``*.parquet.partial`` of
+its folder (any model or version, names as the writer gives them) that it can lock: no live
+writer holds it, so it was left by one that was killed (SIGKILL, OOM, power loss). Each is
+logged at WARNING with its size and counted in ``orphans_removed``. Its records are lost
+anyway: without the footer a Parquet file cannot be read. ``engine monitor report
+--remove-orphans`` does the same on demand (:func:`remove_orphaned_partials`). The name alone
+(its pid) proves nothing: pids are reused, and servers in containers sharing a folder are
+often all pid 1. Limits: the lock is only as good as the filesystem's ``flock``: local
+filesystems and bind mounts shared between containers of one host are fine; where locks are
+not shared between hosts (some network and FUSE mounts), run the clean-up only on the host of
+the writers. Where ``flock`` fails outright nothing can be locked, so nothing is removed. A
+writer of an engine without this lock (during a rolling upgrade) holds none: its open file
+looks dead.
+
 Counters (:meth:`PredictionLog.counters`): ``offered`` (requests offered to :meth:`record`),
 ``records`` (records in complete ``*.parquet`` files, counted when the file is closed),
-``dropped_writer``, ``dropped_write_error`` and ``dropped_core`` (the core's own drops).
+``dropped_writer``, ``dropped_write_error``, ``dropped_core`` (the core's own drops) and
+``orphans_removed`` (files of dead writers this log removed when it started).
 
 Columns: ``timestamp`` (timestamp[ms, UTC]), ``request_id``, ``model``, ``version``,
 ``latency_us`` (int64), then for each input tensor ``input.<name>`` (the tensor's elements,
@@ -37,11 +54,14 @@ also says which files it skipped (not valid Parquet) and which are still open.
 
 from __future__ import annotations
 
+import errno
+import fcntl
 import logging
 import os
 import queue
 import random
 import re
+import stat
 import threading
 import time
 from collections.abc import Mapping
@@ -63,6 +83,7 @@ __all__ = [
     "PredictionLog",
     "PredictionLogConfig",
     "read_prediction_logs",
+    "remove_orphaned_partials",
     "scan_prediction_logs",
 ]
 
@@ -73,6 +94,9 @@ PARTIAL_SUFFIX = ".partial"
 _FILE_NAME = re.compile(
     r"^(?P<model>.+)-v(?P<version>.+)-\d{8}T\d{6}-\d+-\d+\.parquet(?:\.partial)?$"
 )
+# Names tried before a write fails when each is taken (by a writer with the same pid, the same
+# second and sequence number: pid 1 in two containers).
+_NAME_ATTEMPTS = 16
 
 
 @dataclass(frozen=True)
@@ -154,6 +178,7 @@ class PredictionLog:
         self._dropped_writer = 0
         self._dropped_write_error = 0
         self._dropped_core = 0
+        self._orphans_removed = 0
         self._closed = False
         self.files: list[Path] = []  # finished files, oldest first
         self._writer = _ParquetRotator(self)
@@ -227,6 +252,7 @@ class PredictionLog:
                 "dropped_writer": self._dropped_writer,
                 "dropped_write_error": self._dropped_write_error,
                 "dropped_core": self._dropped_core,
+                "orphans_removed": self._orphans_removed,
             }
 
     # --- control ------------------------------------------------------------------------------
@@ -268,7 +294,26 @@ class PredictionLog:
 
     # --- the writer thread ----------------------------------------------------------------------
 
+    def _remove_orphans(self) -> None:
+        """Remove the files of dead writers in the folder (see the module docstring)."""
+        try:
+            removed = remove_orphaned_partials(self.directory)
+        except Exception:  # noqa: BLE001  a failed clean-up must not stop the writer
+            _log.exception("cleaning up dead prediction logs in %s failed", str(self.directory))
+            return
+        for path, size in removed:
+            _log.warning(
+                "removed %s (%d bytes): a prediction log left open by a writer that died "
+                "(killed); a file without its Parquet footer cannot be read, so its records "
+                "are lost",
+                str(path),
+                size,
+            )
+        with self._lock:
+            self._orphans_removed += len(removed)
+
     def _run(self) -> None:
+        self._remove_orphans()  # before any file of ours exists
         cfg = self.config
         buffer: list[_Record] = []
         last_write = time.monotonic()
@@ -360,7 +405,8 @@ class _ParquetRotator:
 
     Invariants: ``_writer`` is None exactly when no file is open; ``_rows_in_file`` rows were
     written to the open file and are counted (as ``records`` or as lost) when it is closed or
-    abandoned; while ``_retry_at_s`` is in the future nothing is written.
+    abandoned; while ``_retry_at_s`` is in the future nothing is written; ``_lock_fd`` holds
+    the flock on ``_partial`` from its creation until it is renamed or deleted.
     """
 
     def __init__(self, log: PredictionLog) -> None:
@@ -369,6 +415,8 @@ class _ParquetRotator:
         self._sink: Any = None
         self._schema: Any = None
         self._partial: Path | None = None
+        self._lock_fd: int | None = None  # holds the flock on _partial while it is open
+        self._lock_warned = False
         self._opened_s = 0.0
         self._seq = 0
         self._rows_in_file = 0
@@ -445,14 +493,61 @@ class _ParquetRotator:
         log = self._log
         log.directory.mkdir(parents=True, exist_ok=True)
         stamp = datetime.fromtimestamp(log._clock.wall_ms() / 1000, timezone.utc)
-        self._seq += 1
-        name = f"{log.model}-v{log.version}-{stamp:%Y%m%dT%H%M%S}-{os.getpid()}-{self._seq:04d}"
-        self._partial = log.directory / f"{name}.parquet{PARTIAL_SUFFIX}"
-        self._sink = pa.OSFile(str(self._partial), "wb")
+        self._partial = self._create_locked(f"{log.model}-v{log.version}-{stamp:%Y%m%dT%H%M%S}")
+        self._sink = pa.OSFile(str(self._partial), "wb")  # the file we created and lock
         self._writer = pq.ParquetWriter(self._sink, schema, compression="zstd")
         self._schema = schema
         self._rows_in_file = 0
         self._opened_s = log._clock.monotonic_s()
+
+    def _create_locked(self, prefix: str) -> Path:
+        """Create a new ``<prefix>-<pid>-<seq>.parquet.partial`` and lock it (``_lock_fd``).
+
+        Never opens an existing file (another writer's, whose name matches when the pid
+        does). A clean-up running at the same moment can lock and delete the file between its
+        creation and our lock: then the lock fails, or the name no longer leads to our file,
+        and the next name is tried. Raises OSError when every name failed.
+        """
+        directory = self._log.directory
+        for _ in range(_NAME_ATTEMPTS):
+            self._seq += 1
+            path = directory / f"{prefix}-{os.getpid()}-{self._seq:04d}.parquet{PARTIAL_SUFFIX}"
+            try:
+                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+            except FileExistsError:
+                continue
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:  # a clean-up holds it and deletes it
+                os.close(fd)
+                continue
+            except OSError as exc:  # no locks on this filesystem: nobody can remove it either
+                self._warn_unlockable(exc)
+            if not _names(path, fd):  # deleted by a clean-up before we locked it
+                os.close(fd)
+                continue
+            self._lock_fd = fd
+            return path
+        raise OSError(errno.EEXIST, f"no free file name after {_NAME_ATTEMPTS} tries", str(path))
+
+    def _warn_unlockable(self, exc: OSError) -> None:
+        if not self._lock_warned:
+            self._lock_warned = True
+            _log.warning(
+                "prediction logs in %s cannot be locked (%s): files left there by killed "
+                "writers cannot be told from open ones, so they are never cleaned up",
+                str(self._log.directory),
+                exc.strerror or exc,
+            )
+
+    def _unlock(self) -> None:
+        """Release the lock (after the file was renamed or deleted)."""
+        fd, self._lock_fd = self._lock_fd, None
+        if fd is not None:
+            try:
+                os.close(fd)
+            except OSError:  # Linux frees the descriptor (and the lock) anyway
+                pass
 
     def _finish(self) -> None:
         """Write the footer and rename the file to ``*.parquet``; raises on failure."""
@@ -461,6 +556,7 @@ class _ParquetRotator:
         self._sink.close()
         final = self._partial.with_suffix("")  # drop ".partial"
         os.replace(self._partial, final)
+        self._unlock()
         self._log.files.append(final)
         self._log._count_written(self._rows_in_file)
         self._writer = self._sink = self._schema = self._partial = None
@@ -487,16 +583,85 @@ class _ParquetRotator:
             except OSError as unlink_exc:
                 _log.warning(
                     "could not delete the abandoned prediction log %s (%s); it keeps its "
-                    "%s name, which readers skip",
+                    "%s name, which readers skip (and a later clean-up removes)",
                     str(partial),
                     unlink_exc.strerror or unlink_exc,
                     PARTIAL_SUFFIX,
                 )
+        self._unlock()  # only now: a file left in place is then a later clean-up's to remove
         self._log._count_lost(lost)
         self.failures.failed(what, exc, lost)
         config = self._log.config
         self._retry_at_s = self._log._clock.monotonic_s() + self._retry_delay_s
         self._retry_delay_s = min(self._retry_delay_s * 2, config.retry_max_s)
+
+
+def _names(path: Path, fd: int) -> bool:
+    """Whether ``path`` still names the file open as ``fd`` (not deleted or replaced)."""
+    try:
+        now = os.stat(path, follow_symlinks=False)
+    except FileNotFoundError:
+        return False
+    opened = os.fstat(fd)
+    return (now.st_dev, now.st_ino) == (opened.st_dev, opened.st_ino)
+
+
+def remove_orphaned_partials(directory: str | Path) -> list[tuple[Path, int]]:
+    """Remove the ``*.parquet.partial`` files of ``directory`` that no live writer holds.
+
+    A writer holds an exclusive ``flock`` on its open file until it renames or deletes it,
+    and a process that dies loses its locks: a file we can lock was left by a writer that
+    died. Its records are lost anyway (no Parquet footer). Only names the writer gives are
+    considered; a file we cannot open, lock or check is kept. Never waits for a lock (a
+    held file is skipped at once); logs only files it failed to delete. Returns ``(path, size
+    in bytes)`` of each file removed, for the caller to report. See the module docstring for
+    the limits (filesystems whose locks are not shared between hosts).
+    """
+    try:
+        candidates = sorted(Path(directory).glob(f"*.parquet{PARTIAL_SUFFIX}"))
+    except OSError:
+        return []
+    removed = []
+    for path in candidates:
+        if not _FILE_NAME.match(path.name):
+            continue
+        size = _remove_if_unheld(path)
+        if size is not None:
+            removed.append((path, size))
+    return removed
+
+
+def _remove_if_unheld(path: Path) -> int | None:
+    """Delete ``path`` if we can lock it; its size, or None when it was kept."""
+    try:
+        # Read-write: on NFS an exclusive lock needs a file open for writing.
+        fd = os.open(path, os.O_RDWR | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError:  # gone (completed meanwhile), a symlink, or not ours to check
+        return None
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:  # held by a live writer (or no locks here: cannot tell, keep it)
+            return None
+        # Locked after its writer renamed it and let go: the name is gone or someone else's.
+        if not _names(path, fd):
+            return None
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            return None
+        try:
+            # Still locked: a writer that just created this name finds it locked, or gone.
+            os.unlink(path)
+        except OSError as exc:
+            _log.warning(
+                "could not remove the dead prediction log %s: %s",
+                str(path),
+                exc.strerror or exc,
+            )
+            return None
+        return int(info.st_size)
+    finally:
+        os.close(fd)
 
 
 def _expected_failure(exc: BaseException) -> bool:

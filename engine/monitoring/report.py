@@ -8,8 +8,9 @@ so instead of showing an empty plot.
 
 Only complete log files can be read: the summary says how many files are still open
 (``*.parquet.partial``: a running server closes each within its rotation age, 5 minutes by
-default; one left by a server that was killed stays unreadable) and which files were skipped
-as not valid Parquet. :attr:`Report.notes` repeats both for the command line.
+default; one left by a server that was killed stays unreadable until a writer starting in
+the folder, or ``--remove-orphans``, removes it) and which files were skipped as not valid
+Parquet. :attr:`Report.notes` repeats both for the command line.
 """
 
 from __future__ import annotations
@@ -198,7 +199,9 @@ def _log_notes(folder: LogFolder) -> list[str]:
             f"{len(folder.open_files)} prediction log file(s) are not readable yet "
             f"(*.parquet.partial, newest written {_when(newest)}): a running server closes "
             "each file within its rotation age (5 minutes by default), and its records then "
-            "appear here; a file left by a server that was killed stays unreadable."
+            "appear here; a file left by a server that was killed stays unreadable, and is "
+            "removed when a server starts writing in this folder (or by this command with "
+            "--remove-orphans)."
         )
     if folder.skipped:
         names = ", ".join(f"{p.name} ({reason})" for p, reason in folder.skipped)

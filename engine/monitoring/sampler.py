@@ -74,12 +74,16 @@ class SamplePoller:
         self._thread.start()
 
     def stop(self, timeout_s: float = 5.0) -> None:
-        """Turn sampling off, take what the core still holds, stop the thread."""
-        self._core.set_sampling(0.0, self.capacity)
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout_s)
-            self._thread = None
+        """Turn sampling off, stop the thread, take what the core still holds. The thread is
+        stopped even when the core refuses to turn sampling off (that error is raised then,
+        and the samples it holds are left to it)."""
+        try:
+            self._core.set_sampling(0.0, self.capacity)
+        finally:
+            self._stop.set()
+            if self._thread is not None:
+                self._thread.join(timeout_s)
+                self._thread = None
         while self.poll_once() == self.max_items:
             pass
 

@@ -218,3 +218,53 @@ def test_bad_monitoring_options_exit_1(tmp_path: Path) -> None:
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=60, check=False)
     assert done.returncode == 1, done.stderr
     assert done.stderr.startswith("error: --psi-threshold must be > 0, or off; was 0.0")
+
+
+@pytest.mark.slow  # three servers, each waiting for its writer's first flush (5 s)
+def test_the_open_log_of_a_killed_server_is_removed_by_the_next_not_a_running_ones(
+    tmp_path: Path,
+) -> None:
+    import pyarrow.parquet as pq
+
+    home = tmp_path / "engine-home"
+    _register(home, "add", write_add_model(tmp_path / "add.onnx"), GOOD_PROFILE)
+    logs = home / "logs" / "add"
+    args = ["--registry", "--poll-s", "0.2", "--log-sample-rate", "1"]
+    orphans = 'engine_prediction_log_orphans_removed_total{model="add",version="1"}'
+    x = np.zeros((1, 4), np.float32)
+
+    def partials() -> set[Path]:
+        return set(logs.glob("*.parquet.partial"))
+
+    killed = start_server(args, tmp_path)
+    try:
+        _infer(killed.url, "add", x)
+        wait_for("the first server's open log", lambda: len(partials()) == 1, WAIT_S)
+    finally:
+        killed.proc.kill()  # SIGKILL: no footer, no rename
+        killed.proc.wait(timeout=30)
+        killed.close_pipes()
+    (dead,) = partials()
+    size = dead.stat().st_size
+    running = start_server(args, tmp_path)
+    try:
+        wait_for("the dead file's removal", lambda: _metrics(running).get(orphans) == 1, WAIT_S)
+        assert not dead.exists()
+        _infer(running.url, "add", x)
+        wait_for("the running server's open log", lambda: len(partials()) == 1, WAIT_S)
+        (held,) = partials()
+        third = start_server(args, tmp_path)
+        try:
+            _infer(third.url, "add", x)
+            # Its writer cleans up before it opens a file: once its file exists, it has seen
+            # the running server's one, and kept it.
+            wait_for("the third server's open log", lambda: len(partials()) == 2, WAIT_S)
+            assert held.exists()
+            assert _metrics(third)[orphans] == 0
+        finally:
+            assert third.terminate() == 0, third.stderr()
+    finally:
+        assert running.terminate() == 0, running.stderr()
+    assert f"removed {dead} ({size} bytes)" in running.stderr(), running.stderr()
+    assert partials() == set()  # both closed their files on SIGTERM
+    assert sum(pq.read_metadata(p).num_rows for p in logs.glob("*.parquet")) == 2

@@ -3,6 +3,8 @@ of a version it forgets (ModelMonitoring.stop, i.e. the version was unloaded).""
 
 from __future__ import annotations
 
+import logging
+import sys
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -10,18 +12,19 @@ from pathlib import Path
 from typing import Any
 
 import factories
+import numpy as np
 import pytest
 from prometheus_client import CollectorRegistry
 
 import engine
 from engine import _core
-from engine.errors import InvalidConfigError, UnsupportedError
+from engine.errors import InvalidConfigError, UnavailableError, UnsupportedError
 from engine.monitoring.alerts import Alert, WebhookNotifier
 from engine.monitoring.attach import monitor_model
 from engine.monitoring.bins import NumpyDriftCounter
 from engine.monitoring.collector import DriftCollector
 from engine.monitoring.monitor import MonitorConfig
-from engine.monitoring.prediction_log import PredictionLogConfig
+from engine.monitoring.prediction_log import PredictionLogConfig, read_prediction_logs
 from engine.monitoring.reference import DriftReference
 
 FAILURES = "engine_alert_webhook_failures_total"
@@ -206,3 +209,130 @@ def test_stopping_a_monitored_version_leaves_nothing_in_the_collector(
     running.stop()
     assert collector.webhook_count() == 0
     assert background_threads() - before == set()
+
+
+# ---- the core's drift bins go with the monitoring ---------------------------------------------
+
+
+def multi_io_reference() -> DriftReference:
+    """One numeric feature on column 0 of the multi_io model's input ``a``."""
+    feature = {"name": "a0", "tensor": "a", "column": 0, "kind": "numeric", "edges": [0.0]}
+    return DriftReference.from_features([{**feature, "categories": []}], {"a0": [1.0] * 4})
+
+
+def multi_io_batch(rows: int) -> dict[str, np.ndarray]:
+    return {
+        "a": np.ones((rows, 4), np.float32),
+        "b": np.ones((rows, 4), np.float32),
+        "k": np.ones((rows, 1), np.int64),
+    }
+
+
+@pytest.mark.skipif(not hasattr(_core.Model, "set_drift_bins"), reason="no drift counters")
+def test_a_failure_after_the_core_took_the_bins_removes_them(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A server without the `monitor` extra: the prediction log's writer cannot start (no
+    # pyarrow), after the core accepted the bins. The model is served on without monitoring,
+    # so the core must not go on counting drift for nobody.
+    config = PredictionLogConfig(sample_rate=1.0)
+    monkeypatch.setitem(sys.modules, "pyarrow", None)  # what `import pyarrow` sees without it
+    before = background_threads()
+    with engine.load(factories.multi_io(tmp_path / "multi_io.onnx")) as model:
+        with pytest.raises(ModuleNotFoundError, match="pyarrow"):
+            monitor_model(
+                model.core,
+                multi_io_reference(),
+                model="m",
+                version=1,
+                home=tmp_path,
+                prediction_log=config,
+            )
+        model.predict(multi_io_batch(3))
+        assert model.core.drift_counts() == {}
+    assert background_threads() - before == set()
+
+
+@pytest.mark.skipif(not hasattr(_core.Model, "set_drift_bins"), reason="no drift counters")
+def test_stop_removes_the_drift_bins(tmp_path: Path) -> None:
+    with engine.load(factories.multi_io(tmp_path / "multi_io.onnx")) as model:
+        running = monitor_model(
+            model.core,
+            multi_io_reference(),
+            model="m",
+            version=1,
+            home=tmp_path,
+            config=MonitorConfig(poll_interval_s=60),
+        )
+        model.predict(multi_io_batch(3))
+        assert model.core.drift_counts() == {"a0": [0, 3, 0, 0]}
+        running.stop()
+        model.predict(multi_io_batch(3))
+        assert model.core.drift_counts() == {}
+
+
+# ---- ModelMonitoring.stop runs every step ------------------------------------------------------
+
+
+class CoreThatGoesAway(NumpyDriftCounter):
+    """A core whose sampler and drift bins refuse every call once ``gone`` (as a core that was
+    closed, or lost, under its monitoring might). The real core answers after close, so this is
+    a stand-in: the failures ``stop`` has to live through."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.gone = False
+
+    def set_sampling(self, rate: float, capacity: int) -> None:
+        if self.gone:
+            raise UnavailableError(f"cannot set sampling to {rate}: the core is gone")
+
+    def take_samples(self, max_items: int) -> list[dict[str, Any]]:
+        return []
+
+    def set_drift_bins(self, features: Any) -> None:
+        if self.gone:
+            raise UnavailableError("cannot change the drift bins: the core is gone")
+        super().set_drift_bins(features)
+
+
+def test_stop_runs_every_step_and_raises_the_first_failure(
+    reference: DriftReference,
+    tmp_path: Path,
+    refusing_url: str,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    collector = DriftCollector()
+    registry = CollectorRegistry()
+    registry.register(collector)
+    core = CoreThatGoesAway()
+    before = background_threads()
+    running = monitor_model(
+        core,
+        reference,
+        model="m",
+        version=1,
+        collector=collector,
+        home=tmp_path,
+        config=MonitorConfig(poll_interval_s=60),
+        webhook_url=refusing_url,
+        prediction_log=PredictionLogConfig(sample_rate=1.0),
+    )
+    x = np.ones((1, 3), np.float32)
+    assert running.log.record({"x": x}, {"y": x}, latency_us=1)
+    core.gone = True
+    failing = pytest.raises(UnavailableError, match="cannot set sampling to 0.0")
+    with caplog.at_level(logging.ERROR, logger="engine.monitoring.attach"), failing:
+        running.stop()
+    # The sampler failed first; the log writer, the webhook, the collector entries and the
+    # monitor thread were stopped all the same, and the bins' failure was logged.
+    assert background_threads() - before == set()
+    assert collector.webhook_count() == 0
+    labels = {"model": "m", "version": "1"}
+    assert registry.get_sample_value("engine_prediction_log_records_total", labels) is None
+    assert read_prediction_logs(tmp_path / "logs" / "m").num_rows == 1  # closed: complete
+    errors = [r for r in caplog.records if r.levelno == logging.ERROR]
+    assert len(errors) == 1, [r.getMessage() for r in errors]
+    message = "stopping the monitoring of m:1: removing the core's drift bins failed"
+    assert errors[0].getMessage() == message
+    assert "cannot change the drift bins" in str(errors[0].exc_info[1])

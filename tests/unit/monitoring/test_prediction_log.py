@@ -56,6 +56,7 @@ def test_sampled_rate_and_complete_files(tmp_path: Path) -> None:
         "dropped_writer": 0,
         "dropped_write_error": 0,
         "dropped_core": 0,
+        "orphans_removed": 0,
     }
     assert not list(tmp_path.glob("*.partial"))
     table = read_prediction_logs(tmp_path)
