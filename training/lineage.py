@@ -2,8 +2,8 @@
 
 The lineage follows :class:`engine.registry.Lineage`: ``data_fingerprint`` (``sha256:<hex>``),
 ``code_revision`` (the git commit of the training code, ``+dirty`` when it has uncommitted
-changes, None outside a git checkout), ``parent`` (given, or by default the newest version
-already registered under the name: see :func:`register_model`), ``transform_spec`` and
+changes, None outside a git checkout), ``parent`` (given, or by default the newest version of
+the name when this one registers: see :func:`register_model`), ``transform_spec`` and
 ``created_by``.
 ``transform_spec`` stays None: the preprocessing is inside the exported graph (recorded in the
 version's parameters) rather than an ``engine.transforms`` spec applied by the server.
@@ -95,16 +95,15 @@ def register_model(
     """Register ``path`` as the next version of ``name``; returns the ``ModelVersion``.
 
     With ``inherit_parent`` and no ``lineage["parent"]``, the parent is the newest version of
-    ``name`` registered so far, archived ones included (a retrain follows the training before
-    it, whether or not that one was kept); none when ``name`` is new. It is read just before
-    the registration, in a transaction of its own: two retrains of one name registering at
-    the same moment may both name the same parent.
+    ``name`` when this one registers, archived ones included (a retrain follows the training
+    before it, whether or not that one was kept); none when ``name`` is new. The registry
+    chooses it in the transaction that numbers the new version (``Registry.register``'s
+    ``inherit_parent``), so two retrains registering at once get a chain, N+1 then N+2, not
+    the same parent twice.
     """
     from engine.registry import Registry
 
     with Registry(home=home, url=registry_url) as registry:
-        if inherit_parent and lineage.get("parent") is None:
-            lineage = {**lineage, "parent": _newest_version(registry, name)}
         return registry.register(
             name,
             path,
@@ -114,14 +113,5 @@ def register_model(
             lineage=lineage,
             alias=alias,
             description=description,
+            inherit_parent=inherit_parent,
         )
-
-
-def _newest_version(registry: Any, name: str) -> str | None:
-    from engine.errors import ModelNotFoundError
-
-    try:
-        versions = registry.versions(name)
-    except ModelNotFoundError:
-        return None  # the first version of a new name
-    return versions[-1].ref if versions else None

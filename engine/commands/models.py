@@ -2,6 +2,12 @@
 
 Every subcommand takes ``--home``, ``--registry-url`` and ``--json``; without ``--json`` the
 output is an aligned table (or ``key: value`` lines for one record).
+
+A version whose stored config, signature or lineage this engine refuses (written by another
+release, or edited by hand) is still listed and shown: ``show`` says which value is refused and
+why, ``versions`` names it in the REFUSED column, ``lineage`` shows the stored values with a
+note, and ``--json`` carries the stored values with ``config_error`` / ``signature_error`` /
+``lineage_error``.
 """
 
 from __future__ import annotations
@@ -190,7 +196,7 @@ def _show(args: argparse.Namespace) -> int:
     if args.json:
         _print_json(record.to_dict())
         return 0
-    lin = record.lineage
+    lin = record.stored_lineage  # as stored: the "lineage" line says if it is refused
     _print_fields(
         [
             ("name", record.name),
@@ -200,17 +206,21 @@ def _show(args: argparse.Namespace) -> int:
             ("sha256", record.sha256),
             ("size_bytes", str(record.size_bytes)),
             ("created_at", _time(record.created_at)),
-            ("created_by", lin.created_by or "-"),
+            ("created_by", _text(lin["created_by"])),
             ("description", record.description or "-"),
             ("metrics", _inline(record.metrics)),
             ("params", _inline(record.params)),
             ("tags", _inline(record.tags)),
-            ("parent", lin.parent or "-"),
-            ("data_fingerprint", lin.data_fingerprint or "-"),
-            ("code_revision", lin.code_revision or "-"),
+            ("parent", _text(lin["parent"])),
+            ("data_fingerprint", _text(lin["data_fingerprint"])),
+            ("code_revision", _text(lin["code_revision"])),
+            ("lineage", _state(record.lineage_error, "shown as stored")),
             ("config", _config_state(record)),
+            ("signature", _state(record.signature_error)),
         ]
     )
+    if record.signature_error is not None:
+        return 0  # no tensors to list: the signature line says why
     print()
     _print_table(
         ["TENSOR", "NAME", "DTYPE", "SHAPE"],
@@ -230,7 +240,7 @@ def _versions(args: argparse.Namespace) -> int:
         _print_json([r.to_dict() for r in records])
         return 0
     _print_table(
-        ["VERSION", "STATUS", "ALIASES", "SHA256", "SIZE", "CREATED", "DESCRIPTION"],
+        ["VERSION", "STATUS", "ALIASES", "SHA256", "SIZE", "CREATED", "REFUSED", "DESCRIPTION"],
         [
             [
                 str(r.version),
@@ -239,6 +249,7 @@ def _versions(args: argparse.Namespace) -> int:
                 r.sha256[:12],
                 str(r.size_bytes),
                 _time(r.created_at),
+                _refused(r),
                 r.description or "-",
             ]
             for r in records
@@ -302,7 +313,12 @@ def _lineage(args: argparse.Namespace) -> int:
     if args.json:
         _print_json(
             [
-                {"ref": r.ref, **r.lineage.to_dict(), "created_at": r.created_at.isoformat()}
+                {
+                    "ref": r.ref,
+                    **r.to_dict()["lineage"],
+                    "lineage_error": r.lineage_error,
+                    "created_at": r.created_at.isoformat(),
+                }
                 for r in chain
             ]
         )
@@ -312,16 +328,19 @@ def _lineage(args: argparse.Namespace) -> int:
         [
             [
                 r.ref,
-                r.lineage.parent or "-",
-                _short(r.lineage.data_fingerprint),
-                _short(r.lineage.code_revision),
-                r.lineage.created_by or "-",
+                _text(r.stored_lineage["parent"]),
+                _short(_text(r.stored_lineage["data_fingerprint"])),
+                _short(_text(r.stored_lineage["code_revision"])),
+                _text(r.stored_lineage["created_by"]),
                 _time(r.created_at),
-                "yes" if r.lineage.transform_spec else "-",
+                "yes" if r.stored_lineage["transform_spec"] else "-",
             ]
             for r in chain
         ],
     )
+    for r in chain:
+        if r.lineage_error is not None:
+            print(f"{r.ref}: lineage refused by this engine (shown as stored): {r.lineage_error}")
     return 0
 
 
@@ -440,9 +459,29 @@ def _config_state(record: ModelVersion) -> str:
     return f"refused by this engine, so it cannot be loaded: {record.config_error}"
 
 
-def _short(value: str | None) -> str:
-    if not value:
-        return "-"
+def _state(error: str | None, note: str = "") -> str:
+    if error is None:
+        return "valid"
+    return f"refused by this engine{f' ({note})' if note else ''}: {error}"
+
+
+def _refused(record: ModelVersion) -> str:
+    """Which stored values of ``record`` this engine refuses, or "-"."""
+    errors = (
+        ("config", record.config_error),
+        ("signature", record.signature_error),
+        ("lineage", record.lineage_error),
+    )
+    return ",".join(what for what, error in errors if error is not None) or "-"
+
+
+def _text(value: Any) -> str:
+    """A stored value for a table cell ("-" when empty); not necessarily a string when this
+    engine refuses the record it came from."""
+    return "-" if value is None or value == "" else str(value)
+
+
+def _short(value: str) -> str:
     return value if len(value) <= 19 else value[:16] + "..."
 
 

@@ -3,9 +3,11 @@
 Prints one line per step and, at the end, the reference to serve (``name:VERSION``, and
 ``name@ALIAS`` with ``--alias``). Examples and families: ``engine train --help``.
 
-Lineage: a retrain under an existing name records the newest version of that name (archived
-ones included) as its parent; ``--parent NAME:VERSION`` names another (checked to exist before
-training), ``--no-parent`` records none.
+Lineage: a retrain under an existing name records as its parent the newest version of that
+name (archived ones included) when it registers: the registry picks it in the transaction
+that numbers the new version, so retrains registering at once form a chain.
+``--parent NAME:VERSION`` names another (checked to exist before training), ``--no-parent``
+records none.
 """
 
 from __future__ import annotations
@@ -68,7 +70,7 @@ def register(subparsers: Any) -> None:
         "--parent",
         metavar="NAME:VERSION",
         help="lineage parent of the new version, checked to exist before training (default: "
-        "the newest version already registered under the name, if any)",
+        "the newest version of the name when the new one registers, if any)",
     )
     lineage.add_argument(
         "--no-parent",

@@ -2,16 +2,20 @@
 
 All are frozen; :meth:`to_dict` gives the JSON form the CLI prints with ``--json``.
 
-A version's config is kept as stored and validated only when it is used to load the model
-(:attr:`ModelVersion.config`): a version that an older release registered with values this
-engine's :class:`~engine.config.ModelConfig` refuses stays readable (listed, shown, aliased,
-followed in lineage) and fails only when loaded, naming the version, the field and the value.
+A version's config, signature and lineage are kept as stored and validated only when used
+(:attr:`ModelVersion.config`, :attr:`~ModelVersion.inputs` / :attr:`~ModelVersion.outputs`,
+:attr:`~ModelVersion.lineage`): a version that another release wrote with values this engine
+refuses stays readable (listed, shown, aliased, archived, followed in lineage) and only what
+needs the refused value fails, naming the model, the version, the field and the problem. Loading
+needs the config; the signature and lineage are metadata (a loaded model reads its tensors from
+the model file), needed by drift monitoring and lineage displays.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import reprlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -96,9 +100,12 @@ class Lineage:
 class ModelVersion:
     """One registered version of a model, as stored.
 
-    ``stored_config`` is the config's JSON form exactly as the database holds it; :attr:`config`
-    validates it. Reading a record never validates the config, so one version written under
-    older bounds cannot break listing, showing or resolving any other.
+    ``stored_config``, ``stored_signature`` (``{"inputs": [...], "outputs": [...]}``) and
+    ``stored_lineage`` (the five :class:`Lineage` fields) are the JSON forms exactly as the
+    database holds them; :attr:`config`, :attr:`inputs` / :attr:`outputs` and :attr:`lineage`
+    validate them, and ``*_error`` say why one is refused. Reading a record never validates,
+    so one version written under other rules cannot break listing, showing or resolving any
+    other.
     """
 
     name: str
@@ -106,14 +113,13 @@ class ModelVersion:
     status: str
     sha256: str
     size_bytes: int
-    inputs: tuple[TensorSpec, ...]
-    outputs: tuple[TensorSpec, ...]
+    stored_signature: Any
     stored_config: Any
     metrics: dict[str, float]
     params: dict[str, Any]
     tags: dict[str, str]
     description: str
-    lineage: Lineage
+    stored_lineage: dict[str, Any]
     created_at: datetime
     aliases: tuple[str, ...] = ()
 
@@ -142,6 +148,48 @@ class ModelVersion:
         the config is valid."""
         return self._checked_config[1]
 
+    @property
+    def inputs(self) -> tuple[TensorSpec, ...]:
+        """The stored signature's inputs. Raises InvalidConfigError naming the model, the
+        version, the tensor and the problem when this engine refuses the stored signature."""
+        return self._signature()[0]
+
+    @property
+    def outputs(self) -> tuple[TensorSpec, ...]:
+        """The stored signature's outputs; raises as :attr:`inputs` does."""
+        return self._signature()[1]
+
+    @property
+    def signature_error(self) -> str | None:
+        """Why this engine refuses the stored signature; None when it is valid."""
+        return self._checked_signature[1]
+
+    @property
+    def lineage(self) -> Lineage:
+        """The stored lineage, validated. Raises InvalidConfigError naming the model, the
+        version, the field and the problem when this engine refuses it."""
+        lineage, error = self._checked_lineage
+        if lineage is None:
+            raise self._refused("lineage", error)
+        return lineage
+
+    @property
+    def lineage_error(self) -> str | None:
+        """Why this engine refuses the stored lineage; None when it is valid."""
+        return self._checked_lineage[1]
+
+    def _signature(self) -> tuple[tuple[TensorSpec, ...], tuple[TensorSpec, ...]]:
+        signature, error = self._checked_signature
+        if signature is None:
+            raise self._refused("signature", error)
+        return signature
+
+    def _refused(self, what: str, error: str | None) -> InvalidConfigError:
+        return InvalidConfigError(
+            f"model {self.name!r} version {self.version}: its stored {what} is refused by this "
+            f"engine: {error} (written by another release or outside the engine)"
+        )
+
     @cached_property
     def _checked_config(self) -> tuple[ModelConfig | None, str | None]:
         try:
@@ -149,25 +197,55 @@ class ModelVersion:
         except (TypeError, ValueError) as exc:  # InvalidConfigError, or a row no release wrote
             return None, str(exc)
 
+    @cached_property
+    def _checked_signature(
+        self,
+    ) -> tuple[tuple[tuple[TensorSpec, ...], tuple[TensorSpec, ...]] | None, str | None]:
+        try:
+            return _parse_signature(self.stored_signature), None
+        except (TypeError, ValueError) as exc:
+            return None, str(exc)
+
+    @cached_property
+    def _checked_lineage(self) -> tuple[Lineage | None, str | None]:
+        try:
+            return Lineage.from_dict(self.stored_lineage), None
+        except (TypeError, ValueError) as exc:  # InvalidConfigError, InvalidModelNameError
+            return None, str(exc)
+
     def to_dict(self) -> dict[str, Any]:
-        """The JSON form. ``config`` is the validated config's JSON form, or the stored one as
-        is when this engine refuses it; ``config_error`` then says why (else None)."""
-        config, error = self._checked_config
+        """The JSON form. ``config``, ``inputs`` / ``outputs`` and ``lineage`` are the
+        validated values' JSON forms, or the stored ones as they are when this engine refuses
+        them; ``config_error``, ``signature_error`` and ``lineage_error`` then say why (else
+        None)."""
+        config, config_error = self._checked_config
+        signature, signature_error = self._checked_signature
+        lineage, lineage_error = self._checked_lineage
+        if signature is not None:
+            inputs: Any = [t.to_dict() for t in signature[0]]
+            outputs: Any = [t.to_dict() for t in signature[1]]
+        elif isinstance(self.stored_signature, Mapping):
+            inputs = self.stored_signature.get("inputs")
+            outputs = self.stored_signature.get("outputs")
+        else:
+            inputs = outputs = None  # not even a mapping: signature_error shows it
         return {
             "name": self.name,
             "version": self.version,
             "status": self.status,
             "sha256": self.sha256,
             "size_bytes": self.size_bytes,
-            "inputs": [t.to_dict() for t in self.inputs],
-            "outputs": [t.to_dict() for t in self.outputs],
+            "inputs": inputs,
+            "outputs": outputs,
+            "signature_error": signature_error,
             "config": config.to_dict() if config is not None else self.stored_config,
-            "config_error": error,
+            "config_error": config_error,
             "metrics": self.metrics,
             "params": self.params,
             "tags": self.tags,
             "description": self.description,
-            "lineage": self.lineage.to_dict(),
+            "lineage": lineage.to_dict() if lineage is not None else dict(self.stored_lineage),
+            "lineage_error": lineage_error,
             "created_at": self.created_at.isoformat(),
             "aliases": list(self.aliases),
         }
@@ -205,7 +283,8 @@ class ResolvedModel:
 @dataclass(frozen=True)
 class NewVersion:
     """One version to register with :meth:`Registry.register_all`: the arguments of
-    :meth:`Registry.register`, checked the same way when registered."""
+    :meth:`Registry.register`, checked the same way when registered (``inherit_parent``
+    included: see there)."""
 
     name: str
     path: str | Path
@@ -215,6 +294,7 @@ class NewVersion:
     tags: Mapping[str, str] | None = None
     lineage: Lineage | Mapping[str, Any] | None = None
     description: str | None = None
+    inherit_parent: bool = False
 
 
 def check_metrics(metrics: Mapping[str, Any]) -> dict[str, float]:
@@ -258,3 +338,37 @@ def _mapping(value: Any, what: str) -> Mapping[str, Any]:
                 f"{what} keys must be non-empty strings of at most 256 characters; was {key!r}"
             )
     return value
+
+
+def _parse_signature(stored: Any) -> tuple[tuple[TensorSpec, ...], tuple[TensorSpec, ...]]:
+    """A stored signature (``{"inputs": [...], "outputs": [...]}``) as tensor specs. Raises
+    TypeError or ValueError naming the section, the tensor's index and the problem."""
+    if not isinstance(stored, Mapping):
+        raise TypeError(
+            f"signature must be a mapping of inputs and outputs; was {reprlib.repr(stored)}"
+        )
+    sections: list[tuple[TensorSpec, ...]] = []
+    for section in ("inputs", "outputs"):
+        entries = stored.get(section)
+        if not isinstance(entries, list):
+            raise TypeError(
+                f"signature {section} must be a list of tensor specs; was {reprlib.repr(entries)}"
+            )
+        specs: list[TensorSpec] = []
+        for i, entry in enumerate(entries):
+            where = f"signature {section}[{i}]"
+            if not isinstance(entry, Mapping) or not {"name", "dtype", "shape"} <= set(entry):
+                raise TypeError(
+                    f"{where} must be a mapping with name, dtype and shape; was "
+                    f"{reprlib.repr(entry)}"
+                )
+            try:
+                specs.append(TensorSpec.from_dict(dict(entry)))
+            except KeyError as exc:  # the element type: its message names the known ones
+                raise ValueError(f"{where} dtype: {exc.args[0]}") from None
+            except (TypeError, ValueError):  # int() of a dimension: the only other failure
+                raise ValueError(
+                    f"{where} shape must be a list of integers; was {reprlib.repr(entry['shape'])}"
+                ) from None
+        sections.append(tuple(specs))
+    return sections[0], sections[1]

@@ -7,11 +7,14 @@ So a crash or a database failure at any point leaves either every version of the
 at worst an unreferenced blob (when the commit itself fails after the move) that
 :meth:`Registry.gc` reclaims. Concurrent registrations serialise on the database (SQLite
 ``BEGIN IMMEDIATE``, PostgreSQL ``SELECT ... FOR UPDATE`` on the model row) and retry
-unique-constraint races, so every one succeeds with its own version number.
+unique-constraint races, so every one succeeds with its own version number. A default
+(inherited) lineage parent is chosen in that same transaction, after the lock, so concurrent
+registrations of one name form a chain.
 
-Reads never validate a stored config (see :class:`~engine.registry.records.ModelVersion`): a
-version an older release wrote under looser bounds is listed and shown, and fails only when
-loaded.
+Reads never validate a stored config, signature or lineage (see
+:class:`~engine.registry.records.ModelVersion`): a version another release wrote under other
+rules is listed and shown, and fails only where the refused value is needed (its config when
+loaded).
 """
 
 from __future__ import annotations
@@ -55,7 +58,6 @@ from engine.registry.records import (
 )
 from engine.registry.schema import aliases, models, versions
 from engine.settings import get_settings
-from engine.signature import TensorSpec
 
 if TYPE_CHECKING:
     from typing_extensions import Self  # typing.Self needs Python 3.11
@@ -123,12 +125,18 @@ class Registry:
         lineage: Lineage | Mapping[str, Any] | None = None,
         alias: str | None = None,
         description: str | None = None,
+        inherit_parent: bool = False,
     ) -> ModelVersion:
         """Store the ONNX file at ``path`` as the next version of ``name``.
 
         The config is validated as :class:`ModelConfig` validates it (a mapping is read with
         ``ModelConfig.from_dict``) and checked against the file, so a version that is registered
         can be loaded with its config.
+
+        With ``inherit_parent`` and no parent in ``lineage``, the parent is the newest version
+        of ``name`` (archived ones included, deleted ones not) when the transaction that numbers
+        this version runs; none for a new name. Registrations of one name serialise on that
+        transaction, so retrains registering at once each get the one before as parent.
 
         Raises InvalidModelNameError (bad name or alias), InvalidConfigError (bad config,
         metrics, params, tags or lineage; config inputs/outputs that contradict the model, or
@@ -145,6 +153,7 @@ class Registry:
             tags=tags,
             lineage=lineage,
             description=description,
+            inherit_parent=inherit_parent,
         )
         return self.register_all([entry], alias=alias)[0][0]
 
@@ -266,7 +275,7 @@ class Registry:
                         f"a version of {item.name!r} with the same file and config was deleted "
                         f"while this import ran; nothing was registered; run it again"
                     )
-            version_id = self._insert_version(conn, item.name, item.fields)
+            version_id = self._insert_version(conn, item.name, item.fields, item.inherit_parent)
             if skip_registered:
                 keys[item.name][(item.fields["artifact_sha256"], item.config_key)] = version_id
             ids.append(version_id)
@@ -303,8 +312,11 @@ class Registry:
             ) from exc
         committed.add(artifact.path)
 
-    def _insert_version(self, conn: sa.Connection, name: str, fields: dict[str, Any]) -> int:
-        """Insert the next version of ``name``; returns the new row's id."""
+    def _insert_version(
+        self, conn: sa.Connection, name: str, fields: dict[str, Any], inherit_parent: bool
+    ) -> int:
+        """Insert the next version of ``name``; returns the new row's id. With
+        ``inherit_parent`` and no parent in ``fields``, the parent is the newest version."""
         now = _now()
         if fields["parent"] is not None:
             self._version_row(conn, parse_ref(fields["parent"]))  # raises if it is missing
@@ -324,6 +336,16 @@ class Registry:
             last = 0
         else:
             model_id, last = model.id, model.last_version
+        parent = fields["parent"]
+        if parent is None and inherit_parent and model is not None:
+            # Read after taking the model row's lock (SQLite: the database's), so no other
+            # registration of this name commits between this choice and this version's number;
+            # under READ COMMITTED this statement sees every version committed before the lock.
+            newest = conn.execute(
+                sa.select(sa.func.max(versions.c.version)).where(versions.c.model_id == model_id)
+            ).scalar()
+            if newest is not None:
+                parent = f"{name}:{newest}"
         if last >= MAX_VERSION:
             raise RegistryError(f"model {name!r} has reached the maximum version {MAX_VERSION}")
         version = last + 1
@@ -335,7 +357,11 @@ class Registry:
         return _new_id(
             conn.execute(
                 versions.insert().values(
-                    model_id=model_id, version=version, status="ready", created_at=now, **fields
+                    model_id=model_id,
+                    version=version,
+                    status="ready",
+                    created_at=now,
+                    **{**fields, "parent": parent},
                 )
             )
         )
@@ -472,10 +498,12 @@ class Registry:
         return out
 
     def lineage(self, ref: str | ModelRef) -> builtins.list[ModelVersion]:
-        """``ref``'s version followed by its parent, grandparent, ... as far as they exist."""
+        """``ref``'s version followed by its parent, grandparent, ... as far as they exist.
+        A version whose stored lineage this engine refuses is listed; the chain goes on
+        through its stored parent if that alone is a valid ``name:VERSION``."""
         chain = [self.get(ref)]
         seen = {chain[0].ref}
-        while (parent := chain[-1].lineage.parent) is not None and parent not in seen:
+        while (parent := _parent_to_follow(chain[-1])) is not None and parent not in seen:
             if len(chain) >= _MAX_LINEAGE_DEPTH:
                 break
             try:
@@ -575,6 +603,7 @@ class _Prepared:
     config: ModelConfig
     config_key: str
     fields: dict[str, Any]
+    inherit_parent: bool
     source_sha256: str = ""  # with skip_registered: the source file's hash, before staging
 
 
@@ -602,7 +631,9 @@ def _prepare(entry: NewVersion) -> _Prepared:
         transform_spec=lin.transform_spec,
         created_by=lin.created_by or _user(),
     )
-    return _Prepared(entry.name, source, cfg, _config_key(fields["config"]) or "", fields)
+    return _Prepared(
+        entry.name, source, cfg, _config_key(fields["config"]) or "", fields, entry.inherit_parent
+    )
 
 
 def _registered_keys(conn: sa.Connection, name: str) -> dict[tuple[str, str], int]:
@@ -678,23 +709,33 @@ def _record(name: str, row: sa.Row[Any], alias_names: tuple[str, ...]) -> ModelV
         status=row.status,
         sha256=row.artifact_sha256,
         size_bytes=row.artifact_size,
-        inputs=tuple(TensorSpec.from_dict(t) for t in row.signature["inputs"]),
-        outputs=tuple(TensorSpec.from_dict(t) for t in row.signature["outputs"]),
+        stored_signature=row.signature,
         stored_config=row.config,
         metrics=dict(row.metrics),
         params=dict(row.params),
         tags=dict(row.tags),
         description=row.description,
-        lineage=Lineage(
-            data_fingerprint=row.data_fingerprint,
-            code_revision=row.code_revision,
-            parent=row.parent,
-            transform_spec=row.transform_spec,
-            created_by=row.created_by,
-        ),
+        stored_lineage={
+            "data_fingerprint": row.data_fingerprint,
+            "code_revision": row.code_revision,
+            "parent": row.parent,
+            "transform_spec": row.transform_spec,
+            "created_by": row.created_by,
+        },
         created_at=datetime.fromisoformat(row.created_at),
         aliases=alias_names,
     )
+
+
+def _parent_to_follow(record: ModelVersion) -> str | None:
+    """``record``'s lineage parent, or None. When this engine refuses the stored lineage, the
+    stored parent still counts if it alone is valid (another field may be the refused one)."""
+    if record.lineage_error is None:
+        return record.lineage.parent
+    try:
+        return Lineage(parent=record.stored_lineage.get("parent")).parent
+    except (TypeError, ValueError):
+        return None
 
 
 def _as_config(config: ModelConfig | Mapping[str, Any] | None) -> ModelConfig:

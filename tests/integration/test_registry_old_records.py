@@ -29,8 +29,6 @@ pytestmark = pytest.mark.integration
 REFUSED = "instances must be an int <= 256; was 1000 (allowed: [1, 256])"
 
 
-
-
 def _models(home: Path, *args: str) -> str:
     cmd = [sys.executable, "-m", "engine.cli", "models", *args, "--home", str(home)]
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=60, check=False)
@@ -44,10 +42,6 @@ def _infer(client: grpcclient.InferenceServerClient, model: str) -> float:
     y = client.infer(model, [x]).as_numpy("y")
     assert y is not None
     return float(y[0, 0])
-
-
-
-
 
 
 def test_a_version_refused_by_new_bounds_fails_alone(tmp_path: Path) -> None:
@@ -73,7 +67,9 @@ def test_a_version_refused_by_new_bounds_fails_alone(tmp_path: Path) -> None:
         assert not client.is_model_ready("add")
         failures = 'engine_model_load_failures_total{model="add",version="2"}'
         assert (metric_value(server, failures) or 0) >= 1
-        assert metric_value(server, 'engine_model_default_version{alias="production",model="other"}')
+        assert metric_value(
+            server, 'engine_model_default_version{alias="production",model="other"}'
+        )
         log = server.stderr()
         assert "model add:2 failed to load" in log
         assert "model 'add' version 2 cannot be loaded: its stored config is refused" in log
@@ -84,6 +80,53 @@ def test_a_version_refused_by_new_bounds_fails_alone(tmp_path: Path) -> None:
         wait_for("add:1 served", lambda: client.is_model_ready("add"))
         assert _infer(client, "add") == 1.0
         assert _infer(client, "other") == 5.0
+        client.close()
+    finally:
+        assert server.terminate() == 0, server.stderr()
+
+
+def test_a_version_with_a_refused_signature_and_lineage_is_served(tmp_path: Path) -> None:
+    """``add``'s production version stores an element type this engine lacks in its signature
+    and an alias as its lineage parent. Serving reads neither (the tensors come from the model
+    file), so it is served, and so is every other model."""
+    home = tmp_path / "engine-home"  # start_server's ENGINE_HOME
+    _models(home, "register", "add", str(write_add_model(tmp_path / "a1.onnx", 1.0)))
+    _models(
+        home,
+        "register",
+        "add",
+        str(write_add_model(tmp_path / "a2.onnx", 2.0)),
+        "--parent",
+        "add:1",
+        "--alias",
+        "production",
+    )
+    _models(
+        home,
+        "register",
+        "other",
+        str(write_add_model(tmp_path / "o1.onnx", 5.0)),
+        "--alias",
+        "production",
+    )
+    with sqlite3.connect(home / "registry.db") as conn:
+        conn.execute(
+            "UPDATE versions SET signature = json_set(signature, '$.inputs[0].dtype', 'bfloat16'), "
+            "parent = 'add@production' "
+            "WHERE version = 2 AND model_id = (SELECT id FROM models WHERE name = 'add')"
+        )
+    conn.close()
+    shown = json.loads(_models(home, "show", "add@production", "--json"))
+    assert "unknown element type 'bfloat16'" in shown["signature_error"]
+    assert "lineage parent must name an exact version" in shown["lineage_error"]
+
+    server = start_server(["--registry", "--poll-s", "0.2"], tmp_path)
+    try:
+        client = grpcclient.InferenceServerClient(server.url)
+        wait_for("add:2 served", lambda: client.is_model_ready("add"))
+        assert _infer(client, "add") == 2.0
+        assert _infer(client, "other") == 5.0
+        assert "failed to load" not in server.stderr()
         client.close()
     finally:
         assert server.terminate() == 0, server.stderr()

@@ -183,6 +183,74 @@ def test_a_version_with_a_config_refused_by_new_bounds(run: Run, add_model, tmp_
     assert f"warning: this engine cannot load m:2: its stored config is refused: {refused}" in err
 
 
+def test_versions_with_a_refused_signature_or_lineage(run: Run, add_model, tmp_path: Path) -> None:
+    """m:2's stored signature holds an element type this engine lacks; m:3's stored lineage
+    names an alias as parent (both written with sqlite3). Every command works, says which
+    record it refuses and shows the stored values."""
+    run("register", "m", str(add_model(1.0)), "--alias", "production")
+    run("register", "m", str(add_model(2.0)))
+    run("register", "m", str(add_model(3.0)), "--parent", "m:2")
+    run("register", "other", str(add_model(4.0)), "--parent", "m:3")
+    with sqlite3.connect(tmp_path / "home" / "registry.db") as conn:
+        conn.execute(
+            "UPDATE versions SET signature = json_set(signature, '$.inputs[0].dtype', 'bfloat16') "
+            "WHERE version = 2 AND model_id = (SELECT id FROM models WHERE name = 'm')"
+        )
+        conn.execute(
+            "UPDATE versions SET parent = 'm@production' "
+            "WHERE version = 3 AND model_id = (SELECT id FROM models WHERE name = 'm')"
+        )
+    conn.close()
+    bfloat16 = "signature inputs[0] dtype: unknown element type 'bfloat16'; known: float32"
+    alias_parent = "lineage parent must name an exact version as name:VERSION; was 'm@production'"
+
+    assert [m["name"] for m in _json(run, "list")] == ["m", "other"]  # type: ignore[union-attr,index]
+    code, out, _ = run("show", "m:2")
+    assert code == 0
+    assert f"signature:        refused by this engine: {bfloat16}" in out
+    assert "lineage:          valid" in out and "config:           valid" in out
+    assert "TENSOR" not in out  # no table of tensors this engine cannot read
+    code, out, _ = run("show", "m")  # the latest, m:3
+    assert code == 0
+    assert f"lineage:          refused by this engine (shown as stored): {alias_parent}" in out
+    assert "parent:           m@production" in out
+    assert "signature:        valid" in out and "TENSOR  NAME  DTYPE    SHAPE" in out
+    shown = _json(run, "show", "m:2")
+    assert shown["inputs"][0]["dtype"] == "bfloat16"  # type: ignore[index]
+    assert shown["signature_error"].startswith(bfloat16)  # type: ignore[index]
+
+    code, out, _ = run("versions", "m")
+    assert code == 0
+    header, *rows = out.splitlines()
+    at = header.index("REFUSED")  # an aligned table: the column starts there in every row
+    assert [row[at:].split()[0] for row in rows] == ["-", "signature", "lineage"]
+    versions = _json(run, "versions", "m")
+    assert [v["lineage_error"] for v in versions] == [None, None, alias_parent]  # type: ignore[union-attr,index]
+
+    chain = _json(run, "lineage", "other:1")
+    assert [(c["ref"], c["parent"], c["lineage_error"]) for c in chain] == [  # type: ignore[union-attr,index]
+        ("other:1", "m:3", None),
+        ("m:3", "m@production", alias_parent),
+    ]
+    code, out, _ = run("lineage", "other:1")
+    assert code == 0
+    assert out.splitlines()[2].split()[:2] == ["m:3", "m@production"]
+    assert f"m:3: lineage refused by this engine (shown as stored): {alias_parent}" in out
+
+    code, out, err = run("alias", "m", "staging", "2")
+    assert (code, out.strip(), err) == (0, "m@staging -> m:2", "")  # it loads: no warning
+    code, out, _ = run("alias", "m", "staging", "--delete")
+    assert code == 0
+    assert _json(run, "archive", "m", "3")["lineage_error"] == alias_parent  # type: ignore[index]
+    repo = tmp_path / "repo"
+    (repo / "m" / "1").mkdir(parents=True)
+    add_model(2.0).rename(repo / "m" / "1" / "model.onnx")
+    results = _json(run, "import-repo", str(repo))
+    assert results == [
+        {"name": "m", "repository_version": 1, "registered_version": 2, "skipped": True}
+    ]
+
+
 def test_config_files_json_and_pbtxt(run: Run, add_model, tmp_path: Path) -> None:
     cfg = tmp_path / "cfg.json"
     cfg.write_text(json.dumps({"max_batch_size": 16, "instances": 2}))

@@ -171,3 +171,199 @@ def test_engine_load_of_that_version_fails_clearly(old_row: Registry, home: Path
     assert INSTANCES_REFUSED in str(info.value)
     model = engine.load("m@production", registry_home=home)
     model.close()
+
+
+# ---- stored signatures and lineage this engine refuses --------------------------------------
+# A newer release may store an element type this one lacks, an older one may have allowed an
+# alias as parent; either, or one row edited by hand, must not break reading the others.
+
+BFLOAT16_REFUSED = "signature inputs[0] dtype: unknown element type 'bfloat16'"
+ALIAS_PARENT_REFUSED = (
+    "lineage parent must name an exact version as name:VERSION; was 'm@production'"
+)
+SPEC_REFUSED = "lineage transform_spec must be a mapping; was [1, 2]"
+
+
+JSON_COLUMNS = {"signature", "transform_spec"}
+
+
+def _sql_text(value: Any) -> str:
+    return "NULL" if value is None else "'" + str(value).replace("'", "''") + "'"
+
+
+def store_columns(raw_sql: RawSql, name: str, version: int, **columns: Any) -> None:
+    """Overwrite columns of ``name:version``'s row outside the engine (JSON columns get the
+    value's JSON text)."""
+    values = ", ".join(
+        f"{column} = {_sql_text(json.dumps(v) if column in JSON_COLUMNS else v)}"
+        for column, v in columns.items()
+    )
+    raw_sql(
+        f"UPDATE versions SET {values} WHERE version = {version} "
+        f"AND model_id = (SELECT id FROM models WHERE name = '{name}')"
+    )
+
+
+def add_signature(dtype: str = "float32", **changes: Any) -> dict[str, Any]:
+    """The signature the tiny Add model is registered with, with the input's dtype and any
+    other input fields changed."""
+    x = {"name": "x", "dtype": dtype, "shape": [-1, 4]} | changes
+    return {"inputs": [x], "outputs": [{"name": "y", "dtype": "float32", "shape": [-1, 4]}]}
+
+
+@pytest.fixture
+def refused_rows(registry: Registry, raw_sql: RawSql, onnx_model) -> Registry:
+    """m:1 (@production) valid; m:2 stores a bfloat16 input; m:3 (parent m:2) stores the parent
+    'm@production'; other:1 (@production, parent m:3) stores a transform_spec that is a list."""
+    registry.register("m", onnx_model(bias=1.0), alias="production")
+    registry.register("m", onnx_model(bias=2.0))
+    registry.register("m", onnx_model(bias=3.0), lineage={"parent": "m:2"})
+    registry.register("other", onnx_model(bias=4.0), alias="production", lineage={"parent": "m:3"})
+    store_columns(raw_sql, "m", 2, signature=add_signature("bfloat16"))
+    store_columns(raw_sql, "m", 3, parent="m@production")
+    store_columns(raw_sql, "other", 1, transform_spec=[1, 2])
+    return registry
+
+
+def test_reads_never_fail_on_a_refused_signature_or_lineage(refused_rows: Registry) -> None:
+    registry = refused_rows
+    assert [(s.name, s.latest_version, s.version_count) for s in registry.list()] == [
+        ("m", 3, 3),
+        ("other", 1, 1),
+    ]
+    m1, m2, m3 = registry.versions("m")
+    assert (m1.signature_error, m1.lineage_error) == (None, None)
+    assert m2.signature_error is not None and m2.signature_error.startswith(BFLOAT16_REFUSED)
+    assert (m2.lineage_error, m2.lineage.parent) == (None, None)
+    assert (m3.signature_error, m3.lineage_error) == (None, ALIAS_PARENT_REFUSED)
+    assert [t.name for t in m3.inputs] == ["x"]
+    assert registry.get("m").version == 3  # the latest: its lineage is the refused one
+    assert registry.get("other@production").lineage_error == SPEC_REFUSED
+
+    # The JSON form holds the stored values as they are, and says why they are refused.
+    data = registry.get("m:2").to_dict()
+    assert data["inputs"] == [{"name": "x", "dtype": "bfloat16", "shape": [-1, 4]}]
+    assert data["outputs"] == [{"name": "y", "dtype": "float32", "shape": [-1, 4]}]
+    assert data["signature_error"].startswith(BFLOAT16_REFUSED)
+    assert data["lineage_error"] is None
+    data = registry.get("m:3").to_dict()
+    assert (data["lineage"]["parent"], data["lineage_error"]) == (
+        "m@production",
+        ALIAS_PARENT_REFUSED,
+    )
+    assert data["signature_error"] is None
+    assert registry.get("m:1").to_dict()["signature_error"] is None
+
+    # The chain follows other:1's parent (valid: only its transform_spec is refused) and ends
+    # at m:3, whose stored parent is no exact version.
+    assert [r.ref for r in registry.lineage("other:1")] == ["other:1", "m:3"]
+    assert [r.ref for r in registry.lineage("m:2")] == ["m:2"]
+
+
+def test_writes_beside_refused_rows_keep_working(
+    refused_rows: Registry, onnx_model, tmp_path: Path
+) -> None:
+    registry = refused_rows
+    assert registry.set_alias("m", "staging", 2).signature_error is not None
+    assert registry.set_alias("m", "staging", 3).lineage_error == ALIAS_PARENT_REFUSED
+    registry.remove_alias("m", "staging")
+    assert registry.archive("m", 2).status == "archived"
+    assert registry.archive("m", 3).status == "archived"
+    # A retrain's default parent is the newest version, however its own lineage is stored.
+    assert registry.register("m", onnx_model(bias=5.0), inherit_parent=True).lineage.parent == (
+        "m:3"
+    )
+    # An import that finds m:2's bytes and config registered returns m:2's record.
+    repo = tmp_path / "repo"
+    (repo / "m" / "1").mkdir(parents=True)
+    shutil.copy(onnx_model(bias=2.0), repo / "m" / "1" / "model.onnx")
+    assert [(r.registered_version, r.skipped) for r in import_repository(registry, repo)] == [
+        (2, True)
+    ]
+    registry.delete("m", 2)
+    assert [v.version for v in registry.versions("m")] == [1, 3, 4]
+
+
+def test_only_what_needs_the_refused_value_fails(
+    refused_rows: Registry, home: Path, registry_url: str | None
+) -> None:
+    import numpy as np
+
+    import engine
+
+    registry = refused_rows
+    m2 = registry.get("m:2")
+    for tensors in ("inputs", "outputs"):
+        with pytest.raises(InvalidConfigError) as info:
+            getattr(m2, tensors)
+        assert str(info.value).startswith(
+            f"model 'm' version 2: its stored signature is refused by this engine: "
+            f"{BFLOAT16_REFUSED}; known: float32"
+        )
+    with pytest.raises(InvalidConfigError) as info:
+        registry.get("m:3").lineage  # noqa: B018 - the property validates
+    assert str(info.value).startswith(
+        f"model 'm' version 3: its stored lineage is refused by this engine: {ALIAS_PARENT_REFUSED}"
+    )
+    # Loading reads the tensors from the model file, not the stored signature, and needs no
+    # lineage: both versions load and run.
+    for ref, bias in (("m:2", 2.0), ("m:3", 3.0), ("other@production", 4.0)):
+        assert registry.resolve(ref).path.is_file()
+        with engine.load(ref, registry_home=home, registry_url=registry_url) as model:
+            y = model.predict({"x": np.zeros((1, 4), np.float32)})["y"]
+            assert y.tolist() == [[bias] * 4]
+
+
+@pytest.mark.parametrize("backend", ["sqlite"])
+@pytest.mark.parametrize(
+    ("columns", "field", "fragment"),
+    [
+        ({"signature": [1]}, "signature", "signature must be a mapping of inputs and outputs"),
+        (
+            {"signature": {"inputs": []}},
+            "signature",
+            "signature outputs must be a list of tensor specs; was None",
+        ),
+        (
+            {"signature": {"inputs": [{"name": "x"}], "outputs": []}},
+            "signature",
+            "signature inputs[0] must be a mapping with name, dtype and shape; was {'name': 'x'}",
+        ),
+        (
+            {"signature": add_signature(shape=["batch", 4])},
+            "signature",
+            "signature inputs[0] shape must be a list of integers; was ['batch', 4]",
+        ),
+        ({"parent": "m"}, "lineage", "lineage parent must name an exact version as name:VERSION"),
+        ({"parent": "../m:1"}, "lineage", "invalid model name '../m'"),
+        (
+            {"created_by": "x" * 300},
+            "lineage",
+            "lineage created_by must be a string of at most 256 characters",
+        ),
+        ({"transform_spec": "not a spec"}, "lineage", "lineage transform_spec must be a mapping"),
+    ],
+)
+def test_each_refused_signature_or_lineage_names_its_field(
+    registry: Registry,
+    raw_sql: RawSql,
+    onnx_model,
+    columns: dict[str, Any],
+    field: str,
+    fragment: str,
+) -> None:
+    registry.register("m", onnx_model(bias=1.0))
+    store_columns(raw_sql, "m", 1, **columns)
+    (record,) = registry.versions("m")
+    error = record.signature_error if field == "signature" else record.lineage_error
+    assert error is not None and fragment in error
+    other = record.lineage_error if field == "signature" else record.signature_error
+    assert other is None
+    with pytest.raises(
+        InvalidConfigError, match=f"^model 'm' version 1: its stored {field} is refused"
+    ) as info:
+        getattr(record, "inputs" if field == "signature" else "lineage")
+    assert fragment in str(info.value)
+    assert registry.get("m:1").to_dict()[f"{field}_error"] == error
+    assert [r.ref for r in registry.lineage("m:1")] == ["m:1"]
+    registry.resolve("m:1")

@@ -19,7 +19,7 @@ from engine.errors import (
     ModelNotFoundError,
     RegistryError,
 )
-from engine.registry import Lineage, Registry, resolve
+from engine.registry import Lineage, NewVersion, Registry, resolve
 from engine.signature import TensorSpec
 
 RegistryFactory = Callable[[], Registry]
@@ -214,8 +214,10 @@ def test_bad_names_are_refused_before_anything_is_written(
         ({"config": {"transforms": {"bad": 1}}}, "transforms: transform spec: top level"),
         ({"config": {"allow_spinning": "yes"}}, "allow_spinning must be True or False"),
         ({"config": {"max_batch_size": 2**70}}, "max_batch_size must be an int <= 2147483647"),
-        ({"config": {"batching": True}, "path_kwargs": {"dims": (2, 4)}},
-         "config turns batching on but ['x', 'y'] have no dynamic first dimension"),
+        (
+            {"config": {"batching": True}, "path_kwargs": {"dims": (2, 4)}},
+            "config turns batching on but ['x', 'y'] have no dynamic first dimension",
+        ),
         ({"lineage": {"parent": "m"}}, "lineage parent must name an exact version"),
         ({"lineage": {"who": "x"}}, "unknown lineage fields"),
         (
@@ -253,6 +255,46 @@ def test_lineage_follows_parents(registry: Registry, onnx_model) -> None:
     registry.register("tuned", onnx_model(bias=2.0), lineage={"parent": "base:1"})
     registry.register("tuned", onnx_model(bias=3.0), lineage={"parent": "tuned:1"})
     assert [v.ref for v in registry.lineage("tuned")] == ["tuned:2", "tuned:1", "base:1"]
+
+
+def test_inherit_parent_names_the_newest_version_when_registering(
+    registry: Registry, onnx_model
+) -> None:
+    """``inherit_parent``: the newest version of the name at registration (archived ones
+    count, deleted ones do not), none for a new name; an explicit parent wins."""
+    assert registry.register("m", onnx_model(), inherit_parent=True).lineage.parent is None
+    assert registry.register("m", onnx_model(), inherit_parent=True).lineage.parent == "m:1"
+    registry.archive("m", 2)
+    assert registry.register("m", onnx_model(), inherit_parent=True).lineage.parent == "m:2"
+    registry.delete("m", 3)
+    assert registry.register("m", onnx_model(), inherit_parent=True).lineage.parent == "m:2"
+    explicit = registry.register("m", onnx_model(), lineage={"parent": "m:1"}, inherit_parent=True)
+    assert explicit.lineage.parent == "m:1"
+    assert registry.register("m", onnx_model()).lineage.parent is None  # the default: none
+
+
+def test_inherit_parent_chains_the_entries_of_one_transaction(
+    registry: Registry, onnx_model
+) -> None:
+    registry.register("m", onnx_model(bias=1.0))
+    same = onnx_model(bias=3.0)
+    results = registry.register_all(
+        [
+            NewVersion("m", onnx_model(bias=2.0), inherit_parent=True),
+            NewVersion("n", onnx_model(bias=1.0), inherit_parent=True),
+            NewVersion("m", same, inherit_parent=True),
+            NewVersion("m", same, inherit_parent=True),  # skipped: m:3 already has these bytes
+            NewVersion("n", onnx_model(bias=2.0), inherit_parent=True),
+        ],
+        skip_registered=True,
+    )
+    assert [(r.ref, r.lineage.parent, skipped) for r, skipped in results] == [
+        ("m:2", "m:1", False),
+        ("n:1", None, False),
+        ("m:3", "m:2", False),
+        ("m:3", "m:2", True),
+        ("n:2", "n:1", False),
+    ]
 
 
 @SQLITE_ONLY

@@ -11,12 +11,17 @@ import sqlite3
 import subprocess
 import sys
 import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 
 from engine.registry import Registry
 from engine.registry.artifacts import ArtifactStore
+from engine.registry.database import normalise_url
 
 # Each worker waits for the "go" file so both register at the same moment.
 _WORKER = r"""
@@ -207,3 +212,92 @@ def test_crash_between_artifact_and_record_leaves_no_version(
     assert len(registry.gc()) == 1
     for v in registry.versions("m"):
         registry.resolve(v.ref)
+
+
+# ---- retrains registering at once: the default parent -----------------------------------------
+
+
+@contextmanager
+def _writers_held(home: Path, registry_url: str | None) -> Iterator[Callable[[], int]]:
+    """Hold the registry's write lock (SQLite: the database's, with BEGIN IMMEDIATE; PostgreSQL:
+    the models table's, which every registration's SELECT ... FOR UPDATE needs) until the block
+    ends. Yields a function counting the registrations that have staged their file (SQLite) or
+    wait on that lock (PostgreSQL): the caller waits for all of them before letting go."""
+    if registry_url is None:
+        conn = sqlite3.connect(home / "registry.db", isolation_level=None)
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            # Registrations stage their file before their transaction starts; the default
+            # parent used to be read before that, outside the transaction.
+            yield lambda: len(list((home / "artifacts" / "tmp").glob("*.part")))
+        finally:
+            conn.execute("ROLLBACK")
+            conn.close()
+        return
+    engine = sa.create_engine(normalise_url(registry_url))
+    try:
+        with engine.connect() as conn:
+            conn.exec_driver_sql("BEGIN")
+            conn.exec_driver_sql("LOCK TABLE models IN EXCLUSIVE MODE")
+            waiting = sa.text(
+                "SELECT count(DISTINCT pid) FROM pg_locks "
+                "WHERE NOT granted AND relation = 'models'::regclass"
+            )
+            try:
+                yield lambda: int(conn.execute(waiting).scalar_one())
+            finally:
+                conn.exec_driver_sql("ROLLBACK")
+    finally:
+        engine.dispose()
+
+
+@pytest.mark.parametrize("existing", [True, False], ids=["retrain", "first-version"])
+def test_retrains_registering_at_once_record_a_chain_of_parents(
+    home: Path, registry_url: str | None, onnx_model, existing: bool
+) -> None:
+    """``engine train``'s registration (``register_model`` with ``inherit_parent``) from three
+    threads, each on its own connections, all released at once: every new version's parent is
+    the version just before it, as if they had run one after another."""
+    from engine.training.lineage import register_model
+
+    workers = 3
+    with Registry(home=home, url=registry_url) as registry:
+        if existing:
+            registry.register("m", onnx_model(bias=0.0))
+        first = len(registry.versions("m")) + 1 if existing else 1
+    files = [onnx_model(bias=float(i + 1)) for i in range(workers)]
+
+    def retrain(path: Path) -> int:
+        record = register_model(
+            path,
+            "m",
+            metrics={},
+            params={},
+            tags={},
+            lineage={"parent": None},
+            home=home,
+            registry_url=registry_url,
+            inherit_parent=True,
+        )
+        return int(record.version)
+
+    with ThreadPoolExecutor(workers) as pool:
+        with _writers_held(home, registry_url) as at_the_lock:
+            futures = [pool.submit(retrain, path) for path in files]
+            # Well inside SQLite's 30 s busy timeout, which the waiting registrations are on.
+            deadline = time.monotonic() + 20
+            while at_the_lock() < workers:
+                assert time.monotonic() < deadline, "the registrations never reached the lock"
+                for future in futures:
+                    if future.done():
+                        future.result()  # raises a worker's error; else it ran past the lock
+                        pytest.fail("a registration finished while the write lock was held")
+                time.sleep(0.005)
+        created = sorted(future.result(timeout=60) for future in futures)
+
+    assert created == list(range(first, first + workers))
+    with Registry(home=home, url=registry_url) as registry:
+        parents = {v.version: v.lineage.parent for v in registry.versions("m")}
+        chain = [r.ref for r in registry.lineage(f"m:{created[-1]}")]
+    assert parents == {v: (f"m:{v - 1}" if v > 1 else None) for v in range(1, created[-1] + 1)}
+    assert chain == [f"m:{v}" for v in range(created[-1], 0, -1)]
