@@ -22,23 +22,16 @@ T Load(const void* data, int64_t i) {
   return v;
 }
 
-// Element i as the double the transforms compute with.
-double NumberAt(const HostTensor& t, int64_t i) {
-  switch (t.type) {
-    case ElementType::kFloat16: return HalfToDouble(Load<uint16_t>(t.data, i));
-    case ElementType::kFloat32: return Load<float>(t.data, i);
-    case ElementType::kFloat64: return Load<double>(t.data, i);
-    case ElementType::kInt8: return Load<int8_t>(t.data, i);
-    case ElementType::kInt16: return Load<int16_t>(t.data, i);
-    case ElementType::kInt32: return Load<int32_t>(t.data, i);
-    case ElementType::kInt64: return static_cast<double>(Load<int64_t>(t.data, i));
-    case ElementType::kUInt8: return Load<uint8_t>(t.data, i);
-    case ElementType::kUInt16: return Load<uint16_t>(t.data, i);
-    case ElementType::kUInt32: return Load<uint32_t>(t.data, i);
-    case ElementType::kUInt64: return static_cast<double>(Load<uint64_t>(t.data, i));
-    default: return std::numeric_limits<double>::quiet_NaN();  // not IsConvertibleNumeric
-  }
-}
+// Readers of element i, widened without loss to the type its rule is stated on: floats to
+// double, signed integers to int64_t, unsigned ones to uint64_t (never an integer to double:
+// beyond 2^53 that would round it before the check).
+template <typename Stored, typename Wide>
+struct Widened {
+  static Wide At(const void* data, int64_t i) { return static_cast<Wide>(Load<Stored>(data, i)); }
+};
+struct HalfWidened {
+  static double At(const void* data, int64_t i) { return HalfToDouble(Load<uint16_t>(data, i)); }
+};
 
 // A float as Python's repr writes it (the in-process path's messages print the value so):
 // the shortest digits that read back the same, fixed from 1e-4 up to 1e16 (with ".0" when
@@ -57,19 +50,38 @@ std::string FloatText(double v) {
   return fixed;
 }
 
-// Element i as the caller sent it: integers exactly, floats as Python writes them.
-std::string ValueText(const HostTensor& t, int64_t i) {
-  switch (t.type) {
-    case ElementType::kFloat16:
+const char* Reason(double value, ElementType to) { return InexactReason(value, to); }
+const char* Reason(int64_t value, ElementType to) { return InexactIntReason(value, to); }
+const char* Reason(uint64_t value, ElementType to) { return InexactUIntReason(value, to); }
+
+// A value as the caller sent it: integers exactly, floats as Python writes them.
+std::string ValueText(double value) { return FloatText(value); }
+std::string ValueText(int64_t value) { return std::to_string(value); }
+std::string ValueText(uint64_t value) { return std::to_string(value); }
+
+// True when a float with a `digits`-bit significand holds `magnitude` exactly: its bits from
+// the highest set one to the lowest fit in `digits`. Both float32 and float64 reach beyond
+// 2^64, so range is never the question.
+bool FloatHolds(uint64_t magnitude, int digits) {
+  if (magnitude >> digits == 0) return true;
+  while ((magnitude & 1) == 0) magnitude >>= 1;  // nonzero here, so this ends
+  return magnitude >> digits == 0;
+}
+
+const char* IntegerIntoFloat(uint64_t magnitude, ElementType to) {
+  switch (to) {
     case ElementType::kFloat32:
-    case ElementType::kFloat64: return FloatText(NumberAt(t, i));
-    case ElementType::kInt64: return std::to_string(Load<int64_t>(t.data, i));
-    case ElementType::kUInt64: return std::to_string(Load<uint64_t>(t.data, i));
-    default: return std::to_string(static_cast<int64_t>(NumberAt(t, i)));  // exact: <= 32 bits
+      return FloatHolds(magnitude, std::numeric_limits<float>::digits) ? nullptr
+                                                                       : "float32 would round it";
+    case ElementType::kFloat64:
+      return FloatHolds(magnitude, std::numeric_limits<double>::digits) ? nullptr
+                                                                        : "float64 would round it";
+    default:
+      return "not a dtype of a transform column";
   }
 }
 
-template <typename To>
+template <typename Reader, typename To>
 void ConvertInto(const std::string& column_name, const HostTensor& column, ElementType to,
                  To* out) {
   const int64_t count = column.element_count();
@@ -77,16 +89,39 @@ void ConvertInto(const std::string& column_name, const HostTensor& column, Eleme
                               ? 1
                               : std::max<int64_t>(1, count / column.shape[0]);
   for (int64_t i = 0; i < count; ++i) {
-    const double value = NumberAt(column, i);
-    if (const char* why = InexactReason(value, to)) {
+    const auto value = Reader::At(column.data, i);
+    if (const char* why = Reason(value, to)) {
       throw CoreError(StatusCode::kInvalidInput,
                       "column '" + column_name + "': " + ElementTypeName(column.type) +
-                          " value " + ValueText(column, i) + " does not convert exactly to " +
+                          " value " + ValueText(value) + " does not convert exactly to " +
                           ElementTypeName(to) + ", the transform spec's dtype for this column " +
                           "(row " + std::to_string(i / per_row) + ": " + why +
                           "); cast the column first");
     }
-    out[i] = static_cast<To>(value);  // exact (or NaN/inf into a float): InexactReason said so
+    out[i] = static_cast<To>(value);  // exact (or NaN/inf into a float): Reason said so
+  }
+}
+
+template <typename To>
+void ConvertColumn(const std::string& column_name, const HostTensor& column, ElementType to,
+                   To* out) {
+  const auto& n = column_name;
+  switch (column.type) {
+    case ElementType::kFloat16: return ConvertInto<HalfWidened>(n, column, to, out);
+    case ElementType::kFloat32: return ConvertInto<Widened<float, double>>(n, column, to, out);
+    case ElementType::kFloat64: return ConvertInto<Widened<double, double>>(n, column, to, out);
+    case ElementType::kInt8: return ConvertInto<Widened<int8_t, int64_t>>(n, column, to, out);
+    case ElementType::kInt16: return ConvertInto<Widened<int16_t, int64_t>>(n, column, to, out);
+    case ElementType::kInt32: return ConvertInto<Widened<int32_t, int64_t>>(n, column, to, out);
+    case ElementType::kInt64: return ConvertInto<Widened<int64_t, int64_t>>(n, column, to, out);
+    case ElementType::kUInt8: return ConvertInto<Widened<uint8_t, uint64_t>>(n, column, to, out);
+    case ElementType::kUInt16: return ConvertInto<Widened<uint16_t, uint64_t>>(n, column, to, out);
+    case ElementType::kUInt32: return ConvertInto<Widened<uint32_t, uint64_t>>(n, column, to, out);
+    case ElementType::kUInt64: return ConvertInto<Widened<uint64_t, uint64_t>>(n, column, to, out);
+    default:  // ConvertExactly checked IsConvertibleNumeric
+      throw CoreError(StatusCode::kInternal, "column '" + column_name +
+                                                 "': no exact conversion from " +
+                                                 ElementTypeName(column.type));
   }
 }
 
@@ -135,6 +170,23 @@ const char* InexactReason(double value, ElementType to) {
   }
 }
 
+const char* InexactIntReason(int64_t value, ElementType to) {
+  if (to == ElementType::kInt64) return nullptr;
+  // |INT64_MIN| is 2^63: negate in uint64_t, where it is defined.
+  const uint64_t magnitude =
+      value < 0 ? uint64_t{0} - static_cast<uint64_t>(value) : static_cast<uint64_t>(value);
+  return IntegerIntoFloat(magnitude, to);
+}
+
+const char* InexactUIntReason(uint64_t value, ElementType to) {
+  if (to == ElementType::kInt64) {
+    return value > static_cast<uint64_t>(std::numeric_limits<int64_t>::max())
+               ? "outside int64's range"
+               : nullptr;
+  }
+  return IntegerIntoFloat(value, to);
+}
+
 HostTensor ConvertExactly(const std::string& column_name, const HostTensor& column,
                           ElementType to) {
   if (!IsConvertibleNumeric(column.type)) {
@@ -152,13 +204,13 @@ HostTensor ConvertExactly(const std::string& column_name, const HostTensor& colu
   HostTensor out = AllocateHostTensor(to, column.shape);
   switch (to) {
     case ElementType::kFloat32:
-      ConvertInto(column_name, column, to, static_cast<float*>(MutableData(out)));
+      ConvertColumn(column_name, column, to, static_cast<float*>(MutableData(out)));
       break;
     case ElementType::kFloat64:
-      ConvertInto(column_name, column, to, static_cast<double*>(MutableData(out)));
+      ConvertColumn(column_name, column, to, static_cast<double*>(MutableData(out)));
       break;
     case ElementType::kInt64:
-      ConvertInto(column_name, column, to, static_cast<int64_t*>(MutableData(out)));
+      ConvertColumn(column_name, column, to, static_cast<int64_t*>(MutableData(out)));
       break;
     default:
       throw CoreError(StatusCode::kInternal, std::string("transform column '") + column_name +

@@ -214,8 +214,12 @@ class Model:
         if isinstance(inputs, Mapping):
             return inputs
         if type(inputs).__module__.startswith("pandas") and hasattr(inputs, "columns"):
-            # A DataFrame: one input per column (raw columns of a model with transforms).
-            return {str(c): inputs[c].to_numpy() for c in inputs.columns}
+            # A DataFrame: one input per column (raw columns of a model with transforms). A raw
+            # numeric column stays a Series for exact_numeric_column, which reads it as sent:
+            # to_numpy() turns a nullable Int64 column with a missing value into float64,
+            # rounding integers beyond 2**53 before they could be checked.
+            return {str(c): inputs[c] if self._raw_columns.get(str(c)) is not None
+                    else inputs[c].to_numpy() for c in inputs.columns}
         if len(self.inputs) != 1:
             names = ", ".join(repr(t.name) for t in self.inputs)
             raise InvalidInputError(

@@ -78,6 +78,40 @@ TEST(InexactReason, Int64TakesWholeNumbersInRange) {
   EXPECT_STREQ(InexactReason(-kTwo63 * 2, ElementType::kInt64), "outside int64's range");
 }
 
+TEST(InexactReason, IntegersAreTakenAsThemselves) {
+  constexpr int64_t kMax = std::numeric_limits<int64_t>::max();
+  constexpr int64_t kMin = std::numeric_limits<int64_t>::min();
+  const int64_t two53 = int64_t{1} << 53;
+  for (int64_t v : {int64_t{0}, kMax, kMin, two53 + 1}) {
+    EXPECT_EQ(InexactIntReason(v, ElementType::kInt64), nullptr) << v;
+  }
+  // A float holds an integer when its significant bits fit: 53 for float64, 24 for float32.
+  for (int64_t v : {int64_t{0}, two53, -two53, two53 + 2, kMin, int64_t{3} << 60}) {
+    EXPECT_EQ(InexactIntReason(v, ElementType::kFloat64), nullptr) << v;
+  }
+  for (int64_t v : {two53 + 1, -two53 - 1, kMax, kMin + 1}) {
+    EXPECT_STREQ(InexactIntReason(v, ElementType::kFloat64), "float64 would round it") << v;
+  }
+  for (int64_t v : {int64_t{16777216}, int64_t{-16777216}, int64_t{16777215} << 39, kMin}) {
+    EXPECT_EQ(InexactIntReason(v, ElementType::kFloat32), nullptr) << v;
+  }
+  for (int64_t v : {int64_t{16777217}, int64_t{-16777217}, (int64_t{1} << 60) + 1, kMax}) {
+    EXPECT_STREQ(InexactIntReason(v, ElementType::kFloat32), "float32 would round it") << v;
+  }
+
+  const uint64_t two63 = uint64_t{1} << 63;
+  EXPECT_EQ(InexactUIntReason(two63 - 1, ElementType::kInt64), nullptr);
+  EXPECT_STREQ(InexactUIntReason(two63, ElementType::kInt64), "outside int64's range");
+  EXPECT_STREQ(InexactUIntReason(~uint64_t{0}, ElementType::kInt64), "outside int64's range");
+  EXPECT_EQ(InexactUIntReason(two63, ElementType::kFloat64), nullptr);
+  EXPECT_EQ(InexactUIntReason(two63, ElementType::kFloat32), nullptr);
+  EXPECT_EQ(InexactUIntReason(0xFFFFFFFFFFFFF800u, ElementType::kFloat64), nullptr);
+  EXPECT_STREQ(InexactUIntReason(~uint64_t{0}, ElementType::kFloat64), "float64 would round it");
+  EXPECT_STREQ(InexactUIntReason(0xFFFFFFFFFFFFF800u, ElementType::kFloat32),
+               "float32 would round it");
+  EXPECT_STREQ(InexactIntReason(1, ElementType::kInt32), "not a dtype of a transform column");
+}
+
 TEST(IsConvertibleNumeric, EveryIntegerAndFloatButNotBoolOrString) {
   for (ElementType t : {ElementType::kFloat16, ElementType::kFloat32, ElementType::kFloat64,
                         ElementType::kInt8, ElementType::kInt16, ElementType::kInt32,
@@ -173,6 +207,77 @@ TEST(ConvertExactly, NumbersToIntColumns) {
             std::string::npos)
       << e;
   EXPECT_NE(e.find("outside int64's range"), std::string::npos) << e;
+}
+
+TEST(ConvertExactly, IntegersToIntColumnsUseIntegerArithmetic) {
+  // 2^53 + 1 and 2^63 - 1 have no double: read through one they would become 2^53 and 2^63.
+  const uint64_t two53_plus1 = (uint64_t{1} << 53) + 1;
+  const uint64_t int64_max = uint64_t{std::numeric_limits<int64_t>::max()};
+  HostTensor from_u64 =
+      ConvertExactly("n", Column<uint64_t>(ElementType::kUInt64, {two53_plus1, int64_max, 0}),
+                     ElementType::kInt64);
+  EXPECT_EQ(Values<int64_t>(from_u64),
+            std::vector<int64_t>({9007199254740993, std::numeric_limits<int64_t>::max(), 0}));
+  const std::string e = ErrorOf(
+      "n", Column<uint64_t>(ElementType::kUInt64, {1, int64_max + 1}), ElementType::kInt64);
+  EXPECT_NE(e.find("column 'n': uint64 value 9223372036854775808 does not convert exactly to "
+                   "int64, the transform spec's dtype for this column (row 1: outside int64's "
+                   "range); cast the column first"),
+            std::string::npos)
+      << e;
+}
+
+TEST(ConvertExactly, IntegersToFloatColumnsOnlyWhenTheFloatHoldsThem) {
+  const int64_t two53 = int64_t{1} << 53;
+  const int64_t lowest = std::numeric_limits<int64_t>::min();
+  // Exact: up to 53 (24) significant bits at any magnitude, -2^63 included.
+  HostTensor f64 = ConvertExactly(
+      "d", Column<int64_t>(ElementType::kInt64, {two53, -two53, lowest, int64_t{1} << 62}),
+      ElementType::kFloat64);
+  EXPECT_EQ(Values<double>(f64), std::vector<double>({9007199254740992.0, -9007199254740992.0,
+                                                      -kTwo63, 4611686018427387904.0}));
+  HostTensor u64 = ConvertExactly(
+      "d", Column<uint64_t>(ElementType::kUInt64, {0xFFFFFFFFFFFFF800u, uint64_t{1} << 63}),
+      ElementType::kFloat64);
+  EXPECT_EQ(Values<double>(u64), std::vector<double>({18446744073709549568.0, kTwo63}));
+  HostTensor f32 = ConvertExactly(
+      "f", Column<int64_t>(ElementType::kInt64, {int64_t{1} << 60, lowest}), ElementType::kFloat32);
+  EXPECT_EQ(Values<float>(f32),
+            std::vector<float>({1152921504606846976.f, -9223372036854775808.f}));
+  HostTensor i32 = ConvertExactly(
+      "f", Column<int32_t>(ElementType::kInt32, {std::numeric_limits<int32_t>::min()}),
+      ElementType::kFloat32);
+  EXPECT_EQ(Values<float>(i32), std::vector<float>({-2147483648.f}));
+
+  // Refused where the float would round: each names the value as sent and the row.
+  const auto refused = [](const std::string& column, const HostTensor& t, ElementType to,
+                          const std::string& expected) {
+    const std::string e = ErrorOf(column, t, to);
+    EXPECT_NE(e.find(expected), std::string::npos) << e;
+  };
+  refused("d", Column<int64_t>(ElementType::kInt64, {1, two53 + 1}), ElementType::kFloat64,
+          "column 'd': int64 value 9007199254740993 does not convert exactly to float64, the "
+          "transform spec's dtype for this column (row 1: float64 would round it)");
+  refused("d", Column<int64_t>(ElementType::kInt64, {-two53 - 1}), ElementType::kFloat64,
+          "int64 value -9007199254740993 does not convert exactly to float64");
+  // 2^63 - 1 rounds to 2^63, which has no int64 to compare back with.
+  refused("d", Column<int64_t>(ElementType::kInt64, {std::numeric_limits<int64_t>::max()}),
+          ElementType::kFloat64,
+          "int64 value 9223372036854775807 does not convert exactly to float64");
+  refused("d", Column<uint64_t>(ElementType::kUInt64, {uint64_t{1} << 53 | 1}),
+          ElementType::kFloat64, "uint64 value 9007199254740993 does not convert exactly");
+  refused("d", Column<uint64_t>(ElementType::kUInt64, {18446744073709551615u}),
+          ElementType::kFloat64,
+          "uint64 value 18446744073709551615 does not convert exactly to float64");
+  // 2^60 + 1 is a double's 2^60, which float32 holds: still refused, the value changes.
+  refused("f", Column<int64_t>(ElementType::kInt64, {(int64_t{1} << 60) + 1}),
+          ElementType::kFloat32,
+          "int64 value 1152921504606846977 does not convert exactly to float32, the transform "
+          "spec's dtype for this column (row 0: float32 would round it)");
+  refused("f", Column<uint64_t>(ElementType::kUInt64, {(uint64_t{1} << 53) + 2}),
+          ElementType::kFloat32, "uint64 value 9007199254740994 does not convert exactly");
+  refused("f", Column<int32_t>(ElementType::kInt32, {std::numeric_limits<int32_t>::max()}),
+          ElementType::kFloat32, "int32 value 2147483647 does not convert exactly to float32");
 }
 
 TEST(ConvertExactly, WritesTheValueAsPythonDoes) {

@@ -1,15 +1,17 @@
 """Raw input columns: check names, types and lengths, and convert to the working representation.
 
 Numeric columns become float64 numpy arrays (object columns may hold numbers with None, NaN
-or pandas NA as missing values, which become NaN). String columns become Arrow large-string
-arrays with nulls (None, NaN, pandas NA) replaced by the empty string, which is the spec's
-missing value for strings; bytes elements (object arrays, numpy ``S`` arrays without their NUL
-padding) are taken as UTF-8, and bytes that are not valid UTF-8 are refused. Every error names
-the column and raises InvalidInputError.
+or pandas NA as missing values, which become NaN); a model's raw numeric columns are instead
+converted exactly to their declared dtype (:func:`exact_numeric_column`). String columns
+become Arrow large-string arrays with nulls (None, NaN, pandas NA) replaced by the empty
+string, which is the spec's missing value for strings; bytes elements (object arrays, numpy
+``S`` arrays without their NUL padding) are taken as UTF-8, and bytes that are not valid UTF-8
+are refused. Every error names the column and raises InvalidInputError.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -119,40 +121,76 @@ def object_numbers_dtype(values: Any) -> str | None:
     return "int64" if types.is_integer(typed.type) and typed.null_count == 0 else "float64"
 
 
-def _object_numbers(name: str, arr: np.ndarray[Any, Any]) -> F64:
+# Rows with no value in an integer column (None, NaN or pandas NA among integers).
+Missing = npt.NDArray[np.bool_] | None
+
+
+def _object_numbers(name: str, arr: np.ndarray[Any, Any]) -> tuple[np.ndarray[Any, Any], Missing]:
     typed = _arrow_numbers(arr)
     if typed is None:
         raise InvalidInputError(
             f"column {name!r} must be numeric; got object values that are not all numbers "
             "(None, NaN and pandas NA are the missing values)"
         )
-    # Nulls become NaN (Arrow gives float64 for an integer column with nulls).
-    return np.asarray(typed.to_numpy(zero_copy_only=False), dtype=np.float64)
+    types = _pyarrow().types
+    if types.is_integer(typed.type) and typed.null_count:
+        # Kept as integers (Arrow's float64 would round those beyond 2^53), nulls aside.
+        missing = np.asarray(typed.is_null().to_numpy(zero_copy_only=False), dtype=bool)
+        return typed.fill_null(0).to_numpy(), missing
+    if types.is_null(typed.type):  # all missing
+        return np.full(len(typed), np.nan), None
+    # Integers without nulls, or floats with nulls as NaN.
+    return np.asarray(typed.to_numpy(zero_copy_only=False)), None
+
+
+def _numbers_as_sent(name: str, values: Any) -> tuple[np.ndarray[Any, Any], Missing, str]:
+    """A numeric column as the caller sent it: (numbers, missing, sent).
+
+    ``numbers``: 1-D, native byte order, in the integer or float dtype sent, so each value is
+    held exactly. ``missing``: for integers with missing values, the rows without one (they
+    hold 0 in ``numbers``); None otherwise (a float's missing values are NaN). ``sent``: the
+    dtype's name for messages ("int32", "Int64", "object").
+    """
+    sent: str | None = None
+    if _is_pandas(values):
+        import pandas as pd  # type: ignore[import-untyped]
+
+        dtype = values.dtype
+        if dtype == object:
+            values = values.to_numpy()  # numbers and missing values, read below
+        elif pd.api.types.is_bool_dtype(dtype) or not pd.api.types.is_numeric_dtype(dtype):
+            raise InvalidInputError(f"column {name!r} must be numeric; got {dtype}")
+        else:
+            sent = dtype.name
+            numpy_dtype = np.dtype(getattr(dtype, "numpy_dtype", dtype))  # nullable: Int64...
+            nulls = np.asarray(pd.isna(values), dtype=bool)  # a Series or a pandas array
+            if numpy_dtype.kind in "iu" and nulls.any():
+                return values.to_numpy(dtype=numpy_dtype, na_value=0), nulls, sent
+            na = np.nan if numpy_dtype.kind == "f" else None
+            values = values.to_numpy(dtype=numpy_dtype, na_value=na)
+    arr = _one_dim(name, np.asarray(values))
+    if arr.dtype.kind == "O":
+        numbers, missing = _object_numbers(name, arr)
+        return numbers, missing, "object"
+    if arr.dtype.kind not in "fiu":
+        raise InvalidInputError(f"column {name!r} must be numeric; got {arr.dtype}")
+    return arr.astype(arr.dtype.newbyteorder("="), copy=False), None, sent or arr.dtype.name
 
 
 def numeric_column(name: str, values: Any, *, widen: bool = True) -> Any:
-    """float64 copy/view of a numeric column (float32, float64, any integer).
+    """float64 copy/view of a numeric column (float16/32/64, any integer).
 
     With ``widen=False`` float32, float64 and int64 columns keep their dtype (contiguous, for
     the C++ core, which widens per element); other integer types still become float64.
     """
-    if _is_pandas(values):
-        import pandas as pd  # type: ignore[import-untyped]
-
-        if values.dtype == object:
-            values = values.to_numpy()  # numbers and missing values, read below
-        elif pd.api.types.is_bool_dtype(values) or not pd.api.types.is_numeric_dtype(values):
-            raise InvalidInputError(f"column {name!r} must be numeric; got {values.dtype}")
-        else:
-            values = values.to_numpy(dtype=np.float64, na_value=np.nan)
-    arr = _one_dim(name, np.asarray(values))
-    if arr.dtype.kind == "O":
-        arr = _object_numbers(name, arr)
-    if arr.dtype.kind not in "fiu":
-        raise InvalidInputError(f"column {name!r} must be numeric; got {arr.dtype}")
-    if not widen and arr.dtype.newbyteorder("=") in _NATIVE_NUMERIC:
-        return np.ascontiguousarray(arr, dtype=arr.dtype.newbyteorder("="))
-    return arr.astype(np.float64, copy=False)
+    numbers, missing, _ = _numbers_as_sent(name, values)
+    if missing is None:
+        if not widen and numbers.dtype in _NATIVE_NUMERIC:
+            return np.ascontiguousarray(numbers)
+        return numbers.astype(np.float64, copy=False)
+    out = numbers.astype(np.float64)
+    out[missing] = np.nan
+    return out
 
 
 def _not_strings(name: str, exc: Exception) -> InvalidInputError:
@@ -195,31 +233,85 @@ def string_column(name: str, values: Any) -> StringColumn:
     return StringColumn(arr)
 
 
+def _convert(
+    numbers: np.ndarray[Any, Any], dtype: np.dtype[Any]
+) -> tuple[np.ndarray[Any, Any], npt.NDArray[np.bool_]]:
+    """``numbers`` in ``dtype``, and which of them kept their value there (the others are
+    converted to something else: only good for refusing)."""
+    if numbers.dtype.kind == "f":
+        wide = numbers.astype(np.float64)  # exact for every float type
+        if dtype.kind == "f":
+            with np.errstate(over="ignore"):
+                converted = numbers.astype(dtype)
+            return converted, (converted.astype(np.float64) == wide) | np.isnan(wide)
+        # Whole and in [-2^63, 2^63) (both bounds are exact floats); checked before the cast,
+        # which is undefined outside that range.
+        exact = np.isfinite(wide) & (np.trunc(wide) == wide)
+        exact &= (wide >= -(2.0**63)) & (wide < 2.0**63)
+        return np.where(exact, wide, 0).astype(dtype), exact
+    # Integers as themselves, never through a double (which rounds beyond 2^53).
+    if dtype.kind in "iu":
+        info = np.iinfo(dtype)
+        exact = (numbers >= info.min) & (numbers <= info.max)  # numpy compares ints exactly
+        return numbers.astype(dtype), exact
+    converted = numbers.astype(dtype)  # the nearest float
+    back = converted.astype(np.float64)
+    # Compared back as integers only inside the integer type's range: the float nearest
+    # 2^63 - 1 is 2^63, whose cast back to int64 is undefined. Both bounds are exact floats.
+    info = np.iinfo(numbers.dtype)
+    inside = (back >= float(info.min)) & (back < float(info.max + 1))
+    return converted, inside & (np.where(inside, back, 0).astype(numbers.dtype) == numbers)
+
+
+def _inexact_reason(value: float, dtype: np.dtype[Any]) -> str:
+    """Why ``value`` (one :func:`_convert` refused) changes in ``dtype``, in the words of
+    csrc/exact_convert.cc."""
+    if dtype.kind == "f":
+        if abs(value) > float(np.finfo(dtype).max):
+            return f"outside {dtype}'s range"
+        return f"{dtype} would round it"
+    if math.isnan(value):
+        return f"NaN has no {dtype} value"
+    if math.isinf(value):
+        return f"infinity has no {dtype} value"
+    if value != math.trunc(value):
+        return "not a whole number"
+    return f"outside {dtype}'s range"
+
+
 def exact_numeric_column(name: str, values: Any, dtype: np.dtype[Any]) -> np.ndarray[Any, Any]:
     """A raw numeric column in the spec's declared ``dtype``, for transforms run by a model.
 
     A model's batches hold one dtype per column, so the column is converted to the declared
-    dtype, but only when that changes no value: the transforms then see the same float64
-    values :func:`numeric_column` gives ``engine.transforms.apply``. So int64 or float32 data
-    fits a float64 column, integral floats an int64 column; 1.5 or NaN for an int64 column,
-    or 0.1 (float64) for a float32 column, raise InvalidInputError naming the column.
+    dtype, but only when that changes no value. Integers are taken as themselves, never as
+    the double they round to: into int64 when in its range, into a float when it holds them
+    exactly. Floats convert by value: integral ones into int64; NaN stays NaN in a float
+    column, as do missing values. So int64 data fits a float64 column up to 2^53, integral
+    floats an int64 column; 1.5 or NaN for an int64 column, 0.1 (float64) or 2^24 + 1 for a
+    float32 one raise InvalidInputError naming the column, the type and value sent, the row
+    and why.
 
-    The served path converts in C++ by the same rule (csrc/exact_convert.h, ConvertExactly:
-    a value's float64 must survive the trip to ``dtype``, NaN only into a float column), so a
-    column the gRPC server takes is one this takes, and the reverse: change both or neither.
+    The served path converts in C++ by the same rule, in the same words (csrc/exact_convert.h,
+    ConvertExactly), so a column the gRPC server takes is one this takes, and the reverse:
+    change both or neither.
     """
-    arr: np.ndarray[Any, Any] = numeric_column(name, values, widen=False)
-    if arr.dtype == dtype:
-        return arr
-    with np.errstate(invalid="ignore", over="ignore"):
-        converted = arr.astype(dtype)
-    wanted, got = arr.astype(np.float64), converted.astype(np.float64)
-    changed = (wanted != got) & ~(np.isnan(wanted) & np.isnan(got))
-    if changed.any():
-        example = arr[np.argmax(changed)].item()
+    numbers, missing, sent = _numbers_as_sent(name, values)
+    if missing is None and numbers.dtype == dtype:
+        return np.ascontiguousarray(numbers)
+    converted, exact = _convert(numbers, dtype)
+    if missing is not None:
+        if dtype.kind == "f":
+            converted[missing] = np.nan
+            exact |= missing
+        else:
+            exact &= ~missing
+    if not exact.all():
+        row = int(np.argmin(exact))
+        value = math.nan if missing is not None and missing[row] else numbers[row].item()
+        why = _inexact_reason(value, dtype)
         raise InvalidInputError(
-            f"column {name!r}: {arr.dtype} value {example!r} does not convert exactly to "
-            f"{dtype}, the transform spec's dtype for this column; cast the column first"
+            f"column {name!r}: {sent} value {value!r} does not convert exactly to {dtype}, the "
+            f"transform spec's dtype for this column (row {row}: {why}); cast the column first"
         )
     return converted
 

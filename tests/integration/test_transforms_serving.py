@@ -137,7 +137,11 @@ def _infer(client: grpcclient.InferenceServerClient, columns: dict[str, np.ndarr
     ("n", np.array([2.0, 2.0**40, -(2.0**63)], np.float64)),
     ("n", np.array([1.0, 4.0, 9.0], np.float32)),
     ("n", np.array([4294967295, 0, 1], np.uint32)),
+    # Integers are taken as themselves, never as the double they round to (2^63 here).
+    ("n", np.array([2**63 - 1, 2**53 + 1, 0], np.uint64)),
     ("d", np.array([1, 2, -(2**53)], np.int64)),
+    ("d", np.array([2**63, 2**64 - 2**11, 1], np.uint64)),  # 53 significant bits or fewer
+    ("f", np.array([-(2**63), 2**60, 3 << 40], np.int64)),  # 24 significant bits or fewer
     ("d", np.array([0.1, 2.0, np.nan], np.float32)),
 ], ids=lambda v: v if isinstance(v, str) else str(v.dtype))
 def test_raw_numeric_columns_convert_exactly_over_grpc(typed, column: str,
@@ -163,19 +167,38 @@ def _inexact(column: str, sent: str, target: str) -> str:
      "outside int64's range"),
     ("n", np.array([-np.inf], np.float32), _inexact("n", "float32 value -inf", "int64"),
      "infinity has no int64 value"),
-    # Python widens uint64 to float64 before it converts, so it names float64 and that value.
-    ("n", np.array([2**64 - 1], np.uint64), "does not convert exactly to int64",
-     "uint64 value 18446744073709551615 does not convert exactly to int64"),
+    ("n", np.array([2**64 - 1], np.uint64),
+     _inexact("n", "uint64 value 18446744073709551615", "int64"), "outside int64's range"),
+    ("n", np.array([1, 2**63], np.uint64),
+     _inexact("n", "uint64 value 9223372036854775808", "int64"), "(row 1: outside int64's range)"),
+    ("n", np.array([1.5], np.float16), _inexact("n", "float16 value 1.5", "int64"),
+     "(row 0: not a whole number)"),
     ("f", np.array([0.1, 2.0]), _inexact("f", "float64 value 0.1", "float32"),
      "float32 would round it"),
     ("f", np.array([2**24 + 1], np.int64), _inexact("f", "int64 value 16777217", "float32"),
      "float32 would round it"),
     ("f", np.array([1e39]), _inexact("f", "float64 value 1e+39", "float32"),
      "outside float32's range"),
+    ("f", np.array([2, 2**24 + 1], np.int32), _inexact("f", "int32 value 16777217", "float32"),
+     "(row 1: float32 would round it)"),
+    ("f", np.array([2**24 + 1], np.uint32), _inexact("f", "uint32 value 16777217", "float32"),
+     "float32 would round it"),
+    # 2^60 + 1 rounds to the double 2^60, which float32 holds: the value still changes.
+    ("f", np.array([2**60 + 1], np.int64),
+     _inexact("f", "int64 value 1152921504606846977", "float32"), "float32 would round it"),
+    ("d", np.array([1, 2**53 + 1], np.int64),
+     _inexact("d", "int64 value 9007199254740993", "float64"), "(row 1: float64 would round it)"),
+    ("d", np.array([2**53 + 1], np.uint64),
+     _inexact("d", "uint64 value 9007199254740993", "float64"), "float64 would round it"),
+    # 2^63 - 1 rounds to 2^63, which has no int64 to compare back with.
+    ("d", np.array([2**63 - 1], np.int64),
+     _inexact("d", "int64 value 9223372036854775807", "float64"), "float64 would round it"),
     ("f", np.array([True, False]), "column 'f' must be numeric", "got bool"),
     ("d", np.array([b"1.5", b"2"], dtype=object), "column 'd' must be numeric", "got string"),
-], ids=["2.5-int", "nan-int", "2^63-int", "inf-int", "uint64max-int", "0.1-float32",
-        "2^24+1-float32", "1e39-float32", "bool", "bytes"])
+], ids=["2.5-int", "nan-int", "2^63-int", "inf-int", "uint64max-int", "uint64-2^63-int",
+        "float16-1.5-int", "0.1-float32", "2^24+1-float32", "1e39-float32",
+        "int32-2^24+1-float32", "uint32-2^24+1-float32", "2^60+1-float32", "2^53+1-float64",
+        "uint64-2^53+1-float64", "2^63-1-float64", "bool", "bytes"])
 def test_inexact_raw_columns_are_refused_naming_the_column(typed, column: str, values: np.ndarray,
                                                            said: str, reason: str) -> None:
     _, model, client = typed
@@ -187,9 +210,12 @@ def test_inexact_raw_columns_are_refused_naming_the_column(typed, column: str, v
     assert served.value.status() == "StatusCode.INVALID_ARGUMENT"
     message = served.value.message() or ""
     assert said in message and reason in message, message
-    # The in-process call refuses the same columns in the same words (the server adds why).
-    with pytest.raises(InvalidInputError, match=re.escape(said)):
+    # The in-process call refuses the same columns; a value that would change, word for word
+    # as the core says it (the type sent, the value, the row and why).
+    with pytest.raises(InvalidInputError, match=re.escape(said)) as in_process:
         model.predict(columns)
+    if "does not convert exactly" in said:
+        assert str(in_process.value) in message, (str(in_process.value), message)
     # The refusal costs nothing: the same server still answers a good request.
     assert _infer(client, DEFAULTS).shape == (3, 3)
 

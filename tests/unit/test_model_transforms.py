@@ -3,6 +3,7 @@ takes raw columns; its output equals the numpy reference and the exported ONNX g
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -191,6 +192,31 @@ def test_numeric_raw_columns_refuse_a_lossy_conversion(tmp_path: Path) -> None:
             model.predict({**exact, "f": np.array([0.1, 2.0])})
         with pytest.raises(InvalidInputError, match="column 'f' must be numeric; got bool"):
             model.predict({**exact, "f": np.array([True, False])})
+
+
+def test_dataframe_integer_columns_are_checked_as_sent(tmp_path: Path) -> None:
+    """A nullable Int64 column with a missing value reaches the exact check as integers: its
+    float64 copy (what DataFrame.to_numpy gives) would hide that 2**53 + 1 rounds."""
+    spec = fit({"a": np.arange(4, dtype=np.float64), "n": np.arange(4, dtype=np.int64)},
+               {"a": [{"op": "impute", "strategy": "mean"}], "n": [{"op": "standardize"}]})
+    assert [c.dtype for c in spec.inputs] == ["float64", "int64"]
+    path = identity_model(tmp_path / "identity.onnx", spec.width)
+    with engine.load(path, config=engine.ModelConfig(transforms=spec.to_dict())) as model:
+        big = pd.array([2**53 + 1, None], dtype="Int64")
+        frame = pd.DataFrame({"a": big, "n": pd.array([1, 2], dtype="Int64")})
+        message = ("column 'a': Int64 value 9007199254740993 does not convert exactly to "
+                   "float64, the transform spec's dtype for this column (row 0: float64 would "
+                   "round it)")
+        with pytest.raises(InvalidInputError, match=re.escape(message)):
+            model.predict(frame)
+        # The same column as a mapping of Series is refused the same way.
+        with pytest.raises(InvalidInputError, match="Int64 value 9007199254740993"):
+            model.predict({"a": frame["a"], "n": frame["n"]})
+        # Exact values with a missing one are taken; the missing one is imputed.
+        ok = pd.DataFrame({"a": pd.array([2**53, None], dtype="Int64"),
+                           "n": pd.array([1, 2], dtype="Int64")})
+        assert_like_offline(spec, model, {"a": ok["a"], "n": ok["n"]})
+        assert np.array_equal(model.predict(ok)["y"], model.predict({"a": ok["a"], "n": ok["n"]})["y"])
 
 
 def test_bytes_columns_read_as_utf8_like_offline(missing_spec_and_model) -> None:
