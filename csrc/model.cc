@@ -18,13 +18,28 @@ bool HasDynamicBatchDim(const std::vector<TensorInfo>& tensors) {
   return true;
 }
 
-void SafeComplete(InferRequest& request, InferResult&& result) {
+// Runs the callback alone, without the notifier: for a group that notifies once at its end.
+void Deliver(InferRequest& request, InferResult&& result) {
   if (!request.on_complete) return;
   try {
     request.on_complete(std::move(result));
   } catch (...) {
     // A callback's failure is its own; the worker must survive it.
   }
+}
+
+void SafeNotify(CompletionNotifier& notifier) {
+  try {
+    notifier.Notify();
+  } catch (...) {
+    // As for callbacks: the notifier's failure must not take the worker down.
+  }
+}
+
+// A group of one: the callback, then its notifier.
+void SafeComplete(InferRequest& request, InferResult&& result) {
+  Deliver(request, std::move(result));
+  if (request.notifier) SafeNotify(*request.notifier);
 }
 
 void CheckOptions(const ModelOptions& o) {
@@ -703,10 +718,19 @@ void Model::Record(const QueuedRequest& r, const InferResult& result) {
 
 void Model::Complete(FinishedBatch& finished) {
   if (finished.needs_split) SplitOutputs(finished);
+  // Distinct notifiers in first-seen order; a batch usually has none or one. The requests
+  // (and so their notifiers) live in `finished` until the caller drops it.
+  std::vector<CompletionNotifier*> notifiers;
   for (auto& r : finished.batch) {
     Record(*r, r->result);
-    SafeComplete(*r->request, std::move(r->result));
+    Deliver(*r->request, std::move(r->result));
+    CompletionNotifier* notifier = r->request->notifier.get();
+    if (notifier != nullptr &&
+        std::find(notifiers.begin(), notifiers.end(), notifier) == notifiers.end()) {
+      notifiers.push_back(notifier);
+    }
   }
+  for (CompletionNotifier* notifier : notifiers) SafeNotify(*notifier);
 }
 
 bool Model::HasQueuedWork() {

@@ -3,6 +3,7 @@
 //
 //   Submit ─▶ validate ─▶ BatchQueue ─▶ worker: TakeBatch ─▶ Gather ─▶ Session::Run
 //                                      ─▶ Completer: SliceRows ─▶ on_complete each
+//                                                    ─▶ Notify each distinct notifier once
 //
 // Workers pull batches themselves (no separate scheduler thread). A multi-request batch, or
 // any batch while more work is queued, is split and completed on the completion thread while

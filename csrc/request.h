@@ -34,6 +34,20 @@ struct InferResult {
   RequestTimings timings;
 };
 
+// Told once after a group of on_complete calls has run: the requests of one batch, or one
+// request completed on its own (refused, expired, cancelled, run alone). A consumer whose
+// on_complete only queues the result (a reactor's queue, the Python binding's completion
+// queue) wakes its reader here, once per group rather than once per result: each wake of a
+// sleeping reader is a futex call and, when it then preempts the completing thread, two
+// context switches per result.
+class CompletionNotifier {
+ public:
+  virtual ~CompletionNotifier() = default;
+  // Runs on the thread that ran the group's callbacks, after the last of them. Must not
+  // block for long; what it throws is swallowed.
+  virtual void Notify() = 0;
+};
+
 struct InferRequest {
   // Inputs by name. A tensor may borrow memory: `keepalive` (or the submitter, for
   // synchronous calls) keeps it valid until on_complete has been called.
@@ -54,6 +68,9 @@ struct InferRequest {
   // submitting thread when the request is refused at once. Must not block for long; it may
   // Submit or Cancel on the model, never Close. Exceptions it throws are swallowed.
   std::function<void(InferResult&&)> on_complete;
+  // Optional. Requests of one batch that share a notifier get one Notify after the batch's
+  // callbacks; every on_complete of a request that has one is followed by a Notify.
+  std::shared_ptr<CompletionNotifier> notifier;
 };
 
 }  // namespace engine

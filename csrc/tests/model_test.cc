@@ -6,11 +6,14 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <chrono>
+#include <condition_variable>
 #include <cstdlib>
 #include <functional>
 #include <future>
 #include <limits>
 #include <mutex>
+#include <stdexcept>
 #include <thread>
 
 #include "ort_runtime.h"
@@ -429,6 +432,125 @@ TEST_F(ModelTest, TransformColumnsTakeExactConversionsOnly) {
     EXPECT_STREQ(e.what(), "input 'x': expected dtype float32, got int64 (no implicit casts)");
   }
   model->Close(true);
+}
+
+// Records each Notify with how many callbacks of its requests had run by then.
+class RecordingNotifier : public CompletionNotifier {
+ public:
+  explicit RecordingNotifier(const std::atomic<int>* delivered, bool throws = false)
+      : delivered_(delivered), throws_(throws) {}
+  void Notify() override {
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      seen_.push_back(delivered_->load());
+    }
+    notified_.notify_all();
+    if (throws_) throw std::runtime_error("notifier failed");
+  }
+  // The callbacks delivered at each Notify so far.
+  std::vector<int> Seen() {
+    std::lock_guard<std::mutex> lock(mutex_);
+    return seen_;
+  }
+  bool WaitFor(size_t notifies) {
+    std::unique_lock<std::mutex> lock(mutex_);
+    return notified_.wait_for(lock, std::chrono::seconds(10),
+                              [&] { return seen_.size() >= notifies; });
+  }
+
+ private:
+  const std::atomic<int>* delivered_;
+  const bool throws_;
+  std::mutex mutex_;
+  std::condition_variable notified_;
+  std::vector<int> seen_;
+};
+
+TEST_F(ModelTest, ABatchNotifiesEachOfItsNotifiersOnceAfterAllItsCallbacks) {
+  ModelOptions options;
+  options.instances = 1;
+  options.batching_policy.max_batch_rows = 4;
+  options.batching_policy.max_queue_delay_us = 1'000'000'000;  // runs when 4 rows are queued
+  auto model = Model::LoadFromPath(ModelPath("relu.onnx"), options);
+  std::atomic<int> delivered{0};
+  auto first = std::make_shared<RecordingNotifier>(&delivered);
+  auto second = std::make_shared<RecordingNotifier>(&delivered);
+  std::vector<std::shared_ptr<std::vector<float>>> storage(4);
+  for (int i = 0; i < 4; ++i) {
+    auto request = ReluRequest(1, 1.f, &storage[static_cast<size_t>(i)]);
+    request->on_complete = [&](InferResult&& r) {
+      EXPECT_TRUE(r.status.ok()) << r.status.message();
+      ++delivered;
+    };
+    request->notifier = i % 2 == 0 ? first : second;  // interleaved in the batch
+    ASSERT_GT(model->Submit(std::move(request)), 0u);
+  }
+  ASSERT_TRUE(first->WaitFor(1));
+  ASSERT_TRUE(second->WaitFor(1));
+  model->Close(/*drain=*/true);
+  EXPECT_EQ(model->Stats().batches, 1);
+  // One Notify each, after the batch's four callbacks.
+  EXPECT_EQ(first->Seen(), std::vector<int>{4});
+  EXPECT_EQ(second->Seen(), std::vector<int>{4});
+}
+
+TEST_F(ModelTest, ARequestCompletedAloneNotifiesAfterItsCallback) {
+  ModelOptions options;
+  options.instances = 1;
+  options.batching_policy.max_queue_delay_us = 1'000'000'000;
+  options.batching_policy.max_batch_rows = 8;
+  auto model = Model::LoadFromPath(ModelPath("relu.onnx"), options);
+  std::atomic<int> delivered{0};
+  auto notifier = std::make_shared<RecordingNotifier>(&delivered);
+  auto submit_to = [&](Model& target, std::unique_ptr<InferRequest> request) {
+    request->on_complete = [&](InferResult&&) { ++delivered; };
+    request->notifier = notifier;
+    return target.Submit(std::move(request));
+  };
+  auto submit = [&](std::unique_ptr<InferRequest> request) {
+    return submit_to(*model, std::move(request));
+  };
+  std::vector<std::shared_ptr<std::vector<float>>> storage(5);
+  // Run inline on the submitting thread (no queue delay, idle instance): notified before
+  // Submit returns.
+  auto inline_model = LoadRelu(1);
+  auto inline_request = ReluRequest(1, 1.f, &storage[0]);
+  inline_request->allow_inline = true;
+  ASSERT_GT(submit_to(*inline_model, std::move(inline_request)), 0u);
+  EXPECT_EQ(notifier->Seen(), std::vector<int>{1});
+  inline_model->Close(/*drain=*/true);
+  // Refused at once (unknown input): the same.
+  auto invalid = ReluRequest(1, 1.f, &storage[1]);
+  invalid->inputs[0].first = "nope";
+  EXPECT_EQ(submit(std::move(invalid)), 0u);
+  EXPECT_EQ(notifier->Seen(), (std::vector<int>{1, 2}));
+  // Cancelled while queued (it waits for more rows): notified by Cancel.
+  const uint64_t queued = submit(ReluRequest(1, 1.f, &storage[2]));
+  ASSERT_GT(queued, 0u);
+  ASSERT_TRUE(model->Cancel(queued));
+  EXPECT_EQ(notifier->Seen(), (std::vector<int>{1, 2, 3}));
+  // Failed by a non-draining Close while queued, then refused after it.
+  ASSERT_GT(submit(ReluRequest(1, 1.f, &storage[3])), 0u);
+  model->Close(/*drain=*/false);
+  EXPECT_EQ(submit(ReluRequest(1, 1.f, &storage[4])), 0u);
+  EXPECT_EQ(notifier->Seen(), (std::vector<int>{1, 2, 3, 4, 5}));
+}
+
+TEST_F(ModelTest, ANotifierThatThrowsDoesNotStopTheWorker) {
+  auto model = LoadRelu(1);
+  std::atomic<int> delivered{0};
+  auto notifier = std::make_shared<RecordingNotifier>(&delivered, /*throws=*/true);
+  std::vector<std::shared_ptr<std::vector<float>>> storage(2);
+  for (int i = 0; i < 2; ++i) {
+    auto request = ReluRequest(1, 1.f, &storage[static_cast<size_t>(i)]);
+    request->on_complete = [&](InferResult&&) { ++delivered; };
+    request->notifier = notifier;
+    ASSERT_GT(model->Submit(std::move(request)), 0u);
+    ASSERT_TRUE(notifier->WaitFor(static_cast<size_t>(i) + 1));
+  }
+  model->Close(/*drain=*/true);
+  EXPECT_EQ(delivered.load(), 2);
+  EXPECT_EQ(model->Stats().requests[static_cast<size_t>(Outcome::kOk)], 2);
 }
 
 TEST_F(ModelTest, LoadErrorsAreCoreErrors) {
