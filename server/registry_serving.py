@@ -182,6 +182,7 @@ class RegistryServing:
         self._monitors: dict[tuple[str, int], Any] = {}  # (name, version) -> ModelMonitoring
         self._lock = threading.Lock()
         self._defaults: dict[str, int] = {}  # name -> version set as the default route
+        self._warned: set[tuple[Any, ...]] = set()  # warnings a poll would otherwise repeat
         self._failures: dict[tuple[str, int], int] = {}  # (name, version) -> count
         self._failed_at: dict[tuple[str, int], float] = {}  # monotonic time of the last failure
         self._stop = threading.Event()
@@ -263,6 +264,11 @@ class RegistryServing:
         self, name: str, target: int, records: list[ModelVersion]
     ) -> VersionPolicy | None:
         record = next((r for r in records if r.version == target), None)
+        if record is not None and "tags" in record.read_errors:
+            # Polled every few seconds: said once per version, not once per pass.
+            self._warn_once((name, target, "tags"), "%s:%d: its tags cannot be read (%s); served "
+                            "with the default version policy", name, target,
+                            record.read_errors["tags"])
         text = record.tags.get(POLICY_TAG) if record is not None else None
         if text is None:
             return None
@@ -271,6 +277,13 @@ class RegistryServing:
         except InvalidConfigError as exc:
             log.warning("%s:%d tag %s ignored: %s", name, target, POLICY_TAG, exc)
             return None
+
+    def _warn_once(self, key: tuple[Any, ...], message: str, *args: Any) -> None:
+        with self._lock:
+            if key in self._warned:
+                return
+            self._warned.add(key)
+        log.warning(message, *args)
 
     def _reconcile(self, name: str, want: _Desired) -> None:
         served = {s.version for s in self.control.served() if s.name == name}
@@ -342,6 +355,10 @@ class RegistryServing:
     def _start_monitoring(self, name: str, version: int, record: ModelVersion,
                           model: Model) -> None:
         """Drift monitoring and the sampled prediction log, when the version has a profile."""
+        if "params" in record.read_errors:  # the profile lives in params
+            log.warning("model %s:%d is served without drift monitoring: its params cannot be "
+                        "read (%s)", name, version, record.read_errors["params"])
+            return
         if not (record.params or {}).get("reference_profile"):
             return
         try:

@@ -7,7 +7,9 @@ A version whose stored config, signature or lineage this engine refuses (written
 release, or edited by hand) is still listed and shown: ``show`` says which value is refused and
 why, ``versions`` names it in the REFUSED column, ``lineage`` shows the stored values with a
 note, and ``--json`` carries the stored values with ``config_error`` / ``signature_error`` /
-``lineage_error``.
+``lineage_error``. So is one whose metrics, params, tags or timestamps cannot be read at all
+(text that is not JSON, JSON that is no mapping): ``show`` marks each as unreadable and why,
+``versions`` names it in the REFUSED column, ``--json`` gives null and ``read_errors``.
 """
 
 from __future__ import annotations
@@ -23,7 +25,14 @@ from typing import Any
 
 from engine.config import ModelConfig
 from engine.errors import InvalidConfigError
-from engine.registry import Lineage, ModelVersion, Registry, code_revision, fingerprint_file
+from engine.registry import (
+    Lineage,
+    ModelVersion,
+    Registry,
+    UnreadableJSON,
+    code_revision,
+    fingerprint_file,
+)
 from engine.repository import import_repository, read_config
 
 __all__ = ["register"]
@@ -205,12 +214,12 @@ def _show(args: argparse.Namespace) -> int:
             ("aliases", ", ".join(record.aliases) or "-"),
             ("sha256", record.sha256),
             ("size_bytes", str(record.size_bytes)),
-            ("created_at", _time(record.created_at)),
+            ("created_at", _readable(record, "created_at", _time(record.created_at))),
             ("created_by", _text(lin["created_by"])),
             ("description", record.description or "-"),
-            ("metrics", _inline(record.metrics)),
-            ("params", _inline(record.params)),
-            ("tags", _inline(record.tags)),
+            ("metrics", _readable(record, "metrics", _inline(record.metrics))),
+            ("params", _readable(record, "params", _inline(record.params))),
+            ("tags", _readable(record, "tags", _inline(record.tags))),
             ("parent", _text(lin["parent"])),
             ("data_fingerprint", _text(lin["data_fingerprint"])),
             ("code_revision", _text(lin["code_revision"])),
@@ -317,7 +326,8 @@ def _lineage(args: argparse.Namespace) -> int:
                     "ref": r.ref,
                     **r.to_dict()["lineage"],
                     "lineage_error": r.lineage_error,
-                    "created_at": r.created_at.isoformat(),
+                    "created_at": r.to_dict()["created_at"],
+                    "read_errors": dict(r.read_errors),
                 }
                 for r in chain
             ]
@@ -333,7 +343,7 @@ def _lineage(args: argparse.Namespace) -> int:
                 _short(_text(r.stored_lineage["code_revision"])),
                 _text(r.stored_lineage["created_by"]),
                 _time(r.created_at),
-                "yes" if r.stored_lineage["transform_spec"] else "-",
+                _transforms(r.stored_lineage["transform_spec"]),
             ]
             for r in chain
         ],
@@ -466,13 +476,26 @@ def _state(error: str | None, note: str = "") -> str:
 
 
 def _refused(record: ModelVersion) -> str:
-    """Which stored values of ``record`` this engine refuses, or "-"."""
+    """Which stored values of ``record`` this engine refuses or cannot read, or "-"."""
     errors = (
         ("config", record.config_error),
         ("signature", record.signature_error),
         ("lineage", record.lineage_error),
     )
-    return ",".join(what for what, error in errors if error is not None) or "-"
+    refused = [what for what, error in errors if error is not None]
+    return ",".join([*refused, *record.read_errors]) or "-"
+
+
+def _readable(record: ModelVersion, what: str, shown: str) -> str:
+    """``shown``, or why the stored value of ``what`` cannot be read (never an empty value)."""
+    error = record.read_errors.get(what)
+    return shown if error is None else f"unreadable: {error}"
+
+
+def _transforms(stored: Any) -> str:
+    if isinstance(stored, UnreadableJSON):
+        return "unreadable"  # the lineage note under the table says why
+    return "yes" if stored else "-"
 
 
 def _text(value: Any) -> str:
@@ -489,5 +512,5 @@ def _or_dash(value: int | None) -> str:
     return "-" if value is None else str(value)
 
 
-def _time(value: datetime) -> str:
-    return value.strftime("%Y-%m-%d %H:%M:%S")
+def _time(value: datetime | None) -> str:
+    return "?" if value is None else value.strftime("%Y-%m-%d %H:%M:%S")  # None: unreadable

@@ -13,6 +13,7 @@ from engine.registry.records import (
     ModelVersion,
     NewVersion,
     ResolvedModel,
+    UnreadableJSON,
 )
 from engine.registry.registry import Registry, resolve
 
@@ -23,6 +24,7 @@ __all__ = [
     "NewVersion",
     "Registry",
     "ResolvedModel",
+    "UnreadableJSON",
     "code_revision",
     "fingerprint_array",
     "fingerprint_file",

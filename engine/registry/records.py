@@ -9,6 +9,11 @@ refuses stays readable (listed, shown, aliased, archived, followed in lineage) a
 needs the refused value fails, naming the model, the version, the field and the problem. Loading
 needs the config; the signature and lineage are metadata (a loaded model reads its tensors from
 the model file), needed by drift monitoring and lineage displays.
+
+Reading a record never fails on one bad stored value either: JSON text that does not decode
+arrives as :class:`UnreadableJSON` (and is then refused like any other bad config, signature
+or lineage), and metrics, params, tags or timestamps this engine cannot read are named in
+``read_errors`` (see :class:`ModelVersion`).
 """
 
 from __future__ import annotations
@@ -35,6 +40,7 @@ __all__ = [
     "ModelVersion",
     "NewVersion",
     "ResolvedModel",
+    "UnreadableJSON",
     "check_metrics",
     "check_params",
     "check_tags",
@@ -42,6 +48,38 @@ __all__ = [
 
 STATUSES = ("ready", "archived")
 _MAX_TEXT = 4096
+
+
+@dataclass(frozen=True)
+class UnreadableJSON:
+    """What a JSON column holds when its stored text does not decode (SQLite keeps any text in
+    a JSON column; PostgreSQL's json types cannot hold such text). ``stored`` is the value as
+    the driver returned it, ``error`` the decoder's message."""
+
+    stored: Any
+    error: str
+
+    def describe(self, what: str) -> str:
+        return (
+            f"{what} is stored as text that is not JSON ({self.error}): {reprlib.repr(self.stored)}"
+        )
+
+
+def read_mapping(stored: Any, what: str) -> tuple[dict[str, Any], str | None]:
+    """A stored metrics/params/tags value as a dict, or ``({}, why)`` when it is no mapping."""
+    if isinstance(stored, UnreadableJSON):
+        return {}, stored.describe(what)
+    if not isinstance(stored, Mapping):
+        return {}, f"{what} must be a mapping; was {reprlib.repr(stored)}"
+    return dict(stored), None
+
+
+def read_timestamp(stored: Any, what: str) -> tuple[datetime | None, str | None]:
+    """A stored ISO 8601 timestamp, or ``(None, why)`` when this engine cannot read it."""
+    try:
+        return datetime.fromisoformat(stored), None
+    except (TypeError, ValueError):  # not text (SQLite keeps any type), or not ISO 8601
+        return None, f"{what} is not an ISO 8601 timestamp; was {reprlib.repr(stored)}"
 
 
 @dataclass(frozen=True)
@@ -106,6 +144,10 @@ class ModelVersion:
     validate them, and ``*_error`` say why one is refused. Reading a record never validates,
     so one version written under other rules cannot break listing, showing or resolving any
     other.
+
+    ``metrics``, ``params`` and ``tags`` are ``{}`` and ``created_at`` is None when the stored
+    value cannot be read (text that is not JSON, JSON that is no mapping, a timestamp that is
+    not ISO 8601); ``read_errors`` then maps the field to the problem, and is empty otherwise.
     """
 
     name: str
@@ -120,8 +162,9 @@ class ModelVersion:
     tags: dict[str, str]
     description: str
     stored_lineage: dict[str, Any]
-    created_at: datetime
+    created_at: datetime | None
     aliases: tuple[str, ...] = ()
+    read_errors: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def ref(self) -> str:
@@ -192,6 +235,8 @@ class ModelVersion:
 
     @cached_property
     def _checked_config(self) -> tuple[ModelConfig | None, str | None]:
+        if isinstance(self.stored_config, UnreadableJSON):
+            return None, self.stored_config.describe("config")
         try:
             return ModelConfig.from_dict(self.stored_config), None
         except (TypeError, ValueError) as exc:  # InvalidConfigError, or a row no release wrote
@@ -201,6 +246,8 @@ class ModelVersion:
     def _checked_signature(
         self,
     ) -> tuple[tuple[tuple[TensorSpec, ...], tuple[TensorSpec, ...]] | None, str | None]:
+        if isinstance(self.stored_signature, UnreadableJSON):
+            return None, self.stored_signature.describe("signature")
         try:
             return _parse_signature(self.stored_signature), None
         except (TypeError, ValueError) as exc:
@@ -208,6 +255,9 @@ class ModelVersion:
 
     @cached_property
     def _checked_lineage(self) -> tuple[Lineage | None, str | None]:
+        spec = self.stored_lineage.get("transform_spec")
+        if isinstance(spec, UnreadableJSON):
+            return None, spec.describe("lineage transform_spec")
         try:
             return Lineage.from_dict(self.stored_lineage), None
         except (TypeError, ValueError) as exc:  # InvalidConfigError, InvalidModelNameError
@@ -217,7 +267,8 @@ class ModelVersion:
         """The JSON form. ``config``, ``inputs`` / ``outputs`` and ``lineage`` are the
         validated values' JSON forms, or the stored ones as they are when this engine refuses
         them; ``config_error``, ``signature_error`` and ``lineage_error`` then say why (else
-        None)."""
+        None). A value that cannot be read at all is None: its ``*_error`` or ``read_errors``
+        entry names it, with the stored text."""
         config, config_error = self._checked_config
         signature, signature_error = self._checked_signature
         lineage, lineage_error = self._checked_lineage
@@ -238,16 +289,21 @@ class ModelVersion:
             "inputs": inputs,
             "outputs": outputs,
             "signature_error": signature_error,
-            "config": config.to_dict() if config is not None else self.stored_config,
+            "config": config.to_dict() if config is not None else _json_form(self.stored_config),
             "config_error": config_error,
-            "metrics": self.metrics,
-            "params": self.params,
-            "tags": self.tags,
+            "metrics": None if "metrics" in self.read_errors else self.metrics,
+            "params": None if "params" in self.read_errors else self.params,
+            "tags": None if "tags" in self.read_errors else self.tags,
             "description": self.description,
-            "lineage": lineage.to_dict() if lineage is not None else dict(self.stored_lineage),
+            "lineage": (
+                lineage.to_dict()
+                if lineage is not None
+                else {k: _json_form(v) for k, v in self.stored_lineage.items()}
+            ),
             "lineage_error": lineage_error,
-            "created_at": self.created_at.isoformat(),
+            "created_at": self.created_at.isoformat() if self.created_at is not None else None,
             "aliases": list(self.aliases),
+            "read_errors": dict(self.read_errors),
         }
 
 
@@ -259,7 +315,8 @@ class ModelSummary:
     latest_version: int | None  # latest ready version; None when all are archived
     version_count: int
     aliases: dict[str, int]
-    updated_at: datetime
+    updated_at: datetime | None  # None when the stored one cannot be read: see read_errors
+    read_errors: Mapping[str, str] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -267,7 +324,8 @@ class ModelSummary:
             "latest_version": self.latest_version,
             "version_count": self.version_count,
             "aliases": self.aliases,
-            "updated_at": self.updated_at.isoformat(),
+            "updated_at": self.updated_at.isoformat() if self.updated_at is not None else None,
+            "read_errors": dict(self.read_errors),
         }
 
 
@@ -338,6 +396,12 @@ def _mapping(value: Any, what: str) -> Mapping[str, Any]:
                 f"{what} keys must be non-empty strings of at most 256 characters; was {key!r}"
             )
     return value
+
+
+def _json_form(stored: Any) -> Any:
+    """A stored value for the JSON form: as stored, or None when it is no JSON at all (the
+    matching error carries the stored text)."""
+    return None if isinstance(stored, UnreadableJSON) else stored
 
 
 def _parse_signature(stored: Any) -> tuple[tuple[TensorSpec, ...], tuple[TensorSpec, ...]]:

@@ -52,9 +52,12 @@ from engine.registry.records import (
     ModelVersion,
     NewVersion,
     ResolvedModel,
+    UnreadableJSON,
     check_metrics,
     check_params,
     check_tags,
+    read_mapping,
+    read_timestamp,
 )
 from engine.registry.schema import aliases, models, versions
 from engine.settings import get_settings
@@ -486,13 +489,15 @@ class Registry:
         out = []
         for m in model_rows:
             st = stats.get(m.id)
+            updated_at, error = read_timestamp(m.updated_at, "updated_at")
             out.append(
                 ModelSummary(
                     name=m.name,
                     latest_version=st.latest if st else None,
                     version_count=st.n if st else 0,
                     aliases=alias_map.get(m.id, {}),
-                    updated_at=datetime.fromisoformat(m.updated_at),
+                    updated_at=updated_at,
+                    read_errors={"updated_at": error} if error is not None else {},
                 )
             )
         return out
@@ -655,6 +660,8 @@ def _registered_keys(conn: sa.Connection, name: str) -> dict[tuple[str, str], in
 
 def _config_key(stored: Any) -> str | None:
     """A config's canonical JSON (defaults filled in), or None if this engine refuses it."""
+    if isinstance(stored, UnreadableJSON):
+        return None
     try:
         return json.dumps(ModelConfig.from_dict(stored).to_dict(), sort_keys=True)
     except (TypeError, ValueError):
@@ -703,6 +710,22 @@ def _aliases_by_version_id(conn: sa.Connection, model_id: int) -> dict[int, tupl
 
 
 def _record(name: str, row: sa.Row[Any], alias_names: tuple[str, ...]) -> ModelVersion:
+    """The row as a record. Never raises on a stored value: what cannot be read is named in
+    the record (``*_error``, ``read_errors``), so one bad row cannot hide the others."""
+    metrics, metrics_error = read_mapping(row.metrics, "metrics")
+    params, params_error = read_mapping(row.params, "params")
+    tags, tags_error = read_mapping(row.tags, "tags")
+    created_at, created_at_error = read_timestamp(row.created_at, "created_at")
+    read_errors = {
+        what: error
+        for what, error in (
+            ("metrics", metrics_error),
+            ("params", params_error),
+            ("tags", tags_error),
+            ("created_at", created_at_error),
+        )
+        if error is not None
+    }
     return ModelVersion(
         name=name,
         version=row.version,
@@ -711,9 +734,9 @@ def _record(name: str, row: sa.Row[Any], alias_names: tuple[str, ...]) -> ModelV
         size_bytes=row.artifact_size,
         stored_signature=row.signature,
         stored_config=row.config,
-        metrics=dict(row.metrics),
-        params=dict(row.params),
-        tags=dict(row.tags),
+        metrics=metrics,
+        params=params,
+        tags=tags,
         description=row.description,
         stored_lineage={
             "data_fingerprint": row.data_fingerprint,
@@ -722,8 +745,9 @@ def _record(name: str, row: sa.Row[Any], alias_names: tuple[str, ...]) -> ModelV
             "transform_spec": row.transform_spec,
             "created_by": row.created_by,
         },
-        created_at=datetime.fromisoformat(row.created_at),
+        created_at=created_at,
         aliases=alias_names,
+        read_errors=read_errors,
     )
 
 

@@ -12,14 +12,17 @@ deleted ``name:3`` can never come back as a different model.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import sqlalchemy as sa
 
 from engine.errors import RegistryError
+from engine.registry.records import UnreadableJSON
 
 __all__ = [
     "MIGRATIONS",
     "SCHEMA_VERSION",
+    "TolerantJSON",
     "aliases",
     "metadata",
     "migrate",
@@ -34,6 +37,31 @@ MIGRATIONS: dict[int, Callable[[sa.Connection], None]] = {}
 
 # Arbitrary constant key of the PostgreSQL advisory lock taken while migrating.
 _PG_MIGRATION_LOCK = 0x656E67696E65
+
+
+class TolerantJSON(sa.types.TypeDecorator[Any]):
+    """JSON whose reads never raise: stored text that does not decode (SQLite keeps any text in
+    a JSON column) comes back as :class:`UnreadableJSON`, so one damaged row cannot break
+    reading the others. Writes, DDL and SQL are plain JSON's; there is no migration."""
+
+    impl = sa.JSON
+    cache_ok = True
+
+    def result_processor(self, dialect: sa.Dialect, coltype: Any) -> Any:
+        # Overridden, not process_result_value: that runs on what JSON's decoder returns, so
+        # it can never see the decoder's error.
+        decode = self.impl_instance.result_processor(dialect, coltype)
+        if decode is None:
+            return None  # the driver decodes (psycopg): PostgreSQL json holds only valid JSON
+
+        def process(value: Any) -> Any:
+            try:
+                return decode(value)
+            except (TypeError, ValueError) as exc:  # JSONDecodeError, UnicodeDecodeError
+                return UnreadableJSON(value, str(exc))
+
+        return process
+
 
 metadata = sa.MetaData()
 
@@ -63,16 +91,16 @@ versions = sa.Table(
     sa.Column("status", sa.String(16), nullable=False),
     sa.Column("artifact_sha256", sa.String(64), nullable=False, index=True),
     sa.Column("artifact_size", sa.BigInteger, nullable=False),
-    sa.Column("signature", sa.JSON, nullable=False),
-    sa.Column("config", sa.JSON, nullable=False),
-    sa.Column("metrics", sa.JSON, nullable=False),
-    sa.Column("params", sa.JSON, nullable=False),
-    sa.Column("tags", sa.JSON, nullable=False),
+    sa.Column("signature", TolerantJSON, nullable=False),
+    sa.Column("config", TolerantJSON, nullable=False),
+    sa.Column("metrics", TolerantJSON, nullable=False),
+    sa.Column("params", TolerantJSON, nullable=False),
+    sa.Column("tags", TolerantJSON, nullable=False),
     sa.Column("description", sa.Text, nullable=False),
     sa.Column("data_fingerprint", sa.String(256)),
     sa.Column("code_revision", sa.String(256)),
     sa.Column("parent", sa.String(160)),
-    sa.Column("transform_spec", sa.JSON),
+    sa.Column("transform_spec", TolerantJSON),
     sa.Column("created_by", sa.String(256)),
     sa.Column("created_at", sa.String(40), nullable=False),
     sa.UniqueConstraint("model_id", "version", name="uq_versions_model_version"),

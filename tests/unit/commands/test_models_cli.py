@@ -82,6 +82,7 @@ def test_register_then_list_show_versions(run: Run, add_model, tmp_path: Path) -
             "version_count": 2,
             "aliases": {"production": 1},
             "updated_at": listed[0]["updated_at"],
+            "read_errors": {},
         }
     ]  # type: ignore[index]
     versions = _json(run, "versions", "churn")
@@ -249,6 +250,84 @@ def test_versions_with_a_refused_signature_or_lineage(run: Run, add_model, tmp_p
     assert results == [
         {"name": "m", "repository_version": 1, "registered_version": 2, "skipped": True}
     ]
+
+
+def test_versions_with_values_that_cannot_be_read(run: Run, add_model, tmp_path: Path) -> None:
+    """m:1's row was damaged with sqlite3: text that is not JSON in its config and transform
+    spec, tags that are no mapping, a created_at that is no timestamp; the model's updated_at
+    too. Every metadata command lists and shows it, naming what cannot be read."""
+    run("register", "m", str(add_model(1.0)), "--metric", "acc=0.5")
+    run("register", "m", str(add_model(2.0)), "--parent", "m:1", "--alias", "production")
+    run("register", "other", str(add_model(3.0)))
+    with sqlite3.connect(tmp_path / "home" / "registry.db") as conn:
+        conn.execute(
+            "UPDATE versions SET config = '{oops', transform_spec = 'nope', tags = '[1]', "
+            "created_at = 'yesterday' "
+            "WHERE version = 1 AND model_id = (SELECT id FROM models WHERE name = 'm')"
+        )
+        conn.execute("UPDATE models SET updated_at = 'soon' WHERE name = 'm'")
+    conn.close()
+    config_error = (
+        "config is stored as text that is not JSON (Expecting property name enclosed in double "
+        "quotes: line 1 column 2 (char 1)): '{oops'"
+    )
+    spec_error = (
+        "lineage transform_spec is stored as text that is not JSON (Expecting value: line 1 "
+        "column 1 (char 0)): 'nope'"
+    )
+    tags_error = "tags must be a mapping; was [1]"
+    created_error = "created_at is not an ISO 8601 timestamp; was 'yesterday'"
+
+    listed = _json(run, "list")
+    assert [(m["name"], m["updated_at"], m["read_errors"]) for m in listed] == [  # type: ignore[union-attr,index]
+        ("m", None, {"updated_at": "updated_at is not an ISO 8601 timestamp; was 'soon'"}),
+        ("other", listed[1]["updated_at"], {}),  # type: ignore[index]
+    ]
+    code, out, _ = run("list")
+    assert code == 0 and out.splitlines()[1].split()[:3] == ["m", "2", "2"]
+
+    code, out, _ = run("show", "m:1")
+    assert code == 0
+    assert (
+        f"config:           refused by this engine, so it cannot be loaded: {config_error}" in out
+    )
+    assert f"lineage:          refused by this engine (shown as stored): {spec_error}" in out
+    assert f"tags:             unreadable: {tags_error}" in out
+    assert f"created_at:       unreadable: {created_error}" in out
+    assert "metrics:          acc=0.5" in out and "signature:        valid" in out
+    shown = _json(run, "show", "m:1")
+    assert (shown["config"], shown["config_error"]) == (None, config_error)  # type: ignore[index]
+    assert (shown["tags"], shown["created_at"]) == (None, None)  # type: ignore[index]
+    assert shown["read_errors"] == {"tags": tags_error, "created_at": created_error}  # type: ignore[index]
+    assert shown["lineage"]["transform_spec"] is None  # type: ignore[index]
+
+    code, out, _ = run("versions", "m")
+    assert code == 0
+    header, *rows = out.splitlines()
+    at = header.index("REFUSED")
+    assert [row[at:].split()[0] for row in rows] == ["config,lineage,tags,created_at", "-"]
+    assert rows[0].split()[5] == "?"  # m:1's CREATED column
+    versions = _json(run, "versions", "m")
+    assert [v["read_errors"] for v in versions] == [  # type: ignore[union-attr,index]
+        {"tags": tags_error, "created_at": created_error},
+        {},
+    ]
+
+    chain = _json(run, "lineage", "m@production")
+    assert [(c["ref"], c["lineage_error"], c["created_at"]) for c in chain] == [  # type: ignore[union-attr,index]
+        ("m:2", None, chain[0]["created_at"]),  # type: ignore[index]
+        ("m:1", spec_error, None),
+    ]
+    code, out, _ = run("lineage", "m@production")
+    assert code == 0
+    assert out.splitlines()[2].split()[-1] == "unreadable"  # m:1's TRANSFORMS cell
+    assert f"m:1: lineage refused by this engine (shown as stored): {spec_error}" in out
+
+    code, out, err = run("alias", "m", "staging", "1")
+    assert (code, out.strip()) == (0, "m@staging -> m:1")
+    assert (
+        f"warning: this engine cannot load m:1: its stored config is refused: {config_error}" in err
+    )
 
 
 def test_config_files_json_and_pbtxt(run: Run, add_model, tmp_path: Path) -> None:

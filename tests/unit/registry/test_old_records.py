@@ -18,7 +18,7 @@ import pytest
 
 from engine.config import ModelConfig
 from engine.errors import InvalidConfigError
-from engine.registry import Registry
+from engine.registry import ModelVersion, Registry
 from engine.repository import import_repository
 
 RawSql = Callable[..., None]
@@ -367,3 +367,185 @@ def test_each_refused_signature_or_lineage_names_its_field(
     assert registry.get("m:1").to_dict()[f"{field}_error"] == error
     assert [r.ref for r in registry.lineage("m:1")] == ["m:1"]
     registry.resolve("m:1")
+
+
+# ---- stored values that cannot be read at all --------------------------------------------
+# SQLite stores any text in a JSON column, and a timestamp column is plain text: a row edited
+# by hand (or damaged) must not break reading its model, let alone the others. PostgreSQL's
+# json columns only hold valid JSON, but that JSON need not be a mapping.
+
+NOT_JSON = "{not json"
+NOT_JSON_ERROR = (
+    "is stored as text that is not JSON (Expecting property name enclosed in double quotes: "
+    "line 1 column 2 (char 1)): '{not json'"
+)
+
+
+def store_text(raw_sql: RawSql, name: str, version: int, **texts: str) -> None:
+    """Overwrite columns of ``name:version``'s row with ``texts`` exactly as given."""
+    values = ", ".join(f"{column} = {_sql_text(text)}" for column, text in texts.items())
+    raw_sql(
+        f"UPDATE versions SET {values} WHERE version = {version} "
+        f"AND model_id = (SELECT id FROM models WHERE name = '{name}')"
+    )
+
+
+@pytest.fixture
+def two_models(registry: Registry, onnx_model) -> Registry:
+    """m:1, m:2 (@production) and other:1 (parent m:1), all valid as registered."""
+    registry.register("m", onnx_model(bias=1.0), metrics={"acc": 0.5}, tags={"t": "v"})
+    registry.register("m", onnx_model(bias=2.0), alias="production")
+    registry.register("other", onnx_model(bias=3.0), lineage={"parent": "m:1"})
+    return registry
+
+
+def _reads_of_m1_work(registry: Registry) -> list[ModelVersion]:
+    """Every read that touches m:1 works and the other versions are intact; m:1's records."""
+    assert [(s.name, s.latest_version, s.version_count) for s in registry.list()] == [
+        ("m", 2, 2),
+        ("other", 1, 1),
+    ]
+    m1, m2 = registry.versions("m")
+    assert (m2.version, m2.read_errors, m2.config_error, m2.signature_error) == (2, {}, None, None)
+    assert registry.get("m@production").version == 2
+    chain = registry.lineage("other:1")
+    assert [r.ref for r in chain] == ["other:1", "m:1"]
+    json.dumps(registry.get("m:1").to_dict())  # the JSON form never holds an unreadable value
+    return [m1, registry.get("m:1"), chain[1]]
+
+
+@pytest.mark.parametrize("backend", ["sqlite"])
+@pytest.mark.parametrize("column", ["config", "signature", "transform_spec"])
+def test_a_json_column_that_is_not_json_is_named_where_it_is_used(
+    two_models: Registry, raw_sql: RawSql, column: str
+) -> None:
+    store_text(raw_sql, "m", 1, **{column: NOT_JSON})
+    for record in _reads_of_m1_work(two_models):
+        errors = {
+            "config": record.config_error,
+            "signature": record.signature_error,
+            "lineage": record.lineage_error,
+        }
+        field = "lineage" if column == "transform_spec" else column
+        what = "lineage transform_spec" if column == "transform_spec" else column
+        assert errors.pop(field) == f"{what} {NOT_JSON_ERROR}"
+        assert set(errors.values()) == {None}  # the other two stored values are valid
+        assert record.read_errors == {}
+        assert (record.metrics, record.tags) == ({"acc": 0.5}, {"t": "v"})
+    data = two_models.get("m:1").to_dict()
+    if column == "config":
+        assert (data["config"], data["config_error"]) == (None, f"config {NOT_JSON_ERROR}")
+        with pytest.raises(InvalidConfigError) as info:
+            two_models.resolve("m:1")
+        assert str(info.value).startswith(
+            f"model 'm' version 1 cannot be loaded: its stored config is refused by this engine: "
+            f"config {NOT_JSON_ERROR}"
+        )
+    else:
+        # Loading needs neither the stored signature nor the lineage.
+        assert two_models.resolve("m:1").config.instances == 1
+    if column == "signature":
+        assert (data["inputs"], data["outputs"]) == (None, None)
+        with pytest.raises(InvalidConfigError, match="^model 'm' version 1: its stored signature"):
+            two_models.get("m:1").inputs  # noqa: B018 - the property validates
+    if column == "transform_spec":
+        assert data["lineage"]["transform_spec"] is None
+        assert data["lineage"]["parent"] is None and data["lineage"]["created_by"]
+
+
+@pytest.mark.parametrize("backend", ["sqlite"])
+@pytest.mark.parametrize("column", ["metrics", "params", "tags"])
+def test_metadata_that_is_not_json_is_named_and_not_guessed(
+    two_models: Registry, raw_sql: RawSql, column: str
+) -> None:
+    store_text(raw_sql, "m", 1, **{column: NOT_JSON})
+    for record in _reads_of_m1_work(two_models):
+        assert record.read_errors == {column: f"{column} {NOT_JSON_ERROR}"}
+        assert getattr(record, column) == {}
+        assert (record.config_error, record.signature_error, record.lineage_error) == (
+            None,
+            None,
+            None,
+        )
+    data = two_models.get("m:1").to_dict()
+    assert (data[column], data["read_errors"]) == (None, {column: f"{column} {NOT_JSON_ERROR}"})
+    assert two_models.resolve("m:1").config.instances == 1  # loading needs none of them
+
+
+@pytest.mark.parametrize(
+    ("column", "stored", "error"),
+    [
+        ("metrics", "[1, 2]", "metrics must be a mapping; was [1, 2]"),
+        ("params", '"text"', "params must be a mapping; was 'text'"),
+        ("tags", "5", "tags must be a mapping; was 5"),
+        ("metrics", "null", "metrics must be a mapping; was None"),
+    ],
+)
+def test_metadata_that_is_json_but_not_a_mapping(
+    two_models: Registry, raw_sql: RawSql, column: str, stored: str, error: str
+) -> None:
+    store_text(raw_sql, "m", 1, **{column: stored})
+    for record in _reads_of_m1_work(two_models):
+        assert record.read_errors == {column: error}
+        assert getattr(record, column) == {}
+    assert two_models.get("m:1").to_dict()["read_errors"] == {column: error}
+    assert two_models.resolve("m:1").config.instances == 1
+
+
+def test_a_config_or_signature_that_is_json_but_not_a_mapping(
+    two_models: Registry, raw_sql: RawSql
+) -> None:
+    store_text(raw_sql, "m", 1, config="[1]", signature='"x"')
+    m1 = _reads_of_m1_work(two_models)[0]
+    assert m1.config_error is not None and "must be a mapping" in m1.config_error
+    assert m1.signature_error == "signature must be a mapping of inputs and outputs; was 'x'"
+    with pytest.raises(InvalidConfigError, match="^model 'm' version 1 cannot be loaded"):
+        two_models.resolve("m:1")
+
+
+@pytest.mark.parametrize("backend", ["sqlite"])
+def test_a_created_at_that_is_no_timestamp(two_models: Registry, raw_sql: RawSql) -> None:
+    store_text(raw_sql, "m", 1, created_at="yesterday")
+    for record in _reads_of_m1_work(two_models):
+        assert record.read_errors == {
+            "created_at": "created_at is not an ISO 8601 timestamp; was 'yesterday'"
+        }
+        assert record.created_at is None
+    assert two_models.get("m:1").to_dict()["created_at"] is None
+    assert two_models.resolve("m:1").config.instances == 1
+
+
+@pytest.mark.parametrize("backend", ["sqlite"])
+def test_a_model_updated_at_that_is_no_timestamp(two_models: Registry, raw_sql: RawSql) -> None:
+    raw_sql("UPDATE models SET updated_at = 'soon' WHERE name = 'm'")
+    m, other = two_models.list()
+    assert (m.name, m.updated_at, m.read_errors) == (
+        "m",
+        None,
+        {"updated_at": "updated_at is not an ISO 8601 timestamp; was 'soon'"},
+    )
+    assert m.to_dict()["updated_at"] is None
+    assert (other.updated_at is not None, other.read_errors) == (True, {})
+
+
+@pytest.mark.parametrize("backend", ["sqlite"])
+def test_writes_beside_unreadable_rows_keep_working(
+    two_models: Registry, raw_sql: RawSql, onnx_model, tmp_path: Path
+) -> None:
+    registry = two_models
+    store_text(raw_sql, "m", 1, config=NOT_JSON, metrics=NOT_JSON, created_at="x")
+    assert registry.set_alias("m", "staging", 1).read_errors.keys() == {"metrics", "created_at"}
+    registry.remove_alias("m", "staging")
+    assert registry.archive("m", 1).status == "archived"
+    # An import finds no registered version with m:1's unreadable config: it registers anew.
+    repo = tmp_path / "repo"
+    (repo / "m" / "1").mkdir(parents=True)
+    shutil.copy(onnx_model(bias=1.0), repo / "m" / "1" / "model.onnx")
+    assert [(r.registered_version, r.skipped) for r in import_repository(registry, repo)] == [
+        (3, False)
+    ]
+    assert registry.register("m", onnx_model(bias=5.0), inherit_parent=True).lineage.parent == (
+        "m:3"
+    )
+    registry.delete("m", 1)
+    assert [v.version for v in registry.versions("m")] == [2, 3, 4]
