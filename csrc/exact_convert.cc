@@ -191,8 +191,8 @@ HostTensor ConvertExactly(const std::string& column_name, const HostTensor& colu
                           ElementType to) {
   if (!IsConvertibleNumeric(column.type)) {
     throw CoreError(StatusCode::kInvalidInput,
-                    "column '" + column_name + "' must be numeric (converted exactly to " +
-                        ElementTypeName(to) + "); got " + ElementTypeName(column.type));
+                    "column '" + column_name + "' must be numeric; got " +
+                        ElementTypeName(column.type));
   }
   const int64_t count = CheckedElementCount(column.shape, std::numeric_limits<int64_t>::max() / 8);
   if (count < 0 || column.byte_size != static_cast<size_t>(count) * ElementSize(column.type) ||

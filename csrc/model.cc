@@ -207,8 +207,7 @@ void Model::CheckInputType(std::string_view name, ElementType type) const {
   if (!IsConvertibleColumn(spec)) CheckElementType(spec, type);  // exact types only
   if (!IsConvertibleNumeric(type)) {
     throw CoreError(StatusCode::kInvalidInput,
-                    "column '" + spec.name + "' must be numeric (converted exactly to " +
-                        ElementTypeName(spec.type) + "); got " + ElementTypeName(type));
+                    "column '" + spec.name + "' must be numeric; got " + ElementTypeName(type));
   }
 }
 

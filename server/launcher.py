@@ -254,8 +254,15 @@ def serve(options: ServeOptions, *, stop: threading.Event | None = None) -> int:
             watcher.sync()
             served = control.served()
             if not served:
-                log.warning("no model has alias %r yet; watching the registry for one",
-                            options.alias)
+                failed = sorted(watcher.metrics_snapshot()[0])
+                if failed:  # the alias exists: say that its versions failed, not that it is absent
+                    log.warning("no model is served: %s, with alias %r, failed to load (see the "
+                                "errors above); retried every %g s while watching the registry",
+                                ", ".join(f"{name}:{version}" for name, version in failed),
+                                options.alias, watcher.retry_failed_s)
+                else:
+                    log.warning("no model has alias %r yet; watching the registry for one",
+                                options.alias)
             watcher.start()
         else:
             served = control.load_repository()

@@ -44,6 +44,24 @@ def _infer(client: grpcclient.InferenceServerClient, model: str) -> float:
     return float(y[0, 0])
 
 
+def test_a_lone_refused_production_version_is_reported_as_failed(tmp_path: Path) -> None:
+    """The alias exists but its only version cannot load: the start-up warning says so, rather
+    than that no model has the alias."""
+    home = tmp_path / "engine-home"
+    _models(home, "register", "add", str(write_add_model(tmp_path / "a1.onnx", 1.0)),
+            "--alias", "production")
+    with sqlite3.connect(home / "registry.db") as conn:
+        conn.execute("UPDATE versions SET config = json_set(config, '$.instances', 1000)")
+    conn.close()
+    server = start_server(["--registry", "--poll-s", "0.2"], tmp_path)
+    try:
+        log = server.stderr()
+        assert "no model is served: add:1, with alias 'production', failed to load" in log
+        assert "no model has alias" not in log
+    finally:
+        assert server.terminate() == 0, server.stderr()
+
+
 def test_a_version_refused_by_new_bounds_fails_alone(tmp_path: Path) -> None:
     home = tmp_path / "engine-home"  # start_server's ENGINE_HOME
     _models(home, "register", "add", str(write_add_model(tmp_path / "a1.onnx", 1.0)))

@@ -193,7 +193,7 @@ def _inexact(column: str, sent: str, target: str) -> str:
     # 2^63 - 1 rounds to 2^63, which has no int64 to compare back with.
     ("d", np.array([2**63 - 1], np.int64),
      _inexact("d", "int64 value 9223372036854775807", "float64"), "float64 would round it"),
-    ("f", np.array([True, False]), "column 'f' must be numeric", "got bool"),
+    ("f", np.array([True, False]), "column 'f' must be numeric; got bool", "got bool"),
     ("d", np.array([b"1.5", b"2"], dtype=object), "column 'd' must be numeric", "got string"),
 ], ids=["2.5-int", "nan-int", "2^63-int", "inf-int", "uint64max-int", "uint64-2^63-int",
         "float16-1.5-int", "0.1-float32", "2^24+1-float32", "1e39-float32",
@@ -214,7 +214,7 @@ def test_inexact_raw_columns_are_refused_naming_the_column(typed, column: str, v
     # as the core says it (the type sent, the value, the row and why).
     with pytest.raises(InvalidInputError, match=re.escape(said)) as in_process:
         model.predict(columns)
-    if "does not convert exactly" in said:
+    if values.dtype != object:  # Python reads an object array of bytes as "object values"
         assert str(in_process.value) in message, (str(in_process.value), message)
     # The refusal costs nothing: the same server still answers a good request.
     assert _infer(client, DEFAULTS).shape == (3, 3)
