@@ -111,12 +111,45 @@ def _arrow_numbers(values: Any) -> Any:
     return typed if numbers else None
 
 
+# Python-level reading, for what Arrow cannot type: ints beside floats a double would round,
+# ints beyond int64. numpy floats wider than a double (longdouble) are not taken.
+_FLOATS = (float, np.float16, np.float32, np.float64)
+
+
+def _python_numbers(values: Any) -> npt.NDArray[np.object_] | None:
+    """A 1-D object column as Python ints and floats, missing values (None, pandas NA or NaT)
+    as NaN; None when a value is not a number (bools are not). A loop per element: only for
+    the columns Arrow cannot type."""
+    arr = np.asarray(values, dtype=object)
+    if arr.ndim != 1:
+        return None
+    out = np.empty(len(arr), dtype=object)
+    for i, x in enumerate(arr):
+        if isinstance(x, (bool, np.bool_)):
+            return None
+        if isinstance(x, (int, np.integer)):
+            out[i] = int(x)
+        elif isinstance(x, _FLOATS):
+            out[i] = float(x)
+        elif x is None or (_is_pandas(x) and type(x).__name__ in ("NAType", "NaTType")):
+            out[i] = math.nan
+        else:
+            return None
+    return out
+
+
 def object_numbers_dtype(values: Any) -> str | None:
     """"int64", or "float64" (floats or missing values), for an object column of numbers;
     None when it holds anything else."""
     typed = _arrow_numbers(values)
+    if typed is None:
+        numbers = _python_numbers(values)
+        if numbers is None or all(isinstance(x, float) and math.isnan(x) for x in numbers):
+            return None
+        ints = all(isinstance(x, int) and -(2**63) <= x < 2**63 for x in numbers)
+        return "int64" if ints else "float64"
     types = _pyarrow().types
-    if typed is None or types.is_null(typed.type):  # all missing: no evidence of numbers
+    if types.is_null(typed.type):  # all missing: no evidence of numbers
         return None
     return "int64" if types.is_integer(typed.type) and typed.null_count == 0 else "float64"
 
@@ -128,6 +161,9 @@ Missing = npt.NDArray[np.bool_] | None
 def _object_numbers(name: str, arr: np.ndarray[Any, Any]) -> tuple[np.ndarray[Any, Any], Missing]:
     typed = _arrow_numbers(arr)
     if typed is None:
+        numbers = _python_numbers(arr)
+        if numbers is not None:  # Python ints and floats, missing values as NaN
+            return numbers, None
         raise InvalidInputError(
             f"column {name!r} must be numeric; got object values that are not all numbers "
             "(None, NaN and pandas NA are the missing values)"
@@ -147,7 +183,9 @@ def _numbers_as_sent(name: str, values: Any) -> tuple[np.ndarray[Any, Any], Miss
     """A numeric column as the caller sent it: (numbers, missing, sent).
 
     ``numbers``: 1-D, native byte order, in the integer or float dtype sent, so each value is
-    held exactly. ``missing``: for integers with missing values, the rows without one (they
+    held exactly; or, for object columns no numpy dtype holds exactly (ints beside floats a
+    double would round, ints beyond int64), an object array of Python ints and floats, missing
+    values as NaN. ``missing``: for integers with missing values, the rows without one (they
     hold 0 in ``numbers``); None otherwise (a float's missing values are NaN). ``sent``: the
     dtype's name for messages ("int32", "Int64", "object").
     """
@@ -183,7 +221,16 @@ def numeric_column(name: str, values: Any, *, widen: bool = True) -> Any:
     With ``widen=False`` float32, float64 and int64 columns keep their dtype (contiguous, for
     the C++ core, which widens per element); other integer types still become float64.
     """
-    numbers, missing, _ = _numbers_as_sent(name, values)
+    numbers, missing, sent = _numbers_as_sent(name, values)
+    if numbers.dtype == object:
+        try:
+            return numbers.astype(np.float64)  # each the nearest double
+        except OverflowError:
+            row = next(i for i, x in enumerate(numbers) if isinstance(x, int) and _no_double(x))
+            raise InvalidInputError(
+                f"column {name!r}: {sent} value {numbers[row]!r} (row {row}) is outside "
+                "float64's range; cast the column first"
+            ) from None
     if missing is None:
         if not widen and numbers.dtype in _NATIVE_NUMERIC:
             return np.ascontiguousarray(numbers)
@@ -233,11 +280,49 @@ def string_column(name: str, values: Any) -> StringColumn:
     return StringColumn(arr)
 
 
+def _no_double(value: int) -> bool:
+    try:
+        float(value)
+    except OverflowError:
+        return True
+    return False
+
+
+def _convert_python(
+    numbers: npt.NDArray[np.object_], dtype: np.dtype[Any]
+) -> tuple[np.ndarray[Any, Any], npt.NDArray[np.bool_]]:
+    """:func:`_convert` for Python ints and floats, per element. Python compares an int with
+    a float exactly, so ``float(c) == x`` says whether ``x`` kept its value."""
+    converted = np.zeros(len(numbers), dtype=dtype)
+    exact = np.zeros(len(numbers), dtype=bool)
+    if dtype.kind == "f":
+        with np.errstate(over="ignore"):
+            for i, x in enumerate(numbers):
+                try:
+                    c = dtype.type(float(x))  # an int: the nearest double first
+                except OverflowError:  # an int beyond every double
+                    continue
+                converted[i] = c
+                # NaN (a missing value too) stays NaN.
+                exact[i] = float(c) == x or (isinstance(x, float) and math.isnan(x))
+        return converted, exact
+    info = np.iinfo(dtype)
+    for i, x in enumerate(numbers):
+        if isinstance(x, float) and not (math.isfinite(x) and x.is_integer()):
+            continue
+        whole = int(x)
+        if info.min <= whole <= info.max:
+            converted[i], exact[i] = whole, True
+    return converted, exact
+
+
 def _convert(
     numbers: np.ndarray[Any, Any], dtype: np.dtype[Any]
 ) -> tuple[np.ndarray[Any, Any], npt.NDArray[np.bool_]]:
     """``numbers`` in ``dtype``, and which of them kept their value there (the others are
     converted to something else: only good for refusing)."""
+    if numbers.dtype == object:
+        return _convert_python(numbers, dtype)
     if numbers.dtype.kind == "f":
         wide = numbers.astype(np.float64)  # exact for every float type
         if dtype.kind == "f":
@@ -270,6 +355,8 @@ def _inexact_reason(value: float, dtype: np.dtype[Any]) -> str:
         if abs(value) > float(np.finfo(dtype).max):
             return f"outside {dtype}'s range"
         return f"{dtype} would round it"
+    if isinstance(value, int):  # held as itself: only its range can refuse it
+        return f"outside {dtype}'s range"
     if math.isnan(value):
         return f"NaN has no {dtype} value"
     if math.isinf(value):
@@ -307,7 +394,9 @@ def exact_numeric_column(name: str, values: Any, dtype: np.dtype[Any]) -> np.nda
             exact &= ~missing
     if not exact.all():
         row = int(np.argmin(exact))
-        value = math.nan if missing is not None and missing[row] else numbers[row].item()
+        # A Python int or float, whichever dtype holds the numbers.
+        sent_value = numbers[row : row + 1].tolist()[0]
+        value = math.nan if missing is not None and missing[row] else sent_value
         why = _inexact_reason(value, dtype)
         raise InvalidInputError(
             f"column {name!r}: {sent} value {value!r} does not convert exactly to {dtype}, the "

@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 
 from engine.errors import InvalidInputError
-from engine.transforms.columns import exact_numeric_column, numeric_column
+from engine.transforms.columns import exact_numeric_column, numeric_column, object_numbers_dtype
 
 INT64, FLOAT32, FLOAT64 = np.dtype(np.int64), np.dtype(np.float32), np.dtype(np.float64)
 TWO53, TWO63 = 2**53, 2**63
@@ -127,3 +127,88 @@ def test_numeric_column_still_reads_float64(values: Any) -> None:
     assert got.dtype == FLOAT64
     np.testing.assert_array_equal(got, pd.Series(values, dtype="Float64").to_numpy(
         dtype=np.float64, na_value=np.nan))
+
+
+# Object columns Arrow cannot type: Python ints beside floats that a double would round, ints
+# beyond int64. They are numbers, so they convert exactly (or are refused) like any other.
+@pytest.mark.parametrize("values, dtype, expected", [
+    (np.array([TWO63 - 1, 1.0], object), INT64, [TWO63 - 1, 1]),
+    (np.array([1.0, TWO53 + 1], object), INT64, [1, TWO53 + 1]),
+    (np.array([np.uint64(TWO63 - 1), np.float32(2.0), -TWO63, TWO53 + 1], object), INT64,
+     [TWO63 - 1, 2, -TWO63, TWO53 + 1]),
+    (np.array([TWO63, 0.5], object), FLOAT64, [2.0**63, 0.5]),
+    (np.array([np.uint64(TWO63), 1], object), FLOAT64, [2.0**63, 1.0]),
+    (np.array([2**64, None, np.nan, pd.NA, 0.5], object), FLOAT32,
+     [2.0**64, np.nan, np.nan, np.nan, 0.5]),
+], ids=lambda v: None if isinstance(v, (list, np.dtype)) else str(list(v)))
+def test_mixed_and_big_python_numbers_convert_exactly(values: Any, dtype: np.dtype[Any],
+                                                      expected: list[Any]) -> None:
+    test_exact_values_convert(values, dtype, expected)
+
+
+@pytest.mark.parametrize("values, dtype, message", [
+    (np.array([0.5, TWO53 + 1], object), FLOAT64,
+     _refusal("object value 9007199254740993", "float64", 1, "float64 would round it")),
+    (np.array([2**70, None, 0.1], object), FLOAT32,
+     _refusal("object value 0.1", "float32", 2, "float32 would round it")),
+    (np.array([TWO63], object), INT64,
+     _refusal("object value 9223372036854775808", "int64", 0, "outside int64's range")),
+    (np.array([1, 2**64], object), INT64,
+     _refusal("object value 18446744073709551616", "int64", 1, "outside int64's range")),
+    (np.array([-TWO63 - 1, 1.5], object), INT64,
+     _refusal("object value -9223372036854775809", "int64", 0, "outside int64's range")),
+    (np.array([TWO63, 1.5], object), INT64,
+     _refusal("object value 9223372036854775808", "int64", 0, "outside int64's range")),
+    (np.array([TWO53 + 1, 2.5], object), INT64,
+     _refusal("object value 2.5", "int64", 1, "not a whole number")),
+    (np.array([10**400], object), FLOAT64,
+     _refusal(f"object value {10**400}", "float64", 0, "outside float64's range")),
+    (np.array([1.0, -(10**400)], object), FLOAT32,
+     _refusal(f"object value {-(10**400)}", "float32", 1, "outside float32's range")),
+    # Missing values keep their meaning: no int64 value.
+    (np.array([TWO63 - 1, None, 1.0], object), INT64,
+     _refusal("object value nan", "int64", 1, "NaN has no int64 value")),
+    (np.array([TWO63 - 1, 1.0, pd.NA], object), INT64,
+     _refusal("object value nan", "int64", 2, "NaN has no int64 value")),
+], ids=lambda v: None if isinstance(v, (str, np.dtype)) else str(list(v))[:40])
+def test_mixed_and_big_python_numbers_are_refused_when_changed(values: Any, dtype: np.dtype[Any],
+                                                              message: str) -> None:
+    test_changed_values_are_refused_naming_what_was_sent(values, dtype, message)
+
+
+NOT_NUMBERS = ("column 'c' must be numeric; got object values that are not all numbers "
+               "(None, NaN and pandas NA are the missing values)")
+
+
+@pytest.mark.parametrize("values", [
+    [TWO63, "1"], [TWO53 + 1, 0.5, b"x"], [TWO63, True], [2**64, np.bool_(False)], [True, 1],
+    [TWO63, 1.5, [1]], [TWO63, np.longdouble(1.5)],
+], ids=str)
+@pytest.mark.parametrize("dtype", [INT64, FLOAT64], ids=str)
+def test_objects_that_are_not_all_numbers_are_still_refused(values: list[Any],
+                                                            dtype: np.dtype[Any]) -> None:
+    column = np.empty(len(values), object)
+    column[:] = values
+    for read in (lambda: exact_numeric_column("c", column, dtype), lambda: numeric_column("c", column)):
+        with pytest.raises(InvalidInputError) as refused:
+            read()
+        assert str(refused.value) == NOT_NUMBERS
+
+
+def test_numeric_column_reads_mixed_and_big_python_numbers() -> None:
+    got = numeric_column("c", np.array([TWO63 - 1, None, 0.5, TWO53 + 1, 2**64], object))
+    assert got.dtype == FLOAT64
+    np.testing.assert_array_equal(got, [2.0**63, np.nan, 0.5, 2.0**53, 2.0**64])
+    with pytest.raises(InvalidInputError) as refused:
+        numeric_column("c", np.array([0.5, -(10**400)], object))
+    assert str(refused.value) == (f"column 'c': object value {-(10**400)} (row 1) is outside "
+                                  "float64's range; cast the column first")
+
+
+@pytest.mark.parametrize("values, inferred", [
+    ([TWO63 - 1, 1.0], "float64"), ([TWO63], "float64"), ([None, TWO63], "float64"),
+    ([TWO63, "a"], None), ([TWO63, True], None),
+], ids=str)
+def test_fit_infers_mixed_and_big_python_numbers_as_numbers(values: list[Any],
+                                                           inferred: str | None) -> None:
+    assert object_numbers_dtype(np.array(values, object)) == inferred
