@@ -396,10 +396,12 @@ def exact_numeric_column(name: str, values: Any, dtype: np.dtype[Any]) -> np.nda
         row = int(np.argmin(exact))
         # A Python int or float, whichever dtype holds the numbers.
         sent_value = numbers[row : row + 1].tolist()[0]
-        value = math.nan if missing is not None and missing[row] else sent_value
-        why = _inexact_reason(value, dtype)
+        if missing is not None and missing[row]:  # pandas NA of a nullable integer column
+            shown, why = "<NA>", f"a missing value has no {dtype} value"
+        else:
+            shown, why = repr(sent_value), _inexact_reason(sent_value, dtype)
         raise InvalidInputError(
-            f"column {name!r}: {sent} value {value!r} does not convert exactly to {dtype}, the "
+            f"column {name!r}: {sent} value {shown} does not convert exactly to {dtype}, the "
             f"transform spec's dtype for this column (row {row}: {why}); cast the column first"
         )
     return converted

@@ -102,7 +102,7 @@ def test_exact_values_convert(values: Any, dtype: np.dtype[Any], expected: list[
     (np.array([0.1], np.float32), INT64,
      _refusal("float32 value 0.10000000149011612", "int64", 0, "not a whole number")),
     (pd.Series([1, None], dtype="Int64"), INT64,
-     _refusal("Int64 value nan", "int64", 1, "NaN has no int64 value")),
+     _refusal("Int64 value <NA>", "int64", 1, "a missing value has no int64 value")),
     (np.array([2.0, 0.1]), FLOAT32,
      _refusal("float64 value 0.1", "float32", 1, "float32 would round it")),
     (np.array([1e-50]), FLOAT32,
