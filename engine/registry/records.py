@@ -21,7 +21,7 @@ from __future__ import annotations
 import json
 import math
 import reprlib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import cached_property
@@ -65,13 +65,20 @@ class UnreadableJSON:
         )
 
 
-def read_mapping(stored: Any, what: str) -> tuple[dict[str, Any], str | None]:
-    """A stored metrics/params/tags value as a dict, or ``({}, why)`` when it is no mapping."""
+def read_mapping(
+    stored: Any, what: str, check: Callable[[Mapping[str, Any]], dict[str, Any]]
+) -> tuple[dict[str, Any], str | None]:
+    """A stored metrics/params/tags value as the dict ``check`` (check_metrics, check_params
+    or check_tags: the rule it was written under) gives, or ``({}, why)`` when it is no
+    mapping or ``check`` refuses it: code that reads e.g. a tag then always gets a string."""
     if isinstance(stored, UnreadableJSON):
         return {}, stored.describe(what)
     if not isinstance(stored, Mapping):
         return {}, f"{what} must be a mapping; was {reprlib.repr(stored)}"
-    return dict(stored), None
+    try:
+        return check(stored), None
+    except (TypeError, ValueError) as exc:  # InvalidConfigError
+        return {}, str(exc)
 
 
 def read_timestamp(stored: Any, what: str) -> tuple[datetime | None, str | None]:

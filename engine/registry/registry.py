@@ -712,9 +712,9 @@ def _aliases_by_version_id(conn: sa.Connection, model_id: int) -> dict[int, tupl
 def _record(name: str, row: sa.Row[Any], alias_names: tuple[str, ...]) -> ModelVersion:
     """The row as a record. Never raises on a stored value: what cannot be read is named in
     the record (``*_error``, ``read_errors``), so one bad row cannot hide the others."""
-    metrics, metrics_error = read_mapping(row.metrics, "metrics")
-    params, params_error = read_mapping(row.params, "params")
-    tags, tags_error = read_mapping(row.tags, "tags")
+    metrics, metrics_error = read_mapping(row.metrics, "metrics", check_metrics)
+    params, params_error = read_mapping(row.params, "params", check_params)
+    tags, tags_error = read_mapping(row.tags, "tags", check_tags)
     created_at, created_at_error = read_timestamp(row.created_at, "created_at")
     read_errors = {
         what: error

@@ -42,3 +42,27 @@ def test_unreadable_params_mean_no_drift_monitoring_and_say_why(
     assert watcher._monitors == {}
     assert ("model m:1 is served without drift monitoring: its params cannot be read (params "
             "must be a mapping; was [1, 2])") in caplog.text
+
+
+def test_a_tag_that_is_no_string_is_unreadable_and_the_default_policy_applies(
+    registry: Registry, raw_sql, onnx_model, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A mapping whose values break the rule they were written under (a tag must be a string)
+    is named in read_errors like one that is no mapping: the watcher must never be handed a
+    non-string version policy (that raised AttributeError and stopped every poll)."""
+    registry.register("m", onnx_model(bias=1.0))
+    registry.register("other", onnx_model(bias=2.0), metrics={"acc": 0.5})
+    store_text(raw_sql, "m", 1, tags='{"version_policy": 5}')
+    store_text(raw_sql, "other", 1, metrics='{"acc": "high"}')
+    record = registry.get("m:1")
+    assert record.tags == {}
+    assert record.read_errors == {
+        "tags": "tag 'version_policy' must be a string of at most 4096 characters; was 5"
+    }
+    other = registry.get("other:1")
+    assert (other.metrics, other.read_errors) == (
+        {}, {"metrics": "metric 'acc' must be a finite number; was 'high'"})
+    watcher = RegistryServing(registry, ServingControl())
+    with caplog.at_level(logging.WARNING, logger="engine.server"):
+        assert watcher._registered_policy("m", 1, registry.versions("m")) is None
+    assert "m:1: its tags cannot be read (tag 'version_policy' must be a string" in caplog.text
