@@ -79,8 +79,9 @@ def register(subparsers: Any) -> None:
         "--remove-orphans",
         action="store_true",
         help="first remove the *.parquet.partial files (of every version) in the logs folder "
-        "that no running writer holds: left by a server that was killed, they can never be "
-        "read, and their records are lost. Files a running server writes are kept",
+        "that no running writer holds and nothing wrote to for two hours: left by a server "
+        "that was killed, they can never be read, and their records are lost. Files a running "
+        "server writes are kept",
     )
     report.set_defaults(handler=_report)
 

@@ -24,8 +24,10 @@ again (or the log is closed), with the number of records lost.
 Files of writers that died: the writer holds an exclusive ``flock`` on its open
 ``*.parquet.partial`` for as long as it writes it, and the kernel drops the lock when the
 process ends, however it ends. When a writer starts, it removes every ``*.parquet.partial`` of
-its folder (any model or version, names as the writer gives them) that it can lock: no live
-writer holds it, so it was left by one that was killed (SIGKILL, OOM, power loss). Each is
+its folder (any model or version, names as the writer gives them) that it can lock and that
+nothing has written to for two hours (``ORPHAN_MIN_AGE_S``, longer than any writer keeps a
+file open): no live writer holds it, so it was left by one that was killed (SIGKILL, OOM,
+power loss). Each is
 logged at WARNING with its size and counted in ``orphans_removed``. Its records are lost
 anyway: without the footer a Parquet file cannot be read. ``engine monitor report
 --remove-orphans`` does the same on demand (:func:`remove_orphaned_partials`). The name alone
@@ -34,8 +36,9 @@ often all pid 1. Limits: the lock is only as good as the filesystem's ``flock``:
 filesystems and bind mounts shared between containers of one host are fine; where locks are
 not shared between hosts (some network and FUSE mounts), run the clean-up only on the host of
 the writers. Where ``flock`` fails outright nothing can be locked, so nothing is removed. A
-writer of an engine without this lock (during a rolling upgrade) holds none: its open file
-looks dead.
+writer that holds no lock (an engine without it, during a rolling upgrade; a filesystem where
+flock fails) is covered by the age rule alone: its open file is written or closed within its
+rotation age, so it is never two hours idle.
 
 Counters (:meth:`PredictionLog.counters`): ``offered`` (requests offered to :meth:`record`),
 ``records`` (records in complete ``*.parquet`` files, counted when the file is closed),
@@ -94,6 +97,12 @@ PARTIAL_SUFFIX = ".partial"
 _FILE_NAME = re.compile(
     r"^(?P<model>.+)-v(?P<version>.+)-\d{8}T\d{6}-\d+-\d+\.parquet(?:\.partial)?$"
 )
+# An unlocked ``*.partial`` is removed only when nothing has been written to it for this long:
+# longer than any writer keeps a file open (max_file_age_s, 5 minutes by default; 1 hour in
+# releases before the lock), so a live writer that holds no lock (an older release during an
+# upgrade, a filesystem where flock fails) never loses its file. A writer whose own
+# max_file_age_s is longer waits twice that.
+ORPHAN_MIN_AGE_S = 2 * 3600.0
 # Names tried before a write fails when each is taken (by a writer with the same pid, the same
 # second and sequence number: pid 1 in two containers).
 _NAME_ATTEMPTS = 16
@@ -296,8 +305,9 @@ class PredictionLog:
 
     def _remove_orphans(self) -> None:
         """Remove the files of dead writers in the folder (see the module docstring)."""
+        min_age_s = max(ORPHAN_MIN_AGE_S, 2 * self.config.max_file_age_s)
         try:
-            removed = remove_orphaned_partials(self.directory)
+            removed = remove_orphaned_partials(self.directory, min_age_s=min_age_s)
         except Exception:  # noqa: BLE001  a failed clean-up must not stop the writer
             _log.exception("cleaning up dead prediction logs in %s failed", str(self.directory))
             return
@@ -517,15 +527,20 @@ class _ParquetRotator:
             except FileExistsError:
                 continue
             try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:  # a clean-up holds it and deletes it
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:  # a clean-up holds it and deletes it
+                    os.close(fd)
+                    continue
+                except OSError as exc:  # no locks here: only the age rule protects the file
+                    self._warn_unlockable(exc)
+                if not _names(path, fd):  # deleted by a clean-up before we locked it
+                    os.close(fd)
+                    continue
+            except BaseException:  # an unexpected failure: no descriptor or empty file left
                 os.close(fd)
-                continue
-            except OSError as exc:  # no locks on this filesystem: nobody can remove it either
-                self._warn_unlockable(exc)
-            if not _names(path, fd):  # deleted by a clean-up before we locked it
-                os.close(fd)
-                continue
+                path.unlink(missing_ok=True)
+                raise
             self._lock_fd = fd
             return path
         raise OSError(errno.EEXIST, f"no free file name after {_NAME_ATTEMPTS} tries", str(path))
@@ -606,12 +621,16 @@ def _names(path: Path, fd: int) -> bool:
     return (now.st_dev, now.st_ino) == (opened.st_dev, opened.st_ino)
 
 
-def remove_orphaned_partials(directory: str | Path) -> list[tuple[Path, int]]:
+def remove_orphaned_partials(
+    directory: str | Path, *, min_age_s: float = ORPHAN_MIN_AGE_S
+) -> list[tuple[Path, int]]:
     """Remove the ``*.parquet.partial`` files of ``directory`` that no live writer holds.
 
     A writer holds an exclusive ``flock`` on its open file until it renames or deletes it,
-    and a process that dies loses its locks: a file we can lock was left by a writer that
-    died. Its records are lost anyway (no Parquet footer). Only names the writer gives are
+    and a process that dies loses its locks: a file we can lock, and that nothing has written
+    to for ``min_age_s`` (see ORPHAN_MIN_AGE_S: the lock alone does not cover writers that
+    hold none), was left by a writer that died. Its records are lost anyway (no Parquet
+    footer). Only names the writer gives are
     considered; a file we cannot open, lock or check is kept. Never waits for a lock (a
     held file is skipped at once); logs only files it failed to delete. Returns ``(path, size
     in bytes)`` of each file removed, for the caller to report. See the module docstring for
@@ -625,14 +644,15 @@ def remove_orphaned_partials(directory: str | Path) -> list[tuple[Path, int]]:
     for path in candidates:
         if not _FILE_NAME.match(path.name):
             continue
-        size = _remove_if_unheld(path)
+        size = _remove_if_unheld(path, min_age_s)
         if size is not None:
             removed.append((path, size))
     return removed
 
 
-def _remove_if_unheld(path: Path) -> int | None:
-    """Delete ``path`` if we can lock it; its size, or None when it was kept."""
+def _remove_if_unheld(path: Path, min_age_s: float) -> int | None:
+    """Delete ``path`` if we can lock it and it was last written ``min_age_s`` ago or more;
+    its size, or None when it was kept."""
     try:
         # Read-write: on NFS an exclusive lock needs a file open for writing.
         fd = os.open(path, os.O_RDWR | os.O_NOFOLLOW | os.O_NONBLOCK)
@@ -647,7 +667,7 @@ def _remove_if_unheld(path: Path) -> int | None:
         if not _names(path, fd):
             return None
         info = os.fstat(fd)
-        if not stat.S_ISREG(info.st_mode):
+        if not stat.S_ISREG(info.st_mode) or time.time() - info.st_mtime < min_age_s:
             return None
         try:
             # Still locked: a writer that just created this name finds it locked, or gone.

@@ -199,9 +199,9 @@ def _log_notes(folder: LogFolder) -> list[str]:
             f"{len(folder.open_files)} prediction log file(s) are not readable yet "
             f"(*.parquet.partial, newest written {_when(newest)}): a running server closes "
             "each file within its rotation age (5 minutes by default), and its records then "
-            "appear here; a file left by a server that was killed stays unreadable, and is "
-            "removed when a server starts writing in this folder (or by this command with "
-            "--remove-orphans)."
+            "appear here; a file left by a server that was killed stays unreadable, and once "
+            "nothing has written to it for two hours it is removed when a server starts "
+            "writing in this folder (or by this command with --remove-orphans)."
         )
     if folder.skipped:
         names = ", ".join(f"{p.name} ({reason})" for p, reason in folder.skipped)

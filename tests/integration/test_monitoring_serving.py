@@ -15,9 +15,11 @@ The registry is driven through the `engine models` command, so this process neve
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import threading
+import time
 import urllib.request
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -226,6 +228,8 @@ def test_the_open_log_of_a_killed_server_is_removed_by_the_next_not_a_running_on
 ) -> None:
     import pyarrow.parquet as pq
 
+    from engine.monitoring.prediction_log import ORPHAN_MIN_AGE_S
+
     home = tmp_path / "engine-home"
     _register(home, "add", write_add_model(tmp_path / "add.onnx"), GOOD_PROFILE)
     logs = home / "logs" / "add"
@@ -246,6 +250,8 @@ def test_the_open_log_of_a_killed_server_is_removed_by_the_next_not_a_running_on
         killed.close_pipes()
     (dead,) = partials()
     size = dead.stat().st_size
+    then = time.time() - ORPHAN_MIN_AGE_S - 60  # as if the server had died two hours ago
+    os.utime(dead, (then, then))
     running = start_server(args, tmp_path)
     try:
         wait_for("the dead file's removal", lambda: _metrics(running).get(orphans) == 1, WAIT_S)

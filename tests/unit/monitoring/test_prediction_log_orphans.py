@@ -14,6 +14,7 @@ import os
 import select
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from datetime import datetime, timezone
 from pathlib import Path
@@ -27,6 +28,7 @@ from prometheus_client import CollectorRegistry
 from engine.cli import main
 from engine.monitoring.collector import DriftCollector
 from engine.monitoring.prediction_log import (
+    ORPHAN_MIN_AGE_S,
     PredictionLog,
     PredictionLogConfig,
     read_prediction_logs,
@@ -99,7 +101,14 @@ def live_and_killed(folder: Path, writers: list[Writer]) -> tuple[Writer, Path]:
     killed.kill()
     assert live.partial.exists() and killed.partial.exists()
     assert killed.partial.stat().st_size > 0  # a row group, but no footer
+    backdate(killed.partial)
     return live, killed.partial
+
+
+def backdate(path: Path, seconds: float = ORPHAN_MIN_AGE_S + 60) -> None:
+    """As if nothing had written to ``path`` for ``seconds``: a dead writer's file, later."""
+    then = time.time() - seconds
+    os.utime(path, (then, then))
 
 
 def test_a_starting_writer_removes_only_files_no_live_writer_holds(
@@ -179,3 +188,27 @@ def test_a_name_another_writer_holds_is_never_truncated(tmp_path: Path) -> None:
     assert [f.name[-13:] for f in log.files] == ["-0002.parquet"]
     assert pq.read_metadata(log.files[0]).num_rows == 1
     assert log.counters()["orphans_removed"] == 0
+
+
+def test_an_unlocked_file_written_recently_is_kept(
+    tmp_path: Path, writers: list[Writer], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A writer that holds no lock (an older release, a filesystem where flock fails) writes
+    or closes its file within its rotation age: an unlocked file that is not two hours idle
+    is kept, by a starting writer and by --remove-orphans alike."""
+    folder, out = tmp_path / "logs", tmp_path / "r.html"
+    unheld = Writer(folder, version=1)
+    writers.append(unheld)
+    unheld.kill()  # its file: unlocked, as an older release's would be, and written just now
+    backdate(unheld.partial, ORPHAN_MIN_AGE_S - 600)  # ten minutes short of the age
+    log = PredictionLog(folder, model="m", version=2, config=PredictionLogConfig(sample_rate=1.0))
+    assert log.flush()
+    assert unheld.partial.exists() and log.counters()["orphans_removed"] == 0
+    log.close()
+    args = ["monitor", "report", "m", "--logs", str(folder), "--history", str(tmp_path)]
+    assert main([*args, "--out", str(out), "--remove-orphans"]) == 0
+    assert unheld.partial.exists()
+    assert "removed '" not in capsys.readouterr().err  # the line naming a removed file
+    backdate(unheld.partial)  # two hours idle: now it goes
+    assert main([*args, "--out", str(out), "--remove-orphans"]) == 0
+    assert not unheld.partial.exists()
