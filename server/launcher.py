@@ -254,6 +254,7 @@ def serve(options: ServeOptions, *, stop: threading.Event | None = None) -> int:
             watcher.sync()
             served = control.served()
             if not served:
+                # Cumulative failure counts: right here, after the first sync only.
                 failed = sorted(watcher.metrics_snapshot()[0])
                 if failed:  # the alias exists: say that its versions failed, not that it is absent
                     log.warning("no model is served: %s, with alias %r, failed to load (see the "

@@ -396,7 +396,10 @@ def exact_numeric_column(name: str, values: Any, dtype: np.dtype[Any]) -> np.nda
         row = int(np.argmin(exact))
         # A Python int or float, whichever dtype holds the numbers.
         sent_value = numbers[row : row + 1].tolist()[0]
-        if missing is not None and missing[row]:  # pandas NA of a nullable integer column
+        # A missing value among integers (pandas NA of a nullable column; None, NaN or NA in
+        # an object column of ints), kept as a mask. Among floats a missing value is NaN and
+        # is worded as one: the two cannot be told apart there.
+        if missing is not None and missing[row]:
             shown, why = "<NA>", f"a missing value has no {dtype} value"
         else:
             shown, why = repr(sent_value), _inexact_reason(sent_value, dtype)
