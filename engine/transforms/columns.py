@@ -110,10 +110,10 @@ def _arrow_numbers(values: Any) -> Any:
     numbers = pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_null(t)
     # After a float, Arrow reads Python bools as 1.0 and 0.0, where [True, 1] is refused: a
     # bool is no number here, whatever comes first.
-    if pa.types.is_floating(t) and any(
-        isinstance(x, (bool, np.bool_)) for x in np.asarray(values, dtype=object).ravel()
-    ):
-        return None
+    if pa.types.is_floating(t):
+        types = set(map(type, np.asarray(values, dtype=object).ravel()))  # a C loop, not ours
+        if bool in types or np.bool_ in types:
+            return None
     return typed if numbers else None
 
 
