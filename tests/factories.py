@@ -79,6 +79,16 @@ def elementwise(path: Path, elem_type: int, op: str = "Identity", width: int = 3
     return _save(graph, path)
 
 
+def features_identity(path: Path, width: int) -> Path:
+    """'features' [N, width] float32 -> 'y' = features: the model after a transform spec, so
+    outputs show exactly what the transform made."""
+    graph = helper.make_graph(
+        [helper.make_node("Identity", ["features"], ["y"])], "identity",
+        [helper.make_tensor_value_info("features", TensorProto.FLOAT, ["N", width])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", width])])
+    return _save(graph, path)
+
+
 def fixed_shape(path: Path) -> Path:
     """Input 'x' float32 [2, 3] (no dynamic dim: batching off) -> 'y' = x + 1."""
     one = numpy_helper.from_array(np.ones((1,), np.float32), "one")

@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import factories
 import numpy as np
 import onnx
 import pytest
@@ -80,17 +81,6 @@ DEFAULTS = {"f": np.array([1.0, 2.5, -3.0], np.float32), "n": np.array([1, 2, 3]
             "d": np.array([0.25, 2.0, 7.0], np.float64)}
 
 
-def _identity(path: Path, width: int) -> Path:
-    graph = helper.make_graph(
-        [helper.make_node("Identity", ["features"], ["y"])], "identity",
-        [helper.make_tensor_value_info("features", TensorProto.FLOAT, ["N", width])],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", width])])
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    model.ir_version = 9
-    onnx.save(model, str(path))
-    return path
-
-
 @pytest.fixture(scope="module")
 def typed(tmp_path_factory: pytest.TempPathFactory):
     """(spec, in-process model, gRPC client) for a model with float32, int64 and float64 raw
@@ -101,7 +91,7 @@ def typed(tmp_path_factory: pytest.TempPathFactory):
                {c: [{"op": "standardize"}] for c in ("f", "n", "d")})
     assert [(c.name, c.dtype) for c in spec.inputs] == [
         ("f", "float32"), ("n", "int64"), ("d", "float64")]
-    path = _identity(tmp / "identity.onnx", spec.width)
+    path = factories.features_identity(tmp / "identity.onnx", spec.width)
     config = engine.ModelConfig(transforms=spec.to_dict())
     with engine.Registry(home=tmp / "engine-home") as registry:
         registry.register("typed", path, alias="production", config=config)

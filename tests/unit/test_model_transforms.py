@@ -6,12 +6,11 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import factories
 import numpy as np
-import onnx
 import onnxruntime as ort
 import pandas as pd
 import pytest
-from onnx import TensorProto, helper
 
 import engine
 from engine.errors import InvalidConfigError, InvalidInputError
@@ -33,22 +32,10 @@ def training_columns(rows: int, seed: int) -> dict[str, np.ndarray]:
     }
 
 
-def identity_model(path: Path, width: int) -> Path:
-    """features [N, width] -> y = features (so outputs show exactly what the transform made)."""
-    graph = helper.make_graph(
-        [helper.make_node("Identity", ["features"], ["y"])], "identity",
-        [helper.make_tensor_value_info("features", TensorProto.FLOAT, ["N", width])],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", width])])
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    model.ir_version = 9
-    onnx.save(model, str(path))
-    return path
-
-
 @pytest.fixture(scope="module")
 def spec_and_model(tmp_path_factory: pytest.TempPathFactory):
     spec = fit(training_columns(500, 0), TEMPLATE)
-    path = identity_model(tmp_path_factory.mktemp("tx") / "identity.onnx", spec.width)
+    path = factories.features_identity(tmp_path_factory.mktemp("tx") / "identity.onnx", spec.width)
     return spec, path
 
 
@@ -107,7 +94,7 @@ def test_raw_column_errors_name_the_column(spec_and_model) -> None:
 
 def test_transform_width_must_match_the_model(spec_and_model, tmp_path: Path) -> None:
     spec, _ = spec_and_model
-    wrong = identity_model(tmp_path / "wrong.onnx", spec.width + 1)
+    wrong = factories.features_identity(tmp_path / "wrong.onnx", spec.width + 1)
     with pytest.raises(InvalidConfigError, match=f"transforms produce float32 \\[rows, {spec.width}\\]"):
         engine.load(wrong, config=engine.ModelConfig(transforms=spec.to_dict(), max_batch_size=512))
 
@@ -124,7 +111,7 @@ def missing_spec_and_model(tmp_path_factory: pytest.TempPathFactory):
     train = pd.DataFrame({"age": [30.0, 40.0, np.nan, 50.0],
                           "city": ["paris", "rome", "paris", "berlin"]})
     spec = fit(train, MISSING_TEMPLATE)
-    path = identity_model(tmp_path_factory.mktemp("tx") / "identity.onnx", spec.width)
+    path = factories.features_identity(tmp_path_factory.mktemp("tx") / "identity.onnx", spec.width)
     with engine.load(path, config=engine.ModelConfig(transforms=spec.to_dict())) as model:
         yield spec, model
 
@@ -178,7 +165,7 @@ def test_numeric_raw_columns_refuse_a_lossy_conversion(tmp_path: Path) -> None:
     spec = fit({"n": np.arange(4, dtype=np.int64), "f": np.arange(4, dtype=np.float32)},
                {"n": [{"op": "standardize"}], "f": [{"op": "standardize"}]})
     assert [c.dtype for c in spec.inputs] == ["int64", "float32"]
-    path = identity_model(tmp_path / "identity.onnx", spec.width)
+    path = factories.features_identity(tmp_path / "identity.onnx", spec.width)
     with engine.load(path, config=engine.ModelConfig(transforms=spec.to_dict())) as model:
         exact = {"n": np.array([1.0, 2.0]), "f": np.array([0.5, 2.0])}  # exact in int64/float32
         assert_like_offline(spec, model, exact)
@@ -200,7 +187,7 @@ def test_dataframe_integer_columns_are_checked_as_sent(tmp_path: Path) -> None:
     spec = fit({"a": np.arange(4, dtype=np.float64), "n": np.arange(4, dtype=np.int64)},
                {"a": [{"op": "impute", "strategy": "mean"}], "n": [{"op": "standardize"}]})
     assert [c.dtype for c in spec.inputs] == ["float64", "int64"]
-    path = identity_model(tmp_path / "identity.onnx", spec.width)
+    path = factories.features_identity(tmp_path / "identity.onnx", spec.width)
     with engine.load(path, config=engine.ModelConfig(transforms=spec.to_dict())) as model:
         big = pd.array([2**53 + 1, None], dtype="Int64")
         frame = pd.DataFrame({"a": big, "n": pd.array([1, 2], dtype="Int64")})

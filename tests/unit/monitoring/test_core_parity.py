@@ -75,6 +75,30 @@ def batch(rng: np.random.Generator, n: int) -> dict[str, np.ndarray]:
     return {"a": a, "b": b, "k": k}
 
 
+def _oracle_and_monitor(
+    model: engine.Model, profile: Any
+) -> tuple[NumpyDriftCounter, DriftMonitor]:
+    """The numpy oracle and a drift monitor, both counting ``profile``'s bins (the core's bins
+    are installed by the monitor)."""
+    reference = drift_reference(profile, model)
+    oracle = NumpyDriftCounter()
+    oracle.set_drift_bins(reference.core_features())
+    monitor = DriftMonitor(
+        model.core, reference, model="m", version=1, config=MonitorConfig(min_rows=1)
+    )
+    return oracle, monitor
+
+
+def _served_window(
+    model: engine.Model, oracle: NumpyDriftCounter, monitor: DriftMonitor, frame: Any
+) -> Any:
+    """Serve ``frame``, check the core counted it as the oracle does, close the window."""
+    model.predict(as_served(frame))
+    oracle.observe(as_served(frame))
+    assert model.core.drift_counts() == oracle.drift_counts()
+    return monitor.poll(force=True)
+
+
 def test_core_counts_equal_the_numpy_oracle(multi_io: engine.Model) -> None:
     oracle = NumpyDriftCounter()
     oracle.set_drift_bins(full(MULTI_IO_FEATURES))
@@ -143,17 +167,9 @@ def test_value_bins_match_the_core_and_shifts_show(tmp_path: Path) -> None:
     profile = profile_frame(train, ["flag", "constant", "sex", "visits"], ["code"])
     path = factories.elementwise(tmp_path / "x5.onnx", onnx.TensorProto.FLOAT, width=5)
     with engine.load(path, config=engine.ModelConfig(max_batch_size=4000)) as model:
-        reference = drift_reference(profile, model)
-        oracle = NumpyDriftCounter()
-        oracle.set_drift_bins(reference.core_features())
-        monitor = DriftMonitor(
-            model.core, reference, model="m", version=1, config=MonitorConfig(min_rows=1)
-        )
+        oracle, monitor = _oracle_and_monitor(model, profile)
 
-        model.predict(as_served(train))
-        oracle.observe(as_served(train))
-        assert model.core.drift_counts() == oracle.drift_counts()
-        window = monitor.poll(force=True)
+        window = _served_window(model, oracle, monitor, train)
         assert window is not None and window.drifted == ()
         for f in window.features:
             assert np.array(f.counts) / window.rows == pytest.approx(f.reference, abs=1e-12)
@@ -164,10 +180,7 @@ def test_value_bins_match_the_core_and_shifts_show(tmp_path: Path) -> None:
         shifted["sex"] = 0.0506801187398187  # one sex only
         shifted["visits"] = np.where(shifted["visits"] == 0.0, -1.0, shifted["visits"])
         shifted["code"] = rng.choice([0.1, 0.25, 0.3, 2.0], 2000, p=[0.1, 0.1, 0.4, 0.4])
-        model.predict(as_served(shifted))
-        oracle.observe(as_served(shifted))
-        assert model.core.drift_counts() == oracle.drift_counts()
-        window = monitor.poll(force=True)
+        window = _served_window(model, oracle, monitor, shifted)
         assert window is not None
         assert set(window.drifted) == {"flag", "constant", "sex", "visits", "code"}
         by_name = {f.name: f for f in window.features}
@@ -189,16 +202,8 @@ def test_training_infinities_match_the_cores_inf_slot(tmp_path: Path) -> None:
     save_profile(profile, tmp_path / "profile.json")  # raised ValueError on inf statistics
     path = factories.elementwise(tmp_path / "x5.onnx", onnx.TensorProto.FLOAT, width=5)
     with engine.load(path, config=engine.ModelConfig(max_batch_size=n)) as model:
-        reference = drift_reference(profile, model)
-        oracle = NumpyDriftCounter()
-        oracle.set_drift_bins(reference.core_features())
-        monitor = DriftMonitor(
-            model.core, reference, model="m", version=1, config=MonitorConfig(min_rows=1)
-        )
-        model.predict(as_served(train))
-        oracle.observe(as_served(train))
-        assert model.core.drift_counts() == oracle.drift_counts()
-        window = monitor.poll(force=True)
+        oracle, monitor = _oracle_and_monitor(model, profile)
+        window = _served_window(model, oracle, monitor, train)
         assert window is not None and window.drifted == ()
         for f in window.features:
             assert f.counts[-1] > 0  # the +-inf slot
