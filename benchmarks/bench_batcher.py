@@ -2,12 +2,16 @@
 64 submitters of one row each through the batcher vs raw ORT on 64-row batches (target >= 85%
 of raw), and the batcher's added p50 latency at concurrency 1 (target <= 30 us). Then the same
 question from Python: 64 threads calling Model.predict, against ORT's Python API on 64-row
-batches, printed for reference (Python's per-call cost is in that figure, not the batcher's)."""
+batches, and 64 requests kept in flight from one thread (asyncio and futures), printed for
+reference (Python's per-call cost is in those figures, not the batcher's)."""
 
 from __future__ import annotations
 
+import asyncio
+import statistics
 import subprocess
 import time
+from concurrent.futures import FIRST_COMPLETED, wait
 from pathlib import Path
 
 import numpy as np
@@ -38,13 +42,18 @@ def test_batcher_cpp(mlp_path: Path) -> None:
     assert "ratio" in out
 
 
-def test_batcher_python_threads(mlp_path: Path) -> None:
-    model = engine.load(mlp_path, config=engine.ModelConfig(intra_op_threads=1))
+def _ort_session(path: Path) -> ort.InferenceSession:
+    """ORT's Python API with the engine's session settings (1 thread, no spinning)."""
     options = ort.SessionOptions()
     options.intra_op_num_threads = 1
     options.inter_op_num_threads = 1
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    session = ort.InferenceSession(str(mlp_path), options, providers=["CPUExecutionProvider"])
+    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+
+def test_batcher_python_threads(mlp_path: Path) -> None:
+    model = engine.load(mlp_path, config=engine.ModelConfig(intra_op_threads=1))
+    session = _ort_session(mlp_path)
     batch = np.ones((64, 32), np.float32)
     row = np.ones((1, 32), np.float32)
 
@@ -64,4 +73,62 @@ def test_batcher_python_threads(mlp_path: Path) -> None:
     ours = sorted(threads_rows_per_s(1.0) for _ in range(3))[1]
     print(f"\n[bench_batcher] python: 64 threads x Model.predict(1 row) {ours:,.0f} rows/s, "
           f"ORT python API on 64-row batches {raw:,.0f} rows/s, ratio {ours / raw:.3f}")
+    model.close()
+
+
+def test_batcher_python_async(mlp_path: Path) -> None:
+    """64 one-row requests kept in flight from one Python thread: asyncio tasks awaiting
+    predict_async, and submit() futures topped up as they complete. The baseline is ORT's
+    Python API on 64-row batches, in alternating rounds."""
+    model = engine.load(mlp_path, config=engine.ModelConfig(intra_op_threads=1))
+    session = _ort_session(mlp_path)
+    batch = np.ones((64, 32), np.float32)
+    row = np.ones((1, 32), np.float32)
+
+    def raw_rows_per_s(seconds: float) -> float:
+        rows, start = 0, time.perf_counter()
+        while time.perf_counter() - start < seconds:
+            session.run(None, {"x": batch})
+            rows += 64
+        return rows / (time.perf_counter() - start)
+
+    def asyncio_rows_per_s(seconds: float) -> float:
+        async def client(end: float) -> int:
+            rows = 0
+            while time.perf_counter() < end:
+                await model.predict_async(row)
+                rows += 1
+            return rows
+
+        async def main() -> float:
+            start = time.perf_counter()
+            counts = await asyncio.gather(*(client(start + seconds) for _ in range(64)))
+            return sum(counts) / (time.perf_counter() - start)
+
+        return asyncio.run(main())
+
+    def futures_rows_per_s(seconds: float) -> float:
+        rows, start = 0, time.perf_counter()
+        pending = {model.submit(row) for _ in range(64)}
+        while time.perf_counter() - start < seconds:
+            done, pending = wait(pending, return_when=FIRST_COMPLETED)
+            for future in done:
+                future.result()
+                rows += 1
+                pending.add(model.submit(row))
+        wait(pending)
+        return rows / (time.perf_counter() - start)
+
+    raw, via_asyncio, via_futures = [], [], []
+    for _ in range(3):
+        raw.append(raw_rows_per_s(1.0))
+        via_asyncio.append(asyncio_rows_per_s(1.0))
+        via_futures.append(futures_rows_per_s(1.0))
+    base = statistics.median(raw)
+    for label, rates in (("asyncio, 64 tasks x predict_async", via_asyncio),
+                         ("submit(), 64 futures in flight", via_futures)):
+        ours = statistics.median(rates)
+        print(f"\n[bench_batcher] python: {label} (1 row each) {ours:,.0f} rows/s, ORT python "
+              f"API on 64-row batches {base:,.0f} rows/s, ratio {ours / base:.3f}", end="")
+    print()
     model.close()
