@@ -572,7 +572,10 @@ def import_repository(
         alias=alias,
         skip_registered=True,
     )
-    return [
-        ImportResult(model.name, item.version, record.version, skipped)
-        for (model, item), (record, skipped) in zip(selected, outcomes)
-    ]
+    results = []
+    for (model, item), (record, skipped) in zip(selected, outcomes):
+        # Registered now, or matched to a version whose number reads (register_all skips
+        # only those): never None here.
+        assert record.version is not None
+        results.append(ImportResult(model.name, item.version, record.version, skipped))
+    return results

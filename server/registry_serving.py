@@ -88,13 +88,14 @@ def parse_version_policy(text: str) -> VersionPolicy:
 
 def _select(policy: VersionPolicy | None, records: list[ModelVersion]) -> set[int]:
     """Versions the policy picks: latest/all among ready versions; specific ones that exist
-    (archived included: they stay loadable by number)."""
+    (archived included: they stay loadable by number). A version whose number cannot be read
+    (SQLite only: see engine.registry.records) is never picked: it cannot be loaded."""
     if policy is None:
         return set()
+    numbered = [(r.version, r.status) for r in records if r.version is not None]
     if policy.kind == "specific":
-        existing = {r.version for r in records}
-        return set(policy.versions) & existing
-    ready = sorted(r.version for r in records if r.status == "ready")
+        return set(policy.versions) & {version for version, _ in numbered}
+    ready = sorted(version for version, status in numbered if status == "ready")
     return set(policy.select(ready))
 
 
@@ -245,8 +246,15 @@ class RegistryServing:
     def _desired(self) -> dict[str, _Desired]:
         out: dict[str, _Desired] = {}
         for summary in self.registry.list():
-            target = summary.aliases.get(self.alias)
+            if self.alias not in summary.aliases:
+                continue
+            target = summary.aliases[self.alias]
             if target is None:
+                # The alias exists but its version cannot be told (a damaged row): keep what
+                # serves rather than retire the model as if the alias were gone.
+                held = self._hold(summary.name, summary.read_errors.get(f"alias {self.alias}"))
+                if held is not None:
+                    out[summary.name] = held
                 continue
             policy = self.policy
             extra: set[int] = set()
@@ -259,6 +267,18 @@ class RegistryServing:
             extra = _select(policy, records)
             out[summary.name] = _Desired(target, frozenset(extra | {target}))
         return out
+
+    def _hold(self, name: str, error: str | None) -> _Desired | None:
+        """What to want for ``name`` while its alias's version cannot be told: what serves now
+        (None when nothing does). Warned once per damage, not once per poll."""
+        self._warn_once((name, "alias", error), "%s@%s cannot be followed: %s; what was "
+                        "serving stays", name, self.alias, error)
+        with self._lock:
+            current = self._defaults.get(name)
+        if current is None:
+            return None
+        served = {s.version for s in self.control.served() if s.name == name}
+        return _Desired(current, frozenset(served | {current}))
 
     def _registered_policy(
         self, name: str, target: int, records: list[ModelVersion]

@@ -10,6 +10,10 @@ note, and ``--json`` carries the stored values with ``config_error`` / ``signatu
 ``lineage_error``. So is one whose metrics, params, tags or timestamps cannot be read at all
 (text that is not JSON, JSON that is no mapping): ``show`` marks each as unreadable and why,
 ``versions`` names it in the REFUSED column, ``--json`` gives null and ``read_errors``.
+So is one whose version number or size is no integer (SQLite keeps any value in an INTEGER
+column): ``versions`` and ``show`` print ``?`` or "unreadable" and the column and stored value
+(``versions`` under the table), ``list`` prints the alias as ``NAME=?`` and notes under the
+table what cannot be read.
 """
 
 from __future__ import annotations
@@ -190,12 +194,15 @@ def _list(args: argparse.Namespace) -> int:
                 m.name,
                 _or_dash(m.latest_version),
                 str(m.version_count),
-                ", ".join(f"{a}={v}" for a, v in m.aliases.items()) or "-",
+                ", ".join(f"{a}={_or_unknown(v)}" for a, v in m.aliases.items()) or "-",
                 _time(m.updated_at),
             ]
             for m in models
         ],
     )
+    for m in models:
+        for what, error in m.read_errors.items():
+            print(f"{m.name}: {what}: {error}")
     return 0
 
 
@@ -209,11 +216,11 @@ def _show(args: argparse.Namespace) -> int:
     _print_fields(
         [
             ("name", record.name),
-            ("version", str(record.version)),
+            ("version", _readable(record, "version", str(record.version))),
             ("status", record.status),
             ("aliases", ", ".join(record.aliases) or "-"),
             ("sha256", record.sha256),
-            ("size_bytes", str(record.size_bytes)),
+            ("size_bytes", _readable(record, "size_bytes", str(record.size_bytes))),
             ("created_at", _readable(record, "created_at", _time(record.created_at))),
             ("created_by", _text(lin["created_by"])),
             ("description", record.description or "-"),
@@ -252,11 +259,11 @@ def _versions(args: argparse.Namespace) -> int:
         ["VERSION", "STATUS", "ALIASES", "SHA256", "SIZE", "CREATED", "REFUSED", "DESCRIPTION"],
         [
             [
-                str(r.version),
+                _or_unknown(r.version),
                 r.status,
                 ", ".join(r.aliases) or "-",
                 r.sha256[:12],
-                str(r.size_bytes),
+                _or_unknown(r.size_bytes),
                 _time(r.created_at),
                 _refused(r),
                 r.description or "-",
@@ -264,6 +271,10 @@ def _versions(args: argparse.Namespace) -> int:
             for r in records
         ],
     )
+    for r in records:  # these cells show only "?": say what is stored instead
+        for what in ("version", "size_bytes"):
+            if what in r.read_errors:
+                print(f"{r.ref}: {r.read_errors[what]}")
     return 0
 
 
@@ -510,6 +521,10 @@ def _short(value: str) -> str:
 
 def _or_dash(value: int | None) -> str:
     return "-" if value is None else str(value)
+
+
+def _or_unknown(value: int | None) -> str:
+    return "?" if value is None else str(value)  # None: unreadable, read_errors says why
 
 
 def _time(value: datetime | None) -> str:

@@ -12,8 +12,11 @@ the model file), needed by drift monitoring and lineage displays.
 
 Reading a record never fails on one bad stored value either: JSON text that does not decode
 arrives as :class:`UnreadableJSON` (and is then refused like any other bad config, signature
-or lineage), and metrics, params, tags or timestamps this engine cannot read are named in
-``read_errors`` (see :class:`ModelVersion`).
+or lineage), and metrics, params, tags, timestamps or integers this engine cannot read are
+named in ``read_errors`` (see :class:`ModelVersion`). Integers: SQLite keeps any value in an
+INTEGER column (type affinity turns the text '3' into 3, but keeps 'abc', '' or 3.5 as they are),
+so a row edited outside the engine can hold one; PostgreSQL refuses such values, so there this
+never happens.
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.config import ModelConfig
-from engine.errors import InvalidConfigError
+from engine.errors import InvalidConfigError, ModelLoadError
 from engine.names import parse_ref
 from engine.signature import TensorSpec
 
@@ -79,6 +82,20 @@ def read_mapping(
         return check(stored), None
     except (TypeError, ValueError) as exc:  # InvalidConfigError
         return {}, str(exc)
+
+
+def read_integer(
+    stored: Any, what: str, low: int, high: int | None = None
+) -> tuple[int | None, str | None]:
+    """A stored integer in ``[low, high]``, or ``(None, why)`` naming ``what`` (the column, as
+    ``table.column``) and the stored value. Only SQLite can hand back anything else (see the
+    module docstring)."""
+    if type(stored) is not int:  # text, a REAL or a BLOB; never bool from a driver
+        return None, f"{what} holds {reprlib.repr(stored)}, not an integer"
+    if stored < low or (high is not None and stored > high):
+        bounds = f"in [{low}, {high}]" if high is not None else f">= {low}"
+        return None, f"{what} holds {stored}, not an integer {bounds}"
+    return stored, None
 
 
 def read_timestamp(stored: Any, what: str) -> tuple[datetime | None, str | None]:
@@ -152,16 +169,21 @@ class ModelVersion:
     so one version written under other rules cannot break listing, showing or resolving any
     other.
 
-    ``metrics``, ``params`` and ``tags`` are ``{}`` and ``created_at`` is None when the stored
-    value cannot be read (text that is not JSON, JSON that is no mapping, a timestamp that is
-    not ISO 8601); ``read_errors`` then maps the field to the problem, and is empty otherwise.
+    ``metrics``, ``params`` and ``tags`` are ``{}`` and ``created_at``, ``version`` and
+    ``size_bytes`` are None when the stored value cannot be read (text that is not JSON, JSON
+    that is no mapping, a timestamp that is not ISO 8601, an integer column holding text or a
+    REAL on SQLite); ``read_errors`` then maps the field to the problem, and is empty otherwise.
+    A version whose own number cannot be read (its error names its row id) is listed by
+    ``Registry.versions`` and reachable through an alias, but never by number, never as the
+    latest, and never loaded; one whose size cannot be read is not loaded either (the size is
+    part of verifying the artifact).
     """
 
     name: str
-    version: int
+    version: int | None  # None: read_errors["version"] says why
     status: str
     sha256: str
-    size_bytes: int
+    size_bytes: int | None  # None: read_errors["size_bytes"] says why
     stored_signature: Any
     stored_config: Any
     metrics: dict[str, float]
@@ -175,7 +197,24 @@ class ModelVersion:
 
     @property
     def ref(self) -> str:
-        return f"{self.name}:{self.version}"
+        """``name:VERSION``; ``name:?`` when the stored number cannot be read."""
+        return f"{self.name}:{self._number}"
+
+    @property
+    def _number(self) -> str:
+        return "?" if self.version is None else str(self.version)
+
+    def check_loadable(self) -> None:
+        """Raises ModelLoadError, naming the model, the version, the column and the stored
+        value, when this version cannot be loaded whatever its config: its own number or its
+        artifact's size cannot be read (the size is part of verifying the artifact)."""
+        errors = [self.read_errors[f] for f in ("version", "size_bytes") if f in self.read_errors]
+        if errors:
+            raise ModelLoadError(
+                f"model {self.name!r} version {self._number} cannot be loaded: "
+                f"{'; '.join(errors)} (its row was changed outside the engine: fix the row, or "
+                f"register the model file again)"
+            )
 
     @property
     def config(self) -> ModelConfig:
@@ -186,7 +225,7 @@ class ModelVersion:
         config, error = self._checked_config
         if config is None:
             raise InvalidConfigError(
-                f"model {self.name!r} version {self.version} cannot be loaded: its stored config "
+                f"model {self.name!r} version {self._number} cannot be loaded: its stored config "
                 f"is refused by this engine: {error} (written by another release; register the "
                 f"model file again with a config this engine accepts)"
             )
@@ -236,7 +275,7 @@ class ModelVersion:
 
     def _refused(self, what: str, error: str | None) -> InvalidConfigError:
         return InvalidConfigError(
-            f"model {self.name!r} version {self.version}: its stored {what} is refused by this "
+            f"model {self.name!r} version {self._number}: its stored {what} is refused by this "
             f"engine: {error} (written by another release or outside the engine)"
         )
 
@@ -316,12 +355,18 @@ class ModelVersion:
 
 @dataclass(frozen=True)
 class ModelSummary:
-    """One model and its versions at a glance (``Registry.list``)."""
+    """One model and its versions at a glance (``Registry.list``).
+
+    ``read_errors`` names what cannot be read: ``updated_at``; ``versions`` (versions whose
+    own number cannot be read: counted in ``version_count``, never the latest); and
+    ``alias NAME`` for each alias whose version cannot be told."""
 
     name: str
     latest_version: int | None  # latest ready version; None when all are archived
     version_count: int
-    aliases: dict[str, int]
+    # alias -> version; None when the version cannot be told (read_errors["alias NAME"] says
+    # why: its aliases.version_id, or the number of the version it points at, is damaged).
+    aliases: dict[str, int | None]
     updated_at: datetime | None  # None when the stored one cannot be read: see read_errors
     read_errors: Mapping[str, str] = field(default_factory=dict)
 

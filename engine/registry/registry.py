@@ -14,7 +14,10 @@ registrations of one name form a chain.
 Reads never validate a stored config, signature or lineage (see
 :class:`~engine.registry.records.ModelVersion`): a version another release wrote under other
 rules is listed and shown, and fails only where the refused value is needed (its config when
-loaded).
+loaded). Likewise an integer column that holds something else (SQLite only: see
+:mod:`engine.registry.records`): the record names it, and only what needs the value fails
+(loading the version; numbering a new version when ``models.last_version`` is damaged). No
+write repairs a damaged value: the operator fixes the row, which the error messages name.
 """
 
 from __future__ import annotations
@@ -56,6 +59,7 @@ from engine.registry.records import (
     check_metrics,
     check_params,
     check_tags,
+    read_integer,
     read_mapping,
     read_timestamp,
 )
@@ -145,7 +149,8 @@ class Registry:
         metrics, params, tags or lineage; config inputs/outputs that contradict the model, or
         batching forced on for a model without a dynamic first dimension),
         ModelLoadError (unreadable or invalid ONNX, external data), ModelNotFoundError (lineage
-        parent missing), RegistryError (database failure).
+        parent missing), RegistryError (database failure, or the model's stored
+        ``models.last_version`` is no integer: nothing is registered then).
         """
         entry = NewVersion(
             name,
@@ -338,17 +343,28 @@ class Registry:
             )
             last = 0
         else:
-            model_id, last = model.id, model.last_version
+            model_id = model.id
+            stored_last, error = read_integer(
+                model.last_version, "models.last_version", 0, MAX_VERSION
+            )
+            if stored_last is None:
+                # Never guessed nor repaired: a wrong number could reuse a deleted version's.
+                newest = _newest(conn, model_id, ready_only=False)
+                raise RegistryError(
+                    f"cannot number a new version of {name!r}: {error}; it was changed outside "
+                    f"the engine: set it to the highest version number {name!r} ever had (at "
+                    f"least {newest[1] if newest else 0}, the highest it has now), then "
+                    f"register again"
+                )
+            last = stored_last
         parent = fields["parent"]
         if parent is None and inherit_parent and model is not None:
             # Read after taking the model row's lock (SQLite: the database's), so no other
             # registration of this name commits between this choice and this version's number;
             # under READ COMMITTED this statement sees every version committed before the lock.
-            newest = conn.execute(
-                sa.select(sa.func.max(versions.c.version)).where(versions.c.model_id == model_id)
-            ).scalar()
+            newest = _newest(conn, model_id, ready_only=False)
             if newest is not None:
-                parent = f"{name}:{newest}"
+                parent = f"{name}:{newest[1]}"
         if last >= MAX_VERSION:
             raise RegistryError(f"model {name!r} has reached the maximum version {MAX_VERSION}")
         version = last + 1
@@ -438,8 +454,11 @@ class Registry:
         this engine refuses still loads with a valid one). Raises ModelNotFoundError,
         InvalidConfigError if no ``config`` is given and this engine refuses the version's
         stored config (naming the version, field, value and allowed range), or ModelLoadError
-        if the blob is missing or does not match its hash."""
+        if the record's number or size cannot be read (naming the column and stored value), or
+        the blob is missing or does not match its hash."""
         record = self.get(ref)
+        record.check_loadable()  # a version number or size that cannot be read
+        assert record.size_bytes is not None  # check_loadable refuses it otherwise
         if config is None:
             config = record.config  # before hashing the blob: the cheaper refusal first
         elif not isinstance(config, ModelConfig):
@@ -464,40 +483,61 @@ class Registry:
             return [_record(name, row, by_version.get(row.id, ())) for row in rows]
 
     def list(self) -> builtins.list[ModelSummary]:
-        """Every model, by name."""
+        """Every model, by name. A version whose number cannot be read is counted but never
+        the latest; an alias whose version cannot be told maps to None (see ModelSummary)."""
         with self._db.read() as conn:
             model_rows = conn.execute(sa.select(models).order_by(models.c.name)).all()
-            stats = {
-                r.model_id: r
-                for r in conn.execute(
-                    sa.select(
-                        versions.c.model_id,
-                        sa.func.count().label("n"),
-                        sa.func.max(
-                            sa.case((versions.c.status == "ready", versions.c.version))
-                        ).label("latest"),
-                    ).group_by(versions.c.model_id)
-                )
-            }
-            alias_map: dict[int, dict[str, int]] = {}
+            # Aggregated here, not with SQL MAX: SQLite would rank a damaged number stored as
+            # text above every integer.
+            counts: dict[int, int] = {}
+            latest: dict[int, int] = {}
+            damaged: dict[int, builtins.list[str]] = {}
+            for v in conn.execute(
+                sa.select(versions.c.model_id, versions.c.id, versions.c.version, versions.c.status)
+            ):
+                counts[v.model_id] = counts.get(v.model_id, 0) + 1
+                number, error = _read_version(v.version, v.id)
+                if number is None:
+                    damaged.setdefault(v.model_id, []).append(str(error))
+                elif v.status == "ready":
+                    latest[v.model_id] = max(number, latest.get(v.model_id, number))
+            alias_map: dict[int, dict[str, int | None]] = {}
+            alias_errors: dict[int, dict[str, str]] = {}
             for a in conn.execute(
-                sa.select(aliases.c.model_id, aliases.c.alias, versions.c.version)
-                .join(versions, versions.c.id == aliases.c.version_id)
+                sa.select(
+                    aliases.c.model_id,
+                    aliases.c.alias,
+                    aliases.c.version_id,
+                    versions.c.id,
+                    versions.c.version,
+                )
+                .outerjoin(versions, versions.c.id == aliases.c.version_id)
                 .order_by(aliases.c.alias)
             ):
-                alias_map.setdefault(a.model_id, {})[a.alias] = a.version
+                if a.id is None:
+                    number, error = None, _dangling_alias(a.version_id)
+                else:
+                    number, error = _read_version(a.version, a.id)
+                    if error is not None:
+                        error = f"points at a version whose number cannot be read: {error}"
+                alias_map.setdefault(a.model_id, {})[a.alias] = number
+                if error is not None:
+                    alias_errors.setdefault(a.model_id, {})[f"alias {a.alias}"] = error
         out = []
         for m in model_rows:
-            st = stats.get(m.id)
             updated_at, error = read_timestamp(m.updated_at, "updated_at")
+            read_errors = {"updated_at": error} if error is not None else {}
+            if m.id in damaged:
+                read_errors["versions"] = "; ".join(sorted(damaged[m.id]))
+            read_errors.update(alias_errors.get(m.id, {}))
             out.append(
                 ModelSummary(
                     name=m.name,
-                    latest_version=st.latest if st else None,
-                    version_count=st.n if st else 0,
+                    latest_version=latest.get(m.id),
+                    version_count=counts.get(m.id, 0),
                     aliases=alias_map.get(m.id, {}),
                     updated_at=updated_at,
-                    read_errors={"updated_at": error} if error is not None else {},
+                    read_errors=read_errors,
                 )
             )
         return out
@@ -532,6 +572,28 @@ class Registry:
         if ref.version is not None:
             row = conn.execute(query.where(versions.c.version == ref.version)).first()
             missing = f"model {ref.name!r} has no version {ref.version}"
+            if row is None:
+                # The version may be one whose number was damaged: say so, rather than only
+                # that it does not exist.
+                damaged = [
+                    str(error)
+                    for v in conn.execute(
+                        sa.select(versions.c.id, versions.c.version).where(
+                            versions.c.model_id == model_id
+                        )
+                    )
+                    if (error := _read_version(v.version, v.id)[1]) is not None
+                ]
+                if len(damaged) == 1:
+                    missing += (
+                        f" (1 version of {ref.name!r} has a number that cannot be read: "
+                        f"{damaged[0]})"
+                    )
+                elif damaged:
+                    missing += (
+                        f" ({len(damaged)} versions of {ref.name!r} have numbers that cannot be "
+                        f"read: {'; '.join(sorted(damaged))})"
+                    )
         elif ref.alias is not None:
             row = conn.execute(
                 query.join(aliases, aliases.c.version_id == versions.c.id).where(
@@ -539,12 +601,22 @@ class Registry:
                 )
             ).first()
             missing = f"model {ref.name!r} has no alias {ref.alias!r}"
+            if row is None:
+                version_id = conn.execute(
+                    sa.select(aliases.c.version_id).where(
+                        aliases.c.model_id == model_id, aliases.c.alias == ref.alias
+                    )
+                ).first()
+                if version_id is not None:  # the alias exists; the version it names does not
+                    missing = (
+                        f"model {ref.name!r} alias {ref.alias!r} cannot be followed: "
+                        f"{_dangling_alias(version_id[0])}"
+                    )
         else:
-            row = conn.execute(
-                query.where(versions.c.status == "ready")
-                .order_by(versions.c.version.desc())
-                .limit(1)
-            ).first()
+            # The newest ready version whose number can be read (SQLite ranks a damaged
+            # number stored as text above every integer).
+            newest = _newest(conn, model_id, ready_only=True)
+            row = self._row_by_id(conn, newest[0]) if newest is not None else None
             missing = f"model {ref.name!r} has no ready version (all are archived or deleted)"
         if row is None:
             raise ModelNotFoundError(missing)
@@ -643,9 +715,10 @@ def _prepare(entry: NewVersion) -> _Prepared:
 
 def _registered_keys(conn: sa.Connection, name: str) -> dict[tuple[str, str], int]:
     """(sha256, config key) -> version id, for the versions of ``name`` (newest wins). A
-    stored config this engine refuses matches nothing: a new, valid one never equals it."""
+    stored config this engine refuses matches nothing: a new, valid one never equals it; nor
+    does a version whose number cannot be read (it could never be loaded by number)."""
     rows = conn.execute(
-        sa.select(versions.c.id, versions.c.artifact_sha256, versions.c.config)
+        sa.select(versions.c.id, versions.c.version, versions.c.artifact_sha256, versions.c.config)
         .join(models, models.c.id == versions.c.model_id)
         .where(models.c.name == name)
         .order_by(versions.c.version)
@@ -653,7 +726,7 @@ def _registered_keys(conn: sa.Connection, name: str) -> dict[tuple[str, str], in
     out: dict[tuple[str, str], int] = {}
     for row in rows:
         key = _config_key(row.config)
-        if key is not None:
+        if key is not None and _read_version(row.version, row.id)[0] is not None:
             out[(row.artifact_sha256, key)] = row.id
     return out
 
@@ -712,6 +785,8 @@ def _aliases_by_version_id(conn: sa.Connection, model_id: int) -> dict[int, tupl
 def _record(name: str, row: sa.Row[Any], alias_names: tuple[str, ...]) -> ModelVersion:
     """The row as a record. Never raises on a stored value: what cannot be read is named in
     the record (``*_error``, ``read_errors``), so one bad row cannot hide the others."""
+    version, version_error = _read_version(row.version, row.id)
+    size_bytes, size_error = read_integer(row.artifact_size, "versions.artifact_size", 0)
     metrics, metrics_error = read_mapping(row.metrics, "metrics", check_metrics)
     params, params_error = read_mapping(row.params, "params", check_params)
     tags, tags_error = read_mapping(row.tags, "tags", check_tags)
@@ -719,6 +794,8 @@ def _record(name: str, row: sa.Row[Any], alias_names: tuple[str, ...]) -> ModelV
     read_errors = {
         what: error
         for what, error in (
+            ("version", version_error),
+            ("size_bytes", size_error),
             ("metrics", metrics_error),
             ("params", params_error),
             ("tags", tags_error),
@@ -728,10 +805,10 @@ def _record(name: str, row: sa.Row[Any], alias_names: tuple[str, ...]) -> ModelV
     }
     return ModelVersion(
         name=name,
-        version=row.version,
+        version=version,
         status=row.status,
         sha256=row.artifact_sha256,
-        size_bytes=row.artifact_size,
+        size_bytes=size_bytes,
         stored_signature=row.signature,
         stored_config=row.config,
         metrics=metrics,
@@ -749,6 +826,33 @@ def _record(name: str, row: sa.Row[Any], alias_names: tuple[str, ...]) -> ModelV
         aliases=alias_names,
         read_errors=read_errors,
     )
+
+
+def _read_version(stored: Any, row_id: int) -> tuple[int | None, str | None]:
+    """A stored ``versions.version``, or ``(None, why)``; ``why`` names the row's id, the only
+    handle left on a version whose number cannot be read."""
+    version, error = read_integer(stored, "versions.version", 1, MAX_VERSION)
+    return version, None if error is None else f"{error} (versions.id {row_id})"
+
+
+def _dangling_alias(version_id: Any) -> str:
+    """Why an alias row's ``version_id`` finds no version."""
+    _, error = read_integer(version_id, "aliases.version_id", 1)
+    return error or f"aliases.version_id {version_id} names no version"
+
+
+def _newest(conn: sa.Connection, model_id: int, *, ready_only: bool) -> tuple[int, int] | None:
+    """(row id, number) of the model's highest version whose number can be read, or None.
+    Versions whose number cannot be read are skipped: SQLite orders them among (a REAL) or
+    above (text, a BLOB) the integers, so SQL's MAX or ORDER BY alone cannot be trusted."""
+    query = sa.select(versions.c.id, versions.c.version).where(versions.c.model_id == model_id)
+    if ready_only:
+        query = query.where(versions.c.status == "ready")
+    for v in conn.execute(query.order_by(versions.c.version.desc())).all():
+        number, _ = _read_version(v.version, v.id)
+        if number is not None:
+            return int(v.id), number
+    return None
 
 
 def _parent_to_follow(record: ModelVersion) -> str | None:

@@ -17,7 +17,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from engine.errors import RegistryError
-from engine.registry.records import UnreadableJSON
+from engine.registry.records import UnreadableJSON, read_integer
 
 __all__ = [
     "MIGRATIONS",
@@ -130,7 +130,15 @@ def migrate(conn: sa.Connection) -> None:
         metadata.create_all(conn)
         conn.execute(schema_info.insert().values(id=1, version=SCHEMA_VERSION))
         return
-    current = conn.execute(sa.select(schema_info.c.version)).scalar_one()
+    stored = conn.execute(sa.select(schema_info.c.version)).scalar_one()
+    # SQLite keeps any value in an INTEGER column (PostgreSQL cannot hold a damaged one): a
+    # version this engine cannot read leaves no way to tell which schema the tables follow.
+    current, error = read_integer(stored, "schema_info.version", 1)
+    if current is None:
+        raise RegistryError(
+            f"registry database cannot be used: {error}, so its schema is unknown (it was "
+            f"changed outside the engine; this engine writes {SCHEMA_VERSION})"
+        )
     if current > SCHEMA_VERSION:
         raise RegistryError(
             f"registry schema version {current} is newer than this engine supports "

@@ -148,3 +148,32 @@ def test_a_version_with_a_refused_signature_and_lineage_is_served(tmp_path: Path
         client.close()
     finally:
         assert server.terminate() == 0, server.stderr()
+
+
+def test_a_damaged_version_number_keeps_what_serves(tmp_path: Path) -> None:
+    """SQLite only (PostgreSQL refuses text in an INTEGER column): ``add``'s production version
+    gets a version number that is no integer while it is served. The watcher says so and keeps
+    serving it (the alias is not taken as gone); ``other`` is served throughout."""
+    home = tmp_path / "engine-home"  # start_server's ENGINE_HOME
+    _models(home, "register", "add", str(write_add_model(tmp_path / "a1.onnx", 1.0)),
+            "--alias", "production")
+    _models(home, "register", "other", str(write_add_model(tmp_path / "o1.onnx", 5.0)),
+            "--alias", "production")
+    server = start_server(["--registry", "--poll-s", "0.2"], tmp_path)
+    try:
+        client = grpcclient.InferenceServerClient(server.url)
+        assert _infer(client, "add") == 1.0
+        with sqlite3.connect(home / "registry.db") as conn:
+            conn.execute("UPDATE versions SET version = 'abc' WHERE model_id = "
+                         "(SELECT id FROM models WHERE name = 'add')")
+        conn.close()
+        wait_for("the warning", lambda: "add@production cannot be followed" in server.stderr())
+        assert ("points at a version whose number cannot be read: versions.version holds 'abc', "
+                "not an integer (versions.id 1); what was serving stays") in server.stderr()
+        assert _infer(client, "add") == 1.0
+        assert _infer(client, "other") == 5.0
+        log = server.stderr()
+        assert "lost alias" not in log and "Traceback" not in log
+        client.close()
+    finally:
+        assert server.terminate() == 0, server.stderr()
