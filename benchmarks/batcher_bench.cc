@@ -246,12 +246,13 @@ double Median(std::vector<double> v) {
 // Where a batch's time goes, per batch size seen most, against a raw run of that size.
 void PrintPhases(const Model& model, const Session& session) {
   const StatsSnapshot stats = model.Stats();
-  size_t rows = 0;
-  for (size_t n = 0; n < stats.batch_rows.size(); ++n) {
-    if (stats.batch_rows[n] > stats.batch_rows[rows]) rows = n;
-  }
-  const double batches = static_cast<double>(stats.batch_rows[rows]);
-  if (rows == 0 || batches == 0) return;
+  if (stats.batch_sizes.empty()) return;
+  const BatchSizeStats most = *std::max_element(
+      stats.batch_sizes.begin(), stats.batch_sizes.end(),
+      [](const BatchSizeStats& a, const BatchSizeStats& b) { return a.batches < b.batches; });
+  const auto rows = static_cast<size_t>(most.rows);
+  const double batches = static_cast<double>(most.batches);
+  if (rows == 0) return;
   std::vector<float> storage;
   HostTensor batch = Rows(static_cast<int64_t>(rows), &storage);
   std::vector<double> raw_us;
@@ -262,9 +263,8 @@ void PrintPhases(const Model& model, const Session& session) {
   }
   std::printf("%zu-row batches (%.0f): input %.1f us, ORT %.1f us, output %.1f us per batch; "
               "raw ORT run of %zu rows: median %.1f us\n",
-              rows, batches, stats.batch_input_ns[rows] / batches / 1000,
-              stats.batch_infer_ns[rows] / batches / 1000,
-              stats.batch_output_ns[rows] / batches / 1000, rows, Median(raw_us));
+              rows, batches, most.input_ns / batches / 1000, most.infer_ns / batches / 1000,
+              most.output_ns / batches / 1000, rows, Median(raw_us));
 }
 
 }  // namespace
@@ -327,7 +327,7 @@ int main(int argc, char** argv) {
               raw_rps, g, g / raw_rps, re, re / raw_rps, a, a / raw_rps, t, t / raw_rps);
   StatsSnapshot stats = pipelined->Stats();
   int64_t weighted = 0;
-  for (size_t n = 0; n < stats.batch_rows.size(); ++n) weighted += static_cast<int64_t>(n) * stats.batch_rows[n];
+  for (const BatchSizeStats& size : stats.batch_sizes) weighted += size.rows * size.batches;
   std::printf("mean batch: %.1f rows over %lld batches\n",
               stats.batches ? double(weighted) / double(stats.batches) : 0.0,
               static_cast<long long>(stats.batches));

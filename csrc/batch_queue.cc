@@ -133,12 +133,15 @@ QueuedBatch BatchQueue::TakeBatch(int64_t now_us, int64_t* wake_us) {
       break;
     }
   }
-  if (take == 0 && (full || rows >= policy_.max_batch_rows ||
-                    now_us - head.enqueue_us >= policy_.max_queue_delay_us)) {
+  // Waiting for company must not cost a queued request its deadline: the delay ends early,
+  // kDeadlineLeadUs before the earliest deadline, so the request starts before it expires.
+  const int64_t due_us = std::min(head.enqueue_us + policy_.max_queue_delay_us,
+                                  NextDeadlineUs() - kDeadlineLeadUs);
+  if (take == 0 && (full || rows >= policy_.max_batch_rows || now_us >= due_us)) {
     take = picks.size();
   }
   if (take == 0) {
-    *wake_us = std::min(head.enqueue_us + policy_.max_queue_delay_us, NextDeadlineUs());
+    *wake_us = due_us;  // before any deadline, so expiry needs no earlier wake
     return batch;
   }
   picks.resize(take);

@@ -7,7 +7,9 @@
 //    and selected outputs) equals that of the oldest request of the highest priority (the head);
 //  - a batch never holds more than `max_batch_rows` rows;
 //  - a batch runs as soon as a prefix of the compatible requests fills a preferred size (the
-//    largest such), else when it is full, else when the head has waited max_queue_delay_us.
+//    largest such), else when it is full, else when the head has waited max_queue_delay_us,
+//    or kDeadlineLeadUs before the earliest deadline of any queued request if that is
+//    sooner: the queue delay never holds a request until its deadline passes.
 #pragma once
 
 #include <cstdint>
@@ -54,6 +56,9 @@ using QueuedBatch = std::vector<std::unique_ptr<QueuedRequest>>;
 class BatchQueue {
  public:
   static constexpr int64_t kNever = std::numeric_limits<int64_t>::max();
+  // How long before a queued request's deadline its batch starts, when the queue delay would
+  // otherwise hold it past the deadline: room for the wake-up and the run to begin.
+  static constexpr int64_t kDeadlineLeadUs = 1000;
 
   explicit BatchQueue(BatchingPolicy policy);
 
@@ -67,7 +72,8 @@ class BatchQueue {
   QueuedBatch TakeExpired(int64_t now_us);
 
   // The batch to run now, or empty. When empty, *wake_us is the earliest time at which the
-  // answer may change without a new request (queue delay ends or a deadline passes), or kNever.
+  // answer may change without a new request (the queue delay ends, or a deadline draws within
+  // kDeadlineLeadUs), or kNever.
   QueuedBatch TakeBatch(int64_t now_us, int64_t* wake_us);
 
   // Removes everything (shutdown).

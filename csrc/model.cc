@@ -117,6 +117,7 @@ std::shared_ptr<Model> Model::Start(std::vector<std::unique_ptr<Session>> sessio
   for (int i = 0; i < instances; ++i) {
     model->workers_.emplace_back([m = model.get()] { m->WorkerLoop(); });
   }
+  model->expiry_thread_ = std::thread([m = model.get()] { m->ExpiryLoop(); });
   return model;
 }
 
@@ -125,7 +126,10 @@ Model::Model(std::vector<std::unique_ptr<Session>> sessions, ModelOptions option
     : sessions_(std::move(sessions)),
       options_(std::move(options)),
       clock_(clock),
-      stats_(options_.batching_policy.enabled ? options_.batching_policy.max_batch_rows : 1),
+      // The sizes to count without a lock: what a batch may hold, or a request's bound.
+      stats_(options_.batching_policy.enabled ? options_.batching_policy.max_batch_rows
+             : options_.max_request_rows > 0  ? options_.max_request_rows
+                                              : 64),
       queue_(options_.batching_policy) {}
 
 Model::~Model() { Close(/*drain=*/true); }
@@ -300,7 +304,14 @@ bool Model::Prepare(std::unique_ptr<InferRequest>& request, QueuedRequest& queue
                             std::to_string(options_.batching_policy.max_batch_rows));
       }
       queued.rows = rows;
-    } else if (options_.max_request_rows > 0) {
+    } else {
+      // A run of its own: its rows are those of its first input's dynamic first dimension,
+      // or 1 (one inference) for a model without one.
+      const bool dynamic_rows = !queued.bound_inputs.empty() && !inputs()[0].shape.empty() &&
+                                inputs()[0].shape[0] < 0;
+      queued.rows = dynamic_rows ? queued.bound_inputs[0]->rows() : 1;
+    }
+    if (!batching_enabled() && options_.max_request_rows > 0) {
       for (size_t i = 0; i < queued.bound_inputs.size(); ++i) {
         const TensorInfo& spec = inputs()[i];
         const int64_t rows = queued.bound_inputs[i]->rows();
@@ -372,6 +383,7 @@ void Model::RunQueuedInline(int instance) {
   for (int runs = 0; runs < kMaxQueuedInlineRuns; ++runs) {
     QueuedBatch expired;
     QueuedBatch batch;
+    bool wake_expiry = false;
     {
       std::lock_guard<std::mutex> lock(mutex_);
       if (closed_) break;  // the workers drain or refuse what is left
@@ -380,7 +392,9 @@ void Model::RunQueuedInline(int instance) {
       int64_t wake_us = 0;
       batch = queue_.TakeBatch(now, &wake_us);
       stats_.SetQueueDepth(static_cast<int64_t>(queue_.size()));
+      wake_expiry = ArmExpiryLocked();
     }
+    if (wake_expiry) expiry_ready_.notify_one();
     RefuseExpired(expired);
     if (batch.empty()) break;
     FinishedBatch finished = Execute(instance, std::move(batch));
@@ -434,6 +448,7 @@ bool Model::Enqueue(std::unique_ptr<QueuedRequest> queued) {
   std::unique_ptr<QueuedRequest> refused;
   bool closed = false;
   bool wake_worker = false;
+  bool wake_expiry = false;
   queued->batch_key = BatchKey(queued->bound_inputs, queued->output_indices);
   {
     std::lock_guard<std::mutex> lock(mutex_);
@@ -446,6 +461,7 @@ bool Model::Enqueue(std::unique_ptr<QueuedRequest> queued) {
       // With every instance busy, the worker that frees one looks at the queue anyway; an
       // idle one waiting out the queue delay needs no wake-up unless a batch may be ready.
       wake_worker = !refused && !idle_instances_.empty() && queue_.WorthWaking();
+      wake_expiry = !refused && ArmExpiryLocked();
     }
   }
   if (closed) {
@@ -460,7 +476,40 @@ bool Model::Enqueue(std::unique_ptr<QueuedRequest> queued) {
     return false;
   }
   if (wake_worker) work_ready_.notify_one();
+  if (wake_expiry) expiry_ready_.notify_one();
   return true;
+}
+
+bool Model::ArmExpiryLocked() {
+  if (!idle_instances_.empty()) return false;
+  const int64_t next = queue_.NextDeadlineUs();
+  if (next >= expiry_wake_us_) return false;
+  expiry_wake_us_ = next;
+  return true;
+}
+
+void Model::ExpiryLoop() {
+  std::unique_lock<std::mutex> lock(mutex_);
+  while (!expiry_stop_) {
+    const int64_t now = clock_.NowUs();
+    QueuedBatch expired = queue_.TakeExpired(now);
+    if (!expired.empty()) {
+      stats_.SetQueueDepth(static_cast<int64_t>(queue_.size()));
+      lock.unlock();
+      RefuseExpired(expired);
+      lock.lock();
+      continue;
+    }
+    // Armed for the queue's earliest deadline; a later Enqueue or worker moves it earlier.
+    expiry_wake_us_ = queue_.NextDeadlineUs();
+    if (expiry_wake_us_ == BatchQueue::kNever) {
+      expiry_ready_.wait(lock);
+    } else {
+      // Real time, as in WorkerLoop: a fake clock is re-read at least this often.
+      const int64_t delay_us = std::max<int64_t>(expiry_wake_us_ - now, 1);
+      expiry_ready_.wait_for(lock, std::chrono::microseconds(std::min<int64_t>(delay_us, 1000000)));
+    }
+  }
 }
 
 bool Model::Cancel(uint64_t seq) {
@@ -515,7 +564,9 @@ void Model::WorkerLoop() {
     }
     stats_.SetQueueDepth(static_cast<int64_t>(queue_.size()));
     if (!expired.empty() || instance >= 0) {
+      const bool wake_expiry = instance >= 0 && ArmExpiryLocked();
       lock.unlock();
+      if (wake_expiry) expiry_ready_.notify_one();
       RefuseExpired(expired);
       if (instance >= 0) {
         const bool lone = batch.size() == 1;
@@ -622,7 +673,7 @@ InferResult Model::ExecuteOne(int instance, QueuedRequest& r) {
   }
   timer.Mark(&phases.output_ns);
   const int64_t end_us = clock_.NowUs();
-  stats_.ObserveBatch(static_cast<int>(r.rows), end_us - start_us, phases);
+  stats_.ObserveBatch(r.rows, end_us - start_us, phases);
   SetTimings(r, start_us, end_us - start_us, end_us, r.rows, phases, &result);
   return result;
 }
@@ -670,8 +721,7 @@ FinishedBatch Model::Execute(int instance, QueuedBatch batch) {
   }
   finished.outputs.clear();
   timer.Mark(&finished.phases.output_ns);
-  stats_.ObserveBatch(static_cast<int>(finished.rows), clock_.NowUs() - finished.start_us,
-                      finished.phases);
+  stats_.ObserveBatch(finished.rows, clock_.NowUs() - finished.start_us, finished.phases);
   // Isolation: re-run each request alone so only the poison one fails.
   for (const auto& r : requests) r->result = ExecuteOne(instance, *r);
   return finished;
@@ -698,7 +748,7 @@ void Model::SplitOutputs(FinishedBatch& finished) {
   // The worker's part plus the split; not the wait for the completion thread in between.
   const int64_t compute_us =
       finished.ran_us - finished.start_us + finished.phases.output_ns / 1000;
-  stats_.ObserveBatch(static_cast<int>(finished.rows), compute_us, finished.phases);
+  stats_.ObserveBatch(finished.rows, compute_us, finished.phases);
   for (const auto& r : requests) {
     SetTimings(*r, finished.start_us, compute_us, done_us, finished.rows, finished.phases,
                &r->result);
@@ -739,13 +789,16 @@ bool Model::HasQueuedWork() {
 
 void Model::ReleaseInstance(int instance) {
   bool work_waiting = false;
+  bool closing = false;
   {
     std::lock_guard<std::mutex> lock(mutex_);
     idle_instances_.push_back(instance);
     work_waiting = !queue_.empty();
+    closing = closed_;
   }
   // Wake a worker only when there is work: a needless wake-up costs a core on small machines.
   if (work_waiting) work_ready_.notify_one();
+  if (closing) instance_released_.notify_all();
 }
 
 void Model::Close(bool drain) {
@@ -767,7 +820,19 @@ void Model::Close(bool drain) {
     for (auto& w : workers_) {
       if (w.joinable()) w.join();
     }
-    // After the workers: they post their last batches before they exit.
+    {
+      // Runs on callers' threads (inline runs, warm-up) hold instances too; "running batches
+      // finish" covers them. They take no new work once closed_ is set.
+      std::unique_lock<std::mutex> lock(mutex_);
+      // Counted against the instances set up: a load that failed part-way has fewer.
+      instance_released_.wait(lock, [this] {
+        return idle_instances_.size() == instance_sessions_.size();
+      });
+      expiry_stop_ = true;  // the workers drained the queue: no deadline is left to watch
+    }
+    expiry_ready_.notify_all();
+    if (expiry_thread_.joinable()) expiry_thread_.join();
+    // After the workers and inline runs: they post their last batches before they finish.
     if (completer_) completer_->Stop();
   });
 }

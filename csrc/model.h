@@ -146,6 +146,10 @@ class Model {
   void WarmUp(const std::vector<std::pair<std::string, HostTensor>>& inputs);
 
   StatsSnapshot Stats() const;
+  // Counts a request that a front end refused as invalid before it could build an
+  // InferRequest (an input that does not convert to a tensor), so that the outcomes still
+  // add up to the requests made.
+  void CountInvalidInput() { stats_.CountRequest(Outcome::kInvalid); }
 
   // Replaces the drift features counted on every batch (empty: off). Throws
   // CoreError(kInvalidConfig) naming a bad feature; the old counters stay then.
@@ -175,6 +179,16 @@ class Model {
   // value that would change, a type that is not numeric, or a shape its bytes do not fill.
   void ConvertRawColumns(InferRequest& request) const;
   void WorkerLoop();
+  // Fails queued requests whose deadline passes while every instance is busy (idle workers
+  // expire them too, but a worker inside a long run cannot), so that the error arrives at
+  // the deadline rather than when a run ends. Sleeps until the earliest deadline it is armed
+  // for.
+  void ExpiryLoop();
+  // Under mutex_: when every instance is busy and a queued deadline comes before the one the
+  // expiry thread sleeps until, moves its wake-up there and returns true (the caller then
+  // notifies expiry_ready_ after unlocking). Idle instances need no timer: their workers
+  // expire requests themselves.
+  bool ArmExpiryLocked();
   // Validates `request` into `queued` (bound inputs, outputs, rows, times, seq; takes the
   // request). On a validation error completes the request as invalid and returns false.
   bool Prepare(std::unique_ptr<InferRequest>& request, QueuedRequest& queued);
@@ -257,6 +271,12 @@ class Model {
   Sampler sampler_;
   bool closed_ = false;    // guarded by mutex_
   std::vector<std::thread> workers_;
+  // Signalled when an instance is released after Close, for Close to wait on inline runs.
+  std::condition_variable instance_released_;
+  std::condition_variable expiry_ready_;
+  int64_t expiry_wake_us_ = BatchQueue::kNever;  // guarded by mutex_
+  bool expiry_stop_ = false;                     // guarded by mutex_
+  std::thread expiry_thread_;
   // Completes batches off the workers while they run the next (batching models only).
   std::unique_ptr<Completer> completer_;
   std::once_flag join_once_;

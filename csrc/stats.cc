@@ -35,22 +35,10 @@ HistogramSnapshot LatencyHistogram::Snapshot() const {
   return s;
 }
 
-namespace {
-
-std::unique_ptr<std::atomic<int64_t>[]> Counters(int max_batch_rows) {
-  return std::unique_ptr<std::atomic<int64_t>[]>(
-      new std::atomic<int64_t>[static_cast<size_t>(max_batch_rows) + 1]());
+ModelStats::ModelStats(int64_t common_rows)
+    : dense_rows_(std::clamp<int64_t>(common_rows, 1, kMaxDenseRows)) {
+  dense_.reset(new DenseSize[static_cast<size_t>(dense_rows_) + 1]);
 }
-
-}  // namespace
-
-ModelStats::ModelStats(int max_batch_rows)
-    : batch_rows_(Counters(max_batch_rows)),
-      batch_compute_us_(Counters(max_batch_rows)),
-      batch_input_ns_(Counters(max_batch_rows)),
-      batch_infer_ns_(Counters(max_batch_rows)),
-      batch_output_ns_(Counters(max_batch_rows)),
-      max_batch_rows_(max_batch_rows) {}
 
 void ModelStats::ObserveSuccess(int64_t rows, const RequestTimings& t) {
   CountRequest(Outcome::kOk);
@@ -67,14 +55,26 @@ void ModelStats::ObserveSuccess(int64_t rows, const RequestTimings& t) {
   last_inference_ms_.store(now_ms, kRelaxed);
 }
 
-void ModelStats::ObserveBatch(int rows, int64_t compute_us, const RequestTimings& phases) {
+void ModelStats::ObserveBatch(int64_t rows, int64_t compute_us, const RequestTimings& phases) {
   batches_.fetch_add(1, kRelaxed);
-  const auto index = static_cast<size_t>(std::clamp(rows, 0, max_batch_rows_));
-  batch_rows_[index].fetch_add(1, kRelaxed);
-  batch_compute_us_[index].fetch_add(compute_us, kRelaxed);
-  batch_input_ns_[index].fetch_add(phases.input_ns, kRelaxed);
-  batch_infer_ns_[index].fetch_add(phases.infer_ns, kRelaxed);
-  batch_output_ns_[index].fetch_add(phases.output_ns, kRelaxed);
+  rows = std::max<int64_t>(rows, 0);
+  if (rows <= dense_rows_) {
+    DenseSize& size = dense_[static_cast<size_t>(rows)];
+    size.batches.fetch_add(1, kRelaxed);
+    size.compute_us.fetch_add(compute_us, kRelaxed);
+    size.input_ns.fetch_add(phases.input_ns, kRelaxed);
+    size.infer_ns.fetch_add(phases.infer_ns, kRelaxed);
+    size.output_ns.fetch_add(phases.output_ns, kRelaxed);
+    return;
+  }
+  std::lock_guard<std::mutex> lock(large_mutex_);
+  BatchSizeStats& size = large_[rows];
+  size.rows = rows;
+  size.batches += 1;
+  size.compute_us += compute_us;
+  size.input_ns += phases.input_ns;
+  size.infer_ns += phases.infer_ns;
+  size.output_ns += phases.output_ns;
 }
 
 StatsSnapshot ModelStats::Snapshot() const {
@@ -82,13 +82,17 @@ StatsSnapshot ModelStats::Snapshot() const {
   for (size_t i = 0; i < requests_.size(); ++i) s.requests[i] = requests_[i].load(kRelaxed);
   s.batches = batches_.load(kRelaxed);
   s.inferred_rows = inferred_rows_.load(kRelaxed);
-  for (int i = 0; i <= max_batch_rows_; ++i) {
-    s.batch_rows.push_back(batch_rows_[static_cast<size_t>(i)].load(kRelaxed));
-    const auto n = static_cast<size_t>(i);
-    s.batch_compute_us.push_back(batch_compute_us_[n].load(kRelaxed));
-    s.batch_input_ns.push_back(batch_input_ns_[n].load(kRelaxed));
-    s.batch_infer_ns.push_back(batch_infer_ns_[n].load(kRelaxed));
-    s.batch_output_ns.push_back(batch_output_ns_[n].load(kRelaxed));
+  for (int64_t rows = 0; rows <= dense_rows_; ++rows) {
+    const DenseSize& size = dense_[static_cast<size_t>(rows)];
+    const int64_t batches = size.batches.load(kRelaxed);
+    if (batches == 0) continue;
+    s.batch_sizes.push_back({rows, batches, size.compute_us.load(kRelaxed),
+                             size.input_ns.load(kRelaxed), size.infer_ns.load(kRelaxed),
+                             size.output_ns.load(kRelaxed)});
+  }
+  {
+    std::lock_guard<std::mutex> lock(large_mutex_);
+    for (const auto& [rows, size] : large_) s.batch_sizes.push_back(size);
   }
   s.input_ns = input_ns_.load(kRelaxed);
   s.infer_ns = infer_ns_.load(kRelaxed);

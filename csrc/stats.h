@@ -4,7 +4,9 @@
 #include <array>
 #include <atomic>
 #include <cstdint>
+#include <map>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -47,14 +49,20 @@ class LatencyHistogram {
   std::atomic<int64_t> count_{0};
 };
 
+// The batches that ran with one number of rows.
+struct BatchSizeStats {
+  int64_t rows = 0;
+  int64_t batches = 0;
+  int64_t compute_us = 0;  // summed over those batches
+  // Each phase (see RequestTimings) summed over those batches, nanoseconds.
+  int64_t input_ns = 0, infer_ns = 0, output_ns = 0;
+};
+
 struct StatsSnapshot {
   std::array<int64_t, static_cast<size_t>(Outcome::kCount)> requests{};  // by Outcome
   int64_t batches = 0;         // ORT runs of the batcher (isolation re-runs included)
   int64_t inferred_rows = 0;   // rows of successful requests
-  std::vector<int64_t> batch_rows;        // [n] = batches of n rows, n in 0..max_batch_size
-  std::vector<int64_t> batch_compute_us;  // [n] = compute time summed over those batches
-  // [n] = each phase (see RequestTimings) summed over the batches of n rows, nanoseconds.
-  std::vector<int64_t> batch_input_ns, batch_infer_ns, batch_output_ns;
+  std::vector<BatchSizeStats> batch_sizes;  // each size that ran, by ascending rows
   // Each phase of a successful request's batch, summed over successful requests (ns).
   int64_t input_ns = 0, infer_ns = 0, output_ns = 0;
   HistogramSnapshot queue_us, compute_us, total_us;
@@ -65,12 +73,17 @@ struct StatsSnapshot {
 
 class ModelStats {
  public:
-  explicit ModelStats(int max_batch_rows);
+  // Batches of up to `common_rows` rows (clamped to [1, kMaxDenseRows]) are counted without a
+  // lock; larger ones, which run long enough for a lock not to matter, under one. So the
+  // memory and the snapshot's cost do not grow with a large max_batch_size, and a model
+  // without batching counts each request's true size.
+  explicit ModelStats(int64_t common_rows);
+  static constexpr int64_t kMaxDenseRows = 1024;
 
   void CountRequest(Outcome outcome) { requests_[static_cast<size_t>(outcome)].fetch_add(1, kRelaxed); }
   // `t` carries the request's queue, compute and total times and its batch's phases.
   void ObserveSuccess(int64_t rows, const RequestTimings& t);
-  void ObserveBatch(int rows, int64_t compute_us, const RequestTimings& phases);
+  void ObserveBatch(int64_t rows, int64_t compute_us, const RequestTimings& phases);
   void AddInFlight(int64_t delta) { in_flight_.fetch_add(delta, kRelaxed); }
   void SetQueueDepth(int64_t depth) { queue_depth_.store(depth, kRelaxed); }
 
@@ -81,11 +94,16 @@ class ModelStats {
   std::array<std::atomic<int64_t>, static_cast<size_t>(Outcome::kCount)> requests_{};
   std::atomic<int64_t> batches_{0};
   std::atomic<int64_t> inferred_rows_{0};
-  std::unique_ptr<std::atomic<int64_t>[]> batch_rows_;
-  std::unique_ptr<std::atomic<int64_t>[]> batch_compute_us_;
-  std::unique_ptr<std::atomic<int64_t>[]> batch_input_ns_, batch_infer_ns_, batch_output_ns_;
+  // One slot per batch size in [0, dense_rows_]: lock-free.
+  struct DenseSize {
+    std::atomic<int64_t> batches{0}, compute_us{0}, input_ns{0}, infer_ns{0}, output_ns{0};
+  };
+  std::unique_ptr<DenseSize[]> dense_;
+  int64_t dense_rows_;
+  // Sizes above dense_rows_, guarded by large_mutex_.
+  mutable std::mutex large_mutex_;
+  std::map<int64_t, BatchSizeStats> large_;
   std::atomic<int64_t> input_ns_{0}, infer_ns_{0}, output_ns_{0};
-  int max_batch_rows_;
   LatencyHistogram queue_us_, compute_us_, total_us_;
   std::atomic<int64_t> queue_depth_{0};
   std::atomic<int64_t> in_flight_{0};

@@ -65,8 +65,8 @@ class ModelStats:
 
     @classmethod
     def from_core(cls, data: dict[str, Any]) -> ModelStats:
-        sizes = {n: c for n, c in enumerate(data["batch_rows"]) if c}
-        compute = {n: data["batch_compute_us"][n] for n in sizes}
+        sizes = {int(n): int(c) for n, c in data["batch_sizes"].items()}
+        compute = {int(n): int(us) for n, us in data["batch_compute_us"].items()}
         return cls(
             requests=dict(data["requests"]),
             batches=int(data["batches"]),

@@ -14,7 +14,6 @@ void SetDuration(inference::StatisticDuration* d, int64_t count, int64_t total_u
   SetDurationNs(d, count, total_us * kNsPerUs);
 }
 
-int64_t At(const std::vector<int64_t>& v, size_t i) { return i < v.size() ? v[i] : 0; }
 
 }  // namespace
 
@@ -40,14 +39,13 @@ void FillModelStatistics(const std::string& name, int64_t version, const StatsSn
   SetDurationNs(infer->mutable_compute_infer(), ok, stats.infer_ns);
   SetDurationNs(infer->mutable_compute_output(), ok, stats.output_ns);
 
-  for (size_t rows = 1; rows < stats.batch_rows.size(); ++rows) {
-    const int64_t count = stats.batch_rows[rows];
-    if (count == 0) continue;
+  for (const BatchSizeStats& size : stats.batch_sizes) {
+    if (size.rows == 0) continue;  // Triton reports batches of at least one row
     auto* b = out->add_batch_stats();
-    b->set_batch_size(rows);
-    SetDurationNs(b->mutable_compute_input(), count, At(stats.batch_input_ns, rows));
-    SetDurationNs(b->mutable_compute_infer(), count, At(stats.batch_infer_ns, rows));
-    SetDurationNs(b->mutable_compute_output(), count, At(stats.batch_output_ns, rows));
+    b->set_batch_size(static_cast<uint64_t>(size.rows));
+    SetDurationNs(b->mutable_compute_input(), size.batches, size.input_ns);
+    SetDurationNs(b->mutable_compute_infer(), size.batches, size.infer_ns);
+    SetDurationNs(b->mutable_compute_output(), size.batches, size.output_ns);
   }
 }
 

@@ -92,8 +92,13 @@ py::dict StatsDict(const StatsSnapshot& s) {
   d["requests"] = requests;
   d["batches"] = s.batches;
   d["inferred_rows"] = s.inferred_rows;
-  d["batch_rows"] = s.batch_rows;
-  d["batch_compute_us"] = s.batch_compute_us;
+  py::dict batch_sizes, batch_compute_us;  // rows -> batches, rows -> summed compute time
+  for (const BatchSizeStats& size : s.batch_sizes) {
+    batch_sizes[py::int_(size.rows)] = size.batches;
+    batch_compute_us[py::int_(size.rows)] = size.compute_us;
+  }
+  d["batch_sizes"] = batch_sizes;
+  d["batch_compute_us"] = batch_compute_us;
   d["queue_us"] = Histogram(s.queue_us);
   d["compute_us"] = Histogram(s.compute_us);
   d["total_us"] = Histogram(s.total_us);

@@ -197,14 +197,50 @@ TEST_F(BatchQueueTest, DeadlinesExpireAndWakeTheWorker) {
   const int64_t t0 = clock_.NowUs();
   q.Push(Make(1, 0, 0, t0 + 100));
   q.Push(Make(1, 0, 0, 0));
-  int64_t wake = 0;
-  EXPECT_TRUE(q.TakeBatch(t0, &wake).empty());
-  EXPECT_EQ(wake, t0 + 100);  // the deadline comes before the queue delay ends
+  EXPECT_EQ(q.NextDeadlineUs(), t0 + 100);
   EXPECT_TRUE(q.TakeExpired(t0 + 99).empty());
   QueuedBatch expired = q.TakeExpired(t0 + 100);
   EXPECT_EQ(Seqs(expired), (std::vector<uint64_t>{1}));
   EXPECT_EQ(q.size(), 1u);
   EXPECT_EQ(q.NextDeadlineUs(), BatchQueue::kNever);
+}
+
+TEST_F(BatchQueueTest, ADeadlineCutsTheQueueDelayShort) {
+  // A 50 ms delay and a 10 ms deadline: the batch runs 1 ms (the lead) before the deadline
+  // rather than waiting for company until the request has expired.
+  BatchQueue q(BatchingPolicy{true, 16, {}, 50'000, 100});
+  const int64_t t0 = clock_.NowUs();
+  q.Push(Make(1, 0, 0, 0));
+  q.Push(Make(1, 0, 0, t0 + 10'000));
+  int64_t wake = 0;
+  EXPECT_TRUE(q.TakeBatch(t0, &wake).empty());
+  EXPECT_EQ(wake, t0 + 10'000 - BatchQueue::kDeadlineLeadUs);
+  EXPECT_TRUE(q.TakeBatch(wake - 1, &wake).empty());
+  EXPECT_TRUE(q.TakeExpired(wake).empty());
+  EXPECT_EQ(Seqs(q.TakeBatch(wake, &wake)), (std::vector<uint64_t>{1, 2}));
+  EXPECT_TRUE(q.empty());
+}
+
+TEST_F(BatchQueueTest, ADeadlineShorterThanTheLeadRunsAtOnce) {
+  BatchQueue q(BatchingPolicy{true, 16, {}, 50'000, 100});
+  const int64_t t0 = clock_.NowUs();
+  q.Push(Make(1, 0, 0, t0 + 200));
+  int64_t wake = 0;
+  EXPECT_EQ(q.TakeBatch(t0, &wake).size(), 1u);
+}
+
+TEST_F(BatchQueueTest, AnotherKeysDeadlineMovesTheHeadBatchAlong) {
+  // The request near its deadline cannot join the head's batch; running the head's batch
+  // early lets it be next instead of waiting out the head's delay behind it.
+  BatchQueue q(BatchingPolicy{true, 16, {}, 50'000, 100});
+  const int64_t t0 = clock_.NowUs();
+  q.Push(Make(1, 0, /*key=*/1, 0));
+  q.Push(Make(1, 0, /*key=*/2, t0 + 5'000));
+  int64_t wake = 0;
+  EXPECT_TRUE(q.TakeBatch(t0, &wake).empty());
+  EXPECT_EQ(wake, t0 + 4'000);
+  EXPECT_EQ(Seqs(q.TakeBatch(wake, &wake)), (std::vector<uint64_t>{1}));
+  EXPECT_EQ(Seqs(q.TakeBatch(t0 + 4'000, &wake)), (std::vector<uint64_t>{2}));
 }
 
 TEST_F(BatchQueueTest, FullQueueHandsTheRequestBack) {

@@ -174,7 +174,9 @@ TEST_F(ModelTest, InlineSubmitRunsWhatQueuedMeanwhileOnTheSameThread) {
   StatsSnapshot stats = model->Stats();
   EXPECT_EQ(stats.requests[static_cast<size_t>(Outcome::kOk)], 3);
   EXPECT_EQ(stats.batches, 2);
-  EXPECT_EQ(stats.batch_rows[3], 1);
+  ASSERT_EQ(stats.batch_sizes.size(), 2u);  // the first request's run of 1 row, then 3 rows
+  EXPECT_EQ(stats.batch_sizes[1].rows, 3);
+  EXPECT_EQ(stats.batch_sizes[1].batches, 1);
   EXPECT_EQ(stats.in_flight, 0);
 }
 
@@ -294,16 +296,37 @@ TEST_F(ModelTest, DeadlinesUseTheInjectedClock) {
   auto model = Model::LoadFromPath(ModelPath("relu.onnx"), options, clock);
   std::shared_ptr<std::vector<float>> storage;
   auto request = ReluRequest(1, 1.f, &storage);
-  request->timeout_us = 100;
+  request->timeout_us = 5000;
   std::promise<InferResult> promise;
   auto future = promise.get_future();
   request->on_complete = [&promise](InferResult&& r) { promise.set_value(std::move(r)); };
   ASSERT_GT(model->Submit(std::move(request)), 0u);
   EXPECT_EQ(future.wait_for(std::chrono::milliseconds(20)), std::future_status::timeout);
-  clock.AdvanceUs(100);  // the worker re-reads the clock at least every 100 us of real time
+  // Past the deadline in one step, so the batch the lead would start never got its chance.
+  clock.AdvanceUs(5000);  // the worker re-reads the clock within 4 ms of real time
   InferResult result = future.get();
   EXPECT_EQ(result.status.code(), StatusCode::kDeadlineExceeded);
   EXPECT_EQ(model->Stats().batches, 0);
+  model->Close(true);
+}
+
+TEST_F(ModelTest, AQueueDelayLongerThanTheDeadlineStillRunsTheRequest) {
+  FakeClock clock;
+  ModelOptions options;
+  options.instances = 1;
+  options.batching_policy.max_queue_delay_us = 1'000'000'000;
+  auto model = Model::LoadFromPath(ModelPath("relu.onnx"), options, clock);
+  std::shared_ptr<std::vector<float>> storage;
+  auto request = ReluRequest(1, 1.f, &storage);
+  request->timeout_us = 5000;
+  std::promise<InferResult> promise;
+  auto future = promise.get_future();
+  request->on_complete = [&promise](InferResult&& r) { promise.set_value(std::move(r)); };
+  ASSERT_GT(model->Submit(std::move(request)), 0u);
+  EXPECT_EQ(future.wait_for(std::chrono::milliseconds(20)), std::future_status::timeout);
+  clock.AdvanceUs(5000 - BatchQueue::kDeadlineLeadUs);
+  EXPECT_EQ(future.get().status.code(), StatusCode::kOk);
+  EXPECT_EQ(model->Stats().batches, 1);
   model->Close(true);
 }
 
@@ -325,6 +348,117 @@ TEST_F(ModelTest, ADeadlineBeyondTheClocksRangeIsNone) {
   EXPECT_EQ(future.wait_for(std::chrono::milliseconds(20)), std::future_status::timeout);
   model->Close(true);  // drains: the queued request runs
   EXPECT_EQ(future.get().status.code(), StatusCode::kOk);
+}
+
+// Request with `rows` rows for the slow model (x: [N, 512]).
+std::unique_ptr<InferRequest> SlowRequest(int64_t rows,
+                                          std::shared_ptr<std::vector<float>>* storage) {
+  *storage = std::make_shared<std::vector<float>>(static_cast<size_t>(rows * 512), 0.01f);
+  HostTensor t;
+  t.type = ElementType::kFloat32;
+  t.shape = {rows, 512};
+  t.data = (*storage)->data();
+  t.byte_size = (*storage)->size() * sizeof(float);
+  auto r = std::make_unique<InferRequest>();
+  r->inputs.emplace_back("x", std::move(t));
+  r->keepalive = *storage;
+  return r;
+}
+
+// Polls (bounded) until `done` holds; false when it never did.
+bool WaitUntil(const std::function<bool()>& done) {
+  for (int i = 0; i < 10000 && !done(); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  return done();
+}
+
+TEST_F(ModelTest, ARequestExpiresAtItsDeadlineWhileEveryInstanceIsBusy) {
+  ModelOptions options;
+  options.instances = 1;
+  options.batching_policy.max_batch_rows = 256;  // the blocker fills a batch on its own
+  auto model = Model::LoadFromPath(ModelPath("slow.onnx"), options);
+  std::shared_ptr<std::vector<float>> blocker_rows, late_rows;
+  std::atomic<bool> blocker_done{false};
+  auto blocker = SlowRequest(256, &blocker_rows);
+  blocker->on_complete = [&blocker_done](InferResult&&) { blocker_done = true; };
+  ASSERT_GT(model->Submit(std::move(blocker)), 0u);
+  ASSERT_TRUE(WaitUntil([&] { return model->Stats().queue_depth == 0; }));  // it runs
+  auto late = SlowRequest(1, &late_rows);
+  late->timeout_us = 1000;
+  std::promise<InferResult> promise;
+  auto future = promise.get_future();
+  int64_t batches_run_at_expiry = -1;
+  late->on_complete = [&, m = model.get()](InferResult&& r) {
+    batches_run_at_expiry = m->Stats().batches;  // a lone run is counted as it ends
+    promise.set_value(std::move(r));
+  };
+  ASSERT_GT(model->Submit(std::move(late)), 0u);
+  InferResult result = future.get();
+  // Failed at its deadline, not when the instance came free.
+  EXPECT_EQ(batches_run_at_expiry, 0) << "the expiry waited for the running batch";
+  EXPECT_FALSE(blocker_done.load());
+  EXPECT_EQ(result.status.code(), StatusCode::kDeadlineExceeded);
+  model->Close(true);
+  EXPECT_TRUE(blocker_done.load());
+}
+
+TEST_F(ModelTest, CloseWaitsForARunOnTheCallersThread) {
+  ModelOptions options;
+  options.instances = 1;
+  options.batching_policy.max_batch_rows = 256;
+  auto model = Model::LoadFromPath(ModelPath("slow.onnx"), options);
+  std::shared_ptr<std::vector<float>> rows;
+  InferResult inline_result;
+  std::thread caller([&] {
+    auto request = SlowRequest(256, &rows);
+    request->allow_inline = true;
+    inline_result = model->Infer(std::move(request));
+  });
+  ASSERT_TRUE(WaitUntil([&] { return model->Stats().in_flight == 1; }));
+  // From in-flight to running inline is a few instructions; give it ample time to get there.
+  std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  model->Close(true);
+  // The run is counted before its instance is released, so a run still going shows here.
+  EXPECT_EQ(model->Stats().batches, 1) << "Close returned while a run on the caller's thread went on";
+  caller.join();
+  EXPECT_EQ(inline_result.status.code(), StatusCode::kOk) << inline_result.status.message();
+}
+
+// Runs `rows` rows of the Relu model through `model` and waits; returns the result.
+InferResult RunRelu(Model& model, int64_t rows) {
+  std::shared_ptr<std::vector<float>> storage;
+  return model.Infer(ReluRequest(rows, 1.f, &storage));
+}
+
+TEST_F(ModelTest, WithoutBatchingEachRequestCountsItsOwnRows) {
+  ModelOptions options;
+  options.batching = 0;
+  auto model = Model::LoadFromPath(ModelPath("relu.onnx"), options);
+  for (int64_t rows : {10, 10, 40, 0, 5000}) ASSERT_TRUE(RunRelu(*model, rows).status.ok());
+  const StatsSnapshot stats = model->Stats();
+  EXPECT_EQ(stats.inferred_rows, 5060);
+  ASSERT_EQ(stats.batch_sizes.size(), 4u);
+  const std::vector<std::pair<int64_t, int64_t>> expected = {{0, 1}, {10, 2}, {40, 1}, {5000, 1}};
+  for (size_t i = 0; i < expected.size(); ++i) {
+    EXPECT_EQ(stats.batch_sizes[i].rows, expected[i].first);
+    EXPECT_EQ(stats.batch_sizes[i].batches, expected[i].second);
+  }
+  model->Close(true);
+}
+
+TEST_F(ModelTest, TheLargestMaxBatchSizeCostsNoMemoryUntilUsed) {
+  // Counters for every possible size would take gigabytes here; only sizes seen are kept.
+  ModelOptions options;
+  options.batching_policy.max_batch_rows = std::numeric_limits<int>::max();
+  auto model = Model::LoadFromPath(ModelPath("relu.onnx"), options);
+  ASSERT_TRUE(RunRelu(*model, 3).status.ok());
+  ASSERT_TRUE(RunRelu(*model, 3000).status.ok());
+  const StatsSnapshot stats = model->Stats();
+  ASSERT_EQ(stats.batch_sizes.size(), 2u);
+  EXPECT_EQ(stats.batch_sizes[0].rows, 3);
+  EXPECT_EQ(stats.batch_sizes[1].rows, 3000);
+  EXPECT_EQ(stats.batch_sizes[1].batches, 1);
+  EXPECT_GT(stats.batch_sizes[1].compute_us + stats.batch_sizes[1].infer_ns, 0);
+  model->Close(true);
 }
 
 TEST_F(ModelTest, WarmUpRunsEveryInstanceAndCountsNothing) {

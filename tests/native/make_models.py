@@ -15,6 +15,7 @@ def main(out: Path) -> None:
     out.mkdir(parents=True, exist_ok=True)
     factories.elementwise(out / "relu.onnx", TensorProto.FLOAT, "Relu")
     factories.poison_gather(out / "poison.onnx")
+    factories.slow_mlp(out / "slow.onnx")  # x [N, 512]: tens of ms for 256 rows
 
 
 if __name__ == "__main__":

@@ -1,0 +1,89 @@
+"""The batcher's deadlines against its queue delay and busy instances, Model.close() against
+runs on callers' threads, and batch-size statistics that stay exact at any size."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import engine
+from engine.errors import DeadlineExceededError
+
+ROW = np.ones((1, 32), np.float32)
+
+
+def test_a_queue_delay_longer_than_the_deadline_still_runs_the_request(mlp_path: Path) -> None:
+    # Waiting 50 ms for company would let a 10 ms deadline pass on an idle model; the batch
+    # starts before the deadline instead.
+    config = engine.ModelConfig(max_queue_delay_us=50_000, max_batch_size=8)
+    with engine.load(mlp_path, config=config) as model:
+        outcomes = []
+        for _ in range(3):
+            future = model.submit(ROW, timeout_us=10_000)
+            outcomes.append(future.exception(timeout=30))
+        assert outcomes == [None, None, None]
+        model.predict(ROW, timeout_us=10_000)
+        stats = model.stats()
+    assert stats.requests["ok"] == 4
+    assert stats.requests["expired"] == 0
+
+
+def test_a_request_expires_while_the_only_instance_is_busy(slow_path: Path) -> None:
+    # The error arrives at the deadline, while the long batch still runs: not when it ends.
+    config = engine.ModelConfig(instances=1, max_batch_size=256)
+    with engine.load(slow_path, config=config) as model:
+        busy = model.submit(np.ones((256, 512), np.float32))
+        for _ in range(10_000):  # until a worker has taken it
+            if model.stats().queue_depth == 0:
+                break
+            threading.Event().wait(0.0005)
+        late = model.submit(np.ones((1, 512), np.float32), timeout_us=1000)
+        with pytest.raises(DeadlineExceededError, match="not run"):
+            late.result(timeout=60)
+        batches_when_expired = model.stats().batches
+        busy.result(timeout=60)
+    assert batches_when_expired == 0, "the expiry waited for the running batch to end"
+
+
+def test_close_waits_for_a_predict_running_on_the_callers_thread(slow_path: Path) -> None:
+    model = engine.load(slow_path, config=engine.ModelConfig(instances=1, max_batch_size=256))
+    rows = np.ones((256, 512), np.float32)
+    results: list[object] = []
+    caller = threading.Thread(target=lambda: results.append(model.predict(rows)))
+    caller.start()
+    for _ in range(10_000):  # until the predict is in flight
+        if model.stats().in_flight == 1:
+            break
+        threading.Event().wait(0.0005)
+    threading.Event().wait(0.005)  # from in flight to running is a few instructions
+    core = model._core  # stats() of a closed Model is a separate question; ask the core
+    model.close()
+    # A run is counted before its instance is released: one still going would show 0 here.
+    assert core.stats()["batches"] == 1, "close() returned while predict still ran"
+    caller.join(timeout=60)
+    assert len(results) == 1
+
+
+def test_without_batching_each_run_counts_its_own_rows(mlp_path: Path) -> None:
+    config = engine.ModelConfig(batching=False, max_batch_size=64)
+    with engine.load(mlp_path, config=config) as model:
+        for rows in (10, 10, 40, 0):
+            model.predict(np.ones((rows, 32), np.float32))
+        stats = model.stats()
+    assert stats.batch_sizes == {0: 1, 10: 2, 40: 1}
+    assert stats.inferred_rows == 60
+
+
+def test_the_largest_max_batch_size_keeps_only_the_sizes_seen(mlp_path: Path) -> None:
+    # Counters for every possible size were gigabytes at this bound, copied by every stats().
+    config = engine.ModelConfig(max_batch_size=2**31 - 1)
+    with engine.load(mlp_path, config=config) as model:
+        model.predict(np.ones((3, 32), np.float32))
+        model.predict(np.ones((3000, 32), np.float32))
+        stats = model.stats()
+    assert stats.batch_sizes == {3: 1, 3000: 1}
+    assert set(stats.batch_compute_us) == {3, 3000}
+    assert stats.inferred_rows == 3003
