@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import os
+import threading
 from collections.abc import Mapping, Sequence
 from concurrent.futures import Future
 from pathlib import Path
@@ -41,12 +42,20 @@ class _RequestFuture(Future):  # type: ignore[type-arg]
         super().__init__()
         self._core = core
         self._seq = 0
+        # Makes the core's cancel and the future's one step: a second cancel() racing the
+        # first must see the future cancelled, not the request already gone from the queue.
+        # Reentrant: a done-callback may call cancel() again.
+        self._cancel_lock = threading.RLock()
 
     def cancel(self) -> bool:
-        # Only a request still queued can be cancelled; one that started runs to the end.
-        if self._seq and self._core.cancel(self._seq):
-            return super().cancel()
-        return False
+        """True if the request was still queued (it never runs) or was cancelled already, as
+        concurrent.futures says; False once it started, finished or failed."""
+        with self._cancel_lock:
+            if self.cancelled():
+                return True
+            if self._seq and self._core.cancel(self._seq):
+                return super().cancel()
+            return False
 
 
 class Model:
@@ -54,12 +63,16 @@ class Model:
 
     ``inputs``/``outputs`` describe the signature (-1 marks a dynamic dimension).
     :meth:`close` drains queued work and frees the sessions; afterwards calls raise
-    :class:`~engine.errors.UnavailableError`.
+    :class:`~engine.errors.UnavailableError`, except :meth:`stats`, which gives the final counts.
     """
 
     def __init__(self, core: _core.Model, config: ModelConfig, name: str,
                  version: int | None = None) -> None:
         self._core: _core.Model | None = core
+        # close() keeps the core here while it blocks, then only its final stats (the core
+        # itself, with its sessions, is freed): stats() still answers after close.
+        self._closing_core: _core.Model | None = None
+        self._final_stats: dict[str, Any] | None = None
         self.config = config
         self.name = name
         self.version = version  # registry version, None when loaded from a file
@@ -92,7 +105,8 @@ class Model:
         Higher ``priority`` (an int in the int32 range) runs first; ``timeout_us`` (an int
         >= 0, 0 for none; default: the config's) bounds the time queued.
         Raises InvalidInputError, OverloadedError, DeadlineExceededError, ExecutionError,
-        UnavailableError; TypeError or InvalidConfigError for a bad argument.
+        UnavailableError; TypeError or InvalidConfigError for a bad argument. A request refused
+        with InvalidInputError counts as ``invalid`` in :meth:`stats`, wherever it was refused.
         """
         core = self._core
         if core is None:
@@ -104,9 +118,9 @@ class Model:
                 type(inputs) is dict or (type(inputs) is np.ndarray and self._single_input)
             ):
                 return core.run(inputs)
-            return core.run(self._as_mapping(inputs))
+            return core.run(self._request_mapping(core, inputs))
         names, priority, timeout = _request_options(outputs, priority, timeout_us)
-        return core.infer(self._as_mapping(inputs), names, priority, timeout, "")
+        return core.infer(self._request_mapping(core, inputs), names, priority, timeout, "")
 
     def submit(
         self,
@@ -119,20 +133,34 @@ class Model:
         """Queue a request and return at once with a future of its outputs.
 
         The inputs are copied, so the caller may reuse its arrays. ``future.cancel()`` removes
-        a still-queued request (it never runs). Errors arrive as the future's exception.
+        a still-queued request (it never runs). Every error of the request itself arrives as
+        the future's exception: bad inputs (InvalidInputError, whether or not they convert to
+        tensors), a full queue, a deadline, a failed run. Only errors of the call raise at once:
+        UnavailableError once the model is closed (a close racing the call fails the future
+        instead), and TypeError or InvalidConfigError for a bad ``outputs``/``priority``/
+        ``timeout_us`` (as :meth:`predict` raises them).
         """
         core = self._require_open()
         names, priority, timeout = _request_options(outputs, priority, timeout_us)
-        mapping = self._as_mapping(inputs)
         future = _RequestFuture(core)
+        try:
+            mapping = self._request_mapping(core, inputs)
+            future._seq = self._submit(core, future, mapping, names, priority, timeout)
+        except InvalidInputError as exc:
+            future.set_exception(exc)  # as the core delivers the inputs it refuses
+        return future
+
+    @staticmethod
+    def _submit(core: _core.Model, future: _RequestFuture, mapping: Mapping[str, Any],
+                names: list[str], priority: int, timeout: int) -> int:
+        """Queue ``mapping`` for ``future``; the core's sequence number for cancel()."""
         done = completer()
         token = done.register(future)
         try:
-            future._seq = core.submit(mapping, names, priority, timeout, token, done.queue)
+            return core.submit(mapping, names, priority, timeout, token, done.queue)
         except BaseException:
             done.forget(token)
             raise
-        return future
 
     async def predict_async(
         self,
@@ -143,13 +171,20 @@ class Model:
         timeout_us: int | None = None,
     ) -> Outputs:
         """``await``-able :meth:`predict` for asyncio code; cancelling the task cancels a
-        still-queued request."""
+        still-queued request. Raises what :meth:`submit` raises at once when called, and the
+        request's own errors (as :meth:`predict` raises them) from the ``await``."""
         future = self.submit(inputs, outputs=outputs, priority=priority, timeout_us=timeout_us)
         return await asyncio.wrap_future(future)
 
     def stats(self) -> ModelStats:
-        """A snapshot of the model's counters and histograms."""
-        return ModelStats.from_core(self._require_open().stats())
+        """A snapshot of the model's counters and histograms. After :meth:`close`: the final
+        counts, which include every request close completed."""
+        core = self._core
+        if core is None:
+            core = self._closing_core
+        data = core.stats() if core is not None else self._final_stats
+        assert data is not None  # close() sets it before it lets go of the core
+        return ModelStats.from_core(data)
 
     def warm_up(self, inputs: Inputs) -> None:
         """Run ``inputs`` once on every idle instance, so that no caller pays for ONNX Runtime's
@@ -159,10 +194,18 @@ class Model:
 
     def close(self, *, drain: bool = True) -> None:
         """Stop taking requests; queued ones run (``drain``) or fail with UnavailableError.
-        Blocks until running batches finish. Idempotent."""
-        core, self._core = self._core, None
-        if core is not None:
+        Blocks until running batches finish. Idempotent. :meth:`stats` keeps answering."""
+        core = self._core
+        if core is None:
+            return
+        # In this order, so that stats() always finds one of the three (see stats()).
+        self._closing_core = core
+        self._core = None
+        try:
             core.close(drain)
+        finally:
+            self._final_stats = core.stats()  # final: every request has completed
+            self._closing_core = None
 
     @property
     def closed(self) -> bool:
@@ -184,6 +227,15 @@ class Model:
         if core is None:
             raise UnavailableError(f"model {self.name!r} is closed")
         return core
+
+    def _request_mapping(self, core: _core.Model, inputs: Inputs) -> Mapping[str, Any]:
+        """:meth:`_as_mapping` for a request: one refused here counts as invalid, as it would
+        had the core refused it (the core counts the inputs it cannot convert itself)."""
+        try:
+            return self._as_mapping(inputs)
+        except InvalidInputError:
+            core.count_invalid_input()
+            raise
 
     def _as_mapping(self, inputs: Inputs) -> Mapping[str, Any]:
         mapping = self._mapping(inputs)
@@ -345,9 +397,12 @@ def load(
     explicit config is checked against the model file's signature). ``intra_op_threads`` and
     ``providers`` override the same fields of the config. Providers are tried in order
     ("cuda", "cpu"); asking for "cuda" without a GPU build of ONNX Runtime raises
-    UnsupportedError rather than silently running on the CPU.
+    UnsupportedError rather than silently running on the CPU. A ``config`` that is not a
+    ModelConfig, or a bad ``intra_op_threads``/``providers``, raises InvalidConfigError (as
+    ModelConfig and the registry do); a bad ``source`` raises TypeError.
     """
     source = _check_source(source)
+    _check_config(config)
     name: str | None = None
     version: int | None = None
     if isinstance(source, str) and not Path(source).exists() and _looks_like_ref(source):
@@ -363,7 +418,7 @@ def load(
     if intra_op_threads is not None:
         overrides["intra_op_threads"] = intra_op_threads
     if providers is not None:
-        overrides["providers"] = tuple(providers)
+        overrides["providers"] = providers  # ModelConfig refuses a lone str such as "cpu"
     if overrides:
         config = dataclasses.replace(config, **overrides)
     ensure_runtime()
@@ -416,6 +471,17 @@ def _check_source(source: Any) -> str | os.PathLike[str] | bytes:
         raise TypeError(f"source must be a model path, a registry reference or the model's "
                         f"bytes; was {type(source).__name__}")
     return source
+
+
+def _check_config(config: Any) -> None:
+    # Before the registry is asked: its resolve() would refuse the same way, but only for a
+    # reference that exists.
+    if config is None or isinstance(config, ModelConfig):
+        return
+    hint = " (for a dict, engine.ModelConfig.from_dict(config))" if isinstance(config, Mapping) \
+        else ""
+    raise InvalidConfigError(
+        f"config must be an engine.ModelConfig or None; was {type(config).__name__}{hint}")
 
 
 def _looks_like_ref(source: str) -> bool:

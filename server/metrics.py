@@ -30,7 +30,6 @@ from prometheus_client.core import (
 )
 from prometheus_client.registry import Collector
 
-from engine.errors import UnavailableError
 from engine.stats import OUTCOMES, Histogram, ModelStats
 
 __all__ = ["BATCH_BUCKETS", "ServingCollector", "start_metrics_server"]
@@ -89,10 +88,9 @@ class ServingCollector(Collector):
         in_flight = GaugeMetricFamily("engine_requests_in_flight",
                                       "Requests submitted and not yet completed.", labels=LABELS)
         for name, version, model in self._source():
-            try:
-                stats: ModelStats = model.stats()
-            except UnavailableError:  # closed between listing and reading: not served any more
-                continue
+            # A model closed since it was listed gives its final counts: one last scrape of
+            # them loses no increment.
+            stats: ModelStats = model.stats()
             labels = [name, str(version)]
             for outcome in OUTCOMES:
                 requests.add_metric(labels + [outcome], stats.requests.get(outcome, 0))

@@ -36,7 +36,7 @@ from typing import Any
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from engine.errors import EngineError, InvalidConfigError, ModelNotFoundError, UnavailableError
+from engine.errors import EngineError, InvalidConfigError, ModelNotFoundError
 from engine.model import Model, load
 from engine.monitoring import (
     DriftCollector,
@@ -414,10 +414,7 @@ class RegistryServing:
         deadline = time.monotonic() + self.drain_timeout_s
         time.sleep(self.settle_s)
         while time.monotonic() < deadline:
-            try:
-                stats = model.stats()
-            except UnavailableError:
-                break
+            stats = model.stats()  # a closed model's final counts: nothing in flight
             if stats.in_flight == 0 and stats.queue_depth == 0:
                 break
             time.sleep(0.05)

@@ -123,6 +123,34 @@ std::unique_ptr<InferRequest> MakeRequest(std::vector<std::pair<std::string, Hos
   return request;
 }
 
+// Runs `convert` (inputs -> tensors). An input that does not convert is a request refused as
+// invalid before the core saw it: count it as the core counts its own refusals, so that the
+// outcomes add up to the requests made, then let the error propagate.
+template <typename Convert>
+auto CountingInvalid(Model& model, Convert&& convert) -> decltype(convert()) {
+  try {
+    return convert();
+  } catch (const CoreError& e) {
+    if (e.code() == StatusCode::kInvalidInput) model.CountInvalidInput();
+    throw;
+  }
+}
+
+// The tensors of run()'s `inputs`: a dict, or one array for a single-input model. Borrowed.
+std::vector<std::pair<std::string, HostTensor>> RunInputs(const Model& model,
+                                                          const py::handle& inputs,
+                                                          std::vector<py::object>* keepalive) {
+  const TransformPlan* transforms = model.options().transforms.get();
+  if (model.inputs().size() == 1 && py::isinstance<py::array>(inputs)) {
+    const std::string& name = model.inputs()[0].name;
+    std::vector<std::pair<std::string, HostTensor>> tensors;
+    tensors.emplace_back(name, TensorFromNumpy(name, inputs, keepalive,
+                                               IsTransformStringColumn(transforms, name)));
+    return tensors;
+  }
+  return TensorsFromMapping(inputs, keepalive, transforms);
+}
+
 // Runs `request` synchronously (inline when an instance is idle; GIL released throughout).
 py::dict InferAndWait(Model& model, std::unique_ptr<InferRequest> request) {
   request->allow_inline = true;  // this thread waits anyway
@@ -226,9 +254,11 @@ void register_model(py::module_& m) {
           [](Model& model, const py::handle& inputs, std::vector<std::string> outputs,
              int priority, int64_t timeout_us, std::string id) {
             std::vector<py::object> keepalive;
-            auto request = MakeRequest(
-                TensorsFromMapping(inputs, &keepalive, model.options().transforms.get()),
-                std::move(outputs), priority, timeout_us, std::move(id));
+            auto tensors = CountingInvalid(model, [&] {
+              return TensorsFromMapping(inputs, &keepalive, model.options().transforms.get());
+            });
+            auto request = MakeRequest(std::move(tensors), std::move(outputs), priority,
+                                       timeout_us, std::move(id));
             return InferAndWait(model, std::move(request));
           },
           py::arg("inputs"), py::arg("outputs") = std::vector<std::string>{},
@@ -238,15 +268,8 @@ void register_model(py::module_& m) {
           "run",
           [](Model& model, const py::handle& inputs) {
             std::vector<py::object> keepalive;
-            std::vector<std::pair<std::string, HostTensor>> tensors;
-            const TransformPlan* transforms = model.options().transforms.get();
-            if (model.inputs().size() == 1 && py::isinstance<py::array>(inputs)) {
-              const std::string& name = model.inputs()[0].name;
-              tensors.emplace_back(name, TensorFromNumpy(name, inputs, &keepalive,
-                                                         IsTransformStringColumn(transforms, name)));
-            } else {
-              tensors = TensorsFromMapping(inputs, &keepalive, transforms);
-            }
+            auto tensors =
+                CountingInvalid(model, [&] { return RunInputs(model, inputs, &keepalive); });
             auto request = std::make_unique<InferRequest>();
             request->inputs = std::move(tensors);
             return InferAndWait(model, std::move(request));
@@ -259,15 +282,9 @@ void register_model(py::module_& m) {
           [](Model& model, const py::handle& inputs, std::vector<std::string> outputs,
              int priority, int64_t timeout_us, uint64_t token,
              std::shared_ptr<CompletionQueue> queue) {
-            std::vector<std::pair<std::string, HostTensor>> tensors;
-            py::dict items = py::dict(py::reinterpret_borrow<py::object>(inputs));
-            const TransformPlan* transforms = model.options().transforms.get();
-            for (auto item : items) {
-              auto name = py::str(item.first).cast<std::string>();
-              tensors.emplace_back(name, OwnedTensorFromNumpy(
-                                             name, item.second,
-                                             IsTransformStringColumn(transforms, name)));
-            }
+            auto tensors = CountingInvalid(model, [&] {
+              return OwnedTensorsFromMapping(inputs, model.options().transforms.get());
+            });
             auto request = MakeRequest(std::move(tensors), std::move(outputs), priority,
                                        timeout_us, "");
             request->on_complete = [queue, token](InferResult&& r) {
@@ -280,7 +297,10 @@ void register_model(py::module_& m) {
           py::arg("inputs"), py::arg("outputs"), py::arg("priority"), py::arg("timeout_us"),
           py::arg("token"), py::arg("queue"),
           "Queue without waiting; the result goes to `queue` with `token`. Returns the "
-          "sequence number for cancel(), or 0 when refused at once (result already queued).")
+          "sequence number for cancel(), or 0 when refused at once (result already queued). "
+          "Inputs that do not convert raise InvalidInputError (counted as invalid).")
+      .def("count_invalid_input", &Model::CountInvalidInput,
+           "Count a request refused as invalid before it reached the core (stats: invalid).")
       .def(
           "warm_up",
           [](Model& model, const py::handle& inputs) {

@@ -86,6 +86,12 @@ std::vector<int64_t> ShapeOfArray(const py::array& array) {
 
 py::array AsArray(const std::string& name, py::handle value) {
   if (py::isinstance<py::array>(value)) return py::reinterpret_borrow<py::array>(value);
+  // np.asarray(None) is a 0-d object array, which would be reported as a bad string element.
+  if (value.is_none()) {
+    throw CoreError(StatusCode::kInvalidInput,
+                    "input '" + name + "' is None; expected an array (a numpy array or "
+                    "anything numpy.asarray takes)");
+  }
   try {
     return py::array(py::module_::import("numpy").attr("asarray")(value));
   } catch (const py::error_already_set& e) {
@@ -224,6 +230,15 @@ py::object TensorToNumpy(HostTensor tensor) {
   return py::array(DtypeOf(tensor.type), shape, tensor.data, base);
 }
 
+std::string InputName(py::handle key) {
+  if (!py::isinstance<py::str>(key)) {
+    throw CoreError(StatusCode::kInvalidInput,
+                    std::string("input names must be str; was ") + Py_TYPE(key.ptr())->tp_name +
+                        " " + std::string(py::repr(key)));
+  }
+  return key.cast<std::string>();
+}
+
 // Converts a {name: array} mapping into borrowed tensors (GIL held); `keepalive` holds arrays.
 std::vector<std::pair<std::string, HostTensor>> TensorsFromMapping(
     const py::handle& mapping, std::vector<py::object>* keepalive,
@@ -232,13 +247,22 @@ std::vector<std::pair<std::string, HostTensor>> TensorsFromMapping(
   py::dict items = py::dict(py::reinterpret_borrow<py::object>(mapping));
   tensors.reserve(items.size());
   for (auto item : items) {
-    if (!py::isinstance<py::str>(item.first)) {
-      throw CoreError(StatusCode::kInvalidInput, "input names must be str, got " +
-                                                     std::string(py::str(py::type::of(item.first))));
-    }
-    auto name = item.first.cast<std::string>();
+    std::string name = InputName(item.first);
     tensors.emplace_back(name, TensorFromNumpy(name, item.second, keepalive,
                                                IsTransformStringColumn(transforms, name)));
+  }
+  return tensors;
+}
+
+std::vector<std::pair<std::string, HostTensor>> OwnedTensorsFromMapping(
+    const py::handle& mapping, const TransformPlan* transforms) {
+  std::vector<std::pair<std::string, HostTensor>> tensors;
+  py::dict items = py::dict(py::reinterpret_borrow<py::object>(mapping));
+  tensors.reserve(items.size());
+  for (auto item : items) {
+    std::string name = InputName(item.first);
+    tensors.emplace_back(
+        name, OwnedTensorFromNumpy(name, item.second, IsTransformStringColumn(transforms, name)));
   }
   return tensors;
 }

@@ -22,7 +22,7 @@ namespace engine::bindings {
 namespace py = pybind11;
 
 // Converts `value` (an ndarray or anything np.asarray accepts) for the input named `name`.
-// Throws CoreError(kInvalidInput) naming the input for unsupported dtypes or bad strings.
+// Throws CoreError(kInvalidInput) naming the input for None, unsupported dtypes or bad strings.
 // `transform_strings`: the input is a string column feeding transforms, whose elements are
 // read by TransformStringElement (missing values allowed, bytes checked as UTF-8).
 HostTensor TensorFromNumpy(const std::string& name, py::handle value,
@@ -47,11 +47,20 @@ std::string_view TransformStringElement(const std::string& column, PyObject* ite
 // (string). GIL held.
 py::object TensorToNumpy(HostTensor tensor);
 
+// The input name `key` of an inputs mapping; CoreError(kInvalidInput) unless it is a str.
+std::string InputName(py::handle key);
+
 // Converts a {name: array} mapping into borrowed tensors; `keepalive` holds the arrays.
-// String columns of `transforms` (if any) are read with TransformStringElement.
+// String columns of `transforms` (if any) are read with TransformStringElement. Throws
+// CoreError(kInvalidInput) for a name that is not a str or a value TensorFromNumpy refuses.
 std::vector<std::pair<std::string, HostTensor>> TensorsFromMapping(
     const py::handle& mapping, std::vector<py::object>* keepalive,
     const TransformPlan* transforms = nullptr);
+
+// TensorsFromMapping with copies the core owns (OwnedTensorFromNumpy), for submits whose
+// caller does not wait. The same errors.
+std::vector<std::pair<std::string, HostTensor>> OwnedTensorsFromMapping(
+    const py::handle& mapping, const TransformPlan* transforms = nullptr);
 
 // {name: ndarray} for `results`, which hold outputs[indices[i]]. GIL held.
 py::dict OutputsToDict(const std::vector<TensorInfo>& outputs, const std::vector<size_t>& indices,

@@ -165,6 +165,7 @@ def test_cancel_removes_a_queued_request(slow_path: Path) -> None:
         queued = model.submit(slow_rows(8))
         assert queued.cancel()
         assert queued.cancelled()
+        assert queued.cancel()  # again: True, as for any concurrent.futures.Future
         busy.result(timeout=60)
         assert not busy.cancel()  # finished requests cannot be cancelled
         stats = model.stats()
@@ -228,6 +229,23 @@ def test_close_without_drain_fails_queued_requests_clearly(slow_path: Path) -> N
     assert len(ran) + len(refused) == 20
     assert refused, "a request queued at close without drain must fail"
     assert "closed before the request ran" in str(refused[0])
+
+
+@pytest.mark.parametrize("drain", [True, False])
+def test_stats_after_close_are_the_final_counts(slow_path: Path, drain: bool) -> None:
+    model = engine.load(slow_path, config=ONE_INSTANCE)
+    futures = [occupy(model)] + [model.submit(slow_rows(8)) for _ in range(3)]
+    before = model.stats()
+    model.close(drain=drain)
+    after = model.stats()
+    # What close completed: the requests in flight just before it, every one of them.
+    assert sum(after.requests.values()) == sum(before.requests.values()) + before.in_flight
+    assert sum(after.requests.values()) == 4
+    assert after.in_flight == after.queue_depth == 0
+    refused = sum(isinstance(f.exception(timeout=10), UnavailableError) for f in futures)
+    assert after.requests["unavailable"] == refused
+    assert after.requests["ok"] == 4 - refused
+    assert model.stats() == after  # final: reading again changes nothing
 
 
 def test_submit_after_close_is_unavailable(mlp_path: Path) -> None:

@@ -178,6 +178,61 @@ def test_validation_errors_name_the_input(mlp_path: Path, feeds: dict, match: st
         model.predict(feeds)
 
 
+UNCONVERTIBLE = [
+    (None, r"input 'x' is None; expected an array"),
+    ({"x": None}, r"input 'x' is None; expected an array"),
+    (np.array([[object()] * 32], dtype=object), r"input 'x': string tensors take str or bytes"),
+    (np.ones((1, 32), np.complex64), r"input 'x': numpy dtype complex64 is not supported"),
+    (np.ones((1, 32), "datetime64[s]"), r"input 'x': numpy dtype datetime64\[s\] is not supported"),
+    ({0: np.ones((1, 32), np.float32)}, r"input names must be str; was int 0"),
+]
+
+
+def run_request(model: engine.Model, call: str, inputs: object) -> None:
+    """Send ``inputs`` the way ``call`` names; the error surfaces from the result."""
+    if call == "submit":
+        future = model.submit(inputs)  # type: ignore[arg-type]  # must not raise: it queues
+        future.result(timeout=10)
+    elif call == "predict_async":
+        asyncio.run(model.predict_async(inputs))  # type: ignore[arg-type]
+    elif call == "predict_with_options":
+        model.predict(inputs, priority=1)  # type: ignore[arg-type]  # the core's infer()
+    else:
+        model.predict(inputs)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(("inputs", "match"), UNCONVERTIBLE)
+@pytest.mark.parametrize("call", ["predict", "predict_with_options", "submit", "predict_async"])
+def test_inputs_that_do_not_convert_are_invalid_requests(mlp_path: Path, inputs: object,
+                                                         match: str, call: str) -> None:
+    # The same error the same way as any invalid input (submit: through the future), and
+    # counted, so that the outcomes add up to the requests made.
+    with engine.load(mlp_path) as model:
+        with pytest.raises(InvalidInputError, match=match):
+            run_request(model, call, inputs)
+        stats = model.stats()
+    assert stats.requests["invalid"] == 1
+    assert sum(stats.requests.values()) == 1
+
+
+@pytest.mark.parametrize("call", ["predict", "submit", "predict_async"])
+def test_a_lone_array_for_a_multi_input_model_is_an_invalid_request(multi_io_path: Path,
+                                                                     call: str) -> None:
+    with engine.load(multi_io_path) as model:
+        with pytest.raises(InvalidInputError, match="has 3 inputs .*pass a mapping"):
+            run_request(model, call, np.zeros((1, 4), np.float32))
+        assert model.stats().requests["invalid"] == 1
+
+
+def test_submit_raises_at_once_only_for_bad_arguments(mlp_path: Path) -> None:
+    model = engine.load(mlp_path)
+    with pytest.raises(TypeError, match="priority must be an int"):
+        model.submit(np.zeros((1, 32), np.float32), priority=1.5)  # type: ignore[arg-type]
+    model.close()
+    with pytest.raises(UnavailableError, match="closed"):
+        model.submit(None)  # type: ignore[arg-type]
+
+
 def test_fixed_dims_are_enforced_and_batching_is_off(fixed_path: Path) -> None:
     with engine.load(fixed_path) as model:
         assert not model.batching
@@ -215,6 +270,30 @@ def test_load_errors(tmp_path: Path, mlp_path: Path) -> None:
         engine.load(b"garbage")
     with pytest.raises(InvalidConfigError, match="intra_op_threads must be an int >= 0; was -1"):
         engine.load(mlp_path, intra_op_threads=-1)
+
+
+@pytest.mark.parametrize(
+    ("options", "match"),
+    [
+        ({"config": {"max_batch_size": 4}},
+         r"config must be an engine.ModelConfig or None; was dict .*ModelConfig.from_dict"),
+        ({"config": "cfg"}, r"config must be an engine.ModelConfig or None; was str"),
+        ({"providers": "cpu"}, r"providers must be a sequence \(list or tuple\); was 'cpu'"),
+        ({"providers": 5}, r"providers must be a sequence \(list or tuple\); was 5"),
+        ({"intra_op_threads": "4"}, r"intra_op_threads must be an int in \[0, 256\]; was '4'"),
+    ],
+)
+def test_load_arguments_of_the_wrong_type_are_config_errors(mlp_path: Path, options: dict,
+                                                            match: str) -> None:
+    # The registry refuses a config that is not a ModelConfig the same way (registry.resolve).
+    with pytest.raises(InvalidConfigError, match=match):
+        engine.load(mlp_path, **options)
+
+
+def test_load_checks_the_config_before_looking_up_a_reference(tmp_path: Path) -> None:
+    with pytest.raises(InvalidConfigError, match="config must be an engine.ModelConfig"):
+        engine.load("no-such-model", config={"max_batch_size": 4},  # type: ignore[arg-type]
+                    registry_home=tmp_path)
 
 
 def test_load_takes_bytes_like_contents_and_names_a_directory(tmp_path: Path,

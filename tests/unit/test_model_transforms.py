@@ -173,7 +173,7 @@ def test_numeric_raw_columns_refuse_a_lossy_conversion(tmp_path: Path) -> None:
                            match="column 'n': float64 value 1.5 does not convert exactly to int64"):
             model.predict({**exact, "n": np.array([1.0, 1.5])})
         with pytest.raises(InvalidInputError, match="column 'n': float64 value nan"):
-            model.submit({**exact, "n": np.array([1.0, np.nan])})
+            model.submit({**exact, "n": np.array([1.0, np.nan])}).result(timeout=10)
         with pytest.raises(InvalidInputError,
                            match="column 'f': float64 value 0.1 does not convert exactly to float32"):
             model.predict({**exact, "f": np.array([0.1, 2.0])})
@@ -213,7 +213,7 @@ def test_bytes_columns_read_as_utf8_like_offline(missing_spec_and_model) -> None
     assert_like_offline(spec, model, {"age": age, "city": np.array([b"rome", None, "é"], object)})
     for city in (np.array([b"rome", b"\xff", b"x"]), np.array([b"rome", b"\xc3", None], object)):
         for run in (apply_reference, apply, lambda s, c: model.predict(c),
-                    lambda s, c: model.submit(c)):
+                    lambda s, c: model.submit(c).result(timeout=10)):
             with pytest.raises(InvalidInputError,
                                match="column 'city' holds bytes that are not valid UTF-8"):
                 run(spec, {"age": age, "city": city})
