@@ -256,12 +256,23 @@ def serve(options: ServeOptions, *, stop: threading.Event | None = None) -> int:
             if not served:
                 # Cumulative failure counts: right here, after the first sync only.
                 failed = sorted(watcher.metrics_snapshot()[0])
+                # Aliases whose version cannot be told (a row changed outside the engine):
+                # they exist, so say why they are not followed, not that they are absent.
+                unfollowed = [
+                    f"{s.name}@{options.alias} cannot be followed: "
+                    f"{s.read_errors.get(f'alias {options.alias}', 'its version is unknown')}"
+                    for s in watcher.registry.list()
+                    if options.alias in s.aliases and s.aliases[options.alias] is None
+                ]
                 if failed:  # the alias exists: say that its versions failed, not that it is absent
                     log.warning("no model is served: %s, with alias %r, failed to load (see the "
                                 "errors above); retried every %g s while watching the registry",
                                 ", ".join(f"{name}:{version}" for name, version in failed),
                                 options.alias, watcher.retry_failed_s)
-                else:
+                if unfollowed:
+                    log.warning("no model is served: %s; watching the registry for a change",
+                                "; ".join(unfollowed))
+                if not failed and not unfollowed:
                     log.warning("no model has alias %r yet; watching the registry for one",
                                 options.alias)
             watcher.start()

@@ -13,7 +13,9 @@ note, and ``--json`` carries the stored values with ``config_error`` / ``signatu
 So is one whose version number or size is no integer (SQLite keeps any value in an INTEGER
 column): ``versions`` and ``show`` print ``?`` or "unreadable" and the column and stored value
 (``versions`` under the table), ``list`` prints the alias as ``NAME=?`` and notes under the
-table what cannot be read.
+table what cannot be read, and ``lineage`` says why it stops at a parent that cannot be found
+(``parent_error`` in ``--json``). Rows whose model_id names no model (no other command shows
+them) are named by ``list``, under the table (on stderr with ``--json``).
 """
 
 from __future__ import annotations
@@ -184,8 +186,18 @@ def _register(args: argparse.Namespace) -> int:
 def _list(args: argparse.Namespace) -> int:
     with _open(args) as registry:
         models = registry.list()
+        orphans = registry.orphans()
+    # Rows no model shows (their model_id was damaged): said here, or nobody would see them.
+    count = "1 row belongs" if len(orphans) == 1 else f"{len(orphans)} rows belong"
+    lost = (
+        f"{count} to no model (their model_id was changed outside the engine; no other "
+        f"command shows them):"
+    )
     if args.json:
         _print_json([m.to_dict() for m in models])
+        if orphans:  # stdout stays the list of models
+            details = "; ".join(f"{o.where}: {o.error}" for o in orphans)
+            print(f"warning: {lost} {details}", file=sys.stderr)
         return 0
     _print_table(
         ["NAME", "LATEST", "VERSIONS", "ALIASES", "UPDATED"],
@@ -203,6 +215,10 @@ def _list(args: argparse.Namespace) -> int:
     for m in models:
         for what, error in m.read_errors.items():
             print(f"{m.name}: {what}: {error}")
+    if orphans:
+        print(lost)
+        for o in orphans:
+            print(f"  {o.where}: {o.error}")
     return 0
 
 
@@ -329,7 +345,8 @@ def _delete(args: argparse.Namespace) -> int:
 
 def _lineage(args: argparse.Namespace) -> int:
     with _open(args) as registry:
-        chain = registry.lineage(args.ref)
+        found = registry.lineage_chain(args.ref)
+    chain = found.versions
     if args.json:
         _print_json(
             [
@@ -339,6 +356,8 @@ def _lineage(args: argparse.Namespace) -> int:
                     "lineage_error": r.lineage_error,
                     "created_at": r.to_dict()["created_at"],
                     "read_errors": dict(r.read_errors),
+                    # Why the chain lists no parent after this version, when it has one.
+                    "parent_error": found.stopped if r is chain[-1] else None,
                 }
                 for r in chain
             ]
@@ -362,6 +381,8 @@ def _lineage(args: argparse.Namespace) -> int:
     for r in chain:
         if r.lineage_error is not None:
             print(f"{r.ref}: lineage refused by this engine (shown as stored): {r.lineage_error}")
+    if found.stopped is not None:
+        print(f"the chain stops at {chain[-1].ref}: {found.stopped}")
     return 0
 
 

@@ -8,7 +8,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from engine.errors import InvalidConfigError
+from engine.errors import InvalidConfigError, ModelNotFoundError
 
 __all__ = ["register"]
 
@@ -121,7 +121,14 @@ def _report(args: argparse.Namespace) -> int:
         from engine.registry import Registry
 
         with Registry(args.home, args.registry_url) as registry:
-            version = str(registry.get(ref).version)
+            record = registry.get(ref)
+        if record.version is None:  # its row's number was changed outside the engine
+            raise ModelNotFoundError(
+                f"model {ref.name!r} alias {ref.alias!r} cannot be followed: points at a "
+                f"version whose number cannot be read: {record.read_errors['version']}; fix "
+                f"the row, or give MODEL_REF {ref.name} to report on every version"
+            )
+        version = str(record.version)
     now_ms = int(datetime.now(timezone.utc).timestamp() * 1000)
     since_ms = parse_since(args.since, now_ms) if args.since else None
     logs = args.logs or logs_dir(ref.name, args.home)

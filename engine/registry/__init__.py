@@ -9,9 +9,11 @@ from __future__ import annotations
 from engine.registry.fingerprint import code_revision, fingerprint_array, fingerprint_file
 from engine.registry.records import (
     Lineage,
+    LineageChain,
     ModelSummary,
     ModelVersion,
     NewVersion,
+    OrphanRow,
     ResolvedModel,
     UnreadableJSON,
 )
@@ -19,9 +21,11 @@ from engine.registry.registry import Registry, resolve
 
 __all__ = [
     "Lineage",
+    "LineageChain",
     "ModelSummary",
     "ModelVersion",
     "NewVersion",
+    "OrphanRow",
     "Registry",
     "ResolvedModel",
     "UnreadableJSON",

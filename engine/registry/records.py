@@ -39,9 +39,11 @@ from engine.signature import TensorSpec
 __all__ = [
     "STATUSES",
     "Lineage",
+    "LineageChain",
     "ModelSummary",
     "ModelVersion",
     "NewVersion",
+    "OrphanRow",
     "ResolvedModel",
     "UnreadableJSON",
     "check_metrics",
@@ -379,6 +381,45 @@ class ModelSummary:
             "updated_at": self.updated_at.isoformat() if self.updated_at is not None else None,
             "read_errors": dict(self.read_errors),
         }
+
+
+@dataclass(frozen=True)
+class LineageChain:
+    """A version and its ancestors (``Registry.lineage_chain``), and why the chain ends
+    before a version without a parent, if it does."""
+
+    versions: tuple[ModelVersion, ...]  # the version asked for first, then its parent, ...
+    # None: the last version has no parent. Else why its parent is not listed: it cannot be
+    # found (deleted, or its number cannot be read: the error names the column and value), it
+    # is already in the chain, or the chain is at its length limit.
+    stopped: str | None = None
+
+
+@dataclass(frozen=True)
+class OrphanRow:
+    """A ``versions`` or ``aliases`` row whose ``model_id`` names no model (``Registry.orphans``):
+    it was changed outside the engine (SQLite keeps text or a REAL in an INTEGER column, and
+    checks foreign keys only on connections that ask, as the engine's do), so no model's
+    listing shows it."""
+
+    table: str  # "versions" or "aliases"
+    row_id: int  # versions.id; an aliases row's SQLite rowid (the table has no id column)
+    model_id: Any  # as stored
+    alias: str | None = None  # the alias name of an aliases row
+
+    @property
+    def where(self) -> str:
+        """How to find the row: ``versions.id 3``, ``aliases rowid 2 (alias 'production')``."""
+        if self.table == "versions":
+            return f"versions.id {self.row_id}"
+        return f"aliases rowid {self.row_id} (alias {self.alias!r})"
+
+    @property
+    def error(self) -> str:
+        """The column and the stored value."""
+        column = f"{self.table}.model_id"
+        stored, error = read_integer(self.model_id, column, 1)
+        return error or f"{column} {stored} names no model"
 
 
 @dataclass(frozen=True)

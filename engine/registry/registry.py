@@ -51,9 +51,11 @@ from engine.registry.fingerprint import fingerprint_file
 from engine.registry.onnx_signature import check_model_file
 from engine.registry.records import (
     Lineage,
+    LineageChain,
     ModelSummary,
     ModelVersion,
     NewVersion,
+    OrphanRow,
     ResolvedModel,
     UnreadableJSON,
     check_metrics,
@@ -511,7 +513,12 @@ class Registry:
                     versions.c.id,
                     versions.c.version,
                 )
-                .outerjoin(versions, versions.c.id == aliases.c.version_id)
+                # A version of this model only: one whose model_id is damaged is no one's.
+                .outerjoin(
+                    versions,
+                    (versions.c.id == aliases.c.version_id)
+                    & (versions.c.model_id == aliases.c.model_id),
+                )
                 .order_by(aliases.c.alias)
             ):
                 if a.id is None:
@@ -543,20 +550,63 @@ class Registry:
         return out
 
     def lineage(self, ref: str | ModelRef) -> builtins.list[ModelVersion]:
-        """``ref``'s version followed by its parent, grandparent, ... as far as they exist.
-        A version whose stored lineage this engine refuses is listed; the chain goes on
-        through its stored parent if that alone is a valid ``name:VERSION``."""
+        """``ref``'s version followed by its parent, grandparent, ... as far as they exist
+        (:meth:`lineage_chain` also says why the chain ends early)."""
+        return builtins.list(self.lineage_chain(ref).versions)
+
+    def lineage_chain(self, ref: str | ModelRef) -> LineageChain:
+        """``ref``'s version followed by its parent, grandparent, ... as far as they can be
+        found, and why the chain ends before a version without a parent (``stopped``): a parent
+        that was deleted or whose number cannot be read (the message names the column and the
+        stored value), a loop, or the length limit. A version whose stored lineage this engine
+        refuses is listed; the chain goes on through its stored parent if that alone is a valid
+        ``name:VERSION``. Raises ModelNotFoundError for ``ref`` itself only."""
         chain = [self.get(ref)]
         seen = {chain[0].ref}
-        while (parent := _parent_to_follow(chain[-1])) is not None and parent not in seen:
+        stopped = None
+        while (parent := _parent_to_follow(chain[-1])) is not None:
+            if parent in seen:
+                stopped = f"its parent {parent} is already in the chain (a loop)"
+                break
             if len(chain) >= _MAX_LINEAGE_DEPTH:
+                stopped = f"the chain is cut at {_MAX_LINEAGE_DEPTH} versions"
                 break
             try:
                 chain.append(self.get(parent))
-            except ModelNotFoundError:
-                break  # the parent was deleted; the chain ends here
+            except ModelNotFoundError as exc:
+                stopped = f"its parent {parent} cannot be found: {exc}"
+                break
             seen.add(parent)
-        return chain
+        return LineageChain(tuple(chain), stopped)
+
+    def orphans(self) -> builtins.list[OrphanRow]:
+        """The ``versions`` and ``aliases`` rows whose ``model_id`` names no model (text, a
+        REAL, or the id of no model), by table and row id, in one query. No model's listing
+        shows them; they block nothing, and no write touches them: the operator fixes or
+        deletes them (``where`` names each row). Always empty on PostgreSQL, which enforces
+        both the column's type and the foreign key (no query is made there)."""
+        if not self._db.is_sqlite:
+            return []
+        orphaned = ~sa.exists().where(models.c.id == versions.c.model_id)
+        orphaned_alias = ~sa.exists().where(models.c.id == aliases.c.model_id)
+        query = sa.union_all(
+            sa.select(
+                sa.literal("versions").label("tbl"),
+                versions.c.id.label("row_id"),
+                versions.c.model_id,
+                sa.cast(sa.null(), sa.String).label("alias"),
+            ).where(orphaned),
+            sa.select(
+                sa.literal("aliases"),
+                sa.literal_column("aliases.rowid"),
+                aliases.c.model_id,
+                aliases.c.alias,
+            ).where(orphaned_alias),
+        )
+        with self._db.read() as conn:
+            rows = conn.execute(query).all()
+        out = [OrphanRow(r.tbl, int(r.row_id), r.model_id, r.alias) for r in rows]
+        return sorted(out, key=lambda o: (o.table != "versions", o.row_id))
 
     # ---- helpers ------------------------------------------------------------------------
 
@@ -597,7 +647,7 @@ class Registry:
         elif ref.alias is not None:
             row = conn.execute(
                 query.join(aliases, aliases.c.version_id == versions.c.id).where(
-                    aliases.c.alias == ref.alias
+                    aliases.c.model_id == model_id, aliases.c.alias == ref.alias
                 )
             ).first()
             missing = f"model {ref.name!r} has no alias {ref.alias!r}"
@@ -836,9 +886,9 @@ def _read_version(stored: Any, row_id: int) -> tuple[int | None, str | None]:
 
 
 def _dangling_alias(version_id: Any) -> str:
-    """Why an alias row's ``version_id`` finds no version."""
+    """Why an alias row's ``version_id`` finds no version of the alias's model."""
     _, error = read_integer(version_id, "aliases.version_id", 1)
-    return error or f"aliases.version_id {version_id} names no version"
+    return error or f"aliases.version_id {version_id} names no version of this model"
 
 
 def _newest(conn: sa.Connection, model_id: int, *, ready_only: bool) -> tuple[int, int] | None:

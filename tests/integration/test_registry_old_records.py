@@ -177,3 +177,31 @@ def test_a_damaged_version_number_keeps_what_serves(tmp_path: Path) -> None:
         client.close()
     finally:
         assert server.terminate() == 0, server.stderr()
+
+
+@pytest.mark.parametrize(("sql", "why"), [
+    ("UPDATE versions SET version = 'abc'",
+     ("points at a version whose number cannot be read: versions.version holds 'abc', not an "
+      "integer (versions.id 1)")),
+    ("UPDATE aliases SET version_id = 'abc'", "aliases.version_id holds 'abc', not an integer"),
+], ids=["version", "version_id"])
+def test_a_lone_production_alias_that_cannot_be_followed_is_named(
+    tmp_path: Path, sql: str, why: str
+) -> None:
+    """SQLite only: the only production alias is damaged before the server starts. The
+    start-up warning names the model and why its alias cannot be followed, rather than that no
+    model has the alias."""
+    home = tmp_path / "engine-home"
+    _models(home, "register", "add", str(write_add_model(tmp_path / "a1.onnx", 1.0)),
+            "--alias", "production")
+    with sqlite3.connect(home / "registry.db") as conn:
+        conn.execute(sql)
+    conn.close()
+    server = start_server(["--registry", "--poll-s", "0.2"], tmp_path)
+    try:
+        log = server.stderr()
+        assert (f"no model is served: add@production cannot be followed: {why}; watching the "
+                f"registry for a change") in log
+        assert "no model has alias" not in log and "Traceback" not in log
+    finally:
+        assert server.terminate() == 0, server.stderr()

@@ -129,6 +129,21 @@ def test_alias_archive_delete_lineage(run: Run, add_model) -> None:
     assert code == 1 and "error: model 'm' has no version 1" in err
 
 
+def test_lineage_says_when_a_parent_was_deleted(run: Run, add_model) -> None:
+    run("register", "m", str(add_model(1.0)))
+    run("register", "m", str(add_model(2.0)), "--parent", "m:1")
+    run("register", "m", str(add_model(3.0)), "--parent", "m:2")
+    run("delete", "m", "1")
+    why = "its parent m:1 cannot be found: model 'm' has no version 1"
+    code, out, _ = run("lineage", "m:3")
+    assert code == 0
+    assert [line.split()[0] for line in out.splitlines()[1:3]] == ["m:3", "m:2"]
+    assert out.splitlines()[3:] == [f"the chain stops at m:2: {why}"]
+    chain = _json(run, "lineage", "m:3")
+    assert [(c["ref"], c["parent_error"]) for c in chain] == [  # type: ignore[union-attr,index]
+        ("m:3", None), ("m:2", why)]
+
+
 def test_import_repo(run: Run, add_model, tmp_path: Path) -> None:
     repo = tmp_path / "repo"
     (repo / "mlp" / "1").mkdir(parents=True)

@@ -320,3 +320,121 @@ def test_the_watcher_names_a_damaged_size_when_the_load_fails(
     assert watcher.metrics_snapshot()[0] == {("m", 2): 1}
     assert ("model m:2 failed to load; what was serving stays (retry in 60s): model 'm' version "
             "2 cannot be loaded: versions.artifact_size holds 'abc', not an integer") in caplog.text
+
+
+def test_lineage_says_why_it_stops_at_a_parent_whose_number_is_damaged(
+    registry_of_three: Registry, raw_sql: RawSql, home: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """m:3's and other:1's parent m:2 has a damaged number: the chain is printed up to the
+    child, then why it goes no further (the column and the stored value)."""
+    registry = registry_of_three
+    raw_sql(f"UPDATE versions SET version = 'abc' WHERE {_in_m(2)}")
+    why = ("its parent m:2 cannot be found: model 'm' has no version 2 (1 version of 'm' has a "
+           "number that cannot be read: versions.version holds 'abc', not an integer "
+           "(versions.id 2))")
+    code, out, _ = _cli(home, capsys, "lineage", "m:3")
+    assert code == 0
+    header, row, *notes = out.splitlines()
+    assert (header.split()[:2], row.split()[:2]) == (["REF", "PARENT"], ["m:3", "m:2"])
+    assert notes == [f"the chain stops at m:3: {why}"]
+    code, out, _ = _cli(home, capsys, "lineage", "m:3", "--json")
+    assert code == 0
+    assert [(c["ref"], c["parent_error"]) for c in json.loads(out)] == [("m:3", why)]
+    chain = registry.lineage_chain("other:1")
+    assert ([r.ref for r in chain.versions], chain.stopped) == (["other:1"], why)
+    assert [r.ref for r in registry.lineage("other:1")] == ["other:1"]  # unchanged
+
+    # A chain that reaches its root says nothing more.
+    chain = registry.lineage_chain("m:1")
+    assert ([r.ref for r in chain.versions], chain.stopped) == (["m:1"], None)
+    code, out, _ = _cli(home, capsys, "lineage", "m:1")
+    assert len(out.splitlines()) == 2
+
+
+# ---- versions.model_id, aliases.model_id ------------------------------------------------------
+
+
+def test_rows_whose_model_id_names_no_model_are_reported_by_list(
+    registry_of_three: Registry, raw_sql: RawSql, onnx_model, home: Path,
+    capsys: pytest.CaptureFixture[str]
+) -> None:
+    """m:1's row names a model id that does not exist, m:3's holds text, other's alias a
+    REAL: they belong to no model, so no model's listing shows them. list names them (row
+    ids, column and stored value), in one query; nothing else breaks, and m@staging (m:3)
+    is read alike everywhere: as an alias whose version is not m's."""
+    registry = registry_of_three
+    registry.set_alias("m", "staging", 3)
+    assert _raw(home, "SELECT rowid FROM aliases WHERE model_id = "
+                      "(SELECT id FROM models WHERE name = 'other')") == [(2,)]
+    raw_sql(f"UPDATE versions SET model_id = 99 WHERE {_in_m(1)}",
+            f"UPDATE versions SET model_id = 'abc' WHERE {_in_m(3)}",
+            "UPDATE aliases SET model_id = 2.5 WHERE rowid = 2")
+    errors = [
+        ("versions.id 1", "versions.model_id 99 names no model"),
+        ("versions.id 3", "versions.model_id holds 'abc', not an integer"),
+        ("aliases rowid 2 (alias 'production')", "aliases.model_id holds 2.5, not an integer"),
+    ]
+    code, out, _ = _cli(home, capsys, "list")
+    assert code == 0
+    notes = out.splitlines()[3:]
+    assert notes == [
+        "m: alias staging: aliases.version_id 3 names no version of this model",
+        ("3 rows belong to no model (their model_id was changed outside the engine; no other "
+         "command shows them):"),
+        *(f"  {where}: {error}" for where, error in errors),
+    ]
+    code, out, err = _cli(home, capsys, "list", "--json")
+    assert code == 0
+    assert [m["name"] for m in json.loads(out)] == ["m", "other"]
+    assert err.startswith("warning: 3 rows belong to no model (their model_id was changed "
+                          "outside the engine; no other command shows them): versions.id 1: ")
+    assert [(o.where, o.error) for o in registry.orphans()] == errors
+    assert [(s.name, s.version_count, s.aliases) for s in registry.list()] == [
+        ("m", 1, {"production": 2, "staging": None}), ("other", 1, {})]
+    dangling = "aliases.version_id 3 names no version of this model"
+    assert registry.list()[0].read_errors == {"alias staging": dangling}
+
+    # Nothing else trips over them.
+    assert registry.register("m", onnx_model(bias=5.0)).version == 4
+    assert [r.ref for r in registry.versions("m")] == ["m:2", "m:4"]
+    # The alias row no longer belongs to other: other@production is gone everywhere alike.
+    with pytest.raises(ModelNotFoundError, match="^model 'other' has no alias 'production'$"):
+        registry.get("other@production")
+    with pytest.raises(ModelNotFoundError) as info:
+        registry.get("m@staging")
+    assert str(info.value) == f"model 'm' alias 'staging' cannot be followed: {dangling}"
+    assert registry.gc(min_age_s=0) == []  # the orphans' blobs are still referenced
+    assert sorted(RegistryServing(registry, ServingControl())._desired()) == ["m"]
+
+
+def test_no_orphan_rows_no_note(
+    registry_of_three: Registry, home: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert registry_of_three.orphans() == []
+    code, out, err = _cli(home, capsys, "list")
+    assert (code, len(out.splitlines()), err) == (0, 3, "")
+
+
+# ---- engine monitor report ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("sql", "error"), [
+    (f"UPDATE versions SET version = 'abc' WHERE {_in_m(2)}",
+     ("points at a version whose number cannot be read: versions.version holds 'abc', not an "
+      "integer (versions.id 2)")),
+    ("UPDATE aliases SET version_id = 'abc' WHERE rowid = 1",
+     "aliases.version_id holds 'abc', not an integer"),
+], ids=["versions.version", "aliases.version_id"])
+def test_the_monitor_report_refuses_an_alias_it_cannot_follow(
+    registry_of_three: Registry, raw_sql: RawSql, home: Path, tmp_path: Path,
+    capsys: pytest.CaptureFixture[str], sql: str, error: str
+) -> None:
+    """m@production is m:2: a report on it must never be one of version 'None' (the
+    aliases.version_id case was already refused by Registry.get)."""
+    raw_sql(sql)
+    out = tmp_path / "report.html"
+    code = main(["monitor", "report", "m@production", "--home", str(home), "--out", str(out)])
+    stdout, err = capsys.readouterr()
+    assert (code, stdout) == (1, "")
+    assert err.startswith(f"error: model 'm' alias 'production' cannot be followed: {error}")
+    assert "Traceback" not in err and not out.exists()
