@@ -23,12 +23,22 @@ BatchQueue::BatchQueue(BatchingPolicy policy) : policy_(std::move(policy)) {
 
 bool BatchQueue::WorthWaking() const {
   return size_ == 1 || !policy_.enabled || policy_.max_queue_delay_us == 0 ||
-         queued_rows_ >= wake_rows_;
+         queued_rows_ >= wake_rows_ || pushed_earliest_run_by_;
+}
+
+int64_t BatchQueue::RunByUs(const QueuedRequest& r) {
+  return r.deadline_us - DeadlineLeadUs(r.deadline_us - r.enqueue_us);
 }
 
 std::unique_ptr<QueuedRequest> BatchQueue::Push(std::unique_ptr<QueuedRequest> r) {
+  pushed_earliest_run_by_ = false;
   if (size_ >= policy_.max_queue_size) return r;
-  if (r->deadline_us > 0) deadlines_.insert(r->deadline_us);
+  if (r->deadline_us > 0) {
+    deadlines_.insert(r->deadline_us);
+    const int64_t run_by = RunByUs(*r);
+    pushed_earliest_run_by_ = run_by_.empty() || run_by < *run_by_.begin();
+    run_by_.insert(run_by);
+  }
   queued_rows_ += r->rows;
   levels_[r->request->priority].push_back(std::move(r));
   ++size_;
@@ -45,7 +55,10 @@ std::unique_ptr<QueuedRequest> BatchQueue::Detach(int priority, size_t index) {
     queue.erase(queue.begin() + static_cast<std::ptrdiff_t>(index));
   }
   if (queue.empty() && levels_.size() > kKeptLevels) levels_.erase(level);
-  if (r->deadline_us > 0) deadlines_.erase(deadlines_.find(r->deadline_us));
+  if (r->deadline_us > 0) {
+    deadlines_.erase(deadlines_.find(r->deadline_us));
+    run_by_.erase(run_by_.find(RunByUs(*r)));
+  }
   --size_;
   queued_rows_ -= r->rows;
   return r;
@@ -134,9 +147,9 @@ QueuedBatch BatchQueue::TakeBatch(int64_t now_us, int64_t* wake_us) {
     }
   }
   // Waiting for company must not cost a queued request its deadline: the delay ends early,
-  // kDeadlineLeadUs before the earliest deadline, so the request starts before it expires.
+  // at the earliest time by which a queued request must start (its deadline minus its lead).
   const int64_t due_us = std::min(head.enqueue_us + policy_.max_queue_delay_us,
-                                  NextDeadlineUs() - kDeadlineLeadUs);
+                                  run_by_.empty() ? kNever : *run_by_.begin());
   if (take == 0 && (full || rows >= policy_.max_batch_rows || now_us >= due_us)) {
     take = picks.size();
   }
@@ -163,6 +176,7 @@ QueuedBatch BatchQueue::TakeAll() {
   }
   levels_.clear();
   deadlines_.clear();
+  run_by_.clear();
   size_ = 0;
   queued_rows_ = 0;
   return all;

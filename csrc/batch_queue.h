@@ -8,10 +8,11 @@
 //  - a batch never holds more than `max_batch_rows` rows;
 //  - a batch runs as soon as a prefix of the compatible requests fills a preferred size (the
 //    largest such), else when it is full, else when the head has waited max_queue_delay_us,
-//    or kDeadlineLeadUs before the earliest deadline of any queued request if that is
+//    or DeadlineLeadUs(timeout) before the deadline of any queued request if that is
 //    sooner: the queue delay never holds a request until its deadline passes.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <deque>
 #include <limits>
@@ -56,9 +57,13 @@ using QueuedBatch = std::vector<std::unique_ptr<QueuedRequest>>;
 class BatchQueue {
  public:
   static constexpr int64_t kNever = std::numeric_limits<int64_t>::max();
-  // How long before a queued request's deadline its batch starts, when the queue delay would
-  // otherwise hold it past the deadline: room for the wake-up and the run to begin.
-  static constexpr int64_t kDeadlineLeadUs = 1000;
+  // How long before its deadline a queued request's batch starts when the queue delay would
+  // otherwise hold it past the deadline: room for the worker's wake-up (which a busy machine
+  // can delay by milliseconds) and the run to begin. A fifth of its timeout, at least 1 ms.
+  static int64_t DeadlineLeadUs(int64_t timeout_us) {
+    return std::max<int64_t>(kMinDeadlineLeadUs, timeout_us / 5);
+  }
+  static constexpr int64_t kMinDeadlineLeadUs = 1000;
 
   explicit BatchQueue(BatchingPolicy policy);
 
@@ -73,7 +78,7 @@ class BatchQueue {
 
   // The batch to run now, or empty. When empty, *wake_us is the earliest time at which the
   // answer may change without a new request (the queue delay ends, or a deadline draws within
-  // kDeadlineLeadUs), or kNever.
+  // its lead), or kNever.
   QueuedBatch TakeBatch(int64_t now_us, int64_t* wake_us);
 
   // Removes everything (shutdown).
@@ -83,9 +88,10 @@ class BatchQueue {
   int64_t NextDeadlineUs() const;
 
   // After a Push: whether a worker waiting on this queue should wake, because a batch may be
-  // ready now (enough rows for the smallest preferred or the max size, or no queue delay) or
-  // because the queue was empty and its delay timer must start. False only when waking could
-  // not change the worker's decision: the queue delay still bounds every request's wait.
+  // ready now (enough rows for the smallest preferred or the max size, or no queue delay),
+  // because the queue was empty and its delay timer must start, or because the new request
+  // must start before the time the worker sleeps until (its deadline is nearer). False only
+  // when waking could not change the worker's decision.
   bool WorthWaking() const;
 
   size_t size() const { return size_; }
@@ -100,7 +106,11 @@ class BatchQueue {
 
   BatchingPolicy policy_;
   Levels levels_;  // highest priority first; a level may be empty
+  // When a request's batch must start at the latest (deadline minus its lead).
+  static int64_t RunByUs(const QueuedRequest& r);
   std::multiset<int64_t> deadlines_;
+  std::multiset<int64_t> run_by_;  // RunByUs of each request with a deadline
+  bool pushed_earliest_run_by_ = false;  // the last Push brought the earliest run_by_ forward
   size_t size_ = 0;
   int64_t queued_rows_ = 0;
   int64_t wake_rows_ = 0;  // rows at which a batch may be ready without waiting out the delay

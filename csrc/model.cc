@@ -357,8 +357,8 @@ int Model::TakeInstanceForInline() {
 
 InferResult Model::RunInline(int instance, QueuedRequest& queued) {
   InferResult result = ExecuteOne(instance, queued);
+  Record(queued, result);  // before the release: Close, waiting for it, then sees it counted
   ReleaseInstance(instance);
-  Record(queued, result);
   return result;
 }
 
@@ -586,7 +586,12 @@ void Model::WorkerLoop() {
       lock.lock();
       continue;
     }
-    if (closed_ && queue_.empty()) return;
+    if (closed_ && queue_.empty()) {
+      // Another worker may sleep with no timeout while callers' inline runs hold the
+      // instances; its release finds the queue empty and wakes no one. Wake it to exit too.
+      work_ready_.notify_all();
+      return;
+    }
     if (wake_us == BatchQueue::kNever) {
       work_ready_.wait(lock);
     } else {
@@ -798,7 +803,10 @@ void Model::ReleaseInstance(int instance) {
   }
   // Wake a worker only when there is work: a needless wake-up costs a core on small machines.
   if (work_waiting) work_ready_.notify_one();
-  if (closing) instance_released_.notify_all();
+  if (closing) {
+    instance_released_.notify_all();
+    work_ready_.notify_all();  // workers re-check whether they may exit
+  }
 }
 
 void Model::Close(bool drain) {
@@ -834,6 +842,11 @@ void Model::Close(bool drain) {
     if (expiry_thread_.joinable()) expiry_thread_.join();
     // After the workers and inline runs: they post their last batches before they finish.
     if (completer_) completer_->Stop();
+    // Left in flight now: only submitters that passed validation as closed_ was set, about
+    // to be refused. Wait (briefly, bounded) so that the counts read after Close are final.
+    for (int i = 0; i < 10000 && stats_.InFlight() > 0; ++i) {
+      std::this_thread::sleep_for(std::chrono::microseconds(100));
+    }
   });
 }
 

@@ -85,6 +85,7 @@ class ModelStats {
   void ObserveSuccess(int64_t rows, const RequestTimings& t);
   void ObserveBatch(int64_t rows, int64_t compute_us, const RequestTimings& phases);
   void AddInFlight(int64_t delta) { in_flight_.fetch_add(delta, kRelaxed); }
+  int64_t InFlight() const { return in_flight_.load(kRelaxed); }
   void SetQueueDepth(int64_t depth) { queue_depth_.store(depth, kRelaxed); }
 
   StatsSnapshot Snapshot() const;

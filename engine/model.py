@@ -197,6 +197,9 @@ class Model:
         Blocks until running batches finish. Idempotent. :meth:`stats` keeps answering."""
         core = self._core
         if core is None:
+            closing = self._closing_core
+            if closing is not None:
+                closing.close(drain)  # another thread's close() runs: wait for it to finish
             return
         # In this order, so that stats() always finds one of the three (see stats()).
         self._closing_core = core

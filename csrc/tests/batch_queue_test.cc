@@ -206,19 +206,43 @@ TEST_F(BatchQueueTest, DeadlinesExpireAndWakeTheWorker) {
 }
 
 TEST_F(BatchQueueTest, ADeadlineCutsTheQueueDelayShort) {
-  // A 50 ms delay and a 10 ms deadline: the batch runs 1 ms (the lead) before the deadline
-  // rather than waiting for company until the request has expired.
+  // A 50 ms delay and a 10 ms deadline: the batch runs 2 ms (the lead, a fifth of the
+  // timeout) before the deadline rather than waiting for company until the request expired.
   BatchQueue q(BatchingPolicy{true, 16, {}, 50'000, 100});
   const int64_t t0 = clock_.NowUs();
   q.Push(Make(1, 0, 0, 0));
   q.Push(Make(1, 0, 0, t0 + 10'000));
   int64_t wake = 0;
   EXPECT_TRUE(q.TakeBatch(t0, &wake).empty());
-  EXPECT_EQ(wake, t0 + 10'000 - BatchQueue::kDeadlineLeadUs);
+  EXPECT_EQ(wake, t0 + 8'000);
   EXPECT_TRUE(q.TakeBatch(wake - 1, &wake).empty());
   EXPECT_TRUE(q.TakeExpired(wake).empty());
   EXPECT_EQ(Seqs(q.TakeBatch(wake, &wake)), (std::vector<uint64_t>{1, 2}));
   EXPECT_TRUE(q.empty());
+}
+
+TEST_F(BatchQueueTest, TheLeadIsAFifthOfTheTimeoutAndAtLeastOneMillisecond) {
+  EXPECT_EQ(BatchQueue::DeadlineLeadUs(100), 1000);
+  EXPECT_EQ(BatchQueue::DeadlineLeadUs(5000), 1000);
+  EXPECT_EQ(BatchQueue::DeadlineLeadUs(200'000), 40'000);
+}
+
+TEST_F(BatchQueueTest, ANearerDeadlineWakesTheWorkerAFartherOneDoesNot) {
+  // The worker sleeps until the head's delay ends or the earliest start-by time: a request
+  // that must start sooner than that needs it awake; one that may start later does not.
+  BatchQueue q(BatchingPolicy{true, 16, {}, 200'000, 100});
+  const int64_t t0 = clock_.NowUs();
+  q.Push(Make(1, 0, 0, t0 + 100'000));
+  EXPECT_TRUE(q.WorthWaking());  // the first request starts the delay timer
+  q.Push(Make(1, 0, 0, t0 + 150'000));
+  EXPECT_FALSE(q.WorthWaking());
+  q.Push(Make(1));
+  EXPECT_FALSE(q.WorthWaking());
+  q.Push(Make(1, 0, 0, t0 + 10'000));
+  EXPECT_TRUE(q.WorthWaking());
+  int64_t wake = 0;
+  EXPECT_TRUE(q.TakeBatch(t0, &wake).empty());
+  EXPECT_EQ(wake, t0 + 8'000);
 }
 
 TEST_F(BatchQueueTest, ADeadlineShorterThanTheLeadRunsAtOnce) {

@@ -8,6 +8,7 @@
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
+#include <cstdio>
 #include <cstdlib>
 #include <functional>
 #include <future>
@@ -324,7 +325,7 @@ TEST_F(ModelTest, AQueueDelayLongerThanTheDeadlineStillRunsTheRequest) {
   request->on_complete = [&promise](InferResult&& r) { promise.set_value(std::move(r)); };
   ASSERT_GT(model->Submit(std::move(request)), 0u);
   EXPECT_EQ(future.wait_for(std::chrono::milliseconds(20)), std::future_status::timeout);
-  clock.AdvanceUs(5000 - BatchQueue::kDeadlineLeadUs);
+  clock.AdvanceUs(5000 - BatchQueue::DeadlineLeadUs(5000));
   EXPECT_EQ(future.get().status.code(), StatusCode::kOk);
   EXPECT_EQ(model->Stats().batches, 1);
   model->Close(true);
@@ -421,6 +422,41 @@ TEST_F(ModelTest, CloseWaitsForARunOnTheCallersThread) {
   EXPECT_EQ(model->Stats().batches, 1) << "Close returned while a run on the caller's thread went on";
   caller.join();
   EXPECT_EQ(inline_result.status.code(), StatusCode::kOk) << inline_result.status.message();
+}
+
+TEST_F(ModelTest, CloseDoesNotHangWhileCallersHoldEveryInstance) {
+  // Two callers hold both instances inline (a short and a long run) and a request waits in
+  // the queue when Close comes. The short run's release wakes one worker, which runs the
+  // queued request and exits; the long run's release finds the queue empty. The other
+  // worker, asleep with no deadline to wake it, must still learn that it may exit.
+  ModelOptions options;
+  options.instances = 2;
+  options.batching_policy.max_batch_rows = 512;
+  auto model = Model::LoadFromPath(ModelPath("slow.onnx"), options);
+  std::shared_ptr<std::vector<float>> short_rows, long_rows, queued_rows;
+  std::vector<std::thread> callers;
+  for (auto [rows, storage] : {std::pair{16, &short_rows}, std::pair{512, &long_rows}}) {
+    callers.emplace_back([&model, rows = rows, storage = storage] {
+      auto request = SlowRequest(rows, storage);
+      request->allow_inline = true;
+      EXPECT_TRUE(model->Infer(std::move(request)).status.ok());
+    });
+  }
+  ASSERT_TRUE(WaitUntil([&] { return model->Stats().in_flight == 2; }));
+  std::this_thread::sleep_for(std::chrono::milliseconds(5));  // both runs under way
+  auto queued = SlowRequest(1, &queued_rows);
+  std::promise<InferResult> promise;
+  auto result = promise.get_future();
+  queued->on_complete = [&promise](InferResult&& r) { promise.set_value(std::move(r)); };
+  ASSERT_GT(model->Submit(std::move(queued)), 0u);
+  auto closed = std::async(std::launch::async, [&model] { model->Close(/*drain=*/true); });
+  if (closed.wait_for(std::chrono::seconds(60)) != std::future_status::ready) {
+    ADD_FAILURE() << "Close hung: a worker was never told to exit";
+    std::fflush(nullptr);
+    std::_Exit(1);  // the hung Close cannot be joined
+  }
+  for (auto& caller : callers) caller.join();
+  EXPECT_EQ(result.get().status.code(), StatusCode::kOk);
 }
 
 // Runs `rows` rows of the Relu model through `model` and waits; returns the result.

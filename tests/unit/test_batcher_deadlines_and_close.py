@@ -16,19 +16,32 @@ ROW = np.ones((1, 32), np.float32)
 
 
 def test_a_queue_delay_longer_than_the_deadline_still_runs_the_request(mlp_path: Path) -> None:
-    # Waiting 50 ms for company would let a 10 ms deadline pass on an idle model; the batch
-    # starts before the deadline instead.
-    config = engine.ModelConfig(max_queue_delay_us=50_000, max_batch_size=8)
+    # Waiting 1 s for company would let a 200 ms deadline pass on an idle model; the batch
+    # starts a fifth of the timeout (40 ms, ample for a wake-up) before the deadline instead.
+    config = engine.ModelConfig(max_queue_delay_us=1_000_000, max_batch_size=8)
     with engine.load(mlp_path, config=config) as model:
         outcomes = []
-        for _ in range(3):
-            future = model.submit(ROW, timeout_us=10_000)
+        for _ in range(2):
+            future = model.submit(ROW, timeout_us=200_000)
             outcomes.append(future.exception(timeout=30))
-        assert outcomes == [None, None, None]
-        model.predict(ROW, timeout_us=10_000)
+        assert outcomes == [None, None]
+        model.predict(ROW, timeout_us=200_000)
         stats = model.stats()
-    assert stats.requests["ok"] == 4
+    assert stats.requests["ok"] == 3
     assert stats.requests["expired"] == 0
+
+
+def test_a_nearer_deadline_queued_behind_a_farther_one_still_runs(mlp_path: Path) -> None:
+    # The idle worker sleeps until the first request must start (800 ms); the second must
+    # start by 80 ms, so its arrival wakes the worker, and both run in one batch then.
+    config = engine.ModelConfig(max_queue_delay_us=2_000_000, max_batch_size=8)
+    with engine.load(mlp_path, config=config) as model:
+        far = model.submit(ROW, timeout_us=1_000_000)
+        near = model.submit(ROW, timeout_us=100_000)
+        assert near.exception(timeout=30) is None
+        assert far.exception(timeout=30) is None
+        stats = model.stats()
+    assert stats.batch_sizes == {2: 1}
 
 
 def test_a_request_expires_while_the_only_instance_is_busy(slow_path: Path) -> None:
@@ -86,3 +99,19 @@ def test_the_largest_max_batch_size_keeps_only_the_sizes_seen(mlp_path: Path) ->
     assert stats.batch_sizes == {3: 1, 3000: 1}
     assert set(stats.batch_compute_us) == {3, 3000}
     assert stats.inferred_rows == 3003
+
+
+def test_a_second_close_waits_for_the_first(slow_path: Path) -> None:
+    model = engine.load(slow_path, config=engine.ModelConfig(instances=1, max_batch_size=256))
+    busy = model.submit(np.ones((256, 512), np.float32))
+    first = threading.Thread(target=model.close)
+    first.start()
+    for _ in range(10_000):  # until the first close() has begun
+        if model.closed:
+            break
+        threading.Event().wait(0.0005)
+    model.close()
+    assert busy.done(), "the second close() returned while the first still drained"
+    first.join(timeout=60)
+    assert busy.exception(timeout=0) is None
+    assert model.stats().requests["ok"] == 1
