@@ -270,11 +270,12 @@ class RegistryServing:
 
     def _hold(self, name: str, error: str | None) -> _Desired | None:
         """What to want for ``name`` while its alias's version cannot be told: what serves now
-        (None when nothing does). Warned once per damage, not once per poll."""
-        self._warn_once((name, "alias", error), "%s@%s cannot be followed: %s; what was "
-                        "serving stays", name, self.alias, error)
+        (None when nothing does). Warned once per damage and outcome, not once per poll."""
         with self._lock:
             current = self._defaults.get(name)
+        outcome = "nothing of it is served" if current is None else "what was serving stays"
+        self._warn_once((name, "alias", error, outcome), "%s@%s cannot be followed: %s; %s",
+                        name, self.alias, error, outcome)
         if current is None:
             return None
         served = {s.version for s in self.control.served() if s.name == name}

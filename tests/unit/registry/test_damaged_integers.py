@@ -304,10 +304,9 @@ def test_the_watcher_keeps_serving_when_the_alias_target_cannot_be_read(
     # What serves stays: the same target, so sync() neither loads nor retires anything of m.
     assert (desired["m"].target, desired["m"].versions) == (2, frozenset({2}))
     warnings = [r.getMessage() for r in caplog.records if "cannot be read" in r.getMessage()]
-    assert warnings == [
-        (f"m@production cannot be followed: points at a version whose number cannot be read: "
-         f"{error}; what was serving stays")
-    ]
+    prefix = ("m@production cannot be followed: points at a version whose number cannot be "
+              f"read: {error}; ")
+    assert warnings == [prefix + "nothing of it is served", prefix + "what was serving stays"]
 
 
 def test_the_watcher_names_a_damaged_size_when_the_load_fails(
