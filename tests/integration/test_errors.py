@@ -200,12 +200,39 @@ def test_stream_answers_bad_bytes_and_bounds_in_band(server: ServerProcess) -> N
     assert "request has 1000000 inputs" in answers[1].error_message
 
 
-def test_deadline_passes_in_queue(client: grpcclient.InferenceServerClient) -> None:
-    # `slow` waits 300 ms to fill a batch; a 2 ms timeout expires first: never executed.
-    e = _error(client.infer, "slow", [_x()], timeout=2000)
+def test_deadline_passes_in_queue(server: ServerProcess,
+                                  client: grpcclient.InferenceServerClient) -> None:
+    # `deep` runs one 64-row batch at a time (a few ms each); behind 32 of them, a 1-row
+    # request with a 2 ms timeout expires while they run, at its deadline: never executed.
+    from test_metrics import _scrape, _value
+
+    def queued() -> float:
+        return _value(_scrape(server), "engine_queue_depth", "engine_queue_depth", model="deep",
+                      version="1")
+
+    answered: list[object] = []
+    for _ in range(32):
+        client.async_infer("deep", [_x((64, 512))],
+                           callback=lambda result, error: answered.append(error))
+    deadline = time.monotonic() + 10
+    while queued() < 1 and time.monotonic() < deadline:  # one runs, the others wait
+        time.sleep(0.002)
+    e = _error(client.infer, "deep", [_x((1, 512))], timeout=2000)
     assert e.status() == "StatusCode.DEADLINE_EXCEEDED"
-    stats = client.get_inference_statistics("slow", as_json=True)["model_stats"][0]
+    assert "not run" in e.message()
+    while len(answered) < 32 and time.monotonic() < deadline + 30:
+        time.sleep(0.01)
+    assert answered == [None] * 32
+    stats = client.get_inference_statistics("deep", as_json=True)["model_stats"][0]
     assert int(stats["inference_stats"]["fail"]["count"]) >= 1
+
+
+def test_a_queue_delay_longer_than_the_timeout_still_runs(
+        client: grpcclient.InferenceServerClient) -> None:
+    # `slow` waits 300 ms to fill a batch; a request with a 50 ms timeout is not held until it
+    # expires: its batch starts a fifth of the timeout before the deadline.
+    result = client.infer("slow", [_x()], timeout=50_000)
+    np.testing.assert_array_equal(result.as_numpy("y"), np.full((1, 4), 2.0, np.float32))
 
 
 def test_run_failure_is_internal_and_generic(client: grpcclient.InferenceServerClient,
