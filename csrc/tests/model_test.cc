@@ -366,6 +366,17 @@ std::unique_ptr<InferRequest> SlowRequest(int64_t rows,
   return r;
 }
 
+// Joins its threads when it goes out of scope, so that a failed ASSERT cannot leave a
+// joinable std::thread behind (which terminates the test program).
+struct JoinOnExit {
+  std::vector<std::thread> threads;
+  ~JoinOnExit() {
+    for (auto& t : threads) {
+      if (t.joinable()) t.join();
+    }
+  }
+};
+
 // Polls (bounded) until `done` holds; false when it never did.
 bool WaitUntil(const std::function<bool()>& done) {
   for (int i = 0; i < 10000 && !done(); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(1));
@@ -409,7 +420,8 @@ TEST_F(ModelTest, CloseWaitsForARunOnTheCallersThread) {
   auto model = Model::LoadFromPath(ModelPath("slow.onnx"), options);
   std::shared_ptr<std::vector<float>> rows;
   InferResult inline_result;
-  std::thread caller([&] {
+  JoinOnExit caller;
+  caller.threads.emplace_back([&] {
     auto request = SlowRequest(256, &rows);
     request->allow_inline = true;
     inline_result = model->Infer(std::move(request));
@@ -420,7 +432,7 @@ TEST_F(ModelTest, CloseWaitsForARunOnTheCallersThread) {
   model->Close(true);
   // The run is counted before its instance is released, so a run still going shows here.
   EXPECT_EQ(model->Stats().batches, 1) << "Close returned while a run on the caller's thread went on";
-  caller.join();
+  caller.threads.front().join();
   EXPECT_EQ(inline_result.status.code(), StatusCode::kOk) << inline_result.status.message();
 }
 
@@ -434,14 +446,17 @@ TEST_F(ModelTest, CloseDoesNotHangWhileCallersHoldEveryInstance) {
   options.batching_policy.max_batch_rows = 512;
   auto model = Model::LoadFromPath(ModelPath("slow.onnx"), options);
   std::shared_ptr<std::vector<float>> short_rows, long_rows, queued_rows;
-  std::vector<std::thread> callers;
-  for (auto [rows, storage] : {std::pair{16, &short_rows}, std::pair{512, &long_rows}}) {
-    callers.emplace_back([&model, rows = rows, storage = storage] {
-      auto request = SlowRequest(rows, storage);
-      request->allow_inline = true;
-      EXPECT_TRUE(model->Infer(std::move(request)).status.ok());
-    });
-  }
+  JoinOnExit callers;
+  auto run_inline = [&model](int64_t rows, std::shared_ptr<std::vector<float>>* storage) {
+    auto request = SlowRequest(rows, storage);
+    request->allow_inline = true;
+    EXPECT_TRUE(model->Infer(std::move(request)).status.ok());
+  };
+  // The long run first, so that the short one, started while it runs, ends first.
+  callers.threads.emplace_back(run_inline, 512, &long_rows);
+  ASSERT_TRUE(WaitUntil([&] { return model->Stats().in_flight == 1; }));
+  std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  callers.threads.emplace_back(run_inline, 128, &short_rows);
   ASSERT_TRUE(WaitUntil([&] { return model->Stats().in_flight == 2; }));
   std::this_thread::sleep_for(std::chrono::milliseconds(5));  // both runs under way
   auto queued = SlowRequest(1, &queued_rows);
@@ -455,7 +470,7 @@ TEST_F(ModelTest, CloseDoesNotHangWhileCallersHoldEveryInstance) {
     std::fflush(nullptr);
     std::_Exit(1);  // the hung Close cannot be joined
   }
-  for (auto& caller : callers) caller.join();
+  for (auto& caller : callers.threads) caller.join();
   EXPECT_EQ(result.get().status.code(), StatusCode::kOk);
 }
 
