@@ -47,19 +47,26 @@ class ModelTest : public ::testing::Test {
   }
 };
 
-// Request with `rows` rows of `value` for the Relu model (x: [N, 3] -> y = relu(x)).
-std::unique_ptr<InferRequest> ReluRequest(int64_t rows, float value,
-                                          std::shared_ptr<std::vector<float>>* storage) {
-  *storage = std::make_shared<std::vector<float>>(static_cast<size_t>(rows * 3), value);
+// Request with `rows` rows of `width` copies of `value` for a model whose input is
+// x: float32 [N, width]; `storage` (also kept alive by the request) holds the data.
+std::unique_ptr<InferRequest> FloatRequest(int64_t rows, int64_t width, float value,
+                                           std::shared_ptr<std::vector<float>>* storage) {
+  *storage = std::make_shared<std::vector<float>>(static_cast<size_t>(rows * width), value);
   HostTensor t;
   t.type = ElementType::kFloat32;
-  t.shape = {rows, 3};
+  t.shape = {rows, width};
   t.data = (*storage)->data();
   t.byte_size = (*storage)->size() * sizeof(float);
   auto r = std::make_unique<InferRequest>();
   r->inputs.emplace_back("x", std::move(t));
   r->keepalive = *storage;
   return r;
+}
+
+// Request with `rows` rows of `value` for the Relu model (x: [N, 3] -> y = relu(x)).
+std::unique_ptr<InferRequest> ReluRequest(int64_t rows, float value,
+                                          std::shared_ptr<std::vector<float>>* storage) {
+  return FloatRequest(rows, 3, value, storage);
 }
 
 TEST_F(ModelTest, ConcurrentSubmittersGetTheirOwnRows) {
@@ -354,16 +361,7 @@ TEST_F(ModelTest, ADeadlineBeyondTheClocksRangeIsNone) {
 // Request with `rows` rows for the slow model (x: [N, 512]).
 std::unique_ptr<InferRequest> SlowRequest(int64_t rows,
                                           std::shared_ptr<std::vector<float>>* storage) {
-  *storage = std::make_shared<std::vector<float>>(static_cast<size_t>(rows * 512), 0.01f);
-  HostTensor t;
-  t.type = ElementType::kFloat32;
-  t.shape = {rows, 512};
-  t.data = (*storage)->data();
-  t.byte_size = (*storage)->size() * sizeof(float);
-  auto r = std::make_unique<InferRequest>();
-  r->inputs.emplace_back("x", std::move(t));
-  r->keepalive = *storage;
-  return r;
+  return FloatRequest(rows, 512, 0.01f, storage);
 }
 
 // Joins its threads when it goes out of scope, so that a failed ASSERT cannot leave a
