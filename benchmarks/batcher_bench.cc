@@ -328,9 +328,17 @@ int main(int argc, char** argv) {
   StatsSnapshot stats = pipelined->Stats();
   int64_t weighted = 0;
   for (const BatchSizeStats& size : stats.batch_sizes) weighted += size.rows * size.batches;
-  std::printf("mean batch: %.1f rows over %lld batches\n",
-              stats.batches ? double(weighted) / double(stats.batches) : 0.0,
+  const double mean_rows = stats.batches ? double(weighted) / double(stats.batches) : 0.0;
+  std::printf("mean batch: %.1f rows over %lld batches\n", mean_rows,
               static_cast<long long>(stats.batches));
+  // Where a batch's wall time goes: what the worker's gather and ORT run take of it; the rest
+  // is the worker handing the batch over and forming the next (or waiting for one).
+  PrintPhases(*pipelined, *session);
+  if (mean_rows > 0) {
+    std::printf("wall time per batch of that mean size: grouped %.1f us, per result %.1f us, "
+                "callback %.1f us\n",
+                mean_rows / g * 1e6, mean_rows / re * 1e6, mean_rows / a * 1e6);
+  }
 
   // While one 32-row batch runs, the other half of the 64 requests in flight is completed
   // and resubmitted: ORT's own speed on 32-row batches bounds that pipeline.
