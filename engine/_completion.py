@@ -11,12 +11,13 @@ import atexit
 import contextlib
 import itertools
 import logging
+import os
 import threading
 from concurrent.futures import Future, InvalidStateError
 from typing import Any
 
 from engine import _core
-from engine.errors import from_core_code
+from engine.errors import UnavailableError, from_core_code
 
 __all__ = ["Completer", "completer"]
 
@@ -37,17 +38,17 @@ class Completer:
         self._stopping = False
 
     def register(self, future: Future[Any]) -> int:
-        """Remember ``future`` under a fresh token; start the drain thread on first use."""
+        """Remember ``future`` under a fresh token; start the drain thread on first use.
+        Raises UnavailableError once stopped (at exit): nothing would complete the future."""
         token = next(self._tokens)
         with self._lock:
+            if self._stopping:
+                raise UnavailableError("the interpreter is exiting: requests are not taken")
             self._futures[token] = future
             if self._thread is None:
                 self._thread = threading.Thread(target=self._run, name="engine-completions",
                                                 daemon=True)
                 self._thread.start()
-                # Stop the thread before interpreter shutdown: a daemon thread still inside
-                # the core when Python finalizes would be unwound through C++ frames.
-                atexit.register(self.stop)
         return token
 
     def forget(self, token: int) -> None:
@@ -55,33 +56,84 @@ class Completer:
             self._futures.pop(token, None)
 
     def stop(self) -> None:
-        """Stop the drain thread (at exit). Futures still pending stay pending."""
-        self._stopping = True
+        """Stop the drain thread (at exit). Futures still pending then fail with
+        UnavailableError: their results would never be delivered."""
+        with self._lock:
+            self._stopping = True
         self.queue.close()
         thread = self._thread
         if thread is not None:
             thread.join(timeout=5)
+        if thread is None or not thread.is_alive():
+            self._deliver(self.queue.take(0))  # what completed before the thread stopped
+        with self._lock:
+            stranded = list(self._futures.values())
+            self._futures.clear()
+        for future in stranded:
+            with contextlib.suppress(InvalidStateError):  # cancelled, or the thread set it
+                future.set_exception(UnavailableError(
+                    "the interpreter is exiting: the request's result is not delivered"))
 
     def _run(self) -> None:
         while not self._stopping:
-            for token, code, message, outputs, _timings in self.queue.take(_TAKE_TIMEOUT_MS):
-                with self._lock:
-                    future = self._futures.pop(token, None)
-                if future is None or future.done() or code == _CANCELLED:
-                    continue  # cancelled: the future's own cancel() marks it
-                try:
-                    # A cancel() racing this one leaves the future done: nothing left to set.
-                    with contextlib.suppress(InvalidStateError):
-                        if code == 0:
-                            future.set_result(outputs)
-                        else:
-                            future.set_exception(from_core_code(code, message))
-                except Exception:  # noqa: BLE001 - the drain thread must outlive any one future
-                    _log.exception("could not resolve the future of request token %d", token)
+            self._deliver(self.queue.take(_TAKE_TIMEOUT_MS))
+
+    def _deliver(self, group: list[tuple[int, int, str, Any, Any]]) -> None:
+        for token, code, message, outputs, _timings in group:
+            with self._lock:
+                future = self._futures.pop(token, None)
+            if future is None or future.done() or code == _CANCELLED:
+                continue  # cancelled: the future's own cancel() marks it
+            try:
+                # A cancel() racing this one leaves the future done: nothing left to set.
+                with contextlib.suppress(InvalidStateError):
+                    if code == 0:
+                        future.set_result(outputs)
+                    else:
+                        future.set_exception(from_core_code(code, message))
+            except Exception:  # noqa: BLE001 - the drain thread must outlive any one future
+                _log.exception("could not resolve the future of request token %d", token)
 
 
 _completer: Completer | None = None
 _completer_lock = threading.Lock()
+
+
+def _stop_at_exit() -> None:
+    """Stops the drain thread before interpreter shutdown: a daemon thread still inside the
+    core when Python finalizes would be unwound through C++ frames. Registered when this module
+    is imported, so that atexit (last in, first out) runs it after the handlers registered
+    later, i.e. after every handler that could wait for a future of the engine."""
+    with _completer_lock:
+        done = _completer
+    if done is not None:
+        done.stop()
+
+
+atexit.register(_stop_at_exit)
+
+# A child of os.fork() has no drain thread (nor the parent's model threads): it starts afresh.
+_inherited: list[Completer] = []  # never freed in the child, like the parent's models
+
+
+def _after_fork_in_child() -> None:
+    global _completer, _completer_lock
+    _completer_lock = threading.Lock()  # another thread of the parent may have held it
+    inherited, _completer = _completer, None
+    if inherited is None:
+        return
+    _inherited.append(inherited)
+    inherited._lock = threading.Lock()
+    stranded = list(inherited._futures.values())
+    inherited._futures.clear()
+    for future in stranded:
+        with contextlib.suppress(InvalidStateError):
+            future.set_exception(UnavailableError(
+                "os.fork() ran while this request was pending: its result is delivered in the "
+                "parent process only"))
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def completer() -> Completer:

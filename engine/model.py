@@ -8,9 +8,11 @@ on by default for a model whose first dimension is dynamic; see :class:`engine.M
 from __future__ import annotations
 
 import asyncio
+import ctypes
 import dataclasses
 import os
 import threading
+import weakref
 from collections.abc import Mapping, Sequence
 from concurrent.futures import Future
 from pathlib import Path
@@ -53,6 +55,8 @@ class _RequestFuture(Future):  # type: ignore[type-arg]
         with self._cancel_lock:
             if self.cancelled():
                 return True
+            if self.done():
+                return False  # finished or failed (in a forked child: never touch the core)
             if self._seq and self._core.cancel(self._seq):
                 return super().cancel()
             return False
@@ -82,6 +86,8 @@ class Model:
         self.providers = tuple(core.providers)
         self.batching = bool(core.batching_enabled)
         self._raw_columns = _raw_columns(config)
+        self._forked = False  # set in a child process: the model belongs to its parent
+        _live_models.add(self)
 
     @property
     def core(self) -> _core.Model:
@@ -110,7 +116,7 @@ class Model:
         """
         core = self._core
         if core is None:
-            raise UnavailableError(f"model {self.name!r} is closed")
+            raise self._closed_error()
         if type(outputs) is tuple and not outputs and timeout_us is None and \
                 type(priority) is int and not priority:
             # The per-call fast path: the core takes a dict or a lone array as it is.
@@ -182,6 +188,8 @@ class Model:
         core = self._core
         if core is None:
             core = self._closing_core
+        if self._forked:
+            raise self._closed_error()
         data = core.stats() if core is not None else self._final_stats
         assert data is not None  # close() sets it before it lets go of the core
         return ModelStats.from_core(data)
@@ -197,6 +205,8 @@ class Model:
         Blocks until running batches finish. Idempotent. :meth:`stats` keeps answering."""
         core = self._core
         if core is None:
+            if self._forked:
+                return  # the parent's: nothing of it runs in this process
             closing = self._closing_core
             if closing is not None:
                 closing.close(drain)  # another thread's close() runs: wait for it to finish
@@ -228,8 +238,15 @@ class Model:
     def _require_open(self) -> _core.Model:
         core = self._core
         if core is None:
-            raise UnavailableError(f"model {self.name!r} is closed")
+            raise self._closed_error()
         return core
+
+    def _closed_error(self) -> UnavailableError:
+        if self._forked:
+            return UnavailableError(
+                f"model {self.name!r} was loaded before os.fork(): its threads run in the parent "
+                f"process only; load it again in this one")
+        return UnavailableError(f"model {self.name!r} is closed")
 
     def _request_mapping(self, core: _core.Model, inputs: Inputs) -> Mapping[str, Any]:
         """:meth:`_as_mapping` for a request: one refused here counts as invalid, as it would
@@ -282,6 +299,33 @@ class Model:
                 f"of input name to array, not a single {type(inputs).__name__}"
             )
         return {self.inputs[0].name: inputs}
+
+
+# Every Model and native model of this process, for a child of os.fork() (_after_fork_in_child).
+_live_models: weakref.WeakSet[Model] = weakref.WeakSet()
+_live_cores: weakref.WeakSet[_core.Model] = weakref.WeakSet()
+
+
+def _after_fork_in_child() -> None:
+    """Models loaded before os.fork() refuse calls in the child (UnavailableError naming the
+    fork) instead of hanging on threads and locks that exist in the parent only."""
+    for core in list(_live_cores):
+        # Never freed in the child, not even as the interpreter finalizes: its worker threads
+        # did not survive the fork, and freeing it joins them (a hang) or takes locks that a
+        # thread of the parent held.
+        ctypes.pythonapi.Py_IncRef(ctypes.py_object(core))
+    for model in list(_live_models):
+        model._forked = True
+        model._core = None
+        model._closing_core = None
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+def _track(core: _core.Model) -> _core.Model:
+    _live_cores.add(core)
+    return core
 
 
 def _raw_columns(config: ModelConfig) -> dict[str, np.dtype[Any] | None]:
@@ -427,14 +471,15 @@ def load(
     ensure_runtime()
     options = core_options(config)
     if isinstance(source, bytes):
-        model = Model(_core.Model.from_bytes(source, options), config, "<bytes>")
+        model = Model(_track(_core.Model.from_bytes(source, options)), config, "<bytes>")
         return _check_declared(model, source, "<bytes>")
     path = Path(source)
     if path.is_dir():
         raise ModelLoadError(f"model path {str(path)!r} is a directory, not an ONNX file")
     if not path.is_file():
         raise ModelLoadError(f"model file {str(path)!r} does not exist")
-    model = Model(_core.Model.from_path(str(path), options), config, name or path.stem, version)
+    model = Model(_track(_core.Model.from_path(str(path), options)), config, name or path.stem,
+                  version)
     # The label is a registry reference or a file name, never a folder: servers show it.
     return _check_declared(model, path, f"{name}:{version}" if name else path.name)
 

@@ -10,6 +10,7 @@
 #include <deque>
 #include <mutex>
 
+#include "gil.h"
 #include "model.h"
 #include "numpy_bridge.h"
 #include "register.h"
@@ -156,7 +157,7 @@ py::dict InferAndWait(Model& model, std::unique_ptr<InferRequest> request) {
   request->allow_inline = true;  // this thread waits anyway
   InferResult result;
   {
-    py::gil_scoped_release release;
+    GilRelease release;
     result = model.Infer(std::move(request));
   }
   if (!result.status.ok()) throw CoreError(result.status);
@@ -211,7 +212,7 @@ void register_model(py::module_& m) {
           [](CompletionQueue& q, int timeout_ms) {
             std::deque<Completion> taken;
             {
-              py::gil_scoped_release release;
+              GilRelease release;
               taken = q.Take(timeout_ms);
             }
             py::list result;
@@ -232,7 +233,7 @@ void register_model(py::module_& m) {
           "from_path",
           [](const std::string& path, const py::dict& options) {
             ModelOptions o = MakeOptions(options);
-            py::gil_scoped_release release;
+            GilRelease release;
             return Model::LoadFromPath(path, std::move(o));
           },
           py::arg("path"), py::arg("options"))
@@ -241,7 +242,7 @@ void register_model(py::module_& m) {
           [](const py::bytes& data, const py::dict& options) {
             ModelOptions o = MakeOptions(options);
             std::string bytes = data;
-            py::gil_scoped_release release;
+            GilRelease release;
             return Model::LoadFromBytes(bytes, std::move(o));
           },
           py::arg("data"), py::arg("options"))
@@ -291,7 +292,7 @@ void register_model(py::module_& m) {
               queue->Push(Completion{token, std::move(r)});
             };
             request->notifier = queue;  // wakes the drain thread once per batch
-            py::gil_scoped_release release;
+            GilRelease release;
             return model.Submit(std::move(request));
           },
           py::arg("inputs"), py::arg("outputs"), py::arg("priority"), py::arg("timeout_us"),
@@ -307,7 +308,7 @@ void register_model(py::module_& m) {
             std::vector<py::object> keepalive;
             const auto tensors =
                 TensorsFromMapping(inputs, &keepalive, model.options().transforms.get());
-            py::gil_scoped_release release;
+            GilRelease release;
             model.WarmUp(tensors);
           },
           py::arg("inputs"),
@@ -315,14 +316,14 @@ void register_model(py::module_& m) {
       .def(
           "cancel",
           [](Model& model, uint64_t seq) {
-            py::gil_scoped_release release;
+            GilRelease release;
             return model.Cancel(seq);
           },
           py::arg("seq"))
       .def(
           "close",
           [](Model& model, bool drain) {
-            py::gil_scoped_release release;
+            GilRelease release;
             model.Close(drain);
           },
           py::arg("drain") = true)

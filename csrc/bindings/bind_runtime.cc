@@ -1,6 +1,7 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include "gil.h"
 #include "ort_runtime.h"
 #include "register.h"
 
@@ -10,7 +11,7 @@ namespace py = pybind11;
 
 void register_runtime(py::module_& m) {
   m.def("init_runtime", [](const std::string& path) {
-    py::gil_scoped_release release;
+    GilRelease release;
     OrtRuntime::Init(path);
   }, py::arg("library_path"),
   "Load ONNX Runtime's shared library (once per process).");

@@ -2,6 +2,7 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include "gil.h"
 #include "numpy_bridge.h"
 #include "register.h"
 #include "session.h"
@@ -36,7 +37,7 @@ void register_session(py::module_& m) {
           [](const std::string& path, int intra, int inter, bool spinning,
              const std::string& level, const std::vector<std::string>& providers, int device) {
             auto options = MakeOptions(intra, inter, spinning, level, providers, device);
-            py::gil_scoped_release release;
+            GilRelease release;
             return Session::FromPath(path, options);
           },
           py::arg("path"), py::arg("intra_op_threads") = 1, py::arg("inter_op_threads") = 1,
@@ -48,7 +49,7 @@ void register_session(py::module_& m) {
              const std::vector<std::string>& providers, int device) {
             auto options = MakeOptions(intra, inter, spinning, level, providers, device);
             std::string bytes = data;
-            py::gil_scoped_release release;
+            GilRelease release;
             return Session::FromBytes(bytes, options);
           },
           py::arg("data"), py::arg("intra_op_threads") = 1, py::arg("inter_op_threads") = 1,
@@ -68,7 +69,7 @@ void register_session(py::module_& m) {
             auto indices = SelectOutputs(s.outputs(), output_names);
             std::vector<HostTensor> results;
             {
-              py::gil_scoped_release release;
+              GilRelease release;
               results = s.Run(bound, indices);
             }
             return OutputsToDict(s.outputs(), indices, std::move(results));

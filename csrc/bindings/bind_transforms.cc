@@ -14,6 +14,7 @@
 #include <string_view>
 #include <vector>
 
+#include "gil.h"
 #include "numpy_bridge.h"
 #include "status.h"
 #include "transforms.h"
@@ -205,7 +206,7 @@ void register_transforms(py::module_& m) {
             py::array_t<float> out({rows, plan.width()});
             float* dst = out.mutable_data();
             {
-              py::gil_scoped_release release;
+              GilRelease release;
               ApplyTransformsTo(plan, views, rows, dst, max_threads);
             }
             return out;
