@@ -124,34 +124,94 @@ Status InferenceService::PrepareInfer(const InferRequestView& request,
   return Status::Ok();
 }
 
-grpc::ServerUnaryReactor* InferenceService::ModelInfer(Ctx* ctx, const Buf* in, Buf* out) {
-  return Serve<InferCall>(*auth_, ctx, in, out, [&](InferCall& call) {
-    const InferRequestView& request = call.request();
+namespace {
+
+// Tells a refusal for a closed model apart while Submit runs (SubmitInfer retries it), from
+// every other completion (passed on). Lock-free: each request completes exactly once.
+struct SubmitGate {
+  enum : int { kSubmitting, kSubmitted, kRefusedClosed };
+  std::atomic<int> state{kSubmitting};
+  InferResult refused;  // written before state becomes kRefusedClosed
+};
+
+}  // namespace
+
+Status InferenceService::SubmitInfer(
+    const InferRequestView& request, std::chrono::system_clock::time_point deadline,
+    const std::function<OnComplete(const ServedVersion&)>& make_on_complete,
+    std::shared_ptr<const void> keepalive, std::shared_ptr<Model>* model, uint64_t* seq) const {
+  // One retry is enough for one reload; a few cover reloads in quick succession.
+  constexpr int kAttempts = 3;
+  for (int attempt = 1;; ++attempt) {
     ServedVersion served;
     std::unique_ptr<InferRequest> r;
-    Status s = PrepareInfer(request, ctx->deadline(), &served, &r);
-    if (!s.ok()) {
-      call.Reply(ToGrpcStatus(s, request.id));
-      return;
-    }
-    // The call (and with it the request bytes the inputs borrow from) lives until Reply. The
-    // callback captures the model's name and version, never its shared_ptr: the last
-    // reference to a Model must not be dropped on its own worker thread.
-    r->on_complete = [&call, name = served.name, version = served.version](InferResult&& result) {
-      if (!result.status.ok()) {
-        call.Reply(ToGrpcStatus(result.status, call.request().id));
-        return;
+    Status s = PrepareInfer(request, deadline, &served, &r);
+    if (!s.ok()) return s;
+    auto gate = std::make_shared<SubmitGate>();
+    auto done = std::make_shared<OnComplete>(make_on_complete(served));
+    r->keepalive = keepalive;
+    r->on_complete = [gate, done](InferResult&& result) {
+      if (result.status.code() == StatusCode::kUnavailable &&
+          gate->state.load(std::memory_order_acquire) == SubmitGate::kSubmitting) {
+        gate->refused = std::move(result);
+        int expected = SubmitGate::kSubmitting;
+        if (gate->state.compare_exchange_strong(expected, SubmitGate::kRefusedClosed,
+                                                std::memory_order_acq_rel)) {
+          return;  // SubmitInfer decides: another model, or this answer
+        }
+        result = std::move(gate->refused);
       }
-      call.Reply(InferResponseBuffer(name, version, call.request().id, result));
+      (*done)(std::move(result));
     };
     // When nothing is queued and an instance is idle, run on this gRPC thread: no hand-off to
     // a worker and back. The thread then also runs the few batches that queued meanwhile
     // (Model::Submit bounds them), so under load the gRPC threads do the work and their
     // replies go out without waking a worker. Not for models told to wait for a batch to
     // fill (max_queue_delay_us > 0): the inline path would skip that wait.
-    std::shared_ptr<Model> model = served.model;
-    r->allow_inline = model->options().batching_policy.max_queue_delay_us == 0;
-    const uint64_t seq = model->Submit(std::move(r));
+    r->allow_inline = served.model->options().batching_policy.max_queue_delay_us == 0;
+    const uint64_t queued = served.model->Submit(std::move(r));
+    if (gate->state.exchange(SubmitGate::kSubmitted, std::memory_order_acq_rel) !=
+        SubmitGate::kRefusedClosed) {
+      *model = std::move(served.model);
+      *seq = queued;
+      return Status::Ok();
+    }
+    // Refused as unavailable while being submitted: the model closed under this request.
+    ServedVersion now;
+    if (attempt < kAttempts &&
+        table_->FindForInference(request.model_name, request.model_version, &now).ok() &&
+        now.model != served.model) {
+      continue;  // a reload: the version is served by a new model now
+    }
+    (*done)(std::move(gate->refused));  // unloaded, or the server is draining
+    *model = nullptr;
+    *seq = 0;
+    return Status::Ok();
+  }
+}
+
+grpc::ServerUnaryReactor* InferenceService::ModelInfer(Ctx* ctx, const Buf* in, Buf* out) {
+  return Serve<InferCall>(*auth_, ctx, in, out, [&](InferCall& call) {
+    const InferRequestView& request = call.request();
+    // The call (and with it the request bytes the inputs borrow from) lives until Reply. The
+    // callback captures the model's name and version, never its shared_ptr: the last
+    // reference to a Model must not be dropped on its own worker thread.
+    auto make_on_complete = [&call](const ServedVersion& served) -> OnComplete {
+      return [&call, name = served.name, version = served.version](InferResult&& result) {
+        if (!result.status.ok()) {
+          call.Reply(ToGrpcStatus(result.status, call.request().id));
+          return;
+        }
+        call.Reply(InferResponseBuffer(name, version, call.request().id, result));
+      };
+    };
+    std::shared_ptr<Model> model;
+    uint64_t seq = 0;
+    Status s = SubmitInfer(request, ctx->deadline(), make_on_complete, nullptr, &model, &seq);
+    if (!s.ok()) {
+      call.Reply(ToGrpcStatus(s, request.id));
+      return;
+    }
     if (seq != 0) call.Track(std::move(model), seq);
   }, &limits_);
 }

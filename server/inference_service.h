@@ -10,6 +10,7 @@
 #include <grpcpp/support/server_callback.h>
 
 #include <chrono>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -81,6 +82,20 @@ class InferenceService final : public RawInferenceService {
   Status PrepareInfer(const InferRequestView& request,
                       std::chrono::system_clock::time_point deadline, ServedVersion* served,
                       std::unique_ptr<InferRequest>* out) const;
+
+  // PrepareInfer, then Submit to the model found, with the on_complete `make_on_complete`
+  // returns for it (called with the ServedVersion) and `keepalive`. A model closed between
+  // the lookup and Submit (a reload replaced it, and the old one was closed) refuses the
+  // request as unavailable: then, when the table now serves another model for the request,
+  // the request is submitted there instead (its callback was not called for the refusal).
+  // Returns the error to answer with when nothing was submitted (on_complete never runs);
+  // else OK, and `*model` / `*seq` where the request was queued (seq 0: answered already).
+  using OnComplete = std::function<void(InferResult&&)>;
+  Status SubmitInfer(const InferRequestView& request,
+                     std::chrono::system_clock::time_point deadline,
+                     const std::function<OnComplete(const ServedVersion&)>& make_on_complete,
+                     std::shared_ptr<const void> keepalive, std::shared_ptr<Model>* model,
+                     uint64_t* seq) const;
 
   const BearerAuth& auth() const { return *auth_; }
   const ServerLimits& limits() const { return limits_; }

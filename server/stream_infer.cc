@@ -5,11 +5,14 @@
 // pipelined on one stream queue behind a running one and are batched together. Responses are
 // written in completion order, one write at a time. A failed request answers with
 // `error_message` and its id; the stream stays open. The stream finishes once the client
-// half-closed and every request has been answered.
+// half-closed and every request has been answered. When the client cancels the stream (or
+// its deadline passes), its requests still queued in the engine are cancelled: they never run.
 #include <deque>
 #include <memory>
 #include <mutex>
+#include <unordered_set>
 #include <utility>
+#include <vector>
 
 #include "error_map.h"
 #include "infer_message.h"
@@ -24,6 +27,10 @@ using inference::ModelStreamInferResponse;
 // One request read from the stream; the core request's inputs borrow from it (keepalive).
 struct StreamItem {
   ReceivedInferRequest request;
+  // Where it was queued, for OnCancel; set once Submit returned, under the stream's mutex.
+  // A weak reference: the stream must not keep an unloaded model alive.
+  std::weak_ptr<Model> model;
+  uint64_t seq = 0;
 };
 
 class StreamInferCall final : public grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer>,
@@ -87,6 +94,24 @@ class StreamInferCall final : public grpc::ServerBidiReactor<grpc::ByteBuffer, g
     }));
   }
 
+  // The client cancelled the stream or its deadline passed: no one reads the answers, so the
+  // requests still queued are taken out (each then completes as cancelled; a request already
+  // running finishes). Requests submitted from now on are cancelled as soon as they are queued.
+  void OnCancel() override {
+    std::vector<std::pair<std::weak_ptr<Model>, uint64_t>> queued;
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      cancelled_ = true;
+      for (const StreamItem* item : submitted_) {
+        if (item->seq != 0) queued.emplace_back(item->model, item->seq);
+      }
+    }
+    // Outside the mutex: Cancel completes the request here, and its callback takes the mutex.
+    for (const auto& [weak, seq] : queued) {
+      if (std::shared_ptr<Model> model = weak.lock()) model->Cancel(seq);
+    }
+  }
+
   void OnDone() override {
     if (registered_) service_->RemoveStream(this);
     delete this;
@@ -108,29 +133,46 @@ class StreamInferCall final : public grpc::ServerBidiReactor<grpc::ByteBuffer, g
 
   void Submit(std::shared_ptr<StreamItem> item) {
     const InferRequestView& request = item->request.view();
-    ServedVersion served;
-    std::unique_ptr<InferRequest> r;
-    Status s = service_->PrepareInfer(request, ctx_->deadline(), &served, &r);
-    if (!s.ok()) {
-      Respond(ErrorResponse(ToGrpcStatus(s, request.id), &request), /*completes_request=*/true);
-      return;
-    }
-    r->keepalive = item;
     // Captures the model's name and version, never its shared_ptr: the last reference to a
     // Model must not be dropped on its own worker thread.
-    r->on_complete = [this, item, name = served.name, version = served.version](
-                         InferResult&& result) {
-      const InferRequestView& answered = item->request.view();
-      Respond(result.status.ok()
-                  ? InferResponseBuffer(name, version, answered.id, result, /*in_stream=*/true,
-                                        FinalResponseFlagRequested(answered))
-                  : ErrorResponse(ToGrpcStatus(result.status, answered.id), &answered),
-              /*completes_request=*/true);
+    auto make_on_complete = [this, item](const ServedVersion& served) {
+      return InferenceService::OnComplete(
+          [this, item, name = served.name, version = served.version](InferResult&& result) {
+            const InferRequestView& answered = item->request.view();
+            Respond(result.status.ok()
+                        ? InferResponseBuffer(name, version, answered.id, result,
+                                              /*in_stream=*/true,
+                                              FinalResponseFlagRequested(answered))
+                        : ErrorResponse(ToGrpcStatus(result.status, answered.id), &answered),
+                    /*completes_request=*/true, item.get());
+          });
     };
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      submitted_.insert(item.get());  // before Submit: on_complete may run before it returns
+    }
     // As ModelInfer: an idle model runs the request on this gRPC thread (no hand-off to a
     // worker and back); requests read meanwhile queue and run next, as one batch.
-    r->allow_inline = served.model->options().batching_policy.max_queue_delay_us == 0;
-    served.model->Submit(std::move(r));
+    std::shared_ptr<Model> model;
+    uint64_t seq = 0;
+    Status s = service_->SubmitInfer(request, ctx_->deadline(), make_on_complete, item, &model,
+                                     &seq);
+    if (!s.ok()) {
+      Respond(ErrorResponse(ToGrpcStatus(s, request.id), &request), /*completes_request=*/true,
+              item.get());
+      return;
+    }
+    bool cancel_now = false;
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      // Still in the set: not answered yet (Respond takes an answered request out).
+      if (seq != 0 && submitted_.count(item.get()) != 0) {
+        item->model = model;
+        item->seq = seq;
+        cancel_now = cancelled_;
+      }
+    }
+    if (cancel_now) model->Cancel(seq);
   }
 
   // A ModelStreamInferResponse with the error, and the request's id, model and version.
@@ -152,10 +194,13 @@ class StreamInferCall final : public grpc::ServerBidiReactor<grpc::ByteBuffer, g
     return buffer;
   }
 
-  // Queues a response; `completes_request` when it ends one of the in-flight requests.
-  void Respond(grpc::ByteBuffer buffer, bool completes_request = false) {
+  // Queues a response; `completes_request` when it ends one of the in-flight requests, and
+  // `item` when that request was submitted to a model.
+  void Respond(grpc::ByteBuffer buffer, bool completes_request = false,
+               const StreamItem* item = nullptr) {
     Act(Decide([&] {
       if (!write_failed_) writes_.emplace_back().Swap(&buffer);  // ByteBuffer has no move
+      if (item != nullptr) submitted_.erase(item);
       if (completes_request) {
         --in_flight_;
         if (!reading_ && !reads_done_ && in_flight_ < service_->limits().max_stream_in_flight) {
@@ -221,6 +266,9 @@ class StreamInferCall final : public grpc::ServerBidiReactor<grpc::ByteBuffer, g
   bool write_failed_ = false;            // GUARDED_BY(mutex_)
   bool finished_ = false;                // GUARDED_BY(mutex_)
   bool draining_ = false;                // GUARDED_BY(mutex_)
+  bool cancelled_ = false;               // GUARDED_BY(mutex_): OnCancel ran
+  // Requests submitted to a model and not answered yet (OnCancel cancels the queued ones).
+  std::unordered_set<const StreamItem*> submitted_;  // GUARDED_BY(mutex_)
 };
 
 }  // namespace

@@ -314,3 +314,40 @@ def test_client_cancel_removes_the_queued_request(server: ServerProcess,
         time.sleep(0.02)
     assert cancelled() == before + 1
     assert client.infer("add", [_x()]).as_numpy("y") is not None
+
+
+def test_stream_cancel_removes_its_queued_requests(server: ServerProcess) -> None:
+    # A stream pipelines 64-row requests to `deep` (one 64-row batch at a time): one runs, the
+    # others queue behind it. The client then cancels the stream: its requests still queued
+    # must not run for nobody (as a cancelled ModelInfer's would not). Once nothing of the
+    # stream is left in the engine, at least one of them was cancelled, and none failed.
+    from test_metrics import _scrape, _value
+
+    def gauge(family: str) -> float:
+        return _value(_scrape(server), family, family, model="deep", version="1")
+
+    def count(outcome: str) -> float:
+        return _value(_scrape(server), "engine_requests", "engine_requests_total", model="deep",
+                      version="1", outcome=outcome)
+
+    before = {o: count(o) for o in ("ok", "cancelled", "failed", "unavailable")}
+    bodies = []
+    for k in range(100):
+        request = service_pb2.ModelInferRequest(model_name="deep", id=f"c{k}")
+        request.inputs.add(name="x", datatype="FP32", shape=[64, 512])
+        request.raw_input_contents.append(np.full((64, 512), k, np.float32).tobytes())
+        bodies.append(request.SerializeToString())
+    with grpc.insecure_channel(server.url) as channel:
+        responses = channel.stream_stream("/inference.GRPCInferenceService/ModelStreamInfer")(
+            iter(bodies), timeout=60)
+        deadline = time.monotonic() + 20
+        while gauge("engine_queue_depth") < 10 and time.monotonic() < deadline:
+            time.sleep(0.002)
+        assert gauge("engine_queue_depth") >= 10
+        responses.cancel()
+    deadline = time.monotonic() + 30
+    while gauge("engine_requests_in_flight") > 0 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    after = {o: count(o) - before[o] for o in before}
+    assert gauge("engine_requests_in_flight") == 0, after
+    assert after["cancelled"] >= 1 and after["failed"] == after["unavailable"] == 0, after

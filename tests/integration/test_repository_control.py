@@ -1,19 +1,22 @@
 """RepositoryModelLoad against a real server: config.pbtxt checked against the model, a failed
-reload leaves the served version READY, a deleted folder unloads, and max_batch_size without
-dynamic_batching is a batch dimension."""
+reload leaves the served version READY, a deleted folder unloads, max_batch_size without
+dynamic_batching is a batch dimension, and a live reload fails no request."""
 
 from __future__ import annotations
 
 import shutil
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import factories
+import grpc
 import numpy as np
 import onnx
 import pytest
 import tritonclient.grpc as grpcclient
 from _server import ServerProcess, start_server
+from tritonclient.grpc import service_pb2
 from tritonclient.utils import InferenceServerException
 
 pytestmark = pytest.mark.integration
@@ -153,3 +156,56 @@ def test_warm_up_is_not_counted(client: grpcclient.InferenceServerClient) -> Non
     stats = client.get_inference_statistics("m", as_json=True)["model_stats"][0]
     assert int(stats.get("inference_count", 0)) == 0
     assert int(stats.get("execution_count", 0)) == 0
+
+
+def test_reloading_a_served_model_fails_no_request(server: ServerProcess) -> None:
+    # RepositoryModelLoad of a model that is served replaces it live: the new instance is
+    # published, then the old one is closed (drained). A request that found the old one just
+    # before the swap must run on either, never fail as "model is closed". Unary and stream
+    # clients keep `m` busy through a bounded number of reloads; every answer must be good.
+    infer = "/inference.GRPCInferenceService/ModelInfer"
+    stream = "/inference.GRPCInferenceService/ModelStreamInfer"
+    body = service_pb2.ModelInferRequest(model_name="m")
+    body.inputs.add(name="x", datatype="FP32", shape=[1, 4])
+    body.raw_input_contents.append(np.ones((1, 4), np.float32).tobytes())
+    raw = body.SerializeToString()
+    stop = threading.Event()
+    failures: list[str] = []
+    answered = [0]
+
+    def unary() -> None:
+        with grpc.insecure_channel(server.url) as channel:
+            call = channel.unary_unary(infer)
+            while not stop.is_set():
+                try:
+                    call(raw, timeout=20)
+                    answered[0] += 1
+                except grpc.RpcError as e:
+                    failures.append(f"{e.code()}: {e.details()}")
+
+    def streaming() -> None:
+        with grpc.insecure_channel(server.url) as channel:
+            while not stop.is_set():
+                try:
+                    for out in channel.stream_stream(stream)(iter([raw] * 50), timeout=20):
+                        reply = service_pb2.ModelStreamInferResponse.FromString(out)
+                        if reply.error_message:
+                            failures.append(reply.error_message)
+                        answered[0] += 1
+                except grpc.RpcError as e:  # a failed stream is a failure too, not a lost thread
+                    failures.append(f"stream {e.code()}: {e.details()}")
+
+    threads = [threading.Thread(target=unary) for _ in range(4)]
+    threads += [threading.Thread(target=streaming) for _ in range(2)]
+    for t in threads:
+        t.start()
+    try:
+        with grpcclient.InferenceServerClient(server.url) as client:
+            for _ in range(250):
+                client.load_model("m")
+    finally:
+        stop.set()
+        for t in threads:
+            t.join(30)
+    assert answered[0] > 0
+    assert failures == [], failures[:5]
