@@ -8,6 +8,8 @@ on by default for a model whose first dimension is dynamic; see :class:`engine.M
 from __future__ import annotations
 
 import asyncio
+import atexit
+import contextlib
 import ctypes
 import dataclasses
 import os
@@ -321,6 +323,22 @@ def _after_fork_in_child() -> None:
 
 
 os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+def _close_models_at_exit() -> None:
+    """Closes the models still open as the interpreter exits, without draining. By then Python
+    has joined every non-daemon thread, so what is queued belongs to daemon threads or to
+    futures nobody waits for: it fails with UnavailableError instead of running while the
+    interpreter is torn down (worker threads in ONNX Runtime as the process ends). Registered
+    after the completion thread's stop hook (this module imports it first), so atexit runs it
+    before that stop and the failures still reach their futures."""
+    for model in list(_live_models):
+        if not model._forked:
+            with contextlib.suppress(Exception):  # exit goes on whatever one model does
+                model.close(drain=False)
+
+
+atexit.register(_close_models_at_exit)
 
 
 def _track(core: _core.Model) -> _core.Model:

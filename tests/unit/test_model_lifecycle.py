@@ -108,3 +108,30 @@ def test_fork_child_gets_clear_errors_not_hangs(slow_model: Path) -> None:
     """, slow_model)
     assert done.returncode == 0, done.stderr
     assert done.stdout == "['fork', 'fork', 'fork', 'fork', (64, 512)]\n", done.stderr
+
+
+
+def test_exit_fails_what_is_left_queued_instead_of_running_it(slow_model: Path) -> None:
+    # Nobody waits for these futures as the interpreter exits: models left open are closed
+    # without draining, so the queued requests fail with UnavailableError (and reach their
+    # futures) instead of running while Python is torn down. The handler is registered before
+    # `import engine`, so it runs after engine's exit hooks and sees the outcome.
+    script = textwrap.dedent(f"""
+        import atexit
+        futures = []
+        def report():
+            kinds = {{type(f.exception(timeout=30)).__name__ for f in futures}}
+            print(sorted(kinds), model.closed, model.stats().requests["unavailable"] > 0,
+                  flush=True)
+        atexit.register(report)
+        import numpy as np
+        import engine
+        model = engine.load({str(slow_model)!r})
+        futures += [model.submit(np.ones((64, 512), np.float32)) for _ in range(30)]
+    """)
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          timeout=60, check=False)
+    assert done.returncode == 0, done.stderr
+    # The request running at exit may finish (no exception: NoneType); the queued ones fail.
+    assert done.stdout in ("['NoneType', 'UnavailableError'] True True\n",
+                           "['UnavailableError'] True True\n"), done.stdout + done.stderr
