@@ -8,6 +8,7 @@
 #include <string>
 #include <utility>
 
+#include "bindings/gil.h"
 #include "error_map.h"
 #include "grpc_server.h"
 #include "log.h"
@@ -77,7 +78,7 @@ class PyControlPlane final : public ControlPlane {
 // Deletes with the GIL released: Stop() waits for control calls that need the GIL.
 struct GilFreeDelete {
   void operator()(GrpcServer* server) const {
-    py::gil_scoped_release release;
+    bindings::GilRelease release;
     delete server;
   }
 };
@@ -126,7 +127,7 @@ void register_server(py::module_& m) {
       .def(
           "start",
           [](GrpcServer& s) {
-            py::gil_scoped_release release;
+            bindings::GilRelease release;
             s.Start();
             return s.port();
           },
@@ -175,7 +176,7 @@ void register_server(py::module_& m) {
       .def(
           "drain",
           [](GrpcServer& s, double grace_s) {
-            py::gil_scoped_release release;
+            bindings::GilRelease release;
             s.Drain(static_cast<int64_t>(grace_s * 1000));
           },
           py::arg("grace_s"),
@@ -184,7 +185,7 @@ void register_server(py::module_& m) {
       .def(
           "stop",
           [](GrpcServer& s) {
-            py::gil_scoped_release release;
+            bindings::GilRelease release;
             s.Stop();
           },
           "Shut down at once (queued requests fail as unavailable).");
