@@ -146,7 +146,13 @@ class Model:
         tensors), a full queue, a deadline, a failed run. Only errors of the call raise at once:
         UnavailableError once the model is closed (a close racing the call fails the future
         instead), and TypeError or InvalidConfigError for a bad ``outputs``/``priority``/
-        ``timeout_us`` (as :meth:`predict` raises them).
+        ``timeout_us`` (as :meth:`predict` raises them), and UnavailableError at interpreter
+        exit, once the engine has stopped delivering results.
+
+        Futures are resolved, and their done-callbacks run, on one engine thread shared by
+        every model: a callback must not block on another engine future (``.result()``), as
+        that future could only be resolved by the thread the callback holds. Submitting from
+        a callback is fine.
         """
         core = self._require_open()
         names, priority, timeout = _request_options(outputs, priority, timeout_us)
