@@ -11,14 +11,25 @@ Families (labels ``model`` and ``version``, values only from loaded models)::
     engine_queue_depth                      gauge      requests waiting now
     engine_requests_in_flight               gauge      requests submitted, not yet completed
     engine_inferred_rows_total              counter    rows of successful requests
+
+Counters and histograms are per model version and never go down while the process runs: a
+version reloaded in place, or unloaded and loaded again, is a new ``Model`` whose core counts
+from zero, so the collector adds the final counts of the version's earlier ``Model`` objects
+(read from them once they are closed; until then their live counts). Prometheus would read a
+drop as a reset, and miss it entirely when the new counts exceed the old ones by the next
+scrape. Gauges are the live model's. A histogram's ``+Inf`` bucket (and so ``_count``) is the
+sum of its buckets: the core reads its total apart from its buckets, without a lock, and a
+torn read must not make ``+Inf`` smaller than a finite bucket.
 """
 
 from __future__ import annotations
 
+import logging
 import socket
 import socketserver
 import threading
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
@@ -32,6 +43,8 @@ from prometheus_client.registry import Collector
 
 from engine.stats import OUTCOMES, Histogram, ModelStats
 
+log = logging.getLogger(__name__)
+
 __all__ = ["BATCH_BUCKETS", "ServingCollector", "start_metrics_server"]
 
 LABELS = ["model", "version"]
@@ -41,21 +54,77 @@ BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
 Source = Callable[[], Sequence[tuple[str, int, Any]]]  # -> [(name, version, engine.Model)]
 
 
-def _seconds_buckets(h: Histogram) -> tuple[list[tuple[str, float]], float]:
+_LATENCIES = ("queue", "compute", "total")
+
+
+@dataclass
+class _Counts:
+    """The monotonic part of a ModelStats: request counts, rows, histogram buckets (per
+    bucket, not cumulative, the last one +Inf; with their bounds) and sums, batch sizes."""
+
+    requests: dict[str, int] = field(default_factory=dict)
+    rows: int = 0
+    bounds_us: dict[str, tuple[int, ...]] = field(default_factory=dict)
+    buckets: dict[str, list[int]] = field(default_factory=dict)
+    sums_us: dict[str, int] = field(default_factory=dict)
+    batch_sizes: dict[int, int] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, stats: ModelStats) -> _Counts:
+        hists: Mapping[str, Histogram] = {
+            "queue": stats.queue, "compute": stats.compute, "total": stats.total}
+        return cls(
+            requests=dict(stats.requests), rows=stats.inferred_rows,
+            bounds_us={k: tuple(h.bounds_us) for k, h in hists.items()},
+            buckets={k: _bucket_counts(h) for k, h in hists.items()},
+            sums_us={k: h.sum_us for k, h in hists.items()},
+            batch_sizes=dict(stats.batch_sizes))
+
+    def add(self, other: _Counts) -> _Counts:
+        """The sum (a new object). Histograms with other bounds than ours are left out (the
+        core's bounds are constants, so they never differ)."""
+        out = _Counts(dict(self.requests), self.rows + other.rows, dict(self.bounds_us),
+                      {k: list(v) for k, v in self.buckets.items()}, dict(self.sums_us),
+                      dict(self.batch_sizes))
+        for outcome, n in other.requests.items():
+            out.requests[outcome] = out.requests.get(outcome, 0) + n
+        for key, counts in other.buckets.items():
+            if key not in out.buckets:
+                out.bounds_us[key] = other.bounds_us[key]
+                out.buckets[key] = list(counts)
+                out.sums_us[key] = other.sums_us[key]
+            elif out.bounds_us[key] == other.bounds_us[key]:
+                out.buckets[key] = [a + b for a, b in zip(out.buckets[key], counts)]
+                out.sums_us[key] += other.sums_us[key]
+        for size, n in other.batch_sizes.items():
+            out.batch_sizes[size] = out.batch_sizes.get(size, 0) + n
+        return out
+
+
+def _bucket_counts(h: Histogram) -> list[int]:
+    """Per-bucket counts with the +Inf bucket last (``len(bounds_us) + 1`` entries)."""
+    counts = [int(c) for c in h.counts[: len(h.bounds_us) + 1]]
+    counts += [0] * (len(h.bounds_us) + 1 - len(counts))
+    return counts
+
+
+def _seconds_buckets(bounds_us: Sequence[int], counts: Sequence[int],
+                     sum_us: int) -> tuple[list[tuple[str, float]], float]:
     cumulative, buckets = 0, []
-    for bound_us, count in zip(h.bounds_us, h.counts):
+    for bound_us, count in zip(bounds_us, counts):
         cumulative += count
         buckets.append((repr(bound_us / 1e6), float(cumulative)))
-    buckets.append(("+Inf", float(h.count)))
-    return buckets, h.sum_us / 1e6
+    # The sum of the buckets, not the core's total: see the module docstring.
+    buckets.append(("+Inf", float(cumulative + sum(counts[len(bounds_us):]))))
+    return buckets, sum_us / 1e6
 
 
-def _batch_buckets(stats: ModelStats) -> tuple[list[tuple[str, float]], float]:
+def _batch_buckets(batch_sizes: Mapping[int, int]) -> tuple[list[tuple[str, float]], float]:
     buckets = []
     for bound in BATCH_BUCKETS:
-        buckets.append((str(bound), float(sum(c for n, c in stats.batch_sizes.items() if n <= bound))))
-    buckets.append(("+Inf", float(sum(stats.batch_sizes.values()))))
-    total_rows = float(sum(n * c for n, c in stats.batch_sizes.items()))
+        buckets.append((str(bound), float(sum(c for n, c in batch_sizes.items() if n <= bound))))
+    buckets.append(("+Inf", float(sum(batch_sizes.values()))))
+    total_rows = float(sum(n * c for n, c in batch_sizes.items()))
     return buckets, total_rows
 
 
@@ -64,6 +133,48 @@ class ServingCollector(Collector):
 
     def __init__(self, source: Source) -> None:
         self._source = source
+        self._lock = threading.Lock()  # scrapes may run concurrently (threaded HTTP server)
+        # Per (name, version): the Model objects seen at the last scrape, those replaced or
+        # unloaded since but not closed yet (still counting), and the final counts of the
+        # closed ones. Model objects are never served again once closed.
+        self._seen: dict[tuple[str, str], Any] = {}
+        self._leaving: dict[tuple[str, str], list[Any]] = {}
+        self._retired: dict[tuple[str, str], _Counts] = {}
+
+    def _counts(self, listed: Sequence[tuple[str, int, Any]]) -> dict[tuple[str, str], _Counts]:
+        """Counts of the earlier Model objects of each listed version (see the module doc)."""
+        current = {(name, str(version)): model for name, version, model in listed}
+        with self._lock:
+            for key, model in list(self._seen.items()):
+                if current.get(key) is not model:
+                    self._leaving.setdefault(key, []).append(model)
+                    del self._seen[key]
+            self._seen.update(current)
+            for key, model in current.items():  # listed again before it closed: live again
+                if any(m is model for m in self._leaving.get(key, ())):
+                    self._leaving[key] = [m for m in self._leaving[key] if m is not model]
+            earlier: dict[tuple[str, str], _Counts] = {}
+            for key in set(self._leaving) | set(self._retired):
+                total = self._retired.get(key, _Counts())
+                still = []
+                for model in self._leaving.get(key, ()):
+                    try:
+                        counts = _Counts.of(model.stats())
+                    except Exception:  # a scrape must not fail for a model that is gone
+                        log.warning("could not read the last counts of %s:%s; they are left "
+                                    "out of its counters", *key, exc_info=True)
+                        continue
+                    if getattr(model, "closed", True):
+                        self._retired[key] = self._retired.get(key, _Counts()).add(counts)
+                    else:
+                        still.append(model)
+                    total = total.add(counts)
+                if still:
+                    self._leaving[key] = still
+                else:
+                    self._leaving.pop(key, None)
+                earlier[key] = total
+        return earlier
 
     def collect(self) -> Iterator[Any]:
         requests = CounterMetricFamily("engine_requests", "Requests by outcome.",
@@ -87,19 +198,25 @@ class ServingCollector(Collector):
                                   labels=LABELS)
         in_flight = GaugeMetricFamily("engine_requests_in_flight",
                                       "Requests submitted and not yet completed.", labels=LABELS)
-        for name, version, model in self._source():
+        listed = list(self._source())
+        earlier = self._counts(listed)
+        for name, version, model in listed:
             # A model closed since it was listed gives its final counts: one last scrape of
             # them loses no increment.
             stats: ModelStats = model.stats()
             labels = [name, str(version)]
+            counts = _Counts.of(stats)
+            before = earlier.get((name, str(version)))
+            if before is not None:
+                counts = counts.add(before)
             for outcome in OUTCOMES:
-                requests.add_metric(labels + [outcome], stats.requests.get(outcome, 0))
-            rows.add_metric(labels, stats.inferred_rows)
-            for key, hist in (("queue", stats.queue), ("compute", stats.compute),
-                              ("total", stats.total)):
-                buckets, total = _seconds_buckets(hist)
+                requests.add_metric(labels + [outcome], counts.requests.get(outcome, 0))
+            rows.add_metric(labels, counts.rows)
+            for key in _LATENCIES:
+                buckets, total = _seconds_buckets(
+                    counts.bounds_us[key], counts.buckets[key], counts.sums_us[key])
                 latency[key].add_metric(labels, buckets, total)
-            buckets, total_rows = _batch_buckets(stats)
+            buckets, total_rows = _batch_buckets(counts.batch_sizes)
             batch.add_metric(labels, buckets, total_rows)
             depth.add_metric(labels, stats.queue_depth)
             in_flight.add_metric(labels, stats.in_flight)

@@ -28,12 +28,18 @@ def register(subparsers: Any) -> None:
         description="Print Prometheus alerting rules for the engine's "
         "metrics; load them with rule_files: in prometheus.yml.",
     )
-    rules.add_argument("--psi", type=float, default=0.2, help="PSI threshold (default 0.2)")
-    rules.add_argument("--ks", type=float, default=0.15, help="KS threshold (default 0.15)")
+    # `off` as in `engine serve --psi-threshold X|off`: no rule for a test the server skips.
+    rules.add_argument(
+        "--psi", type=_threshold, default=0.2, metavar="X|off", help="PSI threshold (default 0.2)"
+    )
+    rules.add_argument(
+        "--ks", type=_threshold, default=0.15, metavar="X|off", help="KS threshold (default 0.15)"
+    )
     rules.add_argument(
         "--chi2-pvalue",
-        type=float,
+        type=_threshold,
         default=1e-3,
+        metavar="P|off",
         help="chi-square p-value threshold (default 0.001)",
     )
     rules.add_argument(
@@ -84,6 +90,16 @@ def register(subparsers: Any) -> None:
         "server writes are kept",
     )
     report.set_defaults(handler=_report)
+
+
+def _threshold(text: str) -> float | None:
+    """A drift threshold: a number, or ``off`` (no rule for that test)."""
+    if text.strip().lower() == "off":
+        return None
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number or 'off'; was {text!r}") from None
 
 
 def _rules(args: argparse.Namespace) -> int:

@@ -5,13 +5,20 @@ windows to it (``monitor.add_listener(collector.update)``); ``remove`` forgets a
 when it is unloaded: its gauges, its prediction logs and its webhooks, which it closes (bounded:
 ``WebhookNotifier.close``). The webhook failure counter keeps what removed webhooks counted, so
 it never goes down. Gauges keep the last closed window's values.
+
+Counters never go down while the process runs: ``remove`` keeps a version's window count and
+the final counters of its prediction logs (closed before ``remove``), and when the version is
+monitored again (reloaded, or loaded again after an unload) its counters go on from there
+rather than from zero, which Prometheus would read as a reset, or miss once the new counts
+passed the old. A removed version exports nothing until it is monitored again. Several
+prediction logs of one version are summed into one series.
 """
 
 from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
-from typing import Any, Protocol
+from typing import Protocol
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
@@ -46,6 +53,8 @@ class DriftCollector(Collector):
         self._logs: list[_CountsLog] = []
         self._webhooks: dict[tuple[str, str], list[_Failures]] = {}
         self._retired_webhook_failures = 0  # failures of webhooks already removed
+        # Per version: final counters of its removed prediction logs (see the module doc).
+        self._retired_logs: dict[tuple[str, str], dict[str, int]] = {}
 
     def update(self, result: WindowResult) -> None:
         """Window listener: keep this window as the model version's current values."""
@@ -61,8 +70,14 @@ class DriftCollector(Collector):
         key = (model, str(version))
         with self._lock:
             self._results.pop(key, None)
-            self._windows.pop(key, None)
+            # The window count stays: exported again, from there, once a window of this
+            # version closes again.
+            removed = [log for log in self._logs if (log.model, log.version) == key]
             self._logs = [log for log in self._logs if (log.model, log.version) != key]
+            for log in removed:  # closed before remove: these counters are final
+                retired = self._retired_logs.setdefault(key, {})
+                for name, value in _log_counters(log).items():
+                    retired[name] = retired.get(name, 0) + value
             webhooks = list(self._webhooks.get(key, ()))
         for webhook in webhooks:
             webhook.close()  # bounded; idempotent. Its counters are final afterwards.
@@ -102,6 +117,7 @@ class DriftCollector(Collector):
             results = list(self._results.items())
             windows = dict(self._windows)
             logs = list(self._logs)
+            retired_logs = {key: dict(c) for key, c in self._retired_logs.items()}
             webhooks = [w for hooks in self._webhooks.values() for w in hooks]
             retired = self._retired_webhook_failures
         mv = [names.LABEL_MODEL, names.LABEL_VERSION]
@@ -144,15 +160,19 @@ class DriftCollector(Collector):
             "them), removed when this writer started",
             labels=mv,
         )
+        per_version: dict[tuple[str, str], dict[str, int]] = {}
         for log in logs:
-            c: dict[str, Any] = log.counters()
-            records.add_metric([log.model, log.version], c["records"])
-            dropped.add_metric([log.model, log.version, "writer"], c["dropped_writer"])
-            dropped.add_metric([log.model, log.version, "core"], c["dropped_core"])
-            dropped.add_metric(
-                [log.model, log.version, "write_error"], c.get("dropped_write_error", 0)
-            )
-            orphans.add_metric([log.model, log.version], c.get("orphans_removed", 0))
+            key = (log.model, log.version)
+            if key not in per_version:
+                per_version[key] = dict(retired_logs.get(key, {}))
+            for name, value in _log_counters(log).items():
+                per_version[key][name] = per_version[key].get(name, 0) + value
+        for (model, version), c in per_version.items():
+            records.add_metric([model, version], c["records"])
+            dropped.add_metric([model, version, "writer"], c["dropped_writer"])
+            dropped.add_metric([model, version, "core"], c["dropped_core"])
+            dropped.add_metric([model, version, "write_error"], c["dropped_write_error"])
+            orphans.add_metric([model, version], c["orphans_removed"])
         yield from (records, dropped, orphans)
         failures = CounterMetricFamily(
             names.ALERT_WEBHOOK_FAILURES_TOTAL,
@@ -160,3 +180,18 @@ class DriftCollector(Collector):
         )
         failures.add_metric([], retired + sum(w.failures for w in webhooks))
         yield failures
+
+
+_LOG_COUNTERS = (
+    "records",
+    "dropped_writer",
+    "dropped_core",
+    "dropped_write_error",
+    "orphans_removed",
+)
+
+
+def _log_counters(log: _CountsLog) -> dict[str, int]:
+    """The exported counters of a prediction log (0 for one it does not have)."""
+    c = log.counters()
+    return {name: int(c.get(name, 0)) for name in _LOG_COUNTERS}

@@ -250,25 +250,16 @@ def _latency(b: _Builder, logs: Any) -> str:
 
 
 def _requests(b: _Builder, logs: Any, history: list[dict[str, Any]]) -> str:
-    counted = [h for h in history if isinstance(h.get("requests"), Mapping)]
-    if len(counted) >= 2:
-        times = np.array([h["time_ms"] for h in counted], dtype=np.float64)
-        total = np.array([sum(h["requests"].values()) for h in counted], dtype=np.float64)
-        errors = np.array(
-            [sum(h["requests"].get(o, 0) for o in ERROR_OUTCOMES) for h in counted],
-            dtype=np.float64,
-        )
-        dt = np.maximum(np.diff(times) / 1000.0, 1e-3)
-        # A counter that went down was reset (a reload): count from zero again.
-        d_total, d_err = np.diff(total), np.diff(errors)
-        d_total = np.where(d_total < 0, total[1:], d_total)
-        d_err = np.where(d_err < 0, errors[1:], d_err)
-        centres = (times[1:] + times[:-1]) / 2
+    intervals = _request_intervals(history)
+    if intervals:
+        centres, total_rate, error_rate = _summed_rates(intervals)
         png = plots.requests_png(
-            centres, d_total / dt, d_err / dt, "all requests, from the core's counters"
+            centres, total_rate, error_rate, "all requests, from the core's counters"
         )
+        d_total = sum(i[2] for i in intervals)
+        d_err = sum(i[3] for i in intervals)
         return b.image(png, "requests and errors over time") + _note(
-            f"{int(d_total.sum())} requests, {int(d_err.sum())} server-side errors "
+            f"{int(d_total)} requests, {int(d_err)} server-side errors "
             f"({', '.join(ERROR_OUTCOMES)}) between the first and last drift window."
         )
     if logs is None or logs.num_rows == 0:
@@ -291,6 +282,58 @@ def _requests(b: _Builder, logs: Any, history: list[dict[str, Any]]) -> str:
         "Errors are not in the prediction logs (only answered requests are sampled) and the "
         "drift history has no request counts for this period."
     )
+
+
+def _request_intervals(
+    history: list[dict[str, Any]],
+) -> list[tuple[float, float, float, float]]:
+    """``(start_ms, end_ms, requests, errors)`` between consecutive windows of each version.
+
+    Each version has its own cumulative counters (its core's), so the lines of one version
+    are differenced with each other only: versions served side by side (an A/B split) write
+    interleaved lines to one history.
+    """
+    by_version: dict[str, list[dict[str, Any]]] = {}
+    for h in history:
+        if isinstance(h.get("requests"), Mapping):
+            by_version.setdefault(str(h.get("version")), []).append(h)
+    out = []
+    for lines in by_version.values():
+        times = [float(h["time_ms"]) for h in lines]
+        total = [float(sum(h["requests"].values())) for h in lines]
+        errors = [float(sum(h["requests"].get(o, 0) for o in ERROR_OUTCOMES)) for h in lines]
+        for i in range(1, len(lines)):
+            # A counter that went down was reset (a reload): count from zero again.
+            d_total = total[i] - total[i - 1]
+            d_err = errors[i] - errors[i - 1]
+            out.append(
+                (
+                    times[i - 1],
+                    times[i],
+                    total[i] if d_total < 0 else d_total,
+                    errors[i] if d_err < 0 else d_err,
+                )
+            )
+    return out
+
+
+def _summed_rates(
+    intervals: list[tuple[float, float, float, float]],
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Request and error rates (per second) summed over versions, on the union of their
+    window times: centre of each stretch, total rate, error rate."""
+    points = np.unique([t for start, end, _, _ in intervals for t in (start, end)])
+    if points.size < 2:  # every interval has zero length
+        points = np.array([points[0], points[0] + 1.0])
+    mids = (points[1:] + points[:-1]) / 2
+    total = np.zeros(mids.size)
+    errors = np.zeros(mids.size)
+    for start, end, d_total, d_err in intervals:
+        dt = max((end - start) / 1000.0, 1e-3)
+        covered = (mids > start) & (mids < end)
+        total[covered] += d_total / dt
+        errors[covered] += d_err / dt
+    return mids, total, errors
 
 
 def _sample_rate(logs: Any) -> float:
@@ -335,14 +378,24 @@ def _drift(b: _Builder, history: list[dict[str, Any]], max_features: int) -> str
         )
     parts.append("<p>Last window:</p><table>" + "".join(rows) + "</table>")
     for n in shown:
-        windows = [h["features"][n] for h in history if n in h.get("features", {})]
+        every = [h["features"][n] for h in history if n in h.get("features", {})]
+        # Only windows with the last one's bins add up (another version has other bins).
+        windows = [
+            w
+            for w in every
+            if w.get("labels") == every[-1].get("labels")
+            and w.get("reference") == every[-1].get("reference")
+            and len(w.get("counts", ())) == len(every[-1]["counts"])
+        ]
         counts = np.sum([np.asarray(w["counts"], dtype=np.float64) for w in windows], axis=0)
         last = np.asarray(windows[-1]["counts"], dtype=np.float64)
         reference = np.asarray(windows[-1]["reference"], dtype=np.float64)
         labels = windows[-1].get("labels") or [str(i) for i in range(reference.size)]
+        other = len(every) - len(windows)
         subtitle = (
-            f"{int(counts.sum())} live rows in {len(windows)} window(s); "
-            f"last window PSI {windows[-1].get('psi', 0):.3f}"
+            f"{int(counts.sum())} live rows in {len(windows)} window(s)"
+            + (f" ({other} with other bins left out)" if other else "")
+            + f"; last window PSI {windows[-1].get('psi', 0):.3f}"
         )
         parts.append(
             b.image(

@@ -66,6 +66,12 @@ def _check_duration(name: str, text: object) -> None:
         raise InvalidConfigError(f"{name} is longer than Prometheus allows (292y); was {text!r}")
 
 
+def _number(value: float) -> str:
+    """A finite threshold as PromQL reads it back exactly: the shortest round-trip form
+    (``0.25``, ``1e-05``), never rounded (the monitor compares with the exact value)."""
+    return repr(float(value))
+
+
 def _rules(s: RuleSettings) -> list[dict[str, str]]:
     w, mv = s.rate_window, f"{n.LABEL_MODEL}, {n.LABEL_VERSION}"
     errors = "|".join(n.ERROR_OUTCOMES)
@@ -81,19 +87,19 @@ def _rules(s: RuleSettings) -> list[dict[str, str]]:
         rules.append(
             {
                 "alert": f"EngineFeatureDrift{suffix}",
-                "expr": f'{n.DRIFT_SCORE}{{{n.LABEL_METRIC}="{metric}"}} {op} {threshold:g}',
+                "expr": f'{n.DRIFT_SCORE}{{{n.LABEL_METRIC}="{metric}"}} {op} {_number(threshold)}',
                 "for": s.for_duration,
                 "severity": "warning",
                 "summary": f"{label} of feature {{{{ $labels.feature }}}} of "
                 f"{{{{ $labels.model }}}}:{{{{ $labels.version }}}} is "
-                f"{{{{ $value }}}} ({op} {threshold:g})",
+                f"{{{{ $value }}}} ({op} {_number(threshold)})",
             }
         )
     rules += [
         {
             "alert": "EngineHighErrorRatio",
             "expr": f'sum by ({mv}) (rate({n.REQUESTS_TOTAL}{{{n.LABEL_OUTCOME}=~"{errors}"}}[{w}]))'
-            f" / sum by ({mv}) (rate({n.REQUESTS_TOTAL}[{w}])) > {s.error_ratio:g}",
+            f" / sum by ({mv}) (rate({n.REQUESTS_TOTAL}[{w}])) > {_number(s.error_ratio)}",
             "for": "5m",
             "severity": "critical",
             "summary": "{{ $labels.model }}:{{ $labels.version }} fails {{ $value }} of its "
@@ -103,7 +109,7 @@ def _rules(s: RuleSettings) -> list[dict[str, str]]:
             "alert": "EngineHighLatencyP99",
             "expr": f"histogram_quantile(0.99, sum by ({mv}, le) "
             f"(rate({n.REQUEST_DURATION_SECONDS}_bucket[{w}])))"
-            f" > {s.latency_p99_s:g}",
+            f" > {_number(s.latency_p99_s)}",
             "for": "5m",
             "severity": "warning",
             "summary": "p99 latency of {{ $labels.model }}:{{ $labels.version }} is {{ $value }}s",

@@ -92,3 +92,46 @@ def test_metric_names_and_labels(server: ServerProcess,
             assert all(s.name.endswith("_total") for s in family.samples)  # type: ignore[attr-defined]
         for s in family.samples:  # type: ignore[attr-defined]
             assert (s.labels["model"], s.labels["version"]) in served
+
+
+def test_counters_never_go_down_across_reload_unload_and_load(
+        tmp_path_factory: pytest.TempPathFactory) -> None:
+    # A version reloaded in place, or unloaded and loaded again, is a new model whose core
+    # counts from zero; the exported counters go on from where they were.
+    from _models import build_mini_repository
+    from _server import start_server
+
+    repo = build_mini_repository(tmp_path_factory.mktemp("reload-repo"))
+    srv = start_server(["--model-repository", str(repo)], tmp_path_factory.mktemp("reload"))
+    labels = {"model": "add", "version": "1"}
+    samples = [("engine_requests", "engine_requests_total", {"outcome": "ok"}),
+               ("engine_inferred_rows", "engine_inferred_rows_total", {}),
+               ("engine_request_duration_seconds", "engine_request_duration_seconds_count", {}),
+               ("engine_batch_size", "engine_batch_size_count", {})]
+    try:
+        c = grpcclient.InferenceServerClient(srv.url)
+        x = grpcclient.InferInput("x", [1, 4], "FP32")
+        x.set_data_from_numpy(np.zeros((1, 4), np.float32))
+
+        def infer(n: int) -> None:
+            for _ in range(n):
+                c.infer("add", [x])
+
+        def values() -> list[float]:
+            families = _scrape(srv)
+            return [_value(families, f, s, **labels, **extra) for f, s, extra in samples]
+
+        infer(3)
+        assert values() == [3] * 4
+        c.load_model("add")  # reloaded in place
+        infer(2)
+        assert values() == [5] * 4
+        c.unload_model("add")
+        family = _scrape(srv).get("engine_requests")
+        assert family is None or not family.samples  # type: ignore[attr-defined]  # unloaded
+        c.load_model("add")
+        infer(1)
+        assert values() == [6] * 4
+        c.close()
+    finally:
+        assert srv.terminate() == 0, srv.stderr()

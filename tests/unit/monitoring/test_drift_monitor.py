@@ -243,3 +243,50 @@ def test_config_validation(kwargs: dict[str, Any], fragment: str | None) -> None
     assert fragment in str(info.value)
     with pytest.raises(InvalidConfigError, match="ks threshold must be in"):
         DriftThresholds(ks=1.5)
+
+
+class _Log:
+    def __init__(self, model: str, version: str, records: int) -> None:
+        self.model, self.version, self.records = model, version, records
+
+    def counters(self) -> dict[str, int]:
+        return {
+            "records": self.records,
+            "dropped_writer": 1,
+            "dropped_core": 2,
+            "dropped_write_error": 3,
+            "orphans_removed": 0,
+        }
+
+
+def test_collector_counters_go_on_when_a_version_is_loaded_again(
+    reference: DriftReference,
+) -> None:
+    # Unloading a version removes it from the collector; loading it again must not start its
+    # counters from zero (Prometheus would miss the drop once the new counts pass the old).
+    collector = DriftCollector()
+    registry = CollectorRegistry()
+    registry.register(collector)
+    get = registry.get_sample_value
+    labels = {"model": "churn", "version": "3"}
+    monitor, counter, _ = make_monitor(reference, MonitorConfig(window_rows=100, min_rows=10))
+    monitor.add_listener(collector.update)
+    rng = np.random.default_rng(21)
+    for _ in range(2):
+        counter.observe(tensors(draw(rng, 100)))
+        assert monitor.poll() is not None
+    collector.add_prediction_log(_Log("churn", "3", 5))
+    assert get("engine_drift_windows_total", labels) == 2
+    assert get("engine_prediction_log_records_total", labels) == 5
+    collector.remove("churn", 3)
+    assert get("engine_drift_windows_total", labels) is None  # values only while loaded
+
+    monitor, counter, _ = make_monitor(reference, MonitorConfig(window_rows=100, min_rows=10))
+    monitor.add_listener(collector.update)
+    collector.add_prediction_log(_Log("churn", "3", 1))
+    counter.observe(tensors(draw(rng, 100)))
+    assert monitor.poll() is not None
+    assert get("engine_drift_windows_total", labels) == 3
+    assert get("engine_prediction_log_records_total", labels) == 6
+    for where, each in (("writer", 1), ("core", 2), ("write_error", 3)):
+        assert get("engine_prediction_log_dropped_total", {**labels, "where": where}) == 2 * each

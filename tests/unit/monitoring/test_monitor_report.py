@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import base64
 import io
+import json
 import re
 import shutil
 from pathlib import Path
+from typing import Any
 
 import matplotlib.image
 import numpy as np
@@ -15,6 +17,7 @@ import pytest
 from monitoring_scenario import draw, tensors
 
 from engine.cli import main
+from engine.monitoring import plots
 from engine.monitoring.bins import NumpyDriftCounter
 from engine.monitoring.history import DriftHistory
 from engine.monitoring.monitor import DriftMonitor, MonitorConfig
@@ -172,6 +175,94 @@ def test_rules_command(capsys: pytest.CaptureFixture[str]) -> None:
     assert text.count("- alert: ") == 8
     assert main(["monitor", "rules", "--ks", "2"]) == 1
     assert "ks threshold must be in (0, 1); was 2.0" in capsys.readouterr().err
+
+
+def test_rules_thresholds_are_the_monitors_exactly(capsys: pytest.CaptureFixture[str]) -> None:
+    # The monitor compares with the float given; a rule rounded to 6 digits would fire on
+    # values the monitor calls clean (or the other way round).
+    args = {
+        "--psi": "0.2500001",
+        "--ks": "0.1234567",
+        "--chi2-pvalue": "0.00012345678",
+        "--error-ratio": "0.0512345678",
+        "--latency-p99-s": "1234567.5",
+    }
+    assert main(["monitor", "rules", *[x for kv in args.items() for x in kv]]) == 0
+    exprs = re.findall(r'expr: "(.*)"', capsys.readouterr().out)
+    thresholds = [float(e.rsplit(" ", 1)[1]) for e in exprs[:5]]
+    assert thresholds == [float(v) for v in args.values()]
+
+
+def test_rules_leave_out_a_drift_test_turned_off(capsys: pytest.CaptureFixture[str]) -> None:
+    # `engine serve --ks-threshold off` turns the KS test off; the rules given the same
+    # values must not alert on it either.
+    assert main(["monitor", "rules", "--ks", "off", "--chi2-pvalue", "OFF"]) == 0
+    text = capsys.readouterr().out
+    assert "EngineFeatureDriftPSI" in text
+    assert "EngineFeatureDriftKS" not in text and "EngineFeatureDriftChiSquare" not in text
+    assert 'metric=\\"ks\\"' not in text and text.count("- alert: ") == 6
+    with pytest.raises(SystemExit) as exit_:  # argparse: a usage error
+        main(["monitor", "rules", "--psi", "of"])
+    assert exit_.value.code == 2
+    assert "expected a number or 'off'; was 'of'" in capsys.readouterr().err
+
+
+def _window(time_ms: int, version: str, ok: int, failed: int, counts: list[int]) -> dict[str, Any]:
+    n = len(counts)
+    feature = {
+        "kind": "numeric",
+        "rows": sum(counts),
+        "psi": 0.01,
+        "ks": 0.01,
+        "counts": counts,
+        "reference": [1 / n] * n,
+        "breaches": [],
+        "labels": [f"bin{i}" for i in range(n)],
+    }
+    return {
+        "time_ms": time_ms,
+        "model": "m",
+        "version": version,
+        "started_ms": time_ms - 500,
+        "ended_ms": time_ms,
+        "rows": sum(counts),
+        "drifted": [],
+        "features": {"a": feature},
+        "requests": {"ok": ok, "failed": failed},
+    }
+
+
+def test_report_of_every_version_keeps_versions_apart(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Two versions served side by side (an A/B split) write to one drift history: each has
+    # its own request counters and its own bins (v2 was trained on other data).
+    lines = [
+        _window(1000, "1", 100, 1, [1, 2, 3, 4]),
+        _window(1500, "2", 10, 0, [5, 5, 5]),
+        _window(2000, "1", 200, 3, [1, 2, 3, 4]),
+        _window(2500, "2", 20, 1, [5, 5, 5]),
+        _window(3000, "1", 300, 4, [1, 2, 3, 4]),
+    ]
+    (tmp_path / "drift.jsonl").write_text("".join(json.dumps(x) + "\n" for x in lines))
+    plotted: list[tuple[Any, ...]] = []
+    feature_png = plots.feature_png
+
+    def spy(*args: Any) -> bytes:
+        plotted.append(args)
+        return feature_png(*args)
+
+    monkeypatch.setattr(plots, "feature_png", spy)
+    report = build_report("m", logs_dir=tmp_path / "none", monitoring_dir=tmp_path)
+    # v1: 101 -> 304 requests, 1 -> 4 failed; v2: 10 -> 21 and 0 -> 1.
+    assert "214 requests, 4 server-side errors" in report.html
+    # The live distribution is that of the last window's bins (v1's): 3 windows, 30 rows.
+    name, labels, reference, live, _, subtitle = plotted[-1]
+    assert name == "a" and len(labels) == len(reference) == len(live) == 4
+    assert subtitle.startswith("30 live rows in 3 window(s) (2 with other bins left out)")
+    one = build_report("m", logs_dir=tmp_path / "none", monitoring_dir=tmp_path, version="2")
+    assert "11 requests, 1 server-side errors" in one.html
+    assert plotted[-1][-1].startswith("30 live rows in 2 window(s);")
 
 
 def _report_error(capsys: pytest.CaptureFixture[str], *args: str) -> str:
