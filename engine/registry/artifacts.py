@@ -4,6 +4,7 @@ Layout under the store's root (``$ENGINE_HOME/artifacts``)::
 
     sha256/<first two hex digits>/<64 hex digits>   read-only blobs, named by their sha256
     tmp/<pid>-<random>.part                         files being written
+    tmp/gc-<pid>-<random>.part                      blobs gc is removing
 
 A blob is written as a temp file in ``tmp/`` (same filesystem), fsynced, renamed into place and
 its folder fsynced, so after a crash a blob is either complete under its final name or absent.
@@ -17,8 +18,11 @@ import hashlib
 import os
 import secrets
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 from engine.errors import ModelLoadError, RegistryError
 
@@ -53,27 +57,48 @@ class ArtifactStore:
     def stage(self, source: Path) -> StagedArtifact:
         """Copy ``source`` to a temp file, hashing as it goes; the caller commits or discards.
 
-        Blocks on file I/O. Raises ModelLoadError if ``source`` cannot be read.
+        Blocks on file I/O. Raises ModelLoadError if ``source`` cannot be read, RegistryError
+        if the copy cannot be written (the store's disk is full or read-only).
         """
-        self._tmp.mkdir(parents=True, exist_ok=True)
+        with self._write_errors():
+            self._tmp.mkdir(parents=True, exist_ok=True)
         tmp = self._tmp / f"{os.getpid()}-{secrets.token_hex(8)}.part"
         digest = hashlib.sha256()
         size = 0
         try:
-            with open(source, "rb") as src, open(tmp, "xb") as dst:
-                while chunk := src.read(_CHUNK_BYTES):
+            with _reading(source) as src, self._writing(tmp) as dst:
+                while chunk := _read(src, source):
                     digest.update(chunk)
-                    dst.write(chunk)
+                    with self._write_errors():
+                        dst.write(chunk)
                     size += len(chunk)
-                dst.flush()
-                os.fsync(dst.fileno())
-        except OSError as exc:
-            tmp.unlink(missing_ok=True)
-            raise ModelLoadError(f"cannot read model file {str(source)!r}: {exc.strerror}") from exc
+                with self._write_errors():
+                    dst.flush()
+                    os.fsync(dst.fileno())
         except BaseException:
             tmp.unlink(missing_ok=True)
             raise
         return StagedArtifact(tmp, digest.hexdigest(), size)
+
+    @contextmanager
+    def _writing(self, tmp: Path) -> Iterator[BinaryIO]:
+        with self._write_errors():
+            dst = open(tmp, "xb")  # noqa: SIM115 - closed below, its errors told apart
+        try:
+            yield dst
+        finally:
+            with self._write_errors():
+                dst.close()
+
+    @contextmanager
+    def _write_errors(self) -> Iterator[None]:
+        """An OSError writing the store (ENOSPC, EROFS) is the store's, not the model's."""
+        try:
+            yield
+        except OSError as exc:
+            raise RegistryError(
+                f"cannot write to the artifact store {str(self.root)!r}: {exc.strerror or exc}"
+            ) from exc
 
     def commit(self, staged: StagedArtifact) -> Path:
         """Move a staged file to its final, read-only name; durable when this returns."""
@@ -125,17 +150,68 @@ class ArtifactStore:
         """
         cutoff = time.time() - min_age_s
         removed: list[str] = []
-        candidates = list(self._tmp.glob("*.part")) if self._tmp.exists() else []
+        if self._tmp.exists():
+            for path in self._tmp.glob("*.part"):
+                try:
+                    if path.stat().st_mtime < cutoff:
+                        path.unlink()
+                        removed.append(path.name)
+                except FileNotFoundError:
+                    continue  # another process removed it first
         if self._blobs.exists():
-            candidates += [p for p in self._blobs.glob("??/*") if p.name not in referenced]
-        for path in candidates:
-            try:
-                if path.stat().st_mtime < cutoff:
-                    path.unlink()
+            for path in self._blobs.glob("??/*"):
+                if path.name not in referenced and self._remove_blob(path, cutoff):
                     removed.append(path.name)
-            except FileNotFoundError:
-                continue  # another process removed it first
         return removed
+
+    def _remove_blob(self, path: Path, cutoff: float) -> bool:
+        """Remove an old blob without racing a registration that stores the same bytes again.
+
+        A registration's :meth:`commit` may replace ``path`` with a fresh copy at any moment;
+        unlinking the name after a stat could delete that fresh copy, which the registration's
+        row is about to reference. So the blob is first moved aside (atomically: whatever
+        ``commit`` stores afterwards is a new file under the old name), and the moved file's own
+        age decides. A young one is linked back unless a commit stored the name meanwhile.
+        """
+        try:
+            if path.stat().st_mtime >= cutoff:
+                return False
+            self._tmp.mkdir(parents=True, exist_ok=True)
+            # A .part name: if this process dies before the unlink, a later gc removes it.
+            aside = self._tmp / f"gc-{os.getpid()}-{secrets.token_hex(8)}.part"
+            os.rename(path, aside)
+        except FileNotFoundError:
+            return False  # another process removed it first
+        try:
+            if aside.stat().st_mtime < cutoff:
+                return True
+            try:
+                os.link(aside, path)  # never replaces: a blob stored meanwhile wins
+            except FileExistsError:
+                pass
+            except OSError:  # a filesystem without hard links
+                if not path.exists():
+                    os.rename(aside, path)
+            return False
+        finally:
+            aside.unlink(missing_ok=True)
+
+
+@contextmanager
+def _reading(source: Path) -> Iterator[BinaryIO]:
+    try:
+        src = open(source, "rb")  # noqa: SIM115 - closed below
+    except OSError as exc:
+        raise ModelLoadError(f"cannot read model file {str(source)!r}: {exc.strerror}") from exc
+    with src:
+        yield src
+
+
+def _read(src: BinaryIO, source: Path) -> bytes:
+    try:
+        return src.read(_CHUNK_BYTES)
+    except OSError as exc:
+        raise ModelLoadError(f"cannot read model file {str(source)!r}: {exc.strerror}") from exc
 
 
 def _hash_file(path: Path) -> str:

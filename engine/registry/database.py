@@ -4,6 +4,10 @@ SQLite runs in WAL mode with ``synchronous=FULL`` (a committed registration surv
 loss) and a busy timeout. Each process has exactly one writer connection, whose transactions
 start with ``BEGIN IMMEDIATE`` so writers queue on the database lock up front instead of failing
 mid-transaction; readers use a separate pool and never block the writer (WAL).
+
+PostgreSQL connections get the same bound as ``lock_timeout``: a write waiting on a lock that
+another session holds (a stuck or stopped process in the middle of a write) fails after
+:data:`BUSY_TIMEOUT_MS` with a RegistryError, as on SQLite, instead of waiting forever.
 """
 
 from __future__ import annotations
@@ -60,6 +64,7 @@ class Database:
             else:
                 self._writer = sa.create_engine(self.url, pool_pre_ping=True)
                 self._reader = self._writer
+                _configure_postgresql(self._writer)
         except (ArgumentError, ImportError) as exc:
             raise RegistryError(f"cannot use registry URL {self.shown_url!r}: {exc}") from exc
         self._migrate()
@@ -92,12 +97,38 @@ class Database:
         except IntegrityError:
             raise  # callers retry or translate unique-constraint races themselves
         except DBAPIError as exc:
-            raise RegistryError(f"registry database {self.shown_url!r} failed: {exc.orig}") from exc
+            detail = str(exc.orig).strip()
+            if _is_lock_timeout(exc):
+                detail += (
+                    f" (another process held a lock on the registry for more than "
+                    f"{BUSY_TIMEOUT_MS / 1e3:g} s; the transaction was rolled back; try again)"
+                )
+            raise RegistryError(f"registry database {self.shown_url!r} failed: {detail}") from exc
 
     def dispose(self) -> None:
         self._writer.dispose()
         if self._reader is not self._writer:
             self._reader.dispose()
+
+
+def _is_lock_timeout(exc: DBAPIError) -> bool:
+    orig = exc.orig
+    if isinstance(orig, sqlite3.OperationalError):
+        return "database is locked" in str(orig) or "database table is locked" in str(orig)
+    # PostgreSQL SQLSTATE 55P03 lock_not_available: what lock_timeout raises.
+    return getattr(orig, "sqlstate", None) == "55P03"
+
+
+def _configure_postgresql(engine: sa.Engine) -> None:
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+        # Outside any transaction, so the setting is the session's (SQLAlchemy's recipe).
+        autocommit = dbapi_conn.autocommit
+        dbapi_conn.autocommit = True
+        cursor = dbapi_conn.cursor()
+        cursor.execute(f"SET lock_timeout = {int(BUSY_TIMEOUT_MS)}")
+        cursor.close()
+        dbapi_conn.autocommit = autocommit
 
 
 def _configure_sqlite(engine: sa.Engine, *, begin: str) -> None:

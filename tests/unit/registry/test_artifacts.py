@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 import time
@@ -82,3 +83,53 @@ def test_gc_respects_grace_period_and_references(store: ArtifactStore, tmp_path:
 
 def test_gc_on_an_empty_store(store: ArtifactStore) -> None:
     assert store.gc(set(), 0) == []
+
+
+def test_a_full_store_is_a_registry_error_not_the_models(
+    store: ArtifactStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """ENOSPC while writing the copy names the store, never "cannot read model file"."""
+    source = _source(tmp_path, b"abc")
+
+    def full(fd: int) -> None:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(os, "fsync", full)
+    with pytest.raises(RegistryError, match="cannot write to the artifact store .*No space left"):
+        store.stage(source)
+    monkeypatch.undo()
+    assert list((store.root / "tmp").iterdir()) == []
+
+
+def test_gc_spares_a_blob_stored_again_while_it_runs(
+    store: ArtifactStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An old unreferenced blob (its version was deleted) is registered again while gc runs:
+    the registration's commit lands between gc's age check and its removal. The fresh blob,
+    which the new version's row references, must survive."""
+    data = b"the same model bytes"
+    sha256 = store.commit(store.stage(_source(tmp_path, data))).name
+    blob = store.path(sha256)
+    past = time.time() - 7200
+    os.utime(blob, (past, past))
+    again = store.stage(_source(tmp_path, data))
+    real_stat = Path.stat
+    stored_again: list[Path] = []
+
+    def stat(self: Path, *args: object, **kwargs: object) -> os.stat_result:
+        result = real_stat(self, *args, **kwargs)  # type: ignore[arg-type]
+        if self == blob and not stored_again:
+            stored_again.append(store.commit(again))  # the concurrent registration
+        return result
+
+    monkeypatch.setattr(Path, "stat", stat)
+    removed = store.gc(referenced=set(), min_age_s=3600)
+    monkeypatch.undo()
+    assert stored_again == [blob]
+    assert removed == []
+    assert store.verify(sha256, len(data)) == blob
+    assert list((store.root / "tmp").iterdir()) == []
+    # Once it is old and still unreferenced, it goes.
+    os.utime(blob, (past, past))
+    assert store.gc(referenced=set(), min_age_s=3600) == [sha256]
+    assert not blob.exists()

@@ -1,0 +1,191 @@
+"""Writes of one model racing each other on PostgreSQL (READ COMMITTED).
+
+SQLite serialises every write transaction with ``BEGIN IMMEDIATE``; PostgreSQL serialises the
+writes of one model only where they lock the model's row. The race tests pause one write right
+after it has read the version it is about to change, start the other write, wait until that
+one has either finished or is waiting on a lock, then let the first go on. A write waiting on
+a lock that is never released fails after the busy timeout, as on SQLite.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+
+from engine.errors import ConflictError, EngineError, RegistryError
+from engine.registry import Registry, database
+from engine.registry.database import normalise_url
+
+
+def _waiting_on_a_lock(url: str) -> Callable[[], int]:
+    engine = sa.create_engine(normalise_url(url))
+
+    def count() -> int:
+        with engine.connect() as conn:
+            return int(
+                conn.execute(
+                    sa.text("SELECT count(*) FROM pg_locks WHERE NOT granted")
+                ).scalar_one()
+            )
+
+    count.dispose = engine.dispose  # type: ignore[attr-defined]
+    return count
+
+
+def _race(
+    first: Registry,
+    second: Registry,
+    url: str,
+    paused: Callable[[Registry], Any],
+    other: Callable[[Registry], Any],
+    monkeypatch: pytest.MonkeyPatch,
+) -> tuple[Any, Any]:
+    """Run ``paused(first)`` until it has read its version row, then ``other(second)`` to its
+    end or until it waits on a lock, then the rest of ``paused``. Returns each one's result or
+    exception."""
+    read_done, go = threading.Event(), threading.Event()
+    original = Registry._version_row
+
+    def version_row(self: Registry, conn: sa.Connection, ref: Any) -> Any:
+        row = original(self, conn, ref)
+        if self is first and not read_done.is_set():
+            read_done.set()
+            assert go.wait(30), "the test never let the paused write go on"
+        return row
+
+    monkeypatch.setattr(Registry, "_version_row", version_row)
+    results: dict[str, Any] = {}
+
+    def run(key: str, fn: Callable[[Registry], Any], registry: Registry) -> None:
+        try:
+            results[key] = fn(registry)
+        except Exception as exc:  # noqa: BLE001 - the test inspects it
+            results[key] = exc
+
+    a = threading.Thread(target=run, args=("paused", paused, first))
+    a.start()
+    assert read_done.wait(30), "the paused write never read its version"
+    b = threading.Thread(target=run, args=("other", other, second))
+    b.start()
+    waiting = _waiting_on_a_lock(url)
+    try:
+        deadline = time.monotonic() + 30
+        while b.is_alive() and waiting() == 0:
+            assert time.monotonic() < deadline, "the other write neither finished nor waited"
+            time.sleep(0.01)
+    finally:
+        go.set()
+        a.join(30)
+        b.join(30)
+        waiting.dispose()  # type: ignore[attr-defined]
+    assert not a.is_alive() and not b.is_alive()
+    return results["paused"], results["other"]
+
+
+@pytest.mark.parametrize("backend", ["postgresql"])
+@pytest.mark.parametrize("action", ["archive", "delete"])
+def test_alias_set_while_the_version_is_archived_or_deleted(
+    open_registry: Callable[[], Registry],
+    registry_url: str,
+    onnx_model: Callable[..., Any],
+    monkeypatch: pytest.MonkeyPatch,
+    action: str,
+) -> None:
+    first, second = open_registry(), open_registry()
+    first.register("m", onnx_model(bias=1.0))
+    first.register("m", onnx_model(bias=2.0))
+
+    set_result, other_result = _race(
+        first,
+        second,
+        registry_url,
+        lambda r: r.set_alias("m", "prod", 1),
+        lambda r: getattr(r, action)("m", 1),
+        monkeypatch,
+    )
+    monkeypatch.undo()
+
+    # Never a raw database error, and never an alias on an archived or deleted version: the
+    # alias was set first, so the archive or delete is refused.
+    for result in (set_result, other_result):
+        assert not isinstance(result, Exception) or isinstance(result, EngineError), result
+    assert not isinstance(set_result, Exception), set_result
+    assert isinstance(other_result, ConflictError), other_result
+    assert "aliases ['prod'] point at it" in str(other_result)
+    target = first.get("m@prod")
+    assert (target.version, target.status) == (1, "ready")
+
+
+@pytest.mark.parametrize("backend", ["postgresql"])
+def test_a_write_behind_a_lock_held_too_long_fails_clearly(
+    home: Path,
+    registry_url: str,
+    onnx_model: Callable[..., Any],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A process stuck in the middle of a write (here: a session holding the model row's lock)
+    makes the others fail after the busy timeout, as SQLite's busy timeout does, rather than
+    wait forever; nothing of theirs is left behind."""
+    monkeypatch.setattr(database, "BUSY_TIMEOUT_MS", 300)
+    with Registry(home=home, url=registry_url) as registry:
+        registry.register("m", onnx_model(bias=1.0), alias="prod")
+    holder = sa.create_engine(normalise_url(registry_url))
+    outcome: dict[str, Any] = {}
+
+    def writes(registry: Registry) -> None:
+        for name, write in (
+            ("register", lambda: registry.register("m", onnx_model(bias=2.0))),
+            ("set_alias", lambda: registry.set_alias("m", "prod", 1)),
+        ):
+            try:
+                write()
+                outcome[name] = None
+            except Exception as exc:  # noqa: BLE001 - the test inspects it
+                outcome[name] = exc
+
+    try:
+        with holder.connect() as conn, conn.begin():
+            conn.execute(sa.text("SELECT id FROM models FOR UPDATE"))
+            with Registry(home=home, url=registry_url) as registry:
+                worker = threading.Thread(target=writes, args=(registry,), daemon=True)
+                worker.start()
+                worker.join(60)  # a guard against a hang, not a timing assertion
+                hung = worker.is_alive()
+                conn.rollback()  # lets a hung worker finish
+                worker.join(60)
+        assert not hung, "the writes waited on the lock forever"
+    finally:
+        holder.dispose()
+    for name in ("register", "set_alias"):
+        exc = outcome[name]
+        assert isinstance(exc, RegistryError), (name, exc)
+        assert "held a lock on the registry for more than 0.3 s" in str(exc)
+    with Registry(home=home, url=registry_url) as registry:
+        assert [v.version for v in registry.versions("m")] == [1]
+    assert list((home / "artifacts" / "tmp").glob("*.part")) == []
+
+
+@pytest.mark.parametrize("backend", ["sqlite"])
+def test_a_busy_sqlite_database_says_so(
+    home: Path, registry_url: None, onnx_model: Callable[..., Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(database, "BUSY_TIMEOUT_MS", 300)
+    with Registry(home=home) as registry:
+        registry.register("m", onnx_model(bias=1.0))
+        holder = sqlite3.connect(home / "registry.db", isolation_level=None)
+        holder.execute("BEGIN IMMEDIATE")
+        try:
+            with pytest.raises(RegistryError, match="held a lock on the registry for more than"):
+                registry.register("m", onnx_model(bias=2.0))
+        finally:
+            holder.execute("ROLLBACK")
+            holder.close()
+        assert [v.version for v in registry.versions("m")] == [1]
+    assert list((home / "artifacts" / "tmp").glob("*.part")) == []
