@@ -457,6 +457,7 @@ bool Model::Enqueue(std::unique_ptr<QueuedRequest> queued) {
       refused = std::move(queued);
     } else {
       refused = queue_.Push(std::move(queued));
+      if (!refused) enqueued_.fetch_add(1, std::memory_order_release);
       stats_.SetQueueDepth(static_cast<int64_t>(queue_.size()));
       // With every instance busy, the worker that frees one looks at the queue anyway; an
       // idle one waiting out the queue delay needs no wake-up unless a batch may be ready.
@@ -546,7 +547,31 @@ void Model::Refuse(std::unique_ptr<InferRequest> r, StatusCode code, const std::
   SafeComplete(*r, std::move(result));
 }
 
+namespace {
+
+// A pause for busy-wait loops: lets the core's other work (and a hyperthread) through.
+inline void CpuRelax() {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#elif defined(__aarch64__)
+  asm volatile("yield");
+#endif
+}
+
+}  // namespace
+
+void Model::SpinWhileIdle() {
+  const uint64_t seen = enqueued_.load(std::memory_order_acquire);
+  // Real time, not clock_: a fake clock never moves by itself.
+  const auto until = std::chrono::steady_clock::now() + std::chrono::microseconds(kIdleSpinUs);
+  while (enqueued_.load(std::memory_order_acquire) == seen &&
+         std::chrono::steady_clock::now() < until) {
+    CpuRelax();
+  }
+}
+
 void Model::WorkerLoop() {
+  bool spun = false;  // spun since the last look found nothing: sleep now
   std::unique_lock<std::mutex> lock(mutex_);
   while (true) {
     const int64_t now = clock_.NowUs();
@@ -593,6 +618,14 @@ void Model::WorkerLoop() {
       return;
     }
     if (wake_us == BatchQueue::kNever) {
+      if (!spun && !closed_ && queue_.empty() && !idle_instances_.empty()) {
+        lock.unlock();
+        SpinWhileIdle();
+        lock.lock();
+        spun = true;
+        continue;  // looks at the queue again before sleeping
+      }
+      spun = false;
       work_ready_.wait(lock);
     } else {
       // Real time, not clock_: a fake clock never moves by itself, so waits stay short then.

@@ -179,6 +179,14 @@ class Model {
   // value that would change, a type that is not numeric, or a shape its bytes do not fill.
   void ConvertRawColumns(InferRequest& request) const;
   void WorkerLoop();
+  // A worker that found nothing to do keeps its core for up to kIdleSpinUs before it sleeps,
+  // returning early once a request is queued. A request that arrives meanwhile (a closed
+  // loop's next one, a burst's stragglers) is then taken without the submitter's futex wake
+  // and the worker's wake-up, each several microseconds on a virtual machine: at concurrency
+  // 1 the batcher's p50 overhead via the worker fell from +27.3 to +23.5 us (4 interleaved
+  // pairs). Costs at most kIdleSpinUs of CPU each time a worker runs out of work.
+  void SpinWhileIdle();
+  static constexpr int64_t kIdleSpinUs = 30;
   // Fails queued requests whose deadline passes while every instance is busy (idle workers
   // expire them too, but a worker inside a long run cannot), so that the error arrives at
   // the deadline rather than when a run ends. Sleeps until the earliest deadline it is armed
@@ -256,6 +264,8 @@ class Model {
   const Clock& clock_;
   ModelStats stats_;
   std::atomic<uint64_t> next_seq_{1};
+  // Requests queued so far: what an idle worker watches while it spins (SpinWhileIdle).
+  std::atomic<uint64_t> enqueued_{0};
 
   std::mutex mutex_;
   std::condition_variable work_ready_;
