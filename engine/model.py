@@ -119,16 +119,20 @@ class Model:
         core = self._core
         if core is None:
             raise self._closed_error()
-        if type(outputs) is tuple and not outputs and timeout_us is None and \
-                type(priority) is int and not priority:
-            # The per-call fast path: the core takes a dict or a lone array as it is.
-            if not self._raw_columns and (
-                type(inputs) is dict or (type(inputs) is np.ndarray and self._single_input)
-            ):
-                return core.run(inputs)
-            return core.run(self._request_mapping(core, inputs))
-        names, priority, timeout = _request_options(outputs, priority, timeout_us)
-        return core.infer(self._request_mapping(core, inputs), names, priority, timeout, "")
+        try:
+            if type(outputs) is tuple and not outputs and timeout_us is None and \
+                    type(priority) is int and not priority:
+                # The per-call fast path: the core takes a dict or a lone array as it is.
+                if not self._raw_columns and (
+                    type(inputs) is dict or (type(inputs) is np.ndarray and self._single_input)
+                ):
+                    return core.run(inputs)
+                return core.run(self._request_mapping(core, inputs))
+            names, priority, timeout = _request_options(outputs, priority, timeout_us)
+            return core.infer(self._request_mapping(core, inputs), names, priority, timeout, "")
+        except UnavailableError:
+            _park_if_exiting_daemon()  # queued as the exit hook closed the model
+            raise
 
     def submit(
         self,
@@ -250,6 +254,7 @@ class Model:
         return core
 
     def _closed_error(self) -> UnavailableError:
+        _park_if_exiting_daemon()
         if self._forked:
             return UnavailableError(
                 f"model {self.name!r} was loaded before os.fork(): its threads run in the parent "
@@ -331,6 +336,18 @@ def _after_fork_in_child() -> None:
 os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
+_exiting = False  # set by _close_models_at_exit
+
+
+def _park_if_exiting_daemon() -> None:
+    """Blocks for good a daemon thread that calls a model the exit hook closed. CPython ends
+    such threads as it finalizes anyway (3.11 at their next take of the GIL, 3.14 by blocking
+    them); raising would only print "Exception in thread ..." as the process exits. Any
+    other thread (an atexit handler on the main thread) gets its UnavailableError."""
+    if _exiting and threading.current_thread().daemon:
+        threading.Event().wait()
+
+
 def _close_models_at_exit() -> None:
     """Closes the models still open as the interpreter exits, without draining. By then Python
     has joined every non-daemon thread, so what is queued belongs to daemon threads or to
@@ -338,6 +355,8 @@ def _close_models_at_exit() -> None:
     interpreter is torn down (worker threads in ONNX Runtime as the process ends). Registered
     after the completion thread's stop hook (this module imports it first), so atexit runs it
     before that stop and the failures still reach their futures."""
+    global _exiting
+    _exiting = True
     for model in list(_live_models):
         if not model._forked:
             with contextlib.suppress(Exception):  # exit goes on whatever one model does
