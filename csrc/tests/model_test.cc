@@ -45,7 +45,22 @@ class ModelTest : public ::testing::Test {
     options.instances = instances;
     return Model::LoadFromPath(ModelPath("relu.onnx"), options);
   }
+  // The Relu model with one instance on `clock`, whose queue delay never ends by itself: a
+  // request stays queued until its deadline draws near, or Close drains it.
+  static std::shared_ptr<Model> LoadReluHeldInQueue(const Clock& clock) {
+    ModelOptions options;
+    options.instances = 1;
+    options.batching_policy.max_queue_delay_us = 1'000'000'000;
+    return Model::LoadFromPath(ModelPath("relu.onnx"), options, clock);
+  }
 };
+
+// Points `request`'s on_complete at the returned future.
+std::future<InferResult> ResultOf(InferRequest& request) {
+  auto promise = std::make_shared<std::promise<InferResult>>();
+  request.on_complete = [promise](InferResult&& r) { promise->set_value(std::move(r)); };
+  return promise->get_future();
+}
 
 // Request with `rows` rows of `width` copies of `value` for a model whose input is
 // x: float32 [N, width]; `storage` (also kept alive by the request) holds the data.
@@ -82,9 +97,7 @@ TEST_F(ModelTest, ConcurrentSubmittersGetTheirOwnRows) {
         const int64_t rows = 1 + i % 4;
         std::shared_ptr<std::vector<float>> storage;
         auto request = ReluRequest(rows, value, &storage);
-        std::promise<InferResult> promise;
-        auto future = promise.get_future();
-        request->on_complete = [&promise](InferResult&& r) { promise.set_value(std::move(r)); };
+        auto future = ResultOf(*request);
         request->allow_inline = (i % 3 == 0);
         model->Submit(std::move(request));
         InferResult result = future.get();
@@ -298,16 +311,11 @@ TEST_F(ModelTest, CancelRacesWithWorkers) {
 
 TEST_F(ModelTest, DeadlinesUseTheInjectedClock) {
   FakeClock clock;
-  ModelOptions options;
-  options.instances = 1;
-  options.batching_policy.max_queue_delay_us = 1'000'000'000;  // never by delay alone
-  auto model = Model::LoadFromPath(ModelPath("relu.onnx"), options, clock);
+  auto model = LoadReluHeldInQueue(clock);
   std::shared_ptr<std::vector<float>> storage;
   auto request = ReluRequest(1, 1.f, &storage);
   request->timeout_us = 5000;
-  std::promise<InferResult> promise;
-  auto future = promise.get_future();
-  request->on_complete = [&promise](InferResult&& r) { promise.set_value(std::move(r)); };
+  auto future = ResultOf(*request);
   ASSERT_GT(model->Submit(std::move(request)), 0u);
   EXPECT_EQ(future.wait_for(std::chrono::milliseconds(20)), std::future_status::timeout);
   // Past the deadline in one step, so the batch the lead would start never got its chance.
@@ -320,16 +328,11 @@ TEST_F(ModelTest, DeadlinesUseTheInjectedClock) {
 
 TEST_F(ModelTest, AQueueDelayLongerThanTheDeadlineStillRunsTheRequest) {
   FakeClock clock;
-  ModelOptions options;
-  options.instances = 1;
-  options.batching_policy.max_queue_delay_us = 1'000'000'000;
-  auto model = Model::LoadFromPath(ModelPath("relu.onnx"), options, clock);
+  auto model = LoadReluHeldInQueue(clock);
   std::shared_ptr<std::vector<float>> storage;
   auto request = ReluRequest(1, 1.f, &storage);
   request->timeout_us = 5000;
-  std::promise<InferResult> promise;
-  auto future = promise.get_future();
-  request->on_complete = [&promise](InferResult&& r) { promise.set_value(std::move(r)); };
+  auto future = ResultOf(*request);
   ASSERT_GT(model->Submit(std::move(request)), 0u);
   EXPECT_EQ(future.wait_for(std::chrono::milliseconds(20)), std::future_status::timeout);
   clock.AdvanceUs(5000 - BatchQueue::DeadlineLeadUs(5000));
@@ -341,16 +344,11 @@ TEST_F(ModelTest, AQueueDelayLongerThanTheDeadlineStillRunsTheRequest) {
 TEST_F(ModelTest, ADeadlineBeyondTheClocksRangeIsNone) {
   FakeClock clock;
   clock.AdvanceUs(1'000'000);  // now + INT64_MAX would overflow into the past
-  ModelOptions options;
-  options.instances = 1;
-  options.batching_policy.max_queue_delay_us = 1'000'000'000;  // stays queued until Close
-  auto model = Model::LoadFromPath(ModelPath("relu.onnx"), options, clock);
+  auto model = LoadReluHeldInQueue(clock);
   std::shared_ptr<std::vector<float>> storage;
   auto request = ReluRequest(1, 1.f, &storage);
   request->timeout_us = std::numeric_limits<int64_t>::max();
-  std::promise<InferResult> promise;
-  auto future = promise.get_future();
-  request->on_complete = [&promise](InferResult&& r) { promise.set_value(std::move(r)); };
+  auto future = ResultOf(*request);
   ASSERT_GT(model->Submit(std::move(request)), 0u);
   clock.AdvanceUs(1'000'000);
   EXPECT_EQ(future.wait_for(std::chrono::milliseconds(20)), std::future_status::timeout);
@@ -458,9 +456,7 @@ TEST_F(ModelTest, CloseDoesNotHangWhileCallersHoldEveryInstance) {
   ASSERT_TRUE(WaitUntil([&] { return model->Stats().in_flight == 2; }));
   std::this_thread::sleep_for(std::chrono::milliseconds(5));  // both runs under way
   auto queued = SlowRequest(1, &queued_rows);
-  std::promise<InferResult> promise;
-  auto result = promise.get_future();
-  queued->on_complete = [&promise](InferResult&& r) { promise.set_value(std::move(r)); };
+  auto result = ResultOf(*queued);
   ASSERT_GT(model->Submit(std::move(queued)), 0u);
   auto closed = std::async(std::launch::async, [&model] { model->Close(/*drain=*/true); });
   if (closed.wait_for(std::chrono::seconds(60)) != std::future_status::ready) {
