@@ -30,14 +30,14 @@ def register(subparsers: Any) -> None:
     )
     # `off` as in `engine serve --psi-threshold X|off`: no rule for a test the server skips.
     rules.add_argument(
-        "--psi", type=_threshold, default=0.2, metavar="X|off", help="PSI threshold (default 0.2)"
+        "--psi", type=drift_threshold, default=0.2, metavar="X|off", help="PSI threshold (default 0.2)"
     )
     rules.add_argument(
-        "--ks", type=_threshold, default=0.15, metavar="X|off", help="KS threshold (default 0.15)"
+        "--ks", type=drift_threshold, default=0.15, metavar="X|off", help="KS threshold (default 0.15)"
     )
     rules.add_argument(
         "--chi2-pvalue",
-        type=_threshold,
+        type=drift_threshold,
         default=1e-3,
         metavar="P|off",
         help="chi-square p-value threshold (default 0.001)",
@@ -92,8 +92,9 @@ def register(subparsers: Any) -> None:
     report.set_defaults(handler=_report)
 
 
-def _threshold(text: str) -> float | None:
-    """A drift threshold: a number, or ``off`` (no rule for that test)."""
+def drift_threshold(text: str) -> float | None:
+    """argparse type of a drift threshold, for ``engine serve`` and ``engine monitor rules``:
+    a number, or ``off`` (None: the test is not applied, and has no rule)."""
     if text.strip().lower() == "off":
         return None
     try:

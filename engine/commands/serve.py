@@ -12,6 +12,8 @@ import argparse
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from engine.commands.monitor import drift_threshold
+
 if TYPE_CHECKING:
     from engine.server.launcher import ServeOptions
 
@@ -73,12 +75,12 @@ def register(subparsers: Any) -> None:
     mon.add_argument("--drift-min-rows", type=int, metavar="N",
                      help="rows a window needs to close on time (default 200, or "
                           "--drift-window-rows if fewer)")
-    mon.add_argument("--psi-threshold", type=_threshold, default=0.2, metavar="X|off",
+    mon.add_argument("--psi-threshold", type=drift_threshold, default=0.2, metavar="X|off",
                      help="a feature drifts when its PSI is above X (default 0.2)")
-    mon.add_argument("--ks-threshold", type=_threshold, default=0.15, metavar="X|off",
+    mon.add_argument("--ks-threshold", type=drift_threshold, default=0.15, metavar="X|off",
                      help="... or its binned KS distance above X, numeric features "
                           "(default 0.15)")
-    mon.add_argument("--chi2-pvalue-threshold", type=_threshold, default=1e-3, metavar="P|off",
+    mon.add_argument("--chi2-pvalue-threshold", type=drift_threshold, default=1e-3, metavar="P|off",
                      help="... or its chi-square p-value below P, categorical features "
                           "(default 0.001)")
     mon.add_argument("--alert-webhook", metavar="URL",
@@ -147,13 +149,3 @@ def _options(args: argparse.Namespace) -> ServeOptions:
         max_tensor_elements=args.max_tensor_elements,
         grace_s=args.grace_s,
     )
-
-
-def _threshold(text: str) -> float | None:
-    """A drift threshold: a number, or ``off`` (that test is not applied)."""
-    if text.strip().lower() == "off":
-        return None
-    try:
-        return float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number or 'off'; was {text!r}") from None
