@@ -394,7 +394,7 @@ class Registry:
         """
         validate_name(alias, "alias")
         with self._db.write() as conn:
-            self._lock_model(conn, name)
+            self._model_id(conn, name, lock=True)
             row = self._version_row(conn, ModelRef(name, version=version))
             if row.status != "ready":
                 raise ConflictError(
@@ -410,7 +410,7 @@ class Registry:
         """Delete ``name@alias``. Raises ModelNotFoundError if it does not exist."""
         validate_name(alias, "alias")
         with self._db.write() as conn:
-            model_id = self._lock_model(conn, name)
+            model_id = self._model_id(conn, name, lock=True)
             deleted = conn.execute(
                 aliases.delete().where(aliases.c.model_id == model_id, aliases.c.alias == alias)
             ).rowcount
@@ -421,7 +421,7 @@ class Registry:
         """Mark a version archived: kept and loadable as ``name:VERSION``, but never the
         latest. Raises ConflictError while an alias points at it."""
         with self._db.write() as conn:
-            self._lock_model(conn, name)
+            self._model_id(conn, name, lock=True)
             row = self._version_row(conn, ModelRef(name, version=version))
             self._refuse_if_aliased(conn, row, name, "archive")
             conn.execute(versions.update().where(versions.c.id == row.id).values(status="archived"))
@@ -431,7 +431,7 @@ class Registry:
         """Delete a version's record; its blob goes at the next :meth:`gc` if unreferenced.
         Raises ConflictError while an alias points at it. The number is never reused."""
         with self._db.write() as conn:
-            self._lock_model(conn, name)
+            self._model_id(conn, name, lock=True)
             row = self._version_row(conn, ModelRef(name, version=version))
             self._refuse_if_aliased(conn, row, name, "delete")
             conn.execute(versions.delete().where(versions.c.id == row.id))
@@ -613,14 +613,9 @@ class Registry:
 
     # ---- helpers ------------------------------------------------------------------------
 
-    def _model_id(self, conn: sa.Connection, name: str) -> int:
-        model_id = conn.execute(sa.select(models.c.id).where(models.c.name == name)).scalar()
-        if model_id is None:
-            raise ModelNotFoundError(f"no model named {name!r}")
-        return int(model_id)
-
-    def _lock_model(self, conn: sa.Connection, name: str) -> int:
-        """The model's id, after locking its row until the caller's write transaction ends.
+    def _model_id(self, conn: sa.Connection, name: str, *, lock: bool = False) -> int:
+        """The model's id. With ``lock``, its row stays locked until the caller's write
+        transaction ends.
 
         Every write that reads a model's versions or aliases and then changes them takes this
         lock first, as a registration does: under PostgreSQL's READ COMMITTED two such writes
@@ -628,9 +623,8 @@ class Registry:
         key; an alias is set on a version a concurrent archive or delete saw unaliased). SQLite
         needs nothing more: its writers' ``BEGIN IMMEDIATE`` already serialises them.
         """
-        model_id = conn.execute(
-            sa.select(models.c.id).where(models.c.name == name).with_for_update()
-        ).scalar()
+        query = sa.select(models.c.id).where(models.c.name == name)
+        model_id = conn.execute(query.with_for_update() if lock else query).scalar()
         if model_id is None:
             raise ModelNotFoundError(f"no model named {name!r}")
         return int(model_id)
