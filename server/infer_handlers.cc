@@ -130,8 +130,10 @@ namespace {
 // every other completion (passed on). Lock-free: each request completes exactly once.
 struct SubmitGate {
   enum : int { kSubmitting, kSubmitted, kRefusedClosed };
+  explicit SubmitGate(InferenceService::OnComplete on_complete) : done(std::move(on_complete)) {}
   std::atomic<int> state{kSubmitting};
   InferResult refused;  // written before state becomes kRefusedClosed
+  InferenceService::OnComplete done;  // the caller's callback, run once either way
 };
 
 }  // namespace
@@ -147,10 +149,9 @@ Status InferenceService::SubmitInfer(
     std::unique_ptr<InferRequest> r;
     Status s = PrepareInfer(request, deadline, &served, &r);
     if (!s.ok()) return s;
-    auto gate = std::make_shared<SubmitGate>();
-    auto done = std::make_shared<OnComplete>(make_on_complete(served));
+    auto gate = std::make_shared<SubmitGate>(make_on_complete(served));
     r->keepalive = keepalive;
-    r->on_complete = [gate, done](InferResult&& result) {
+    r->on_complete = [gate](InferResult&& result) {
       if (result.status.code() == StatusCode::kUnavailable &&
           gate->state.load(std::memory_order_acquire) == SubmitGate::kSubmitting) {
         gate->refused = std::move(result);
@@ -161,7 +162,7 @@ Status InferenceService::SubmitInfer(
         }
         result = std::move(gate->refused);
       }
-      (*done)(std::move(result));
+      gate->done(std::move(result));
     };
     // When nothing is queued and an instance is idle, run on this gRPC thread: no hand-off to
     // a worker and back. The thread then also runs the few batches that queued meanwhile
@@ -183,7 +184,7 @@ Status InferenceService::SubmitInfer(
         now.model != served.model) {
       continue;  // a reload: the version is served by a new model now
     }
-    (*done)(std::move(gate->refused));  // unloaded, or the server is draining
+    gate->done(std::move(gate->refused));  // unloaded, or the server is draining
     *model = nullptr;
     *seq = 0;
     return Status::Ok();
