@@ -4,7 +4,9 @@
 // submitting a follow-up request) then run on a second core beside ORT instead of before it.
 //
 // A lone request of an idle model does not come here: it completes on its worker, where a
-// thread hop would only add a wake-up to its latency. Thread-safe.
+// thread hop would only add a wake-up to its latency. While batches come at a steady pace,
+// the thread sleeps on a timer until the next is due (CompletionPacer) rather than making
+// each worker wake it. Thread-safe.
 #pragma once
 
 #include <condition_variable>
@@ -16,6 +18,7 @@
 #include <vector>
 
 #include "batch_queue.h"
+#include "completion_pacer.h"
 #include "request.h"
 
 namespace engine {
@@ -53,15 +56,29 @@ class Completer {
   // from the handler.
   void Stop();
 
+  // Batches posted; of them, those that woke the thread, and those that found it napping and
+  // left it to its timer. The rest found it awake.
+  struct Counts {
+    int64_t posted = 0;
+    int64_t woke = 0;
+    int64_t left_to_timer = 0;
+  };
+  Counts counts() const;
+
  private:
   void Loop();
 
   Handler complete_;
-  std::mutex mutex_;
+  mutable std::mutex mutex_;
   std::condition_variable ready_;
   std::deque<FinishedBatch> pending_;  // guarded by mutex_
-  bool waiting_ = false;          // the thread sleeps on ready_; guarded by mutex_
-  bool stopping_ = false;         // guarded by mutex_
+  // The thread sleeps on ready_ until woken (kWaiting) or until nap_until_ns_ (kNapping).
+  enum class Sleep { kAwake, kWaiting, kNapping };
+  Sleep sleep_ = Sleep::kAwake;  // guarded by mutex_
+  int64_t nap_until_ns_ = 0;     // guarded by mutex_
+  CompletionPacer pacer_;        // guarded by mutex_
+  Counts counts_;                // guarded by mutex_
+  bool stopping_ = false;        // guarded by mutex_
   std::thread thread_;
 };
 

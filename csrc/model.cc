@@ -907,6 +907,10 @@ void Model::WarmUp(const std::vector<std::pair<std::string, HostTensor>>& inputs
 
 StatsSnapshot Model::Stats() const { return stats_.Snapshot(); }
 
+Completer::Counts Model::CompletionCounts() const {
+  return completer_ ? completer_->counts() : Completer::Counts{};
+}
+
 void Model::MaybeSample(const QueuedRequest& r, const InferResult& result) {
   if (!sampler_.ShouldSample()) return;
   Sample sample;

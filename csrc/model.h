@@ -146,6 +146,8 @@ class Model {
   void WarmUp(const std::vector<std::pair<std::string, HostTensor>>& inputs);
 
   StatsSnapshot Stats() const;
+  // How batches reached the completion thread (all zero without batching): for benchmarks.
+  Completer::Counts CompletionCounts() const;
   // Counts a request that a front end refused as invalid before it could build an
   // InferRequest (an input that does not convert to a tensor), so that the outcomes still
   // add up to the requests made.
