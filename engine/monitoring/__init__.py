@@ -39,6 +39,7 @@ from engine.monitoring.prediction_log import (
     PredictionLog,
     PredictionLogConfig,
     read_prediction_logs,
+    tensor_values,
 )
 from engine.monitoring.reference import (
     DriftReference,
@@ -80,4 +81,5 @@ __all__ = [
     "read_prediction_logs",
     "reference_proportions",
     "slot_labels",
+    "tensor_values",
 ]

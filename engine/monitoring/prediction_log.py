@@ -45,14 +45,20 @@ Counters (:meth:`PredictionLog.counters`): ``offered`` (requests offered to :met
 ``dropped_writer``, ``dropped_write_error``, ``dropped_core`` (the core's own drops) and
 ``orphans_removed`` (files of dead writers this log removed when it started).
 
-Columns: ``timestamp`` (timestamp[ms, UTC]), ``request_id``, ``model``, ``version``,
-``latency_us`` (int64), then for each input tensor ``input.<name>`` (the tensor's elements,
-flattened, as a list of its type) and ``input.<name>.shape`` (list of int64), and the same
-for outputs with ``output.``. Strings are UTF-8. The file's schema metadata carries
-``engine.sample_rate``, ``engine.model`` and ``engine.version``.
+Columns: ``timestamp`` (timestamp[ms, UTC]), ``request_id`` (null for a request without
+one), ``model``, ``version``, ``latency_us`` (int64), then for each input tensor
+``input.<name>`` (the tensor's elements, flattened, as a list of its type) and
+``input.<name>.shape`` (list of int64), and the same for outputs with ``output.``. A string
+(BYTES) tensor also has ``input.<name>.bytes`` (list of binary): elements that are valid UTF-8
+are strings in ``input.<name>``; any other is null there and its exact bytes are in
+``.bytes`` at the same position (a row without such elements is null in ``.bytes``). The
+file's schema metadata carries ``engine.sample_rate``, ``engine.model`` and
+``engine.version``.
 
 :func:`read_prediction_logs` reads a folder back into one table; :func:`scan_prediction_logs`
-also says which files it skipped (not valid Parquet) and which are still open.
+also says which files it skipped (not valid Parquet) and which are still open. Both read the
+``""`` request id of logs written before ids could be null as null. :func:`tensor_values`
+gives a tensor column's elements with the non-UTF-8 ones back as ``bytes``.
 """
 
 from __future__ import annotations
@@ -88,6 +94,7 @@ __all__ = [
     "read_prediction_logs",
     "remove_orphaned_partials",
     "scan_prediction_logs",
+    "tensor_values",
 ]
 
 _log = logging.getLogger(__name__)
@@ -144,7 +151,7 @@ class PredictionLogConfig:
 @dataclass(frozen=True)
 class _Record:
     timestamp_ms: int
-    request_id: str
+    request_id: str | None  # None: the request had no id
     latency_us: int
     inputs: dict[str, np.ndarray]
     outputs: dict[str, np.ndarray]
@@ -235,7 +242,8 @@ class PredictionLog:
             return False
         record = _Record(
             int(timestamp_ms if timestamp_ms is not None else self._clock.wall_ms()),
-            "" if request_id is None else str(request_id),
+            # "" is how the core and the server say "no id": logged as null, not as an id.
+            None if request_id is None or request_id == "" else str(request_id),
             int(latency_us),
             {k: np.array(v, copy=copy) if copy else np.asarray(v) for k, v in inputs.items()},
             {k: np.array(v, copy=copy) if copy else np.asarray(v) for k, v in outputs.items()},
@@ -715,10 +723,13 @@ def _to_table(records: list[_Record], log: PredictionLog) -> Any:
     for prefix, field in (("input", "inputs"), ("output", "outputs")):
         for name in getattr(records[0], field):
             arrays = [getattr(r, field)[name] for r in records]
-            columns[f"{prefix}.{name}"] = _list_column(arrays)
+            values, raw = _list_columns(arrays)
+            columns[f"{prefix}.{name}"] = values
             columns[f"{prefix}.{name}.shape"] = pa.array(
                 [list(a.shape) for a in arrays], pa.list_(pa.int64())
             )
+            if raw is not None:
+                columns[f"{prefix}.{name}.bytes"] = raw
     table = pa.table(columns)
     return table.replace_schema_metadata(
         {
@@ -729,24 +740,49 @@ def _to_table(records: list[_Record], log: PredictionLog) -> Any:
     )
 
 
-def _list_column(arrays: list[np.ndarray]) -> Any:
+def _list_columns(arrays: list[np.ndarray]) -> tuple[Any, Any]:
+    """A tensor's elements as a list column, and for strings its ``.bytes`` column (else None).
+
+    String elements that are valid UTF-8 are strings; any other is null there and its exact
+    bytes are in the ``.bytes`` column at the same position (a row without any: null), so
+    nothing is logged altered and readers of plain strings keep working.
+    """
     import pyarrow as pa
 
     sizes = np.array([a.size for a in arrays], dtype=np.int64)
     offsets = pa.array(np.concatenate([[0], np.cumsum(sizes)]).astype(np.int32))
     flat = [a.reshape(-1) for a in arrays]
-    if arrays[0].dtype.kind in "OSU":
-        values = pa.array(
-            [
-                v.decode("utf-8", "replace") if isinstance(v, bytes) else str(v)
-                for a in flat
-                for v in a.tolist()
-            ],
-            pa.string(),
-        )
-    else:
+    if arrays[0].dtype.kind not in "OSU":
         values = pa.array(np.concatenate(flat) if flat else np.array([]))
-    return pa.ListArray.from_arrays(offsets, values)
+        return pa.ListArray.from_arrays(offsets, values), None
+    texts: list[str | None] = []
+    raw_rows: list[list[bytes | None] | None] = []
+    for a in flat:
+        pairs = [_text_or_bytes(v) for v in a.tolist()]
+        texts.extend(text for text, _ in pairs)
+        binary = any(raw is not None for _, raw in pairs)
+        raw_rows.append([raw for _, raw in pairs] if binary else None)
+    return (
+        pa.ListArray.from_arrays(offsets, pa.array(texts, pa.string())),
+        pa.array(raw_rows, pa.list_(pa.binary())),
+    )
+
+
+def _text_or_bytes(value: Any) -> tuple[str | None, bytes | None]:
+    """(the element as text, None), or (None, its bytes) when they are not valid UTF-8."""
+    if isinstance(value, bytes):
+        try:
+            return value.decode("utf-8"), None
+        except UnicodeDecodeError:
+            return None, value
+    text = str(value)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        # The core hands BYTES over as str, bytes that are not UTF-8 as surrogate escapes.
+        # Other lone surrogates were never bytes: this raises, and the record counts as lost.
+        return None, text.encode("utf-8", "surrogateescape")
+    return text, None
 
 
 # --- reading --------------------------------------------------------------------------------
@@ -823,6 +859,22 @@ def scan_prediction_logs(
     return LogFolder(_concat(tables, read), tuple(read), tuple(skipped), tuple(open_files))
 
 
+def tensor_values(table: Any, column: str) -> list[list[Any] | None]:
+    """The elements of a tensor column (``input.<name>`` or ``output.<name>``), row by row
+    (flattened; a row without the tensor is None). BYTES elements that are not valid UTF-8
+    come back as the exact ``bytes`` from ``<column>.bytes``; the rest as the column has them.
+    """
+    rows: list[list[Any] | None] = table.column(column).to_pylist()
+    if f"{column}.bytes" not in table.column_names:
+        return rows
+    for row, raw in zip(rows, table.column(f"{column}.bytes").to_pylist()):
+        if row is not None and raw is not None:
+            for i, value in enumerate(raw):
+                if value is not None:
+                    row[i] = value
+    return rows
+
+
 def _named_version(path: Path) -> str | None:
     """The version in a log file's name (None if the name is not the writer's)."""
     match = _FILE_NAME.match(path.name)
@@ -839,6 +891,7 @@ def _mtime_ms(path: Path) -> int:
 def _read_log(path: Path, version: str | None, skipped: list[tuple[Path, str]]) -> Any:
     """One log file (None: not this version, or skipped as not valid Parquet)."""
     import pyarrow as pa
+    import pyarrow.compute as pc
     import pyarrow.parquet as pq
 
     try:
@@ -870,6 +923,12 @@ def _read_log(path: Path, version: str | None, skipped: list[tuple[Path, str]]) 
             f"{str(path)!r} is not a prediction log: missing or mistyped column(s) {wrong} "
             f"(a log has timestamp, request_id, model, version, latency_us, input.*, output.*)"
         )
+    ids = schema.get_field_index("request_id")
+    if ids >= 0 and pa.types.is_string(schema.field(ids).type):
+        # Logs written before null ids have "" for a request without one.
+        column = table.column(ids)
+        no_id = pc.equal(column, "")
+        table = table.set_column(ids, "request_id", pc.if_else(no_id, None, column))
     return table
 
 

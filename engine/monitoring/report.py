@@ -30,7 +30,7 @@ from engine.errors import InvalidConfigError
 from engine.monitoring import plots
 from engine.monitoring.history import read_history
 from engine.monitoring.metric_names import ERROR_OUTCOMES
-from engine.monitoring.prediction_log import LogFolder, scan_prediction_logs
+from engine.monitoring.prediction_log import LogFolder, scan_prediction_logs, tensor_values
 
 __all__ = ["Report", "build_report", "parse_since", "write_report"]
 
@@ -426,15 +426,22 @@ def _predictions(b: _Builder, logs: Any) -> str:
     import pyarrow.compute as pc  # type: ignore[import-untyped]
 
     parts = []
-    columns = [c for c in logs.column_names if c.startswith("output.") and not c.endswith(".shape")]
+    columns = [
+        c
+        for c in logs.column_names
+        if c.startswith("output.") and not c.endswith((".shape", ".bytes"))
+    ]
     for column in columns[:8]:
         name = column[len("output.") :]
         flat = pc.list_flatten(logs[column].combine_chunks())
         shapes = logs[column + ".shape"].to_pylist()
         width = int(shapes[0][-1]) if shapes and shapes[0] and len(shapes[0]) > 1 else 1
         if pa.types.is_string(flat.type) or pa.types.is_large_string(flat.type):
+            # Elements that are not UTF-8 come back as bytes: labelled b'...'.
+            values = [v for row in tensor_values(logs, column) if row is not None for v in row]
             labels, counts = np.unique(
-                np.asarray(flat.to_pylist(), dtype=object).astype(str), return_counts=True
+                np.array([v if isinstance(v, str) else repr(v) for v in values], dtype=object),
+                return_counts=True,
             )
             top = np.argsort(-counts)[:20]
             png = plots.prediction_png(name, None, labels[top].tolist(), counts[top])

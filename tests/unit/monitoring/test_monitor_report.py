@@ -424,3 +424,13 @@ def test_report_says_when_the_newest_logs_are_still_open(
     assert "sampled requests logged</th><td>1<" in html
     assert "1 prediction log file(s) are not readable yet" in html
     assert "within its rotation age (5 minutes by default)" in html
+
+
+def test_report_plots_string_outputs_that_are_not_utf8(tmp_path: Path) -> None:
+    log = PredictionLog(tmp_path, model="m", version=1, config=PredictionLogConfig(sample_rate=1))
+    for word in (b"cat", b"\xff", b"\xff"):
+        log.record({"x": np.ones((1, 1))}, {"echo": np.array([[word]])}, latency_us=5)
+    log.close()
+    report = build_report("m", logs_dir=tmp_path, monitoring_dir=tmp_path / "none")
+    assert 'alt="distribution of echo"' in report.html
+    assert "distribution of echo.bytes" not in report.html

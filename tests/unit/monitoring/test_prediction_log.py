@@ -6,16 +6,20 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import factories
 import numpy as np
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+import engine
 from engine.errors import InvalidConfigError
 from engine.monitoring.prediction_log import (
     PredictionLog,
     PredictionLogConfig,
     read_prediction_logs,
     scan_prediction_logs,
+    tensor_values,
 )
 from engine.monitoring.sampler import SamplePoller
 
@@ -240,3 +244,61 @@ def test_open_files_are_listed_not_read(tmp_path: Path) -> None:
     log.close()
     folder = scan_prediction_logs(tmp_path, version="7")
     assert folder.open_files == () and folder.table.num_rows == 1
+
+
+def test_bytes_that_are_not_utf8_round_trip(tmp_path: Path) -> None:
+    """A BYTES element that is not UTF-8 is kept exactly (in ``<column>.bytes``), through the
+    core's sampler (which hands it over as surrogate escapes) and through record(); UTF-8
+    elements stay plain strings in the column itself."""
+    log = PredictionLog(tmp_path, model="m", version=1, config=PredictionLogConfig(sample_rate=1))
+    with engine.load(factories.string_lookup(tmp_path / "s.onnx")) as model:
+        poller = SamplePoller(model.core, log, interval_s=0.01)
+        poller.start()
+        model.predict({"word": np.array([["ému"], [b"\xff\xfe"]], dtype=object)})
+        poller.stop()
+    log.record(
+        {"word": np.array([[b"caf\xc3\xa9", b"\x80"]], dtype=np.bytes_)},
+        {"id": np.array([[3, -1]])},
+        latency_us=1,
+    )
+    log.close()
+    table = read_prediction_logs(tmp_path)
+    assert log.counters()["records"] == 2 and table.num_rows == 2
+    assert table.column("input.word").to_pylist() == [["ému", None], ["café", None]]
+    assert tensor_values(table, "input.word") == [["ému", b"\xff\xfe"], ["café", b"\x80"]]
+    assert tensor_values(table, "output.echo") == [["ému", b"\xff\xfe"], None]
+    assert table.column("input.word.shape").to_pylist() == [[2, 1], [1, 2]]
+    assert tensor_values(table, "output.id") == [[3, -1], [3, -1]]
+
+
+def test_requests_without_an_id_are_logged_as_null(tmp_path: Path) -> None:
+    log = PredictionLog(tmp_path, model="m", version=1, config=PredictionLogConfig(sample_rate=1))
+    with engine.load(factories.string_lookup(tmp_path / "s.onnx")) as model:
+        poller = SamplePoller(model.core, log, interval_s=0.01)
+        poller.start()
+        model.predict({"word": np.array([["cat"]], dtype=object)})  # the core's id: ""
+        poller.stop()
+    log.record(*request(1), latency_us=1)
+    log.record(*request(2), latency_us=1, request_id="")
+    log.record(*request(3), latency_us=1, request_id="r3")
+    log.close()
+    assert read_prediction_logs(tmp_path).column("request_id").to_pylist() == [
+        None,
+        None,
+        None,
+        "r3",
+    ]
+    # Logs written before: "" for no id; read as null too.
+    old = tmp_path / "old"
+    old.mkdir()
+    table = pa.table(
+        {
+            "timestamp": pa.array([1, 2], pa.timestamp("ms", tz="UTC")),
+            "request_id": ["", "q2"],
+            "model": ["m", "m"],
+            "version": ["1", "1"],
+            "latency_us": pa.array([5, 6], pa.int64()),
+        }
+    )
+    pq.write_table(table, old / "m-v1-20231114T221320-1-0001.parquet")
+    assert read_prediction_logs(old).column("request_id").to_pylist() == [None, "q2"]
