@@ -8,13 +8,18 @@ mid-transaction; readers use a separate pool and never block the writer (WAL).
 PostgreSQL connections get the same bound as ``lock_timeout``: a write waiting on a lock that
 another session holds (a stuck or stopped process in the middle of a write) fails after
 :data:`BUSY_TIMEOUT_MS` with a RegistryError, as on SQLite, instead of waiting forever.
+
+A SQLite file or folder the process cannot create, read or write fails with a RegistryError
+that names the path and why; SQLite's own "unable to open database file" says neither.
 """
 
 from __future__ import annotations
 
+import os
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
@@ -103,6 +108,11 @@ class Database:
                     f" (another process held a lock on the registry for more than "
                     f"{BUSY_TIMEOUT_MS / 1e3:g} s; the transaction was rolled back; try again)"
                 )
+            elif self.is_sqlite and (problem := _sqlite_file_problem(exc, self.url)) is not None:
+                raise RegistryError(
+                    f"registry database {self.shown_url!r} cannot be used: {problem} "
+                    f"(SQLite: {detail})"
+                ) from exc
             raise RegistryError(f"registry database {self.shown_url!r} failed: {detail}") from exc
 
     def dispose(self) -> None:
@@ -117,6 +127,46 @@ def _is_lock_timeout(exc: DBAPIError) -> bool:
         return "database is locked" in str(orig) or "database table is locked" in str(orig)
     # PostgreSQL SQLSTATE 55P03 lock_not_available: what lock_timeout raises.
     return getattr(orig, "sqlstate", None) == "55P03"
+
+
+def _sqlite_file_problem(exc: DBAPIError, url: URL) -> str | None:
+    """Why SQLite cannot open or write the database file, naming the path, when its own error
+    ("unable to open database file", "attempt to write a readonly database") does not say; None
+    if the files look usable (then SQLite's message stands alone)."""
+    message = str(exc.orig)
+    if "unable to open database file" not in message and "readonly database" not in message:
+        return None
+    if not url.database or url.database == ":memory:" or url.database.startswith("file:"):
+        return None
+    path = Path(url.database).absolute()
+    folder = path.parent
+    if not path.exists():
+        # SQLite creates the file, never its folder: name the part of the path in the way.
+        existing = next(p for p in (folder, *folder.parents) if p.exists())
+        if not existing.is_dir():
+            return f"cannot create {str(path)!r}: {str(existing)!r} is not a directory"
+        if existing != folder:
+            return f"cannot create {str(path)!r}: directory {str(folder)!r} does not exist"
+        if not os.access(folder, os.W_OK | os.X_OK):
+            return f"cannot create {str(path)!r}: directory {str(folder)!r} is not writable"
+        return None
+    if not os.access(path, os.R_OK):
+        return f"{str(path)!r} is not readable"
+    if "readonly database" in message and not os.access(path, os.W_OK):
+        return f"{str(path)!r} is not writable"
+    journal = [Path(f"{path}-wal"), Path(f"{path}-shm")]
+    if not all(p.exists() for p in journal) and not os.access(folder, os.W_OK | os.X_OK):
+        # WAL mode is a property of the file: every reader needs the -wal and -shm files.
+        return (
+            f"SQLite must create {journal[0].name} and {journal[1].name} beside it (the WAL "
+            f"journal, needed even to read), but directory {str(folder)!r} is not writable; "
+            f"make it writable"
+        )
+    if "readonly database" in message:
+        unwritable = [p for p in journal if p.exists() and not os.access(p, os.W_OK)]
+        if unwritable:
+            return f"{str(unwritable[0])!r} is not writable"
+    return None
 
 
 def _configure_postgresql(engine: sa.Engine) -> None:

@@ -9,7 +9,8 @@ at worst an unreferenced blob (when the commit itself fails after the move) that
 ``BEGIN IMMEDIATE``, PostgreSQL ``SELECT ... FOR UPDATE`` on the model row) and retry
 unique-constraint races, so every one succeeds with its own version number. A default
 (inherited) lineage parent is chosen in that same transaction, after the lock, so concurrent
-registrations of one name form a chain.
+registrations of one name form a chain; a given parent is checked there too, and its row stays
+locked until the commit, so a concurrent delete cannot leave the new version's parent gone.
 
 Reads never validate a stored config, signature or lineage (see
 :class:`~engine.registry.records.ModelVersion`): a version another release wrote under other
@@ -328,8 +329,6 @@ class Registry:
         """Insert the next version of ``name``; returns the new row's id. With
         ``inherit_parent`` and no parent in ``fields``, the parent is the newest version."""
         now = _now()
-        if fields["parent"] is not None:
-            self._version_row(conn, parse_ref(fields["parent"]))  # raises if it is missing
         model = conn.execute(
             sa.select(models.c.id, models.c.last_version)
             .where(models.c.name == name)
@@ -360,6 +359,16 @@ class Registry:
                 )
             last = stored_last
         parent = fields["parent"]
+        if parent is not None:
+            # Checked after the model row's lock and locked until commit (PostgreSQL), so a
+            # concurrent delete of the parent cannot slip in between this check and the insert;
+            # this order (model row, then version row) is a delete's, so the two cannot deadlock.
+            try:
+                self._version_row(conn, parse_ref(parent), lock=True)
+            except ModelNotFoundError as exc:
+                raise ModelNotFoundError(
+                    f"lineage parent {parent!r} cannot be found: {exc}"
+                ) from None
         if parent is None and inherit_parent and model is not None:
             # Read after taking the model row's lock (SQLite: the database's), so no other
             # registration of this name commits between this choice and this version's number;
@@ -629,11 +638,20 @@ class Registry:
             raise ModelNotFoundError(f"no model named {name!r}")
         return int(model_id)
 
-    def _version_row(self, conn: sa.Connection, ref: ModelRef) -> sa.Row[Any]:
+    def _version_row(
+        self, conn: sa.Connection, ref: ModelRef, *, lock: bool = False
+    ) -> sa.Row[Any]:
+        """The row ``ref`` names. With ``lock`` (a ``name:VERSION`` ref), the row cannot be
+        deleted until the caller's write transaction ends: PostgreSQL's FOR KEY SHARE, the lock a
+        foreign key check takes, which blocks a delete but not an archive; SQLite's writers are
+        serialised by ``BEGIN IMMEDIATE`` already."""
         model_id = self._model_id(conn, ref.name)
         query = sa.select(versions).where(versions.c.model_id == model_id)
         if ref.version is not None:
-            row = conn.execute(query.where(versions.c.version == ref.version)).first()
+            found = query.where(versions.c.version == ref.version)
+            if lock:
+                found = found.with_for_update(read=True, key_share=True)
+            row = conn.execute(found).first()
             missing = f"model {ref.name!r} has no version {ref.version}"
             if row is None:
                 # The version may be one whose number was damaged: say so, rather than only

@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from engine.errors import ConflictError, EngineError, RegistryError
+from engine.errors import ConflictError, EngineError, ModelNotFoundError, RegistryError
 from engine.registry import Registry, database
 from engine.registry.database import normalise_url
 
@@ -188,4 +188,127 @@ def test_a_busy_sqlite_database_says_so(
             holder.execute("ROLLBACK")
             holder.close()
         assert [v.version for v in registry.versions("m")] == [1]
+    assert list((home / "artifacts" / "tmp").glob("*.part")) == []
+
+
+# ---- a registration racing a delete of its lineage parent --------------------------------------
+
+
+def test_a_delete_of_the_parent_waits_for_a_registration_naming_it(
+    open_registry: Callable[[], Registry],
+    onnx_model: Callable[..., Any],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A registration holds its parent from the check that it exists to its commit: a delete of
+    the parent meanwhile waits, here until the busy timeout, and deletes nothing. Before, on
+    PostgreSQL the delete went through while the registration went on to record a version
+    whose parent was gone."""
+    monkeypatch.setattr(database, "BUSY_TIMEOUT_MS", 300)
+    first, second = open_registry(), open_registry()
+    first.register("base", onnx_model(bias=1.0))
+    checked, go = threading.Event(), threading.Event()
+    original = Registry._version_row
+
+    def version_row(self: Registry, *args: Any, **kwargs: Any) -> Any:
+        row = original(self, *args, **kwargs)
+        if self is first and not checked.is_set():  # the parent's check
+            checked.set()
+            assert go.wait(30), "the test never let the registration go on"
+        return row
+
+    monkeypatch.setattr(Registry, "_version_row", version_row)
+    result: dict[str, Any] = {}
+
+    def register() -> None:
+        try:
+            result["child"] = first.register(
+                "child", onnx_model(bias=2.0), lineage={"parent": "base:1"}
+            )
+        except Exception as exc:  # noqa: BLE001 - the test inspects it
+            result["child"] = exc
+
+    worker = threading.Thread(target=register)
+    worker.start()
+    try:
+        assert checked.wait(30), "the registration never checked its parent"
+        with pytest.raises(RegistryError, match="held a lock on the registry for more than 0.3 s"):
+            second.delete("base", 1)
+    finally:
+        go.set()
+        worker.join(60)
+    assert not worker.is_alive()
+    monkeypatch.undo()
+    assert not isinstance(result["child"], Exception), result["child"]
+    chain = first.lineage_chain("child:1")
+    assert [v.ref for v in chain.versions] == ["child:1", "base:1"] and chain.stopped is None
+
+
+def test_a_registration_whose_parent_is_being_deleted_fails_naming_it(
+    home: Path, registry_url: str | None, onnx_model: Callable[..., Any]
+) -> None:
+    """Another session has deleted the parent and not yet committed: the registration waits
+    for it (it must not decide on the row the delete is removing), then fails naming the
+    missing parent, and leaves nothing behind."""
+    with Registry(home=home, url=registry_url) as registry:
+        registry.register("base", onnx_model(bias=1.0))
+        registry.register("base", onnx_model(bias=2.0))
+    blobs = sorted((home / "artifacts" / "sha256").rglob("*"))
+    delete = (
+        "DELETE FROM versions WHERE version = 1 "
+        "AND model_id = (SELECT id FROM models WHERE name = 'base')"
+    )
+    result: dict[str, Any] = {}
+
+    def register(registry: Registry) -> None:
+        try:
+            result["child"] = registry.register(
+                "child", onnx_model(bias=3.0), lineage={"parent": "base:1"}
+            )
+        except Exception as exc:  # noqa: BLE001 - the test inspects it
+            result["child"] = exc
+
+    with Registry(home=home, url=registry_url) as registry:
+        if registry_url is None:
+            holder = sqlite3.connect(home / "registry.db", isolation_level=None)
+            holder.execute("BEGIN IMMEDIATE")
+            holder.execute(delete)
+            # A registration stages its file, then waits on the write lock for its transaction.
+            at_the_lock: Callable[[], bool] = lambda: any(
+                (home / "artifacts" / "tmp").glob("*.part")
+            )
+            commit, close = (lambda: holder.execute("COMMIT")), holder.close
+        else:
+            engine = sa.create_engine(normalise_url(registry_url))
+            conn = engine.connect()
+            conn.exec_driver_sql("BEGIN")
+            # As Registry.delete does: the model's row, then the version's.
+            conn.exec_driver_sql("SELECT id FROM models WHERE name = 'base' FOR UPDATE")
+            conn.exec_driver_sql(delete)
+            waiting = _waiting_on_a_lock(registry_url)
+            at_the_lock = lambda: waiting() > 0
+            commit = conn.commit
+
+            def close() -> None:
+                conn.close()
+                engine.dispose()
+                waiting.dispose()  # type: ignore[attr-defined]
+
+        worker = threading.Thread(target=register, args=(registry,))
+        worker.start()
+        try:
+            deadline = time.monotonic() + 20  # inside the 30 s busy timeout
+            while worker.is_alive() and not at_the_lock():
+                assert time.monotonic() < deadline, "the registration neither ended nor waited"
+                time.sleep(0.005)
+            commit()
+        finally:
+            close()
+            worker.join(60)
+        assert not worker.is_alive()
+        exc = result["child"]
+        assert isinstance(exc, ModelNotFoundError), exc
+        assert "lineage parent 'base:1' cannot be found: model 'base' has no version 1" in str(exc)
+        assert [m.name for m in registry.list()] == ["base"]
+        assert [v.version for v in registry.versions("base")] == [2]
+    assert sorted((home / "artifacts" / "sha256").rglob("*")) == blobs
     assert list((home / "artifacts" / "tmp").glob("*.part")) == []
