@@ -2,11 +2,14 @@
 
 C++ worker threads never take the GIL per request: they push results onto a
 ``_core.CompletionQueue``; this module's single daemon thread takes them in groups (one GIL
-acquisition per group) and resolves the matching futures.
+acquisition per group) and resolves the matching futures. Results for asyncio futures are
+handed to their event loop in one ``call_soon_threadsafe`` per loop and group, not one per
+result: each such call writes to the loop's wake-up pipe.
 """
 
 from __future__ import annotations
 
+import asyncio
 import atexit
 import contextlib
 import itertools
@@ -23,6 +26,7 @@ __all__ = ["Completer", "completer"]
 
 _TAKE_TIMEOUT_MS = 200
 _CANCELLED = 9  # csrc/status.h kCancelled: only Future.cancel() causes it
+_UNAVAILABLE = 7  # csrc/status.h kUnavailable
 _log = logging.getLogger(__name__)
 
 
@@ -31,13 +35,14 @@ class Completer:
 
     def __init__(self) -> None:
         self.queue = _core.CompletionQueue()
-        self._futures: dict[int, Future[Any]] = {}
+        # A concurrent future, or an asyncio one with its loop (resolved on that loop).
+        self._futures: dict[int, Future[Any] | _OnLoop] = {}
         self._tokens = itertools.count(1)
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self._stopping = False
 
-    def register(self, future: Future[Any]) -> int:
+    def register(self, future: Future[Any] | _OnLoop) -> int:
         """Remember ``future`` under a fresh token; start the drain thread on first use.
         Raises UnavailableError once stopped (at exit): nothing would complete the future."""
         token = next(self._tokens)
@@ -69,19 +74,23 @@ class Completer:
         with self._lock:
             stranded = list(self._futures.values())
             self._futures.clear()
-        for future in stranded:
-            with contextlib.suppress(InvalidStateError):  # cancelled, or the thread set it
-                future.set_exception(UnavailableError(
-                    "the interpreter is exiting: the request's result is not delivered"))
+        _fail_all(stranded, "the interpreter is exiting: the request's result is not delivered")
 
     def _run(self) -> None:
         while not self._stopping:
             self._deliver(self.queue.take(_TAKE_TIMEOUT_MS))
 
     def _deliver(self, group: list[tuple[int, int, str, Any, Any]]) -> None:
+        by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[Any], int, str, Any]]]
+        by_loop = {}
         for token, code, message, outputs, _timings in group:
             with self._lock:
                 future = self._futures.pop(token, None)
+            if isinstance(future, _OnLoop):
+                if code != _CANCELLED:
+                    by_loop.setdefault(future.loop, []).append(
+                        (future.future, code, message, outputs))
+                continue
             if future is None or future.done() or code == _CANCELLED:
                 continue  # cancelled: the future's own cancel() marks it
             try:
@@ -93,6 +102,49 @@ class Completer:
                         future.set_exception(from_core_code(code, message))
             except Exception:  # noqa: BLE001 - the drain thread must outlive any one future
                 _log.exception("could not resolve the future of request token %d", token)
+        for loop, results in by_loop.items():
+            # A closed loop has nobody left to await its futures.
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(_settle_on_loop, results)
+
+
+class _OnLoop:
+    """An asyncio future and its loop: resolved there, never from the drain thread."""
+
+    __slots__ = ("future", "loop")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, future: asyncio.Future[Any]) -> None:
+        self.loop = loop
+        self.future = future
+
+
+def _settle_on_loop(results: list[tuple[asyncio.Future[Any], int, str, Any]]) -> None:
+    """Runs on the futures' loop: sets each one still pending (a cancelled task's is done)."""
+    for future, code, message, outputs in results:
+        if future.done():
+            continue
+        if code == 0:
+            future.set_result(outputs)
+        else:
+            future.set_exception(from_core_code(code, message))
+
+
+def _fail_all(stranded: list[Future[Any] | _OnLoop], why: str, *, only_thread: bool = False
+              ) -> None:
+    """Fails futures whose results will never come. An asyncio future is failed on its loop;
+    with ``only_thread`` (a fork's child, where this is the one thread) directly, since the
+    loop's wake-up pipe is shared with the parent's."""
+    for future in stranded:
+        if isinstance(future, _OnLoop):
+            failure = [(future.future, _UNAVAILABLE, why, None)]
+            with contextlib.suppress(RuntimeError):  # the loop is closed: nobody awaits it
+                if only_thread:
+                    _settle_on_loop(failure)
+                else:
+                    future.loop.call_soon_threadsafe(_settle_on_loop, failure)
+            continue
+        with contextlib.suppress(InvalidStateError):  # cancelled, or the thread set it
+            future.set_exception(UnavailableError(why))
 
 
 _completer: Completer | None = None
@@ -126,11 +178,8 @@ def _after_fork_in_child() -> None:
     inherited._lock = threading.Lock()
     stranded = list(inherited._futures.values())
     inherited._futures.clear()
-    for future in stranded:
-        with contextlib.suppress(InvalidStateError):
-            future.set_exception(UnavailableError(
-                "os.fork() ran while this request was pending: its result is delivered in the "
-                "parent process only"))
+    _fail_all(stranded, "os.fork() ran while this request was pending: its result is delivered "
+                        "in the parent process only", only_thread=True)
 
 
 os.register_at_fork(after_in_child=_after_fork_in_child)

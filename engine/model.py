@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from engine import _core
-from engine._completion import completer
+from engine._completion import _OnLoop, completer
 from engine._runtime import ensure_runtime
 from engine.config import ModelConfig
 from engine.errors import InvalidConfigError, InvalidInputError, ModelLoadError, UnavailableError
@@ -191,8 +191,27 @@ class Model:
         """``await``-able :meth:`predict` for asyncio code; cancelling the task cancels a
         still-queued request. Raises what :meth:`submit` raises at once when called, and the
         request's own errors (as :meth:`predict` raises them) from the ``await``."""
-        future = self.submit(inputs, outputs=outputs, priority=priority, timeout_us=timeout_us)
-        return await asyncio.wrap_future(future)
+        core = self._require_open()
+        names, priority, timeout = _request_options(outputs, priority, timeout_us)
+        mapping = self._request_mapping(core, inputs)
+        # An asyncio future resolved on this loop, a batch's results at once (engine/
+        # _completion.py): no concurrent future and no wake-up of the loop per result.
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Outputs] = loop.create_future()
+        done = completer()
+        token = done.register(_OnLoop(loop, future))
+        try:
+            seq = core.submit(mapping, names, priority, timeout, token, done.queue)
+        except BaseException:
+            done.forget(token)
+            raise
+        try:
+            return await future
+        except asyncio.CancelledError:
+            done.forget(token)
+            if not self._forked:
+                core.cancel(seq)  # still queued: it never runs; running: its result is dropped
+            raise
 
     def stats(self) -> ModelStats:
         """A snapshot of the model's counters and histograms. After :meth:`close`: the final

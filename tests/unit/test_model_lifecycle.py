@@ -113,6 +113,36 @@ def test_fork_child_gets_clear_errors_not_hangs(slow_model: Path) -> None:
     assert done.stdout == "['fork', 'fork', 'fork', 'fork', (64, 512)]\n", done.stderr
 
 
+def test_fork_inside_a_running_loop_fails_the_childs_awaits(slow_model: Path) -> None:
+    # Forked from a coroutine, the child goes on running the loop: its pending predict_async
+    # awaits fail naming the fork (set on the spot: the loop's wake-up pipe is the parent's
+    # too), and the parent's still get their results.
+    done = run_child("""
+        import asyncio
+        async def main():
+            model = engine.load(MODEL)
+            tasks = [asyncio.ensure_future(model.predict_async(X)) for _ in range(6)]
+            await asyncio.sleep(0.01)
+            pid = os.fork()
+            if pid == 0:
+                import signal
+                signal.alarm(20)  # a hang fails the test instead of stalling it
+                try:
+                    await tasks[-1]
+                    print("ran", flush=True)
+                except engine.errors.UnavailableError as exc:
+                    print("fork" if "fork()" in str(exc) else str(exc), flush=True)
+                os._exit(0)
+            _, status = os.waitpid(pid, 0)
+            assert os.waitstatus_to_exitcode(status) == 0, status
+            assert [(await t)["y"].shape for t in tasks] == [(64, 512)] * 6
+            model.close()
+        asyncio.run(main())
+    """, slow_model)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == "fork\n", done.stderr
+
+
 
 def test_exit_fails_what_is_left_queued_instead_of_running_it(slow_model: Path) -> None:
     # Nobody waits for these futures as the interpreter exits: models left open are closed
