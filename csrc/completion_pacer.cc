@@ -6,7 +6,9 @@ void CompletionPacer::OnPost(int64_t now_ns) {
   if (last_post_ns_ >= 0) {
     const int64_t interval = now_ns - last_post_ns_;
     if (interval < 0 || interval > kMaxIntervalNs) {
-      interval_ns_ = 0;  // a pause (or a clock step): start over
+      // A pause; or two workers' posts racing (each reads the time before the lock): start
+      // over rather than learn a wrong pace.
+      interval_ns_ = 0;
     } else if (interval_ns_ == 0) {
       interval_ns_ = interval;
     } else {

@@ -6,7 +6,8 @@
 // ORT run waits for it). While batches flow at a steady pace, the intervals between them
 // predict the next one well; a thread that wakes on its own shortly after that time finds the
 // batch there and nobody paid for a wake. A batch that comes much earlier still wakes the
-// thread, so a request's completion is never held back more than kMaxLateNs by this.
+// thread, so a request's completion is held back at most kMaxLateNs by this, plus how late
+// the timer fires (a few microseconds on an idle core, more on a busy one).
 //
 // Pure logic on times the caller passes (nanoseconds on one monotonic clock); not thread-safe:
 // the Completer calls it under its mutex.

@@ -25,7 +25,7 @@ from engine.errors import UnavailableError, from_core_code
 __all__ = ["Completer", "completer"]
 
 _TAKE_TIMEOUT_MS = 200
-_CANCELLED = 9  # csrc/status.h kCancelled: only Future.cancel() causes it
+_CANCELLED = 9  # csrc/status.h kCancelled: only a cancel (a future's or a task's) causes it
 _UNAVAILABLE = 7  # csrc/status.h kUnavailable
 _log = logging.getLogger(__name__)
 
@@ -120,13 +120,21 @@ class _OnLoop:
 
 def _settle_on_loop(results: list[tuple[asyncio.Future[Any], int, str, Any]]) -> None:
     """Runs on the futures' loop: sets each one still pending (a cancelled task's is done)."""
-    for future, code, message, outputs in results:
-        if future.done():
-            continue
-        if code == 0:
-            future.set_result(outputs)
-        else:
-            future.set_exception(from_core_code(code, message))
+    settled = 0
+    try:
+        for future, code, message, outputs in results:
+            if not future.done():
+                if code == 0:
+                    future.set_result(outputs)
+                else:
+                    future.set_exception(from_core_code(code, message))
+            settled += 1
+    finally:
+        # An exception raised into this callback (KeyboardInterrupt, a signal handler's
+        # SystemExit) must not strand the rest of the group: they are registered nowhere now.
+        if settled < len(results):
+            with contextlib.suppress(RuntimeError):  # the loop is closed: nobody awaits them
+                results[settled][0].get_loop().call_soon(_settle_on_loop, results[settled:])
 
 
 def _fail_all(stranded: list[Future[Any] | _OnLoop], why: str, *, only_thread: bool = False

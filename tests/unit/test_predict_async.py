@@ -119,3 +119,27 @@ def test_cancelling_a_running_request_drops_its_result(slow_path: Path) -> None:
         requests = model.stats().requests
     assert requests["ok"] == 2  # it had started: it ran, and only its result was dropped
     assert requests["cancelled"] == 0
+
+
+def test_an_interrupted_hand_off_still_settles_the_rest_of_its_group() -> None:
+    """A KeyboardInterrupt (or a signal handler's SystemExit) raised inside the callback that
+    settles a group must not strand the group's other futures: they are registered nowhere
+    else by then, and nothing would ever resolve them."""
+    from engine._completion import _settle_on_loop
+
+    class InterruptedAfterSet(asyncio.Future):  # type: ignore[type-arg]
+        def set_result(self, result: Any) -> None:
+            super().set_result(result)
+            raise KeyboardInterrupt  # as if SIGINT landed right here
+
+    loop = asyncio.new_event_loop()
+    try:
+        futures = [loop.create_future(), InterruptedAfterSet(loop=loop), loop.create_future(),
+                   loop.create_future()]
+        loop.call_soon(_settle_on_loop, [(f, 0, "", i) for i, f in enumerate(futures)])
+        with pytest.raises(KeyboardInterrupt):
+            loop.run_until_complete(asyncio.sleep(0.05))
+        loop.run_until_complete(asyncio.sleep(0))  # the program goes on running its loop
+        assert [f.result() for f in futures] == [0, 1, 2, 3]
+    finally:
+        loop.close()
