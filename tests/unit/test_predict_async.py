@@ -99,7 +99,9 @@ def test_a_loop_closed_while_its_request_runs_does_not_stop_delivery(
         abandoned.close()  # its result has no loop to go to any more
         out = asyncio.run(model.predict_async(np.ones((2, 512), np.float32)))
         assert out["y"].shape == (2, 512)
-        assert model.stats().requests["ok"] == 2  # the abandoned one ran too
+    # Read once closed: the abandoned request's completion may still be on the completion
+    # thread when the later one, run alone on the worker, has already returned.
+    assert model.stats().requests["ok"] == 2  # the abandoned one ran too
     assert not [r for r in caplog.records if "could not resolve" in r.getMessage()]
 
 
@@ -116,7 +118,7 @@ def test_cancelling_a_running_request_drops_its_result(slow_path: Path) -> None:
 
     with engine.load(slow_path, config=ONE_INSTANCE) as model:
         asyncio.run(scenario(model))
-        requests = model.stats().requests
+    requests = model.stats().requests  # once closed: every completion is counted
     assert requests["ok"] == 2  # it had started: it ran, and only its result was dropped
     assert requests["cancelled"] == 0
 
