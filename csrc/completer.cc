@@ -68,6 +68,11 @@ void Completer::Stop() {
   if (thread_.joinable()) thread_.join();
 }
 
+bool Completer::Idle() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return pending_.empty() && !completing_;
+}
+
 Completer::Counts Completer::counts() const {
   std::lock_guard<std::mutex> lock(mutex_);
   return counts_;
@@ -102,9 +107,11 @@ void Completer::Loop() {
     napped = false;
     FinishedBatch finished = std::move(pending_.front());
     pending_.pop_front();
+    completing_ = true;
     lock.unlock();
     complete_(finished);
     lock.lock();
+    completing_ = false;
   }
 }
 

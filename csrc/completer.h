@@ -56,6 +56,10 @@ class Completer {
   // from the handler.
   void Stop();
 
+  // Nothing posted is waiting or being completed: a batch completed elsewhere now cannot
+  // overtake an earlier one's completion.
+  bool Idle() const;
+
   // Batches posted; of them, those that woke the thread, and those that found it napping and
   // left it to its timer. The rest found it awake.
   struct Counts {
@@ -78,6 +82,7 @@ class Completer {
   int64_t nap_until_ns_ = 0;     // guarded by mutex_
   CompletionPacer pacer_;        // guarded by mutex_
   Counts counts_;                // guarded by mutex_
+  bool completing_ = false;      // the thread runs a handler; guarded by mutex_
   bool stopping_ = false;        // guarded by mutex_
   std::thread thread_;
 };

@@ -596,9 +596,10 @@ void Model::WorkerLoop() {
       if (instance >= 0) {
         const bool lone = batch.size() == 1;
         FinishedBatch finished = Execute(instance, std::move(batch));
-        if (completer_ && (!lone || HasQueuedWork())) {
+        if (completer_ && (!lone || HasQueuedWork() || !completer_->Idle())) {
           // The completion thread splits and runs the callbacks while this instance runs the
-          // next batch.
+          // next batch. A lone request goes there too while it still completes earlier ones,
+          // so that completions keep the order in which batches ran.
           completer_->Post(std::move(finished));
           ReleaseInstance(instance);
         } else {

@@ -645,6 +645,46 @@ class RecordingNotifier : public CompletionNotifier {
   std::vector<int> seen_;
 };
 
+TEST_F(ModelTest, ALoneRequestDoesNotCompleteBeforeAnEarlierBatch) {
+  ModelOptions options;
+  options.instances = 1;
+  options.batching_policy.max_batch_rows = 256;  // the blocker fills a batch on its own
+  auto model = Model::LoadFromPath(ModelPath("slow.onnx"), options);
+  std::mutex mutex;
+  std::vector<std::string> completed;
+  std::promise<void> release;
+  std::shared_future<void> released = release.get_future().share();
+  std::vector<std::shared_ptr<std::vector<float>>> storage(4);
+  size_t submitted = 0;
+  auto submit = [&](std::string name, int64_t rows, bool hold) {
+    auto request = SlowRequest(rows, &storage[submitted++]);
+    request->on_complete = [&, name, hold](InferResult&& r) {
+      EXPECT_TRUE(r.status.ok()) << r.status.message();
+      if (hold) released.wait();  // keeps the completion thread inside this batch
+      std::lock_guard<std::mutex> lock(mutex);
+      completed.push_back(name);
+    };
+    ASSERT_GT(model->Submit(std::move(request)), 0u);
+  };
+  submit("blocker", 256, false);
+  ASSERT_TRUE(WaitUntil([&] { return model->Stats().queue_depth == 0; }));  // it runs
+  submit("first", 1, true);  // queued behind it: these two run as one batch
+  submit("second", 2, false);
+  ASSERT_TRUE(WaitUntil([&] { return model->Stats().batches == 2; }));
+  // The completion thread is held in the batch's first callback. A request run alone on the
+  // idle worker now must queue its completion behind the batch's, not complete at once.
+  submit("lone", 1, false);
+  ASSERT_TRUE(WaitUntil([&] { return model->Stats().batches == 3; }));
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  {
+    std::lock_guard<std::mutex> lock(mutex);
+    EXPECT_EQ(completed, std::vector<std::string>{"blocker"}) << "the lone request overtook";
+  }
+  release.set_value();
+  model->Close(/*drain=*/true);
+  EXPECT_EQ(completed, (std::vector<std::string>{"blocker", "first", "second", "lone"}));
+}
+
 TEST_F(ModelTest, ABatchNotifiesEachOfItsNotifiersOnceAfterAllItsCallbacks) {
   ModelOptions options;
   options.instances = 1;
