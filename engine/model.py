@@ -169,7 +169,7 @@ class Model:
         return future
 
     @staticmethod
-    def _submit(core: _core.Model, future: _RequestFuture, mapping: Mapping[str, Any],
+    def _submit(core: _core.Model, future: _RequestFuture | _OnLoop, mapping: Mapping[str, Any],
                 names: list[str], priority: int, timeout: int) -> int:
         """Queue ``mapping`` for ``future``; the core's sequence number for cancel()."""
         done = completer()
@@ -198,19 +198,14 @@ class Model:
         # _completion.py): no concurrent future and no wake-up of the loop per result.
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Outputs] = loop.create_future()
-        done = completer()
-        token = done.register(_OnLoop(loop, future))
-        try:
-            seq = core.submit(mapping, names, priority, timeout, token, done.queue)
-        except BaseException:
-            done.forget(token)
-            raise
+        seq = self._submit(core, _OnLoop(loop, future), mapping, names, priority, timeout)
         try:
             return await future
         except asyncio.CancelledError:
-            done.forget(token)
+            # Still queued: it never runs; running: its result finds the future done. Either
+            # way its completion still comes, and takes the token with it.
             if not self._forked:
-                core.cancel(seq)  # still queued: it never runs; running: its result is dropped
+                core.cancel(seq)
             raise
 
     def stats(self) -> ModelStats:

@@ -17,6 +17,7 @@ prediction logs of one version are summed into one series.
 from __future__ import annotations
 
 import threading
+from collections import Counter
 from collections.abc import Iterator
 from typing import Protocol
 
@@ -54,7 +55,7 @@ class DriftCollector(Collector):
         self._webhooks: dict[tuple[str, str], list[_Failures]] = {}
         self._retired_webhook_failures = 0  # failures of webhooks already removed
         # Per version: final counters of its removed prediction logs (see the module doc).
-        self._retired_logs: dict[tuple[str, str], dict[str, int]] = {}
+        self._retired_logs: dict[tuple[str, str], Counter[str]] = {}
 
     def update(self, result: WindowResult) -> None:
         """Window listener: keep this window as the model version's current values."""
@@ -75,9 +76,7 @@ class DriftCollector(Collector):
             removed = [log for log in self._logs if (log.model, log.version) == key]
             self._logs = [log for log in self._logs if (log.model, log.version) != key]
             for log in removed:  # closed before remove: these counters are final
-                retired = self._retired_logs.setdefault(key, {})
-                for name, value in _log_counters(log).items():
-                    retired[name] = retired.get(name, 0) + value
+                self._retired_logs.setdefault(key, Counter()).update(_log_counters(log))
             webhooks = list(self._webhooks.get(key, ()))
         for webhook in webhooks:
             webhook.close()  # bounded; idempotent. Its counters are final afterwards.
@@ -160,13 +159,12 @@ class DriftCollector(Collector):
             "them), removed when this writer started",
             labels=mv,
         )
-        per_version: dict[tuple[str, str], dict[str, int]] = {}
+        per_version: dict[tuple[str, str], Counter[str]] = {}
         for log in logs:
             key = (log.model, log.version)
             if key not in per_version:
-                per_version[key] = dict(retired_logs.get(key, {}))
-            for name, value in _log_counters(log).items():
-                per_version[key][name] = per_version[key].get(name, 0) + value
+                per_version[key] = Counter(retired_logs.get(key, {}))
+            per_version[key].update(_log_counters(log))
         for (model, version), c in per_version.items():
             records.add_metric([model, version], c["records"])
             dropped.add_metric([model, version, "writer"], c["dropped_writer"])

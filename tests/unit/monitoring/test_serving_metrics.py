@@ -79,6 +79,11 @@ COUNTERS = [
 ]
 
 
+def assert_every_counter(samples: dict[Any, float], expected: float) -> None:
+    for name, labels in COUNTERS:
+        assert value(samples, name, **labels) == expected, name
+
+
 def test_counters_carry_on_across_reload_unload_and_load() -> None:
     served = Served()
     registry = CollectorRegistry(auto_describe=False)
@@ -86,8 +91,7 @@ def test_counters_carry_on_across_reload_unload_and_load() -> None:
     first = FakeModel(stats(5))
     served.models = [("m", 1, first)]
     before = scrape(registry)
-    for name, labels in COUNTERS:
-        assert value(before, name, **labels) == 5, name
+    assert_every_counter(before, 5)
 
     # Reloaded in place: a new model object for the same version, the old one closed with 2
     # more requests since the last scrape; the new one already answered 3.
@@ -95,8 +99,7 @@ def test_counters_carry_on_across_reload_unload_and_load() -> None:
     second = FakeModel(stats(3))
     served.models = [("m", 1, second)]
     after_reload = scrape(registry)
-    for name, labels in COUNTERS:
-        assert value(after_reload, name, **labels) == 10, name
+    assert_every_counter(after_reload, 10)
 
     # Unloaded: no series (values only from loaded models) ...
     second.counts, second.closed = stats(4), True
@@ -105,8 +108,7 @@ def test_counters_carry_on_across_reload_unload_and_load() -> None:
     # ... and loaded again: the counts go on from where they were, never down.
     served.models = [("m", 1, FakeModel(stats(1)))]
     again = scrape(registry)
-    for name, labels in COUNTERS:
-        assert value(again, name, **labels) == 12, name
+    assert_every_counter(again, 12)
     for outcome in OUTCOMES:
         if outcome != "ok":
             assert value(again, "engine_requests_total", outcome=outcome) == 0
