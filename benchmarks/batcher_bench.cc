@@ -269,8 +269,9 @@ void PrintPhases(const Model& model, const Session& session) {
   const Completer::Counts handed = model.CompletionCounts();
   if (handed.posted > 0) {
     std::printf("batches handed to the completion thread: %lld; %.1f%% woke it, %.1f%% found it "
-                "napping until they were due\n",
+                "spinning, %.1f%% found it napping and were left to its timer\n",
                 static_cast<long long>(handed.posted), 100.0 * handed.woke / handed.posted,
+                100.0 * handed.found_spinning / handed.posted,
                 100.0 * handed.left_to_timer / handed.posted);
   }
 }

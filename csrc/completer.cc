@@ -3,6 +3,8 @@
 #include <chrono>
 #include <utility>
 
+#include "cpu_relax.h"
+
 #ifdef __linux__
 #include <sys/prctl.h>
 #endif
@@ -41,9 +43,11 @@ void Completer::Post(FinishedBatch finished) {
       pending_.push_back(std::move(finished));
       posted = true;
       pacer_.OnPost(now);
+      events_.fetch_add(1, std::memory_order_release);
       ++counts_.posted;
-      // Signal only a thread that would otherwise sleep on: a busy one takes the batch on its
-      // next pass, a napping one when its timer fires (soon enough, or it is woken now).
+      // Signal only a thread that would otherwise sleep on: a busy or spinning one takes the
+      // batch on its next pass, a napping one when its timer fires (soon enough, or it is
+      // woken now).
       wake = sleep_ == Sleep::kWaiting ||
              (sleep_ == Sleep::kNapping && CompletionPacer::MustWake(now, nap_until_ns_));
       if (wake) {
@@ -51,6 +55,8 @@ void Completer::Post(FinishedBatch finished) {
         ++counts_.woke;
       } else if (sleep_ == Sleep::kNapping) {
         ++counts_.left_to_timer;
+      } else if (sleep_ == Sleep::kSpinning) {
+        ++counts_.found_spinning;
       }
     }
   }
@@ -63,6 +69,7 @@ void Completer::Stop() {
     std::lock_guard<std::mutex> lock(mutex_);
     if (stopping_) return;
     stopping_ = true;
+    events_.fetch_add(1, std::memory_order_release);
   }
   ready_.notify_one();
   if (thread_.joinable()) thread_.join();
@@ -78,40 +85,57 @@ Completer::Counts Completer::counts() const {
   return counts_;
 }
 
+void Completer::SpinFor(uint64_t seen, int64_t until_ns) const {
+  while (events_.load(std::memory_order_acquire) == seen && NowNs() < until_ns) CpuRelax();
+}
+
 void Completer::Loop() {
 #ifdef __linux__
   // This thread's timers fire within 1 us of their time instead of Linux's default 50 us: its
   // naps are tens of microseconds long.
   prctl(PR_SET_TIMERSLACK, 1000UL, 0UL, 0UL, 0UL);
 #endif
-  bool napped = false;  // napped since the last batch and found nothing: sleep until woken
+  bool waited = false;  // napped and spun since the last batch, and found nothing
   std::unique_lock<std::mutex> lock(mutex_);
   while (true) {
-    if (pending_.empty()) {
-      if (stopping_) return;
-      const int64_t until = napped ? -1 : pacer_.NapUntil(NowNs());
-      if (until >= 0) {
-        sleep_ = Sleep::kNapping;
-        nap_until_ns_ = until;
-        // A batch posted meanwhile waits for the timer unless Post wakes the thread.
-        ready_.wait_until(lock, AtNs(until),
-                          [this] { return sleep_ != Sleep::kNapping || stopping_; });
-        napped = true;
-      } else {
-        sleep_ = Sleep::kWaiting;
-        ready_.wait(lock, [this] { return !pending_.empty() || stopping_; });
-      }
+    if (!pending_.empty()) {
+      waited = false;
+      FinishedBatch finished = std::move(pending_.front());
+      pending_.pop_front();
+      completing_ = true;
+      lock.unlock();
+      complete_(finished);
+      lock.lock();
+      completing_ = false;
+      continue;
+    }
+    if (stopping_) return;
+    const CompletionPacer::Wait plan = waited ? CompletionPacer::Wait{} : pacer_.PlanWait(NowNs());
+    if (plan.spin_until_ns < 0) {
+      // No batch expected soon: sleep until a Post wakes the thread.
+      sleep_ = Sleep::kWaiting;
+      ready_.wait(lock, [this] { return !pending_.empty() || stopping_; });
       sleep_ = Sleep::kAwake;
       continue;
     }
-    napped = false;
-    FinishedBatch finished = std::move(pending_.front());
-    pending_.pop_front();
-    completing_ = true;
+    waited = true;
+    if (plan.nap_until_ns >= 0) {
+      sleep_ = Sleep::kNapping;
+      nap_until_ns_ = plan.nap_until_ns;
+      // A batch posted meanwhile waits for the timer unless Post wakes the thread.
+      ready_.wait_until(lock, AtNs(plan.nap_until_ns),
+                        [this] { return sleep_ != Sleep::kNapping || stopping_; });
+      if (!pending_.empty() || stopping_) {
+        sleep_ = Sleep::kAwake;
+        continue;
+      }
+    }
+    sleep_ = Sleep::kSpinning;
+    const uint64_t seen = events_.load(std::memory_order_acquire);
     lock.unlock();
-    complete_(finished);
+    SpinFor(seen, plan.spin_until_ns);
     lock.lock();
-    completing_ = false;
+    sleep_ = Sleep::kAwake;
   }
 }
 

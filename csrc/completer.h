@@ -5,10 +5,11 @@
 //
 // A lone request of an idle model does not come here: it completes on its worker, where a
 // thread hop would only add a wake-up to its latency. While batches come at a steady pace,
-// the thread sleeps on a timer until the next is due (CompletionPacer) rather than making
-// each worker wake it. Thread-safe.
+// the thread naps on a timer until shortly before the next is due, then spins until it comes
+// (CompletionPacer), rather than making each worker wake it. Thread-safe.
 #pragma once
 
+#include <atomic>
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
@@ -60,30 +61,36 @@ class Completer {
   // overtake an earlier one's completion.
   bool Idle() const;
 
-  // Batches posted; of them, those that woke the thread, and those that found it napping and
-  // left it to its timer. The rest found it awake.
+  // Batches posted; of them, those that woke the thread, those that found it napping and
+  // left it to its timer, and those that found it spinning. The rest found it busy.
   struct Counts {
     int64_t posted = 0;
     int64_t woke = 0;
     int64_t left_to_timer = 0;
+    int64_t found_spinning = 0;
   };
   Counts counts() const;
 
  private:
   void Loop();
+  // Polls, without the lock, until a Post or Stop after `seen` or until `until_ns`.
+  void SpinFor(uint64_t seen, int64_t until_ns) const;
 
   Handler complete_;
   mutable std::mutex mutex_;
   std::condition_variable ready_;
   std::deque<FinishedBatch> pending_;  // guarded by mutex_
-  // The thread sleeps on ready_ until woken (kWaiting) or until nap_until_ns_ (kNapping).
-  enum class Sleep { kAwake, kWaiting, kNapping };
+  // The thread sleeps on ready_ until woken (kWaiting) or until nap_until_ns_ (kNapping), or
+  // polls events_ (kSpinning).
+  enum class Sleep { kAwake, kWaiting, kNapping, kSpinning };
   Sleep sleep_ = Sleep::kAwake;  // guarded by mutex_
   int64_t nap_until_ns_ = 0;     // guarded by mutex_
   CompletionPacer pacer_;        // guarded by mutex_
   Counts counts_;                // guarded by mutex_
   bool completing_ = false;      // the thread runs a handler; guarded by mutex_
   bool stopping_ = false;        // guarded by mutex_
+  // Posts and Stops so far, bumped under mutex_: what a spinning thread watches.
+  std::atomic<uint64_t> events_{0};
   std::thread thread_;
 };
 

@@ -1,5 +1,7 @@
 #include "completion_pacer.h"
 
+#include <algorithm>
+
 namespace engine {
 
 void CompletionPacer::OnPost(int64_t now_ns) {
@@ -20,12 +22,16 @@ void CompletionPacer::OnPost(int64_t now_ns) {
   last_post_ns_ = now_ns;
 }
 
-int64_t CompletionPacer::NapUntil(int64_t now_ns) const {
-  if (interval_ns_ == 0) return -1;
-  const int64_t until = last_post_ns_ + interval_ns_ + kMarginNs;
-  // Overdue (the pace broke) or too close to bother: sleep until woken.
-  if (until - now_ns < kMinNapNs) return -1;
-  return until;
+CompletionPacer::Wait CompletionPacer::PlanWait(int64_t now_ns) const {
+  Wait wait;
+  if (interval_ns_ == 0) return wait;
+  const int64_t due = last_post_ns_ + interval_ns_;
+  const int64_t spin_until = due + std::min(interval_ns_, kMaxSpinLateNs);
+  if (now_ns >= spin_until) return wait;  // overdue: the pace broke
+  wait.spin_until_ns = spin_until;
+  const int64_t spin_from = due - std::min(interval_ns_ / 2, kMaxSpinEarlyNs);
+  if (spin_from - now_ns >= kMinNapNs) wait.nap_until_ns = spin_from;
+  return wait;
 }
 
 }  // namespace engine

@@ -1,13 +1,15 @@
 // When a model's next finished batch should reach its completion thread, so that the thread
-// can sleep until then on its own timer instead of being woken by the worker.
+// can wait for it on its own instead of being woken by the worker.
 //
 // Why: waking a sleeping thread on another core is, on a VM, an inter-processor interrupt that
 // costs the waking worker 5-10 us per batch, on the pipeline's critical path (the worker's next
-// ORT run waits for it). While batches flow at a steady pace, the intervals between them
-// predict the next one well; a thread that wakes on its own shortly after that time finds the
-// batch there and nobody paid for a wake. A batch that comes much earlier still wakes the
-// thread, so a request's completion is held back at most kMaxLateNs by this, plus how late
-// the timer fires (a few microseconds on an idle core, more on a busy one).
+// ORT run waits for it); on a busy host, a vCPU that halted can take far longer to run again.
+// While batches flow at a steady pace, the intervals between them predict the next one. The
+// thread naps on a timer until shortly before that time, then spins (keeps its core, polling)
+// until a little after it: a batch posted in that window is taken without any wake, and the
+// nap leaves the core to whoever the last completions woke (a reactor, Python) while they run.
+// A batch that comes before the window still wakes the thread when the nap has more than
+// kMaxLateNs left, so a completion is held back at most that much plus the timer's lateness.
 //
 // Pure logic on times the caller passes (nanoseconds on one monotonic clock); not thread-safe:
 // the Completer calls it under its mutex.
@@ -21,21 +23,29 @@ class CompletionPacer {
  public:
   // Gaps longer than this mean batches are not flowing: no prediction from them.
   static constexpr int64_t kMaxIntervalNs = 1'000'000;
-  // Sleep this much past the predicted time: a batch a little late is still found.
-  static constexpr int64_t kMarginNs = 2'000;
-  // A batch posted while the thread sleeps with at most this left is left for the timer.
+  // The spin window around the predicted time: from half an interval before it, up to
+  // kMaxSpinEarlyNs, until one interval after it, up to kMaxSpinLateNs. At most their sum of
+  // CPU per batch, and only while batches come less than kMaxIntervalNs apart.
+  static constexpr int64_t kMaxSpinEarlyNs = 50'000;
+  static constexpr int64_t kMaxSpinLateNs = 100'000;
+  // A batch posted while the thread naps with at most this left is left for the timer.
   static constexpr int64_t kMaxLateNs = 10'000;
-  // Not worth a timer: the thread sleeps until woken instead.
+  // Not worth a timer: the thread spins from now instead.
   static constexpr int64_t kMinNapNs = 5'000;
 
   // A batch was posted at `now_ns`.
   void OnPost(int64_t now_ns);
 
-  // When the completion thread, idle at `now_ns`, should wake to find the next batch, or -1
-  // when there is no confident prediction (it then sleeps until a Post wakes it).
-  int64_t NapUntil(int64_t now_ns) const;
+  // How the completion thread, idle at `now_ns`, waits for the next batch: nap until
+  // `nap_until_ns` (-1: no nap), then spin until `spin_until_ns`; after that, or when both are
+  // -1 (no confident prediction, or the batch is long overdue), it sleeps until a Post wakes it.
+  struct Wait {
+    int64_t nap_until_ns = -1;
+    int64_t spin_until_ns = -1;
+  };
+  Wait PlanWait(int64_t now_ns) const;
 
-  // Whether a batch posted at `now_ns`, while the thread sleeps until `until_ns`, must wake it
+  // Whether a batch posted at `now_ns`, while the thread naps until `until_ns`, must wake it
   // now rather than wait for the timer.
   static bool MustWake(int64_t now_ns, int64_t until_ns) {
     return until_ns - now_ns > kMaxLateNs;

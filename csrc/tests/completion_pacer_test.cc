@@ -1,4 +1,5 @@
-// CompletionPacer: when the completion thread naps until, from the times batches were posted.
+// CompletionPacer: how the completion thread waits (nap, then spin), from the times batches
+// were posted.
 #include "completion_pacer.h"
 
 #include <gtest/gtest.h>
@@ -18,30 +19,45 @@ int64_t PostEvery(CompletionPacer& pacer, int64_t start, int64_t interval, int c
   return t;
 }
 
+void ExpectWait(const CompletionPacer::Wait& wait, int64_t nap_until_ns, int64_t spin_until_ns) {
+  EXPECT_EQ(wait.nap_until_ns, nap_until_ns);
+  EXPECT_EQ(wait.spin_until_ns, spin_until_ns);
+}
+
 TEST(CompletionPacer, NoPredictionUntilTwoPosts) {
   CompletionPacer pacer;
-  EXPECT_EQ(pacer.NapUntil(0), -1);
+  ExpectWait(pacer.PlanWait(0), -1, -1);
   pacer.OnPost(1000 * kUs);
-  EXPECT_EQ(pacer.NapUntil(1001 * kUs), -1);
+  ExpectWait(pacer.PlanWait(1001 * kUs), -1, -1);
   pacer.OnPost(1080 * kUs);
   EXPECT_EQ(pacer.interval_ns(), 80 * kUs);
 }
 
-TEST(CompletionPacer, NapsUntilTheNextBatchIsDuePlusTheMargin) {
+TEST(CompletionPacer, NapsUntilHalfAnIntervalBeforeTheBatchIsDueThenSpinsOneIntervalPastIt) {
   CompletionPacer pacer;
   const int64_t last = PostEvery(pacer, 0, 80 * kUs, 10);
   EXPECT_EQ(pacer.interval_ns(), 80 * kUs);
-  // Idle 30 us after the last post (its callbacks took that long).
-  EXPECT_EQ(pacer.NapUntil(last + 30 * kUs), last + 80 * kUs + CompletionPacer::kMarginNs);
+  // Idle 30 us after the last post (its callbacks took that long); due at last + 80 us.
+  ExpectWait(pacer.PlanWait(last + 30 * kUs), last + 40 * kUs, last + 160 * kUs);
 }
 
-TEST(CompletionPacer, NoNapWhenTheBatchIsOverdueOrAlmostDue) {
+TEST(CompletionPacer, TheSpinWindowIsCappedForSlowBatches) {
+  CompletionPacer pacer;
+  const int64_t last = PostEvery(pacer, 0, 600 * kUs, 10);
+  const int64_t due = last + 600 * kUs;
+  ExpectWait(pacer.PlanWait(last + 30 * kUs), due - CompletionPacer::kMaxSpinEarlyNs,
+             due + CompletionPacer::kMaxSpinLateNs);
+}
+
+TEST(CompletionPacer, SpinsWithoutANapInsideOrNearTheWindowAndNotAtAllPastIt) {
   CompletionPacer pacer;
   const int64_t last = PostEvery(pacer, 0, 80 * kUs, 10);
-  const int64_t due = last + 80 * kUs + CompletionPacer::kMarginNs;
-  EXPECT_EQ(pacer.NapUntil(due + kUs), -1);                                  // overdue
-  EXPECT_EQ(pacer.NapUntil(due - CompletionPacer::kMinNapNs + kUs), -1);     // too short
-  EXPECT_EQ(pacer.NapUntil(due - CompletionPacer::kMinNapNs), due);          // just long enough
+  const int64_t spin_from = last + 40 * kUs;
+  const int64_t spin_until = last + 160 * kUs;
+  ExpectWait(pacer.PlanWait(spin_from - CompletionPacer::kMinNapNs), spin_from, spin_until);
+  ExpectWait(pacer.PlanWait(spin_from - CompletionPacer::kMinNapNs + kUs), -1, spin_until);
+  ExpectWait(pacer.PlanWait(last + 100 * kUs), -1, spin_until);  // the batch is late
+  ExpectWait(pacer.PlanWait(spin_until), -1, -1);                // the pace broke
 }
 
 TEST(CompletionPacer, APauseForgetsThePace) {
@@ -50,7 +66,7 @@ TEST(CompletionPacer, APauseForgetsThePace) {
   const int64_t after_pause = last + CompletionPacer::kMaxIntervalNs + 1;
   pacer.OnPost(after_pause);
   EXPECT_EQ(pacer.interval_ns(), 0);
-  EXPECT_EQ(pacer.NapUntil(after_pause + kUs), -1);
+  ExpectWait(pacer.PlanWait(after_pause + kUs), -1, -1);
   pacer.OnPost(after_pause + 50 * kUs);  // a new pace starts from one interval
   EXPECT_EQ(pacer.interval_ns(), 50 * kUs);
 }
