@@ -40,9 +40,9 @@ void Completer::Post(FinishedBatch finished) {
   {
     std::lock_guard<std::mutex> lock(mutex_);
     if (!stopping_) {
+      pacer_.OnPost(now, finished.worker_ns);
       pending_.push_back(std::move(finished));
       posted = true;
-      pacer_.OnPost(now);
       events_.fetch_add(1, std::memory_order_release);
       ++counts_.posted;
       // Signal only a thread that would otherwise sleep on: a busy or spinning one takes the

@@ -37,6 +37,9 @@ struct FinishedBatch {
   int64_t start_us = 0;   // when the batch's compute started
   int64_t ran_us = 0;     // when its run ended (needs_split only)
   int64_t rows = 0;       // the batch's rows
+  // Real time its worker spent running it (steady clock, ns; 0 if not measured): set against
+  // the intervals between batches, how busy the workers are (see CompletionPacer).
+  int64_t worker_ns = 0;
 };
 
 class Completer {

@@ -10,6 +10,9 @@
 // nap leaves the core to whoever the last completions woke (a reactor, Python) while they run.
 // A batch that comes before the window still wakes the thread when the nap has more than
 // kMaxLateNs left, so a completion is held back at most that much plus the timer's lateness.
+// Only while the workers are busy at least half the time: then the wake is on the critical
+// path of the next run. With more slack than that, the CPU a spin burns buys little, and the
+// thread sleeps until woken.
 //
 // Pure logic on times the caller passes (nanoseconds on one monotonic clock); not thread-safe:
 // the Completer calls it under its mutex.
@@ -33,12 +36,13 @@ class CompletionPacer {
   // Not worth a timer: the thread spins from now instead.
   static constexpr int64_t kMinNapNs = 5'000;
 
-  // A batch was posted at `now_ns`.
-  void OnPost(int64_t now_ns);
+  // A batch was posted at `now_ns`, after its worker ran it for `worker_ns` (0: unknown).
+  void OnPost(int64_t now_ns, int64_t worker_ns);
 
   // How the completion thread, idle at `now_ns`, waits for the next batch: nap until
   // `nap_until_ns` (-1: no nap), then spin until `spin_until_ns`; after that, or when both are
-  // -1 (no confident prediction, or the batch is long overdue), it sleeps until a Post wakes it.
+  // -1 (no confident prediction, workers with much slack, or the batch is long overdue), it
+  // sleeps until a Post wakes it.
   struct Wait {
     int64_t nap_until_ns = -1;
     int64_t spin_until_ns = -1;
@@ -52,10 +56,12 @@ class CompletionPacer {
   }
 
   int64_t interval_ns() const { return interval_ns_; }
+  int64_t worker_ns() const { return worker_ns_; }
 
  private:
   int64_t last_post_ns_ = -1;  // -1: none yet
   int64_t interval_ns_ = 0;    // moving average of recent intervals; 0: unknown
+  int64_t worker_ns_ = 0;      // moving average of the workers' time per batch
 };
 
 }  // namespace engine

@@ -583,7 +583,11 @@ void Model::WorkerLoop() {
       RefuseExpired(expired);
       if (instance >= 0) {
         const bool lone = batch.size() == 1;
+        const auto run_start = std::chrono::steady_clock::now();
         FinishedBatch finished = Execute(instance, std::move(batch));
+        finished.worker_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                 std::chrono::steady_clock::now() - run_start)
+                                 .count();
         if (completer_ && (!lone || HasQueuedWork() || !completer_->Idle())) {
           // The completion thread splits and runs the callbacks while this instance runs the
           // next batch. A lone request goes there too while it still completes earlier ones,

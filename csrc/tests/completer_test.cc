@@ -71,7 +71,7 @@ TEST(Completer, AtASteadyPaceWaitsWithoutBeingWokenAndStillCompletesEverythingIn
     for (const auto& r : finished.batch) seen.push_back(r->seq);
     done.notify_all();
   });
-  // Rounds of 400 batches 200 us apart, as a worker running 200-us batches posts them, each
+  // Rounds of 400 batches 200 us apart, as a worker running 190-us batches posts them, each
   // round ending with a pause longer than any wait. Until a round has posts that found the
   // thread spinning, or napping and left to its timer: how many do depends on how punctual
   // the machine is (under heavy CPU load a round can have none); without the pacer no round
@@ -85,7 +85,9 @@ TEST(Completer, AtASteadyPaceWaitsWithoutBeingWokenAndStillCompletesEverythingIn
     const auto start = std::chrono::steady_clock::now();
     for (int i = 0; i < kPerRound - 1; ++i) {
       SpinUntil(start + std::chrono::microseconds(200 * i));
-      completer.Post(BatchOf({seq++}));
+      FinishedBatch finished = BatchOf({seq++});
+      finished.worker_ns = 190'000;  // a busy worker
+      completer.Post(std::move(finished));
     }
     // After a pause longer than any nap or spin, a batch is still completed (woken, not left
     // to a timer that is long gone).
@@ -103,6 +105,24 @@ TEST(Completer, AtASteadyPaceWaitsWithoutBeingWokenAndStillCompletesEverythingIn
   EXPECT_GT(counts.found_spinning + counts.left_to_timer, 0) << "in " << rounds << " rounds";
   EXPECT_LT(counts.woke, counts.posted);
   completer.Stop();
+}
+
+TEST(Completer, NeverSpinsOrNapsForWorkersWithMoreSlackThanWork) {
+  Completer completer([](FinishedBatch&) {});
+  // A steady pace, but each batch kept its worker 50 of at least 200 us: no wait is worth a
+  // spin. (Each post 200 us after the last, not on a schedule: a late one must not be followed
+  // by a catch-up burst that looks like a busy worker.)
+  for (uint64_t i = 0; i < 200; ++i) {
+    SpinUntil(std::chrono::steady_clock::now() + std::chrono::microseconds(200));
+    FinishedBatch finished = BatchOf({i});
+    finished.worker_ns = 50'000;
+    completer.Post(std::move(finished));
+  }
+  completer.Stop();
+  const Completer::Counts counts = completer.counts();
+  EXPECT_EQ(counts.posted, 200);
+  EXPECT_EQ(counts.found_spinning, 0);
+  EXPECT_EQ(counts.left_to_timer, 0);
 }
 
 }  // namespace

@@ -9,12 +9,14 @@ namespace {
 
 constexpr int64_t kUs = 1000;
 
-// Posts at `start`, start + interval, ... (`count` posts); returns the last post's time.
-int64_t PostEvery(CompletionPacer& pacer, int64_t start, int64_t interval, int count) {
+// Posts at `start`, start + interval, ... (`count` posts), each run by a worker for
+// `worker` (default: the whole interval, a saturated worker); returns the last post's time.
+int64_t PostEvery(CompletionPacer& pacer, int64_t start, int64_t interval, int count,
+                  int64_t worker = -1) {
   int64_t t = start;
   for (int i = 0; i < count; ++i) {
     t = start + i * interval;
-    pacer.OnPost(t);
+    pacer.OnPost(t, worker < 0 ? interval : worker);
   }
   return t;
 }
@@ -27,9 +29,9 @@ void ExpectWait(const CompletionPacer::Wait& wait, int64_t nap_until_ns, int64_t
 TEST(CompletionPacer, NoPredictionUntilTwoPosts) {
   CompletionPacer pacer;
   ExpectWait(pacer.PlanWait(0), -1, -1);
-  pacer.OnPost(1000 * kUs);
+  pacer.OnPost(1000 * kUs, 80 * kUs);
   ExpectWait(pacer.PlanWait(1001 * kUs), -1, -1);
-  pacer.OnPost(1080 * kUs);
+  pacer.OnPost(1080 * kUs, 80 * kUs);
   EXPECT_EQ(pacer.interval_ns(), 80 * kUs);
 }
 
@@ -60,28 +62,39 @@ TEST(CompletionPacer, SpinsWithoutANapInsideOrNearTheWindowAndNotAtAllPastIt) {
   ExpectWait(pacer.PlanWait(spin_until), -1, -1);                // the pace broke
 }
 
+TEST(CompletionPacer, NoSpinWhileTheWorkersHaveMoreSlackThanBusyTime) {
+  CompletionPacer pacer;
+  // Runs of 30 us every 80 us: the worker idles most of the time, a wake costs it nothing.
+  int64_t last = PostEvery(pacer, 0, 80 * kUs, 10, 30 * kUs);
+  ExpectWait(pacer.PlanWait(last + 10 * kUs), -1, -1);
+  // Busy more than half the time: the wake delays its next run; spin.
+  last = PostEvery(pacer, last + 80 * kUs, 80 * kUs, 40, 50 * kUs);
+  EXPECT_NEAR(static_cast<double>(pacer.worker_ns()), 50.0 * kUs, 0.1 * kUs);
+  ExpectWait(pacer.PlanWait(last + 10 * kUs), last + 40 * kUs, last + 160 * kUs);
+}
+
 TEST(CompletionPacer, APauseForgetsThePace) {
   CompletionPacer pacer;
   const int64_t last = PostEvery(pacer, 0, 80 * kUs, 10);
   const int64_t after_pause = last + CompletionPacer::kMaxIntervalNs + 1;
-  pacer.OnPost(after_pause);
+  pacer.OnPost(after_pause, 50 * kUs);
   EXPECT_EQ(pacer.interval_ns(), 0);
   ExpectWait(pacer.PlanWait(after_pause + kUs), -1, -1);
-  pacer.OnPost(after_pause + 50 * kUs);  // a new pace starts from one interval
+  pacer.OnPost(after_pause + 50 * kUs, 50 * kUs);  // a new pace starts from one interval
   EXPECT_EQ(pacer.interval_ns(), 50 * kUs);
 }
 
 TEST(CompletionPacer, AClockStepBackwardsForgetsThePace) {
   CompletionPacer pacer;
   const int64_t last = PostEvery(pacer, 1000 * kUs, 80 * kUs, 10);
-  pacer.OnPost(last - 500 * kUs);
+  pacer.OnPost(last - 500 * kUs, 80 * kUs);
   EXPECT_EQ(pacer.interval_ns(), 0);
 }
 
 TEST(CompletionPacer, FollowsAChangeOfPaceWithoutJumpingAtOneOutlier) {
   CompletionPacer pacer;
   int64_t last = PostEvery(pacer, 0, 80 * kUs, 10);
-  pacer.OnPost(last + 160 * kUs);  // one slow batch moves the estimate by an eighth
+  pacer.OnPost(last + 160 * kUs, 160 * kUs);  // one slow batch moves the estimate by an eighth
   EXPECT_EQ(pacer.interval_ns(), 90 * kUs);
   last = PostEvery(pacer, last + 160 * kUs + 40 * kUs, 40 * kUs, 40);
   EXPECT_NEAR(static_cast<double>(pacer.interval_ns()), 40.0 * kUs, 1.0 * kUs);
