@@ -36,7 +36,8 @@ class CompletionPacer {
   // Not worth a timer: the thread spins from now instead.
   static constexpr int64_t kMinNapNs = 5'000;
 
-  // A batch was posted at `now_ns`, after its worker ran it for `worker_ns` (0: unknown).
+  // A batch was posted at `now_ns`, after its worker ran it for `worker_ns` (0 when not
+  // measured: counted as a worker with no work, so never a reason to spin).
   void OnPost(int64_t now_ns, int64_t worker_ns);
 
   // How the completion thread, idle at `now_ns`, waits for the next batch: nap until
