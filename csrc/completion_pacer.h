@@ -5,9 +5,10 @@
 // costs the waking worker 5-10 us per batch, on the pipeline's critical path (the worker's next
 // ORT run waits for it); on a busy host, a vCPU that halted can take far longer to run again.
 // While batches flow at a steady pace, the intervals between them predict the next one. The
-// thread naps on a timer until shortly before that time, then spins (keeps its core, polling)
-// until a little after it: a batch posted in that window is taken without any wake, and the
-// nap leaves the core to whoever the last completions woke (a reactor, Python) while they run.
+// thread naps on a timer until shortly before that time, then spins until a little after it:
+// it keeps its core, polling and yielding it to any other thread ready to run there. A batch
+// posted in that window is taken without any wake, and the nap leaves the core to whoever the
+// last completions woke (a reactor, Python) while they run.
 // A batch that comes before the window still wakes the thread when the nap has more than
 // kMaxLateNs left, so a completion is held back at most that much plus the timer's lateness.
 // Only while the workers are busy at least half the time: then the wake is on the critical

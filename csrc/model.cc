@@ -4,7 +4,6 @@
 #include <utility>
 
 #include "batch_io.h"
-#include "cpu_relax.h"
 #include "exact_convert.h"
 #include "utf8.h"
 #include "validate.h"
@@ -547,6 +546,19 @@ void Model::Refuse(std::unique_ptr<InferRequest> r, StatusCode code, const std::
   stats_.AddInFlight(-1);  // before the callback, so a caller that wakes sees it counted
   SafeComplete(*r, std::move(result));
 }
+
+namespace {
+
+// A pause for busy-wait loops: lets the core's other work (and a hyperthread) through.
+inline void CpuRelax() {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#elif defined(__aarch64__)
+  asm volatile("yield");
+#endif
+}
+
+}  // namespace
 
 void Model::SpinWhileIdle() {
   const uint64_t seen = enqueued_.load(std::memory_order_acquire);
