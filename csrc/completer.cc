@@ -27,8 +27,8 @@ Steady::time_point AtNs(int64_t ns) {
 
 }  // namespace
 
-Completer::Completer(Handler complete)
-    : complete_(std::move(complete)), thread_([this] { Loop(); }) {}
+Completer::Completer(Handler complete, bool spin)
+    : complete_(std::move(complete)), spin_(spin), thread_([this] { Loop(); }) {}
 
 Completer::~Completer() { Stop(); }
 
@@ -114,7 +114,8 @@ void Completer::Loop() {
       continue;
     }
     if (stopping_) return;
-    const CompletionPacer::Wait plan = waited ? CompletionPacer::Wait{} : pacer_.PlanWait(NowNs());
+    const CompletionPacer::Wait plan =
+        waited || !spin_ ? CompletionPacer::Wait{} : pacer_.PlanWait(NowNs());
     if (plan.spin_until_ns < 0) {
       // No batch expected soon: sleep until a Post wakes the thread.
       sleep_ = Sleep::kWaiting;

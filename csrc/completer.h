@@ -47,7 +47,10 @@ class Completer {
   // Runs `complete(finished)` for each posted batch, on the completion thread.
   using Handler = std::function<void(FinishedBatch&)>;
 
-  explicit Completer(Handler complete);
+  // `spin`: while batches come at a steady pace from busy workers, the thread naps, then
+  // spins for the next one (CompletionPacer). False: it only sleeps until woken, which costs
+  // the workers a wake per batch but no CPU beyond the completions.
+  explicit Completer(Handler complete, bool spin = true);
   // Stop()s.
   ~Completer();
   Completer(const Completer&) = delete;
@@ -80,6 +83,7 @@ class Completer {
   void SpinFor(uint64_t seen, int64_t until_ns) const;
 
   Handler complete_;
+  const bool spin_;
   mutable std::mutex mutex_;
   std::condition_variable ready_;
   std::deque<FinishedBatch> pending_;  // guarded by mutex_

@@ -112,7 +112,8 @@ std::shared_ptr<Model> Model::Start(std::vector<std::unique_ptr<Session>> sessio
   }
   if (model->batching_enabled()) {
     model->completer_ = std::make_unique<Completer>(
-        [m = model.get()](FinishedBatch& finished) { m->Complete(finished); });
+        [m = model.get()](FinishedBatch& finished) { m->Complete(finished); },
+        model->options_.completion_spin);
   }
   for (int i = 0; i < instances; ++i) {
     model->workers_.emplace_back([m = model.get()] { m->WorkerLoop(); });

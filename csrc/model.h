@@ -85,6 +85,9 @@ struct ModelOptions {
   // A config's declared input shapes (full, batch dim included): each dynamic (-1) dim of the
   // model that the config fixes is checked on every request. Not for models with transforms.
   std::map<std::string, std::vector<int64_t>> declared_input_shapes;
+  // Whether the completion thread may spin-wait for the next batch while the workers are busy
+  // (Completer): up to 150 us of CPU per batch, for fewer wakes of a sleeping core.
+  bool completion_spin = true;
 };
 
 class Model {

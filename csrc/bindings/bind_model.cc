@@ -188,6 +188,7 @@ ModelOptions MakeOptions(const py::dict& o) {
   m.batching_policy.max_queue_delay_us = o["max_queue_delay_us"].cast<int64_t>();
   m.batching_policy.max_queue_size = o["max_queue_size"].cast<size_t>();
   m.default_timeout_us = o["default_timeout_us"].cast<int64_t>();
+  m.completion_spin = o["completion_spin"].cast<bool>();
   if (o.contains("max_request_rows")) m.max_request_rows = o["max_request_rows"].cast<int64_t>();
   if (o.contains("declared_input_shapes")) {
     m.declared_input_shapes =
@@ -331,6 +332,17 @@ void register_model(py::module_& m) {
            [](Model& model) {
              py::dict d = StatsDict(model.Stats());
              d["samples_dropped"] = model.sampler().dropped();
+             return d;
+           })
+      // How batches reached the completion thread: for diagnosing and benchmarking its pacing.
+      .def("completion_counts",
+           [](const Model& model) {
+             const Completer::Counts c = model.CompletionCounts();
+             py::dict d;
+             d["posted"] = c.posted;
+             d["woke"] = c.woke;
+             d["left_to_timer"] = c.left_to_timer;
+             d["found_spinning"] = c.found_spinning;
              return d;
            })
       .def(

@@ -125,5 +125,22 @@ TEST(Completer, NeverSpinsOrNapsForWorkersWithMoreSlackThanWork) {
   EXPECT_EQ(counts.left_to_timer, 0);
 }
 
+TEST(Completer, WithSpinOffOnlySleepsEvenForBusyWorkers) {
+  Completer completer([](FinishedBatch&) {}, /*spin=*/false);
+  // The steady pace of busy workers that makes a spinning completer spin or nap (above).
+  const auto start = std::chrono::steady_clock::now();
+  for (uint64_t i = 0; i < 400; ++i) {
+    SpinUntil(start + std::chrono::microseconds(200 * i));
+    FinishedBatch finished = BatchOf({i});
+    finished.worker_ns = 190'000;
+    completer.Post(std::move(finished));
+  }
+  completer.Stop();
+  const Completer::Counts counts = completer.counts();
+  EXPECT_EQ(counts.posted, 400);
+  EXPECT_EQ(counts.found_spinning, 0);
+  EXPECT_EQ(counts.left_to_timer, 0);
+}
+
 }  // namespace
 }  // namespace engine

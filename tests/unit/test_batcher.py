@@ -58,6 +58,24 @@ def test_thousand_concurrent_requests_with_mixed_rows(mlp_path: Path) -> None:
     assert sum(stats.batch_sizes.values()) == stats.batches
 
 
+def test_completion_spin_off_serves_batches_without_spinning(mlp_path: Path) -> None:
+    # The same 1,000 requests with the completion thread only sleeping: results are unchanged,
+    # and none of the batches it completed found it spinning or napping.
+    rng = np.random.default_rng(12)
+    inputs = [rng.standard_normal((int(rng.integers(1, 6)), 32)).astype(np.float32)
+              for _ in range(1000)]
+    config = engine.ModelConfig(max_batch_size=64, completion_spin=False)
+    with engine.load(mlp_path, config=config) as model:
+        futures = [model.submit(x) for x in inputs]
+        results = [f.result(timeout=60)["y"] for f in futures]
+        counts = model._core.completion_counts()
+    for x, y in zip(inputs, results):
+        np.testing.assert_allclose(y, factories.reference_mlp(x, mlp_path), rtol=1e-4, atol=1e-5)
+    assert counts["posted"] > 0  # 1,000 queued requests make batches for the completion thread
+    assert counts["found_spinning"] == 0
+    assert counts["left_to_timer"] == 0
+
+
 def test_concurrent_sync_predicts_are_batched(mlp_path: Path) -> None:
     rng = np.random.default_rng(12)
     inputs = [rng.standard_normal((1, 32)).astype(np.float32) for _ in range(64 * 20)]

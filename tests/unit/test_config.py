@@ -23,6 +23,7 @@ from engine.signature import TensorSpec
         ({"batching": 2}, "batching must be None (automatic), True or False; was 2"),
         ({"allow_spinning": "yes"}, "allow_spinning must be True or False; was 'yes'"),
         ({"allow_spinning": 1}, "allow_spinning must be True or False; was 1"),
+        ({"completion_spin": "no"}, "completion_spin must be True or False; was 'no'"),
         ({"max_batch_size": True}, "max_batch_size must be an int in [0, 2147483647]; was True"),
         ({"instances": 2.0}, "instances must be an int in [1, 256]; was 2.0"),
         ({"preferred_batch_sizes": (True,)}, "preferred_batch_sizes must be ints in [1, "),
