@@ -107,6 +107,13 @@ TEST(Completer, AtASteadyPaceWaitsWithoutBeingWokenAndStillCompletesEverythingIn
   completer.Stop();
 }
 
+// No post found the thread spinning or napping: it only ever slept until woken, or was busy.
+void ExpectEveryPostWokeItOrFoundItBusy(const Completer::Counts& counts, int64_t posted) {
+  EXPECT_EQ(counts.posted, posted);
+  EXPECT_EQ(counts.found_spinning, 0);
+  EXPECT_EQ(counts.left_to_timer, 0);
+}
+
 TEST(Completer, NeverSpinsOrNapsForWorkersWithMoreSlackThanWork) {
   Completer completer([](FinishedBatch&) {});
   // A steady pace, but each batch kept its worker 50 of at least 200 us: no wait is worth a
@@ -119,10 +126,7 @@ TEST(Completer, NeverSpinsOrNapsForWorkersWithMoreSlackThanWork) {
     completer.Post(std::move(finished));
   }
   completer.Stop();
-  const Completer::Counts counts = completer.counts();
-  EXPECT_EQ(counts.posted, 200);
-  EXPECT_EQ(counts.found_spinning, 0);
-  EXPECT_EQ(counts.left_to_timer, 0);
+  ExpectEveryPostWokeItOrFoundItBusy(completer.counts(), 200);
 }
 
 TEST(Completer, WithSpinOffOnlySleepsEvenForBusyWorkers) {
@@ -136,10 +140,7 @@ TEST(Completer, WithSpinOffOnlySleepsEvenForBusyWorkers) {
     completer.Post(std::move(finished));
   }
   completer.Stop();
-  const Completer::Counts counts = completer.counts();
-  EXPECT_EQ(counts.posted, 400);
-  EXPECT_EQ(counts.found_spinning, 0);
-  EXPECT_EQ(counts.left_to_timer, 0);
+  ExpectEveryPostWokeItOrFoundItBusy(completer.counts(), 400);
 }
 
 }  // namespace
