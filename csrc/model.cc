@@ -36,6 +36,15 @@ void SafeNotify(CompletionNotifier& notifier) {
   }
 }
 
+// A request's optional on_admitted hook; like a callback, its failure is its own.
+void SafeCall(const std::function<void()>& hook) {
+  if (!hook) return;
+  try {
+    hook();
+  } catch (...) {
+  }
+}
+
 // A group of one: the callback, then its notifier.
 void SafeComplete(InferRequest& request, InferResult&& result) {
   Deliver(request, std::move(result));
@@ -364,12 +373,18 @@ InferResult Model::RunInline(int instance, QueuedRequest& queued) {
 }
 
 uint64_t Model::Submit(std::unique_ptr<InferRequest> request) {
+  // Taken out first: once queued, the request may complete and be freed on another thread.
+  const std::function<void()> admitted = std::move(request->on_admitted);
   QueuedRequest prepared;
-  if (!Prepare(request, prepared)) return 0;
+  if (!Prepare(request, prepared)) {
+    SafeCall(admitted);
+    return 0;
+  }
   const uint64_t seq = prepared.seq;
   if (InlineAllowed(*prepared.request)) {
     const int instance = TakeInstanceForInline();
     if (instance >= 0) {
+      SafeCall(admitted);  // the instance is held: what is submitted from here queues behind
       InferResult result = ExecuteOne(instance, prepared);
       Record(prepared, result);
       SafeComplete(*prepared.request, std::move(result));
@@ -377,7 +392,9 @@ uint64_t Model::Submit(std::unique_ptr<InferRequest> request) {
       return seq;
     }
   }
-  return Enqueue(std::make_unique<QueuedRequest>(std::move(prepared))) ? seq : 0;
+  const bool queued = Enqueue(std::make_unique<QueuedRequest>(std::move(prepared)));
+  SafeCall(admitted);
+  return queued ? seq : 0;
 }
 
 void Model::RunQueuedInline(int instance) {

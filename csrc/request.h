@@ -63,6 +63,11 @@ struct InferRequest {
   // only its own). For callers that wait anyway (synchronous predict, a server's handler
   // threads); never for threads that must not block.
   bool allow_inline = false;
+  // Optional; Submit only. Called once on the submitting thread as soon as Submit has placed
+  // the request: queued, refused, or holding an instance to run on this thread (then before
+  // the run). A caller that starts other work from here (a stream's next read, whose request
+  // may be submitted on another thread) knows this request is ahead of that work's requests.
+  std::function<void()> on_admitted;
 
   // Called exactly once with the outcome: from a batcher thread after a run, or from the
   // submitting thread when the request is refused at once. Must not block for long; it may

@@ -141,7 +141,8 @@ struct SubmitGate {
 Status InferenceService::SubmitInfer(
     const InferRequestView& request, std::chrono::system_clock::time_point deadline,
     const std::function<OnComplete(const ServedVersion&)>& make_on_complete,
-    std::shared_ptr<const void> keepalive, std::shared_ptr<Model>* model, uint64_t* seq) const {
+    std::shared_ptr<const void> keepalive, std::shared_ptr<Model>* model, uint64_t* seq,
+    const std::function<void()>& on_admitted) const {
   // One retry is enough for one reload; a few cover reloads in quick succession.
   constexpr int kAttempts = 3;
   for (int attempt = 1;; ++attempt) {
@@ -151,6 +152,7 @@ Status InferenceService::SubmitInfer(
     if (!s.ok()) return s;
     auto gate = std::make_shared<SubmitGate>(make_on_complete(served));
     r->keepalive = keepalive;
+    r->on_admitted = on_admitted;
     r->on_complete = [gate](InferResult&& result) {
       if (result.status.code() == StatusCode::kUnavailable &&
           gate->state.load(std::memory_order_acquire) == SubmitGate::kSubmitting) {

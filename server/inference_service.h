@@ -90,12 +90,14 @@ class InferenceService final : public RawInferenceService {
   // the request is submitted there instead (its callback was not called for the refusal).
   // Returns the error to answer with when nothing was submitted (on_complete never runs);
   // else OK, and `*model` / `*seq` where the request was queued (seq 0: answered already).
+  // `on_admitted`, when set, becomes the core request's (see InferRequest): a retry after a
+  // reload calls it again, so it must tolerate that.
   using OnComplete = std::function<void(InferResult&&)>;
   Status SubmitInfer(const InferRequestView& request,
                      std::chrono::system_clock::time_point deadline,
                      const std::function<OnComplete(const ServedVersion&)>& make_on_complete,
                      std::shared_ptr<const void> keepalive, std::shared_ptr<Model>* model,
-                     uint64_t* seq) const;
+                     uint64_t* seq, const std::function<void()>& on_admitted = {}) const;
 
   const BearerAuth& auth() const { return *auth_; }
   const ServerLimits& limits() const { return limits_; }

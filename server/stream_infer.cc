@@ -1,12 +1,14 @@
 // ModelStreamInfer: many inferences on one bidirectional stream.
 //
 // Reads continue while earlier requests run (up to limits.max_stream_in_flight in the engine,
-// then reading pauses): the next read starts before a request is submitted, so that requests
-// pipelined on one stream queue behind a running one and are batched together. Responses are
-// written in completion order, one write at a time. A failed request answers with
-// `error_message` and its id; the stream stays open. The stream finishes once the client
-// half-closed and every request has been answered. When the client cancels the stream (or
-// its deadline passes), its requests still queued in the engine are cancelled: they never run.
+// then reading pauses): the next read starts as soon as a request is placed in the model
+// (queued, or holding the instance it then runs on this thread), so that requests pipelined
+// on one stream reach the model in order, queue behind a running one and are batched
+// together. Responses are written in completion order, one write at a time. A failed request
+// answers with `error_message` and its id; the stream stays open. The stream finishes once
+// the client half-closed and every request has been answered. When the client cancels the
+// stream (or its deadline passes), its requests still queued in the engine are cancelled:
+// they never run.
 #include <deque>
 #include <memory>
 #include <mutex>
@@ -75,12 +77,9 @@ class StreamInferCall final : public grpc::ServerBidiReactor<grpc::ByteBuffer, g
       Act(Decide([this] { ContinueReading(); }));
       return;
     }
-    // Counted in flight before the next read starts, which may complete (on another thread)
-    // while this request still runs inline here.
-    Act(Decide([this] {
-      ++in_flight_;
-      ContinueReading();
-    }));
+    // Counted in flight before the next read starts (in Submit), which may complete on
+    // another thread while this request still runs inline here.
+    Act(Decide([this] { ++in_flight_; }));
     Submit(std::move(item));
   }
 
@@ -152,11 +151,21 @@ class StreamInferCall final : public grpc::ServerBidiReactor<grpc::ByteBuffer, g
       submitted_.insert(item.get());  // before Submit: on_complete may run before it returns
     }
     // As ModelInfer: an idle model runs the request on this gRPC thread (no hand-off to a
-    // worker and back); requests read meanwhile queue and run next, as one batch.
+    // worker and back); requests read meanwhile queue and run next, as one batch. The next
+    // read starts once this request is placed, not before: started earlier, a request read
+    // behind it could be submitted first from another gRPC thread (this one preempted) and
+    // take the idle instance, and requests pipelined behind a long one would run one by one.
+    bool read_started = false;
+    auto start_next_read = [this, &read_started] {
+      if (read_started) return;  // a retry after a reload places the request again
+      read_started = true;
+      Act(Decide([this] { ContinueReading(); }));
+    };
     std::shared_ptr<Model> model;
     uint64_t seq = 0;
     Status s = service_->SubmitInfer(request, ctx_->deadline(), make_on_complete, item, &model,
-                                     &seq);
+                                     &seq, start_next_read);
+    start_next_read();  // when the request never reached a model (its error is answered below)
     if (!s.ok()) {
       Respond(ErrorResponse(ToGrpcStatus(s, request.id), &request), /*completes_request=*/true,
               item.get());

@@ -5,6 +5,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
@@ -199,6 +200,77 @@ TEST_F(ModelTest, InlineSubmitRunsWhatQueuedMeanwhileOnTheSameThread) {
   EXPECT_EQ(stats.batch_sizes[1].rows, 3);
   EXPECT_EQ(stats.batch_sizes[1].batches, 1);
   EXPECT_EQ(stats.in_flight, 0);
+}
+
+// on_admitted runs once Submit has placed its request, and before an inline run: a request
+// submitted from the hook queues behind it, as a stream's next read relies on to keep order.
+TEST_F(ModelTest, OnAdmittedRunsOnceThePlaceIsTakenBeforeAnInlineRun) {
+  auto model = LoadRelu(1);
+  std::vector<std::shared_ptr<std::vector<float>>> storage(2);
+  bool first_done = false;
+  int first_admitted = 0, follower_admitted = 0;
+  int64_t depth_when_follower_admitted = -1;
+  InferResult follower_result;
+  auto first = ReluRequest(1, 1.f, &storage[0]);
+  first->allow_inline = true;
+  first->on_complete = [&](InferResult&& r) {
+    ASSERT_TRUE(r.status.ok());
+    // The hook's change to the input is in the output: it ran before the run.
+    EXPECT_EQ(static_cast<const float*>(r.outputs[0].second.data)[0], 7.f);
+    first_done = true;
+  };
+  first->on_admitted = [&] {
+    ++first_admitted;
+    EXPECT_FALSE(first_done);
+    std::fill(storage[0]->begin(), storage[0]->end(), 7.f);
+    auto follower = ReluRequest(2, 5.f, &storage[1]);
+    follower->allow_inline = true;  // the instance is held: it must queue, not run here
+    follower->on_admitted = [&] {
+      ++follower_admitted;
+      depth_when_follower_admitted = model->Stats().queue_depth;
+    };
+    follower->on_complete = [&](InferResult&& r) {
+      EXPECT_TRUE(first_done);
+      follower_result = std::move(r);
+    };
+    EXPECT_GT(model->Submit(std::move(follower)), 0u);
+    EXPECT_FALSE(first_done);
+  };
+  ASSERT_GT(model->Submit(std::move(first)), 0u);
+  EXPECT_EQ(first_admitted, 1);
+  EXPECT_EQ(follower_admitted, 1);
+  EXPECT_EQ(depth_when_follower_admitted, 1);
+  // Run after the first, on this thread, before Submit returned (RunQueuedInline).
+  ASSERT_TRUE(follower_result.status.ok()) << follower_result.status.message();
+  ASSERT_EQ(follower_result.outputs.size(), 1u);
+  EXPECT_EQ(follower_result.outputs[0].second.shape, (std::vector<int64_t>{2, 3}));
+  EXPECT_EQ(static_cast<const float*>(follower_result.outputs[0].second.data)[0], 5.f);
+  EXPECT_EQ(model->Stats().batches, 2);
+}
+
+// A request refused at once is placed too: its on_admitted runs once, after its callback.
+TEST_F(ModelTest, OnAdmittedRunsOnceForARefusedRequest) {
+  ModelOptions options;
+  auto model = Model::LoadFromPath(ModelPath("relu.onnx"), options);
+  std::shared_ptr<std::vector<float>> storage;
+  std::vector<std::string> events;
+  auto submit = [&](std::unique_ptr<InferRequest> request) {
+    request->allow_inline = true;
+    request->on_complete = [&](InferResult&& r) {
+      events.push_back("complete " + std::to_string(static_cast<int>(r.status.code())));
+    };
+    request->on_admitted = [&] { events.push_back("admitted"); };
+    EXPECT_EQ(model->Submit(std::move(request)), 0u);
+  };
+  auto bad = ReluRequest(1, 1.f, &storage);
+  bad->inputs[0].first = "nope";
+  submit(std::move(bad));
+  model->Close(/*drain=*/true);
+  submit(ReluRequest(1, 1.f, &storage));
+  const std::string invalid = std::to_string(static_cast<int>(StatusCode::kInvalidInput));
+  const std::string unavailable = std::to_string(static_cast<int>(StatusCode::kUnavailable));
+  EXPECT_EQ(events, (std::vector<std::string>{"complete " + invalid, "admitted",
+                                              "complete " + unavailable, "admitted"}));
 }
 
 // A chain that never ends on its own (each completion submits the next request) is not

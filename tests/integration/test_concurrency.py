@@ -119,7 +119,10 @@ def test_stream_requests_behind_a_running_one_are_batched(server: ServerProcess)
     # together instead of one run each. A 64-row request goes first: its run of `deep` takes
     # tens of milliseconds, so the one-row requests behind it are read and queued meanwhile
     # even on a loaded machine (with one-row requests only, each run took about a millisecond
-    # and a slow client could send each after the previous had finished: 8 runs).
+    # and a slow client could send each after the previous had finished: 8 runs). The head is
+    # placed in the model before the next read starts: when the next read started first, the
+    # thread that read the head was sometimes preempted on 2 cores while another gRPC thread
+    # ran every one-row request alone ahead of it (1 in 50-100 tries: 9 runs).
     results: queue.Queue[tuple[object, object]] = queue.Queue()
     client = grpcclient.InferenceServerClient(server.url)
     before = _execution_count(client, "deep")
