@@ -8,9 +8,12 @@ strictly: an unknown field, a repeated scalar, a wrong type or an unsupported va
     name, platform ("onnxruntime_onnx"), backend ("onnxruntime"), default_model_filename,
     max_batch_size,
     input / output { name, data_type, dims },
-    dynamic_batching { preferred_batch_size, max_queue_delay_microseconds },
+    dynamic_batching { preferred_batch_size, max_queue_delay_microseconds,
+                       default_queue_policy { max_queue_size, default_timeout_microseconds,
+                                              allow_timeout_override, timeout_action } },
     instance_group { name, count, kind, gpus },
-    version_policy { latest { num_versions } | specific { versions } | all { } }
+    version_policy { latest { num_versions } | specific { versions } | all { } },
+    parameters { key, value { string_value } }
 
 Meaning follows Triton: with ``max_batch_size > 0`` the model has a batch dimension of at most
 that many rows and the ``dims`` exclude it (so -1 is prepended); dynamic batching (combining
@@ -18,6 +21,13 @@ requests) is on only when ``dynamic_batching`` is present. ``max_batch_size: 0``
 has no batch dimension and does not batch. ``KIND_GPU`` selects the ``cuda``
 provider, ``KIND_CPU`` the ``cpu`` one; ``KIND_AUTO`` (or no kind) keeps the engine's default.
 The version policy defaults to Triton's ``latest { num_versions: 1 }``.
+
+``default_queue_policy`` sets ``max_queue_size`` (Triton's 0, no bound, becomes the largest
+size the engine takes) and ``default_timeout_us``. A request's own timeout always applies, so
+``allow_timeout_override: false`` is refused, as is ``timeout_action: DELAY`` (a request past
+its deadline fails without running: REJECT). ``parameters`` are Triton's ONNX Runtime backend
+keys ``intra_op_thread_count`` and ``inter_op_thread_count``, and the engine's own
+``completion_spin`` ("true" or "false"); any other key is refused.
 """
 
 from __future__ import annotations
@@ -27,7 +37,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from engine.config import ModelConfig
+from engine.config import MAX_INT32, ModelConfig
 from engine.errors import (
     InvalidConfigError,
     InvalidModelNameError,
@@ -95,7 +105,8 @@ def _tokenize(text: str, source: str) -> list[_Token]:
 
 # ---- protobuf text format: the supported schema ----------------------------------------------
 
-# message name -> field name -> (type, repeated). Types: "int", "string", "enum", or a message.
+# message name -> field name -> (type, repeated). Types: "int", "string", "enum", "bool", or a
+# message.
 _SCHEMA: dict[str, dict[str, tuple[str, bool]]] = {
     "ModelConfig": {
         "name": ("string", False),
@@ -108,13 +119,23 @@ _SCHEMA: dict[str, dict[str, tuple[str, bool]]] = {
         "dynamic_batching": ("ModelDynamicBatching", False),
         "instance_group": ("ModelInstanceGroup", True),
         "version_policy": ("ModelVersionPolicy", False),
+        "parameters": ("ModelParameter", True),
     },
     "ModelInput": {"name": ("string", False), "data_type": ("enum", False), "dims": ("int", True)},
     "ModelOutput": {"name": ("string", False), "data_type": ("enum", False), "dims": ("int", True)},
     "ModelDynamicBatching": {
         "preferred_batch_size": ("int", True),
         "max_queue_delay_microseconds": ("int", False),
+        "default_queue_policy": ("ModelQueuePolicy", False),
     },
+    "ModelQueuePolicy": {
+        "max_queue_size": ("int", False),
+        "default_timeout_microseconds": ("int", False),
+        "allow_timeout_override": ("bool", False),
+        "timeout_action": ("enum", False),
+    },
+    "ModelParameter": {"key": ("string", False), "value": ("ModelParameterValue", False)},
+    "ModelParameterValue": {"string_value": ("string", False)},
     "ModelInstanceGroup": {
         "name": ("string", False),
         "count": ("int", False),
@@ -231,6 +252,11 @@ class _Parser:
             if token.kind != "number" or not re.fullmatch(r"[-+]?\d+", token.text):
                 raise self.error(f"field {field!r} needs an integer; found {token.text!r}", token)
             return int(token.text)
+        if field_type == "bool":
+            if token.text not in ("true", "false", "True", "False"):
+                raise self.error(f"field {field!r} needs true or false; found {token.text!r}",
+                                 token)
+            return token.text in ("true", "True")
         if field_type == "enum":
             if token.kind != "ident":
                 raise self.error(
@@ -346,7 +372,9 @@ def config_from_dict(
             raise bad("dynamic_batching needs max_batch_size > 0")
         kwargs["preferred_batch_sizes"] = tuple(dynamic.get("preferred_batch_size", []))
         kwargs["max_queue_delay_us"] = dynamic.get("max_queue_delay_microseconds", 0)
+        kwargs.update(_queue_policy(dynamic.get("default_queue_policy"), bad))
     kwargs.update(_instances(data.get("instance_group", []), bad))
+    kwargs.update(_parameters(data.get("parameters", []), bad))
     try:
         config = ModelConfig(**kwargs)
     except InvalidConfigError as exc:
@@ -368,6 +396,61 @@ def _tensor(data: dict[str, Any], what: str, batch_dim: tuple[int, ...], bad: An
     if any(d < -1 or d == 0 for d in dims):
         raise bad(f"{what} {data['name']!r} dims must be positive or -1; was {dims}")
     return TensorSpec(data["name"], dtype, batch_dim + tuple(dims))
+
+
+def _queue_policy(data: dict[str, Any] | None, bad: Any) -> dict[str, Any]:
+    if data is None:
+        return {}
+    action = data.get("timeout_action", "REJECT")
+    if action != "REJECT":
+        raise bad(f"default_queue_policy timeout_action {action} is not supported; only REJECT "
+                  "(a request whose deadline passes in the queue fails without running)")
+    if not data.get("allow_timeout_override", True):
+        raise bad("default_queue_policy allow_timeout_override: false is not supported; a "
+                  "request's own timeout always applies")
+    out: dict[str, Any] = {}
+    if "max_queue_size" in data:
+        size = data["max_queue_size"]
+        if size < 0:
+            raise bad(f"default_queue_policy max_queue_size must be >= 0; was {size}")
+        out["max_queue_size"] = size if size > 0 else MAX_INT32  # Triton's 0: no bound
+    if "default_timeout_microseconds" in data:
+        out["default_timeout_us"] = data["default_timeout_microseconds"]
+    return out
+
+
+def _count(value: str) -> int:
+    if not re.fullmatch(r"\d{1,9}", value):
+        raise ValueError(value)
+    return int(value)
+
+
+# parameters key -> (ModelConfig field, parser of the string value, what it takes).
+_PARAMETERS: dict[str, tuple[str, Any, str]] = {
+    "intra_op_thread_count": ("intra_op_threads", _count, "a thread count (0: ORT's default)"),
+    "inter_op_thread_count": ("inter_op_threads", _count, "a thread count (0: ORT's default)"),
+    "completion_spin": ("completion_spin", {"true": True, "false": False}.__getitem__,
+                        '"true" or "false"'),
+}
+
+
+def _parameters(entries: list[dict[str, Any]], bad: Any) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for entry in entries:
+        key = entry.get("key")
+        if key not in _PARAMETERS:
+            raise bad(f"parameters key {key!r} is not supported; supported: "
+                      f"{sorted(_PARAMETERS)}")
+        field_name, parse, expected = _PARAMETERS[key]
+        if field_name in out:
+            raise bad(f"parameters key {key!r} is given twice")
+        value = entry.get("value", {}).get("string_value")
+        try:
+            out[field_name] = parse(value)
+        except (KeyError, TypeError, ValueError):
+            raise bad(f"parameters {key!r} needs a string_value of {expected}; was "
+                      f"{value!r}") from None
+    return out
 
 
 def _instances(groups: list[dict[str, Any]], bad: Any) -> dict[str, Any]:

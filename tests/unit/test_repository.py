@@ -7,7 +7,7 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from engine.config import ModelConfig
+from engine.config import MAX_INT32, ModelConfig
 from engine.errors import (
     InvalidConfigError,
     InvalidModelNameError,
@@ -124,6 +124,31 @@ def test_version_policies(tmp_path: Path) -> None:
         specific.select([1, 2])
 
 
+def test_queue_policy_and_parameters(tmp_path: Path) -> None:
+    text = """
+        max_batch_size: 8
+        dynamic_batching {
+          default_queue_policy {
+            max_queue_size: 16 default_timeout_microseconds: 5000
+            allow_timeout_override: true timeout_action: REJECT
+          }
+        }
+        parameters { key: "intra_op_thread_count" value { string_value: "2" } }
+        parameters [{ key: "inter_op_thread_count" value: { string_value: "0" } },
+                    { key: "completion_spin" value { string_value: "false" } }]
+    """
+    config, _, _ = read_config(_config(tmp_path, text), "mlp")
+    assert (config.max_queue_size, config.default_timeout_us) == (16, 5000)
+    assert (config.intra_op_threads, config.inter_op_threads) == (2, 0)
+    assert config.completion_spin is False
+    unbounded = "max_batch_size: 8 dynamic_batching { default_queue_policy { max_queue_size: 0 } }"
+    config, _, _ = read_config(_config(tmp_path, unbounded), "mlp")
+    assert config.max_queue_size == MAX_INT32  # Triton's 0: no bound
+    assert config.default_timeout_us == ModelConfig().default_timeout_us
+    assert read_config(_config(tmp_path, "max_batch_size: 8"), "mlp")[0] == ModelConfig(
+        max_batch_size=8, batching=False)  # nothing set: the engine's defaults
+
+
 def test_text_format_variants_parse_the_same() -> None:
     a = parse_pbtxt('input [{ name: "x", data_type: TYPE_FP32, dims: [1] }]')
     b = parse_pbtxt("input < name: 'x'; data_type: TYPE_FP32 dims: 1 >")
@@ -154,6 +179,13 @@ def test_text_format_variants_parse_the_same() -> None:
         ("\n\nmax_batch_size: 8 $", 3, "unexpected character '$'"),
         ('name: "a\\q"', 1, "unsupported escape"),
         ("dynamic_batching { }\ndynamic_batching { }", 2, "may be given only once"),
+        (
+            "dynamic_batching {\n default_queue_policy { allow_timeout_override: 1 } }",
+            2,
+            "field 'allow_timeout_override' needs true or false; found '1'",
+        ),
+        ("dynamic_batching { priority_levels: 2 }", 1, "unsupported field 'priority_levels'"),
+        ("parameters { key: 'a' value { int_value: 2 } }", 1, "unsupported field 'int_value'"),
     ],
 )
 def test_syntax_and_schema_errors_name_file_and_line(text: str, line: int, fragment: str) -> None:
@@ -187,6 +219,50 @@ def test_syntax_and_schema_errors_name_file_and_line(text: str, line: int, fragm
         ("version_policy { latest { num_versions: 0 } }", "num_versions must be >= 1; was 0"),
         ("version_policy { specific { } }", "specific needs versions"),
         ("version_policy { all {} latest {} }", "exactly one of latest, specific, all"),
+        (
+            "max_batch_size: 8 dynamic_batching { default_queue_policy { timeout_action: DELAY } }",
+            "timeout_action DELAY is not supported; only REJECT",
+        ),
+        (
+            ("max_batch_size: 8 dynamic_batching { default_queue_policy { "
+            "allow_timeout_override: false } }"),
+            "allow_timeout_override: false is not supported",
+        ),
+        (
+            "max_batch_size: 8 dynamic_batching { default_queue_policy { max_queue_size: -1 } }",
+            "max_queue_size must be >= 0; was -1",
+        ),
+        (
+            ("max_batch_size: 8 dynamic_batching { default_queue_policy { "
+            "default_timeout_microseconds: -5 } }"),
+            "default_timeout_us must be an int >= 0; was -5",
+        ),
+        (
+            'parameters { key: "execution_mode" value { string_value: "1" } }',
+            ("parameters key 'execution_mode' is not supported; supported: ['completion_spin', "
+            "'inter_op_thread_count', 'intra_op_thread_count']"),
+        ),
+        (
+            'parameters { key: "intra_op_thread_count" value { string_value: " 2" } }',
+            "parameters 'intra_op_thread_count' needs a string_value of a thread count",
+        ),
+        (
+            'parameters { key: "intra_op_thread_count" value { string_value: "9999" } }',
+            "intra_op_threads must be an int <= 256; was 9999",
+        ),
+        (
+            'parameters { key: "intra_op_thread_count" }',
+            "needs a string_value of a thread count (0: ORT's default); was None",
+        ),
+        (
+            'parameters { key: "completion_spin" value { string_value: "yes" } }',
+            """parameters 'completion_spin' needs a string_value of "true" or "false"; was 'yes'""",
+        ),
+        (
+            ('parameters [{ key: "completion_spin" value { string_value: "true" } }, '
+            '{ key: "completion_spin" value { string_value: "true" } }]'),
+            "parameters key 'completion_spin' is given twice",
+        ),
     ],
 )
 def test_semantic_errors_name_the_file(tmp_path: Path, text: str, fragment: str) -> None:
