@@ -170,9 +170,17 @@ Status InferenceService::SubmitInfer(
     // a worker and back. The thread then also runs the few batches that queued meanwhile
     // (Model::Submit bounds them), so under load the gRPC threads do the work and their
     // replies go out without waking a worker. Not for models told to wait for a batch to
-    // fill (max_queue_delay_us > 0): the inline path would skip that wait.
-    r->allow_inline = served.model->options().batching_policy.max_queue_delay_us == 0;
-    const uint64_t queued = served.model->Submit(std::move(r));
+    // fill (max_queue_delay_us > 0): the inline path would skip that wait. Nor past the
+    // budget of gRPC threads that may be inside runs at once (see InlineRunBudget).
+    uint64_t queued = 0;
+    {
+      const InlineRunBudget::Slot slot =
+          served.model->options().batching_policy.max_queue_delay_us == 0
+              ? inline_runs_.TryTake()
+              : InlineRunBudget::Slot();
+      r->allow_inline = static_cast<bool>(slot);
+      queued = served.model->Submit(std::move(r));
+    }
     if (gate->state.exchange(SubmitGate::kSubmitted, std::memory_order_acq_rel) !=
         SubmitGate::kRefusedClosed) {
       *model = std::move(served.model);

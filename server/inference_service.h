@@ -20,6 +20,7 @@
 #include "codec.h"
 #include "control_executor.h"
 #include "control_plane.h"
+#include "inline_run_budget.h"
 #include "grpc_service.grpc.pb.h"
 #include "server_limits.h"
 #include "request.h"
@@ -116,6 +117,9 @@ class InferenceService final : public RawInferenceService {
   const BearerAuth* auth_;
   ServerLimits limits_;
   ServiceInfo info_;
+  // Taken by SubmitInfer for a request that may run on its gRPC thread (mutable: SubmitInfer
+  // is const, and the budget is the one thing it changes here).
+  mutable InlineRunBudget inline_runs_{InlineRunBudget::ForThisMachine()};
   std::mutex streams_mutex_;
   std::unordered_set<DrainableStream*> streams_;  // GUARDED_BY(streams_mutex_)
   bool draining_ = false;                         // GUARDED_BY(streams_mutex_)
