@@ -141,6 +141,12 @@ def model_config_dict(name: str, model: Model) -> dict[str, Any]:
             "kind": "KIND_GPU" if "cuda" in model.providers else "KIND_CPU",
             "count": config.instances,
         }],
+        # The keys a config.pbtxt may set (engine.repository), with the values in force.
+        "parameters": {
+            "intra_op_thread_count": {"string_value": str(config.intra_op_threads)},
+            "inter_op_thread_count": {"string_value": str(config.inter_op_threads)},
+            "completion_spin": {"string_value": "true" if config.completion_spin else "false"},
+        },
     }
     if model.batching:
         out["dynamic_batching"] = {

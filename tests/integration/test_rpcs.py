@@ -54,6 +54,11 @@ def test_model_config_for_perf_tools(client: grpcclient.InferenceServerClient) -
     batching = config["dynamic_batching"]
     assert batching["preferred_batch_size"] == [64]
     assert batching["max_queue_delay_microseconds"] == "300000"
+    assert config["parameters"] == {  # what config.pbtxt may set, as in force (defaults here)
+        "intra_op_thread_count": {"string_value": "1"},
+        "inter_op_thread_count": {"string_value": "1"},
+        "completion_spin": {"string_value": "true"},
+    }
     unbatched = client.get_model_config("fail", as_json=True)["config"]
     assert unbatched.get("max_batch_size", 0) == 0
     assert unbatched["input"][0]["dims"] == ["-1"]

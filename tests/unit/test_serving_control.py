@@ -12,6 +12,7 @@ from engine.server.control import ServingControl, model_config_dict
 
 import engine
 from engine.config import ModelConfig
+from engine.repository import config_from_dict, parse_pbtxt
 
 
 def _repository(tmp_path: Path) -> Path:
@@ -83,3 +84,20 @@ def test_fixed_shape_model_has_no_batch_dimension(fixed_path: Path) -> None:
         reported = model_config_dict("f", model)
     assert reported["max_batch_size"] == 0
     assert reported["input"][0]["dims"] == [2, 3]
+
+
+def test_model_config_reports_the_parameters_a_config_pbtxt_may_set(mlp_path: Path) -> None:
+    config = ModelConfig(intra_op_threads=2, inter_op_threads=0, completion_spin=False)
+    with engine.load(mlp_path, config=config) as model:
+        reported = model_config_dict("m", model)["parameters"]
+    assert reported == {
+        "intra_op_thread_count": {"string_value": "2"},
+        "inter_op_thread_count": {"string_value": "0"},
+        "completion_spin": {"string_value": "false"},
+    }
+    # Written back into a config.pbtxt, they read as the same settings.
+    text = "\n".join(
+        f'parameters {{ key: "{key}" value {{ string_value: "{value["string_value"]}" }} }}'
+        for key, value in reported.items())
+    read, _, _ = config_from_dict(parse_pbtxt(text), "m", "config.pbtxt")
+    assert (read.intra_op_threads, read.inter_op_threads, read.completion_spin) == (2, 0, False)
