@@ -18,8 +18,7 @@ from _server import ServerProcess, metric_value, start_server, wait_for
 
 pytestmark = pytest.mark.integration
 
-ROWS = 4096  # a run of a few hundred milliseconds on the 12-layer, 512-wide MLP
-REQUESTS = 8  # on 2 instances: seconds of work, most of it queued behind the first two runs
+ROWS = 8192  # about a second per run of the 12-layer, 512-wide MLP
 
 
 @pytest.fixture(scope="module")
@@ -40,24 +39,25 @@ def test_server_answers_while_runs_hold_every_instance(server: ServerProcess) ->
     probe = grpcclient.InferenceServerClient(server.url)
     done: queue.Queue[object] = queue.Queue()
     x = np.random.default_rng(3).standard_normal((ROWS, 512)).astype(np.float32)
+
+    def running() -> float | None:  # scraped over HTTP, which no gRPC thread serves
+        return metric_value(server, 'engine_requests_in_flight{model="wide"')
+
     try:
-        for k in range(REQUESTS):
+        for k in range(2):
             i = grpcclient.InferInput("x", list(x.shape), "FP32")
             i.set_data_from_numpy(x)
             client.async_infer("wide", [i], request_id=f"r{k}",
                                callback=lambda result, error: done.put(error))
-        # All received, two running (scraped over HTTP, which no gRPC thread serves).
-        wait_for("every request received",
-                 lambda: metric_value(server, 'engine_requests_in_flight{model="wide"')
-                 == REQUESTS, timeout_s=60)
+        wait_for("both requests running on the two instances", lambda: running() == 2,
+                 timeout_s=60)
         assert probe.is_server_live()
         assert probe.is_model_ready("wide")
-        # Answered while the runs went on. Had every gRPC thread been inside a run (each
-        # running what queued behind its own request too), the check would have waited for
-        # the queue to drain: most answers would have come back first.
-        answered_before = done.qsize()
-        assert answered_before <= 1, f"the checks waited for {answered_before} model runs"
-        for _ in range(REQUESTS):
+        # Both runs were still going when the checks were answered. Had both gRPC threads been
+        # inside the runs, a check would have been read only once a run had ended, and that
+        # run's request counted out of flight before it.
+        assert running() == 2, "the checks were answered only after a model run ended"
+        for _ in range(2):
             error = done.get(timeout=300)
             assert error is None, error
     finally:
