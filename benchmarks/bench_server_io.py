@@ -21,33 +21,15 @@ import time
 from pathlib import Path
 
 import numpy as np
-import onnx
 import tritonclient.grpc as grpcclient
-from onnx import TensorProto, helper, numpy_helper
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+sys.path.insert(0, str(HERE.parent / "tests"))  # factories: the test models, as conftest.py
+import factories
 from bench_server import free_port, start, stop
 
 WIDTH, ROWS = 512, 64
-
-
-def write_mlp(path: Path, layers: int) -> None:
-    rng = np.random.default_rng(0)
-    nodes, weights, current = [], [], "x"
-    for k in range(layers):
-        w = (rng.standard_normal((WIDTH, WIDTH)) / np.sqrt(WIDTH)).astype(np.float32)
-        weights.append(numpy_helper.from_array(w, f"w{k}"))
-        out = "y" if k == layers - 1 else f"h{k}"
-        nodes.append(helper.make_node("MatMul", [current, f"w{k}"], [f"m{k}"]))
-        nodes.append(helper.make_node("Relu", [f"m{k}"], [out]))
-        current = out
-    graph = helper.make_graph(
-        nodes, "mlp", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", WIDTH])],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["n", WIDTH])], weights)
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    model.ir_version = 8
-    path.parent.mkdir(parents=True, exist_ok=True)
-    onnx.save(model, str(path))
 
 
 def check_times(url: str, checks: int) -> list[float]:
@@ -69,7 +51,8 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp_name:
         repo = Path(tmp_name)
-        write_mlp(repo / "wide" / "1" / "model.onnx", args.layers)
+        (repo / "wide" / "1").mkdir(parents=True)
+        factories.slow_mlp(repo / "wide" / "1" / "model.onnx", width=WIDTH, layers=args.layers)
         (repo / "wide" / "config.pbtxt").write_text(
             f'name: "wide"\nmax_batch_size: {ROWS}\ndynamic_batching {{ }}\n'
             "instance_group [{ count: 2 kind: KIND_CPU }]\n")
