@@ -92,16 +92,22 @@ def test_a_loop_closed_while_its_request_runs_does_not_stop_delivery(
         slow_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.ERROR, logger="engine")
     with engine.load(slow_path, config=ONE_INSTANCE) as model:
+        # Runs queued ahead (about 20 ms each), so the request is still in the engine when its
+        # loop closes however slowly this test's own steps run (a 10 ms sleep was once longer
+        # than the request's whole run on a loaded CI machine).
+        ahead = [model.submit(np.ones((64, 512), np.float32)) for _ in range(4)]
         abandoned = asyncio.new_event_loop()
         task = abandoned.create_task(model.predict_async(np.ones((64, 512), np.float32)))
-        abandoned.run_until_complete(asyncio.sleep(0.01))  # submitted, now running
+        abandoned.run_until_complete(asyncio.sleep(0))  # the task's first step submits it
         assert not task.done()
         abandoned.close()  # its result has no loop to go to any more
+        for f in ahead:
+            f.result(timeout=60)
         out = asyncio.run(model.predict_async(np.ones((2, 512), np.float32)))
         assert out["y"].shape == (2, 512)
     # Read once closed: the abandoned request's completion may still be on the completion
     # thread when the later one, run alone on the worker, has already returned.
-    assert model.stats().requests["ok"] == 2  # the abandoned one ran too
+    assert model.stats().requests["ok"] == 2 + len(ahead)  # the abandoned one ran too
     assert not [r for r in caplog.records if "could not resolve" in r.getMessage()]
 
 
