@@ -108,6 +108,8 @@ class Database:
                     f" (another process held a lock on the registry for more than "
                     f"{BUSY_TIMEOUT_MS / 1e3:g} s; the transaction was rolled back; try again)"
                 )
+            elif getattr(exc.orig, "sqlstate", None) == "40P01":
+                detail += " (the transaction was rolled back and wrote nothing; try again)"
             elif self.is_sqlite and (problem := _sqlite_file_problem(exc, self.url)) is not None:
                 raise RegistryError(
                     f"registry database {self.shown_url!r} cannot be used: {problem} "

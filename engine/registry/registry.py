@@ -6,7 +6,8 @@ inside that transaction the files are moved to their final names (durable), then
 So a crash or a database failure at any point leaves either every version of the call or none;
 at worst an unreferenced blob (when the commit itself fails after the move) that
 :meth:`Registry.gc` reclaims. Concurrent registrations serialise on the database (SQLite
-``BEGIN IMMEDIATE``, PostgreSQL ``SELECT ... FOR UPDATE`` on the model row) and retry
+``BEGIN IMMEDIATE``, PostgreSQL ``SELECT ... FOR UPDATE`` on the rows of the models written or
+named as parents, in name order, so that no two writes deadlock) and retry
 unique-constraint races, so every one succeeds with its own version number. A default
 (inherited) lineage parent is chosen in that same transaction, after the lock, so concurrent
 registrations of one name form a chain; a given parent is checked there too, and its row stays
@@ -266,6 +267,7 @@ class Registry:
         ids: builtins.list[int] = []
         skipped: builtins.list[bool] = []
         keys: dict[str, dict[tuple[str, str], int]] = {}
+        self._lock_models(conn, prepared)
         for item, artifact in zip(prepared, staged):
             if skip_registered:
                 if item.name not in keys:
@@ -292,6 +294,32 @@ class Registry:
             ids.append(version_id)
             skipped.append(False)
         return ids, skipped
+
+    def _lock_models(self, conn: sa.Connection, prepared: builtins.list[_Prepared]) -> None:
+        """Lock the row of every model the entries write or name as a lineage parent, in name
+        order, inserting the rows of new models, before any other lock (PostgreSQL; SQLite's
+        ``BEGIN IMMEDIATE`` already serialises writers). Every other write locks one model's
+        row, then rows of that model's versions, so no two writes can wait on each other in a
+        cycle. In entry order they could: ``[child (parent base:1), base]`` held child's row and
+        base:1 while waiting for base's row, which a delete of base:1 held while waiting for
+        base:1; two calls naming the same models in opposite orders held one row each."""
+        written = {item.name for item in prepared}
+        parents = {
+            parse_ref(item.fields["parent"]).name for item in prepared if item.fields["parent"]
+        }
+        now = _now()
+        for name in sorted(written | parents):
+            found = conn.execute(
+                sa.select(models.c.id).where(models.c.name == name).with_for_update()
+            ).first()
+            if found is None and name in written:
+                # A concurrent creation of the same model fails this insert on the unique name;
+                # register_all's retry then finds the row.
+                conn.execute(
+                    models.insert().values(
+                        name=name, last_version=0, created_at=now, updated_at=now
+                    )
+                )
 
     def _point_alias(
         self,
@@ -360,9 +388,9 @@ class Registry:
             last = stored_last
         parent = fields["parent"]
         if parent is not None:
-            # Checked after the model row's lock and locked until commit (PostgreSQL), so a
-            # concurrent delete of the parent cannot slip in between this check and the insert;
-            # this order (model row, then version row) is a delete's, so the two cannot deadlock.
+            # Checked after the model rows' locks (_lock_models) and locked until commit
+            # (PostgreSQL), so a concurrent delete of the parent cannot slip in between this
+            # check and the insert.
             try:
                 self._version_row(conn, parse_ref(parent), lock=True)
             except ModelNotFoundError as exc:

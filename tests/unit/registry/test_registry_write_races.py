@@ -20,7 +20,7 @@ import pytest
 import sqlalchemy as sa
 
 from engine.errors import ConflictError, EngineError, ModelNotFoundError, RegistryError
-from engine.registry import Registry, database
+from engine.registry import NewVersion, Registry, database
 from engine.registry.database import normalise_url
 
 
@@ -310,5 +310,172 @@ def test_a_registration_whose_parent_is_being_deleted_fails_naming_it(
         assert "lineage parent 'base:1' cannot be found: model 'base' has no version 1" in str(exc)
         assert [m.name for m in registry.list()] == ["base"]
         assert [v.version for v in registry.versions("base")] == [2]
+    assert sorted((home / "artifacts" / "sha256").rglob("*")) == blobs
+    assert list((home / "artifacts" / "tmp").glob("*.part")) == []
+
+
+# ---- writes that lock several models --------------------------------------------------------
+
+
+def _run_behind_a_held_parent(registry_url: str, writes: list[Callable[[], Any]]) -> list[Any]:
+    """Holds ``base:1``'s row (as a delete in progress would), starts each write in turn once
+    the ones before it wait on a lock, then releases the row. Returns each write's result or
+    exception. Each write then wakes holding whatever it locked before it waited: the order in
+    which a write takes its locks decides whether two of them can deadlock."""
+    holder = sa.create_engine(normalise_url(registry_url))
+    waiting = _waiting_on_a_lock(registry_url)
+    results: list[Any] = [None] * len(writes)
+
+    def run(index: int) -> None:
+        try:
+            results[index] = writes[index]()
+        except Exception as exc:  # noqa: BLE001 - the test inspects it
+            results[index] = exc
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(len(writes))]
+    try:
+        with holder.connect() as conn, conn.begin():
+            conn.exec_driver_sql(
+                "SELECT v.id FROM versions v JOIN models m ON m.id = v.model_id "
+                "WHERE m.name = 'base' AND v.version = 1 FOR UPDATE"
+            )
+            for count, thread in enumerate(threads, start=1):
+                thread.start()
+                deadline = time.monotonic() + 20  # inside the 30 s busy timeout
+                while waiting() < count:
+                    assert time.monotonic() < deadline, f"write {count} did not wait on a lock"
+                    assert thread.is_alive(), f"write {count} ended: {results[count - 1]}"
+                    time.sleep(0.005)
+            conn.rollback()
+    finally:
+        for thread in threads:
+            thread.join(60)
+        waiting.dispose()  # type: ignore[attr-defined]
+        holder.dispose()
+    assert not any(thread.is_alive() for thread in threads)
+    return results
+
+
+@pytest.mark.parametrize("backend", ["postgresql"])
+def test_a_registration_of_several_models_and_a_delete_of_its_parent_do_not_deadlock(
+    open_registry: Callable[[], Registry],
+    registry_url: str,
+    onnx_model: Callable[..., Any],
+) -> None:
+    """register_all([child with parent base:1, base]) against delete(base:1). Taking the locks
+    in entry order, the registration held child's row and base:1, then waited for base's row,
+    which the delete held while it waited for base:1: PostgreSQL aborted one of them with
+    "deadlock detected". Both now lock the model rows first, in name order."""
+    first, second = open_registry(), open_registry()
+    first.register("base", onnx_model(bias=1.0))
+    first.register("child", onnx_model(bias=2.0))
+
+    registered, deleted = _run_behind_a_held_parent(
+        registry_url,
+        [
+            lambda: first.register_all(
+                [
+                    NewVersion("child", onnx_model(bias=3.0), lineage={"parent": "base:1"}),
+                    NewVersion("base", onnx_model(bias=4.0)),
+                ]
+            ),
+            lambda: second.delete("base", 1),
+        ],
+    )
+
+    assert not isinstance(registered, Exception), registered
+    assert deleted is None
+    assert [v.version for v in first.versions("base")] == [2]
+    assert [(v.version, v.lineage.parent) for v in first.versions("child")] == [
+        (1, None),
+        (2, "base:1"),
+    ]
+
+
+@pytest.mark.parametrize("backend", ["postgresql"])
+def test_registrations_of_the_same_models_in_opposite_orders_do_not_deadlock(
+    open_registry: Callable[[], Registry],
+    registry_url: str,
+    onnx_model: Callable[..., Any],
+) -> None:
+    """register_all([a, b]) and register_all([b, a]), each entry naming base:1 as its parent:
+    taken in entry order, each held its first model's row while it waited for the other's."""
+    first, second = open_registry(), open_registry()
+    for name, bias in (("base", 1.0), ("a", 2.0), ("b", 3.0)):
+        first.register(name, onnx_model(bias=bias))
+    parent = {"parent": "base:1"}
+
+    results = _run_behind_a_held_parent(
+        registry_url,
+        [
+            lambda: first.register_all(
+                [
+                    NewVersion("a", onnx_model(bias=4.0), lineage=parent),
+                    NewVersion("b", onnx_model(bias=5.0), lineage=parent),
+                ]
+            ),
+            lambda: second.register_all(
+                [
+                    NewVersion("b", onnx_model(bias=6.0), lineage=parent),
+                    NewVersion("a", onnx_model(bias=7.0), lineage=parent),
+                ]
+            ),
+        ],
+    )
+
+    for result in results:
+        assert not isinstance(result, Exception), result
+    for name in ("a", "b"):
+        assert [(v.version, v.lineage.parent) for v in first.versions(name)] == [
+            (1, None),
+            (2, "base:1"),
+            (3, "base:1"),
+        ]
+
+
+@pytest.mark.parametrize("backend", ["postgresql"])
+def test_a_write_chosen_to_break_a_deadlock_says_it_wrote_nothing(
+    home: Path, registry_url: str, onnx_model: Callable[..., Any]
+) -> None:
+    """Another session (not the engine: it locks b's row, then a's) deadlocks with a
+    registration of b naming a:1, which locks a's row, then b's. The registration waited first,
+    so PostgreSQL's check (after its deadlock_timeout) finds the cycle in its process and aborts
+    it: the error says that nothing was written, and nothing was."""
+    with Registry(home=home, url=registry_url) as registry:
+        registry.register("a", onnx_model(bias=1.0))
+        registry.register("b", onnx_model(bias=2.0))
+    blobs = sorted((home / "artifacts" / "sha256").rglob("*"))
+    other = sa.create_engine(normalise_url(registry_url))
+    waiting = _waiting_on_a_lock(registry_url)
+    result: dict[str, Any] = {}
+
+    def register(registry: Registry) -> None:
+        try:
+            result["b"] = registry.register("b", onnx_model(bias=3.0), lineage={"parent": "a:1"})
+        except Exception as exc:  # noqa: BLE001 - the test inspects it
+            result["b"] = exc
+
+    try:
+        with Registry(home=home, url=registry_url) as registry, other.connect() as conn:
+            conn.exec_driver_sql("BEGIN")
+            conn.exec_driver_sql("SELECT id FROM models WHERE name = 'b' FOR UPDATE")
+            worker = threading.Thread(target=register, args=(registry,))
+            worker.start()
+            deadline = time.monotonic() + 20
+            while waiting() == 0:
+                assert time.monotonic() < deadline and worker.is_alive(), result
+                time.sleep(0.005)
+            conn.exec_driver_sql("SELECT id FROM models WHERE name = 'a' FOR UPDATE")
+            conn.rollback()
+            worker.join(60)
+            assert not worker.is_alive()
+            assert [v.version for v in registry.versions("b")] == [1]
+    finally:
+        waiting.dispose()  # type: ignore[attr-defined]
+        other.dispose()
+    exc = result["b"]
+    assert isinstance(exc, RegistryError), exc
+    assert "deadlock detected" in str(exc)
+    assert "the transaction was rolled back and wrote nothing; try again" in str(exc)
     assert sorted((home / "artifacts" / "sha256").rglob("*")) == blobs
     assert list((home / "artifacts" / "tmp").glob("*.part")) == []
