@@ -17,9 +17,12 @@ version reloaded in place, or unloaded and loaded again, is a new ``Model`` whos
 from zero, so the collector adds the final counts of the version's earlier ``Model`` objects
 (read from them once they are closed; until then their live counts). Prometheus would read a
 drop as a reset, and miss it entirely when the new counts exceed the old ones by the next
-scrape. Gauges are the live model's. A histogram's ``+Inf`` bucket (and so ``_count``) is the
-sum of its buckets: the core reads its total apart from its buckets, without a lock, and a
-torn read must not make ``+Inf`` smaller than a finite bucket.
+scrape. An unloaded version's counters and histograms stay, at their final counts, for
+``UNLOADED_SERIES_S`` from the first scrape that finds it unloaded, so that every scraper reads
+the increments made since its last scrape; then its series go (a load within that time carries
+on from them, as one after it does). Gauges are the live model's only. A histogram's ``+Inf``
+bucket (and so ``_count``) is the sum of its buckets: the core reads its total apart from its
+buckets, without a lock, and a torn read must not make ``+Inf`` smaller than a finite bucket.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ import logging
 import socket
 import socketserver
 import threading
+import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -41,6 +45,7 @@ from prometheus_client.core import (
 )
 from prometheus_client.registry import Collector
 
+from engine.monitoring.metric_names import UNLOADED_SERIES_S
 from engine.stats import OUTCOMES, Histogram, ModelStats
 
 log = logging.getLogger(__name__)
@@ -131,8 +136,13 @@ def _batch_buckets(batch_sizes: Mapping[int, int]) -> tuple[list[tuple[str, floa
 class ServingCollector(Collector):
     """Reads the stats of every served model version at each scrape."""
 
-    def __init__(self, source: Source) -> None:
+    def __init__(self, source: Source, *, unloaded_series_s: float = UNLOADED_SERIES_S,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self._source = source
+        self._unloaded_series_s = unloaded_series_s
+        self._clock = clock
+        # When each version not listed at the last scrape was first seen missing.
+        self._unlisted_since: dict[tuple[str, str], float] = {}
         self._lock = threading.Lock()  # scrapes may run concurrently (threaded HTTP server)
         # Per (name, version): the Model objects seen at the last scrape, those replaced or
         # unloaded since but not closed yet (still counting), and the final counts of the
@@ -150,6 +160,12 @@ class ServingCollector(Collector):
                     self._leaving.setdefault(key, []).append(model)
                     del self._seen[key]
             self._seen.update(current)
+            now = self._clock()
+            for key in set(self._leaving) | set(self._retired):
+                if key in current:
+                    self._unlisted_since.pop(key, None)
+                else:
+                    self._unlisted_since.setdefault(key, now)
             for key, model in current.items():  # listed again before it closed: live again
                 if any(m is model for m in self._leaving.get(key, ())):
                     self._leaving[key] = [m for m in self._leaving[key] if m is not model]
@@ -176,6 +192,19 @@ class ServingCollector(Collector):
                 earlier[key] = total
         return earlier
 
+    def _unloaded(self, listed: Sequence[tuple[str, int, Any]],
+                  earlier: Mapping[tuple[str, str], _Counts]
+                  ) -> list[tuple[tuple[str, str], _Counts]]:
+        """The counts of versions unloaded less than ``unloaded_series_s`` ago, by label."""
+        current = {(name, str(version)) for name, version, _ in listed}
+        now = self._clock()
+        with self._lock:
+            return sorted(
+                ((key, counts) for key, counts in earlier.items()
+                 if key not in current
+                 and now - self._unlisted_since.get(key, now) < self._unloaded_series_s),
+                key=lambda item: item[0])
+
     def collect(self) -> Iterator[Any]:
         requests = CounterMetricFamily("engine_requests", "Requests by outcome.",
                                        labels=LABELS + ["outcome"])
@@ -200,6 +229,7 @@ class ServingCollector(Collector):
                                       "Requests submitted and not yet completed.", labels=LABELS)
         listed = list(self._source())
         earlier = self._counts(listed)
+        series: list[tuple[list[str], _Counts]] = []
         for name, version, model in listed:
             # A model closed since it was listed gives its final counts: one last scrape of
             # them loses no increment.
@@ -209,6 +239,11 @@ class ServingCollector(Collector):
             before = earlier.get((name, str(version)))
             if before is not None:
                 counts = counts.add(before)
+            series.append((labels, counts))
+            depth.add_metric(labels, stats.queue_depth)
+            in_flight.add_metric(labels, stats.in_flight)
+        series += [(list(key), counts) for key, counts in self._unloaded(listed, earlier)]
+        for labels, counts in series:
             for outcome in OUTCOMES:
                 requests.add_metric(labels + [outcome], counts.requests.get(outcome, 0))
             rows.add_metric(labels, counts.rows)
@@ -218,8 +253,6 @@ class ServingCollector(Collector):
                 latency[key].add_metric(labels, buckets, total)
             buckets, total_rows = _batch_buckets(counts.batch_sizes)
             batch.add_metric(labels, buckets, total_rows)
-            depth.add_metric(labels, stats.queue_depth)
-            in_flight.add_metric(labels, stats.in_flight)
         yield requests
         yield rows
         yield from latency.values()

@@ -10,15 +10,19 @@ Counters never go down while the process runs: ``remove`` keeps a version's wind
 the final counters of its prediction logs (closed before ``remove``), and when the version is
 monitored again (reloaded, or loaded again after an unload) its counters go on from there
 rather than from zero, which Prometheus would read as a reset, or miss once the new counts
-passed the old. A removed version exports nothing until it is monitored again. Several
-prediction logs of one version are summed into one series.
+passed the old. A removed version's counters stay, at their final values, for
+``metric_names.UNLOADED_SERIES_S`` after ``remove``: its last prediction-log file is counted
+when it closes, at the unload, and without this no scrape would see those records. Then it
+exports nothing until it is monitored again. Several prediction logs of one version are summed
+into one series.
 """
 
 from __future__ import annotations
 
 import threading
+import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Protocol
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
@@ -47,7 +51,16 @@ class _Failures(Protocol):
 class DriftCollector(Collector):
     """Collects ``engine_drift_*``, ``engine_prediction_log_*`` and webhook failure metrics."""
 
-    def __init__(self) -> None:
+    def __init__(
+        self,
+        *,
+        unloaded_series_s: float = names.UNLOADED_SERIES_S,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._unloaded_series_s = unloaded_series_s
+        self._clock = clock
+        # Removed versions whose counters are still exported, and when they were removed.
+        self._removed_at: dict[tuple[str, str], float] = {}
         self._lock = threading.Lock()
         self._results: dict[tuple[str, str], WindowResult] = {}
         self._windows: dict[tuple[str, str], int] = {}
@@ -61,6 +74,7 @@ class DriftCollector(Collector):
         """Window listener: keep this window as the model version's current values."""
         key = (result.model, result.version)
         with self._lock:
+            self._removed_at.pop(key, None)
             self._results[key] = result
             self._windows[key] = self._windows.get(key, 0) + 1
 
@@ -70,6 +84,7 @@ class DriftCollector(Collector):
         ``close``); the lock is not held meanwhile. Idempotent."""
         key = (model, str(version))
         with self._lock:
+            self._removed_at.setdefault(key, self._clock())
             self._results.pop(key, None)
             # The window count stays: exported again, from there, once a window of this
             # version closes again.
@@ -95,6 +110,7 @@ class DriftCollector(Collector):
         """Export a prediction log's ``records`` / ``dropped_writer`` / ``dropped_core`` /
         ``dropped_write_error`` / ``orphans_removed``."""
         with self._lock:
+            self._removed_at.pop((log.model, log.version), None)
             self._logs.append(log)
 
     def add_webhook(self, webhook: _Failures, *, model: str, version: str | int) -> None:
@@ -119,6 +135,13 @@ class DriftCollector(Collector):
             retired_logs = {key: dict(c) for key, c in self._retired_logs.items()}
             webhooks = [w for hooks in self._webhooks.values() for w in hooks]
             retired = self._retired_webhook_failures
+            now = self._clock()
+            recent = {
+                key: at
+                for key, at in self._removed_at.items()
+                if now - at < self._unloaded_series_s
+            }
+            self._removed_at = recent  # the rest are done with
         mv = [names.LABEL_MODEL, names.LABEL_VERSION]
         score = GaugeMetricFamily(
             names.DRIFT_SCORE,
@@ -134,6 +157,9 @@ class DriftCollector(Collector):
             names.DRIFT_WINDOW_ROWS, "Rows in the last closed drift window", labels=mv
         )
         count = CounterMetricFamily(names.DRIFT_WINDOWS_TOTAL, "Drift windows evaluated", labels=mv)
+        for model, version in sorted(recent):
+            if (model, version) in windows:
+                count.add_metric([model, version], windows[(model, version)])
         for (model, version), result in results:
             rows.add_metric([model, version], result.rows)
             count.add_metric([model, version], windows.get((model, version), 0))
@@ -159,7 +185,9 @@ class DriftCollector(Collector):
             "them), removed when this writer started",
             labels=mv,
         )
-        per_version: dict[tuple[str, str], Counter[str]] = {}
+        per_version: dict[tuple[str, str], Counter[str]] = {
+            key: Counter(retired_logs[key]) for key in sorted(recent) if key in retired_logs
+        }
         for log in logs:
             key = (log.model, log.version)
             if key not in per_version:

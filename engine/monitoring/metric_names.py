@@ -60,6 +60,7 @@ __all__ = [
     "REQUEST_COMPUTE_SECONDS",
     "REQUEST_DURATION_SECONDS",
     "REQUEST_QUEUE_SECONDS",
+    "UNLOADED_SERIES_S",
 ]
 
 REQUESTS_TOTAL = "engine_requests_total"
@@ -78,6 +79,11 @@ DRIFT_WINDOWS_TOTAL = "engine_drift_windows_total"
 PREDICTION_LOG_RECORDS_TOTAL = "engine_prediction_log_records_total"
 PREDICTION_LOG_DROPPED_TOTAL = "engine_prediction_log_dropped_total"
 PREDICTION_LOG_ORPHANS_REMOVED_TOTAL = "engine_prediction_log_orphans_removed_total"
+
+# How long an unloaded version's counters (and counter-like histograms) are still exported, at
+# their final values: several scrapes at any usual interval (15 s to 2 min), so that no scraper
+# misses what was counted after its last scrape. Gauges go at once.
+UNLOADED_SERIES_S = 600.0
 ALERT_WEBHOOK_FAILURES_TOTAL = "engine_alert_webhook_failures_total"
 
 LABEL_MODEL = "model"

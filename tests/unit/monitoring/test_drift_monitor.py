@@ -264,7 +264,8 @@ def test_collector_counters_go_on_when_a_version_is_loaded_again(
 ) -> None:
     # Unloading a version removes it from the collector; loading it again must not start its
     # counters from zero (Prometheus would miss the drop once the new counts pass the old).
-    collector = DriftCollector()
+    now = [1000.0]
+    collector = DriftCollector(unloaded_series_s=600, clock=lambda: now[0])
     registry = CollectorRegistry()
     registry.register(collector)
     get = registry.get_sample_value
@@ -279,7 +280,16 @@ def test_collector_counters_go_on_when_a_version_is_loaded_again(
     assert get("engine_drift_windows_total", labels) == 2
     assert get("engine_prediction_log_records_total", labels) == 5
     collector.remove("churn", 3)
-    assert get("engine_drift_windows_total", labels) is None  # values only while loaded
+    # Removed: the counters stay at their final values for a while, so that every scraper
+    # reads the last ones; the gauges go at once.
+    assert get("engine_drift_windows_total", labels) == 2
+    assert get("engine_prediction_log_records_total", labels) == 5
+    assert get("engine_drift_window_rows", labels) is None
+    now[0] += 599
+    assert get("engine_drift_windows_total", labels) == 2
+    now[0] += 1
+    assert get("engine_drift_windows_total", labels) is None
+    assert get("engine_prediction_log_records_total", labels) is None
 
     monitor, counter, _ = make_monitor(reference, MonitorConfig(window_rows=100, min_rows=10))
     monitor.add_listener(collector.update)

@@ -84,10 +84,19 @@ def assert_every_counter(samples: dict[Any, float], expected: float) -> None:
         assert value(samples, name, **labels) == expected, name
 
 
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
 def test_counters_carry_on_across_reload_unload_and_load() -> None:
     served = Served()
+    clock = FakeClock()
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(ServingCollector(served))
+    registry.register(ServingCollector(served, unloaded_series_s=600, clock=clock))
     first = FakeModel(stats(5))
     served.models = [("m", 1, first)]
     before = scrape(registry)
@@ -101,9 +110,18 @@ def test_counters_carry_on_across_reload_unload_and_load() -> None:
     after_reload = scrape(registry)
     assert_every_counter(after_reload, 10)
 
-    # Unloaded: no series (values only from loaded models) ...
+    # Unloaded, with 1 more request since the last scrape: the counters stay at their final
+    # counts (so every scraper reads that request), without the gauges, ...
     second.counts, second.closed = stats(4), True
     served.models = []
+    unloaded = scrape(registry)
+    assert_every_counter(unloaded, 11)
+    assert value(unloaded, "engine_queue_depth") is None
+    assert value(unloaded, "engine_requests_in_flight") is None
+    clock.now += 599
+    assert_every_counter(scrape(registry), 11)
+    # ... until the time is up: then no series ...
+    clock.now += 1
     assert value(scrape(registry), "engine_requests_total", outcome="ok") is None
     # ... and loaded again: the counts go on from where they were, never down.
     served.models = [("m", 1, FakeModel(stats(1)))]
