@@ -6,4 +6,6 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 "$root/scripts/setup.sh"
 "$root/scripts/native_tests.sh"
 cd "$root"
+# Lint first: it takes a second, and fails before the long suite runs.
+.venv/bin/ruff check --quiet engine server training tests benchmarks scripts
 .venv/bin/python -m pytest -q "$@"
