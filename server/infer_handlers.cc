@@ -207,13 +207,22 @@ grpc::ServerUnaryReactor* InferenceService::ModelInfer(Ctx* ctx, const Buf* in, 
     // The call (and with it the request bytes the inputs borrow from) lives until Reply. The
     // callback captures the model's name and version, never its shared_ptr: the last
     // reference to a Model must not be dropped on its own worker thread.
-    auto make_on_complete = [&call](const ServedVersion& served) -> OnComplete {
-      return [&call, name = served.name, version = served.version](InferResult&& result) {
+    auto make_on_complete = [&call, max_bytes = limits_.max_message_bytes](
+                                const ServedVersion& served) -> OnComplete {
+      return [&call, max_bytes, name = served.name,
+              version = served.version](InferResult&& result) {
         if (!result.status.ok()) {
           call.Reply(ToGrpcStatus(result.status, call.request().id));
           return;
         }
-        call.Reply(InferResponseBuffer(name, version, call.request().id, result));
+        grpc::ByteBuffer response;
+        const grpc::Status built = InferResponseBuffer(
+            name, version, call.request().id, result, max_bytes, &response);
+        if (!built.ok()) {
+          call.Reply(built);
+          return;
+        }
+        call.Reply(std::move(response));
       };
     };
     std::shared_ptr<Model> model;

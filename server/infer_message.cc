@@ -28,9 +28,10 @@ grpc::Status ReceivedInferRequest::Parse(const grpc::ByteBuffer& in, const Serve
   return grpc::Status::OK;
 }
 
-grpc::ByteBuffer InferResponseBuffer(std::string_view model_name, int64_t model_version,
-                                     std::string_view id, const InferResult& result,
-                                     bool in_stream, bool final_flag) {
+grpc::Status InferResponseBuffer(std::string_view model_name, int64_t model_version,
+                                 std::string_view id, const InferResult& result,
+                                 int64_t max_bytes, grpc::ByteBuffer* out_buffer,
+                                 bool in_stream, bool final_flag) {
   char version[24];
   const auto printed = std::to_chars(version, version + sizeof(version), model_version);
   InferResponseFields fields;
@@ -48,6 +49,13 @@ grpc::ByteBuffer InferResponseBuffer(std::string_view model_name, int64_t model_
       InferResponseSize(fields) + (final_flag ? wire::LengthDelimitedSize(entry) : 0);
   // ModelStreamInferResponse: infer_response = 2, before it an empty error_message (omitted).
   const size_t total = in_stream ? wire::LengthDelimitedSize(size) : size;
+  if (total > static_cast<size_t>(max_bytes)) {
+    return grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED,
+                        "the response would be " + std::to_string(total) +
+                            " bytes, more than the server's limit of " +
+                            std::to_string(max_bytes) +
+                            " bytes (--max-message-bytes); request fewer rows or outputs");
+  }
   grpc_slice slice = grpc_slice_malloc(total);
   char* out = reinterpret_cast<char*>(GRPC_SLICE_START_PTR(slice));
   if (in_stream) out = wire::WriteLengthPrefix(2, size, out);
@@ -58,7 +66,9 @@ grpc::ByteBuffer InferResponseBuffer(std::string_view model_name, int64_t model_
     wire::WriteLengthDelimited(2, true_param, out);
   }
   grpc::Slice owned(slice, grpc::Slice::STEAL_REF);
-  return grpc::ByteBuffer(&owned, 1);
+  grpc::ByteBuffer built(&owned, 1);
+  out_buffer->Swap(&built);  // this gRPC's ByteBuffer has no move
+  return grpc::Status::OK;
 }
 
 }  // namespace engine::server

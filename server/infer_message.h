@@ -33,11 +33,15 @@ class ReceivedInferRequest {
   InferRequestView view_;
 };
 
-// The serialized ModelInferResponse for a successful `result`, as one slice. With `in_stream`,
-// it is wrapped as the infer_response of a ModelStreamInferResponse; with `final_flag` too,
-// the response carries the bool parameter "triton_final_response" = true.
-grpc::ByteBuffer InferResponseBuffer(std::string_view model_name, int64_t model_version,
-                                     std::string_view id, const InferResult& result,
-                                     bool in_stream = false, bool final_flag = false);
+// Sets *out to the serialized ModelInferResponse for a successful `result`, as one slice.
+// With `in_stream`, it is wrapped as the infer_response of a ModelStreamInferResponse; with
+// `final_flag` too, the response carries the bool parameter "triton_final_response" = true.
+// A response over `max_bytes` (the server's --max-message-bytes) is not built: the result is
+// RESOURCE_EXHAUSTED naming both sizes, so that a stream answers it in band and stays open
+// (gRPC would end the whole stream on a message over its send limit).
+grpc::Status InferResponseBuffer(std::string_view model_name, int64_t model_version,
+                                 std::string_view id, const InferResult& result,
+                                 int64_t max_bytes, grpc::ByteBuffer* out,
+                                 bool in_stream = false, bool final_flag = false);
 
 }  // namespace engine::server

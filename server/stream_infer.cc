@@ -138,11 +138,15 @@ class StreamInferCall final : public grpc::ServerBidiReactor<grpc::ByteBuffer, g
       return InferenceService::OnComplete(
           [this, item, name = served.name, version = served.version](InferResult&& result) {
             const InferRequestView& answered = item->request.view();
-            Respond(result.status.ok()
-                        ? InferResponseBuffer(name, version, answered.id, result,
-                                              /*in_stream=*/true,
-                                              FinalResponseFlagRequested(answered))
-                        : ErrorResponse(ToGrpcStatus(result.status, answered.id), &answered),
+            grpc::ByteBuffer response;
+            const grpc::Status built =
+                result.status.ok()
+                    ? InferResponseBuffer(name, version, answered.id, result,
+                                          service_->limits().max_message_bytes, &response,
+                                          /*in_stream=*/true,
+                                          FinalResponseFlagRequested(answered))
+                    : ToGrpcStatus(result.status, answered.id);
+            Respond(built.ok() ? std::move(response) : ErrorResponse(built, &answered),
                     /*completes_request=*/true, item.get());
           });
     };

@@ -461,9 +461,15 @@ TEST(InferResponseBuffer, StreamResponseCarriesTheFinalFlagWhenAsked) {
     for (const auto& s : slices) bytes.append(reinterpret_cast<const char*>(s.begin()), s.size());
     ASSERT_TRUE(message->ParseFromString(bytes));
   };
+  auto build = [&result](std::string_view id, bool in_stream, bool flag) {
+    grpc::ByteBuffer buffer;
+    EXPECT_TRUE(
+        InferResponseBuffer("mlp", 3, id, result, 64 << 20, &buffer, in_stream, flag).ok());
+    return buffer;
+  };
   for (bool flag : {false, true}) {
     inference::ModelStreamInferResponse streamed;
-    parse(InferResponseBuffer("mlp", 3, "id-7", result, /*in_stream=*/true, flag), &streamed);
+    parse(build("id-7", /*in_stream=*/true, flag), &streamed);
     EXPECT_EQ(streamed.error_message(), "");
     const ModelInferResponse& r = streamed.infer_response();
     EXPECT_EQ(r.model_name(), "mlp");
@@ -480,9 +486,33 @@ TEST(InferResponseBuffer, StreamResponseCarriesTheFinalFlagWhenAsked) {
     }
   }
   ModelInferResponse unary;  // ModelInfer's answer: never wrapped, never flagged
-  parse(InferResponseBuffer("mlp", 3, "", result), &unary);
+  parse(build("", /*in_stream=*/false, false), &unary);
   EXPECT_EQ(unary.parameters_size(), 0);
   EXPECT_EQ(unary.raw_output_contents(0), std::string(4, '\x3f'));
+}
+
+// A response over the server's message limit is refused by size before it is built: a stream
+// answers that in band instead of gRPC ending the whole stream on an oversized write.
+TEST(InferResponseBuffer, RefusesAResponseOverTheMessageLimit) {
+  InferResult result;
+  result.outputs = {{"y", Numeric(ElementType::kFloat32, {256, 4}, std::string(4096, 'a'))}};
+  for (bool in_stream : {false, true}) {
+    grpc::ByteBuffer fits;
+    ASSERT_TRUE(InferResponseBuffer("mlp", 3, "id", result, 1 << 20, &fits, in_stream).ok());
+    const int64_t size = static_cast<int64_t>(fits.Length());
+    grpc::ByteBuffer exact;
+    EXPECT_TRUE(InferResponseBuffer("mlp", 3, "id", result, size, &exact, in_stream).ok());
+    EXPECT_EQ(static_cast<int64_t>(exact.Length()), size);
+    grpc::ByteBuffer over;
+    const grpc::Status refused =
+        InferResponseBuffer("mlp", 3, "id", result, size - 1, &over, in_stream);
+    EXPECT_EQ(refused.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
+    EXPECT_EQ(refused.error_message(),
+              "the response would be " + std::to_string(size) +
+                  " bytes, more than the server's limit of " + std::to_string(size - 1) +
+                  " bytes (--max-message-bytes); request fewer rows or outputs");
+    EXPECT_EQ(over.Length(), 0u);
+  }
 }
 
 // --- Wire primitives -----------------------------------------------------------------------

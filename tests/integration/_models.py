@@ -9,6 +9,8 @@
     heavy      x [1, 512] broadcast to 512x512, then 24 MatMuls: ~0.1-0.3 s a request
     deep       a 512-wide, 12-layer MLP, FP32 x [-1, 512] -> y [-1, 512], dynamic batching with
                no delay: every run streams 12 MB of weights, so one keeps the instance busy
+    wide       y = Tile(x, [1, 16]), FP32 [-1, 4] -> [-1, 64] (build_wide_repository): a response
+               16 times its request's size
 """
 
 from __future__ import annotations
@@ -114,6 +116,18 @@ def add_fail_model(root: Path) -> Path:
     """``fail`` (see the module docstring) into the repository at ``root``."""
     _save(_fail_graph(), root / "fail" / "1" / "model.onnx")
     (root / "fail" / "config.pbtxt").write_text('name: "fail"\nmax_batch_size: 0\n')
+    return root
+
+
+def build_wide_repository(root: Path) -> Path:
+    """Only ``wide`` (see the module docstring): responses larger than their requests."""
+    repeats = numpy_helper.from_array(np.array([1, 16], dtype=np.int64), "repeats")
+    graph = helper.make_graph(
+        [helper.make_node("Tile", ["x", "repeats"], ["y"])], "wide",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 4])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", 64])], [repeats])
+    _save(graph, root / "wide" / "1" / "model.onnx")
+    (root / "wide" / "config.pbtxt").write_text('name: "wide"\nmax_batch_size: 64\n')
     return root
 
 

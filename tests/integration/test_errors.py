@@ -12,7 +12,7 @@ import grpc
 import numpy as np
 import pytest
 import tritonclient.grpc as grpcclient
-from _models import add_fail_model, build_mini_repository
+from _models import add_fail_model, build_mini_repository, build_wide_repository
 from _server import ServerProcess, start_server
 from tritonclient.grpc import service_pb2
 from tritonclient.utils import InferenceServerException
@@ -353,3 +353,41 @@ def test_stream_cancel_removes_its_queued_requests(server: ServerProcess) -> Non
     after = {o: count(o) - before[o] for o in before}
     assert gauge("engine_requests_in_flight") == 0, after
     assert after["cancelled"] >= 1 and after["failed"] == after["unavailable"] == 0, after
+
+
+def test_a_response_over_the_message_limit_is_refused_and_a_stream_goes_on(
+        tmp_path: Path) -> None:
+    # 32 rows of `wide` answer 8 KB, over a 4 KB --max-message-bytes; one row answers 256 B.
+    repo = build_wide_repository(tmp_path / "repo")
+    srv = start_server(["--model-repository", str(repo), "--max-message-bytes", "4096"], tmp_path)
+    try:
+        def request(rows: int, request_id: str) -> service_pb2.ModelInferRequest:
+            r = service_pb2.ModelInferRequest(model_name="wide", id=request_id)
+            r.inputs.add(name="x", datatype="FP32", shape=[rows, 4])
+            r.raw_input_contents.append(np.ones((rows, 4), np.float32).tobytes())
+            return r
+
+        refused = "more than the server's limit of 4096 bytes (--max-message-bytes)"
+        client = grpcclient.InferenceServerClient(srv.url)
+        big = grpcclient.InferInput("x", [32, 4], "FP32")
+        big.set_data_from_numpy(np.ones((32, 4), np.float32))
+        e = _error(client.infer, "wide", [big])
+        assert e.status() == "StatusCode.RESOURCE_EXHAUSTED"
+        assert refused in e.message() and "the response would be" in e.message()
+        client.close()
+
+        # In a stream the oversized answer is an in-band error; the stream stays open and the
+        # request behind it is answered (gRPC used to end the stream on the oversized write).
+        with grpc.insecure_channel(srv.url) as channel:
+            stream = channel.stream_stream("/inference.GRPCInferenceService/ModelStreamInfer")
+            bodies = [request(1, "before"), request(32, "big"), request(1, "after")]
+            answers = [service_pb2.ModelStreamInferResponse.FromString(raw) for raw in
+                       stream(iter(b.SerializeToString() for b in bodies), timeout=30)]
+        by_id = {a.infer_response.id: a for a in answers}
+        assert sorted(by_id) == ["after", "before", "big"]
+        assert refused in by_id["big"].error_message
+        for ok in ("before", "after"):
+            assert by_id[ok].error_message == ""
+            assert by_id[ok].infer_response.outputs[0].shape == [1, 64]
+    finally:
+        assert srv.terminate() == 0, srv.stderr()
