@@ -490,13 +490,15 @@ def load(
     providers: Sequence[str] | None = None,
     registry_home: str | os.PathLike[str] | None = None,
     registry_url: str | None = None,
+    artifacts_url: str | None = None,
 ) -> Model:
     """Load an ONNX model from a file path, serialized bytes (or any bytes-like object), or a
     registry reference.
 
     A reference is ``name``, ``name:3`` or ``name@alias`` (a string that is not an existing
-    file); it is resolved in the registry (``ENGINE_HOME`` / ``ENGINE_REGISTRY_URL`` unless
-    ``registry_home``/``registry_url`` say otherwise), the artifact's hash is verified, and the
+    file); it is resolved in the registry (``ENGINE_HOME`` / ``ENGINE_REGISTRY_URL`` /
+    ``ENGINE_ARTIFACTS_URL`` unless ``registry_home``/``registry_url``/``artifacts_url`` say
+    otherwise), the artifact's hash is verified, and the
     registered config is used unless ``config`` is given (then the stored config is not read,
     so a version whose stored config this engine refuses loads with a valid explicit one; the
     explicit config is checked against the model file's signature). ``intra_op_threads`` and
@@ -514,7 +516,9 @@ def load(
         from engine.registry import resolve  # the registry is only needed for references
 
         # An explicit config replaces the stored one, which then is not needed (nor checked).
-        resolved = resolve(source, home=registry_home, url=registry_url, config=config)
+        resolved = resolve(
+            source, home=registry_home, url=registry_url, config=config,
+            artifacts_url=artifacts_url)
         source = resolved.path
         config = resolved.config
         name, version = resolved.version.name, resolved.version.version

@@ -10,6 +10,9 @@ Variables:
 ``ENGINE_REGISTRY_URL``
     SQLAlchemy URL of the registry database (e.g. ``postgresql+psycopg://host/db``). Default:
     SQLite at ``$ENGINE_HOME/registry.db``.
+``ENGINE_ARTIFACTS_URL``
+    fsspec URL of an artifact store several machines share (``s3://bucket/models``, a path on a
+    shared filesystem). Default: artifacts under ``$ENGINE_HOME/artifacts``.
 ``ENGINE_ORT_LIBRARY``
     Path of the ``libonnxruntime.so`` the core loads. Default: the one inside the installed
     ``onnxruntime`` (or ``onnxruntime-gpu``) wheel.
@@ -34,6 +37,7 @@ class Settings:
 
     engine_home: Path
     registry_url: str | None = None
+    artifacts_url: str | None = None
     ort_library: str | None = None
 
     @classmethod
@@ -42,6 +46,7 @@ class Settings:
         return cls(
             engine_home=Path(_get(env, "ENGINE_HOME") or "~/.engine").expanduser(),
             registry_url=_get(env, "ENGINE_REGISTRY_URL"),
+            artifacts_url=_get(env, "ENGINE_ARTIFACTS_URL"),
             ort_library=_get(env, "ENGINE_ORT_LIBRARY"),
         )
 

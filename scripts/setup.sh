@@ -32,5 +32,5 @@ $py -m pip install -q --upgrade pip
 # which makes rebuilds incremental).
 $py -m pip install -q "scikit-build-core>=0.10" "pybind11>=2.12" cmake ninja
 # torch is pinned (train extra) to the CPU build; a plain `torch` would pull CUDA wheels.
-$py -m pip install -q --no-build-isolation -e ".[cpu,train,monitor,postgres,test]"
+$py -m pip install -q --no-build-isolation -e ".[cpu,train,monitor,postgres,objectstore,test]"
 $py -c "import engine, engine._core; print('setup: engine', engine.__version__, 'ready')"

@@ -53,6 +53,7 @@ class ServeOptions:
     alias: str = "production"
     registry_home: Path | None = None
     registry_url: str | None = None
+    artifacts_url: str | None = None  # a shared artifact store (Registry's artifacts_url)
     versions: str | None = None  # latest:N | all | 1,3 (see registry_serving)
     poll_s: float = 2.0
     # Monitoring of registry models registered with a reference profile: the sampled
@@ -86,8 +87,9 @@ class ServeOptions:
             raise InvalidConfigError(
                 "give exactly one of --model-repository DIR, --demo and --registry")
         if not self.registry and (self.registry_home is not None or self.registry_url
-                                  or self.versions is not None):
-            raise InvalidConfigError("--home, --registry-url and --versions need --registry")
+                                  or self.artifacts_url or self.versions is not None):
+            raise InvalidConfigError(
+                "--home, --registry-url, --artifacts-url and --versions need --registry")
         if self.registry:
             validate_name(self.alias, "alias")
             if self.versions is not None:
@@ -224,7 +226,8 @@ def serve(options: ServeOptions, *, stop: threading.Event | None = None) -> int:
 
         policy = parse_version_policy(options.versions) if options.versions else None
         watcher = RegistryServing(
-            Registry(home=options.registry_home, url=options.registry_url), control,
+            Registry(home=options.registry_home, url=options.registry_url,
+                     artifacts_url=options.artifacts_url), control,
             alias=options.alias, policy=policy, poll_s=options.poll_s,
             monitor_config=options.monitor_config(), webhook_url=options.alert_webhook,
             prediction_log=options.prediction_log_config())

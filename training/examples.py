@@ -92,6 +92,7 @@ class TrainRequest:
     alias: str | None = None
     home: str | Path | None = None
     registry_url: str | None = None
+    artifacts_url: str | None = None
     parent: str | None = None
     inherit_parent: bool = True
 
@@ -138,7 +139,8 @@ def run_example(
     if not request.register and request.parent is not None:
         raise InvalidConfigError(f"parent {request.parent!r} needs registration")
     if request.parent is not None:
-        check_parent(request.parent, home=request.home, registry_url=request.registry_url)
+        check_parent(request.parent, home=request.home, registry_url=request.registry_url,
+                     artifacts_url=request.artifacts_url)
     if request.out_dir is not None:
         return _run(example, family, request, Path(request.out_dir), progress)
     if not request.register:
@@ -228,6 +230,7 @@ def _run(
             description=f"engine train {example.name}: {example.description}",
             home=request.home,
             registry_url=request.registry_url,
+            artifacts_url=request.artifacts_url,
         )
         lineage = version.lineage.to_dict()  # as recorded: with the parent it inherited
     return TrainOutcome(

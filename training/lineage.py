@@ -68,13 +68,17 @@ def make_lineage(
 
 
 def check_parent(
-    parent: str, *, home: str | Path | None = None, registry_url: str | None = None
+    parent: str,
+    *,
+    home: str | Path | None = None,
+    registry_url: str | None = None,
+    artifacts_url: str | None = None,
 ) -> None:
     """Raise ModelNotFoundError unless ``parent`` (``name:VERSION``) is registered: checked
     before training, so a typo costs no training run (the registry checks again at the end)."""
     from engine.registry import Registry
 
-    with Registry(home=home, url=registry_url) as registry:
+    with Registry(home=home, url=registry_url, artifacts_url=artifacts_url) as registry:
         registry.get(parent)
 
 
@@ -90,6 +94,7 @@ def register_model(
     description: str | None = None,
     home: str | Path | None = None,
     registry_url: str | None = None,
+    artifacts_url: str | None = None,
     inherit_parent: bool = False,
 ) -> Any:
     """Register ``path`` as the next version of ``name``; returns the ``ModelVersion``.
@@ -103,7 +108,7 @@ def register_model(
     """
     from engine.registry import Registry
 
-    with Registry(home=home, url=registry_url) as registry:
+    with Registry(home=home, url=registry_url, artifacts_url=artifacts_url) as registry:
         return registry.register(
             name,
             path,

@@ -1,7 +1,7 @@
 """``engine models ...``: the registry from the command line.
 
-Every subcommand takes ``--home``, ``--registry-url`` and ``--json``; without ``--json`` the
-output is an aligned table (or ``key: value`` lines for one record).
+Every subcommand takes ``--home``, ``--registry-url``, ``--artifacts-url`` and ``--json``;
+without ``--json`` the output is an aligned table (or ``key: value`` lines for one record).
 
 A version whose stored config, signature or lineage this engine refuses (written by another
 release, or edited by hand) is still listed and shown: ``show`` says which value is refused and
@@ -59,6 +59,12 @@ def register(subparsers: Any) -> None:
     common.add_argument(
         "--registry-url",
         help="SQLAlchemy database URL (default: $ENGINE_REGISTRY_URL, else SQLite under the home)",
+    )
+    common.add_argument(
+        "--artifacts-url",
+        help="fsspec URL of an artifact store shared by several machines, e.g. "
+        "s3://bucket/models or file:///mnt/nfs/artifacts (default: $ENGINE_ARTIFACTS_URL, else "
+        "the home's artifacts folder)",
     )
     common.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
@@ -422,7 +428,9 @@ def _gc(args: argparse.Namespace) -> int:
 
 @contextmanager
 def _open(args: argparse.Namespace) -> Iterator[Registry]:
-    with Registry(home=args.home, url=args.registry_url) as registry:
+    with Registry(
+        home=args.home, url=args.registry_url, artifacts_url=args.artifacts_url
+    ) as registry:
         yield registry
 
 

@@ -3,7 +3,8 @@
     engine serve --model-repository DIR     Triton layout: <name>/config.pbtxt, <name>/<v>/model.onnx
     engine serve --demo                     a small MLP generated on first run under ENGINE_HOME
     engine serve --registry [--alias A]     every registry model with alias A (default
-                                            production), following alias moves live
+                                            production), following alias moves live;
+                                            --artifacts-url URL for a shared artifact store
 """
 
 from __future__ import annotations
@@ -50,6 +51,10 @@ def register(subparsers: Any) -> None:
     where.add_argument("--registry-url", metavar="URL",
                        help="SQLAlchemy URL of the registry database (default "
                             "$ENGINE_REGISTRY_URL, else SQLite under the home)")
+    reg.add_argument("--artifacts-url", metavar="URL",
+                     help="fsspec URL of the artifact store shared by several machines, e.g. "
+                          "s3://bucket/models (default $ENGINE_ARTIFACTS_URL, else the home's "
+                          "artifacts folder); blobs are cached under the home")
     reg.add_argument("--versions", metavar="POLICY",
                      help="versions also served by explicit version: latest:N, all, or 1,3 "
                           "(default: the target version's 'version_policy' tag, else the "
@@ -124,6 +129,7 @@ def _options(args: argparse.Namespace) -> ServeOptions:
         alias=args.alias,
         registry_home=args.home,
         registry_url=args.registry_url,
+        artifacts_url=args.artifacts_url,
         versions=args.versions,
         poll_s=args.poll_s,
         log_sample_rate=args.log_sample_rate,

@@ -80,6 +80,11 @@ def register(subparsers: Any) -> None:
     )
     p.add_argument("--home", help="registry home (default: $ENGINE_HOME or ~/.engine)")
     p.add_argument("--registry-url", help="SQLAlchemy database URL of the registry")
+    p.add_argument(
+        "--artifacts-url",
+        help="fsspec URL of a shared artifact store (default: $ENGINE_ARTIFACTS_URL, else the "
+        "home's artifacts folder)",
+    )
     p.add_argument("--json", action="store_true", help="print the outcome as JSON")
     p.set_defaults(handler=_train)
 
@@ -104,6 +109,7 @@ def _train(args: argparse.Namespace) -> int:
         alias=args.alias,
         home=args.home,
         registry_url=args.registry_url,
+        artifacts_url=args.artifacts_url,
         parent=args.parent,
         inherit_parent=args.inherit_parent,
     )

@@ -5,10 +5,12 @@ checks it before one database transaction allocates the versions and inserts the
 inside that transaction the files are moved to their final names (durable), then it commits.
 So a crash or a database failure at any point leaves either every version of the call or none;
 at worst an unreferenced blob (when the commit itself fails after the move) that
-:meth:`Registry.gc` reclaims. Concurrent registrations serialise on the database (SQLite
-``BEGIN IMMEDIATE``, PostgreSQL ``SELECT ... FOR UPDATE`` on the rows of the models written or
-named as parents, in name order, so that no two writes deadlock) and retry
-unique-constraint races, so every one succeeds with its own version number. A default
+:meth:`Registry.gc` reclaims. With a shared artifact store (``artifacts_url``) that move is
+an upload to the store (temp key, then its final key), so the transaction, and on SQLite the
+database's write lock, is held while the files upload. Concurrent registrations serialise on
+the database (SQLite ``BEGIN IMMEDIATE``, PostgreSQL ``SELECT ... FOR UPDATE`` on the rows of
+the models written or named as parents, in name order, so that no two writes deadlock) and
+retry unique-constraint races, so every one succeeds with its own version number. A default
 (inherited) lineage parent is chosen in that same transaction, after the lock, so concurrent
 registrations of one name form a chain; a given parent is checked there too, and its row stays
 locked until the commit, so a concurrent delete cannot leave the new version's parent gone.
@@ -67,6 +69,7 @@ from engine.registry.records import (
     read_mapping,
     read_timestamp,
 )
+from engine.registry.remote_artifacts import RemoteArtifactStore
 from engine.registry.schema import aliases, models, versions
 from engine.settings import get_settings
 
@@ -85,11 +88,21 @@ class Registry:
 
     ``home`` (default ``$ENGINE_HOME``, else ``~/.engine``) holds the artifacts and the default
     SQLite database. ``url`` (default ``$ENGINE_REGISTRY_URL``) is a SQLAlchemy URL selecting
-    another database, e.g. ``postgresql+psycopg://user@host/db``. Safe to use from several
-    processes at once; one instance may be shared by threads. Every method blocks on I/O.
+    another database, e.g. ``postgresql+psycopg://user@host/db``. ``artifacts_url`` (default
+    ``$ENGINE_ARTIFACTS_URL``) is an fsspec URL (``s3://bucket/prefix``, ``file:///mnt/nfs/x``,
+    a path) of an artifact store that several machines share (see
+    :mod:`engine.registry.remote_artifacts`); the home then holds only a verified local cache
+    of it (``artifact-cache/``). Without one, artifacts live under ``home/artifacts``. Safe to
+    use from several processes at once; one instance may be shared by threads. Every method
+    blocks on I/O.
     """
 
-    def __init__(self, home: str | os.PathLike[str] | None = None, url: str | None = None) -> None:
+    def __init__(
+        self,
+        home: str | os.PathLike[str] | None = None,
+        url: str | None = None,
+        artifacts_url: str | None = None,
+    ) -> None:
         settings = get_settings()
         home_path = Path(home) if home is not None else settings.engine_home
         self.home = home_path.expanduser().absolute()
@@ -101,7 +114,22 @@ class Registry:
             ) from exc
         url = url or settings.registry_url or f"sqlite:///{self.home / 'registry.db'}"
         self._db = Database(url)
-        self._artifacts = ArtifactStore(self.home / "artifacts")
+        artifacts_url = artifacts_url or settings.artifacts_url
+        self._artifacts: ArtifactStore | RemoteArtifactStore
+        if artifacts_url is None:
+            self._artifacts = ArtifactStore(self.home / "artifacts")
+        else:
+            try:
+                self._artifacts = RemoteArtifactStore(artifacts_url, self.home / "artifact-cache")
+            except BaseException:
+                self._db.dispose()
+                raise
+
+    @property
+    def artifacts_url(self) -> str:
+        """Where the artifacts are: the shared store's URL (no credentials), else the local
+        folder."""
+        return str(self._artifacts.root)
 
     @property
     def url(self) -> str:
@@ -771,11 +799,12 @@ def resolve(
     url: str | None = None,
     *,
     config: ModelConfig | None = None,
+    artifacts_url: str | None = None,
 ) -> ResolvedModel:
-    """Resolve ``ref`` in the registry at ``home``/``url`` (defaults from the environment):
-    the entry point ``engine.load`` uses for registry references. ``config`` replaces the
-    stored config (see :meth:`Registry.resolve`)."""
-    with Registry(home=home, url=url) as registry:
+    """Resolve ``ref`` in the registry at ``home``/``url``/``artifacts_url`` (defaults from
+    the environment): the entry point ``engine.load`` uses for registry references.
+    ``config`` replaces the stored config (see :meth:`Registry.resolve`)."""
+    with Registry(home=home, url=url, artifacts_url=artifacts_url) as registry:
         return registry.resolve(ref, config=config)
 
 

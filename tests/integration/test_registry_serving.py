@@ -254,3 +254,25 @@ def test_bad_registry_options_are_refused(tmp_path: Path, args: list[str], messa
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=60, env=env, check=False)
     assert done.returncode == 1, done.stderr
     assert message in done.stderr
+
+
+def test_a_server_on_another_home_serves_from_the_shared_artifact_store(
+        tmp_path: Path, registry: _Registry) -> None:
+    # "Another machine": the server's home (ENGINE_HOME = tmp_path / "engine-home") has neither
+    # the database nor the blob; both are shared (the SQLite file stands in for PostgreSQL).
+    other, store = tmp_path / "registering-home", (tmp_path / "shared-store").as_uri()
+    database = f"sqlite:///{other / 'registry.db'}"
+    registering = _Registry(other)
+    registering.run("register", MODEL, str(write_add_model(tmp_path / "m.onnx", 3.0)),
+                    "--alias", "production", "--artifacts-url", store)
+    server = start_server(["--registry", "--registry-url", database, "--artifacts-url", store],
+                          tmp_path)
+    try:
+        client = grpcclient.InferenceServerClient(server.url)
+        assert _infer(client) == 3.0
+        client.close()
+        cached = list((registry.home / "artifact-cache" / "sha256").rglob("*"))
+        assert [p for p in cached if p.is_file()], "the blob was not fetched into the cache"
+        assert not (registry.home / "artifacts").exists()
+    finally:
+        assert server.terminate() == 0, server.stderr()

@@ -145,3 +145,15 @@ def test_bad_parent_fails_before_any_work(tmp_path, capsys) -> None:
     code = main(_train(home, "--parent", "x:1", "--no-register", "--out-dir", str(tmp_path)))
     assert code == 1
     assert "error: --parent needs registration" in capsys.readouterr().err
+
+
+def test_train_registers_into_a_shared_artifact_store(tmp_path, capsys) -> None:
+    home, store = tmp_path / "home", tmp_path / "shared-store"
+    args = ["train", "regression-demo", "--rows", "200", "--family", "linear"]
+    code = main([*args, "--home", str(home), "--artifacts-url", store.as_uri()])
+    assert code == 0, capsys.readouterr().err
+    capsys.readouterr()
+    blobs = [p.name for p in (store / "sha256").rglob("*") if p.is_file()]
+    with Registry(home=home, artifacts_url=store.as_uri()) as registry:
+        assert blobs == [registry.get("regression-demo:1").sha256]
+    assert not (home / "artifacts").exists()  # nothing in the home's own store
