@@ -5,6 +5,7 @@
 #include <cstring>
 #include <limits>
 
+#include "classification.h"
 #include "names.h"
 
 namespace engine::server {
@@ -269,20 +270,44 @@ ElementType ElementTypeFromKServe(std::string_view datatype) {
   return ElementType::kUndefined;
 }
 
-void ViewInferRequest(const inference::ModelInferRequest& message, InferRequestView* out) {
-  out->model_name = message.model_name();
-  out->model_version = message.model_version();
-  out->id = message.id();
-  out->parameters.clear();
-  for (const auto& [key, param] : message.parameters()) {
+namespace {
+
+void ViewParameters(const google::protobuf::Map<std::string, inference::InferParameter>& params,
+                    std::vector<InferParameterView>* out) {
+  out->clear();
+  for (const auto& [key, param] : params) {
     InferParameterView p;
     p.key = key;
     p.choice = param.parameter_choice_case();
     p.int64_value = param.int64_param();
     p.uint64_value = param.uint64_param();
     p.bool_value = param.bool_param();
-    out->parameters.push_back(p);
+    out->push_back(p);
   }
+}
+
+// This server has no shared memory (its RPCs answer UNIMPLEMENTED): a tensor that names a
+// region is refused rather than read from, or answered into, the message.
+Status RefuseSharedMemory(std::string_view what, std::string_view name,
+                          const std::vector<InferParameterView>& params) {
+  for (const InferParameterView& param : params) {
+    if (param.key.rfind("shared_memory_", 0) == 0) {
+      return Status(StatusCode::kInvalidInput,
+                    Named(what, name) + ": parameter " + QuoteForMessage(param.key) +
+                        ": shared memory is not supported by this server; send the data in "
+                        "the request");
+    }
+  }
+  return Status::Ok();
+}
+
+}  // namespace
+
+void ViewInferRequest(const inference::ModelInferRequest& message, InferRequestView* out) {
+  out->model_name = message.model_name();
+  out->model_version = message.model_version();
+  out->id = message.id();
+  ViewParameters(message.parameters(), &out->parameters);
   out->inputs.clear();
   out->inputs.reserve(static_cast<size_t>(message.inputs_size()));
   for (const auto& in : message.inputs()) {
@@ -291,10 +316,16 @@ void ViewInferRequest(const inference::ModelInferRequest& message, InferRequestV
     view.datatype = in.datatype();
     view.shape.assign(in.shape().begin(), in.shape().end());
     view.contents = in.has_contents() ? &in.contents() : nullptr;
+    ViewParameters(in.parameters(), &view.parameters);
   }
   out->output_names.assign(message.outputs().size(), std::string_view());
+  out->output_parameters.clear();
   for (int i = 0; i < message.outputs_size(); ++i) {
     out->output_names[static_cast<size_t>(i)] = message.outputs(i).name();
+    if (message.outputs(i).parameters().empty()) continue;
+    out->output_parameters.resize(out->output_names.size());
+    ViewParameters(message.outputs(i).parameters(),
+                   &out->output_parameters[static_cast<size_t>(i)]);
   }
   out->raw_input_contents.assign(message.raw_input_contents().begin(),
                                  message.raw_input_contents().end());
@@ -311,10 +342,20 @@ Status DecodeInferRequest(const InferRequestView& request, const ServerLimits& l
   }
   Status s = DecodeParameters(request, out);
   if (!s.ok()) return s;
+  for (size_t i = 0; i < request.output_parameters.size(); ++i) {
+    s = RefuseSharedMemory("requested output", request.output_names[i],
+                           request.output_parameters[i]);
+    if (!s.ok()) return s;
+  }
+  std::vector<int64_t> class_counts;
+  s = ClassCounts(request, &class_counts);
+  if (!s.ok()) return s;
   out->inputs.clear();
   out->inputs.reserve(n_inputs);
   for (size_t i = 0; i < n_inputs; ++i) {
     const InferInputView& in = request.inputs[i];
+    s = RefuseSharedMemory("input", in.name, in.parameters);
+    if (!s.ok()) return s;
     out->inputs.emplace_back(std::string(in.name), HostTensor{});
     s = DecodeInput(in, n_raw ? &request.raw_input_contents[i] : nullptr, limits,
                     &out->inputs.back().second);

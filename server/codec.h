@@ -42,6 +42,7 @@ struct InferInputView {
   std::string_view datatype;
   std::vector<int64_t> shape;
   const inference::InferTensorContents* contents = nullptr;  // typed contents, when present
+  std::vector<InferParameterView> parameters;  // the input's own (protobuf path only)
 };
 
 struct InferRequestView {
@@ -51,6 +52,9 @@ struct InferRequestView {
   std::vector<InferParameterView> parameters;  // one per key
   std::vector<InferInputView> inputs;
   std::vector<std::string_view> output_names;
+  // Each requested output's parameters, parallel to output_names; empty when none has any
+  // (the fast reader declines outputs with parameters, so only the protobuf path fills it).
+  std::vector<std::vector<InferParameterView>> output_parameters;
   std::vector<std::string_view> raw_input_contents;
 };
 
@@ -65,7 +69,9 @@ struct DecodedRequest {
   int64_t timeout_us = -1;                // -1: the model's default
 };
 
-// Decodes inputs, requested outputs and the "priority" / "timeout" parameters. Checks the
+// Decodes inputs, requested outputs and the "priority" / "timeout" parameters, and checks
+// the outputs' "classification" (classification.h). Shared-memory parameters are refused by
+// name: this server has no shared memory, and ignoring them would answer wrongly. Checks the
 // datatypes, shapes, element counts against `limits`, raw buffer count and sizes, and BYTES
 // framing; checking against the model's signature is the core's job (validate.h). How many
 // inputs, outputs and parameters a request has is bounded before it is parsed

@@ -6,6 +6,7 @@
 
 #include "codec.h"
 #include "error_map.h"
+#include "classification.h"
 #include "infer_message.h"
 #include "inference_service.h"
 #include "serve.h"
@@ -209,15 +210,15 @@ grpc::ServerUnaryReactor* InferenceService::ModelInfer(Ctx* ctx, const Buf* in, 
     // reference to a Model must not be dropped on its own worker thread.
     auto make_on_complete = [&call, max_bytes = limits_.max_message_bytes](
                                 const ServedVersion& served) -> OnComplete {
-      return [&call, max_bytes, name = served.name,
-              version = served.version](InferResult&& result) {
+      return [&call, max_bytes, name = served.name, version = served.version,
+              batched = HasBatchDimension(*served.model)](InferResult&& result) {
         if (!result.status.ok()) {
           call.Reply(ToGrpcStatus(result.status, call.request().id));
           return;
         }
         grpc::ByteBuffer response;
-        const grpc::Status built = InferResponseBuffer(
-            name, version, call.request().id, result, max_bytes, &response);
+        const grpc::Status built = AnswerInferRequest(call.request(), name, version, batched,
+                                                      result, max_bytes, &response);
         if (!built.ok()) {
           call.Reply(built);
           return;

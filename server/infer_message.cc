@@ -5,6 +5,7 @@
 #include <charconv>
 #include <string_view>
 
+#include "classification.h"
 #include "error_map.h"
 #include "infer_wire.h"
 #include "wire_format.h"
@@ -69,6 +70,19 @@ grpc::Status InferResponseBuffer(std::string_view model_name, int64_t model_vers
   grpc::ByteBuffer built(&owned, 1);
   out_buffer->Swap(&built);  // this gRPC's ByteBuffer has no move
   return grpc::Status::OK;
+}
+
+grpc::Status AnswerInferRequest(const InferRequestView& request, std::string_view model_name,
+                                int64_t model_version, bool batched, InferResult& result,
+                                int64_t max_bytes, grpc::ByteBuffer* out, bool in_stream) {
+  if (!request.output_parameters.empty()) {
+    std::vector<int64_t> counts;
+    Status s = ClassCounts(request, &counts);  // decoded before: it only fails there
+    if (s.ok()) s = Classify(counts, batched, &result);
+    if (!s.ok()) return ToGrpcStatus(s, request.id);
+  }
+  return InferResponseBuffer(model_name, model_version, request.id, result, max_bytes, out,
+                             in_stream, in_stream && FinalResponseFlagRequested(request));
 }
 
 }  // namespace engine::server

@@ -44,4 +44,13 @@ grpc::Status InferResponseBuffer(std::string_view model_name, int64_t model_vers
                                  int64_t max_bytes, grpc::ByteBuffer* out,
                                  bool in_stream = false, bool final_flag = false);
 
+// The answer to `request` for its successful `result`: the request's classification
+// parameters applied (classification.h; `batched`: the model has a batch dimension, as
+// Triton's max_batch_size > 0), then InferResponseBuffer with the request's id (and, in a
+// stream, the final-response flag it asked for). kInvalidInput's status for a classification
+// of a BOOL or BYTES output.
+grpc::Status AnswerInferRequest(const InferRequestView& request, std::string_view model_name,
+                                int64_t model_version, bool batched, InferResult& result,
+                                int64_t max_bytes, grpc::ByteBuffer* out, bool in_stream = false);
+
 }  // namespace engine::server

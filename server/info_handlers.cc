@@ -12,8 +12,8 @@ namespace pb = inference;
 
 constexpr const char* kPlatform = "onnxruntime_onnx";
 // Protocol extensions served (ServerMetadata.extensions).
-constexpr const char* kExtensions[] = {"model_configuration", "model_repository", "statistics",
-                                       "parameters"};
+constexpr const char* kExtensions[] = {"classification", "model_configuration",
+                                       "model_repository", "statistics", "parameters"};
 
 void Describe(const std::vector<TensorInfo>& tensors,
               google::protobuf::RepeatedPtrField<pb::ModelMetadataResponse::TensorMetadata>* out) {

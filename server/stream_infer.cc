@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "error_map.h"
+#include "classification.h"
 #include "infer_message.h"
 #include "inference_service.h"
 #include "unary_call.h"
@@ -136,15 +137,15 @@ class StreamInferCall final : public grpc::ServerBidiReactor<grpc::ByteBuffer, g
     // Model must not be dropped on its own worker thread.
     auto make_on_complete = [this, item](const ServedVersion& served) {
       return InferenceService::OnComplete(
-          [this, item, name = served.name, version = served.version](InferResult&& result) {
+          [this, item, name = served.name, version = served.version,
+           batched = HasBatchDimension(*served.model)](InferResult&& result) {
             const InferRequestView& answered = item->request.view();
             grpc::ByteBuffer response;
             const grpc::Status built =
                 result.status.ok()
-                    ? InferResponseBuffer(name, version, answered.id, result,
-                                          service_->limits().max_message_bytes, &response,
-                                          /*in_stream=*/true,
-                                          FinalResponseFlagRequested(answered))
+                    ? AnswerInferRequest(answered, name, version, batched, result,
+                                         service_->limits().max_message_bytes, &response,
+                                         /*in_stream=*/true)
                     : ToGrpcStatus(result.status, answered.id);
             Respond(built.ok() ? std::move(response) : ErrorResponse(built, &answered),
                     /*completes_request=*/true, item.get());

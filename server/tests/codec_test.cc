@@ -523,6 +523,43 @@ TEST(DecodeInferRequest, RequestedOutputsKeepTheirOrder) {
   EXPECT_EQ(out.output_names, (std::vector<std::string>{"probabilities", "label"}));
 }
 
+// No shared memory here: a tensor naming a region is refused by name, not read from (or
+// answered into) the message as if the parameter were not there.
+TEST(DecodeInferRequest, SharedMemoryParametersAreRefused) {
+  ModelInferRequest r;
+  auto* in = AddInput(&r, "x", "FP32", {1});
+  r.add_raw_input_contents(RawOf<float>({1}));
+  DecodedRequest out;
+  ASSERT_TRUE(Decode(r, &out).ok());
+  (*in->mutable_parameters())["shared_memory_region"].set_string_param("region");
+  EXPECT_TRUE(IsInvalid(Decode(r, &out), "input 'x': parameter 'shared_memory_region': shared "
+                                         "memory is not supported by this server"));
+  in->clear_parameters();
+  auto* y = r.add_outputs();
+  y->set_name("y");
+  (*y->mutable_parameters())["shared_memory_byte_size"].set_int64_param(4);
+  EXPECT_TRUE(IsInvalid(Decode(r, &out), "requested output 'y': parameter "
+                                         "'shared_memory_byte_size': shared memory is not"));
+  y->clear_parameters();
+  (*y->mutable_parameters())["binary_data"].set_bool_param(true);  // HTTP's: meaningless here
+  EXPECT_TRUE(Decode(r, &out).ok());
+}
+
+TEST(DecodeInferRequest, ClassificationIsCheckedWhenDecoded) {
+  ModelInferRequest r;
+  auto* y = r.add_outputs();
+  y->set_name("y");
+  (*y->mutable_parameters())["classification"].set_int64_param(2);
+  DecodedRequest out;
+  ASSERT_TRUE(Decode(r, &out).ok());
+  InferRequestView view;
+  ViewInferRequest(r, &view);
+  ASSERT_EQ(view.output_parameters.size(), 1u);  // kept for the answer (classification.h)
+  (*y->mutable_parameters())["classification"].set_int64_param(0);
+  EXPECT_TRUE(IsInvalid(Decode(r, &out), "requested output 'y': parameter 'classification' "
+                                         "must be a positive integer"));
+}
+
 TEST(DecodeInferRequest, FinalResponseFlagMustBeABool) {
   ModelInferRequest r;
   InferRequestView view;

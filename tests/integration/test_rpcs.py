@@ -33,7 +33,8 @@ def test_server_metadata_lists_extensions(client: grpcclient.InferenceServerClie
     meta = client.get_server_metadata(as_json=True)
     assert meta["name"] == "engine"
     assert meta["version"]
-    assert {"model_configuration", "model_repository", "statistics"} <= set(meta["extensions"])
+    assert {"classification", "model_configuration", "model_repository",
+            "statistics"} <= set(meta["extensions"])
 
 
 def test_model_metadata_has_dynamic_dims(client: grpcclient.InferenceServerClient) -> None:
