@@ -215,6 +215,13 @@ bool Model::IsConvertibleColumn(const TensorInfo& spec) const {
   return static_cast<size_t>(&spec - inputs_.data()) < options_.transforms->inputs().size();
 }
 
+bool Model::TakesAnyNumericType(std::string_view name) const {
+  for (const TensorInfo& spec : inputs_) {
+    if (spec.name == name) return IsConvertibleColumn(spec);
+  }
+  return false;
+}
+
 void Model::CheckInputType(std::string_view name, ElementType type) const {
   const TensorInfo& spec = FindInputSpec(inputs_, name);
   if (type == ElementType::kUndefined || type == spec.type) return;

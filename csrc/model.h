@@ -118,6 +118,9 @@ class Model {
   // exact_convert.h). kUndefined checks the name only. The check Submit makes, for callers that
   // want it before decoding a request's contents (the gRPC server). Does not block.
   void CheckInputType(std::string_view name, ElementType type) const;
+  // Whether input `name` is a raw numeric column of the transforms, whose type CheckInputType
+  // relaxes (any integer or float type); false for other inputs and unknown names.
+  bool TakesAnyNumericType(std::string_view name) const;
 
   // Validates `request` and queues it; never blocks on the model's work. Returns the
   // request's sequence number (> 0) for Cancel. When the request is refused at once, its

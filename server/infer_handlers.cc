@@ -4,11 +4,12 @@
 #include <mutex>
 #include <utility>
 
+#include "classification.h"
 #include "codec.h"
 #include "error_map.h"
-#include "classification.h"
 #include "infer_message.h"
 #include "inference_service.h"
+#include "names.h"
 #include "serve.h"
 
 namespace engine::server {
@@ -63,14 +64,26 @@ class InferCall final : public InlineUnaryReactor {
 // must not get that far (16M empty BYTES elements sent to a float model cost 600 MB). The
 // rule and messages are the core's own (Model::CheckInputType: exact types, but any numeric
 // type for a transform model's raw numeric columns, which the model converts exactly or
-// refuses); unsupported datatypes are left to the decoder.
+// refuses); unsupported datatypes are left to the decoder. A wrong datatype is told in KServe's
+// names (FP32, not the core's float32): the names the client sent.
 Status CheckInputsDeclared(const InferRequestView& request, const Model& model) {
-  try {
-    for (const InferInputView& in : request.inputs) {
-      model.CheckInputType(in.name, ElementTypeFromKServe(in.datatype));
+  for (const InferInputView& in : request.inputs) {
+    const ElementType type = ElementTypeFromKServe(in.datatype);
+    try {
+      model.CheckInputType(in.name, type);
+    } catch (const CoreError& e) {
+      for (const TensorInfo& spec : model.inputs()) {
+        if (spec.name != in.name || spec.type == type || type == ElementType::kUndefined ||
+            model.TakesAnyNumericType(in.name)) {
+          continue;  // the core's own message is the more precise one then
+        }
+        return Status(StatusCode::kInvalidInput,
+                      "input " + QuoteForMessage(in.name) + ": expected datatype " +
+                          KServeDatatype(spec.type) + ", got " + KServeDatatype(type) +
+                          " (no implicit casts)");
+      }
+      return e.status();
     }
-  } catch (const CoreError& e) {
-    return e.status();
   }
   return Status::Ok();
 }

@@ -16,8 +16,8 @@
 #include <utility>
 #include <vector>
 
-#include "error_map.h"
 #include "classification.h"
+#include "error_map.h"
 #include "infer_message.h"
 #include "inference_service.h"
 #include "unary_call.h"

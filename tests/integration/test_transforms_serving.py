@@ -217,5 +217,5 @@ def test_a_model_without_transforms_keeps_exact_dtypes(typed) -> None:
     with pytest.raises(InferenceServerException) as e:
         client.infer("plain", [x])
     assert e.value.status() == "StatusCode.INVALID_ARGUMENT"
-    assert "input 'features': expected dtype float32, got int64 (no implicit casts)" in (
+    assert "input 'features': expected datatype FP32, got INT64 (no implicit casts)" in (
         e.value.message() or "")
