@@ -182,9 +182,14 @@ Status DecodeInput(const InferInputView& in, const std::string_view* raw,
   }
   const int64_t count = CheckedElementCount(shape, limits.max_tensor_elements);
   if (count < 0) {
+    // A zero dimension leaves no element, but the others still size the rows that code after
+    // this computes: refused all the same, and told as what it is.
+    const bool empty = std::find(shape.begin(), shape.end(), 0) != shape.end();
     return Invalid(Named("input", in.name) + ": shape " + ShapeToString(shape) +
-                   " has more than the limit of " + std::to_string(limits.max_tensor_elements) +
-                   " elements");
+                   (empty ? " has no element, but its other dimensions multiply to more than "
+                            "the limit of "
+                          : " has more than the limit of ") +
+                   std::to_string(limits.max_tensor_elements) + " elements");
   }
   if (type == ElementType::kString && count > limits.max_string_elements) {
     return Invalid(Named("input", in.name) + ": shape " + ShapeToString(shape) + " has " +

@@ -481,6 +481,15 @@ TEST(DecodeInferRequest, TensorElementLimit) {
     EXPECT_TRUE(IsInvalid(Decode(r, &out, unlimited),
                           "has more than the limit of 9223372036854775807 elements"));
   }
+  {
+    // No element, yet a row of 2^62: refused without claiming it has too many elements.
+    ModelInferRequest r;
+    AddInput(&r, "x", "FP32", {0, int64_t{1} << 62});
+    r.add_raw_input_contents("");
+    EXPECT_TRUE(IsInvalid(Decode(r, &out, limits),
+                          "input 'x': shape [0, 4611686018427387904] has no element, but its "
+                          "other dimensions multiply to more than the limit of 6 elements"));
+  }
 }
 
 TEST(DecodeInferRequest, BytesElementLimitIsCheckedBeforeFraming) {
