@@ -203,12 +203,21 @@ Status InferenceService::SubmitInfer(
     }
     // Refused as unavailable while being submitted: the model closed under this request.
     ServedVersion now;
-    if (attempt < kAttempts &&
-        table_->FindForInference(request.model_name, request.model_version, &now).ok() &&
-        now.model != served.model) {
+    const Status found = table_->FindForInference(request.model_name, request.model_version, &now);
+    if (attempt < kAttempts && found.ok() && now.model != served.model) {
       continue;  // a reload: the version is served by a new model now
     }
-    gate->done(std::move(gate->refused));  // unloaded, or the server is draining
+    // Unloaded, or the server is draining: said with the model's name rather than the core's
+    // bare "model is closed".
+    gate->refused.status =
+        found.code() == StatusCode::kUnavailable
+            ? found
+            : Status(StatusCode::kUnavailable,
+                     "model " + QuoteForMessage(served.name) + " version " +
+                         std::to_string(served.version) +
+                         " was unloaded or replaced while this request was submitted; it did not "
+                         "run; retry");
+    gate->done(std::move(gate->refused));
     *model = nullptr;
     *seq = 0;
     return Status::Ok();
