@@ -47,7 +47,7 @@ from engine.errors import (
 )
 from engine.model import Model, load
 from engine.names import validate_name
-from engine.repository import RepositoryModel, scan_model, scan_repository
+from engine.repository import RepositoryModel, RepositoryVersion, scan_model, scan_repository
 from engine.signature import TensorSpec, dtype_by_name
 
 __all__ = ["ServedModel", "ServingControl", "model_config_dict", "warm_up"]
@@ -159,6 +159,20 @@ def model_config_dict(name: str, model: Model) -> dict[str, Any]:
             },
         }
     return out
+
+
+def _load_version(entry: RepositoryModel, version: RepositoryVersion) -> Model:
+    """``engine.load`` of one version of a repository model; its errors name the file by its
+    path in the repository (``b/1/model.onnx``), as ``engine models import-repo`` does, where
+    engine.load names only ``model.onnx``: with several models, that left the operator to
+    guess which one failed. Relative, so no server path reaches a client."""
+    try:
+        return load(version.path, config=entry.config)
+    except EngineError as exc:
+        label = f"{entry.name}/{version.version}/{version.path.name}"
+        text, prefix = str(exc), f"{version.path.name}: "
+        detail = text[len(prefix):] if text.startswith(prefix) else text
+        raise type(exc)(f"{label}: {detail}") from exc
 
 
 def _has_batch_dim(model: Model) -> bool:
@@ -340,7 +354,7 @@ class ServingControl:
         ready: list[tuple[int, Model]] = []
         try:
             for version in entry.versions:
-                model = load(version.path, config=entry.config)
+                model = _load_version(entry, version)
                 ready.append((version.version, model))
                 warm_up(model)
         except BaseException:

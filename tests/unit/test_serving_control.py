@@ -49,8 +49,8 @@ def test_a_bad_config_is_reported_with_its_problem_and_no_path(tmp_path: Path) -
     plane = ServingControl(repo)
     code, message, _ = plane.load_model("m", {})
     assert code == "FAILED_PRECONDITION"
-    assert message == ("load of model 'm' failed: model.onnx: config declares input 'x' as int64 "
-                       "but the model has float32")
+    assert message == ("load of model 'm' failed: m/1/model.onnx: config declares input 'x' as "
+                       "int64 but the model has float32")
     (repo / "m" / "config.pbtxt").write_text("max_batch_size: 99999999999999999999999\n")
     code, message, _ = plane.load_model("m", {})
     assert message.startswith("load of model 'm' failed: m/config.pbtxt: max_batch_size must be "
@@ -101,3 +101,23 @@ def test_model_config_reports_the_parameters_a_config_pbtxt_may_set(mlp_path: Pa
         for key, value in reported.items())
     read, _, _ = config_from_dict(parse_pbtxt(text), "m", "config.pbtxt")
     assert (read.intra_op_threads, read.inter_op_threads, read.completion_spin) == (2, 0, False)
+
+
+def test_a_failing_model_of_a_repository_is_named_by_its_path_there(tmp_path: Path) -> None:
+    # Several models: the operator must see which one failed (engine.load alone says only
+    # "model.onnx").
+    repo = _repository(tmp_path)
+    factories.mlp(_folder(repo / "b" / "1") / "model.onnx")
+    (repo / "b" / "config.pbtxt").write_text(
+        'max_batch_size: 8\ninput [ { name: "x" data_type: TYPE_FP64 dims: [ 32 ] } ]\n')
+    with pytest.raises(engine.errors.InvalidConfigError) as info:
+        ServingControl(repo).load_repository()
+    assert str(info.value) == ("b/1/model.onnx: config declares input 'x' as float64 but the "
+                               "model has float32")
+    (repo / "b" / "config.pbtxt").unlink()
+    (repo / "b" / "1" / "model.onnx").write_bytes(b"not onnx")
+    with pytest.raises(engine.errors.ModelLoadError) as loading:
+        ServingControl(repo).load_repository()
+    # The operator's terminal may show the file's path; RepositoryModelLoad's client gets a
+    # load failure's request id instead (test_any_load_exception_is_a_failed_load...).
+    assert str(loading.value).startswith("b/1/model.onnx: cannot load model ")
