@@ -19,6 +19,7 @@ from __future__ import annotations
 import logging
 import math
 import signal
+import ssl
 import threading
 import urllib.parse
 from dataclasses import dataclass
@@ -189,6 +190,29 @@ def _read_text(path: Path | None, what: str) -> str | None:
         raise InvalidConfigError(f"cannot read the {what} {str(path)!r}: {exc}") from None
 
 
+def _check_tls(options: ServeOptions) -> None:
+    """Refuse TLS files that do not hold what they should, naming them: grpc++ only logs
+    "Invalid cert chain file" and then fails to listen, which reads as a port problem."""
+    if options.tls_cert is None or options.tls_key is None:
+        return
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    try:
+        context.load_cert_chain(options.tls_cert, options.tls_key)
+    except (ssl.SSLError, OSError) as exc:
+        raise InvalidConfigError(
+            f"--tls-cert {str(options.tls_cert)!r} and --tls-key {str(options.tls_key)!r} are not "
+            f"a PEM certificate chain and its private key: {getattr(exc, 'reason', None) or exc}"
+        ) from None
+    if options.tls_client_ca is not None:
+        try:
+            context.load_verify_locations(cafile=options.tls_client_ca)
+        except (ssl.SSLError, OSError) as exc:
+            raise InvalidConfigError(
+                f"--tls-client-ca {str(options.tls_client_ca)!r} holds no PEM CA certificate: "
+                f"{getattr(exc, 'reason', None) or exc}"
+            ) from None
+
+
 def _read_token(path: Path | None) -> str:
     text = _read_text(path, "auth token file")
     if text is None:
@@ -211,6 +235,7 @@ def serve(options: ServeOptions, *, stop: threading.Event | None = None) -> int:
     cert = _read_text(options.tls_cert, "TLS certificate")
     key = _read_text(options.tls_key, "TLS key")
     client_ca = _read_text(options.tls_client_ca, "TLS client CA")
+    _check_tls(options)
     token = _read_token(options.auth_token_file)
     repository = options.model_repository
     if options.demo:

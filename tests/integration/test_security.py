@@ -222,3 +222,28 @@ def test_limits(strict_server: ServerProcess) -> None:
     assert info.value.status() == "StatusCode.INVALID_ARGUMENT"
     assert "3 inputs; the limit is 2" in info.value.message()
     c.close()
+
+
+@pytest.mark.parametrize(("files", "fragment"), [
+    (("mini_csv", "mini_csv"), "are not a PEM certificate chain and its private key"),
+    (("server_cert", "rogue_key"), "are not a PEM certificate chain and its private key"),
+    (("server_cert", "server_key", "server_key"), "--tls-client-ca"),
+], ids=["not-pem", "key-of-another-cert", "client-ca-not-a-cert"])
+def test_bad_tls_files_are_named_not_taken_for_a_port_problem(
+        pki: dict[str, Path], tmp_path: Path, files: tuple[str, ...], fragment: str) -> None:
+    import subprocess
+    import sys
+
+    (tmp_path / "mini_csv").write_text("a,b\n1,2\n")
+    paths = {**pki, "mini_csv": tmp_path / "mini_csv"}
+    args = ["--tls-cert", str(paths[files[0]]), "--tls-key", str(paths[files[1]])]
+    if len(files) == 3:
+        args += ["--tls-client-ca", str(paths[files[2]])]
+    proc = subprocess.run(
+        [sys.executable, "-m", "engine.cli", "serve", "--demo", "--grpc-port", "0",
+         "--metrics-port", "0", *args],
+        capture_output=True, text=True, timeout=60, check=False,
+        env={"ENGINE_HOME": str(tmp_path / "home"), "PATH": "/usr/bin:/bin"})
+    assert proc.returncode == 1, proc.stderr
+    assert fragment in proc.stderr
+    assert "cannot listen" not in proc.stderr
