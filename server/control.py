@@ -170,8 +170,7 @@ def _load_version(entry: RepositoryModel, version: RepositoryVersion) -> Model:
         return load(version.path, config=entry.config)
     except EngineError as exc:
         label = f"{entry.name}/{version.version}/{version.path.name}"
-        text, prefix = str(exc), f"{version.path.name}: "
-        detail = text[len(prefix):] if text.startswith(prefix) else text
+        detail = str(exc).removeprefix(f"{version.path.name}: ")
         raise type(exc)(f"{label}: {detail}") from exc
 
 

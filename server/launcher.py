@@ -87,10 +87,19 @@ class ServeOptions:
         if sources != 1:
             raise InvalidConfigError(
                 "give exactly one of --model-repository DIR, --demo and --registry")
-        if not self.registry and (self.registry_home is not None or self.registry_url
-                                  or self.artifacts_url or self.versions is not None):
-            raise InvalidConfigError(
-                "--home, --registry-url, --artifacts-url and --versions need --registry")
+        # Told rather than ignored: a registry option given to --demo or --model-repository
+        # (a default left as it is cannot be told from one not given, and does no harm).
+        registry_only = {
+            "--home": self.registry_home is not None,
+            "--registry-url": bool(self.registry_url),
+            "--artifacts-url": bool(self.artifacts_url),
+            "--versions": self.versions is not None,
+            "--alias": self.alias != ServeOptions.alias,
+            "--poll-s": self.poll_s != ServeOptions.poll_s,
+        }
+        given = [flag for flag, changed in registry_only.items() if changed]
+        if given and not self.registry:
+            raise InvalidConfigError(f"{', '.join(given)}: registry options need --registry")
         if self.registry:
             validate_name(self.alias, "alias")
             if self.versions is not None:
@@ -124,6 +133,7 @@ class ServeOptions:
 
     def _check_monitoring(self) -> None:
         monitoring = {
+            "--log-sample-rate": self.log_sample_rate != ServeOptions.log_sample_rate,
             "--log-rotate-s": self.log_rotate_s != PredictionLogConfig.max_file_age_s,
             "--drift-window-rows": self.drift_window_rows != MonitorConfig.window_rows,
             "--drift-window-s": self.drift_window_s != MonitorConfig.window_s,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from engine.server.launcher import ServeOptions
 
@@ -57,6 +59,16 @@ def test_monitoring_options_need_the_registry() -> None:
         InvalidConfigError, match="--psi-threshold, --alert-webhook: monitoring options need"
     ):
         ServeOptions(demo=True, psi_threshold=0.1, alert_webhook="http://127.0.0.1:1/")
+
+
+def test_registry_options_given_without_the_registry_are_refused_not_ignored() -> None:
+    with pytest.raises(
+        InvalidConfigError, match="^--alias, --poll-s: registry options need --registry$"
+    ):
+        ServeOptions(demo=True, alias="staging", poll_s=5.0)
+    with pytest.raises(InvalidConfigError, match="--log-sample-rate: monitoring options need"):
+        ServeOptions(model_repository=Path("repo"), log_sample_rate=0.5)
+    ServeOptions(demo=True, alias="production", poll_s=2.0)  # the defaults, as if not given
 
 
 def test_monitoring_options_reach_the_monitor() -> None:

@@ -474,4 +474,4 @@ def test_serve_passes_the_option_to_the_registry_it_opens(
     args = build_parser().parse_args(["serve", "--registry", "--artifacts-url", "memory://b/x"])
     assert serve._options(args).artifacts_url == "memory://b/x"
     assert main(["serve", "--demo", "--artifacts-url", "memory://b/x", "--grpc-port", "0"]) == 1
-    assert "--artifacts-url and --versions need --registry" in capsys.readouterr().err
+    assert "--artifacts-url: registry options need --registry" in capsys.readouterr().err
