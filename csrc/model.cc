@@ -741,7 +741,7 @@ InferResult Model::ExecuteOne(int instance, QueuedRequest& r) {
   }
   timer.Mark(&phases.output_ns);
   const int64_t end_us = clock_.NowUs();
-  stats_.ObserveBatch(r.rows, end_us - start_us, phases);
+  stats_.ObserveBatch(r.rows, end_us - start_us, phases, failure.ok());
   SetTimings(r, start_us, end_us - start_us, end_us, r.rows, phases, &result);
   return result;
 }
@@ -789,7 +789,8 @@ FinishedBatch Model::Execute(int instance, QueuedBatch batch) {
   }
   finished.outputs.clear();
   timer.Mark(&finished.phases.output_ns);
-  stats_.ObserveBatch(finished.rows, clock_.NowUs() - finished.start_us, finished.phases);
+  stats_.ObserveBatch(finished.rows, clock_.NowUs() - finished.start_us, finished.phases,
+                      /*ok=*/false);
   // Isolation: re-run each request alone so only the poison one fails.
   for (const auto& r : requests) r->result = ExecuteOne(instance, *r);
   return finished;

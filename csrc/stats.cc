@@ -55,8 +55,13 @@ void ModelStats::ObserveSuccess(int64_t rows, const RequestTimings& t) {
   last_inference_ms_.store(now_ms, kRelaxed);
 }
 
-void ModelStats::ObserveBatch(int64_t rows, int64_t compute_us, const RequestTimings& phases) {
+void ModelStats::ObserveBatch(int64_t rows, int64_t compute_us, const RequestTimings& phases,
+                              bool ok) {
   batches_.fetch_add(1, kRelaxed);
+  if (!ok) {
+    failed_batches_.fetch_add(1, kRelaxed);
+    return;
+  }
   rows = std::max<int64_t>(rows, 0);
   if (rows <= dense_rows_) {
     DenseSize& size = dense_[static_cast<size_t>(rows)];
@@ -81,6 +86,7 @@ StatsSnapshot ModelStats::Snapshot() const {
   StatsSnapshot s;
   for (size_t i = 0; i < requests_.size(); ++i) s.requests[i] = requests_[i].load(kRelaxed);
   s.batches = batches_.load(kRelaxed);
+  s.failed_batches = failed_batches_.load(kRelaxed);
   s.inferred_rows = inferred_rows_.load(kRelaxed);
   for (int64_t rows = 0; rows <= dense_rows_; ++rows) {
     const DenseSize& size = dense_[static_cast<size_t>(rows)];

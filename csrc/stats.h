@@ -61,8 +61,9 @@ struct BatchSizeStats {
 struct StatsSnapshot {
   std::array<int64_t, static_cast<size_t>(Outcome::kCount)> requests{};  // by Outcome
   int64_t batches = 0;         // ORT runs of the batcher (isolation re-runs included)
+  int64_t failed_batches = 0;  // of those, runs ORT failed (batch_sizes counts the others)
   int64_t inferred_rows = 0;   // rows of successful requests
-  std::vector<BatchSizeStats> batch_sizes;  // each size that ran, by ascending rows
+  std::vector<BatchSizeStats> batch_sizes;  // each size that ran successfully, ascending rows
   // Each phase of a successful request's batch, summed over successful requests (ns).
   int64_t input_ns = 0, infer_ns = 0, output_ns = 0;
   HistogramSnapshot queue_us, compute_us, total_us;
@@ -83,7 +84,11 @@ class ModelStats {
   void CountRequest(Outcome outcome) { requests_[static_cast<size_t>(outcome)].fetch_add(1, kRelaxed); }
   // `t` carries the request's queue, compute and total times and its batch's phases.
   void ObserveSuccess(int64_t rows, const RequestTimings& t);
-  void ObserveBatch(int64_t rows, int64_t compute_us, const RequestTimings& phases);
+  // A run of the batcher; a failed one (`ok` false) counts as a batch and a failed batch only,
+  // not in its size's stats: those describe executions that produced outputs (Triton's
+  // batch_stats), which a failure's time would distort.
+  void ObserveBatch(int64_t rows, int64_t compute_us, const RequestTimings& phases,
+                    bool ok = true);
   void AddInFlight(int64_t delta) { in_flight_.fetch_add(delta, kRelaxed); }
   int64_t InFlight() const { return in_flight_.load(kRelaxed); }
   void SetQueueDepth(int64_t depth) { queue_depth_.store(depth, kRelaxed); }
@@ -94,6 +99,7 @@ class ModelStats {
   static constexpr std::memory_order kRelaxed = std::memory_order_relaxed;
   std::array<std::atomic<int64_t>, static_cast<size_t>(Outcome::kCount)> requests_{};
   std::atomic<int64_t> batches_{0};
+  std::atomic<int64_t> failed_batches_{0};
   std::atomic<int64_t> inferred_rows_{0};
   // One slot per batch size in [0, dense_rows_]: lock-free.
   struct DenseSize {

@@ -47,9 +47,10 @@ class ModelStats:
     """Counters of one loaded model since it was loaded."""
 
     requests: dict[str, int]  # by outcome, see OUTCOMES
-    batches: int  # ORT runs made by the batcher
+    batches: int  # ORT runs made by the batcher, failed ones included
     inferred_rows: int  # rows of successful requests
-    batch_sizes: dict[int, int]  # rows per batch -> number of batches (non-zero entries only)
+    # rows per batch -> number of successful batches (non-zero entries only)
+    batch_sizes: dict[int, int]
     batch_compute_us: dict[int, int]  # rows per batch -> compute time summed over them
     queue: Histogram
     compute: Histogram
@@ -62,6 +63,7 @@ class ModelStats:
     compute_input_ns: int = 0
     compute_infer_ns: int = 0
     compute_output_ns: int = 0
+    failed_batches: int = 0  # of ``batches``, the runs ONNX Runtime failed
 
     @classmethod
     def from_core(cls, data: dict[str, Any]) -> ModelStats:
@@ -70,6 +72,7 @@ class ModelStats:
         return cls(
             requests=dict(data["requests"]),
             batches=int(data["batches"]),
+            failed_batches=int(data["failed_batches"]),
             inferred_rows=int(data["inferred_rows"]),
             batch_sizes=sizes,
             batch_compute_us=compute,

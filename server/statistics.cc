@@ -23,7 +23,8 @@ void FillModelStatistics(const std::string& name, int64_t version, const StatsSn
   out->set_version(std::to_string(version));
   out->set_last_inference(static_cast<uint64_t>(stats.last_inference_ms));
   out->set_inference_count(static_cast<uint64_t>(stats.inferred_rows));
-  out->set_execution_count(static_cast<uint64_t>(stats.batches));
+  // Triton's execution_count counts successful executions, as its batch_stats do.
+  out->set_execution_count(static_cast<uint64_t>(stats.batches - stats.failed_batches));
 
   const int64_t ok = stats.requests[static_cast<size_t>(Outcome::kOk)];
   int64_t failed = 0;

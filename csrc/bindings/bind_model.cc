@@ -92,6 +92,7 @@ py::dict StatsDict(const StatsSnapshot& s) {
   py::dict d;
   d["requests"] = requests;
   d["batches"] = s.batches;
+  d["failed_batches"] = s.failed_batches;
   d["inferred_rows"] = s.inferred_rows;
   py::dict batch_sizes, batch_compute_us;  // rows -> batches, rows -> summed compute time
   for (const BatchSizeStats& size : s.batch_sizes) {

@@ -238,8 +238,16 @@ def test_a_queue_delay_longer_than_the_timeout_still_runs(
     np.testing.assert_array_equal(result.as_numpy("y"), np.full((1, 4), 2.0, np.float32))
 
 
+def _executions(client: grpcclient.InferenceServerClient, model: str) -> tuple[int, int]:
+    """ModelStatistics' execution_count, and the executions its batch_stats add up to."""
+    stats = client.get_inference_statistics(model, as_json=True)["model_stats"][0]
+    per_size = sum(int(b["compute_infer"]["count"]) for b in stats.get("batch_stats", []))
+    return int(stats.get("execution_count", 0)), per_size
+
+
 def test_run_failure_is_internal_and_generic(client: grpcclient.InferenceServerClient,
                                              server: ServerProcess) -> None:
+    before = _executions(client, "fail")
     idx = grpcclient.InferInput("idx", [2], "INT64")
     idx.set_data_from_numpy(np.array([1, 99], dtype=np.int64))
     e = _error(client.infer, "fail", [idx], request_id="req-77")
@@ -252,6 +260,10 @@ def test_run_failure_is_internal_and_generic(client: grpcclient.InferenceServerC
     # The model still serves good requests.
     idx.set_data_from_numpy(np.array([1, 2], dtype=np.int64))
     assert client.infer("fail", [idx]).as_numpy("y").tolist() == [1.0, 2.0]
+    # Statistics count successful executions only, as Triton's do, in both places.
+    after = _executions(client, "fail")
+    assert (after[0] - before[0], after[1] - before[1]) == (1, 1)
+    assert after[0] == after[1]
 
 
 def test_run_failure_logs_one_escaped_line_per_failure(client: grpcclient.InferenceServerClient,

@@ -226,6 +226,10 @@ def test_poison_request_fails_alone(poison_path: Path) -> None:
         stats = model.stats()
     assert stats.requests["failed"] == 1
     assert stats.requests["ok"] == 1 + 39 + 1  # busy, the good ones, the later one
+    # The failed runs (the poison's batch, then the poison alone if it had company) count as
+    # batches, and only as failed ones: the batch-size stats are of runs that produced outputs.
+    assert stats.failed_batches in (1, 2)
+    assert sum(stats.batch_sizes.values()) == stats.batches - stats.failed_batches
 
 
 def test_close_with_drain_completes_everything(slow_path: Path) -> None:
