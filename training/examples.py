@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import tempfile
 from collections.abc import Callable
+from contextlib import ExitStack
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from engine.training.datasets import load_dataset, split
-from engine.training.export_options import ExportOptions, ExportResult
+from engine.training.export_options import ExportOptions, ExportResult, describe_opsets
 from engine.training.export_sklearn import table_inputs
 from engine.training.families import FAMILIES
 from engine.training.lineage import (
@@ -31,7 +32,7 @@ from engine.training.validate import run_onnx
 
 from engine.errors import InvalidConfigError
 from engine.names import validate_name
-from engine.registry import Lineage
+from engine.registry import Lineage, Registry
 
 __all__ = ["EXAMPLES", "Example", "TrainOutcome", "TrainRequest", "run_example"]
 
@@ -138,18 +139,26 @@ def run_example(
         raise ValueError(f"unknown model family {family!r}; known: {list(FAMILIES)}")
     if not request.register and request.parent is not None:
         raise InvalidConfigError(f"parent {request.parent!r} needs registration")
-    if request.parent is not None:
-        check_parent(request.parent, home=request.home, registry_url=request.registry_url,
-                     artifacts_url=request.artifacts_url)
-    if request.out_dir is not None:
-        return _run(example, family, request, Path(request.out_dir), progress)
-    if not request.register:
+    if request.out_dir is None and not request.register:
         raise ValueError(
             "a run that neither registers nor has an out_dir would keep nothing; "
             "give an out_dir (--out-dir) or register"
         )
-    with tempfile.TemporaryDirectory(prefix="engine-train-") as tmp:
-        return _run(example, family, request, Path(tmp), progress)
+    with ExitStack() as stack:
+        registry = None
+        if request.register:
+            # Opened (connected) before training: an unreachable database fails first, not
+            # after the training, export and parity work it would throw away.
+            registry = stack.enter_context(
+                Registry(request.home, request.registry_url, request.artifacts_url)
+            )
+        if request.parent is not None:
+            check_parent(request.parent, registry=registry)
+        if request.out_dir is not None:
+            out_dir = Path(request.out_dir)
+        else:
+            out_dir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="engine-train-")))
+        return _run(example, family, request, out_dir, progress, registry)
 
 
 def _run(
@@ -158,6 +167,7 @@ def _run(
     request: TrainRequest,
     out_dir: Path,
     progress: Callable[[str], None],
+    registry: Any,
 ) -> TrainOutcome:
     out_dir.mkdir(parents=True, exist_ok=True)
     data = load_dataset(example.dataset, request.rows, request.seed)
@@ -183,7 +193,7 @@ def _run(
     parity = exported.parity
     where = f" to {exported.path}" if request.out_dir is not None else ""
     progress(
-        f"exported{where} (opset {exported.opset}); parity on "
+        f"exported{where} ({describe_opsets(exported.opsets)}); parity on "
         f"{parity.rows} held-out rows: max abs {parity.max_abs_error:.3g}, max rel "
         f"{parity.max_rel_error:.3g} (atol {parity.atol:g}, rtol {parity.rtol:g})"
     )
@@ -202,6 +212,7 @@ def _run(
         "valid_fraction": request.valid_fraction,
         "export": {
             "opset": exported.opset,
+            "opsets": exported.opsets,
             "dynamic_batch": request.export.dynamic_batch,
             "atol": parity.atol,
             "rtol": parity.rtol,
@@ -228,9 +239,7 @@ def _run(
                 "task": data.task,
             },
             description=f"engine train {example.name}: {example.description}",
-            home=request.home,
-            registry_url=request.registry_url,
-            artifacts_url=request.artifacts_url,
+            registry=registry,
         )
         lineage = version.lineage.to_dict()  # as recorded: with the parent it inherited
     return TrainOutcome(

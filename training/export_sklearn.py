@@ -34,6 +34,7 @@ from engine.training.validate import (
     compare_labels,
     compare_values,
     engine_signature,
+    file_opsets,
     run_onnx,
     top_two_margin,
 )
@@ -63,7 +64,25 @@ def load_sklearn_model(path: str | Path) -> Any:
             f"{str(path)!r} holds a {type(model).__name__}, which has no predict(): "
             "export a fitted estimator or Pipeline ending in one"
         )
+    _check_fitted(model, path)
     return model
+
+
+def _check_fitted(model: Any, path: Path) -> None:
+    """skl2onnx's errors for an unfitted estimator name something else (a number of classes
+    it cannot find), and suggest another opset."""
+    from sklearn.exceptions import NotFittedError
+    from sklearn.utils.validation import check_is_fitted
+
+    try:
+        check_is_fitted(model)
+    except NotFittedError:
+        raise ExportError(
+            f"{str(path)!r} holds a {type(model).__name__} that is not fitted: call fit() on "
+            "it before joblib.dump, then export that file"
+        ) from None
+    except TypeError:  # not a scikit-learn estimator: the converter will say what it is
+        pass
 
 
 def export_sklearn(
@@ -82,12 +101,13 @@ def export_sklearn(
         onx = serve_columns(onx, feeds, matrix)
     with staged_output(out) as staged:
         staged.write_bytes(onx.SerializeToString())
+        opsets = file_opsets(staged)
         check_onnx(staged)
         got = run_onnx(staged, feeds)
         parity = _parity(model, framework_input, got, output_names, options, sample.rows)
         parity.raise_if_failed()
         inputs, outputs = engine_signature(staged)
-    return ExportResult(Path(out), "sklearn", options.opset, inputs, outputs, parity)
+    return ExportResult(Path(out), "sklearn", opsets, inputs, outputs, parity)
 
 
 def _model_inputs(

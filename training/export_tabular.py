@@ -25,6 +25,7 @@ from engine.training.validate import (
     compare_labels,
     compare_values,
     engine_signature,
+    file_opsets,
     run_onnx,
     top_two_margin,
 )
@@ -75,6 +76,7 @@ def export_tabular_torch(
     expected = model.forward(frame)
     with staged_output(out) as staged:
         onnx.save(merged, str(staged))
+        opsets = file_opsets(staged)
         check_onnx(staged)
         got = run_onnx(staged, feeds)
         atol, rtol = options.atol, options.rtol
@@ -94,7 +96,7 @@ def export_tabular_torch(
         parity = ParityReport(atol, rtol, sample.rows, results)
         parity.raise_if_failed()
         inputs, outputs = engine_signature(staged)
-    return ExportResult(Path(out), "torch", options.opset, inputs, outputs, parity)
+    return ExportResult(Path(out), "torch", opsets, inputs, outputs, parity)
 
 
 def _merge(pre: Any, mlp: Any, output_names: list[str], opset: int) -> Any:

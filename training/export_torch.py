@@ -41,6 +41,7 @@ from engine.training.validate import (
     check_onnx,
     compare_values,
     engine_signature,
+    file_opsets,
     run_onnx,
 )
 
@@ -94,6 +95,7 @@ def export_torch(
         )
     with staged_output(out) as staged:
         torch_to_onnx(model, tensors, input_names, output_names, options, staged)
+        opsets = file_opsets(staged)
         check_onnx(staged)
         got = run_onnx(staged, feeds)
         results = tuple(
@@ -103,7 +105,7 @@ def export_torch(
         parity = ParityReport(options.atol, options.rtol, sample.rows, results)
         parity.raise_if_failed()
         inputs, outputs = engine_signature(staged)
-    return ExportResult(Path(out), "torch", options.opset, inputs, outputs, parity)
+    return ExportResult(Path(out), "torch", opsets, inputs, outputs, parity)
 
 
 def torch_to_onnx(

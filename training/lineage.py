@@ -12,6 +12,7 @@ version's parameters) rather than an ``engine.transforms`` spec applied by the s
 from __future__ import annotations
 
 import hashlib
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -73,13 +74,13 @@ def check_parent(
     home: str | Path | None = None,
     registry_url: str | None = None,
     artifacts_url: str | None = None,
+    registry: Any = None,
 ) -> None:
     """Raise ModelNotFoundError unless ``parent`` (``name:VERSION``) is registered: checked
-    before training, so a typo costs no training run (the registry checks again at the end)."""
-    from engine.registry import Registry
-
-    with Registry(home=home, url=registry_url, artifacts_url=artifacts_url) as registry:
-        registry.get(parent)
+    before training, so a typo costs no training run (the registry checks again at the end).
+    ``registry``: an open ``Registry`` to ask, instead of opening one."""
+    with _opened(registry, home, registry_url, artifacts_url) as opened:
+        opened.get(parent)
 
 
 def register_model(
@@ -96,6 +97,7 @@ def register_model(
     registry_url: str | None = None,
     artifacts_url: str | None = None,
     inherit_parent: bool = False,
+    registry: Any = None,
 ) -> Any:
     """Register ``path`` as the next version of ``name``; returns the ``ModelVersion``.
 
@@ -104,12 +106,11 @@ def register_model(
     before it, whether or not that one was kept); none when ``name`` is new. The registry
     chooses it in the transaction that numbers the new version (``Registry.register``'s
     ``inherit_parent``), so two retrains registering at once get a chain, N+1 then N+2, not
-    the same parent twice.
+    the same parent twice. ``registry``: an open ``Registry`` to register in, instead of
+    opening one from ``home``, ``registry_url`` and ``artifacts_url``.
     """
-    from engine.registry import Registry
-
-    with Registry(home=home, url=registry_url, artifacts_url=artifacts_url) as registry:
-        return registry.register(
+    with _opened(registry, home, registry_url, artifacts_url) as opened:
+        return opened.register(
             name,
             path,
             metrics=metrics,
@@ -120,3 +121,14 @@ def register_model(
             description=description,
             inherit_parent=inherit_parent,
         )
+
+
+def _opened(
+    registry: Any, home: str | Path | None, registry_url: str | None, artifacts_url: str | None
+) -> Any:
+    """A context manager giving ``registry`` (left open), or a Registry it opens and closes."""
+    from engine.registry import Registry
+
+    if registry is not None:
+        return nullcontext(registry)
+    return Registry(home=home, url=registry_url, artifacts_url=artifacts_url)

@@ -39,6 +39,7 @@ __all__ = [
     "compare_labels",
     "compare_values",
     "engine_signature",
+    "file_opsets",
     "run_onnx",
     "top_two_margin",
 ]
@@ -56,6 +57,25 @@ def check_onnx(path: str | Path) -> None:
         onnx.checker.check_model(str(path), full_check=True)
     except (onnx.checker.ValidationError, onnx.shape_inference.InferenceError) as exc:
         raise ExportError(f"the exported model {str(path)!r} fails onnx.checker: {exc}") from exc
+
+
+def file_opsets(path: str | Path) -> dict[str, int]:
+    """The opsets ``path`` imports, domain -> version (``""`` for the default domain, which
+    ``"ai.onnx"`` also names). A domain imported more than once (skl2onnx lists the default
+    domain twice for some models) is rewritten as one entry, at the highest of its versions."""
+    import onnx
+    from onnx import helper
+
+    model = onnx.load(str(path))
+    opsets: dict[str, int] = {}
+    for entry in model.opset_import:
+        domain = "" if entry.domain == "ai.onnx" else entry.domain
+        opsets[domain] = max(int(entry.version), opsets.get(domain, 0))
+    if len(opsets) != len(model.opset_import):
+        del model.opset_import[:]
+        model.opset_import.extend(helper.make_opsetid(d, v) for d, v in opsets.items())
+        onnx.save(model, str(path))
+    return opsets
 
 
 def run_onnx(path: str | Path, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:

@@ -36,7 +36,12 @@ def register(subparsers: Any) -> None:
     )
     common.add_argument("--out", type=Path, required=True, help="the ONNX file to write")
     common.add_argument(
-        "--opset", type=int, default=None, help="ONNX opset of the default domain (default: 18)"
+        "--opset",
+        type=int,
+        default=None,
+        help="highest ONNX opset of the default domain the converter may use (default: 18); "
+        "skl2onnx writes the lowest one the model's operators need, often older (e.g. 11): "
+        "the opsets the file imports are printed",
     )
     common.add_argument(
         "--input-names",
@@ -133,11 +138,13 @@ def _checked_options(args: argparse.Namespace) -> Any:
 
 
 def _print(result: Any, as_json: bool) -> None:
+    from engine.training.export_options import describe_opsets
+
     if as_json:
         print(json.dumps(result.to_dict(), indent=2))
         return
     parity = result.parity
-    print(f"wrote {result.path} ({result.framework}, opset {result.opset})")
+    print(f"wrote {result.path} ({result.framework}, {describe_opsets(result.opsets)})")
     for kind, specs in (("input", result.inputs), ("output", result.outputs)):
         for spec in specs:
             print(f"  {kind:6} {spec.name}: {spec.dtype} {list(spec.shape)}")

@@ -25,6 +25,11 @@ __all__ = ["register"]
 EXAMPLE_NAMES = ("tabular-demo", "regression-demo", "diabetes-demo")
 FAMILY_NAMES = ("linear", "hist_gradient_boosting", "random_forest", "mlp", "torch_mlp")
 
+# Fewer rows leave a validation split without both classes, or the mlp family's early
+# stopping without a validation set of its own.
+MIN_ROWS = 20
+MAX_SEED = 2**32 - 1  # numpy's and scikit-learn's seeds are 32-bit
+
 
 def register(subparsers: Any) -> None:
     """Add ``train`` to the ``engine`` parser."""
@@ -45,17 +50,33 @@ def register(subparsers: Any) -> None:
         choices=FAMILY_NAMES,
         help="model family (default: the example's; torch_mlp needs the train extra)",
     )
-    p.add_argument("--seed", type=int, default=0, help="seed for data, split and model")
-    p.add_argument("--rows", type=int, help="dataset rows (default: the example's)")
-    p.add_argument("--valid-fraction", type=float, default=0.25)
-    p.add_argument("--epochs", type=int, default=30, help="torch_mlp epochs")
-    p.add_argument("--opset", type=int, default=None, help="ONNX opset (default: 18)")
+    p.add_argument(
+        "--seed", type=int, default=0, help=f"seed for data, split and model (0 to {MAX_SEED})"
+    )
+    p.add_argument(
+        "--rows", type=int, help=f"dataset rows, at least {MIN_ROWS} (default: the example's)"
+    )
+    p.add_argument(
+        "--valid-fraction",
+        type=float,
+        default=0.25,
+        help="share of the rows held out for validation, between 0 and 1 (default: 0.25)",
+    )
+    p.add_argument("--epochs", type=int, default=30, help="torch_mlp epochs, at least 1")
+    p.add_argument(
+        "--opset",
+        type=int,
+        default=None,
+        help="highest ONNX opset of the default domain the exporter may use (default: 18); "
+        "scikit-learn families get the lowest one their operators need (e.g. 11), as printed",
+    )
     p.add_argument("--atol", type=float, default=None, help="parity tolerance (default: 1e-4)")
     p.add_argument("--rtol", type=float, default=None, help="parity tolerance (default: 1e-3)")
     p.add_argument(
         "--out-dir",
         type=Path,
-        help="keep model.onnx and profile.json here (default: a temporary folder)",
+        help="keep model.onnx and profile.json here (default: a temporary folder, removed "
+        "when the command ends)",
     )
     p.add_argument("--name", help="registered model name (default: the example's name)")
     p.add_argument("--alias", help="point this alias (e.g. production) at the new version")
@@ -85,7 +106,12 @@ def register(subparsers: Any) -> None:
         help="fsspec URL of a shared artifact store (default: $ENGINE_ARTIFACTS_URL, else the "
         "home's artifacts folder)",
     )
-    p.add_argument("--json", action="store_true", help="print the outcome as JSON")
+    p.add_argument(
+        "--json",
+        action="store_true",
+        help="print the outcome as JSON (its file paths are null without --out-dir: the "
+        "temporary folder is gone when the command exits)",
+    )
     p.set_defaults(handler=_train)
 
 
@@ -94,6 +120,7 @@ def _train(args: argparse.Namespace) -> int:
     from engine.training.examples import TrainRequest, run_example
     from engine.training.export_options import ExportOptions
 
+    _check_ranges(args)
     given = {"opset": args.opset, "atol": args.atol, "rtol": args.rtol}
     request = TrainRequest(
         example=args.example,
@@ -131,7 +158,7 @@ def _train(args: argparse.Namespace) -> int:
             raise
         raise InvalidConfigError(str(exc)) from exc
     if args.json:
-        print(json.dumps(_outcome_dict(outcome), indent=2))
+        print(json.dumps(_outcome_dict(outcome, kept=args.out_dir is not None), indent=2))
         return 0
     if outcome.version is None:
         print(f"not registered; artifacts in {args.out_dir}")
@@ -149,14 +176,42 @@ def _train(args: argparse.Namespace) -> int:
     return 0
 
 
-def _outcome_dict(outcome: Any) -> dict[str, Any]:
+def _check_ranges(args: argparse.Namespace) -> None:
+    """The options' ranges, before any data is made: the pipeline's own errors would come
+    later, from numpy or scikit-learn, without naming the option."""
+    from engine.errors import InvalidConfigError
+    from engine.training.export_options import check_output_dir
+
+    if not 0 <= args.seed <= MAX_SEED:
+        raise InvalidConfigError(f"--seed must be between 0 and {MAX_SEED}; was {args.seed}")
+    if args.rows is not None and args.rows < MIN_ROWS:
+        raise InvalidConfigError(
+            f"--rows must be at least {MIN_ROWS} (enough to split and train every family); "
+            f"was {args.rows}"
+        )
+    if not 0 < args.valid_fraction < 1:
+        raise InvalidConfigError(
+            f"--valid-fraction must be between 0 and 1, e.g. 0.25; was {args.valid_fraction}"
+        )
+    if args.epochs < 1:
+        raise InvalidConfigError(f"--epochs must be at least 1; was {args.epochs}")
+    if args.out_dir is not None:
+        check_output_dir("--out-dir", args.out_dir)
+
+
+def _outcome_dict(outcome: Any, *, kept: bool) -> dict[str, Any]:
+    """``kept``: the files are in --out-dir; else their paths are null (the temporary folder
+    they were written to is removed when the run ends)."""
+    export = outcome.export.to_dict()
+    if not kept:
+        export["path"] = None
     return {
         "example": outcome.example.name,
         "family": outcome.family,
         "metrics": outcome.metrics,
-        "export": outcome.export.to_dict(),
+        "export": export,
         "lineage": outcome.lineage,
         "notes": list(outcome.notes),
         "version": outcome.version.to_dict() if outcome.version is not None else None,
-        "profile_path": str(outcome.profile_path),
+        "profile_path": str(outcome.profile_path) if kept else None,
     }

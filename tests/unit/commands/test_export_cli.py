@@ -4,6 +4,8 @@ exit 1 with a message saying what to change."""
 from __future__ import annotations
 
 import json
+import os
+import stat
 from pathlib import Path
 
 import joblib
@@ -32,7 +34,8 @@ def test_export_sklearn_table_model(customer_model, tmp_path, capsys) -> None:
     out = tmp_path / "model.onnx"
     assert main(["export", "sklearn", str(model), "--sample", str(sample), "--out", str(out)]) == 0
     printed = capsys.readouterr().out
-    assert f"wrote {out} (sklearn, opset 18)" in printed
+    # skl2onnx writes the lowest opset its operators need, below --opset's default 18.
+    assert f"wrote {out} (sklearn, opset 11 for the default domain, ai.onnx.ml 1)" in printed
     assert "input  region: string [-1, 1]" in printed
     assert "parity on 75 sample rows (atol 0.0001, rtol 0.001): max abs error" in printed
     with engine.load(out) as loaded:
@@ -439,3 +442,71 @@ def test_export_torch_unexportable_model_details_under_debug(tmp_path, monkeypat
         main(["--debug", *args, "--out", str(tmp_path / "m.onnx")])
     notes = "\n".join(getattr(info.value, "__notes__", []))
     assert notes.startswith("torch's output while exporting:") and "def forward" in notes
+
+
+def _opset_imports(path: Path) -> list[tuple[str, int]]:
+    import onnx
+
+    return sorted((o.domain, o.version) for o in onnx.load(str(path)).opset_import)
+
+
+def test_export_reports_the_opsets_the_file_imports(array_model, customer_model, tmp_path, capsys):
+    """--opset is the highest the converter may use: the file's own opsets are reported, and a
+    domain skl2onnx lists twice is written once."""
+    model, sample = array_model
+    out = tmp_path / "array.onnx"
+    assert main(["export", "sklearn", str(model), "--sample", str(sample), "--out", str(out)]) == 0
+    assert f"wrote {out} (sklearn, opset 18 for the default domain, ai.onnx.ml 1)" in (
+        capsys.readouterr().out
+    )
+    assert _opset_imports(out) == [("", 18), ("ai.onnx.ml", 1)]  # not ("", 18) twice
+    with engine.load(out) as loaded:
+        assert loaded.predict({"input": np.load(sample).astype(np.float32)})["label"].shape == (20,)
+
+    table_model, table_sample = customer_model
+    out = tmp_path / "table.onnx"
+    args = ["sklearn", str(table_model), "--sample", str(table_sample), "--out", str(out)]
+    assert main(["export", *args, "--opset", "7", "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert _opset_imports(out) == [("", 5), ("ai.onnx.ml", 1)]
+    assert result["opset"] == 5 and result["opsets"] == {"": 5, "ai.onnx.ml": 1}
+    assert result["parity"]["passed"] is True
+
+
+def test_export_writes_files_others_can_read(array_model, tmp_path, capsys) -> None:
+    model, sample = array_model
+    out = tmp_path / "m.onnx"
+    old = os.umask(0o022)
+    try:
+        code = main(["export", "sklearn", str(model), "--sample", str(sample), "--out", str(out)])
+    finally:
+        os.umask(old)
+    assert code == 0, capsys.readouterr().err
+    assert stat.S_IMODE(out.stat().st_mode) == 0o644  # 0o666 less the umask, not mkstemp's 0o600
+
+
+def test_export_unfitted_estimator_says_so(tmp_path, capsys) -> None:
+    from sklearn.linear_model import LogisticRegression
+
+    joblib.dump(LogisticRegression(), tmp_path / "unfitted.joblib")
+    np.save(tmp_path / "x.npy", np.ones((4, 3)))
+    out = tmp_path / "m.onnx"
+    model, sample = tmp_path / "unfitted.joblib", tmp_path / "x.npy"
+    code, err = _export(capsys, "sklearn", str(model), "--sample", str(sample), "--out", str(out))
+    assert code == 1
+    assert err.startswith(
+        f"error: {str(tmp_path / 'unfitted.joblib')!r} holds a LogisticRegression that is not "
+        "fitted: call fit() on it before joblib.dump"
+    )
+    assert "--opset" not in err and not out.exists()
+
+
+def test_export_out_below_a_file_says_it_is_a_file(array_model, tmp_path, capsys) -> None:
+    model, sample = array_model
+    (tmp_path / "somefile").write_text("x")
+    out = tmp_path / "somefile" / "m.onnx"
+    code, err = _export(capsys, "sklearn", str(model), "--sample", str(sample), "--out", str(out))
+    assert code == 1
+    assert err.startswith(
+        f"error: --out {str(out)!r}: {str(tmp_path / 'somefile')!r} is a file, not a folder"
+    )

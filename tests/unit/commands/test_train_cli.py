@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
+import stat
 
+import pytest
 from engine.training.examples import EXAMPLES
 from engine.training.families import FAMILIES
 
@@ -157,3 +160,77 @@ def test_train_registers_into_a_shared_artifact_store(tmp_path, capsys) -> None:
     with Registry(home=home, artifacts_url=store.as_uri()) as registry:
         assert blobs == [registry.get("regression-demo:1").sha256]
     assert not (home / "artifacts").exists()  # nothing in the home's own store
+
+
+def test_train_json_without_out_dir_gives_no_paths(tmp_path, capsys) -> None:
+    """Without --out-dir the files were in a temporary folder, gone when the command ends."""
+    args = ["train", "regression-demo", "--rows", "100", "--family", "linear", "--json"]
+    assert main([*args, "--home", str(tmp_path / "home")]) == 0
+    outcome = json.loads(capsys.readouterr().out)
+    assert outcome["export"]["path"] is None and outcome["profile_path"] is None
+    assert outcome["version"]["name"] == "regression-demo"
+    out_dir = tmp_path / "out"
+    assert main([*args, "--no-register", "--out-dir", str(out_dir)]) == 0
+    outcome = json.loads(capsys.readouterr().out)
+    assert outcome["export"]["path"] == str(out_dir / "model.onnx")
+    assert outcome["profile_path"] == str(out_dir / "profile.json")
+
+
+def test_train_unreachable_registry_fails_before_training(tmp_path, capsys) -> None:
+    url = "postgresql://u:p@127.0.0.1:1/db"  # nothing listens on port 1
+    out_dir = tmp_path / "out"
+    args = ["train", "regression-demo", "--rows", "100", "--family", "linear"]
+    assert main([*args, "--registry-url", url, "--out-dir", str(out_dir)]) == 1
+    out, err = capsys.readouterr()
+    assert err.startswith("error: registry database 'postgresql+psycopg://u:***@127.0.0.1:1/db'")
+    assert out == "" and not out_dir.exists()  # no "data: ..." line: nothing was trained
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (
+            ["--rows", "-5"],
+            "--rows must be at least 20 (enough to split and train every family); was -5",
+        ),
+        (["--rows", "0"], "--rows must be at least 20"),
+        (["--rows", "5"], "--rows must be at least 20"),
+        (["--seed", "-1"], "--seed must be between 0 and 4294967295; was -1"),
+        (["--valid-fraction", "1"], "--valid-fraction must be between 0 and 1, e.g. 0.25; was 1.0"),
+        (["--epochs", "0"], "--epochs must be at least 1; was 0"),
+    ],
+)
+def test_train_option_ranges_are_checked_first(tmp_path, capsys, args, message) -> None:
+    home = tmp_path / "home"
+    assert main(["train", "tabular-demo", *args, "--home", str(home)]) == 1
+    out, err = capsys.readouterr()
+    assert err.startswith(f"error: {message}") and out == ""
+    assert not home.exists()
+
+
+def test_train_out_dir_that_is_a_file(tmp_path, capsys) -> None:
+    afile = tmp_path / "afile"
+    afile.write_text("x")
+    for out_dir in (afile, afile / "sub"):
+        code = main(["train", "tabular-demo", "--no-register", "--out-dir", str(out_dir)])
+        assert code == 1
+        out, err = capsys.readouterr()
+        assert err.startswith(
+            f"error: --out-dir {str(out_dir)!r}: {str(afile)!r} is a file, not a folder"
+        )
+        assert out == ""
+
+
+def test_train_writes_files_others_can_read(tmp_path, capsys) -> None:
+    out_dir = tmp_path / "out"
+    args = ["train", "regression-demo", "--rows", "100", "--family", "linear", "--no-register"]
+    old = os.umask(0o022)
+    try:
+        assert main([*args, "--out-dir", str(out_dir)]) == 0
+    finally:
+        os.umask(old)
+    printed = capsys.readouterr().out
+    for name in ("model.onnx", "profile.json"):
+        assert stat.S_IMODE((out_dir / name).stat().st_mode) == 0o644, name
+    # The opsets the file imports, not the --opset ceiling (18).
+    assert "(opset 11 for the default domain, ai.onnx.ml 1); parity on" in printed
