@@ -5,6 +5,8 @@ setting ``handler`` (a function taking the parsed namespace and returning an exi
 Errors of the engine's tree, and OS errors (a path that is missing, a folder, not writable),
 print as one ``error: ...`` line with exit code 1; argparse errors exit 2. Anything else is a
 bug and keeps its traceback. ``engine --debug COMMAND`` shows the traceback of every error.
+When stdout is closed early (``engine models list | head -1``), the command stops quietly with
+exit code 141, as a tool killed by SIGPIPE reports in a shell.
 A command run with ``--log-json`` gets that line as a JSON log record instead, so that every
 line it writes to stderr parses.
 """
@@ -14,6 +16,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import os
 import sys
 from collections.abc import Sequence
 
@@ -22,6 +25,9 @@ from engine.errors import EngineError
 # Command groups, in the order `engine --help` lists them. A module missing from this build
 # (optional extra not installed) is skipped rather than breaking the whole CLI.
 _COMMAND_MODULES = ("serve", "models", "export", "train", "monitor", "predict")
+
+# 128 + SIGPIPE: what a shell reports for `seq 100000 | head -1`'s seq.
+EXIT_BROKEN_PIPE = 141
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -44,7 +50,19 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        return int(args.handler(args) or 0)
+        code = int(args.handler(args) or 0)
+        sys.stdout.flush()  # a reader that went away fails here, not in the exit's flush
+        return code
+    except BrokenPipeError:
+        # The reader of stdout closed it (`| head`): nothing to report, and nobody to tell.
+        # stdout points at /dev/null so the interpreter's final flush cannot fail again.
+        try:
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+            os.close(devnull)
+        except (OSError, ValueError):  # a stdout with no file descriptor (a test's capture)
+            pass
+        return EXIT_BROKEN_PIPE
     except (EngineError, OSError) as exc:
         if args.debug:
             raise

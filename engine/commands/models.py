@@ -22,7 +22,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
+import unicodedata
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
@@ -44,6 +46,8 @@ from engine.repository import import_repository, read_config
 __all__ = ["register"]
 
 Handler = Callable[[argparse.Namespace], int]
+
+_FINGERPRINT = re.compile(r"sha256:[0-9a-f]{64}")  # what fingerprint_file writes
 
 
 def register(subparsers: Any) -> None:
@@ -94,15 +98,24 @@ def register(subparsers: Any) -> None:
         help="VALUE is parsed as JSON when it can be, else kept as a string",
     )
     p.add_argument("--tag", action="append", default=[], metavar="KEY=VALUE")
-    p.add_argument("--data", type=Path, help="training data file to fingerprint (sha256)")
-    p.add_argument("--data-fingerprint", help="training data fingerprint, if already known")
+    data = p.add_mutually_exclusive_group()
+    data.add_argument("--data", type=Path, help="training data file to fingerprint (sha256)")
+    data.add_argument(
+        "--data-fingerprint",
+        help="training data fingerprint, if already known: sha256: and 64 lowercase hex digits",
+    )
     p.add_argument(
         "--code-revision",
         help="git commit of the training code; 'auto' reads it from the current folder "
         "(an error outside a git checkout)",
     )
     p.add_argument("--parent", help="the version this one derives from, as NAME:VERSION")
-    p.add_argument("--transform-spec", type=Path, help="JSON file of the fitted transforms")
+    p.add_argument(
+        "--transform-spec",
+        type=Path,
+        help="JSON file of the fitted transforms (an engine.transforms spec, checked as the "
+        "transforms of a --config are)",
+    )
     p.add_argument("--created-by", help="who registers it (default: the OS user)")
 
     add("list", _list, "list models")
@@ -137,7 +150,7 @@ def register(subparsers: Any) -> None:
     p = add("gc", _gc, "delete unreferenced artifacts and leftover temp files")
     p.add_argument(
         "--min-age-s",
-        type=float,
+        type=_non_negative,
         default=3600.0,
         help="only files older than this (default 3600: spares registrations in flight)",
     )
@@ -160,11 +173,18 @@ def _auto_revision() -> str:
 
 
 def _register(args: argparse.Namespace) -> int:
+    _refuse_control_characters("--code-revision", args.code_revision)
+    _refuse_control_characters("--created-by", args.created_by)
+    if args.data_fingerprint is not None and not _FINGERPRINT.fullmatch(args.data_fingerprint):
+        raise InvalidConfigError(
+            f"--data-fingerprint must be sha256: and 64 lowercase hex digits; was "
+            f"{args.data_fingerprint!r} (or give the file itself with --data)"
+        )
     lineage = Lineage(
-        data_fingerprint=(fingerprint_file(args.data) if args.data else args.data_fingerprint),
+        data_fingerprint=(_fingerprint(args.data) if args.data else args.data_fingerprint),
         code_revision=(_auto_revision() if args.code_revision == "auto" else args.code_revision),
         parent=args.parent,
-        transform_spec=_json_file(args.transform_spec) if args.transform_spec else None,
+        transform_spec=_transform_spec(args.transform_spec) if args.transform_spec else None,
         created_by=args.created_by,
     )
     with _open(args) as registry:
@@ -432,6 +452,50 @@ def _open(args: argparse.Namespace) -> Iterator[Registry]:
         home=args.home, url=args.registry_url, artifacts_url=args.artifacts_url
     ) as registry:
         yield registry
+
+
+def _fingerprint(path: Path) -> str:
+    try:
+        return fingerprint_file(path)
+    except OSError as exc:
+        raise InvalidConfigError(
+            f"--data {str(path)!r}: {exc.strerror or exc}; give the training data file, or "
+            "its fingerprint with --data-fingerprint"
+        ) from None
+
+
+def _transform_spec(path: Path) -> Any:
+    """The spec's JSON, refused as a --config's transforms would be: the lineage would
+    otherwise record (and ``lineage`` show) a spec nothing can apply."""
+    from engine.transforms.spec import TransformSpec
+
+    data = _json_file(path)
+    try:
+        TransformSpec.from_dict(data)
+    except InvalidConfigError as exc:
+        raise InvalidConfigError(
+            f"--transform-spec {str(path)!r}: {exc}; give the JSON form of a fitted "
+            "engine.transforms spec"
+        ) from None
+    return data
+
+
+def _refuse_control_characters(option: str, value: str | None) -> None:
+    # A newline or escape would break the one-line-per-version tables that show it.
+    if value is not None and any(unicodedata.category(c) == "Cc" for c in value):
+        raise InvalidConfigError(
+            f"{option} must not contain control characters (newlines, tabs, escapes); was {value!r}"
+        )
+
+
+def _non_negative(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds; was {text!r}") from None
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0 seconds; was {text!r}")
+    return value
 
 
 def _version(text: str) -> int:

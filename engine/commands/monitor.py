@@ -64,7 +64,9 @@ def register(subparsers: Any) -> None:
         "report",
         help="write an HTML report of a model's monitoring data",
         description="One self-contained HTML file: latency, requests and "
-        "errors, drift per feature, predictions.",
+        "errors, drift per feature, predictions. Without --logs and --history, a model or "
+        "version that neither the registry nor the home's logs and history know is an error, "
+        "as an unknown alias is.",
     )
     report.add_argument("model", metavar="MODEL_REF", help="name, name:VERSION or name@ALIAS")
     report.add_argument("--since", help="a duration back from now (90m, 24h, 7d) or an ISO time")
@@ -149,6 +151,9 @@ def _report(args: argparse.Namespace) -> int:
     now_ms = int(datetime.now(timezone.utc).timestamp() * 1000)
     since_ms = parse_since(args.since, now_ms) if args.since else None
     logs = args.logs or logs_dir(ref.name, args.home)
+    history = args.history or monitoring_dir(ref.name, args.home)
+    if ref.alias is None and args.logs is None and args.history is None:
+        _check_known(ref, args, has_data=_has_files(logs) or _has_files(history))
     if args.remove_orphans and logs.is_dir():
         for path, size in remove_orphaned_partials(logs):
             print(
@@ -160,7 +165,7 @@ def _report(args: argparse.Namespace) -> int:
         args.out,
         ref.name,
         logs_dir=logs,
-        monitoring_dir=args.history or monitoring_dir(ref.name, args.home),
+        monitoring_dir=history,
         version=version,
         since_ms=since_ms,
         now_ms=now_ms,
@@ -169,6 +174,39 @@ def _report(args: argparse.Namespace) -> int:
     for note in report.notes:  # files the report could not use (also said on the page)
         print(f"note: {note}", file=sys.stderr)
     return 0
+
+
+def _check_known(ref: Any, args: argparse.Namespace, *, has_data: bool) -> None:
+    """Raise ModelNotFoundError for a model or version nobody knows: its report would be
+    empty, like that of a model that saw no traffic. The registry knows the versions of the
+    models it holds; a model it does not hold (served from a repository folder) is known by
+    its prediction logs or drift history under the home. Not called when --logs or --history
+    names the data: those folders are then what the report is about."""
+    from engine.registry import Registry
+
+    if has_data and ref.version is None:
+        return  # something to report on; no need for the registry
+    with Registry(args.home, args.registry_url) as registry:
+        try:
+            registry.versions(ref.name)
+        except ModelNotFoundError as exc:
+            if has_data:
+                return
+            raise ModelNotFoundError(
+                f"{exc}, and it has no prediction logs or drift history; check the name, "
+                "--home or --registry-url, or give --logs / --history"
+            ) from None
+        if ref.version is not None:
+            try:
+                registry.get(ref)
+            except ModelNotFoundError as exc:  # "model 'm' has no version 7"
+                raise ModelNotFoundError(
+                    f"{exc}; `engine models versions {ref.name}` lists its versions"
+                ) from None
+
+
+def _has_files(folder: Path) -> bool:
+    return folder.is_dir() and any(folder.iterdir())
 
 
 def _check_folder(option: str, path: Path | None) -> None:

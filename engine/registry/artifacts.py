@@ -134,7 +134,9 @@ class ArtifactStore:
             actual = _hash_file(path)
         except FileNotFoundError:
             raise ModelLoadError(
-                f"artifact {sha256} is missing from {str(self._blobs)!r}; re-register the model"
+                f"artifact {sha256} is missing from {str(self._blobs)!r}; re-register the model "
+                "(or, if the registry keeps its artifacts in a shared store, pass --artifacts-url "
+                "or set ENGINE_ARTIFACTS_URL)"
             ) from None
         if actual != sha256:
             raise ModelLoadError(

@@ -431,3 +431,128 @@ def test_code_revision_auto_outside_git_is_an_error(
     assert "--code-revision COMMIT" in err
     code, _, _ = run("versions", "m")
     assert code == 1  # nothing was registered
+
+
+SPEC = {
+    "schema_version": 1,
+    "inputs": [{"name": "age", "dtype": "float64"}],
+    "features": [
+        {"name": "age", "column": "age", "steps": [{"op": "standardize", "mean": 1.0, "std": 2.0}]}
+    ],
+}
+
+
+def test_register_checks_the_transform_spec(run: Run, add_model, tmp_path: Path) -> None:
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({"x": 1}))
+    code, out, err = run("register", "m", str(add_model()), "--transform-spec", str(bad))
+    assert code == 1 and out == ""
+    assert err.startswith(
+        f"error: --transform-spec {str(bad)!r}: transform spec: top level: missing field(s)"
+    )
+    assert run("versions", "m")[0] == 1  # nothing was registered
+    good = tmp_path / "good.json"
+    good.write_text(json.dumps(SPEC))
+    record = _json(run, "register", "m", str(add_model()), "--transform-spec", str(good))
+    assert record["lineage"]["transform_spec"] == SPEC  # type: ignore[index]
+
+
+@pytest.mark.parametrize(
+    ("args", "fragment"),
+    [
+        (
+            ["--data", "DATA", "--data-fingerprint", "sha256:" + "a" * 64],
+            "argument --data-fingerprint: not allowed with argument --data",
+        ),
+        (
+            ["--data-fingerprint", "notahash"],
+            "--data-fingerprint must be sha256: and 64 lowercase hex digits; was 'notahash'",
+        ),
+        (["--data-fingerprint", "sha256:abc"], "--data-fingerprint must be sha256: and 64"),
+        (["--data-fingerprint", "sha256:" + "A" * 64], "--data-fingerprint must be sha256: and 64"),
+        (
+            ["--code-revision", "abc\ndef"],
+            (
+                "--code-revision must not contain control characters (newlines, tabs, escapes); "
+                "was 'abc\\ndef'"
+            ),
+        ),
+        (["--created-by", "me\x1b[31m"], "--created-by must not contain control characters"),
+        (
+            ["--data", "nope.csv"],
+            (
+                "--data 'nope.csv': No such file or directory; give the training data file, or "
+                "its fingerprint with --data-fingerprint"
+            ),
+        ),
+    ],
+)
+def test_register_refuses_odd_lineage(
+    run: Run, add_model, tmp_path: Path, capsys, args: list[str], fragment: str
+) -> None:
+    data = tmp_path / "train.csv"
+    data.write_text("a\n1\n")
+    args = [str(data) if a == "DATA" else a for a in args]
+    try:
+        code, out, err = run("register", "m", str(add_model()), *args)
+    except SystemExit as exc:  # argparse: a usage error
+        code, (out, err) = exc.code, capsys.readouterr()
+        assert code == 2
+    else:
+        assert code == 1 and err.startswith("error: ")
+    assert fragment in err and out == ""
+    assert run("versions", "m")[0] == 1  # nothing was registered
+
+
+def test_register_keeps_a_well_formed_fingerprint(run: Run, add_model) -> None:
+    fingerprint = "sha256:" + "0123456789abcdef" * 4
+    record = _json(run, "register", "m", str(add_model()), "--data-fingerprint", fingerprint)
+    assert record["lineage"]["data_fingerprint"] == fingerprint  # type: ignore[index]
+
+
+def test_gc_refuses_a_negative_age(run: Run, capsys) -> None:
+    with pytest.raises(SystemExit) as info:
+        run("gc", "--min-age-s", "-5")
+    assert info.value.code == 2
+    assert "argument --min-age-s: must be >= 0 seconds; was '-5'" in capsys.readouterr().err
+
+
+def test_missing_blob_names_the_shared_store_options(run: Run, add_model, tmp_path: Path) -> None:
+    from engine.errors import ModelLoadError
+    from engine.registry import Registry
+
+    record = _json(run, "register", "m", str(add_model()))
+    home = tmp_path / "home"
+    blob = home / "artifacts" / "sha256" / record["sha256"][:2] / record["sha256"]  # type: ignore[index]
+    blob.unlink()
+    with Registry(home=home) as registry, pytest.raises(ModelLoadError) as info:
+        registry.resolve("m:1")
+    assert str(info.value).endswith(
+        "re-register the model (or, if the registry keeps its artifacts in a shared store, pass "
+        "--artifacts-url or set ENGINE_ARTIFACTS_URL)"
+    )
+
+
+def test_stdout_closed_early_exits_quietly(tmp_path: Path, add_model) -> None:
+    """`engine models show m:1 | head -1`: the reader goes away; no "Broken pipe" error."""
+    home = tmp_path / "home"
+    assert main(["models", "register", "m", str(add_model()), "--home", str(home)]) == 0
+    env = {**os.environ, "ENGINE_HOME": str(home)}
+    env.pop("ENGINE_REGISTRY_URL", None)
+    env.pop("ENGINE_ARTIFACTS_URL", None)
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # closed before the command writes a byte
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "engine.cli", "models", "show", "m:1"],
+            stdout=write_end,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+            timeout=120,
+            check=False,
+        )
+    finally:
+        os.close(write_end)
+    assert done.stderr == ""
+    assert done.returncode == 141  # 128 + SIGPIPE, as `seq 100000 | head -1` reports for seq

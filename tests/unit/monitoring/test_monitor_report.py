@@ -434,3 +434,32 @@ def test_report_plots_string_outputs_that_are_not_utf8(tmp_path: Path) -> None:
     report = build_report("m", logs_dir=tmp_path, monitoring_dir=tmp_path / "none")
     assert 'alt="distribution of echo"' in report.html
     assert "distribution of echo.bytes" not in report.html
+
+
+def test_report_refuses_a_model_or_version_nobody_knows(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """An unknown name or version would give an empty report, like a model that saw no
+    traffic: refused, as an unknown alias is. A registered version with no traffic yet is
+    reported (empty)."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 2])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", 2])
+    graph = helper.make_graph([helper.make_node("Identity", ["x"], ["y"])], "id", [x], [y])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.save(model, str(tmp_path / "id.onnx"))
+    home, out = tmp_path / "home", tmp_path / "r.html"
+    assert main(["models", "register", "m", str(tmp_path / "id.onnx"), "--home", str(home)]) == 0
+    capsys.readouterr()
+    err = _report_error(capsys, "nope", "--home", str(home), "--out", str(out))
+    assert err.startswith("error: no model named 'nope', and it has no prediction logs or drift")
+    err = _report_error(capsys, "m:7", "--home", str(home), "--out", str(out))
+    assert err.startswith(
+        "error: model 'm' has no version 7; `engine models versions m` lists its versions"
+    )
+    assert not out.exists()
+    assert main(["monitor", "report", "m:1", "--home", str(home), "--out", str(out)]) == 0
+    assert "(0 plots)" in capsys.readouterr().out
