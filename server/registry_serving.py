@@ -265,6 +265,13 @@ class RegistryServing:
             if policy is None:
                 policy = self._registered_policy(summary.name, target, records)
             extra = _select(policy, records)
+            if policy is not None and policy.kind == "specific":
+                missing = sorted(set(policy.versions) - extra)
+                if missing:  # told once, not once per poll: it may be registered later
+                    self._warn_once((summary.name, "missing", tuple(missing)),
+                                    "%s: versions %s named by the version policy are not "
+                                    "registered; serving the others", summary.name,
+                                    ",".join(map(str, missing)))
             out[summary.name] = _Desired(target, frozenset(extra | {target}))
         return out
 

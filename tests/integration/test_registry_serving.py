@@ -21,6 +21,7 @@ import os
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 from typing import Any, Self
 
@@ -274,5 +275,21 @@ def test_a_server_on_another_home_serves_from_the_shared_artifact_store(
         cached = list((registry.home / "artifact-cache" / "sha256").rglob("*"))
         assert [p for p in cached if p.is_file()], "the blob was not fetched into the cache"
         assert not (registry.home / "artifacts").exists()
+    finally:
+        assert server.terminate() == 0, server.stderr()
+
+
+def test_versions_the_policy_names_that_are_not_registered_are_warned_of_once(
+        tmp_path: Path, registry: _Registry) -> None:
+    registry.register(MODEL, write_add_model(tmp_path / "m1.onnx", 1.0), "--alias", "production")
+    server = start_server(["--registry", "--versions", "1,7,9", "--poll-s", "0.1"], tmp_path)
+    try:
+        client = grpcclient.InferenceServerClient(server.url)
+        assert _infer(client, "1") == 1.0
+        client.close()
+        warning = "add: versions 7,9 named by the version policy are not registered"
+        wait_for("the warning", lambda: warning in server.stderr())
+        time.sleep(0.6)  # several more polls at --poll-s 0.1: none repeats it
+        assert server.stderr().count(warning) == 1
     finally:
         assert server.terminate() == 0, server.stderr()
