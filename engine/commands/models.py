@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.config import ModelConfig
-from engine.errors import InvalidConfigError
+from engine.errors import InvalidConfigError, InvalidModelNameError, ModelNotFoundError
 from engine.registry import (
     Lineage,
     ModelVersion,
@@ -251,6 +251,7 @@ def _list(args: argparse.Namespace) -> int:
 def _show(args: argparse.Namespace) -> int:
     with _open(args) as registry:
         record = registry.get(args.ref)
+        parent = _parent_state(registry, record.stored_lineage.get("parent"))
     if args.json:
         _print_json(record.to_dict())
         return 0
@@ -269,7 +270,7 @@ def _show(args: argparse.Namespace) -> int:
             ("metrics", _readable(record, "metrics", _inline(record.metrics))),
             ("params", _readable(record, "params", _inline(record.params))),
             ("tags", _readable(record, "tags", _inline(record.tags))),
-            ("parent", _text(lin["parent"])),
+            ("parent", parent),
             ("data_fingerprint", _text(lin["data_fingerprint"])),
             ("code_revision", _text(lin["code_revision"])),
             ("lineage", _state(record.lineage_error, "shown as stored")),
@@ -600,6 +601,18 @@ def _transforms(stored: Any) -> str:
     if isinstance(stored, UnreadableJSON):
         return "unreadable"  # the lineage note under the table says why
     return "yes" if stored else "-"
+
+
+def _parent_state(registry: Registry, parent: Any) -> str:
+    """The stored parent, and whether it is still registered: a parent may be deleted after
+    its children were registered (``models lineage`` then stops there)."""
+    if not isinstance(parent, str) or not parent:
+        return _text(parent)
+    try:
+        registry.get(parent)
+    except (ModelNotFoundError, InvalidModelNameError):
+        return f"{parent} (no longer registered)"
+    return parent
 
 
 def _text(value: Any) -> str:

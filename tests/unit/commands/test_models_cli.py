@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sqlite3
 import subprocess
 import sys
@@ -556,3 +557,13 @@ def test_stdout_closed_early_exits_quietly(tmp_path: Path, add_model) -> None:
         os.close(write_end)
     assert done.stderr == ""
     assert done.returncode == 141  # 128 + SIGPIPE, as `seq 100000 | head -1` reports for seq
+
+
+def test_show_says_when_the_parent_is_no_longer_registered(run: Run, add_model) -> None:
+    run("register", "m", str(add_model(1.0)))
+    run("register", "m", str(add_model(2.0)), "--parent", "m:1")
+    code, out, _ = run("show", "m:2")
+    assert code == 0 and re.search(r"^parent: +m:1$", out, re.MULTILINE), out
+    assert run("delete", "m", "1")[0] == 0
+    code, out, _ = run("show", "m:2")
+    assert code == 0 and re.search(r"^parent: +m:1 \(no longer registered\)$", out, re.MULTILINE), out
