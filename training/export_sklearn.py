@@ -348,7 +348,13 @@ def _parity(
             results.append(compare_values(names[0], first, expected, atol, rtol))
         else:
             results.append(compare_labels(names[0], first, expected, None, atol, rtol))
-    return ParityReport(atol, rtol, rows, tuple(results))
+        if len(names) == 2 and hasattr(model, "transform"):
+            # A clusterer's second output (KMeans' "scores") is its transform(): the distances.
+            reference = np.asarray(model.transform(framework_input))
+            results.append(compare_values(names[1], got[names[1]], reference, atol, rtol))
+    compared = {r.name for r in results}
+    unchecked = tuple(n for n in names if n not in compared)
+    return ParityReport(atol, rtol, rows, tuple(results), unchecked)
 
 
 def _describe(step: Any) -> str:

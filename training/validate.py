@@ -150,6 +150,8 @@ class ParityReport:
     rtol: float
     rows: int
     outputs: tuple[OutputParity, ...] = field(default_factory=tuple)
+    # Outputs the model wrote that had no reference to compare with (said, never claimed).
+    unchecked: tuple[str, ...] = ()
 
     @property
     def passed(self) -> bool:
@@ -172,6 +174,7 @@ class ParityReport:
             "max_abs_error": self.max_abs_error,
             "max_rel_error": self.max_rel_error,
             "outputs": [o.to_dict() for o in self.outputs],
+            "unchecked": list(self.unchecked),
         }
 
     def metrics(self) -> dict[str, float]:

@@ -157,6 +157,8 @@ def _print(result: Any, as_json: bool) -> None:
             f"  {output.name}: {'ok' if output.passed else 'FAILED'} "
             f"({output.mismatches} of {output.elements} differ)"
         )
+    for name in parity.unchecked:
+        print(f"  {name}: not compared (the framework model has no reference for it)")
 
 
 def _names(text: str) -> tuple[str, ...]:

@@ -115,3 +115,24 @@ def test_torch_output_with_infinities_passes_parity(tmp_path) -> None:
     with engine.load(tmp_path / "m.onnx") as model:
         got = model.predict({"input": x})["output"]
     assert got[3, 1] == -np.inf and np.isfinite(np.delete(got.reshape(-1), 3 * 3 + 1)).all()
+
+
+def test_every_output_is_compared_or_said_to_be_unchecked(tmp_path: Path) -> None:
+    from engine.training.export_sklearn import export_sklearn
+    from engine.training.samples import Sample
+    from sklearn.cluster import KMeans
+    from sklearn.linear_model import RidgeClassifier
+
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((60, 3))
+    # KMeans' second output ("scores") is its transform(): compared, not just the labels.
+    clusters = KMeans(3, n_init=2, random_state=0).fit(x)
+    report = export_sklearn(clusters, Sample("s", arrays={"input": x}), tmp_path / "k.onnx").parity
+    assert [o.name for o in report.outputs] == ["label", "scores"] and report.unchecked == ()
+    # A RidgeClassifier (no predict_proba) writes decision scores sklearn has no like-for-like
+    # reference for: reported as not compared rather than as matching.
+    ridge = RidgeClassifier().fit(x, (x[:, 0] > 0).astype(np.int64))
+    report = export_sklearn(ridge, Sample("s", arrays={"input": x}), tmp_path / "s.onnx").parity
+    assert [o.name for o in report.outputs] == ["label"]
+    assert report.unchecked == ("probabilities",)
+    assert report.to_dict()["unchecked"] == ["probabilities"]
