@@ -637,6 +637,11 @@ def import_repository(
     if alias is not None:
         validate_name(alias, "alias")
     models = scan_repository(root)
+    if not models:
+        # As `engine serve --model-repository` refuses it: most likely a wrong path.
+        raise ModelLoadError(
+            f"model repository {str(root)!r} has no model (expected <name>/<version>/model.onnx)"
+        )
     for model in models:
         for item in model.versions:
             label = f"{model.name}/{item.version}/{item.path.name}"

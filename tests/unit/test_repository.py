@@ -393,6 +393,17 @@ def test_failed_import_registers_nothing(tmp_path: Path, monkeypatch: pytest.Mon
             registry.get("aaa@prod")
 
 
+def test_import_of_a_repository_without_models_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "repo" / ".hidden").mkdir(parents=True)  # hidden folders are not models
+    with (
+        _registry(tmp_path, monkeypatch) as registry,
+        pytest.raises(ModelLoadError, match="repo' has no model"),
+    ):
+        import_repository(registry, tmp_path / "repo")
+
+
 def test_import_refuses_batching_a_model_without_batch_dimension(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
