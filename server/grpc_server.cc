@@ -12,6 +12,7 @@
 #include <chrono>
 #include <mutex>
 #include <string_view>
+#include <thread>
 #include <utility>
 
 #include "log.h"
@@ -134,6 +135,23 @@ void GrpcServer::SetReady(bool ready) {
   if (server_) server_->GetHealthCheckService()->SetServingStatus(ready);
 }
 
+void GrpcServer::WaitForClientsToStop(std::chrono::system_clock::time_point deadline) {
+  const auto give_up =
+      std::min(deadline, std::chrono::system_clock::now() + kMaxClientQuietWait);
+  uint64_t seen = service_->InferenceCallsStarted();
+  auto quiet_since = std::chrono::system_clock::now();
+  while (true) {
+    const auto now = std::chrono::system_clock::now();
+    if (now - quiet_since >= kClientQuiet || now >= give_up) return;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    const uint64_t calls = service_->InferenceCallsStarted();
+    if (calls != seen) {
+      seen = calls;
+      quiet_since = std::chrono::system_clock::now();
+    }
+  }
+}
+
 void GrpcServer::Drain(int64_t grace_ms) {
   std::lock_guard<std::mutex> lock(lifecycle_mutex_);
   if (stopped_) return;
@@ -145,6 +163,7 @@ void GrpcServer::Drain(int64_t grace_ms) {
   // Queued and running requests finish (or, without a grace period, fail as unavailable).
   for (const auto& served : table_.List()) served.model->Close(/*drain=*/grace_ms > 0);
   executor_.Stop();
+  if (service_) WaitForClientsToStop(deadline);
   if (server_) {
     server_->Shutdown(deadline);
     server_->Wait();

@@ -4,6 +4,7 @@
 
 #include <grpcpp/server.h>
 
+#include <chrono>
 #include <cstdint>
 #include <memory>
 #include <mutex>
@@ -56,13 +57,25 @@ class GrpcServer {
   void SetReady(bool ready);
 
   // Graceful shutdown, blocking: health NOT_SERVING and new inferences refused (UNAVAILABLE);
-  // every served model drains (queued requests run and are answered); then the transport
-  // shuts down, cancelling whatever is still open after `grace_ms` in total. Idempotent.
+  // every served model drains (queued requests run and are answered); then, until clients
+  // stop sending here (WaitForClientsToStop), new calls are still answered UNAVAILABLE; then
+  // the transport shuts down, cancelling whatever is still open after `grace_ms` in total.
+  // Idempotent.
   void Drain(int64_t grace_ms);
   // Immediate shutdown: open calls are cancelled. Idempotent. Blocks until gRPC is done.
   void Stop() { Drain(0); }
 
  private:
+  // A call that arrives once the transport shuts down is cancelled by grpc-core, unanswered
+  // (grpc/grpc#41785): its client sees CANCELLED, which retry policies do not retry, where
+  // the UNAVAILABLE answered until then is retried elsewhere. Clients stop sending once a
+  // load balancer has taken this server out (health NOT_SERVING), so the transport waits for
+  // kClientQuiet without a new inference call, for at most kMaxClientQuietWait and never
+  // past `deadline`: clients that keep sending regardless delay the exit by that much only.
+  void WaitForClientsToStop(std::chrono::system_clock::time_point deadline);
+  static constexpr std::chrono::milliseconds kClientQuiet{100};
+  static constexpr std::chrono::milliseconds kMaxClientQuietWait{2000};
+
   ServerOptions options_;
   std::unique_ptr<ControlPlane> control_;
   ServingTable table_;

@@ -225,6 +225,7 @@ Status InferenceService::SubmitInfer(
 }
 
 grpc::ServerUnaryReactor* InferenceService::ModelInfer(Ctx* ctx, const Buf* in, Buf* out) {
+  calls_started_.fetch_add(1, std::memory_order_relaxed);
   return Serve<InferCall>(*auth_, ctx, in, out, [&](InferCall& call) {
     const InferRequestView& request = call.request();
     // The call (and with it the request bytes the inputs borrow from) lives until Reply. The

@@ -9,6 +9,7 @@
 
 #include <grpcpp/support/server_callback.h>
 
+#include <atomic>
 #include <chrono>
 #include <functional>
 #include <memory>
@@ -106,6 +107,9 @@ class InferenceService final : public RawInferenceService {
   // Drains every open stream, and streams opened from now on (see DrainableStream): an idle
   // stream would otherwise hold the shutdown for the whole grace period.
   void BeginDrain();
+  // ModelInfer and ModelStreamInfer calls started so far: what a drain watches to tell when
+  // clients have stopped sending here.
+  uint64_t InferenceCallsStarted() const { return calls_started_.load(std::memory_order_relaxed); }
   // A stream registers itself while open; false (not added) once the server drains.
   bool AddStream(DrainableStream* stream);
   void RemoveStream(DrainableStream* stream);
@@ -120,6 +124,7 @@ class InferenceService final : public RawInferenceService {
   // Taken by SubmitInfer for a request that may run on its gRPC thread (mutable: SubmitInfer
   // is const, and the budget is the one thing it changes here).
   mutable InlineRunBudget inline_runs_{InlineRunBudget::ForThisMachine()};
+  std::atomic<uint64_t> calls_started_{0};
   std::mutex streams_mutex_;
   std::unordered_set<DrainableStream*> streams_;  // GUARDED_BY(streams_mutex_)
   bool draining_ = false;                         // GUARDED_BY(streams_mutex_)

@@ -289,6 +289,7 @@ class StreamInferCall final : public grpc::ServerBidiReactor<grpc::ByteBuffer, g
 
 grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer>* InferenceService::ModelStreamInfer(
     Ctx* ctx) {
+  calls_started_.fetch_add(1, std::memory_order_relaxed);
   return new StreamInferCall(this, ctx);
 }
 

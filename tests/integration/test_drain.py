@@ -154,3 +154,50 @@ def test_taken_port_is_a_clear_error(server: ServerProcess, tmp_path: Path) -> N
     assert "in use" in proc.stderr
     # gRPC's own line about it comes through the engine's logger, without its source paths.
     assert "src/core" not in proc.stderr and "errno" not in proc.stderr, proc.stderr
+
+
+def test_clients_that_move_away_on_unavailable_never_see_cancelled(tmp_path: Path) -> None:
+    # Clients behind a load balancer stop sending here once they are told UNAVAILABLE. Calls
+    # that reached the transport as it shut down used to be cancelled by grpc-core
+    # (grpc/grpc#41785): CANCELLED, which retry policies do not retry (1-3 calls in half of
+    # the runs here). The server now waits for its clients to stop first.
+    import collections
+
+    server = start_server(["--demo", "--grace-s", "10"], tmp_path)
+    codes: collections.Counter[str] = collections.Counter()
+    running = threading.Barrier(9)
+
+    def client() -> None:
+        c = grpcclient.InferenceServerClient(server.url)
+        x = grpcclient.InferInput("x", [1, 32], "FP32")
+        x.set_data_from_numpy(np.zeros((1, 32), np.float32))
+        running.wait(timeout=30)
+        try:
+            for _ in range(100_000):  # bounded: the signal comes within a second
+                try:
+                    c.infer("mlp", [x])
+                    codes["OK"] += 1
+                except InferenceServerException as exc:
+                    codes[str(exc.status())] += 1
+                    if exc.status() == "StatusCode.UNAVAILABLE":
+                        return  # taken out of the rotation: sends elsewhere from now on
+        finally:
+            c.close()
+
+    threads = [threading.Thread(target=client) for _ in range(8)]
+    try:
+        for t in threads:
+            t.start()
+        running.wait(timeout=30)
+        time.sleep(0.5)
+        server.proc.send_signal(15)  # SIGTERM
+        for t in threads:
+            t.join(timeout=60)
+        assert server.proc.wait(timeout=30) == 0
+    finally:
+        if server.proc.poll() is None:
+            server.proc.kill()
+            server.proc.wait(timeout=10)
+        server.close_pipes()
+    assert codes["StatusCode.CANCELLED"] == 0, codes
+    assert codes["StatusCode.UNAVAILABLE"] == 8 and codes["OK"] > 0, codes
