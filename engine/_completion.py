@@ -16,6 +16,7 @@ import itertools
 import logging
 import os
 import threading
+from collections.abc import Callable
 from concurrent.futures import Future, InvalidStateError
 from typing import Any
 
@@ -59,6 +60,17 @@ class Completer:
     def forget(self, token: int) -> None:
         with self._lock:
             self._futures.pop(token, None)
+
+    def undelivered(self, belongs: Callable[[Any], bool]) -> list[Future[Any]]:
+        """The concurrent futures registered and not yet resolved for which ``belongs`` is
+        true (asyncio ones are resolved on their own loop, which may be the caller's)."""
+        with self._lock:
+            return [f for f in self._futures.values() if isinstance(f, Future) and belongs(f)]
+
+    def on_delivery_thread(self) -> bool:
+        """Whether the caller is the drain thread (a done-callback): waiting there for a
+        delivery would wait for itself."""
+        return threading.current_thread() is self._thread
 
     def stop(self) -> None:
         """Stop the drain thread (at exit). Futures still pending then fail with

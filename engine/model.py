@@ -16,7 +16,7 @@ import os
 import threading
 import weakref
 from collections.abc import Mapping, Sequence
-from concurrent.futures import Future
+from concurrent.futures import Future, wait
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -62,6 +62,22 @@ class _RequestFuture(Future):  # type: ignore[type-arg]
             if self._seq and self._core.cancel(self._seq):
                 return super().cancel()
             return False
+
+
+# How long close() waits for the engine's delivery thread to resolve the futures of the
+# requests the core has completed: it takes them in groups, one GIL acquisition each.
+DELIVERY_WAIT_S = 10.0
+
+
+def _await_delivery(core: _core.Model) -> None:
+    """Wait until the futures of ``core``'s completed requests are resolved: the core hands
+    results to one delivery thread (engine/_completion.py), so they lag its close()."""
+    done = completer()
+    if done.on_delivery_thread():
+        return
+    pending = done.undelivered(lambda f: getattr(f, "_core", None) is core)
+    if pending:
+        wait(pending, timeout=DELIVERY_WAIT_S)
 
 
 class Model:
@@ -228,7 +244,9 @@ class Model:
 
     def close(self, *, drain: bool = True) -> None:
         """Stop taking requests; queued ones run (``drain``) or fail with UnavailableError.
-        Blocks until running batches finish. Idempotent. :meth:`stats` keeps answering."""
+        Blocks until running batches finish and the futures of :meth:`submit` are resolved
+        (at most ``DELIVERY_WAIT_S`` more; not when called from a future's done-callback).
+        Idempotent: a second call waits for the first. :meth:`stats` keeps answering."""
         core = self._core
         if core is None:
             if self._forked:
@@ -236,12 +254,14 @@ class Model:
             closing = self._closing_core
             if closing is not None:
                 closing.close(drain)  # another thread's close() runs: wait for it to finish
+                _await_delivery(closing)
             return
         # In this order, so that stats() always finds one of the three (see stats()).
         self._closing_core = core
         self._core = None
         try:
             core.close(drain)
+            _await_delivery(core)
         finally:
             self._final_stats = core.stats()  # final: every request has completed
             self._closing_core = None

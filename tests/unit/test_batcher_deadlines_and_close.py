@@ -101,6 +101,32 @@ def test_the_largest_max_batch_size_keeps_only_the_sizes_seen(mlp_path: Path) ->
     assert stats.inferred_rows == 3003
 
 
+def test_close_returns_once_every_future_is_resolved(slow_path: Path) -> None:
+    # The core completes requests before its close() returns, but one engine thread resolves
+    # their futures: close() now waits for that too, so none is left pending behind it. Here
+    # that thread is held up by a slow done-callback of the first request.
+    model = engine.load(slow_path, config=engine.ModelConfig(instances=1, max_batch_size=256))
+    first = model.submit(np.ones((256, 512), np.float32))  # still running as the callback is added
+    held = threading.Event()
+    first.add_done_callback(lambda _: (held.set(), threading.Event().wait(0.5)))
+    futures = [model.submit(np.ones((16, 512), np.float32)) for _ in range(12)]
+    model.close()
+    assert held.is_set()
+    assert [f.done() for f in futures] == [True] * 12
+
+
+def test_close_from_a_done_callback_does_not_wait_for_its_own_delivery(slow_path: Path) -> None:
+    model = engine.load(slow_path, config=engine.ModelConfig(instances=1))
+    closed = threading.Event()
+    first = model.submit(np.ones((1, 512), np.float32))
+    later = model.submit(np.ones((1, 512), np.float32))
+    # Runs on the engine's delivery thread, which must deliver `later` too: waiting for it
+    # there would wait for itself (DELIVERY_WAIT_S).
+    first.add_done_callback(lambda _: (model.close(), closed.set()))
+    assert closed.wait(timeout=5), "close() in a done-callback waited for its own thread"
+    assert later.result(timeout=5)["y"].shape == (1, 512)
+
+
 def test_a_second_close_waits_for_the_first(slow_path: Path) -> None:
     model = engine.load(slow_path, config=engine.ModelConfig(instances=1, max_batch_size=256))
     busy = model.submit(np.ones((256, 512), np.float32))
