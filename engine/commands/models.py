@@ -564,8 +564,20 @@ def _print_fields(pairs: Sequence[tuple[str, str]]) -> None:
         print(f"{key + ':':<{width + 1}} {value}")
 
 
+# Longest value `show` prints in its one-line form; --json shows every value whole.
+_SHOWN_VALUE_CHARS = 200
+
+
 def _inline(mapping: dict[str, Any]) -> str:
-    return ", ".join(f"{k}={v}" for k, v in mapping.items()) or "-"
+    """``k=v, ...`` on one line, each value cut at _SHOWN_VALUE_CHARS (a trained model's
+    reference profile is kilobytes of JSON in its params)."""
+    return ", ".join(f"{k}={_cut(str(v))}" for k, v in mapping.items()) or "-"
+
+
+def _cut(text: str) -> str:
+    if len(text) <= _SHOWN_VALUE_CHARS:
+        return text
+    return f"{text[:_SHOWN_VALUE_CHARS]}... ({len(text)} characters; --json shows all)"
 
 
 def _config_state(record: ModelVersion) -> str:

@@ -567,3 +567,13 @@ def test_show_says_when_the_parent_is_no_longer_registered(run: Run, add_model) 
     assert run("delete", "m", "1")[0] == 0
     code, out, _ = run("show", "m:2")
     assert code == 0 and re.search(r"^parent: +m:1 \(no longer registered\)$", out, re.MULTILINE), out
+
+
+def test_show_cuts_long_values_that_json_keeps_whole(run: Run, add_model) -> None:
+    profile = "x" * 5000  # as a trained model's reference profile in its params
+    run("register", "m", str(add_model(1.0)), "--param", f"profile={profile}", "--param", "k=1")
+    code, out, _ = run("show", "m:1")
+    line = next(line for line in out.splitlines() if line.startswith("params:"))
+    assert code == 0 and len(line) < 300, line
+    assert "... (5000 characters; --json shows all), k=1" in line
+    assert _json(run, "show", "m:1")["params"]["profile"] == profile  # type: ignore[index]
