@@ -26,10 +26,18 @@ inline constexpr std::string_view kClassificationParameter = "classification";
 // positive integer.
 Status ClassCounts(const InferRequestView& request, std::vector<int64_t>* counts);
 
-// Whether `model` has a batch dimension in Triton's sense (max_batch_size > 0): batching on, or
-// a row limit per request.
+// Whether `model` has a batch dimension in Triton's sense (max_batch_size > 0), as the
+// ModelConfig RPC reports it (server/control.py model_config_dict): batching on, or a row
+// limit per request with every input and output dynamic along dim 0.
 inline bool HasBatchDimension(const Model& model) {
-  return model.batching_enabled() || model.options().max_request_rows > 0;
+  if (model.batching_enabled()) return true;
+  if (model.options().max_request_rows <= 0) return false;
+  for (const auto* tensors : {&model.inputs(), &model.outputs()}) {
+    for (const TensorInfo& t : *tensors) {
+      if (t.shape.empty() || t.shape[0] != -1) return false;
+    }
+  }
+  return true;
 }
 
 // Replaces each output of `result` (in the order of `output_names`, as the core returns them)

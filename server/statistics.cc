@@ -23,8 +23,14 @@ void FillModelStatistics(const std::string& name, int64_t version, const StatsSn
   out->set_version(std::to_string(version));
   out->set_last_inference(static_cast<uint64_t>(stats.last_inference_ms));
   out->set_inference_count(static_cast<uint64_t>(stats.inferred_rows));
-  // Triton's execution_count counts successful executions, as its batch_stats do.
-  out->set_execution_count(static_cast<uint64_t>(stats.batches - stats.failed_batches));
+  // Triton's execution_count counts successful executions, as its batch_stats do: summed
+  // from the per-size counts, which only successful runs reach (batches - failed_batches,
+  // two counters read one after the other, could dip below a poll before, even below 0).
+  int64_t executions = 0;
+  for (const BatchSizeStats& size : stats.batch_sizes) {
+    if (size.rows > 0) executions += size.batches;  // as batch_stats below reports them
+  }
+  out->set_execution_count(static_cast<uint64_t>(executions));
 
   const int64_t ok = stats.requests[static_cast<size_t>(Outcome::kOk)];
   int64_t failed = 0;

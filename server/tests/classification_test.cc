@@ -4,6 +4,9 @@
 
 #include <gtest/gtest.h>
 
+#include "ort_runtime.h"
+
+#include <cstdlib>
 #include <cstring>
 #include <limits>
 #include <string>
@@ -117,6 +120,26 @@ TEST(Classify, RefusesBytesAndBoolOutputs) {
             "requested output 'probs': classification needs a numeric output; this one is BYTES");
   InferResult flags = OneOutput(Tensor<uint8_t>(ElementType::kBool, {1, 2}, {1, 0}));
   EXPECT_EQ(Classify({1}, true, &flags).code(), StatusCode::kInvalidInput);
+}
+
+// A batch dimension as the ModelConfig RPC reports one (server/control.py): batching on, or a
+// row limit with every input and output dynamic along dim 0. A fixed-shape model with a row
+// limit has none, so it is classified over the whole tensor, not per "row".
+TEST(HasBatchDimension, AsTheModelConfigReportsIt) {
+  const char* library = std::getenv("ENGINE_TEST_ORT_LIBRARY");
+  const char* models = std::getenv("ENGINE_TEST_MODEL_DIR");
+  ASSERT_TRUE(library != nullptr && models != nullptr) << "set ENGINE_TEST_ORT_LIBRARY/MODEL_DIR";
+  OrtRuntime::Init(library);
+  auto load = [&](const std::string& file, int batching, int64_t max_request_rows) {
+    ModelOptions options;
+    options.batching = batching;
+    options.max_request_rows = max_request_rows;
+    return Model::LoadFromPath(std::string(models) + "/" + file, options);
+  };
+  EXPECT_TRUE(HasBatchDimension(*load("relu.onnx", -1, 0)));  // batching on by default
+  EXPECT_TRUE(HasBatchDimension(*load("relu.onnx", 0, 8)));   // Triton's max_batch_size 8
+  EXPECT_FALSE(HasBatchDimension(*load("relu.onnx", 0, 0)));  // max_batch_size 0
+  EXPECT_FALSE(HasBatchDimension(*load("fixed.onnx", 0, 8)));
 }
 
 }  // namespace

@@ -16,6 +16,7 @@ def main(out: Path) -> None:
     factories.elementwise(out / "relu.onnx", TensorProto.FLOAT, "Relu")
     factories.poison_gather(out / "poison.onnx")
     factories.slow_mlp(out / "slow.onnx")  # x [N, 512]: tens of ms for 256 rows
+    factories.fixed_shape(out / "fixed.onnx")  # x [2, 3]: no batch dimension
 
 
 if __name__ == "__main__":
