@@ -97,15 +97,16 @@ class Completer:
         by_loop = {}
         for token, code, message, outputs, _timings in group:
             with self._lock:
-                future = self._futures.pop(token, None)
+                future = self._futures.get(token)
             if isinstance(future, _OnLoop):
+                self.forget(token)
                 if code != _CANCELLED:
                     by_loop.setdefault(future.loop, []).append(
                         (future.future, code, message, outputs))
                 continue
-            if future is None or future.done() or code == _CANCELLED:
-                continue  # cancelled: the future's own cancel() marks it
             try:
+                if future is None or future.done() or code == _CANCELLED:
+                    continue  # cancelled: the future's own cancel() marks it
                 # A cancel() racing this one leaves the future done: nothing left to set.
                 with contextlib.suppress(InvalidStateError):
                     if code == 0:
@@ -114,6 +115,10 @@ class Completer:
                         future.set_exception(from_core_code(code, message))
             except Exception:  # noqa: BLE001 - the drain thread must outlive any one future
                 _log.exception("could not resolve the future of request token %d", token)
+            finally:
+                # Forgotten once resolved, not before: undelivered() (what close() waits
+                # for) must never miss a future that is between the two.
+                self.forget(token)
         for loop, results in by_loop.items():
             # A closed loop has nobody left to await its futures.
             with contextlib.suppress(RuntimeError):
