@@ -141,7 +141,8 @@ class RemoteArtifactStore:
             except Exception:  # noqa: BLE001, S110 - best effort: gc removes a stale temp key
                 pass
             raise
-        return self._cache.commit(staged)
+        with self._cache_errors():  # the store has the blob; only the local copy failed
+            return self._cache.commit(staged)
 
     # ---- reads ----------------------------------------------------------------------------
 
@@ -193,14 +194,21 @@ class RemoteArtifactStore:
                         f"artifact {sha256} is missing from {self.root + '/sha256'!r}; "
                         f"re-register the model"
                     ) from None
-                with src, self._cache_errors(), open(tmp, "xb") as dst:
-                    # Stop one chunk past the expected size: a wrong blob is never fetched whole.
-                    while size <= size_bytes and (chunk := src.read(_CHUNK_BYTES)):
-                        size += len(chunk)
-                        digest.update(chunk)
-                        dst.write(chunk)
-                    dst.flush()
-                    os.fsync(dst.fileno())
+                # Reads fail as the store's (this _remote), writes as the local cache's.
+                with src:
+                    with self._cache_errors():
+                        dst = open(tmp, "xb")  # noqa: SIM115 - closed below
+                    with dst:
+                        # Stop one chunk past the expected size: a wrong blob is never
+                        # fetched whole.
+                        while size <= size_bytes and (chunk := src.read(_CHUNK_BYTES)):
+                            size += len(chunk)
+                            digest.update(chunk)
+                            with self._cache_errors():
+                                dst.write(chunk)
+                        with self._cache_errors():
+                            dst.flush()
+                            os.fsync(dst.fileno())
             if size != size_bytes:
                 found = f"{size}" if size < size_bytes else f"more than {size_bytes}"
                 raise ModelLoadError(

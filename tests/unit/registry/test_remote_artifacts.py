@@ -9,6 +9,7 @@ empty cache) on the same database and artifacts URL.
 
 from __future__ import annotations
 
+import io
 import os
 import time
 import uuid
@@ -57,11 +58,21 @@ class FailingFileSystem(MemoryFileSystem):
 
     def _open(self, path: Any, *args: Any, **kwargs: Any) -> Any:
         self._fail("open", path)
-        return super()._open(path, *args, **kwargs)
+        opened = super()._open(path, *args, **kwargs)
+        if "read" in self.failing:
+            return _ResetOnRead()
+        return opened
 
     def find(self, path: Any, *args: Any, **kwargs: Any) -> Any:
         self._fail("find", path)
         return super().find(path, *args, **kwargs)
+
+
+class _ResetOnRead(io.BytesIO):
+    """A remote file whose connection drops once the download starts (an OSError)."""
+
+    def read(self, *args: Any) -> bytes:
+        raise ConnectionResetError(104, "Connection reset by peer")
 
 
 class TimelessFileSystem(MemoryFileSystem):
@@ -395,6 +406,14 @@ def test_a_failing_store_is_a_registry_error_naming_the_url_not_its_password(
     ) as read:
         other.resolve("m:1")
     assert "hunter2" not in str(read.value)
+    assert _cache_files(tmp_path / "home-2") == []
+    # A connection lost mid-download is the store's failure, not the local cache's.
+    FailingFileSystem.failing.clear()
+    FailingFileSystem.failing.add("read")
+    with pytest.raises(RegistryError) as reset:
+        other.resolve("m:1")
+    assert str(reset.value).startswith(f"artifact store '{shown}': cannot download '{shown}/")
+    assert "Connection reset by peer" in str(reset.value)
     assert _cache_files(tmp_path / "home-2") == []
     FailingFileSystem.failing.add("find")
     with pytest.raises(RegistryError, match=f"artifact store '{shown}': cannot list '{shown}/tmp'"):
