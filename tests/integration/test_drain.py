@@ -165,7 +165,12 @@ def test_clients_that_move_away_on_unavailable_never_see_cancelled(tmp_path: Pat
 
     server = start_server(["--demo", "--grace-s", "10"], tmp_path)
     codes: collections.Counter[str] = collections.Counter()
+    codes_lock = threading.Lock()  # += on a Counter is not atomic across threads
     running = threading.Barrier(9)
+
+    def count(code: str) -> None:
+        with codes_lock:
+            codes[code] += 1
 
     def client() -> None:
         c = grpcclient.InferenceServerClient(server.url)
@@ -176,9 +181,9 @@ def test_clients_that_move_away_on_unavailable_never_see_cancelled(tmp_path: Pat
             for _ in range(100_000):  # bounded: the signal comes within a second
                 try:
                     c.infer("mlp", [x])
-                    codes["OK"] += 1
+                    count("OK")
                 except InferenceServerException as exc:
-                    codes[str(exc.status())] += 1
+                    count(str(exc.status()))
                     if exc.status() == "StatusCode.UNAVAILABLE":
                         return  # taken out of the rotation: sends elsewhere from now on
         finally:

@@ -228,14 +228,20 @@ def test_limits(strict_server: ServerProcess) -> None:
     (("mini_csv", "mini_csv"), "are not a PEM certificate chain and its private key"),
     (("server_cert", "rogue_key"), "are not a PEM certificate chain and its private key"),
     (("server_cert", "server_key", "server_key"), "--tls-client-ca"),
-], ids=["not-pem", "key-of-another-cert", "client-ca-not-a-cert"])
+    (("server_cert", "encrypted_key"), "is encrypted; gRPC needs it unencrypted"),
+], ids=["not-pem", "key-of-another-cert", "client-ca-not-a-cert", "encrypted-key"])
 def test_bad_tls_files_are_named_not_taken_for_a_port_problem(
         pki: dict[str, Path], tmp_path: Path, files: tuple[str, ...], fragment: str) -> None:
     import subprocess
     import sys
 
     (tmp_path / "mini_csv").write_text("a,b\n1,2\n")
-    paths = {**pki, "mini_csv": tmp_path / "mini_csv"}
+    # The server key, encrypted: OpenSSL would ask for its pass phrase on the terminal.
+    key = serialization.load_pem_private_key(pki["server_key"].read_bytes(), password=None)
+    (tmp_path / "encrypted_key").write_bytes(key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+        serialization.BestAvailableEncryption(b"secret")))
+    paths = {**pki, "mini_csv": tmp_path / "mini_csv", "encrypted_key": tmp_path / "encrypted_key"}
     args = ["--tls-cert", str(paths[files[0]]), "--tls-key", str(paths[files[1]])]
     if len(files) == 3:
         args += ["--tls-client-ca", str(paths[files[2]])]
