@@ -18,10 +18,6 @@ Status Invalid(std::string message) {
   return Status(StatusCode::kInvalidInput, std::move(message));
 }
 
-std::string Named(std::string_view kind, std::string_view name) {
-  return std::string(kind) + " " + QuoteForMessage(name);
-}
-
 // The k largest of `values` as "value:index", largest first; NaN below every number.
 template <typename T>
 void TopK(const T* values, int64_t count, int64_t k, std::vector<std::string>* out) {

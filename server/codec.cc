@@ -41,10 +41,6 @@ constexpr int64_t kPriorityLevels = 1 << 20;
 
 Status Invalid(std::string message) { return Status(StatusCode::kInvalidInput, std::move(message)); }
 
-std::string Named(std::string_view kind, std::string_view name) {
-  return std::string(kind) + " " + QuoteForMessage(name);
-}
-
 // Copies a typed repeated field into a fresh tensor of `type`, converting each element.
 template <typename Dest, typename Field>
 HostTensor CopyTyped(ElementType type, const std::vector<int64_t>& shape, const Field& field) {

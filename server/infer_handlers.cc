@@ -78,7 +78,7 @@ Status CheckInputsDeclared(const InferRequestView& request, const Model& model) 
           continue;  // the core's own message is the more precise one then
         }
         return Status(StatusCode::kInvalidInput,
-                      "input " + QuoteForMessage(in.name) + ": expected datatype " +
+                      Named("input", in.name) + ": expected datatype " +
                           KServeDatatype(spec.type) + ", got " + KServeDatatype(type) +
                           " (no implicit casts)");
       }

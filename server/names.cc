@@ -71,4 +71,8 @@ std::string QuoteForMessage(std::string_view text) {
   return out;
 }
 
+std::string Named(std::string_view kind, std::string_view name) {
+  return std::string(kind) + " " + QuoteForMessage(name);
+}
+
 }  // namespace engine::server

@@ -26,4 +26,7 @@ bool ParseModelVersion(std::string_view text, int64_t* version);
 // else escaped as \xNN, cut at 80 characters.
 std::string QuoteForMessage(std::string_view text);
 
+// "input 'x'", "requested output 'y'": a tensor named in an error message, its name quoted.
+std::string Named(std::string_view kind, std::string_view name);
+
 }  // namespace engine::server

@@ -34,7 +34,7 @@ from engine.training.validate import (
     compare_labels,
     compare_values,
     engine_signature,
-    file_opsets,
+    normalise_opsets,
     run_onnx,
     top_two_margin,
 )
@@ -101,7 +101,7 @@ def export_sklearn(
         onx = serve_columns(onx, feeds, matrix)
     with staged_output(out) as staged:
         staged.write_bytes(onx.SerializeToString())
-        opsets = file_opsets(staged)
+        opsets = normalise_opsets(staged)
         check_onnx(staged)
         got = run_onnx(staged, feeds)
         parity = _parity(model, framework_input, got, output_names, options, sample.rows)

@@ -25,7 +25,7 @@ from engine.training.validate import (
     compare_labels,
     compare_values,
     engine_signature,
-    file_opsets,
+    normalise_opsets,
     run_onnx,
     top_two_margin,
 )
@@ -76,7 +76,7 @@ def export_tabular_torch(
     expected = model.forward(frame)
     with staged_output(out) as staged:
         onnx.save(merged, str(staged))
-        opsets = file_opsets(staged)
+        opsets = normalise_opsets(staged)
         check_onnx(staged)
         got = run_onnx(staged, feeds)
         atol, rtol = options.atol, options.rtol

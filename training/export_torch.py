@@ -41,7 +41,7 @@ from engine.training.validate import (
     check_onnx,
     compare_values,
     engine_signature,
-    file_opsets,
+    normalise_opsets,
     run_onnx,
 )
 
@@ -95,7 +95,7 @@ def export_torch(
         )
     with staged_output(out) as staged:
         torch_to_onnx(model, tensors, input_names, output_names, options, staged)
-        opsets = file_opsets(staged)
+        opsets = normalise_opsets(staged)
         check_onnx(staged)
         got = run_onnx(staged, feeds)
         results = tuple(

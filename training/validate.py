@@ -39,7 +39,7 @@ __all__ = [
     "compare_labels",
     "compare_values",
     "engine_signature",
-    "file_opsets",
+    "normalise_opsets",
     "run_onnx",
     "top_two_margin",
 ]
@@ -59,10 +59,10 @@ def check_onnx(path: str | Path) -> None:
         raise ExportError(f"the exported model {str(path)!r} fails onnx.checker: {exc}") from exc
 
 
-def file_opsets(path: str | Path) -> dict[str, int]:
-    """The opsets ``path`` imports, domain -> version (``""`` for the default domain, which
-    ``"ai.onnx"`` also names). A domain imported more than once (skl2onnx lists the default
-    domain twice for some models) is rewritten as one entry, at the highest of its versions."""
+def normalise_opsets(path: str | Path) -> dict[str, int]:
+    """Rewrite ``path`` so that each domain is imported once, at the highest of its versions
+    (skl2onnx lists the default domain twice for some models), and return its opsets, domain
+    -> version (``""`` for the default domain, which ``"ai.onnx"`` also names)."""
     import onnx
     from onnx import helper
 

@@ -46,11 +46,16 @@ from pathlib import Path
 from typing import Any
 
 from engine.errors import EngineError, ModelLoadError, RegistryError
-from engine.registry.artifacts import ArtifactStore, StagedArtifact, _fsync_dir, _hash_file
+from engine.registry.artifacts import (
+    _CHUNK_BYTES,
+    ArtifactStore,
+    StagedArtifact,
+    _fsync_dir,
+    _hash_file,
+)
 
 __all__ = ["RemoteArtifactStore", "shown_url"]
 
-_CHUNK_BYTES = 1 << 20
 _HEX = frozenset("0123456789abcdef")
 # Protocols whose folders must exist before a file is written into them. Object stores have
 # none (and s3fs's makedirs would create a missing bucket, which must stay an error).
