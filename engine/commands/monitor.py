@@ -66,7 +66,9 @@ def register(subparsers: Any) -> None:
         description="One self-contained HTML file: latency, requests and "
         "errors, drift per feature, predictions. Without --logs and --history, a model or "
         "version that neither the registry nor the home's logs and history know is an error, "
-        "as an unknown alias is.",
+        "as an unknown alias is. So is one with nothing recorded (in the --since period): "
+        "no prediction logs and no drift history of it; no file is written then. The command "
+        "only reads: it never creates the registry database.",
     )
     report.add_argument("model", metavar="MODEL_REF", help="name, name:VERSION or name@ALIAS")
     report.add_argument("--since", help="a duration back from now (90m, 24h, 7d) or an ISO time")
@@ -139,6 +141,7 @@ def _report(args: argparse.Namespace) -> int:
     if ref.alias is not None:
         from engine.registry import Registry
 
+        _require_registry(ref, args)
         with Registry(args.home, args.registry_url) as registry:
             record = registry.get(ref)
         if record.version is None:  # its row's number was changed outside the engine
@@ -164,12 +167,22 @@ def _report(args: argparse.Namespace) -> int:
     report = write_report(
         args.out,
         ref.name,
+        write_empty=False,
         logs_dir=logs,
         monitoring_dir=history,
         version=version,
         since_ms=since_ms,
         now_ms=now_ms,
     )
+    if report.recorded_nothing:
+        # An empty page would pass for a report (exit 0, a file to open) of a model that is
+        # fine; a mistyped version, home or --since, or a server logging nothing, looks the
+        # same. Say what is missing instead, and fail, as for an unknown version.
+        print(
+            f"error: {_nothing_recorded(ref.name, version, since_ms, logs, history)}",
+            file=sys.stderr,
+        )
+        return 1
     print(f"wrote {args.out} ({len(report.images)} plots)")
     for note in report.notes:  # files the report could not use (also said on the page)
         print(f"note: {note}", file=sys.stderr)
@@ -183,9 +196,19 @@ def _check_known(ref: Any, args: argparse.Namespace, *, has_data: bool) -> None:
     its prediction logs or drift history under the home. Not called when --logs or --history
     names the data: those folders are then what the report is about."""
     from engine.registry import Registry
+    from engine.registry.registry import missing_database
 
     if has_data and ref.version is None:
         return  # something to report on; no need for the registry
+    missing = missing_database(args.home, args.registry_url)
+    if missing is not None:  # opening it would create it: nothing is registered there
+        if has_data:
+            return
+        raise ModelNotFoundError(
+            f"no model named {ref.name!r} (there is no registry database "
+            f"{str(missing)!r}), and it has no prediction logs or drift history; check the "
+            "name, --home or --registry-url, or give --logs / --history"
+        )
     with Registry(args.home, args.registry_url) as registry:
         try:
             registry.versions(ref.name)
@@ -203,6 +226,37 @@ def _check_known(ref: Any, args: argparse.Namespace, *, has_data: bool) -> None:
                 raise ModelNotFoundError(
                     f"{exc}; `engine models versions {ref.name}` lists its versions"
                 ) from None
+
+
+def _require_registry(ref: Any, args: argparse.Namespace) -> None:
+    """Raise ModelNotFoundError if the registry database is a SQLite file that does not
+    exist: opening the registry would create it, and a report only reads."""
+    from engine.registry.registry import missing_database
+
+    missing = missing_database(args.home, args.registry_url)
+    if missing is not None:
+        raise ModelNotFoundError(
+            f"no model named {ref.name!r} (there is no registry database {str(missing)!r}), "
+            f"so alias {ref.alias!r} cannot be followed; check the name, --home or "
+            "--registry-url"
+        )
+
+
+def _nothing_recorded(
+    model: str, version: str | None, since_ms: int | None, logs: Path, history: Path
+) -> str:
+    what = f"model {model!r}" + (f" version {version}" if version is not None else "")
+    when = ""
+    if since_ms is not None:
+        since = datetime.fromtimestamp(since_ms / 1000, timezone.utc)
+        when = f" since {since:%Y-%m-%d %H:%M:%S} UTC"
+    return (
+        f"no traffic recorded for {what}{when}: no prediction logs in {str(logs)!r} and no "
+        f"drift history in {str(history)!r}; no report written. A version that has not "
+        "served yet has none; a server logs a sample of requests (engine serve "
+        "--log-sample-rate) into files readable once closed, and a drift window once enough "
+        "rows arrived"
+    )
 
 
 def _has_files(folder: Path) -> bool:

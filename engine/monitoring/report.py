@@ -61,6 +61,15 @@ class Report:
     html: str
     images: list[bytes] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)  # what the reader of the page should know
+    logged_requests: int = 0  # sampled requests in the period's readable prediction logs
+    drift_windows: int = 0  # drift history lines in the period
+
+    @property
+    def recorded_nothing(self) -> bool:
+        """Nothing was recorded in the period: no logged request, no drift window, and no
+        log file that could not be read (which :attr:`notes` would name). The page has
+        nothing to show but that."""
+        return self.logged_requests == 0 and self.drift_windows == 0 and not self.notes
 
 
 @dataclass
@@ -78,7 +87,7 @@ class _Builder:
         data = base64.b64encode(png).decode("ascii")
         return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{data}">'
 
-    def render(self) -> Report:
+    def render(self, *, logged_requests: int, drift_windows: int) -> Report:
         page = f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>{html.escape(self.title)}</title>
 <style>
@@ -92,7 +101,7 @@ img {{ max-width: 100%; display: block; margin: 0.5em 0; }}
 {"".join(self.sections)}
 </body></html>
 """
-        return Report(page, self.images, self.notes)
+        return Report(page, self.images, self.notes, logged_requests, drift_windows)
 
 
 def build_report(
@@ -126,11 +135,15 @@ def build_report(
     b.section("Requests and errors", _requests(b, logs, history))
     b.section("Drift", _drift(b, history, max_features))
     b.section("Predictions", _predictions(b, logs))
-    return b.render()
+    return b.render(
+        logged_requests=0 if logs is None else logs.num_rows, drift_windows=len(history)
+    )
 
 
-def write_report(out: str | Path, model: str, **kwargs: Any) -> Report:
-    """Build the report and write it to ``out`` (parent folders created)."""
+def write_report(out: str | Path, model: str, *, write_empty: bool = True, **kwargs: Any) -> Report:
+    """Build the report and write it to ``out`` (parent folders created). With
+    ``write_empty=False`` a report that :attr:`~Report.recorded_nothing` is returned
+    without writing anything (the caller says so instead)."""
     path = Path(out)
     if path.is_dir():  # checked first: building the report reads every log
         raise InvalidConfigError(
@@ -138,6 +151,8 @@ def write_report(out: str | Path, model: str, **kwargs: Any) -> Report:
             f"e.g. {str(path / 'report.html')!r}"
         )
     report = build_report(model, **kwargs)
+    if report.recorded_nothing and not write_empty:
+        return report
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(report.html, encoding="utf-8")
     return report

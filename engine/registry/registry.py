@@ -50,7 +50,7 @@ from engine.errors import (
 )
 from engine.names import MAX_VERSION, ModelRef, parse_ref, validate_name
 from engine.registry.artifacts import ArtifactStore, StagedArtifact
-from engine.registry.database import Database
+from engine.registry.database import Database, normalise_url
 from engine.registry.fingerprint import fingerprint_file
 from engine.registry.onnx_signature import check_model_file
 from engine.registry.records import (
@@ -76,11 +76,38 @@ from engine.settings import get_settings
 if TYPE_CHECKING:
     from typing_extensions import Self  # typing.Self needs Python 3.11
 
-__all__ = ["Registry", "resolve"]
+__all__ = ["Registry", "missing_database", "resolve"]
 
 _REGISTER_ATTEMPTS = 8
 _MAX_DESCRIPTION = 10_000
 _MAX_LINEAGE_DEPTH = 1000
+
+
+def _home_path(home: str | os.PathLike[str] | None) -> Path:
+    return (Path(home) if home is not None else get_settings().engine_home).expanduser().absolute()
+
+
+def _database_url(home: Path, url: str | None) -> str:
+    return url or get_settings().registry_url or f"sqlite:///{home / 'registry.db'}"
+
+
+def missing_database(
+    home: str | os.PathLike[str] | None = None, url: str | None = None
+) -> Path | None:
+    """The SQLite file of the registry at ``home``/``url`` (the defaults of :class:`Registry`)
+    if that file does not exist, else None (it exists, or the database is not a SQLite file
+    this can check: another server, in memory, a ``file:`` URI). Creates nothing: opening a
+    :class:`Registry` creates a missing database and its home, so a command that only reads
+    asks this first and, given a path, knows that no model is registered there."""
+    home_path = _home_path(home)
+    parsed = normalise_url(_database_url(home_path, url))
+    if parsed.get_backend_name() != "sqlite":
+        return None
+    database = parsed.database
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return None
+    path = Path(database).absolute()
+    return None if path.exists() else path
 
 
 class Registry:
@@ -104,16 +131,14 @@ class Registry:
         artifacts_url: str | None = None,
     ) -> None:
         settings = get_settings()
-        home_path = Path(home) if home is not None else settings.engine_home
-        self.home = home_path.expanduser().absolute()
+        self.home = _home_path(home)
         try:
             self.home.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise RegistryError(
                 f"cannot create registry home {str(self.home)!r}: {exc.strerror}"
             ) from exc
-        url = url or settings.registry_url or f"sqlite:///{self.home / 'registry.db'}"
-        self._db = Database(url)
+        self._db = Database(_database_url(self.home, url))
         artifacts_url = artifacts_url or settings.artifacts_url
         self._artifacts: ArtifactStore | RemoteArtifactStore
         if artifacts_url is None:

@@ -15,8 +15,20 @@ from engine.cli import main
 from engine.errors import InvalidConfigError
 
 
-def _empty_report_args(tmp_path: Path, out: Path) -> list[str]:
-    (tmp_path / "logs").mkdir(exist_ok=True)
+def _report_args(tmp_path: Path, out: Path) -> list[str]:
+    """`engine monitor report` of a model with one logged request (one with nothing recorded
+    is refused before its output is written)."""
+    import numpy as np
+
+    from engine.monitoring.prediction_log import PredictionLog, PredictionLogConfig
+
+    if not (tmp_path / "logs").exists():
+        log = PredictionLog(
+            tmp_path / "logs", model="m", version=1, config=PredictionLogConfig(sample_rate=1.0)
+        )
+        x = np.ones((1, 2), np.float32)
+        log.record({"x": x}, {"y": x}, latency_us=5)
+        log.close()
     (tmp_path / "history").mkdir(exist_ok=True)
     return [
         "monitor",
@@ -34,7 +46,7 @@ def _empty_report_args(tmp_path: Path, out: Path) -> list[str]:
 def test_os_errors_are_one_line_naming_the_path(tmp_path, capsys) -> None:
     (tmp_path / "file").write_text("")
     # The report's folder would be created inside a regular file: an OSError, not a bug.
-    assert main(_empty_report_args(tmp_path, tmp_path / "file" / "r.html")) == 1
+    assert main(_report_args(tmp_path, tmp_path / "file" / "r.html")) == 1
     err = capsys.readouterr().err
     assert err.startswith("error: ") and err.count("\n") == 1
     assert f"{str(tmp_path / 'file')!r}" in err and "[Errno" not in err
@@ -46,7 +58,7 @@ def test_debug_shows_the_traceback(tmp_path) -> None:
         main(["--debug", "monitor", "report", "m", "--logs", str(tmp_path / "none")])
     (tmp_path / "file").write_text("")
     with pytest.raises(OSError):
-        main(["--debug", *_empty_report_args(tmp_path, tmp_path / "file" / "r.html")])
+        main(["--debug", *_report_args(tmp_path, tmp_path / "file" / "r.html")])
 
 
 def test_console_script_exit_code_and_stderr(tmp_path) -> None:

@@ -436,14 +436,12 @@ def test_report_plots_string_outputs_that_are_not_utf8(tmp_path: Path) -> None:
     assert "distribution of echo.bytes" not in report.html
 
 
-def test_report_refuses_a_model_or_version_nobody_knows(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    """An unknown name or version would give an empty report, like a model that saw no
-    traffic: refused, as an unknown alias is. A registered version with no traffic yet is
-    reported (empty)."""
+def _register_identity(tmp_path: Path, home: Path) -> None:
+    """Model 'm' version 1 (an Identity graph) registered in ``home``, with alias 'prod'."""
     import onnx
     from onnx import TensorProto, helper
+
+    from engine.registry import Registry
 
     x = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 2])
     y = helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", 2])
@@ -451,8 +449,18 @@ def test_report_refuses_a_model_or_version_nobody_knows(
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     model.ir_version = 8
     onnx.save(model, str(tmp_path / "id.onnx"))
-    home, out = tmp_path / "home", tmp_path / "r.html"
     assert main(["models", "register", "m", str(tmp_path / "id.onnx"), "--home", str(home)]) == 0
+    with Registry(home) as registry:
+        registry.set_alias("m", "prod", 1)
+
+
+def test_report_refuses_a_model_or_version_nobody_knows(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """An unknown name or version would give an empty report, like a model that saw no
+    traffic: refused, as an unknown alias is."""
+    home, out = tmp_path / "home", tmp_path / "r.html"
+    _register_identity(tmp_path, home)
     capsys.readouterr()
     err = _report_error(capsys, "nope", "--home", str(home), "--out", str(out))
     assert err.startswith("error: no model named 'nope', and it has no prediction logs or drift")
@@ -461,5 +469,62 @@ def test_report_refuses_a_model_or_version_nobody_knows(
         "error: model 'm' has no version 7; `engine models versions m` lists its versions"
     )
     assert not out.exists()
+
+
+def test_report_refuses_a_registered_version_with_no_traffic(
+    tmp_path: Path, home: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A registered version that never served has nothing to show: an empty page (exit 0)
+    would pass for a report of a model that is fine. Said plainly, exit 1, no file; the same
+    for a --since period with no records of a version that had traffic before it."""
+    registry_home, out = tmp_path / "home", tmp_path / "r.html"
+    _register_identity(tmp_path, registry_home)
+    capsys.readouterr()
+    logs, history = registry_home / "logs" / "m", registry_home / "monitoring" / "m"
+    for ref, what in (
+        ("m:1", "model 'm' version 1"),
+        ("m@prod", "model 'm' version 1"),
+        ("m", "model 'm'"),
+    ):
+        code = main(["monitor", "report", ref, "--home", str(registry_home), "--out", str(out)])
+        stdout, err = capsys.readouterr()
+        assert (code, stdout) == (1, ""), ref
+        assert err.startswith(
+            f"error: no traffic recorded for {what}: no prediction logs in {str(logs)!r} and "
+            f"no drift history in {str(history)!r}; no report written."
+        ), err
+        assert "Traceback" not in err and not out.exists()
+    # churn:3 had an hour of traffic, all before 2030.
+    args = ["churn:3", "--home", str(home), "--out", str(out), "--since", "2030-01-01T00:00"]
+    err = _report_error(capsys, *args)
+    assert err.startswith(
+        "error: no traffic recorded for model 'churn' version 3 since 2030-01-01 00:00:00 UTC: "
+    )
+    assert not out.exists()
+
+
+def test_report_never_creates_the_registry_database(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A report only reads: where there is no registry database, every model is unknown to
+    the registry, and none is created (opening the registry would create it)."""
+    home, out = tmp_path / "home", tmp_path / "r.html"
+    database = home / "registry.db"
+    for ref in ("nope", "nope:2"):
+        err = _report_error(capsys, ref, "--home", str(home), "--out", str(out))
+        assert err.startswith(
+            f"error: no model named 'nope' (there is no registry database {str(database)!r}), "
+            "and it has no prediction logs or drift history"
+        ), err
+    err = _report_error(capsys, "nope@prod", "--home", str(home), "--out", str(out))
+    assert err.startswith(
+        f"error: no model named 'nope' (there is no registry database {str(database)!r}), "
+        "so alias 'prod' cannot be followed"
+    ), err
+    assert not home.exists()
+    # Logs of a model served from a repository folder: reported, still without a database.
+    _log_one(home / "logs" / "m", 1, np.ones((1, 3), np.float32))
     assert main(["monitor", "report", "m:1", "--home", str(home), "--out", str(out)]) == 0
-    assert "(0 plots)" in capsys.readouterr().out
+    assert "(3 plots)" in capsys.readouterr().out
+    assert not database.exists()
+    assert sorted(p.name for p in home.iterdir()) == ["logs"]

@@ -210,5 +210,9 @@ def test_an_unlocked_file_written_recently_is_kept(
     assert unheld.partial.exists()
     assert "removed '" not in capsys.readouterr().err  # the line naming a removed file
     backdate(unheld.partial)  # two hours idle: now it goes
-    assert main([*args, "--out", str(out), "--remove-orphans"]) == 0
+    # ... and with it the folder's only records: nothing is left to report (exit 1).
+    assert main([*args, "--out", str(out), "--remove-orphans"]) == 1
     assert not unheld.partial.exists()
+    err = capsys.readouterr().err
+    assert f"removed {str(unheld.partial)!r}" in err
+    assert "error: no traffic recorded for model 'm': " in err
