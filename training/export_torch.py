@@ -17,6 +17,14 @@ What ``engine export torch MODEL`` accepts as MODEL:
 Inputs are the sample's arrays in order (``.npz`` keys, or ``input`` for one array), renamed
 by ``input_names``; outputs are ``output`` (or ``output_0, output_1, ...`` for a tuple),
 renamed by ``output_names``. float64 samples run as float32.
+
+Axis 0 of every sample array is rows, the batch axis (dynamic unless ``--no-dynamic-batch``).
+So a 1-D array of N values is N rows of one value each: right for a model that takes one
+value per row (ids for an embedding, an elementwise function), wrong for one that takes a
+``[rows, features]`` matrix, where those N values are one row's features. Such a sample is
+refused, naming its shape, when an output does not have N rows; and whatever the sample, an
+export where torch fixed the batch axis to the sample's row count (the model needs exactly
+that many) is refused rather than written with a batch axis that is not one.
 """
 
 from __future__ import annotations
@@ -93,8 +101,11 @@ def export_torch(
             f"--output-names gives {len(output_names)} names; the model returns "
             f"{len(expected)} outputs"
         )
+    _check_one_value_rows(sample.source, feeds, dict(zip(output_names, expected)))
     with staged_output(out) as staged:
         torch_to_onnx(model, tensors, input_names, output_names, options, staged)
+        if options.dynamic_batch and not _is_program(model):
+            _check_batch_axis_dynamic(staged, feeds)
         opsets = normalise_opsets(staged)
         check_onnx(staged)
         got = run_onnx(staged, feeds)
@@ -155,6 +166,63 @@ def torch_to_onnx(
         raise error from exc
     if said.getvalue():
         sys.stderr.write(said.getvalue())  # an export that worked: torch's warnings stand
+
+
+_ROWS_HINT = (
+    "for a model of [rows, features] input, pass a 2-D [rows, features] sample "
+    "(x.reshape(1, -1) makes one row of these values; a dynamic batch axis needs 2 rows or more)"
+)
+
+
+def _check_one_value_rows(
+    source: str, feeds: dict[str, np.ndarray], outputs: dict[str, np.ndarray]
+) -> None:
+    """Refuse a 1-D sample array (read as rows of one value) that the model does not answer
+    with one output row per value: it treats those values as features, not rows."""
+    flat = [(name, a) for name, a in feeds.items() if a.ndim == 1]
+    if not flat:
+        return
+    name, array = flat[0]
+    rows = array.shape[0]
+    for output, value in outputs.items():
+        if value.ndim == 0 or value.shape[0] != rows:
+            raise ExportError(
+                f"sample {source!r}: input {name!r} has shape {array.shape}, one dimension, "
+                f"which is read as {rows} rows of one value each (axis 0 is the batch axis); "
+                f"but the model's output {output!r} has shape {value.shape}, not {rows} "
+                f"rows, so the model takes these values as one row's features: {_ROWS_HINT}"
+            )
+
+
+def _check_batch_axis_dynamic(path: Path, feeds: dict[str, np.ndarray]) -> None:
+    """Refuse an export whose input kept a fixed axis 0: torch.export specialises a dynamic
+    dimension the model constrains to the sample's size, without an error."""
+    import onnx
+
+    graph = onnx.load(str(path), load_external_data=False).graph
+    for tensor in graph.input:
+        if tensor.name not in feeds:
+            continue
+        dims = tensor.type.tensor_type.shape.dim
+        if not dims or not dims[0].HasField("dim_value"):
+            continue
+        shape = feeds[tensor.name].shape
+        hint = (
+            f"; the sample's one dimension is read as rows: {_ROWS_HINT}" if len(shape) == 1 else ""
+        )
+        raise ExportError(
+            f"input {tensor.name!r}: torch fixed the batch axis to {dims[0].dim_value} (the "
+            f"sample's shape is {shape}) instead of keeping it dynamic, as the model needs "
+            "exactly that size on axis 0 (a weight, a reshape or a broadcast of that size)"
+            f"{hint}. Make the model accept any number of rows, or pass --no-dynamic-batch "
+            "for a model of exactly that shape"
+        )
+
+
+def _is_program(model: Any) -> bool:
+    import torch
+
+    return isinstance(model, torch.export.ExportedProgram)
 
 
 def _reference(model: Any, tensors: tuple[Any, ...]) -> list[np.ndarray]:

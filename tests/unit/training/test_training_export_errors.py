@@ -137,6 +137,83 @@ def test_dynamic_batch_needs_two_rows(tmp_path) -> None:
         )
 
 
+class _RowSum(torch.nn.Module):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.sum(dim=-1, keepdim=True)
+
+
+@pytest.mark.parametrize("dynamic_batch", [True, False])
+@pytest.mark.parametrize("model", [torch.nn.Linear(4, 2), _RowSum()], ids=["linear", "rowsum"])
+def test_one_dimensional_sample_of_a_matrix_model_is_refused(
+    tmp_path, model, dynamic_batch
+) -> None:
+    """A 1-D sample is rows of one value each. Given to a model of [rows, features] input,
+    its values were one row's features: Linear(4, 2) was written with input [4] (no batch
+    axis, though a dynamic one was asked for), the row sum with its feature axis dynamic."""
+    out = tmp_path / "m.onnx"
+    sample = Sample("s.npy", arrays={"input": np.arange(4, dtype=np.float32)})
+    with pytest.raises(ExportError) as info:
+        export_torch(model, sample, out, ExportOptions(dynamic_batch=dynamic_batch))
+    message = str(info.value)
+    assert message.startswith(
+        "sample 's.npy': input 'input' has shape (4,), one dimension, which is read as 4 rows "
+        "of one value each (axis 0 is the batch axis); but the model's output 'output' has "
+        "shape ("
+    ), message
+    assert "pass a 2-D [rows, features] sample" in message
+    _no_file_left(out)
+
+
+def test_a_batch_axis_torch_fixes_is_refused(tmp_path) -> None:
+    """torch.export silently fixes a dynamic axis the model constrains to the sample's size:
+    the export would have no batch axis. A 1-D sample says how to give rows instead."""
+    out = tmp_path / "m.onnx"
+    with pytest.raises(ExportError) as info:
+        export_torch(
+            torch.nn.Linear(4, 4), Sample("s", arrays={"input": np.ones(4, np.float32)}), out
+        )
+    message = str(info.value)
+    assert message.startswith(
+        "input 'input': torch fixed the batch axis to 4 (the sample's shape is (4,))"
+    ), message
+    assert "pass a 2-D [rows, features] sample" in message
+    _no_file_left(out)
+
+    class AddTable(torch.nn.Module):  # broadcasts against a [3, 2] weight: exactly 3 rows
+        def __init__(self) -> None:
+            super().__init__()
+            self.table = torch.nn.Parameter(torch.ones(3, 2))
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return x + self.table
+
+    with pytest.raises(ExportError) as info:
+        export_torch(AddTable(), Sample("s", arrays={"input": np.ones((3, 2), np.float32)}), out)
+    message = str(info.value)
+    assert message.startswith(
+        "input 'input': torch fixed the batch axis to 3 (the sample's shape is (3, 2))"
+    ), message
+    assert "--no-dynamic-batch" in message and "[rows, features]" not in message
+    _no_file_left(out)
+
+
+def test_one_dimensional_sample_of_a_model_of_one_value_rows(tmp_path) -> None:
+    """A model that takes one value per row (elementwise here; ids for an embedding) is
+    exported from a 1-D sample with a dynamic batch axis."""
+
+    class Affine(torch.nn.Module):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return x * 2 + 1
+
+    out = tmp_path / "m.onnx"
+    result = export_torch(
+        Affine(), Sample("s", arrays={"input": np.arange(5, dtype=np.float32)}), out
+    )
+    assert [i.shape for i in result.inputs] == [(-1,)]
+    assert [o.shape for o in result.outputs] == [(-1,)]
+    assert result.parity.rows == 5
+
+
 def test_torchscript_files_are_refused_with_the_alternative(tmp_path) -> None:
     import zipfile
 
