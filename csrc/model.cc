@@ -936,6 +936,43 @@ void Model::WarmUp(const std::vector<std::pair<std::string, HostTensor>>& inputs
   if (!failure.ok()) throw CoreError(failure);
 }
 
+std::vector<int64_t> Model::TimeRuns(
+    const std::vector<std::pair<std::string, HostTensor>>& inputs, int runs) {
+  if (runs < 1) {
+    throw CoreError(StatusCode::kInvalidConfig,
+                    "runs must be >= 1; was " + std::to_string(runs));
+  }
+  const std::vector<const HostTensor*> bound = BindInputs(this->inputs(), inputs);
+  const std::vector<size_t> every_output = SelectOutputs(outputs(), {});
+  int instance = -1;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (closed_) throw CoreError(StatusCode::kUnavailable, "model is closed");
+    if (idle_instances_.empty()) {
+      throw CoreError(StatusCode::kUnavailable,
+                      "every instance is busy; time runs on a model that is not serving");
+    }
+    instance = idle_instances_.back();
+    idle_instances_.pop_back();
+  }
+  std::vector<int64_t> times_ns;
+  times_ns.reserve(static_cast<size_t>(runs));
+  const Status failure = Guarded([&] {
+    for (int i = 0; i < runs; ++i) {
+      const auto start = std::chrono::steady_clock::now();
+      PhaseTimer timer;
+      RequestTimings ignored;
+      RunOnInstance(instance, bound, every_output, timer, &ignored, /*count_drift=*/false);
+      times_ns.push_back(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                             std::chrono::steady_clock::now() - start)
+                             .count());
+    }
+  });
+  ReleaseInstance(instance);
+  if (!failure.ok()) throw CoreError(failure);
+  return times_ns;
+}
+
 StatsSnapshot Model::Stats() const { return stats_.Snapshot(); }
 
 Completer::Counts Model::CompletionCounts() const {

@@ -151,6 +151,14 @@ class Model {
   // (kInvalidInput, kExecutionFailed), or kUnavailable once closed.
   void WarmUp(const std::vector<std::pair<std::string, HostTensor>>& inputs);
 
+  // Runs `inputs` `runs` times on one idle instance, back to back, and returns the wall time
+  // of each run in nanoseconds: transforms and ORT, as a batch of those rows takes them. For
+  // tuning batch sizes (engine tune). Counts nothing and calls no callback. Blocks; throws
+  // as WarmUp does, kInvalidConfig for runs < 1, and kUnavailable when every instance is
+  // busy (a serving model: the times would mix with its traffic).
+  std::vector<int64_t> TimeRuns(const std::vector<std::pair<std::string, HostTensor>>& inputs,
+                                int runs);
+
   StatsSnapshot Stats() const;
   // How batches reached the completion thread (all zero without batching): for benchmarks.
   Completer::Counts CompletionCounts() const;

@@ -24,7 +24,7 @@ from engine.errors import EngineError
 
 # Command groups, in the order `engine --help` lists them. A module missing from this build
 # (optional extra not installed) is skipped rather than breaking the whole CLI.
-_COMMAND_MODULES = ("serve", "models", "export", "train", "monitor", "predict")
+_COMMAND_MODULES = ("serve", "models", "export", "train", "monitor", "tune", "predict")
 
 # 128 + SIGPIPE: what a shell reports for `seq 100000 | head -1`'s seq.
 EXIT_BROKEN_PIPE = 141

@@ -242,6 +242,16 @@ class Model:
         log. Raises what ``predict`` raises for the same inputs."""
         self._require_open().warm_up(self._as_mapping(inputs))
 
+    def time_runs(self, inputs: Inputs, runs: int) -> list[float]:
+        """Run ``inputs`` ``runs`` times back to back on one idle instance, as one batch of
+        their rows, and return each run's wall time in microseconds (transforms and ONNX
+        Runtime; no queue). For tuning batch sizes (:mod:`engine.tuning`). Counted nowhere.
+        Raises what ``predict`` raises for the same inputs, and UnavailableError while every
+        instance is busy: time a model that is not serving."""
+        runs = _integer("runs", runs)
+        return [ns / 1000.0 for ns in self._require_open().time_runs(self._as_mapping(inputs),
+                                                                     runs)]
+
     def close(self, *, drain: bool = True) -> None:
         """Stop taking requests; queued ones run (``drain``) or fail with UnavailableError.
         Blocks until running batches finish and the futures of :meth:`submit` are resolved

@@ -316,6 +316,18 @@ void register_model(py::module_& m) {
           py::arg("inputs"),
           "Run `inputs` once on every idle instance; counted nowhere (GIL released).")
       .def(
+          "time_runs",
+          [](Model& model, const py::handle& inputs, int runs) {
+            std::vector<py::object> keepalive;
+            const auto tensors =
+                TensorsFromMapping(inputs, &keepalive, model.options().transforms.get());
+            GilRelease release;
+            return model.TimeRuns(tensors, runs);
+          },
+          py::arg("inputs"), py::arg("runs"),
+          "Run `inputs` `runs` times on one idle instance; each run's wall time in ns. "
+          "Counted nowhere (GIL released).")
+      .def(
           "cancel",
           [](Model& model, uint64_t seq) {
             GilRelease release;
