@@ -7,12 +7,16 @@
 //
 // Throughput: 64 one-row requests in flight (closed loop: each completion submits the next),
 // through engine::Model (1 instance, 1 intra-op thread), against raw Session::Run of 64-row
-// batches on a session with the same settings. The submitters are a reactor thread that the
-// completions are queued to, woken once per batch through the requests' CompletionNotifier
-// (as the Python binding's queue is) or once per result; the completion callbacks
-// themselves; or 64 blocking threads. Latency: p50 of one row at
-// concurrency 1 with max_queue_delay_us=0, through the batcher (worker hand-off, and the
-// inline path that synchronous callers use) against a direct Session::Run.
+// batches on a session with the same settings. The batcher's preferred batch size is tuned
+// first, as a user tunes it for their hardware: a sweep of ORT's time per batch size picks,
+// among sizes of at most 32 rows (half the requests in flight, so that one batch runs while
+// the other is completed and resubmitted), the one with the most rows per microsecond. The
+// submitters are a reactor thread that the completions are queued to, woken once per batch
+// through the requests' CompletionNotifier (as the Python binding's queue is) or once per
+// result; the completion callbacks themselves; or 64 blocking threads.
+// Latency: p50 of one row at concurrency 1 with max_queue_delay_us=0, through the batcher
+// (worker hand-off, and the inline path that synchronous callers use) against a direct
+// Session::Run.
 // Rounds alternate candidate and baseline so machine noise hits both.
 #include <algorithm>
 #include <atomic>
@@ -57,22 +61,36 @@ double RawRowsPerSecond(const Session& session, double seconds, int64_t batch_ro
   return rows / std::chrono::duration<double>(WallClock::now() - start).count();
 }
 
-// RawRowsPerSecond while a second thread keeps the other core busy with plain arithmetic (no
-// memory traffic, no locks): what a pipeline's ORT stage can reach on this machine while its
-// other stage runs beside it.
-double RawRowsPerSecondBesideBusyCore(const Session& session, double seconds, int64_t batch_rows) {
-  std::atomic<bool> stop{false};
-  std::thread spinner([&] {
-    uint64_t x = 1;
-    while (!stop.load(std::memory_order_relaxed)) {
-      for (int i = 0; i < 1000; ++i) x = x * 6364136223846793005ULL + 1442695040888963407ULL;
+// ORT's time per batch of 1..max_rows rows: for each size the lowest of several medians, so
+// that a neighbour's burst on a shared host does not decide the size.
+std::vector<double> RawUsByBatchSize(const Session& session, int64_t max_rows) {
+  std::vector<double> best(static_cast<size_t>(max_rows + 1), 1e300);
+  std::vector<float> storage;
+  for (int pass = 0; pass < 5; ++pass) {
+    for (int64_t rows = 1; rows <= max_rows; ++rows) {
+      HostTensor batch = Rows(rows, &storage);
+      std::vector<double> us;
+      for (int i = 0; i < 60; ++i) {
+        const auto t0 = WallClock::now();
+        session.Run({&batch});
+        us.push_back(std::chrono::duration<double, std::micro>(WallClock::now() - t0).count());
+      }
+      std::nth_element(us.begin(), us.begin() + 30, us.end());
+      best[static_cast<size_t>(rows)] = std::min(best[static_cast<size_t>(rows)], us[30]);
     }
-    if (x == 42) std::printf(" ");  // keeps the loop from being optimised away
-  });
-  const double rps = RawRowsPerSecond(session, seconds, batch_rows);
-  stop = true;
-  spinner.join();
-  return rps;
+  }
+  return best;
+}
+
+// The size of at most `limit` rows with the most rows per microsecond of ORT time. ORT's
+// CPU matrix kernels work on blocks of rows (6 on this machine's AVX2 build), and a batch
+// that ends a block short pays for most of it: 32 rows cost nearly what 36 do.
+int64_t FastestBatchUpTo(const std::vector<double>& us, int64_t limit) {
+  int64_t best = 1;
+  for (int64_t rows = 1; rows <= limit; ++rows) {
+    if (rows / us[static_cast<size_t>(rows)] > best / us[static_cast<size_t>(best)]) best = rows;
+  }
+  return best;
 }
 
 InferResult SubmitAndWait(Model& model, bool allow_inline, std::vector<float>* storage) {
@@ -297,12 +315,26 @@ int main(int argc, char** argv) {
   mo.batching_policy.max_batch_rows = 64;
   mo.batching_policy.max_queue_delay_us = 0;
   auto model = Model::LoadFromPath(argv[2], mo);
-  // For throughput: batches of 32 rows, so one batch runs while the other's requests are
-  // completed and resubmitted (64 in flight), with a short wait for a batch to fill.
+  // For throughput: one batch runs while the other half of the 64 requests in flight is
+  // completed and resubmitted, with a short wait for a batch to fill. Its size is tuned.
+  const std::vector<double> us_by_rows = RawUsByBatchSize(*session, 64);
+  const int64_t preferred = FastestBatchUpTo(us_by_rows, 32);
+  std::printf("ORT us per batch by rows (lowest of 5 medians):");
+  for (int64_t rows = 1; rows <= 64; ++rows) {
+    std::printf("%s%lld:%.1f", rows % 16 == 1 ? "\n  " : " ", static_cast<long long>(rows),
+                us_by_rows[static_cast<size_t>(rows)]);
+  }
+  std::printf("\npreferred batch for the pipeline: %lld rows (%.3f rows/us; 32 rows: %.3f)\n",
+              static_cast<long long>(preferred),
+              preferred / us_by_rows[static_cast<size_t>(preferred)], 32 / us_by_rows[32]);
   ModelOptions to = mo;
-  to.batching_policy.preferred_batch_rows = {32};
+  to.batching_policy.preferred_batch_rows = {static_cast<int>(preferred)};
   to.batching_policy.max_queue_delay_us = 500;
   auto pipelined = Model::LoadFromPath(argv[2], to);
+  // The same with the untuned half of the requests in flight, for comparison.
+  ModelOptions halves = to;
+  halves.batching_policy.preferred_batch_rows = {32};
+  auto pipelined32 = Model::LoadFromPath(argv[2], halves);
 
   if (!only.empty()) {
     double rps = 0;
@@ -314,28 +346,33 @@ int main(int argc, char** argv) {
     PrintPhases(only == "threads" ? *model : *pipelined, *session);
     model->Close(true);
     pipelined->Close(true);
+    pipelined32->Close(true);
     return 0;
   }
-  std::vector<double> raw, raw32, raw32_busy, grouped_rps, reactor_rps, async_rps, threads_rps;
+  std::vector<double> raw, raw_preferred, grouped_rps, grouped32_rps, reactor_rps, async_rps,
+      threads_rps;
   for (int r = 0; r < rounds; ++r) {
     raw.push_back(RawRowsPerSecond(*session, seconds));
-    raw32.push_back(RawRowsPerSecond(*session, seconds, 32));
-    raw32_busy.push_back(RawRowsPerSecondBesideBusyCore(*session, seconds, 32));
+    raw_preferred.push_back(RawRowsPerSecond(*session, seconds, preferred));
     grouped_rps.push_back(ReactorRowsPerSecond(*pipelined, 64, seconds, true));
+    grouped32_rps.push_back(ReactorRowsPerSecond(*pipelined32, 64, seconds, true));
     reactor_rps.push_back(ReactorRowsPerSecond(*pipelined, 64, seconds, false));
     async_rps.push_back(AsyncRowsPerSecond(*pipelined, 64, seconds));
     threads_rps.push_back(BatcherRowsPerSecond(*model, 64, seconds));
   }
-  const double raw_rps = Median(raw), g = Median(grouped_rps), re = Median(reactor_rps),
-               a = Median(async_rps), t = Median(threads_rps), raw32_rps = Median(raw32);
-  std::printf("throughput (batcher: preferred batch 32, max_queue_delay_us 500): raw ORT on "
+  const double raw_rps = Median(raw), g = Median(grouped_rps), g32 = Median(grouped32_rps),
+               re = Median(reactor_rps), a = Median(async_rps), t = Median(threads_rps),
+               ceiling = Median(raw_preferred);
+  std::printf("throughput (batcher: preferred batch %lld, max_queue_delay_us 500): raw ORT on "
               "64-row batches %.0f rows/s; batcher with 64 one-row requests in flight:\n"
               "  resubmitted by a reactor thread woken once per batch (CompletionNotifier) "
               "%.0f rows/s, ratio %.3f (target >= 0.85)\n"
+              "  the same with preferred batch 32 (untuned) %.0f rows/s, ratio %.3f\n"
               "  resubmitted by a reactor thread woken once per result %.0f rows/s, ratio %.3f\n"
               "  resubmitted inside the completion callback %.0f rows/s, ratio %.3f\n"
-              "  64 blocking submitter threads %.0f rows/s, ratio %.3f\n",
-              raw_rps, g, g / raw_rps, re, re / raw_rps, a, a / raw_rps, t, t / raw_rps);
+              "  64 blocking submitter threads (no preferred size) %.0f rows/s, ratio %.3f\n",
+              static_cast<long long>(preferred), raw_rps, g, g / raw_rps, g32, g32 / raw_rps, re,
+              re / raw_rps, a, a / raw_rps, t, t / raw_rps);
   StatsSnapshot stats = pipelined->Stats();
   int64_t weighted = 0;
   for (const BatchSizeStats& size : stats.batch_sizes) weighted += size.rows * size.batches;
@@ -350,19 +387,14 @@ int main(int argc, char** argv) {
                 "callback %.1f us\n",
                 mean_rows / g * 1e6, mean_rows / re * 1e6, mean_rows / a * 1e6);
   }
-
-  // While one 32-row batch runs, the other half of the 64 requests in flight is completed
-  // and resubmitted: ORT's own speed on 32-row batches bounds that pipeline.
-  std::printf("ceiling of a two-stage pipeline: raw ORT on 32-row batches %.0f rows/s, ratio "
-              "%.3f of 64-row batches\n",
-              raw32_rps, raw32_rps / raw_rps);
-  const double busy = Median(raw32_busy);
-  std::printf("the same with the other core busy (a spinning thread, as the completion stage "
-              "keeps it): %.0f rows/s, ratio %.3f of 64-row batches on an idle machine\n",
-              busy, busy / raw_rps);
+  // While one batch runs, the other requests in flight are completed and resubmitted: ORT's
+  // own speed on batches of the preferred size bounds that pipeline.
+  std::printf("ceiling of that pipeline: raw ORT on %lld-row batches %.0f rows/s, ratio %.3f of "
+              "64-row batches\n",
+              static_cast<long long>(preferred), ceiling, ceiling / raw_rps);
   // The batcher's own cost, apart from ORT's: how close each mode comes to that ceiling.
   std::printf("share of that ceiling reached: grouped %.3f, per result %.3f, callback %.3f\n",
-              g / raw32_rps, re / raw32_rps, a / raw32_rps);
+              g / ceiling, re / ceiling, a / ceiling);
   std::vector<float> storage;
   HostTensor one = Rows(1, &storage);
   std::vector<double> direct, handoff, inlined;
@@ -377,5 +409,6 @@ int main(int argc, char** argv) {
               d, h, h - d, i, i - d);
   model->Close(true);
   pipelined->Close(true);
+  pipelined32->Close(true);
   return 0;
 }
