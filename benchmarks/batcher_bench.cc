@@ -17,13 +17,14 @@
 // Latency: p50 of one row at concurrency 1 with max_queue_delay_us=0, through the batcher
 // (worker hand-off, and the inline path that synchronous callers use) against a direct
 // Session::Run.
-// Rounds alternate candidate and baseline so machine noise hits both.
+// Each variant runs between two baseline rounds, so that the host's drift hits both.
 #include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <condition_variable>
+#include <functional>
 #include <future>
 #include <mutex>
 #include <string>
@@ -349,30 +350,51 @@ int main(int argc, char** argv) {
     pipelined32->Close(true);
     return 0;
   }
-  std::vector<double> raw, raw_preferred, grouped_rps, grouped32_rps, reactor_rps, async_rps,
-      threads_rps;
+  // Each variant runs between two baseline rounds, and its ratio is taken to their mean: the
+  // speed of this shared host drifts by a third within seconds, and a baseline run next to
+  // the variant sees the same drift. The ratio reported is the median over rounds.
+  struct Variant {
+    const char* label;
+    std::function<double()> rows_per_s;
+    std::vector<double> rates, ratios;
+  };
+  std::vector<Variant> variants = {
+      {"resubmitted by a reactor thread woken once per batch (CompletionNotifier)",
+       [&] { return ReactorRowsPerSecond(*pipelined, 64, seconds, true); }, {}, {}},
+      {"the same with preferred batch 32 (untuned)",
+       [&] { return ReactorRowsPerSecond(*pipelined32, 64, seconds, true); }, {}, {}},
+      {"resubmitted by a reactor thread woken once per result",
+       [&] { return ReactorRowsPerSecond(*pipelined, 64, seconds, false); }, {}, {}},
+      {"resubmitted inside the completion callback",
+       [&] { return AsyncRowsPerSecond(*pipelined, 64, seconds); }, {}, {}},
+      {"64 blocking submitter threads (no preferred size)",
+       [&] { return BatcherRowsPerSecond(*model, 64, seconds); }, {}, {}},
+  };
+  std::vector<double> raw, raw_preferred;
   for (int r = 0; r < rounds; ++r) {
-    raw.push_back(RawRowsPerSecond(*session, seconds));
+    double before = RawRowsPerSecond(*session, seconds);
+    raw.push_back(before);
+    for (Variant& variant : variants) {
+      const double rate = variant.rows_per_s();
+      const double after = RawRowsPerSecond(*session, seconds);
+      raw.push_back(after);
+      variant.rates.push_back(rate);
+      variant.ratios.push_back(rate / ((before + after) / 2));
+      before = after;
+    }
     raw_preferred.push_back(RawRowsPerSecond(*session, seconds, preferred));
-    grouped_rps.push_back(ReactorRowsPerSecond(*pipelined, 64, seconds, true));
-    grouped32_rps.push_back(ReactorRowsPerSecond(*pipelined32, 64, seconds, true));
-    reactor_rps.push_back(ReactorRowsPerSecond(*pipelined, 64, seconds, false));
-    async_rps.push_back(AsyncRowsPerSecond(*pipelined, 64, seconds));
-    threads_rps.push_back(BatcherRowsPerSecond(*model, 64, seconds));
   }
-  const double raw_rps = Median(raw), g = Median(grouped_rps), g32 = Median(grouped32_rps),
-               re = Median(reactor_rps), a = Median(async_rps), t = Median(threads_rps),
-               ceiling = Median(raw_preferred);
+  const double raw_rps = Median(raw), ceiling = Median(raw_preferred);
   std::printf("throughput (batcher: preferred batch %lld, max_queue_delay_us 500): raw ORT on "
-              "64-row batches %.0f rows/s; batcher with 64 one-row requests in flight:\n"
-              "  resubmitted by a reactor thread woken once per batch (CompletionNotifier) "
-              "%.0f rows/s, ratio %.3f (target >= 0.85)\n"
-              "  the same with preferred batch 32 (untuned) %.0f rows/s, ratio %.3f\n"
-              "  resubmitted by a reactor thread woken once per result %.0f rows/s, ratio %.3f\n"
-              "  resubmitted inside the completion callback %.0f rows/s, ratio %.3f\n"
-              "  64 blocking submitter threads (no preferred size) %.0f rows/s, ratio %.3f\n",
-              static_cast<long long>(preferred), raw_rps, g, g / raw_rps, g32, g32 / raw_rps, re,
-              re / raw_rps, a, a / raw_rps, t, t / raw_rps);
+              "64-row batches %.0f rows/s (median); batcher with 64 one-row requests in flight, "
+              "rows/s (median) and ratio to the baseline rounds beside it (median):\n",
+              static_cast<long long>(preferred), raw_rps);
+  for (const Variant& variant : variants) {
+    std::printf("  %s %.0f rows/s, ratio %.3f%s\n", variant.label, Median(variant.rates),
+                Median(variant.ratios), &variant == &variants[0] ? " (target >= 0.85)" : "");
+  }
+  const double g = Median(variants[0].rates), re = Median(variants[2].rates),
+               a = Median(variants[3].rates);
   StatsSnapshot stats = pipelined->Stats();
   int64_t weighted = 0;
   for (const BatchSizeStats& size : stats.batch_sizes) weighted += size.rows * size.batches;
