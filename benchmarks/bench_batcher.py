@@ -1,6 +1,8 @@
 """Issue: dynamic batching. Builds benchmarks/batcher_bench.cc (C++, in-process) and runs it:
 64 submitters of one row each through the batcher vs raw ORT on 64-row batches (target >= 85%
-of raw), and the batcher's added p50 latency at concurrency 1 (target <= 30 us). Then the same
+of raw; the batcher's preferred batch size is first tuned by a sweep of ORT's time per batch
+size, as `engine tune` does, and each variant's ratio is to the baseline rounds beside it),
+and the batcher's added p50 latency at concurrency 1 (target <= 30 us). Then the same
 question from Python: 64 threads calling Model.predict, against ORT's Python API on 64-row
 batches, and 64 requests kept in flight from one thread (asyncio and futures), printed for
 reference (Python's per-call cost is in those figures, not the batcher's)."""
