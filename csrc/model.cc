@@ -298,6 +298,43 @@ std::vector<int64_t> Model::BatchKey(const std::vector<const HostTensor*>& input
   return key;
 }
 
+int64_t Model::CheckRows(const std::vector<const HostTensor*>& bound) const {
+  if (batching_enabled()) {
+    const int64_t rows = bound.empty() ? 1 : bound[0]->rows();
+    for (size_t i = 0; i < bound.size(); ++i) {
+      if (bound[i]->rows() != rows) {
+        throw CoreError(StatusCode::kInvalidInput,
+                        "inputs disagree on the batch dimension: '" + inputs()[0].name +
+                            "' has " + std::to_string(rows) + " rows, '" + inputs()[i].name +
+                            "' has " + std::to_string(bound[i]->rows()));
+      }
+    }
+    if (rows > options_.batching_policy.max_batch_rows) {
+      throw CoreError(StatusCode::kInvalidInput,
+                      "request has " + std::to_string(rows) + " rows; max_batch_size is " +
+                          std::to_string(options_.batching_policy.max_batch_rows));
+    }
+    return rows;
+  }
+  if (options_.max_request_rows > 0) {
+    for (size_t i = 0; i < bound.size(); ++i) {
+      const TensorInfo& spec = inputs()[i];
+      const int64_t rows = bound[i]->rows();
+      if (!spec.shape.empty() && spec.shape[0] < 0 && rows > options_.max_request_rows) {
+        throw CoreError(StatusCode::kInvalidInput,
+                        "input '" + spec.name + "' has " + std::to_string(rows) +
+                            " rows; max_batch_size is " +
+                            std::to_string(options_.max_request_rows));
+      }
+    }
+  }
+  // A run of its own: its rows are those of its first input's dynamic first dimension, or 1
+  // (one inference) for a model without one.
+  const bool dynamic_rows = !bound.empty() && !inputs()[0].shape.empty() &&
+                            inputs()[0].shape[0] < 0;
+  return dynamic_rows ? bound[0]->rows() : 1;
+}
+
 bool Model::Prepare(std::unique_ptr<InferRequest>& request, QueuedRequest& queued) {
   stats_.AddInFlight(1);
   try {
@@ -305,41 +342,7 @@ bool Model::Prepare(std::unique_ptr<InferRequest>& request, QueuedRequest& queue
     queued.bound_inputs = BindInputs(inputs(), request->inputs);
     queued.output_indices = SelectOutputs(outputs(), request->output_names);
     if (options_.transforms) CheckTransformStrings(queued.bound_inputs);
-    if (batching_enabled()) {
-      const int64_t rows = queued.bound_inputs.empty() ? 1 : queued.bound_inputs[0]->rows();
-      for (size_t i = 0; i < queued.bound_inputs.size(); ++i) {
-        if (queued.bound_inputs[i]->rows() != rows) {
-          throw CoreError(StatusCode::kInvalidInput,
-                          "inputs disagree on the batch dimension: '" + inputs()[0].name +
-                              "' has " + std::to_string(rows) + " rows, '" + inputs()[i].name +
-                              "' has " + std::to_string(queued.bound_inputs[i]->rows()));
-        }
-      }
-      if (rows > options_.batching_policy.max_batch_rows) {
-        throw CoreError(StatusCode::kInvalidInput,
-                        "request has " + std::to_string(rows) + " rows; max_batch_size is " +
-                            std::to_string(options_.batching_policy.max_batch_rows));
-      }
-      queued.rows = rows;
-    } else {
-      // A run of its own: its rows are those of its first input's dynamic first dimension,
-      // or 1 (one inference) for a model without one.
-      const bool dynamic_rows = !queued.bound_inputs.empty() && !inputs()[0].shape.empty() &&
-                                inputs()[0].shape[0] < 0;
-      queued.rows = dynamic_rows ? queued.bound_inputs[0]->rows() : 1;
-    }
-    if (!batching_enabled() && options_.max_request_rows > 0) {
-      for (size_t i = 0; i < queued.bound_inputs.size(); ++i) {
-        const TensorInfo& spec = inputs()[i];
-        const int64_t rows = queued.bound_inputs[i]->rows();
-        if (!spec.shape.empty() && spec.shape[0] < 0 && rows > options_.max_request_rows) {
-          throw CoreError(StatusCode::kInvalidInput,
-                          "input '" + spec.name + "' has " + std::to_string(rows) +
-                              " rows; max_batch_size is " +
-                              std::to_string(options_.max_request_rows));
-        }
-      }
-    }
+    queued.rows = CheckRows(queued.bound_inputs);
   } catch (const CoreError& e) {
     Refuse(std::move(request), e.code(), e.what(), Outcome::kInvalid);
     return false;
@@ -938,12 +941,17 @@ void Model::WarmUp(const std::vector<std::pair<std::string, HostTensor>>& inputs
 
 std::vector<int64_t> Model::TimeRuns(
     const std::vector<std::pair<std::string, HostTensor>>& inputs, int runs) {
-  if (runs < 1) {
-    throw CoreError(StatusCode::kInvalidConfig,
-                    "runs must be >= 1; was " + std::to_string(runs));
+  if (runs < 1 || runs > kMaxTimedRuns) {
+    throw CoreError(StatusCode::kInvalidConfig, "runs must be in [1, " +
+                                                    std::to_string(kMaxTimedRuns) + "]; was " +
+                                                    std::to_string(runs));
   }
   const std::vector<const HostTensor*> bound = BindInputs(this->inputs(), inputs);
+  if (options_.transforms) CheckTransformStrings(bound);
+  CheckRows(bound);  // what a request of these rows may hold
   const std::vector<size_t> every_output = SelectOutputs(outputs(), {});
+  std::vector<int64_t> times_ns;
+  times_ns.reserve(static_cast<size_t>(runs));
   int instance = -1;
   {
     std::lock_guard<std::mutex> lock(mutex_);
@@ -955,8 +963,6 @@ std::vector<int64_t> Model::TimeRuns(
     instance = idle_instances_.back();
     idle_instances_.pop_back();
   }
-  std::vector<int64_t> times_ns;
-  times_ns.reserve(static_cast<size_t>(runs));
   const Status failure = Guarded([&] {
     for (int i = 0; i < runs; ++i) {
       const auto start = std::chrono::steady_clock::now();

@@ -152,12 +152,15 @@ class Model {
   void WarmUp(const std::vector<std::pair<std::string, HostTensor>>& inputs);
 
   // Runs `inputs` `runs` times on one idle instance, back to back, and returns the wall time
-  // of each run in nanoseconds: transforms and ORT, as a batch of those rows takes them. For
+  // of each run in nanoseconds: transforms and ORT, as a batch of those rows takes them (not
+  // the gather of requests or the split of outputs). For
   // tuning batch sizes (engine tune). Counts nothing and calls no callback. Blocks; throws
   // as WarmUp does, kInvalidConfig for runs < 1, and kUnavailable when every instance is
-  // busy (a serving model: the times would mix with its traffic).
+  // busy (a serving model: the times would mix with its traffic). The inputs are checked as
+  // a request's are (kInvalidInput), row limits included.
   std::vector<int64_t> TimeRuns(const std::vector<std::pair<std::string, HostTensor>>& inputs,
                                 int runs);
+  static constexpr int kMaxTimedRuns = 1'000'000;
 
   StatsSnapshot Stats() const;
   // How batches reached the completion thread (all zero without batching): for benchmarks.
@@ -216,6 +219,9 @@ class Model {
   // Validates `request` into `queued` (bound inputs, outputs, rows, times, seq; takes the
   // request). On a validation error completes the request as invalid and returns false.
   bool Prepare(std::unique_ptr<InferRequest>& request, QueuedRequest& queued);
+  // The rows of a request with these bound inputs; kInvalidInput when its inputs disagree on
+  // them (batching) or they exceed max_batch_size (max_request_rows without batching).
+  int64_t CheckRows(const std::vector<const HostTensor*>& bound) const;
   bool InlineAllowed(const InferRequest& request) const;
   // An idle instance for a request that may run on the submitter's thread: only when the
   // model is open and nothing is queued (queued work goes first). -1 when there is none.

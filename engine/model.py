@@ -245,10 +245,15 @@ class Model:
     def time_runs(self, inputs: Inputs, runs: int) -> list[float]:
         """Run ``inputs`` ``runs`` times back to back on one idle instance, as one batch of
         their rows, and return each run's wall time in microseconds (transforms and ONNX
-        Runtime; no queue). For tuning batch sizes (:mod:`engine.tuning`). Counted nowhere.
-        Raises what ``predict`` raises for the same inputs, and UnavailableError while every
-        instance is busy: time a model that is not serving."""
+        Runtime; not the gather of requests into a batch or the split of its outputs, nor the
+        queue). For tuning batch sizes (:mod:`engine.tuning`). Counted nowhere. Raises what
+        ``predict`` raises for the same inputs (row limits included), InvalidConfigError for
+        ``runs`` outside [1, MAX_TIMED_RUNS], and UnavailableError while every instance is
+        busy: time a model that is not serving."""
         runs = _integer("runs", runs)
+        if not 1 <= runs <= _core.Model.MAX_TIMED_RUNS:
+            raise InvalidConfigError(
+                f"runs must be in [1, {_core.Model.MAX_TIMED_RUNS}]; was {runs}")
         return [ns / 1000.0 for ns in self._require_open().time_runs(self._as_mapping(inputs),
                                                                      runs)]
 

@@ -231,6 +231,8 @@ void register_model(py::module_& m) {
       .def("close", &CompletionQueue::Close, "Wake a waiting take() for shutdown.");
 
   py::class_<Model, std::shared_ptr<Model>>(m, "Model", "A model behind the dynamic batcher.")
+      .def_property_readonly_static("MAX_TIMED_RUNS",
+                                    [](const py::object&) { return Model::kMaxTimedRuns; })
       .def_static(
           "from_path",
           [](const std::string& path, const py::dict& options) {

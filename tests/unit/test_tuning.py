@@ -29,6 +29,8 @@ def test_the_recommendation_is_the_best_size_of_at_most_half_the_requests_in_fli
     assert tuning.saturated.rows == 60  # 64 rows pay for an 11th block
     assert tuning.to_dict()["preferred_batch_sizes"] == [30]
     assert recommend(_steps(64), in_flight=8).preferred.rows == 4
+    # Two instances run two batches while a third is answered: at most 64 // 3 = 21 rows.
+    assert recommend(_steps(64), in_flight=64, instances=2).preferred.rows == 18
     assert recommend(_steps(64), in_flight=1).preferred.rows == 1
     # More requests in flight than the sweep covers: the best size the sweep has.
     assert recommend(_steps(16), in_flight=1000).preferred.rows == 12
@@ -52,8 +54,10 @@ def test_time_runs_times_each_run_and_counts_nothing(mlp_path: Path) -> None:
 
 def test_time_runs_refuses_bad_arguments_and_a_closed_model(mlp_path: Path) -> None:
     model = engine.load(mlp_path)
-    with pytest.raises(InvalidConfigError, match="runs must be >= 1; was 0"):
+    with pytest.raises(InvalidConfigError, match=r"runs must be in \[1, 1000000\]; was 0"):
         model.time_runs(np.ones((1, 32), np.float32), 0)
+    with pytest.raises(InvalidConfigError, match="was 2147483648"):
+        model.time_runs(np.ones((1, 32), np.float32), 2**31)
     with pytest.raises(TypeError, match="runs must be an int"):
         model.time_runs(np.ones((1, 32), np.float32), 2.0)  # type: ignore[arg-type]
     with pytest.raises(InvalidInputError, match="float32"):
@@ -95,8 +99,11 @@ def test_sweep_refuses_a_sample_that_does_not_fit_the_model(mlp_path: Path) -> N
             sweep(model, {"y": np.ones((1, 32), np.float32)}, 2)
         with pytest.raises(InvalidInputError, match="no rows"):
             sweep(model, {"x": np.ones((0, 32), np.float32)}, 2)
-        with pytest.raises(InvalidInputError, match="expected"):
+        with pytest.raises(InvalidInputError,
+                           match=r"'x' has shape \(1, 5\); the model takes \[-1, 32\]"):
             sweep(model, {"x": np.ones((1, 5), np.float32)}, 2, passes=1, runs=1)
+        with pytest.raises(InvalidInputError, match=r"a 1-D array is 32 rows of one value"):
+            sweep(model, {"x": np.ones(32, np.float32)}, 2, passes=1, runs=1)
         with pytest.raises(InvalidConfigError, match="max_batch_size must be an int >= 1"):
             sweep(model, {"x": np.ones((1, 32), np.float32)}, 0)
 
@@ -148,3 +155,69 @@ def test_tune_command_reads_a_sample_and_names_a_bad_one(
     with pytest.raises(SystemExit) as exit_info:
         main(["tune", str(mlp_path), "--max-batch-size", "0"])
     assert exit_info.value.code == 2
+
+
+def test_time_runs_and_tune_keep_to_the_models_own_limits(mlp_path: Path) -> None:
+    config = engine.ModelConfig(max_batch_size=4, instances=2)
+    with engine.load(mlp_path, config=config) as model:
+        with pytest.raises(InvalidInputError, match="request has 5 rows; max_batch_size is 4"):
+            model.time_runs(np.ones((5, 32), np.float32), 1)
+        with pytest.raises(InvalidConfigError, match="over the model's own max_batch_size 4"):
+            tune(model, max_batch_size=5)
+        tuning = tune(model, passes=1, runs=1)
+        assert tuning.max_batch_size == 4 and tuning.instances == 2
+        assert tuning.preferred.rows == 1  # 4 in flight over 2 instances: 4 // 3 rows
+    with engine.load(mlp_path, config=engine.ModelConfig(batching=False)) as model, \
+            pytest.raises(InvalidInputError, match="batching off"):
+        tune(model)
+
+
+def test_a_sweep_that_would_not_fit_in_memory_or_time_is_refused_before_it_starts(
+        mlp_path: Path) -> None:
+    config = engine.ModelConfig(max_batch_size=10_000_000)
+    with engine.load(mlp_path, config=config) as model:
+        with pytest.raises(InvalidConfigError, match="MiB, over the sweep's limit"):
+            sweep(model, synthetic_row(model), 10_000_000)
+        with pytest.raises(InvalidConfigError, match="would take about .* minutes"):
+            sweep(model, synthetic_row(model), 4096, passes=100, runs=1000)
+
+
+def test_tune_command_on_a_registered_model_uses_its_config(
+        tmp_path: Path, mlp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    home = tmp_path / "home"
+    config = tmp_path / "config.json"
+    config.write_text(json.dumps({"max_batch_size": 6, "instances": 2}))
+    assert main(["models", "register", "mlp", str(mlp_path), "--config", str(config),
+                 "--home", str(home)]) == 0
+    capsys.readouterr()
+    args = ["--passes", "1", "--runs", "1", "--home", str(home)]
+    assert main(["tune", "mlp:1", "--json", *args]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["max_batch_size"] == 6 and result["instances"] == 2
+    assert result["preferred"]["rows"] <= 2 and result["passes"] == 1
+    assert main(["tune", "mlp", "--max-batch-size", "7", *args]) == 1
+    assert "over the model's own max_batch_size 6" in capsys.readouterr().err
+    assert main(["tune", "mlp", "--instances", "3", *args]) == 1
+    assert "--instances is for a model file" in capsys.readouterr().err
+
+
+def test_tune_command_prints_plain_counts_and_ort_default_threads(
+        mlp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["tune", str(mlp_path), "--max-batch-size", "2", "--in-flight", "1",
+                 "--intra-op-threads", "0", "--passes", "1", "--runs", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "for 1 request in flight on 1 instance: preferred_batch_sizes=(1,)" in out
+    assert "one more batch is answered" not in out  # nothing else is in flight
+    assert "ONNX Runtime's default threads (one per core)" in out
+    assert "the lowest of 1 median of 1 run;" in out
+
+
+def test_tune_command_names_sample_files_it_cannot_use(
+        tmp_path: Path, mlp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    args = ["--max-batch-size", "2", "--passes", "1", "--runs", "1"]
+    assert main(["tune", str(mlp_path), "--sample", str(tmp_path / "none.npy"), *args]) == 1
+    assert "sample file" in capsys.readouterr().err
+    words = tmp_path / "words.npy"
+    np.save(words, np.array([["a"], ["b"]], dtype=object), allow_pickle=True)
+    assert main(["tune", str(mlp_path), "--sample", str(words), *args]) == 1
+    assert "holds an object array" in capsys.readouterr().err
