@@ -22,9 +22,10 @@ Axis 0 of every sample array is rows, the batch axis (dynamic unless ``--no-dyna
 So a 1-D array of N values is N rows of one value each: right for a model that takes one
 value per row (ids for an embedding, an elementwise function), wrong for one that takes a
 ``[rows, features]`` matrix, where those N values are one row's features. Such a sample is
-refused, naming its shape, when an output does not have N rows; and whatever the sample, an
-export where torch fixed the batch axis to the sample's row count (the model needs exactly
-that many) is refused rather than written with a batch axis that is not one.
+refused, naming its shape, when an output does not have N rows and a dynamic batch axis was
+asked for (``--no-dynamic-batch`` exports the sample's shape as it is); and whatever the
+sample, an export where torch fixed the batch axis to the sample's row count (the model needs
+exactly that many) is refused rather than written with a batch axis that is not one.
 """
 
 from __future__ import annotations
@@ -101,7 +102,8 @@ def export_torch(
             f"--output-names gives {len(output_names)} names; the model returns "
             f"{len(expected)} outputs"
         )
-    _check_one_value_rows(sample.source, feeds, dict(zip(output_names, expected)))
+    if options.dynamic_batch:  # a fixed-shape export takes the sample's shape as it is
+        _check_one_value_rows(sample.source, feeds, dict(zip(output_names, expected)))
     with staged_output(out) as staged:
         torch_to_onnx(model, tensors, input_names, output_names, options, staged)
         if options.dynamic_batch and not _is_program(model):
@@ -190,7 +192,9 @@ def _check_one_value_rows(
                 f"sample {source!r}: input {name!r} has shape {array.shape}, one dimension, "
                 f"which is read as {rows} rows of one value each (axis 0 is the batch axis); "
                 f"but the model's output {output!r} has shape {value.shape}, not {rows} "
-                f"rows, so the model takes these values as one row's features: {_ROWS_HINT}"
+                "rows: the model reads these values as one row's features, or returns an "
+                f"output that is not one per row, which a batch axis cannot have: {_ROWS_HINT}; "
+                "for a model of exactly this shape, pass --no-dynamic-batch"
             )
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import onnx
 import pandas as pd
 import pytest
 import torch  # module scope: torch.library reads the custom op's annotations from here
@@ -142,18 +143,15 @@ class _RowSum(torch.nn.Module):
         return x.sum(dim=-1, keepdim=True)
 
 
-@pytest.mark.parametrize("dynamic_batch", [True, False])
 @pytest.mark.parametrize("model", [torch.nn.Linear(4, 2), _RowSum()], ids=["linear", "rowsum"])
-def test_one_dimensional_sample_of_a_matrix_model_is_refused(
-    tmp_path, model, dynamic_batch
-) -> None:
+def test_one_dimensional_sample_of_a_matrix_model_is_refused(tmp_path, model) -> None:
     """A 1-D sample is rows of one value each. Given to a model of [rows, features] input,
     its values were one row's features: Linear(4, 2) was written with input [4] (no batch
     axis, though a dynamic one was asked for), the row sum with its feature axis dynamic."""
     out = tmp_path / "m.onnx"
     sample = Sample("s.npy", arrays={"input": np.arange(4, dtype=np.float32)})
     with pytest.raises(ExportError) as info:
-        export_torch(model, sample, out, ExportOptions(dynamic_batch=dynamic_batch))
+        export_torch(model, sample, out, ExportOptions(dynamic_batch=True))
     message = str(info.value)
     assert message.startswith(
         "sample 's.npy': input 'input' has shape (4,), one dimension, which is read as 4 rows "
@@ -162,6 +160,15 @@ def test_one_dimensional_sample_of_a_matrix_model_is_refused(
     ), message
     assert "pass a 2-D [rows, features] sample" in message
     _no_file_left(out)
+
+
+def test_one_dimensional_sample_without_a_batch_axis_exports_that_shape(tmp_path) -> None:
+    """--no-dynamic-batch exports the sample's shape as it is: a model of one [4] vector."""
+    out = tmp_path / "m.onnx"
+    sample = Sample("s.npy", arrays={"input": np.arange(4, dtype=np.float32)})
+    export_torch(torch.nn.Linear(4, 2), sample, out, ExportOptions(dynamic_batch=False))
+    graph = onnx.load(str(out)).graph
+    assert [d.dim_value for d in graph.input[0].type.tensor_type.shape.dim] == [4]
 
 
 def test_a_batch_axis_torch_fixes_is_refused(tmp_path) -> None:
