@@ -178,10 +178,10 @@ def _report(args: argparse.Namespace) -> int:
         # An empty page would pass for a report (exit 0, a file to open) of a model that is
         # fine; a mistyped version, home or --since, or a server logging nothing, looks the
         # same. Say what is missing instead, and fail, as for an unknown version.
-        print(
-            f"error: {_nothing_recorded(ref.name, version, since_ms, logs, history)}",
-            file=sys.stderr,
-        )
+        message = _nothing_recorded(ref.name, version, since_ms, logs, history)
+        if Path(args.out).exists():
+            message += f" ({str(args.out)!r} is an earlier file, left as it was)"
+        print(f"error: {message}", file=sys.stderr)
         return 1
     print(f"wrote {args.out} ({len(report.images)} plots)")
     for note in report.notes:  # files the report could not use (also said on the page)

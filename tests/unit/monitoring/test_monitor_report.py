@@ -501,6 +501,10 @@ def test_report_refuses_a_registered_version_with_no_traffic(
         "error: no traffic recorded for model 'churn' version 3 since 2030-01-01 00:00:00 UTC: "
     )
     assert not out.exists()
+    out.write_text("an earlier report")  # not replaced, and the message says it is stale
+    err = _report_error(capsys, *args)
+    assert err.rstrip().endswith(f"({str(out)!r} is an earlier file, left as it was)"), err
+    assert out.read_text() == "an earlier report"
 
 
 def test_report_never_creates_the_registry_database(
