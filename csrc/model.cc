@@ -3,8 +3,10 @@
 #include <algorithm>
 #include <utility>
 
+#include "affinity.h"
 #include "batch_io.h"
 #include "exact_convert.h"
+#include "log.h"
 #include "utf8.h"
 #include "validate.h"
 
@@ -73,6 +75,7 @@ void CheckOptions(const ModelOptions& o) {
   if (o.default_timeout_us < 0) {
     bad("default_timeout_us must be >= 0; was " + std::to_string(o.default_timeout_us));
   }
+  CheckCpus(o.worker_cpus);
 }
 
 template <typename Loader>
@@ -125,7 +128,7 @@ std::shared_ptr<Model> Model::Start(std::vector<std::unique_ptr<Session>> sessio
         model->options_.completion_spin);
   }
   for (int i = 0; i < instances; ++i) {
-    model->workers_.emplace_back([m = model.get()] { m->WorkerLoop(); });
+    model->workers_.emplace_back([m = model.get(), i] { m->WorkerLoop(i); });
   }
   model->expiry_thread_ = std::thread([m = model.get()] { m->ExpiryLoop(); });
   return model;
@@ -598,7 +601,15 @@ void Model::SpinWhileIdle() {
   }
 }
 
-void Model::WorkerLoop() {
+void Model::WorkerLoop(int index) {
+  const std::vector<int>& cpus = options_.worker_cpus;
+  if (!cpus.empty()) {
+    const int cpu = cpus[static_cast<size_t>(index) % cpus.size()];
+    if (!PinThisThread(cpu)) {  // CheckCpus allowed it at load; the system may have changed
+      LogLine("WARNING", "engine.core",
+              "could not pin a worker to CPU " + std::to_string(cpu) + "; it runs unpinned");
+    }
+  }
   bool spun = false;  // spun since the last look found nothing: sleep now
   std::unique_lock<std::mutex> lock(mutex_);
   while (true) {

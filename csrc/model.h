@@ -88,6 +88,10 @@ struct ModelOptions {
   // Whether the completion thread may spin-wait for the next batch while the workers are busy
   // (Completer): up to 150 us of CPU per batch, for fewer wakes of a sleeping core.
   bool completion_spin = true;
+  // Worker i runs only on CPU worker_cpus[i % size] (affinity.h); empty: wherever the system
+  // schedules it. Each must be a CPU this process may run on (kInvalidConfig otherwise).
+  // Runs on a caller's thread (inline) are not moved.
+  std::vector<int> worker_cpus;
 };
 
 class Model {
@@ -197,7 +201,8 @@ class Model {
   // conversion to the declared type (an owned tensor); kInvalidInput, naming the column, for a
   // value that would change, a type that is not numeric, or a shape its bytes do not fill.
   void ConvertRawColumns(InferRequest& request) const;
-  void WorkerLoop();
+  // `index` numbers the worker among the model's workers (for worker_cpus).
+  void WorkerLoop(int index);
   // A worker that found nothing to do keeps its core for up to kIdleSpinUs before it sleeps,
   // returning early once a request is queued. A request that arrives meanwhile (a closed
   // loop's next one, a burst's stragglers) is then taken without the submitter's futex wake

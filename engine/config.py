@@ -41,6 +41,7 @@ INSTANCE_MODES = ("sessions", "shared")
 MAX_INT32 = 2**31 - 1
 MAX_THREADS = 256  # per pool; far more threads than any machine has cores for
 MAX_INSTANCES = 256
+MAX_CPUS = 1024  # Linux's CPU_SETSIZE: the CPU numbers a thread can be pinned to
 MAX_SESSION_THREADS = 4096  # instances x intra_op_threads in "sessions" mode: 256 x 256 hangs
 # Microsecond fields are C++ int64 and are added to the clock: one day keeps that far from
 # overflow. A longer timeout is no timeout (0).
@@ -82,6 +83,9 @@ class ModelConfig:
     # The completion thread may spin-wait for the next batch while the workers are busy (up to
     # 150 us of CPU per batch) instead of making each worker wake it. False: it only sleeps.
     completion_spin: bool = True
+    # Worker i runs only on CPU worker_cpus[i % len] (Triton's host policy cpu-cores); empty:
+    # wherever the system schedules it. Checked at load against the CPUs this process may use.
+    worker_cpus: tuple[int, ...] = ()
     # Optional declared signature (from config.pbtxt); checked against the model on load.
     inputs: tuple[TensorSpec, ...] = ()
     outputs: tuple[TensorSpec, ...] = ()
@@ -92,7 +96,7 @@ class ModelConfig:
     transform_target: str = ""
 
     def __post_init__(self) -> None:
-        for name in ("providers", "preferred_batch_sizes"):
+        for name in ("providers", "preferred_batch_sizes", "worker_cpus"):
             object.__setattr__(self, name, _as_tuple(name, getattr(self, name)))
         for name in ("inputs", "outputs"):
             object.__setattr__(self, name, _specs(name, getattr(self, name)))
@@ -115,6 +119,10 @@ class ModelConfig:
         _choice("graph_optimization_level", self.graph_optimization_level, OPTIMIZATION_LEVELS)
         _int_in("instances", self.instances, 1, MAX_INSTANCES)
         _choice("instance_mode", self.instance_mode, INSTANCE_MODES)
+        for cpu in self.worker_cpus:
+            if _not_int(cpu) or not 0 <= cpu < MAX_CPUS:
+                _bad(f"worker_cpus must be CPU numbers, ints in [0, {MAX_CPUS - 1}]",
+                     self.worker_cpus)
         # 0 threads is ORT's default pool (one per core): counted as 1, so the bound does not
         # depend on the machine.
         threads = self.instances * max(self.intra_op_threads, 1)
@@ -164,6 +172,7 @@ class ModelConfig:
         data = asdict(self)
         data["providers"] = list(self.providers)
         data["preferred_batch_sizes"] = list(self.preferred_batch_sizes)
+        data["worker_cpus"] = list(self.worker_cpus)
         data["inputs"] = [t.to_dict() for t in self.inputs]
         data["outputs"] = [t.to_dict() for t in self.outputs]
         return data

@@ -505,6 +505,7 @@ def core_options(config: ModelConfig) -> dict[str, Any]:
         "max_queue_size": config.max_queue_size,
         "default_timeout_us": config.default_timeout_us,
         "completion_spin": config.completion_spin,
+        "worker_cpus": list(config.worker_cpus),
         # batching=False with a batch dimension (Triton's max_batch_size without dynamic
         # batching): requests are still capped at max_batch_size rows. Automatic batching that
         # finds the model unbatchable sets no cap: nobody asked for one.

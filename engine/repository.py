@@ -27,7 +27,8 @@ size the engine takes) and ``default_timeout_us``. A request's own timeout alway
 ``allow_timeout_override: false`` is refused, as is ``timeout_action: DELAY`` (a request past
 its deadline fails without running: REJECT). ``parameters`` are Triton's ONNX Runtime backend
 keys ``intra_op_thread_count`` and ``inter_op_thread_count``, and the engine's own
-``completion_spin`` ("true" or "false"); any other key is refused.
+``completion_spin`` ("true" or "false") and ``worker_cpus`` ("0,2": worker i runs only on the
+i-th CPU of the list, cycling); any other key is refused.
 """
 
 from __future__ import annotations
@@ -431,6 +432,8 @@ _PARAMETERS: dict[str, tuple[str, Any, str]] = {
     "inter_op_thread_count": ("inter_op_threads", _count, "a thread count (0: ORT's default)"),
     "completion_spin": ("completion_spin", {"true": True, "false": False}.__getitem__,
                         '"true" or "false"'),
+    "worker_cpus": ("worker_cpus", lambda v: tuple(_count(c) for c in v.split(",")) if v else (),
+                    'CPU numbers separated by commas, e.g. "0,2" ("": unpinned)'),
 }
 
 

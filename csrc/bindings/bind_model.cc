@@ -190,6 +190,7 @@ ModelOptions MakeOptions(const py::dict& o) {
   m.batching_policy.max_queue_size = o["max_queue_size"].cast<size_t>();
   m.default_timeout_us = o["default_timeout_us"].cast<int64_t>();
   m.completion_spin = o["completion_spin"].cast<bool>();
+  if (o.contains("worker_cpus")) m.worker_cpus = o["worker_cpus"].cast<std::vector<int>>();
   if (o.contains("max_request_rows")) m.max_request_rows = o["max_request_rows"].cast<int64_t>();
   if (o.contains("declared_input_shapes")) {
     m.declared_input_shapes =

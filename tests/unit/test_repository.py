@@ -135,12 +135,14 @@ def test_queue_policy_and_parameters(tmp_path: Path) -> None:
         }
         parameters { key: "intra_op_thread_count" value { string_value: "2" } }
         parameters [{ key: "inter_op_thread_count" value: { string_value: "0" } },
-                    { key: "completion_spin" value { string_value: "false" } }]
+                    { key: "completion_spin" value { string_value: "false" } },
+                    { key: "worker_cpus" value { string_value: "0,1" } }]
     """
     config, _, _ = read_config(_config(tmp_path, text), "mlp")
     assert (config.max_queue_size, config.default_timeout_us) == (16, 5000)
     assert (config.intra_op_threads, config.inter_op_threads) == (2, 0)
     assert config.completion_spin is False
+    assert config.worker_cpus == (0, 1)
     unbounded = "max_batch_size: 8 dynamic_batching { default_queue_policy { max_queue_size: 0 } }"
     config, _, _ = read_config(_config(tmp_path, unbounded), "mlp")
     assert config.max_queue_size == MAX_INT32  # Triton's 0: no bound
@@ -240,7 +242,7 @@ def test_syntax_and_schema_errors_name_file_and_line(text: str, line: int, fragm
         (
             'parameters { key: "execution_mode" value { string_value: "1" } }',
             ("parameters key 'execution_mode' is not supported; supported: ['completion_spin', "
-            "'inter_op_thread_count', 'intra_op_thread_count']"),
+            "'inter_op_thread_count', 'intra_op_thread_count', 'worker_cpus']"),
         ),
         (
             'parameters { key: "intra_op_thread_count" value { string_value: " 2" } }',
@@ -253,6 +255,11 @@ def test_syntax_and_schema_errors_name_file_and_line(text: str, line: int, fragm
         (
             'parameters { key: "intra_op_thread_count" }',
             "needs a string_value of a thread count (0: ORT's default); was None",
+        ),
+        (
+            'parameters { key: "worker_cpus" value { string_value: "0,,1" } }',
+            ("parameters 'worker_cpus' needs a string_value of CPU numbers separated by commas, "
+             'e.g. "0,2" ("": unpinned); was \'0,,1\''),
         ),
         (
             'parameters { key: "completion_spin" value { string_value: "yes" } }',

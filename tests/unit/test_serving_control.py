@@ -87,13 +87,15 @@ def test_fixed_shape_model_has_no_batch_dimension(fixed_path: Path) -> None:
 
 
 def test_model_config_reports_the_parameters_a_config_pbtxt_may_set(mlp_path: Path) -> None:
-    config = ModelConfig(intra_op_threads=2, inter_op_threads=0, completion_spin=False)
+    config = ModelConfig(intra_op_threads=2, inter_op_threads=0, completion_spin=False,
+                         worker_cpus=(0,))
     with engine.load(mlp_path, config=config) as model:
         reported = model_config_dict("m", model)["parameters"]
     assert reported == {
         "intra_op_thread_count": {"string_value": "2"},
         "inter_op_thread_count": {"string_value": "0"},
         "completion_spin": {"string_value": "false"},
+        "worker_cpus": {"string_value": "0"},
     }
     # Written back into a config.pbtxt, they read as the same settings.
     text = "\n".join(
@@ -101,6 +103,7 @@ def test_model_config_reports_the_parameters_a_config_pbtxt_may_set(mlp_path: Pa
         for key, value in reported.items())
     read, _, _ = config_from_dict(parse_pbtxt(text), "m", "config.pbtxt")
     assert (read.intra_op_threads, read.inter_op_threads, read.completion_spin) == (2, 0, False)
+    assert read.worker_cpus == (0,)
 
 
 def test_a_failing_model_of_a_repository_is_named_by_its_path_there(tmp_path: Path) -> None:
