@@ -157,11 +157,11 @@ class Model {
 
   // Runs `inputs` `runs` times on one idle instance, back to back, and returns the wall time
   // of each run in nanoseconds: transforms and ORT, as a batch of those rows takes them (not
-  // the gather of requests or the split of outputs). For
-  // tuning batch sizes (engine tune). Counts nothing and calls no callback. Blocks; throws
-  // as WarmUp does, kInvalidConfig for runs < 1, and kUnavailable when every instance is
-  // busy (a serving model: the times would mix with its traffic). The inputs are checked as
-  // a request's are (kInvalidInput), row limits included.
+  // the gather of requests or the split of outputs). For tuning batch sizes (engine tune).
+  // Counts nothing and calls no callback. Blocks; throws as WarmUp does, kInvalidConfig for
+  // runs outside [1, kMaxTimedRuns], and kUnavailable when every instance is busy (a serving
+  // model: the times would mix with its traffic). The inputs are checked as a request's are
+  // (kInvalidInput), row limits included.
   std::vector<int64_t> TimeRuns(const std::vector<std::pair<std::string, HostTensor>>& inputs,
                                 int runs);
   static constexpr int kMaxTimedRuns = 1'000'000;
