@@ -6,7 +6,8 @@ Errors of the engine's tree, and OS errors (a path that is missing, a folder, no
 print as one ``error: ...`` line with exit code 1; argparse errors exit 2. Anything else is a
 bug and keeps its traceback. ``engine --debug COMMAND`` shows the traceback of every error.
 When stdout is closed early (``engine models list | head -1``), the command stops quietly with
-exit code 141, as a tool killed by SIGPIPE reports in a shell.
+exit code 141, as a tool killed by SIGPIPE reports in a shell; Ctrl-C stops it with
+"interrupted" and exit code 130 (``engine serve`` drains on SIGINT instead).
 A command run with ``--log-json`` gets that line as a JSON log record instead, so that every
 line it writes to stderr parses.
 """
@@ -28,6 +29,8 @@ _COMMAND_MODULES = ("serve", "models", "export", "train", "monitor", "tune", "pr
 
 # 128 + SIGPIPE: what a shell reports for `seq 100000 | head -1`'s seq.
 EXIT_BROKEN_PIPE = 141
+# 128 + SIGINT: what a shell reports for a command stopped with Ctrl-C.
+EXIT_INTERRUPTED = 130
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -63,6 +66,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         except (OSError, ValueError):  # a stdout with no file descriptor (a test's capture)
             pass
         return EXIT_BROKEN_PIPE
+    except KeyboardInterrupt:
+        # Ctrl-C: the user knows why the command stopped; a traceback tells them nothing more.
+        if args.debug:
+            raise
+        print("interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
     except (EngineError, OSError) as exc:
         if args.debug:
             raise

@@ -117,3 +117,18 @@ def test_log_json_error_line_is_a_json_record(tmp_path) -> None:
         record["message"]
         == f"error: model repository {str(tmp_path / 'missing')!r} is not a folder"
     )
+
+
+def test_ctrl_c_stops_a_command_without_a_traceback(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    import engine.commands.tune as tune_command
+
+    def interrupted(args: object) -> int:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(tune_command, "_tune", interrupted)
+    assert main(["tune", str(tmp_path / "m.onnx")]) == 130
+    assert capsys.readouterr().err == "interrupted\n"
+    with pytest.raises(KeyboardInterrupt):
+        main(["--debug", "tune", str(tmp_path / "m.onnx")])
