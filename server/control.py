@@ -146,9 +146,11 @@ def model_config_dict(name: str, model: Model) -> dict[str, Any]:
             "intra_op_thread_count": {"string_value": str(config.intra_op_threads)},
             "inter_op_thread_count": {"string_value": str(config.inter_op_threads)},
             "completion_spin": {"string_value": "true" if config.completion_spin else "false"},
-            "worker_cpus": {"string_value": ",".join(str(c) for c in config.worker_cpus)},
         },
     }
+    if config.worker_cpus:  # only when set: protobuf drops an empty string_value
+        out["parameters"]["worker_cpus"] = {
+            "string_value": ",".join(str(c) for c in config.worker_cpus)}
     if model.batching:
         out["dynamic_batching"] = {
             "preferred_batch_size": list(config.preferred_batch_sizes),

@@ -59,7 +59,6 @@ def test_model_config_for_perf_tools(client: grpcclient.InferenceServerClient) -
         "intra_op_thread_count": {"string_value": "1"},
         "inter_op_thread_count": {"string_value": "1"},
         "completion_spin": {"string_value": "true"},
-        "worker_cpus": {"string_value": ""},
     }
     unbatched = client.get_model_config("fail", as_json=True)["config"]
     assert unbatched.get("max_batch_size", 0) == 0
