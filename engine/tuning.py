@@ -230,8 +230,10 @@ def _check_sample(model: Model, sample: Mapping[str, np.ndarray]) -> int:
                 f"sample input {spec.name!r} must be an array of rows; was "
                 f"{'a 0-d array' if isinstance(array, np.ndarray) else type(array).__name__}")
         inner = spec.shape[1:]
-        if array.ndim != len(spec.shape) or any(
-                want >= 0 and got != want for got, want in zip(array.shape[1:], inner)):
+        # A column of a model with transforms may come as [rows, 1], as predict takes it.
+        column = len(spec.shape) == 1 and array.ndim == 2 and array.shape[1] == 1
+        if not column and (array.ndim != len(spec.shape) or any(
+                want >= 0 and got != want for got, want in zip(array.shape[1:], inner))):
             hint = (f"; a 1-D array is {array.shape[0]} rows of one value: for one row give "
                     "shape (1, values)" if array.ndim == 1 and len(spec.shape) > 1 else "")
             model_shape = [-1, *inner]

@@ -221,3 +221,21 @@ def test_tune_command_names_sample_files_it_cannot_use(
     np.save(words, np.array([["a"], ["b"]], dtype=object), allow_pickle=True)
     assert main(["tune", str(mlp_path), "--sample", str(words), *args]) == 1
     assert "holds an object array" in capsys.readouterr().err
+
+
+def test_a_model_with_transforms_is_tuned_on_its_raw_columns(tmp_path: Path) -> None:
+    from engine.transforms import fit
+
+    columns = {"age": np.linspace(20, 60, 8), "city": np.array(["a", "b"] * 4, dtype=object)}
+    spec = fit(columns, {"age": [{"op": "standardize"}],
+                         "city": [{"op": "vocabulary", "num_oov_buckets": 1,
+                                   "encoding": "onehot"}]})
+    path = factories.features_identity(tmp_path / "identity.onnx", spec.width)
+    config = engine.ModelConfig(transforms=spec.to_dict(), max_batch_size=8)
+    with engine.load(path, config=config) as model:
+        with pytest.raises(InvalidInputError, match="input 'city' takes strings"):
+            synthetic_row(model)
+        sample = {"age": columns["age"].reshape(-1, 1),  # [rows, 1], as predict takes it
+                  "city": columns["city"].astype(str)}
+        tuning = tune(model, sample, passes=1, runs=1)
+    assert tuning.max_batch_size == 8 and len(tuning.timings) == 8
