@@ -1,5 +1,7 @@
 #include "affinity.h"
 
+#include <algorithm>
+
 #include "status.h"
 
 #ifdef __linux__
@@ -27,9 +29,7 @@ void CheckCpus(const std::vector<int>& cpus) {
 #ifdef __linux__
   const std::vector<int> allowed = AllowedCpus();
   for (int cpu : cpus) {
-    bool ok = false;
-    for (int a : allowed) ok = ok || a == cpu;
-    if (!ok) {
+    if (std::find(allowed.begin(), allowed.end(), cpu) == allowed.end()) {
       std::string list;
       for (int a : allowed) list += (list.empty() ? "" : ",") + std::to_string(a);
       throw CoreError(StatusCode::kInvalidConfig,

@@ -74,7 +74,7 @@ class BatchTuning:
     @property
     def pipelined_rows(self) -> int:
         """The most rows a batch may have so that no instance waits for one to fill."""
-        return max(1, self.in_flight // (self.instances + 1))
+        return _pipelined_rows(self.in_flight, self.instances)
 
     def timing(self, rows: int) -> BatchTiming:
         return self.timings[rows - 1]
@@ -100,7 +100,7 @@ def recommend(timings: tuple[BatchTiming, ...], in_flight: int,
         raise InvalidConfigError(f"in_flight must be >= 1; was {in_flight}")
     if instances < 1:
         raise InvalidConfigError(f"instances must be >= 1; was {instances}")
-    limit = min(max(1, in_flight // (instances + 1)), len(timings))
+    limit = min(_pipelined_rows(in_flight, instances), len(timings))
     preferred = max(timings[:limit], key=lambda t: t.rows_per_s)
     saturated = max(timings, key=lambda t: t.rows_per_s)
     return BatchTuning(tuple(timings), in_flight, instances, preferred, saturated)
@@ -199,6 +199,11 @@ def tune(model: Model, sample: Mapping[str, np.ndarray] | None = None, *,
     timings = sweep(model, rows, max_batch_size, passes=passes, runs=runs, progress=progress)
     return recommend(timings, max_batch_size if in_flight is None else in_flight,
                      model.config.instances)
+
+
+def _pipelined_rows(in_flight: int, instances: int) -> int:
+    # While each instance runs a batch, one more is answered and sent again.
+    return max(1, in_flight // (instances + 1))
 
 
 def _check_batchable(model: Model) -> None:
