@@ -7,7 +7,9 @@ So a crash or a database failure at any point leaves either every version of the
 at worst an unreferenced blob (when the commit itself fails after the move) that
 :meth:`Registry.gc` reclaims. With a shared artifact store (``artifacts_url``) that move is
 an upload to the store (temp key, then its final key), so the transaction, and on SQLite the
-database's write lock, is held while the files upload. Concurrent registrations serialise on
+database's write lock, is held while the files upload: that is also what lets
+:meth:`Registry.gc` delete a shared store's blob without racing a registration that uploads the
+same bytes again (it deletes under that lock). Concurrent registrations serialise on
 the database (SQLite ``BEGIN IMMEDIATE``, PostgreSQL ``SELECT ... FOR UPDATE`` on the rows of
 the models written or named as parents, in name order, so that no two writes deadlock) and
 retry unique-constraint races, so every one succeeds with its own version number. A default
@@ -30,7 +32,8 @@ import builtins
 import getpass
 import json
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -531,7 +534,27 @@ class Registry:
         ``min_age_s`` (the grace period protects registrations in flight)."""
         with self._db.read() as conn:
             referenced = set(conn.execute(sa.select(versions.c.artifact_sha256)).scalars())
+        if isinstance(self._artifacts, RemoteArtifactStore):
+            return self._artifacts.gc(
+                referenced, min_age_s, deletion_lock=self._unreferenced_while_locked
+            )
         return self._artifacts.gc(referenced, min_age_s)
+
+    @contextmanager
+    def _unreferenced_while_locked(self, sha256: str) -> Iterator[bool]:
+        """Hold the lock every registration holds from before its upload until it commits, and
+        yield whether no version references ``sha256``: a shared store's gc deletes a blob in
+        here, so that it cannot delete one a registration has just uploaded again."""
+        with self._db.write() as conn:  # on SQLite, BEGIN IMMEDIATE: the database's write lock
+            if not self._db.is_sqlite:
+                # A registration inserts its version rows (ROW EXCLUSIVE on versions) before it
+                # uploads. SHARE waits for those in flight and holds off new ones until the
+                # transaction ends.
+                conn.execute(sa.text("LOCK TABLE versions IN SHARE MODE"))
+            found = conn.execute(
+                sa.select(versions.c.id).where(versions.c.artifact_sha256 == sha256).limit(1)
+            ).first()
+            yield found is None
 
     # ---- reads --------------------------------------------------------------------------
 

@@ -24,10 +24,14 @@ Errors reaching the shared store (network, permission, a missing bucket, a missi
 backend package) raise RegistryError naming the URL and the operation; a URL's
 ``user:password@`` never appears in a message.
 
-A race gc cannot close on an object store: gc reads a blob's age, finds it old and deletes it;
-if a registration of the same bytes uploads that blob again between the read and the delete
-(one round trip), the delete removes the fresh upload and the new version's blob is missing
-(loading it fails with "missing"; registering the same file again restores it). On a local or
+A race on an object store, and how gc closes it: gc reads a blob's age, finds it old and
+deletes it; a registration of the same bytes that uploaded the blob again between the read and
+the delete would lose its fresh upload, and its new version would reference a missing blob. So
+the registry passes gc a ``deletion_lock``: each blob's last age check and delete run while
+it holds the database's write lock, which a registration holds from before its upload until its
+version rows commit, and only if no version references the blob at that moment. A registration
+then either committed before (the blob is referenced: kept) or uploads after the delete. Without
+a ``deletion_lock`` (a store used on its own) that one round trip stays open. On a local or
 shared filesystem (``file://``, a path) gc uses the local store's rename-aside removal, which
 has no such window.
 """
@@ -39,8 +43,8 @@ import os
 import re
 import secrets
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -54,7 +58,11 @@ from engine.registry.artifacts import (
     _hash_file,
 )
 
-__all__ = ["RemoteArtifactStore", "shown_url"]
+__all__ = ["DeletionLock", "RemoteArtifactStore", "shown_url"]
+
+# ``with deletion_lock(sha256) as unreferenced:`` holds off every registration until the block
+# exits, and says whether no version references the blob now (see the module docstring).
+DeletionLock = Callable[[str], AbstractContextManager[bool]]
 
 _HEX = frozenset("0123456789abcdef")
 # Protocols whose folders must exist before a file is written into them. Object stores have
@@ -236,21 +244,26 @@ class RemoteArtifactStore:
 
     # ---- gc -------------------------------------------------------------------------------
 
-    def gc(self, referenced: set[str], min_age_s: float) -> list[str]:
+    def gc(
+        self, referenced: set[str], min_age_s: float, *, deletion_lock: DeletionLock | None = None
+    ) -> list[str]:
         """Delete blobs not in ``referenced`` and temp keys older than ``min_age_s`` from the
         shared store, then the same from the local cache. Returns the names removed from the
         shared store (cache files are not listed). An entry whose backend reports no
-        modification time is kept. See the module docstring for the race on object stores."""
+        modification time is kept. On an object store each blob is deleted under
+        ``deletion_lock``, if given (see the module docstring)."""
         if self._shared_fs is not None:
             with self._remote("collect garbage in", None):
                 removed = self._shared_fs.gc(referenced, min_age_s)
         else:
-            removed = self._gc_objects(referenced, time.time() - min_age_s)
+            removed = self._gc_objects(referenced, time.time() - min_age_s, deletion_lock)
         with self._cache_errors():
             self._cache.gc(referenced, min_age_s)
         return removed
 
-    def _gc_objects(self, referenced: set[str], cutoff: float) -> list[str]:
+    def _gc_objects(
+        self, referenced: set[str], cutoff: float, deletion_lock: DeletionLock | None
+    ) -> list[str]:
         removed: list[str] = []
         with self._remote("list", "tmp"):
             temps = self._fs.find(self._key("tmp"), detail=True)
@@ -264,27 +277,38 @@ class RemoteArtifactStore:
             shard, name = (str(key).rsplit("/", 2) + ["", ""])[1:3]
             if not _is_hash(name) or shard != name[:2] or name in referenced:
                 continue  # a key outside the layout is never this store's to delete
-            if self._remove_if_old(key, info, cutoff):
+            held = deletion_lock(name) if deletion_lock is not None else nullcontext(True)
+            if self._remove_if_old(key, info, cutoff, held):
                 removed.append(name)
         return removed
 
-    def _remove_if_old(self, key: str, listed: dict[str, Any], cutoff: float) -> bool:
+    def _remove_if_old(
+        self,
+        key: str,
+        listed: dict[str, Any],
+        cutoff: float,
+        held: AbstractContextManager[bool] | None = None,
+    ) -> bool:
         """Delete ``key`` if its modification time is before ``cutoff``. The age is read again
-        just before the delete, so that only a commit within that one round trip is lost."""
+        just before the delete, inside ``held`` (entered only for a key listed as old), and
+        only if ``held`` yields True."""
         if (mtime := _mtime(listed)) is None or mtime >= cutoff:
             return False
         rel = self._rel(key)
-        try:
-            with self._remote("read the age of", rel):
-                mtime = _mtime(self._fs.info(key))
-            if mtime is None or mtime >= cutoff:
+        with held if held is not None else nullcontext(True) as unreferenced:
+            if not unreferenced:
                 return False
-            with self._remote("delete", rel):
-                self._fs.rm_file(key)
-        except RegistryError as exc:
-            if isinstance(exc.__cause__, FileNotFoundError):
-                return False  # another gc removed it first
-            raise
+            try:
+                with self._remote("read the age of", rel):
+                    mtime = _mtime(self._fs.info(key))
+                if mtime is None or mtime >= cutoff:
+                    return False
+                with self._remote("delete", rel):
+                    self._fs.rm_file(key)
+            except RegistryError as exc:
+                if isinstance(exc.__cause__, FileNotFoundError):
+                    return False  # another gc removed it first
+                raise
         return True
 
     # ---- helpers --------------------------------------------------------------------------

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import io
 import os
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -334,6 +335,58 @@ def test_gc_removes_unreferenced_blobs_only_after_the_grace_period(
     assert not fs.exists(stale)
     assert [p.name for p in _cache_files(tmp_path / "home-1")] == [kept]  # cache pruned too
     assert machines(2).resolve("m:1").version.sha256 == kept
+
+
+def test_gc_never_deletes_a_blob_that_a_registration_uploads_again_meanwhile(
+    db_url: str, tmp_path: Path, onnx_model, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An old blob's version was deleted. While gc deletes the blob, another machine registers
+    the same file again: that registration's upload must not land between gc's last age check
+    and its delete, where the delete would remove the blob the new version references. gc
+    deletes under the registry's write lock, so the registration waits for it."""
+    url = f"memory://engine-test-{uuid.uuid4().hex[:12]}/artifacts"
+    cleaner = Registry(home=tmp_path / "home-1", url=db_url, artifacts_url=url)
+    other = Registry(home=tmp_path / "home-2", url=db_url, artifacts_url=url)
+    try:
+        model = onnx_model()
+        sha256 = cleaner.register("m", model).sha256
+        cleaner.delete("m", 1)
+        _age_remote(url, 2 * GRACE_S)
+        blob_key = MemoryFileSystem._strip_protocol(_remote_blobs(url)[sha256])
+        gc_thread = threading.current_thread()
+        registered: list[Any] = []
+        registration: list[threading.Thread] = []
+        real_rm_file = MemoryFileSystem.rm_file
+
+        def rm_file(self: MemoryFileSystem, path: Any) -> Any:
+            if (
+                threading.current_thread() is gc_thread
+                and MemoryFileSystem._strip_protocol(path) == blob_key
+                and not registration
+            ):
+                # Right before gc's delete: the other machine registers the same bytes. It
+                # would finish in well under this second were it not held off.
+                thread = threading.Thread(
+                    target=lambda: registered.append(other.register("m", model))
+                )
+                registration.append(thread)
+                thread.start()
+                thread.join(timeout=1.0)
+                assert thread.is_alive(), "the registration ran while gc was deleting"
+            return real_rm_file(self, path)
+
+        monkeypatch.setattr(MemoryFileSystem, "rm_file", rm_file)
+        assert cleaner.gc(min_age_s=GRACE_S) == [sha256]  # the old copy
+        registration[0].join(timeout=60)
+        monkeypatch.undo()
+        assert [version.version for version in registered] == [2]
+        assert sha256 in _remote_blobs(url)  # uploaded again after the delete
+        with Registry(home=tmp_path / "home-3", url=db_url, artifacts_url=url) as third:
+            assert third.resolve("m:2").path.read_bytes() == model.read_bytes()
+    finally:
+        cleaner.close()
+        other.close()
+        _remove_tree(url)
 
 
 def test_gc_keeps_blobs_whose_age_the_backend_does_not_report(tmp_path: Path, onnx_model) -> None:
