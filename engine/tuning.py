@@ -39,6 +39,8 @@ __all__ = ["MAX_BATCH_BYTES", "MAX_SWEEP_S", "BatchTiming", "BatchTuning", "reco
 MAX_BATCH_BYTES = 1 << 30
 # A sweep estimated to take longer is refused before it starts (a mistyped max_batch_size).
 MAX_SWEEP_S = 600.0
+# About how long one call into the core may time runs for: Ctrl-C is seen between calls.
+CALL_S = 0.25
 
 
 @dataclass(frozen=True)
@@ -168,14 +170,19 @@ def sweep(model: Model, sample: Mapping[str, np.ndarray], max_batch_size: int, *
             f"timing {max_batch_size} batch sizes ({passes} passes of {runs} runs) would take "
             f"about {estimate_s / 60:,.0f} minutes (a {max_batch_size}-row run takes "
             f"{largest_us:,.0f} us); lower the largest batch size, passes or runs")
+    # Python sees Ctrl-C only between calls into the core: a slow model's runs go in several.
+    per_call = max(1, int(CALL_S * 1e6 / max(largest_us, 1.0)))
     best = [float("inf")] * max_batch_size
     for number in range(passes):
         if progress is not None:
             progress(number + 1)
         for rows in range(1, max_batch_size + 1):
             batch = {name: array[:rows] for name, array in largest.items()}
-            times = model.time_runs(batch, runs + 1)[1:]  # the first plans memory for the shape
-            best[rows - 1] = min(best[rows - 1], float(np.median(times)))
+            times: list[float] = []
+            while len(times) < runs + 1:
+                times += model.time_runs(batch, min(per_call, runs + 1 - len(times)))
+            # The first run plans memory for the new shape.
+            best[rows - 1] = min(best[rows - 1], float(np.median(times[1:])))
     return tuple(BatchTiming(i + 1, us) for i, us in enumerate(best))
 
 

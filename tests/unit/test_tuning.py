@@ -93,6 +93,30 @@ def test_sweep_times_every_size_with_the_sample_rows_repeated(mlp_path: Path) ->
     assert seen == [1, 2]
 
 
+def test_a_slow_models_runs_are_timed_in_short_calls_so_that_ctrl_c_is_seen(
+    mlp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Python handles Ctrl-C only between calls into the core: where one call of ``runs`` runs
+    would outlast CALL_S, the sweep makes several, and still times runs + 1 per size."""
+    with engine.load(mlp_path) as model:
+        calls: list[int] = []
+        time_runs = model.time_runs
+
+        def counted(inputs: object, runs: int) -> list[float]:
+            calls.append(runs)
+            return time_runs(inputs, runs)
+
+        monkeypatch.setattr(model, "time_runs", counted)
+        sample = {"x": np.ones((2, 32), np.float32)}
+        sweep(model, sample, 3, passes=1, runs=4)
+        assert calls == [3, 5, 5, 5]  # the largest batch's three, then one call per size
+        calls.clear()
+        monkeypatch.setattr(engine.tuning, "CALL_S", 1e-9)  # every run outlasts it
+        timings = sweep(model, sample, 3, passes=1, runs=4)
+    assert calls == [3] + [1] * 15
+    assert [t.rows for t in timings] == [1, 2, 3] and all(t.us > 0 for t in timings)
+
+
 def test_sweep_refuses_a_sample_that_does_not_fit_the_model(mlp_path: Path) -> None:
     with engine.load(mlp_path) as model:
         with pytest.raises(InvalidInputError, match=r"holds \['y'\]; the model's inputs are"):
