@@ -163,7 +163,8 @@ def sweep(model: Model, sample: Mapping[str, np.ndarray], max_batch_size: int, *
             f"not enough memory for a batch of {max_batch_size} rows of this sample; lower "
             "the largest batch size timed") from None
     # Sessions set up on their first runs; the largest batch's time also bounds the others'.
-    largest_us = min(model.time_runs(largest, 3))
+    # One run per call, as below: Ctrl-C is seen between calls.
+    largest_us = min(model.time_runs(largest, 1)[0] for _ in range(3))
     estimate_s = passes * (runs + 1) * largest_us * (max_batch_size + 1) / 2 / 1e6
     if estimate_s > MAX_SWEEP_S:
         raise InvalidConfigError(
