@@ -5,6 +5,7 @@ Layout under the store's root (``$ENGINE_HOME/artifacts``)::
     sha256/<first two hex digits>/<64 hex digits>   read-only blobs, named by their sha256
     tmp/<pid>-<random>.part                         files being written
     tmp/gc-<pid>-<random>.part                      blobs gc is removing
+    registries/<registry id>                        the registries that store blobs here
 
 A blob is written as a temp file in ``tmp/`` (same filesystem), fsynced, renamed into place and
 its folder fsynced, so after a crash a blob is either complete under its final name or absent.
@@ -17,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import os
 import secrets
+import stat
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -29,6 +31,7 @@ from engine.errors import ModelLoadError, RegistryError
 __all__ = ["ArtifactStore", "StagedArtifact"]
 
 _CHUNK_BYTES = 1 << 20
+_HEX = frozenset("0123456789abcdef")
 
 
 @dataclass(frozen=True)
@@ -50,7 +53,7 @@ class ArtifactStore:
 
     def path(self, sha256: str) -> Path:
         """Where the blob with this hash lives (whether or not it exists)."""
-        if len(sha256) != 64 or any(c not in "0123456789abcdef" for c in sha256):
+        if not _is_hash(sha256):
             raise RegistryError(f"artifact hash must be 64 lowercase hex digits; was {sha256!r}")
         return self._blobs / sha256[:2] / sha256
 
@@ -121,7 +124,7 @@ class ArtifactStore:
     def verify(self, sha256: str, size_bytes: int) -> Path:
         """Return the blob's path after checking its size and hash; blocks while hashing.
 
-        Raises ModelLoadError if the blob is missing or its bytes do not match.
+        Raises ModelLoadError if the blob is missing, cannot be read or its bytes do not match.
         """
         path = self.path(sha256)
         try:
@@ -138,6 +141,11 @@ class ArtifactStore:
                 "(or, if the registry keeps its artifacts in a shared store, pass --artifacts-url "
                 "or set ENGINE_ARTIFACTS_URL)"
             ) from None
+        except OSError as exc:  # e.g. no permission, or a folder where the blob should be
+            raise ModelLoadError(
+                f"cannot read artifact {sha256} at {str(path)!r}: {exc.strerror or exc}; make "
+                "it a readable file again or re-register the model"
+            ) from exc
         if actual != sha256:
             raise ModelLoadError(
                 f"artifact {sha256} is corrupt: its content hashes to sha256 {actual} "
@@ -149,19 +157,25 @@ class ArtifactStore:
         """Delete blobs not in ``referenced`` and temp files, if older than ``min_age_s``.
 
         Returns the names removed. Anything younger may belong to a registration in flight.
+        Only regular files of the layout are touched: a folder or a file of another name
+        (someone's notes, a folder an older gc moved into ``tmp/``) is never this store's to
+        delete.
         """
         cutoff = time.time() - min_age_s
         removed: list[str] = []
         if self._tmp.exists():
             for path in self._tmp.glob("*.part"):
                 try:
-                    if path.stat().st_mtime < cutoff:
+                    info = path.lstat()
+                    if stat.S_ISREG(info.st_mode) and info.st_mtime < cutoff:
                         path.unlink()
                         removed.append(path.name)
                 except FileNotFoundError:
                     continue  # another process removed it first
         if self._blobs.exists():
             for path in self._blobs.glob("??/*"):
+                if not _is_hash(path.name) or path.parent.name != path.name[:2]:
+                    continue  # outside the layout
                 if path.name not in referenced and self._remove_blob(path, cutoff):
                     removed.append(path.name)
         return removed
@@ -176,8 +190,9 @@ class ArtifactStore:
         age decides. A young one is linked back unless a commit stored the name meanwhile.
         """
         try:
-            if path.stat().st_mtime >= cutoff:
-                return False
+            info = path.lstat()
+            if not stat.S_ISREG(info.st_mode) or info.st_mtime >= cutoff:
+                return False  # a folder or link under a blob's name is not a blob
             self._tmp.mkdir(parents=True, exist_ok=True)
             # A .part name: if this process dies before the unlink, a later gc removes it.
             aside = self._tmp / f"gc-{os.getpid()}-{secrets.token_hex(8)}.part"
@@ -198,6 +213,47 @@ class ArtifactStore:
         finally:
             aside.unlink(missing_ok=True)
 
+    # ---- the registries that use this store (see Registry.gc) ------------------------------
+
+    def owners(self) -> set[str]:
+        """The ids of the registries recorded as users of this store."""
+        try:
+            return {p.name for p in (self.root / "registries").iterdir() if is_registry_id(p.name)}
+        except FileNotFoundError:
+            return set()
+        except OSError as exc:
+            raise RegistryError(
+                f"cannot read the artifact store {str(self.root)!r}: {exc.strerror or exc}"
+            ) from exc
+
+    def record_owner(self, registry_id: str, about: str) -> None:
+        """Record a registry as a user of this store (``registries/<id>``, holding ``about``:
+        which database it is, for whoever reads the folder). Idempotent; durable."""
+        folder = self.root / "registries"
+        marker = folder / registry_id
+        with self._write_errors():
+            folder.mkdir(parents=True, exist_ok=True)
+            if marker.exists():
+                return
+            tmp = folder / f".{registry_id}-{secrets.token_hex(8)}.tmp"
+            try:
+                tmp.write_text(about + "\n", encoding="utf-8")
+                os.replace(tmp, marker)
+            finally:
+                tmp.unlink(missing_ok=True)
+            _fsync_dir(folder)
+
+    def has_blobs(self) -> bool:
+        try:
+            return any(self._blobs.glob("??/*"))
+        except OSError:
+            return True  # unreadable: assume the worst
+
+
+def is_registry_id(name: str) -> bool:
+    """Whether ``name`` is a registry's id (``schema.new_registry_id``): 32 lowercase hex."""
+    return len(name) == 32 and _HEX.issuperset(name)
+
 
 @contextmanager
 def _reading(source: Path) -> Iterator[BinaryIO]:
@@ -214,6 +270,11 @@ def _read(src: BinaryIO, source: Path) -> bytes:
         return src.read(_CHUNK_BYTES)
     except OSError as exc:
         raise ModelLoadError(f"cannot read model file {str(source)!r}: {exc.strerror}") from exc
+
+
+def _is_hash(name: str) -> bool:
+    """Whether ``name`` is a blob's name: 64 lowercase hex digits."""
+    return len(name) == 64 and _HEX.issuperset(name)
 
 
 def _hash_file(path: Path) -> str:

@@ -16,6 +16,7 @@ that names the path and why; SQLite's own "unable to open database file" says ne
 from __future__ import annotations
 
 import os
+import re
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -34,6 +35,7 @@ from engine.registry import schema
 __all__ = ["Database", "normalise_url"]
 
 BUSY_TIMEOUT_MS = 30_000
+_REGISTRY_ID = re.compile(r"[0-9a-f]{32}")
 
 
 def normalise_url(url: str) -> URL:
@@ -54,6 +56,7 @@ class Database:
         self.url = normalise_url(url)
         self.shown_url = self.url.render_as_string(hide_password=True)
         self.is_sqlite = self.url.get_backend_name() == "sqlite"
+        self._registry_id: str | None = None
         try:
             if self.is_sqlite:
                 self._writer = sa.create_engine(
@@ -82,6 +85,21 @@ class Database:
                     return
         with self.write() as conn:
             schema.migrate(conn)
+
+    def registry_id(self) -> str:
+        """The id this registry records itself under in its artifact stores (random, set when
+        the database was created). Raises RegistryError if it is damaged."""
+        if self._registry_id is not None:
+            return self._registry_id  # never changes
+        with self.read() as conn:
+            value = conn.execute(sa.select(schema.schema_info.c.registry_id)).scalar_one()
+        if not isinstance(value, str) or not _REGISTRY_ID.fullmatch(value):
+            raise RegistryError(
+                f"registry database {self.shown_url!r} cannot be used: schema_info.registry_id "
+                f"holds {value!r}, not 32 hex digits (it was changed outside the engine)"
+            )
+        self._registry_id = value
+        return value
 
     @contextmanager
     def write(self) -> Iterator[sa.Connection]:

@@ -152,6 +152,7 @@ class Registry:
             except BaseException:
                 self._db.dispose()
                 raise
+        self._recorded_in_store = False  # this registry's marker is known to be in the store
 
     @property
     def artifacts_url(self) -> str:
@@ -398,6 +399,7 @@ class Registry:
     def _commit_artifact(self, artifact: StagedArtifact, committed: set[Path]) -> None:
         if artifact.path in committed:
             return  # moved into place by an earlier attempt of this transaction
+        self._record_in_store()
         try:
             self._artifacts.commit(artifact)
         except OSError as exc:
@@ -529,9 +531,18 @@ class Registry:
             self._refuse_if_aliased(conn, row, name, "delete")
             conn.execute(versions.delete().where(versions.c.id == row.id))
 
-    def gc(self, min_age_s: float = 3600.0) -> builtins.list[str]:
+    def gc(self, min_age_s: float = 3600.0, *, claim_store: bool = False) -> builtins.list[str]:
         """Remove blobs no version references and leftover temp files older than
-        ``min_age_s`` (the grace period protects registrations in flight)."""
+        ``min_age_s`` (the grace period protects registrations in flight).
+
+        Every blob this registry does not reference is garbage to it, so gc runs only on a
+        store that this registry alone uses: each registry that stores an artifact records
+        itself in the store (``registries/<id>``). Raises RegistryError, deleting nothing, when
+        another registry is recorded there, or when this one is not and the store holds blobs
+        (a mistyped database or home, or a store filled before registries were recorded:
+        ``claim_store=True`` records this registry first, when no other one is recorded).
+        """
+        self._check_sole_user(claim_store)
         with self._db.read() as conn:
             referenced = set(conn.execute(sa.select(versions.c.artifact_sha256)).scalars())
         if isinstance(self._artifacts, RemoteArtifactStore):
@@ -539,6 +550,38 @@ class Registry:
                 referenced, min_age_s, deletion_lock=self._unreferenced_while_locked
             )
         return self._artifacts.gc(referenced, min_age_s)
+
+    def _record_in_store(self) -> None:
+        if not self._recorded_in_store:
+            about = f"engine registry {self._db.shown_url}, recorded {_now()}"
+            self._artifacts.record_owner(self._db.registry_id(), about)
+            self._recorded_in_store = True
+
+    def _check_sole_user(self, claim_store: bool) -> None:
+        mine = self._db.registry_id()
+        owners = self._artifacts.owners()
+        store = self._artifacts.root
+        if others := sorted(owners - {mine}):
+            raise RegistryError(
+                f"cannot collect garbage in the artifact store {str(store)!r}: another registry "
+                f"uses it too ({', '.join(others)}; see {store}/registries/), and gc would "
+                f"delete the blobs this registry ({self._db.shown_url}) does not reference, "
+                f"theirs included. Check that this is the registry you meant (--home, "
+                f"--registry-url); gc runs only where one registry uses the store. If that "
+                f"other registry no longer exists, delete its file there first"
+            )
+        if mine in owners:
+            return
+        if claim_store:
+            self._record_in_store()
+        elif self._artifacts.has_blobs():
+            raise RegistryError(
+                f"cannot collect garbage in the artifact store {str(store)!r}: this registry "
+                f"({self._db.shown_url}) never stored an artifact there, so every blob in it "
+                f"would be deleted. Check the registry's home and URL and the artifacts URL; "
+                f"if this registry is the store's only user (a store filled before registries "
+                f"were recorded in it), claim it with 'engine models gc --claim-store'"
+            )
 
     @contextmanager
     def _unreferenced_while_locked(self, sha256: str) -> Iterator[bool]:

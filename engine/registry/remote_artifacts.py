@@ -5,6 +5,7 @@ path, ``memory://...`` in tests) has the layout of :mod:`engine.registry.artifac
 
     <url>/sha256/<first two hex digits>/<64 hex digits>   blobs, named by their sha256
     <url>/tmp/<pid>-<random>.part                         uploads in flight
+    <url>/registries/<registry id>                        the registries that store blobs here
 
 ONNX Runtime needs a local file, so every machine keeps verified copies under ``cache_root``
 (the :class:`~engine.registry.artifacts.ArtifactStore` layout: ``sha256/..``, ``tmp/..``).
@@ -56,6 +57,8 @@ from engine.registry.artifacts import (
     StagedArtifact,
     _fsync_dir,
     _hash_file,
+    _is_hash,
+    is_registry_id,
 )
 
 __all__ = ["DeletionLock", "RemoteArtifactStore", "shown_url"]
@@ -64,7 +67,6 @@ __all__ = ["DeletionLock", "RemoteArtifactStore", "shown_url"]
 # exits, and says whether no version references the blob now (see the module docstring).
 DeletionLock = Callable[[str], AbstractContextManager[bool]]
 
-_HEX = frozenset("0123456789abcdef")
 # Protocols whose folders must exist before a file is written into them. Object stores have
 # none (and s3fs's makedirs would create a missing bucket, which must stay an error).
 _FOLDER_PROTOCOLS = frozenset({"file", "local", "sftp", "ssh", "smb", "ftp"})
@@ -131,17 +133,20 @@ class RemoteArtifactStore:
         """Upload a staged file to its blob's key (temp key, then move), then keep it in the
         local cache; returns the cached path. Durable in the shared store when this returns
         (as durable as the backend's write; fsynced on a filesystem). Raises RegistryError if
-        the shared store cannot be written; a temp key left behind is removed by :meth:`gc`."""
+        the shared store cannot be written, after removing its temp key (best effort: one
+        left behind, e.g. by a crash, is removed by :meth:`gc`)."""
         final = self._blob_rel(staged.sha256)
         tmp = f"tmp/{os.getpid()}-{secrets.token_hex(8)}.part"
-        with self._remote("upload an artifact to", tmp):
-            if self._needs_folders:
-                self._fs.makedirs(self._key("tmp"), exist_ok=True)
-            self._fs.put_file(str(staged.path), self._key(tmp))
-            if self._shared_fs is not None:  # as the local store: read-only, durable
-                os.chmod(self._key(tmp), 0o444)
-                _fsync_file(self._key(tmp))
+        # An upload that fails half-way (a full disk) may have written part of the temp key:
+        # removed below at once rather than left filling the store until gc's grace period.
         try:
+            with self._remote("upload an artifact to", tmp):
+                if self._needs_folders:
+                    self._fs.makedirs(self._key("tmp"), exist_ok=True)
+                self._fs.put_file(str(staged.path), self._key(tmp))
+                if self._shared_fs is not None:  # as the local store: read-only, durable
+                    os.chmod(self._key(tmp), 0o444)
+                    _fsync_file(self._key(tmp))
             with self._remote("move an upload into place at", final):
                 if self._needs_folders:
                     self._fs.makedirs(self._key(final.rsplit("/", 1)[0]), exist_ok=True)
@@ -164,24 +169,26 @@ class RemoteArtifactStore:
 
         A cached copy is hashed again; without one the blob is downloaded into a temp file,
         checked, then renamed into the cache. Raises ModelLoadError if the blob is missing from
-        the shared store or its bytes (shared or cached) do not match; RegistryError if the
-        shared store cannot be read or the cache written.
+        the shared store, its bytes (shared or cached) do not match or the cached copy cannot
+        be read; RegistryError if the shared store cannot be read or the cache written.
         """
         cached = self._cache.path(sha256)  # also checks the hash's form
+        refetch = f"delete that file to fetch the blob again from {self.root!r}"
         try:
             actual_size = cached.stat().st_size
-        except FileNotFoundError:
-            return self._download(sha256, size_bytes, cached)
-        refetch = f"delete that file to fetch the blob again from {self.root!r}"
-        if actual_size != size_bytes:
-            raise ModelLoadError(
-                f"artifact {sha256} is corrupt: expected {size_bytes} bytes, found "
-                f"{actual_size} in the local cache at {str(cached)!r}; {refetch}"
-            )
-        try:
+            if actual_size != size_bytes:
+                raise ModelLoadError(
+                    f"artifact {sha256} is corrupt: expected {size_bytes} bytes, found "
+                    f"{actual_size} in the local cache at {str(cached)!r}; {refetch}"
+                )
             actual = _hash_file(cached)
-        except FileNotFoundError:  # pruned by a concurrent gc since the stat
+        except FileNotFoundError:  # not cached yet, or pruned by a concurrent gc since the stat
             return self._download(sha256, size_bytes, cached)
+        except OSError as exc:  # e.g. a folder or a symlink loop where the copy should be
+            raise ModelLoadError(
+                f"cannot read artifact {sha256} in the local cache at {str(cached)!r}: "
+                f"{exc.strerror or exc}; {refetch}"
+            ) from exc
         if actual != sha256:
             raise ModelLoadError(
                 f"artifact {sha256} is corrupt: its content hashes to sha256 {actual} in the "
@@ -311,6 +318,35 @@ class RemoteArtifactStore:
                 raise
         return True
 
+    # ---- the registries that use this store (see Registry.gc) ------------------------------
+
+    def owners(self) -> set[str]:
+        """The ids of the registries recorded as users of the shared store."""
+        with self._remote("list the registries recorded in", "registries"):
+            try:
+                keys = self._fs.ls(self._key("registries"), detail=False)
+            except FileNotFoundError:
+                return set()
+        names = (str(key).rstrip("/").rsplit("/", 1)[-1] for key in keys)
+        return {name for name in names if is_registry_id(name)}
+
+    def record_owner(self, registry_id: str, about: str) -> None:
+        """Record a registry as a user of the shared store (``registries/<id>``, holding
+        ``about``). Idempotent; as durable as the backend's write."""
+        rel = f"registries/{registry_id}"
+        with self._remote("record this registry in", rel):
+            if not self._fs.exists(self._key(rel)):
+                if self._needs_folders:
+                    self._fs.makedirs(self._key("registries"), exist_ok=True)
+                self._fs.pipe_file(self._key(rel), (about + "\n").encode())
+
+    def has_blobs(self) -> bool:
+        with self._remote("list", "sha256"):
+            try:
+                return bool(self._fs.find(self._key("sha256")))
+            except FileNotFoundError:
+                return False
+
     # ---- helpers --------------------------------------------------------------------------
 
     def _blob_rel(self, sha256: str) -> str:
@@ -354,10 +390,6 @@ class RemoteArtifactStore:
         for secret in self._secrets:
             text = text.replace(secret, "***")
         return shown_url(text)
-
-
-def _is_hash(name: str) -> bool:
-    return len(name) == 64 and _HEX.issuperset(name)
 
 
 def _mtime(info: dict[str, Any]) -> float | None:

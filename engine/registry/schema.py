@@ -11,6 +11,7 @@ deleted ``name:3`` can never come back as a different model.
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable
 from typing import Any
 
@@ -27,13 +28,11 @@ __all__ = [
     "metadata",
     "migrate",
     "models",
+    "new_registry_id",
     "versions",
 ]
 
-SCHEMA_VERSION = 1
-
-# Steps for databases created by older releases (none yet: version 1 is the first).
-MIGRATIONS: dict[int, Callable[[sa.Connection], None]] = {}
+SCHEMA_VERSION = 2
 
 # Arbitrary constant key of the PostgreSQL advisory lock taken while migrating.
 _PG_MIGRATION_LOCK = 0x656E67696E65
@@ -70,6 +69,9 @@ schema_info = sa.Table(
     metadata,
     sa.Column("id", sa.Integer, primary_key=True),  # always 1: a one-row table
     sa.Column("version", sa.Integer, nullable=False),
+    # Random, set when the database is created (version 2): the name under which this registry
+    # records itself in the artifact stores it writes to (see Registry.gc).
+    sa.Column("registry_id", sa.String(64)),
 )
 
 models = sa.Table(
@@ -116,6 +118,19 @@ aliases = sa.Table(
 )
 
 
+def new_registry_id() -> str:
+    return uuid.uuid4().hex
+
+
+def _add_registry_id(conn: sa.Connection) -> None:
+    conn.execute(sa.text("ALTER TABLE schema_info ADD COLUMN registry_id VARCHAR(64)"))
+    conn.execute(schema_info.update().values(registry_id=new_registry_id()))
+
+
+# Steps for databases created by older releases: MIGRATIONS[n] turns version n - 1 into n.
+MIGRATIONS: dict[int, Callable[[sa.Connection], None]] = {2: _add_registry_id}
+
+
 def migrate(conn: sa.Connection) -> None:
     """Create or upgrade the schema inside the caller's write transaction."""
     if conn.dialect.name == "postgresql":
@@ -128,7 +143,11 @@ def migrate(conn: sa.Connection) -> None:
                 "registry database has tables but no schema_info; it was not created by this engine"
             )
         metadata.create_all(conn)
-        conn.execute(schema_info.insert().values(id=1, version=SCHEMA_VERSION))
+        conn.execute(
+            schema_info.insert().values(
+                id=1, version=SCHEMA_VERSION, registry_id=new_registry_id()
+            )
+        )
         return
     stored = conn.execute(sa.select(schema_info.c.version)).scalar_one()
     # SQLite keeps any value in an INTEGER column (PostgreSQL cannot hold a damaged one): a

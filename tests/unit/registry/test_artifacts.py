@@ -133,3 +133,85 @@ def test_gc_spares_a_blob_stored_again_while_it_runs(
     os.utime(blob, (past, past))
     assert store.gc(referenced=set(), min_age_s=3600) == [sha256]
     assert not blob.exists()
+
+
+def test_gc_touches_only_blobs_of_the_layout(store: ArtifactStore, tmp_path: Path) -> None:
+    """A folder or a stray file in the blob tree is not a blob: gc neither moves nor deletes
+    it, and keeps working."""
+    blob = store.commit(store.stage(_source(tmp_path, b"unreferenced")))
+    shard = blob.parent
+    subdir = shard / "subdir"
+    subdir.mkdir()
+    (subdir / "inside").write_bytes(b"x")
+    notes = shard / "notes.txt"
+    notes.write_text("not a blob")
+    hash_named_dir = shard / (shard.name + "0" * 62)  # a blob's name, but a folder
+    hash_named_dir.mkdir()
+    other_shard = "00" if shard.name != "00" else "01"
+    wrong_shard = store.root / "sha256" / other_shard / blob.name  # a blob's name, wrong shard
+    wrong_shard.parent.mkdir()
+    wrong_shard.write_bytes(b"unreferenced")
+    tmp = store.root / "tmp"
+    not_part = tmp / "notes.txt"
+    not_part.write_text("not a temp file")
+    part_dir = tmp / "1-x.part"
+    part_dir.mkdir()
+    old = time.time() - 10
+    strays = [subdir, notes, hash_named_dir, wrong_shard, not_part, part_dir]
+    for path in [blob, *strays]:
+        os.utime(path, (old, old))
+    assert store.gc(set(), min_age_s=5) == [blob.name]
+    assert not blob.exists()
+    assert all(path.exists() for path in strays)
+    assert (subdir / "inside").read_bytes() == b"x"
+    assert store.gc(set(), min_age_s=0) == []  # and again: nothing left that gc may touch
+    assert [p.name for p in tmp.iterdir() if p.name.startswith("gc-")] == []
+
+
+def test_gc_skips_a_folder_an_older_gc_moved_into_tmp(store: ArtifactStore) -> None:
+    """An older engine's gc moved a folder of the blob tree into tmp/ and failed to unlink
+    it; later gcs skip it instead of failing on it every time."""
+    moved = store.root / "tmp" / "gc-123-0123456789abcdef.part"
+    moved.mkdir(parents=True)
+    (moved / "inside").write_bytes(b"x")
+    old = time.time() - 10
+    os.utime(moved, (old, old))
+    assert store.gc(set(), min_age_s=0) == []
+    assert (moved / "inside").read_bytes() == b"x"
+
+
+def _make_unreadable(path: Path, how: str) -> None:
+    """Replace the file at ``path`` by one that no open reads, even as root (tests run as root,
+    where chmod 000 stops nothing): a folder (IsADirectoryError), or a symlink to itself
+    (ELOOP)."""
+    path.unlink()
+    if how == "folder":
+        path.mkdir()
+    else:
+        path.symlink_to(path)
+
+
+def _empty_folder_size(tmp_path: Path) -> int:
+    """What stat reports as the size of an empty folder on this filesystem, so that a blob of
+    that size replaced by a folder gets past verify's size check to the open."""
+    probe = tmp_path / "probe-folder"
+    probe.mkdir()
+    size = probe.stat().st_size
+    probe.rmdir()
+    return size
+
+
+@pytest.mark.parametrize("how", ["folder", "symlink loop"])
+def test_an_unreadable_blob_is_a_load_error_naming_it(
+    store: ArtifactStore, tmp_path: Path, how: str
+) -> None:
+    data = b"m" * _empty_folder_size(tmp_path)
+    staged = store.stage(_source(tmp_path, data))
+    blob = store.commit(staged)
+    _make_unreadable(blob, how)
+    reason = "Is a directory" if how == "folder" else "Too many levels of symbolic links"
+    with pytest.raises(ModelLoadError) as info:
+        store.verify(staged.sha256, len(data))
+    message = str(info.value)
+    assert message.startswith(f"cannot read artifact {staged.sha256} at '{blob}': {reason}")
+    assert "re-register the model" in message

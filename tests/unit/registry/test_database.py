@@ -113,3 +113,27 @@ def test_password_is_hidden_in_messages(tmp_path: Path) -> None:
         Database("postgresql://user:s3cret@127.0.0.1:1/db")
     assert "s3cret" not in str(info.value)
     assert "***" in str(info.value)
+
+
+def test_a_version_1_database_gets_a_registry_id(tmp_path: Path) -> None:
+    """Version 2 added schema_info.registry_id, which the artifact stores record."""
+    engine = sa.create_engine(f"sqlite:///{tmp_path / 'r.db'}")
+    with engine.begin() as conn:
+        schema.metadata.create_all(conn, tables=[schema.models, schema.versions, schema.aliases])
+        conn.exec_driver_sql("CREATE TABLE schema_info (id INTEGER PRIMARY KEY, version INTEGER)")
+        conn.exec_driver_sql("INSERT INTO schema_info VALUES (1, 1)")
+    engine.dispose()
+    db = _db(tmp_path)
+    try:
+        registry_id = db.registry_id()
+        assert len(registry_id) == 32 and int(registry_id, 16) >= 0
+        with db.read() as conn:
+            assert conn.execute(sa.select(schema.schema_info.c.version)).scalar_one() == 2
+    finally:
+        db.dispose()
+    reopened = _db(tmp_path)
+    try:
+        assert reopened.registry_id() == registry_id  # set once, never again
+    finally:
+        reopened.dispose()
+

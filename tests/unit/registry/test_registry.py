@@ -389,6 +389,22 @@ def test_gc_removes_only_unreferenced_old_files(registry: Registry, onnx_model, 
     assert registry.resolve("m:1").version.sha256 == kept
 
 
+def test_gc_refuses_a_home_whose_artifacts_another_registry_stored(
+    registry: Registry, onnx_model, home: Path, tmp_path: Path
+) -> None:
+    """``--home A --registry-url B``: B references none of A's blobs; gc would delete them."""
+    sha256 = registry.register("m", onnx_model()).sha256
+    blob = registry.resolve("m:1").path
+    old = time.time() - 7200
+    os.utime(blob, (old, old))
+    with (
+        Registry(home=home, url=f"sqlite:///{tmp_path / 'other.db'}") as other,
+        pytest.raises(RegistryError, match="another registry uses it too"),
+    ):
+        other.gc()
+    assert blob.is_file() and blob.name == sha256
+
+
 def test_module_level_resolve_uses_home(home: Path, registry_url: str | None, onnx_model) -> None:
     with Registry(home=home, url=registry_url) as registry:
         registry.register("m", onnx_model(), alias="production")

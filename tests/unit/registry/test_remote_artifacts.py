@@ -9,6 +9,7 @@ empty cache) on the same database and artifacts URL.
 
 from __future__ import annotations
 
+import errno
 import io
 import os
 import threading
@@ -389,6 +390,97 @@ def test_gc_never_deletes_a_blob_that_a_registration_uploads_again_meanwhile(
         _remove_tree(url)
 
 
+def _owner_files(url: str) -> list[str]:
+    fs, base = url_to_fs(url)
+    if not fs.exists(f"{base}/registries"):
+        return []
+    return sorted(str(key).rsplit("/", 1)[-1] for key in fs.ls(f"{base}/registries", detail=False))
+
+
+def test_gc_refuses_a_store_that_another_registry_uses_too(
+    db_url: str, store_url: str, tmp_path: Path, onnx_model
+) -> None:
+    """Two registries (their own databases) store blobs in one shared store. Each blob is
+    unreferenced in one of them, so a gc from either would delete the other's models."""
+    with (
+        Registry(home=tmp_path / "home-1", url=db_url, artifacts_url=store_url) as ours,
+        Registry(
+            home=tmp_path / "home-2", url=f"sqlite:///{tmp_path / 'other.db'}",
+            artifacts_url=store_url,
+        ) as theirs,
+    ):
+        mine = ours.register("m", onnx_model(bias=1.0)).sha256
+        their_blob = theirs.register("t", onnx_model(bias=2.0)).sha256
+        assert len(_owner_files(store_url)) == 2  # each recorded itself at its first upload
+        _age_remote(store_url, 2 * GRACE_S)
+        their_id = (set(_owner_files(store_url)) - {_registry_id(ours)}).pop()
+        for claim in (False, True):
+            with pytest.raises(RegistryError, match=f"another registry uses it too \\({their_id};"):
+                ours.gc(min_age_s=GRACE_S, claim_store=claim)
+        assert set(_remote_blobs(store_url)) == {mine, their_blob}  # nothing deleted
+        # Once that registry is gone (its file removed, as the message says), gc runs.
+        fs, base = url_to_fs(store_url)
+        fs.rm_file(f"{base}/registries/{their_id}")
+        assert ours.gc(min_age_s=GRACE_S) == [their_blob]
+        assert set(_remote_blobs(store_url)) == {mine}
+
+
+def test_gc_refuses_a_mistyped_registry_on_a_store_holding_blobs(
+    db_url: str, store_url: str, tmp_path: Path, onnx_model
+) -> None:
+    """A mistyped database (a new, empty registry) on a shared store: every blob would be
+    unreferenced. gc refuses, naming the registry it would have cleaned for, and deletes
+    nothing."""
+    with Registry(home=tmp_path / "home-1", url=db_url, artifacts_url=store_url) as owner:
+        kept = owner.register("m", onnx_model()).sha256
+    _age_remote(store_url, 2 * GRACE_S)
+    typo = tmp_path / "typo.db"
+    with (
+        Registry(home=tmp_path / "home-2", url=f"sqlite:///{typo}", artifacts_url=store_url) as
+        mistyped,
+        pytest.raises(
+            RegistryError,
+            match="another registry uses it too .* this registry \\(sqlite:///.*typo.db\\) "
+            "does not reference, theirs included. Check that this is the registry you meant",
+        ),
+    ):
+        mistyped.gc(min_age_s=GRACE_S)
+    assert list(_remote_blobs(store_url)) == [kept]
+
+
+def test_gc_on_a_store_filled_before_registries_were_recorded_needs_a_claim(
+    db_url: str, store_url: str, tmp_path: Path, onnx_model
+) -> None:
+    with Registry(home=tmp_path / "home", url=db_url, artifacts_url=store_url) as registry:
+        kept = registry.register("m", onnx_model(bias=1.0)).sha256
+        gone = registry.register("m", onnx_model(bias=2.0)).sha256
+        registry.delete("m", 2)
+    fs, base = url_to_fs(store_url)
+    fs.rm(f"{base}/registries", recursive=True)  # as an older engine left the store
+    _age_remote(store_url, 2 * GRACE_S)
+    with Registry(home=tmp_path / "home", url=db_url, artifacts_url=store_url) as registry:
+        with pytest.raises(
+            RegistryError,
+            match="this registry \\(.*\\) never stored an artifact there, so every blob in it "
+            "would be deleted.*claim it with 'engine models gc --claim-store'",
+        ):
+            registry.gc(min_age_s=GRACE_S)
+        assert set(_remote_blobs(store_url)) == {kept, gone}
+        assert registry.gc(min_age_s=GRACE_S, claim_store=True) == [gone]
+        assert _owner_files(store_url) == [_registry_id(registry)]
+        assert registry.gc(min_age_s=GRACE_S) == []  # claimed: no claim needed again
+
+
+def test_gc_of_an_empty_store_needs_no_claim(db_url: str, store_url: str, tmp_path: Path) -> None:
+    with Registry(home=tmp_path / "home", url=db_url, artifacts_url=store_url) as registry:
+        assert registry.gc(min_age_s=0.0) == []
+    assert _owner_files(store_url) == []
+
+
+def _registry_id(registry: Registry) -> str:
+    return registry._db.registry_id()
+
+
 def test_gc_keeps_blobs_whose_age_the_backend_does_not_report(tmp_path: Path, onnx_model) -> None:
     url = f"enginetimeless://engine-test-{uuid.uuid4().hex[:12]}/artifacts"
     try:
@@ -415,7 +507,9 @@ def test_a_file_url_that_cannot_be_written_is_a_registry_error(tmp_path: Path, o
     with Registry(home=tmp_path / "home", artifacts_url=url) as registry:
         with pytest.raises(
             RegistryError,
-            match=f"artifact store '{url}': cannot upload an artifact to '{url}/tmp/.*\\.part'",
+            # The first write to the store records this registry in it.
+            match=f"artifact store '{url}': cannot record this registry in "
+            f"'{url}/registries/[0-9a-f]{{32}}'",
         ):
             registry.register("m", onnx_model())
         assert registry.list() == []  # the transaction rolled back: nothing registered
@@ -472,6 +566,64 @@ def test_a_failing_store_is_a_registry_error_naming_the_url_not_its_password(
     with pytest.raises(RegistryError, match=f"artifact store '{shown}': cannot list '{shown}/tmp'"):
         other.gc(min_age_s=0.0)
     other.close()
+
+
+def test_a_failed_upload_leaves_no_temp_file_in_the_store_or_the_cache(
+    store_url: str, tmp_path: Path, onnx_model, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The shared store fills up half-way through an upload: the partial temp key goes at
+    once (not an hour later, by gc), and so does the cache's staged copy."""
+    fs, base = url_to_fs(store_url)
+
+    def full_half_way(self: Any, lpath: Any, rpath: Any, *args: Any, **kwargs: Any) -> None:
+        data = Path(lpath).read_bytes()
+        self.pipe_file(rpath, data[: len(data) // 2])
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    home = tmp_path / "home"
+    with Registry(home=home, artifacts_url=store_url) as registry:
+        monkeypatch.setattr(type(fs), "put_file", full_half_way)
+        with pytest.raises(
+            RegistryError,
+            match=f"artifact store '{store_url}': cannot upload an artifact to "
+            f"'{store_url}/tmp/.*\\.part': OSError: No space left on device",
+        ):
+            registry.register("m", onnx_model())
+        monkeypatch.undo()
+        assert registry.list() == []
+        assert fs.find(f"{base}/tmp") == []
+        assert list((home / "artifact-cache" / "tmp").iterdir()) == []
+        registry.register("m", onnx_model())  # the space is back
+    assert fs.find(f"{base}/tmp") == []
+
+
+@pytest.mark.parametrize("how", ["folder", "symlink loop"])
+def test_an_unreadable_cached_blob_is_a_load_error_naming_it(
+    store_url: str, tmp_path: Path, how: str
+) -> None:
+    """Not readable even as root (see _make_unreadable): a folder of the blob's size, or a
+    symlink to itself."""
+    probe = tmp_path / "probe-folder"
+    probe.mkdir()
+    data = b"m" * probe.stat().st_size  # so that a folder passes the size check
+    source = tmp_path / "src.bin"
+    source.write_bytes(data)
+    store = RemoteArtifactStore(store_url, tmp_path / "cache")
+    staged = store.stage(source)
+    cached = store.commit(staged)
+    cached.unlink()
+    if how == "folder":
+        cached.mkdir()
+    else:
+        cached.symlink_to(cached)
+    reason = "Is a directory" if how == "folder" else "Too many levels of symbolic links"
+    with pytest.raises(ModelLoadError) as info:
+        store.verify(staged.sha256, len(data))
+    message = str(info.value)
+    assert message.startswith(
+        f"cannot read artifact {staged.sha256} in the local cache at '{cached}': {reason}; "
+    )
+    assert "delete that file to fetch the blob again" in message
 
 
 def test_an_unknown_protocol_is_a_registry_error(tmp_path: Path) -> None:
