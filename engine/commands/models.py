@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import re
 import sys
 import unicodedata
@@ -32,7 +33,13 @@ from pathlib import Path
 from typing import Any
 
 from engine.config import ModelConfig
-from engine.errors import InvalidConfigError, InvalidModelNameError, ModelNotFoundError
+from engine.errors import (
+    InvalidConfigError,
+    InvalidModelNameError,
+    ModelNotFoundError,
+    RegistryError,
+)
+from engine.names import MAX_VERSION, validate_name
 from engine.registry import (
     Lineage,
     ModelVersion,
@@ -41,6 +48,7 @@ from engine.registry import (
     code_revision,
     fingerprint_file,
 )
+from engine.registry.registry import missing_database
 from engine.repository import import_repository, read_config
 
 __all__ = ["register"]
@@ -48,6 +56,11 @@ __all__ = ["register"]
 Handler = Callable[[argparse.Namespace], int]
 
 _FINGERPRINT = re.compile(r"sha256:[0-9a-f]{64}")  # what fingerprint_file writes
+# A --metric: decimal, ASCII only. float() alone would also take "1_000", " 1", "nan" or "١".
+_DECIMAL = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
+# Deepest --param value taken: far beyond real params, far below where JSON encoding and
+# decoding (here and in the registry's database layer) exceed Python's recursion limit.
+_MAX_PARAM_DEPTH = 100
 
 
 def register(subparsers: Any) -> None:
@@ -76,7 +89,9 @@ def register(subparsers: Any) -> None:
         parser: argparse.ArgumentParser = sub.add_parser(
             name, parents=[common], help=help_text, description=help_text
         )
-        parser.set_defaults(handler=handler)
+        # Only the commands that register open a registry that does not exist yet (creating
+        # it); the others refuse, so that a mistyped --home or URL is said, not created.
+        parser.set_defaults(handler=handler, creates_registry=handler in (_register, _import_repo))
         return parser
 
     p = add("register", _register, "register an ONNX file as the next version of a model")
@@ -154,6 +169,12 @@ def register(subparsers: Any) -> None:
         default=3600.0,
         help="only files older than this (default 3600: spares registrations in flight)",
     )
+    p.add_argument(
+        "--claim-store",
+        action="store_true",
+        help="record this registry as the artifact store's only user first (for a store filled "
+        "before registries were recorded in it; refused if another registry is recorded)",
+    )
 
 
 # ---- handlers ------------------------------------------------------------------------------
@@ -175,6 +196,18 @@ def _auto_revision() -> str:
 def _register(args: argparse.Namespace) -> int:
     _refuse_control_characters("--code-revision", args.code_revision)
     _refuse_control_characters("--created-by", args.created_by)
+    _refuse_control_characters("--description", args.description)
+    if args.created_by is not None and not args.created_by.strip():
+        # The registry would record the OS user instead: a substitution nobody asked for.
+        raise InvalidConfigError(
+            f"--created-by must not be empty; was {args.created_by!r}; leave the option out to "
+            "record the OS user"
+        )
+    metrics = {k: _number(k, v) for k, v in _pairs(args.metric, "--metric")}
+    params = {k: _param(k, v) for k, v in _pairs(args.param, "--param")}
+    tags = dict(_pairs(args.tag, "--tag"))
+    for key, value in tags.items():
+        _refuse_control_characters(f"the value of --tag {key!r}", value)
     if args.data_fingerprint is not None and not _FINGERPRINT.fullmatch(args.data_fingerprint):
         raise InvalidConfigError(
             f"--data-fingerprint must be sha256: and 64 lowercase hex digits; was "
@@ -192,9 +225,9 @@ def _register(args: argparse.Namespace) -> int:
             args.name,
             args.path,
             config=_config_file(args.config, args.name),
-            metrics={k: _number(k, v) for k, v in _pairs(args.metric, "--metric")},
-            params={k: _json_or_str(v) for k, v in _pairs(args.param, "--param")},
-            tags=dict(_pairs(args.tag, "--tag")),
+            metrics=metrics,
+            params=params,
+            tags=tags,
             lineage=lineage,
             alias=args.alias,
             description=args.description,
@@ -268,7 +301,7 @@ def _show(args: argparse.Namespace) -> int:
             ("created_by", _text(lin["created_by"])),
             ("description", record.description or "-"),
             ("metrics", _readable(record, "metrics", _inline(record.metrics))),
-            ("params", _readable(record, "params", _inline(record.params))),
+            ("params", _readable(record, "params", _inline(record.params, _param_text))),
             ("tags", _readable(record, "tags", _inline(record.tags))),
             ("parent", parent),
             ("data_fingerprint", _text(lin["data_fingerprint"])),
@@ -322,6 +355,7 @@ def _versions(args: argparse.Namespace) -> int:
 
 
 def _alias(args: argparse.Namespace) -> int:
+    validate_name(args.name)  # else the lookup says only "no model named 'm:1'"
     with _open(args) as registry:
         if args.delete:
             if args.version is not None:
@@ -351,6 +385,7 @@ def _alias(args: argparse.Namespace) -> int:
 
 
 def _archive(args: argparse.Namespace) -> int:
+    validate_name(args.name)  # else the lookup says only "no model named 'm:1'"
     with _open(args) as registry:
         record = registry.archive(args.name, args.version)
     if args.json:
@@ -361,6 +396,7 @@ def _archive(args: argparse.Namespace) -> int:
 
 
 def _delete(args: argparse.Namespace) -> int:
+    validate_name(args.name)  # else the lookup says only "no model named 'm:1'"
     with _open(args) as registry:
         registry.delete(args.name, args.version)
     if args.json:
@@ -436,7 +472,7 @@ def _import_repo(args: argparse.Namespace) -> int:
 
 def _gc(args: argparse.Namespace) -> int:
     with _open(args) as registry:
-        removed = registry.gc(min_age_s=args.min_age_s)
+        removed = registry.gc(min_age_s=args.min_age_s, claim_store=args.claim_store)
     if args.json:
         _print_json({"removed": removed})
     else:
@@ -449,6 +485,14 @@ def _gc(args: argparse.Namespace) -> int:
 
 @contextmanager
 def _open(args: argparse.Namespace) -> Iterator[Registry]:
+    if not getattr(args, "creates_registry", True):
+        missing = missing_database(args.home, args.registry_url)
+        if missing is not None:
+            raise RegistryError(
+                f"there is no registry database {str(missing)!r}, so nothing is registered "
+                "there (check --home and --registry-url, or ENGINE_HOME and "
+                "ENGINE_REGISTRY_URL); only 'register' and 'import-repo' create one"
+            )
     with Registry(
         home=args.home, url=args.registry_url, artifacts_url=args.artifacts_url
     ) as registry:
@@ -470,7 +514,7 @@ def _transform_spec(path: Path) -> Any:
     otherwise record (and ``lineage`` show) a spec nothing can apply."""
     from engine.transforms.spec import TransformSpec
 
-    data = _json_file(path)
+    data = _json_file(path, "--transform-spec")
     try:
         TransformSpec.from_dict(data)
     except InvalidConfigError as exc:
@@ -500,40 +544,97 @@ def _non_negative(text: str) -> float:
 
 
 def _version(text: str) -> int:
-    if not text.isdigit() or text.startswith("0") or len(text) > 10:
-        raise argparse.ArgumentTypeError(f"version must be a positive integer; was {text!r}")
+    # ASCII only: str.isdigit() and int() also take other scripts' digits ("١" is 1).
+    if re.fullmatch(r"[1-9][0-9]*", text) is None:
+        raise argparse.ArgumentTypeError(
+            f"version must be a positive integer in ASCII digits 0-9 without leading zeros; "
+            f"was {text!r}"
+        )
+    if len(text) > len(str(MAX_VERSION)) or int(text) > MAX_VERSION:
+        raise argparse.ArgumentTypeError(f"version must be in [1, {MAX_VERSION}]; was {text}")
     return int(text)
 
 
 def _pairs(items: Sequence[str], option: str) -> list[tuple[str, str]]:
-    out = []
+    out: dict[str, str] = {}
     for item in items:
         key, sep, value = item.partition("=")
         if not sep or not key:
             raise InvalidConfigError(f"{option} needs KEY=VALUE; was {item!r}")
-        out.append((key, value))
-    return out
+        _refuse_control_characters(f"{option} key", key)
+        if key in out:  # a dict of them would keep the last one silently
+            raise InvalidConfigError(
+                f"{option} {key!r} is given twice ({out[key]!r}, then {value!r}); give each key "
+                "once"
+            )
+        out[key] = value
+    return list(out.items())
 
 
 def _number(key: str, text: str) -> float:
-    try:
-        return float(text)
-    except ValueError:
-        raise InvalidConfigError(f"metric {key!r} must be a number; was {text!r}") from None
+    value = float(text) if _DECIMAL.fullmatch(text) else math.nan
+    if not math.isfinite(value):  # not decimal, or too large for a float (1e999)
+        raise InvalidConfigError(
+            f"--metric {key!r} must be a finite number such as 0.93, -2 or 1e-3 (ASCII digits, "
+            f"no '_'); was {text!r}"
+        )
+    return value
 
 
-def _json_or_str(text: str) -> Any:
+def _param(key: str, text: str) -> Any:
+    """A --param value: its JSON when it is JSON, else the text itself."""
+    too_deep = InvalidConfigError(
+        f"--param {key}: the value nests more than {_MAX_PARAM_DEPTH} levels of lists or "
+        "objects; give a flatter value"
+    )
     try:
-        return json.loads(text)
+        value = json.loads(text)
+    except RecursionError:
+        raise too_deep from None
     except ValueError:
         return text
-
-
-def _json_file(path: Path) -> Any:
+    if _depth(value) > _MAX_PARAM_DEPTH:
+        raise too_deep
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise InvalidConfigError(f"cannot read JSON from {str(path)!r}: {exc}") from exc
+        json.dumps(value, allow_nan=False)
+    except ValueError:  # Python's json reads NaN and Infinity, and 1e999 as inf
+        shown = text if len(text) <= 80 else text[:80] + "..."
+        raise InvalidConfigError(
+            f"--param {key}={shown}: NaN and infinite numbers cannot be stored (1e999 is "
+            'infinite as a float); to keep the text, give it as a JSON string such as "NaN"'
+        ) from None
+    return value
+
+
+def _depth(value: Any) -> int:
+    """How many lists or objects deep ``value`` nests (0 for a scalar), without recursing."""
+    deepest, stack = 0, [(value, 0)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, (list, dict)):
+            deepest = max(deepest, depth + 1)
+            children = item.values() if isinstance(item, dict) else item
+            stack.extend((child, depth + 1) for child in children)
+    return deepest
+
+
+def _json_file(path: Path, option: str) -> Any:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise InvalidConfigError(
+            f"{option} {str(path)!r}: cannot read: {exc.strerror or exc}"
+        ) from None
+    except ValueError as exc:  # not UTF-8
+        raise InvalidConfigError(f"{option} {str(path)!r}: cannot read: {exc}") from None
+    try:
+        return json.loads(text)
+    except RecursionError:
+        raise InvalidConfigError(
+            f"{option} {str(path)!r}: the JSON is nested too deeply to read"
+        ) from None
+    except ValueError as exc:
+        raise InvalidConfigError(f"{option} {str(path)!r}: not JSON: {exc}") from None
 
 
 def _config_file(path: Path | None, name: str) -> ModelConfig | None:
@@ -541,9 +642,11 @@ def _config_file(path: Path | None, name: str) -> ModelConfig | None:
         return None
     if path.suffix == ".pbtxt":
         return read_config(path, name)[0]
-    data = _json_file(path)
+    data = _json_file(path, "--config")
     if not isinstance(data, dict):
-        raise InvalidConfigError(f"{str(path)!r} must hold a JSON object of ModelConfig fields")
+        raise InvalidConfigError(
+            f"--config {str(path)!r} must hold a JSON object of ModelConfig fields"
+        )
     return ModelConfig.from_dict(data)
 
 
@@ -568,10 +671,24 @@ def _print_fields(pairs: Sequence[tuple[str, str]]) -> None:
 _SHOWN_VALUE_CHARS = 200
 
 
-def _inline(mapping: dict[str, Any]) -> str:
+def _inline(mapping: dict[str, Any], shown: Callable[[Any], str] = str) -> str:
     """``k=v, ...`` on one line, each value cut at _SHOWN_VALUE_CHARS (a trained model's
     reference profile is kilobytes of JSON in its params)."""
-    return ", ".join(f"{k}={_cut(str(v))}" for k, v in mapping.items()) or "-"
+    return ", ".join(f"{k}={_cut(shown(v))}" for k, v in mapping.items()) or "-"
+
+
+def _param_text(value: Any) -> str:
+    """A param as ``--param`` takes it: compact JSON, but a string bare when ``--param``
+    would keep that text as this same string (it is no JSON, and has no control character
+    to break the line)."""
+    if isinstance(value, str) and not any(unicodedata.category(c) == "Cc" for c in value):
+        try:
+            json.loads(value)
+        except ValueError:
+            return value
+        except RecursionError:
+            pass  # JSON-like text, so quoted
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
 
 
 def _cut(text: str) -> str:

@@ -363,13 +363,17 @@ def test_config_files_json_and_pbtxt(run: Run, add_model, tmp_path: Path) -> Non
         (["register", "../evil", "x.onnx"], "invalid model name '../evil'"),
         (["register", "m", "missing.onnx"], "does not exist or is not a file"),
         (["register", "m", "MODEL", "--metric", "auc"], "--metric needs KEY=VALUE; was 'auc'"),
-        (["register", "m", "MODEL", "--metric", "auc=high"], "metric 'auc' must be a number"),
+        (
+            ["register", "m", "MODEL", "--metric", "auc=high"],
+            "--metric 'auc' must be a finite number",
+        ),
         (["show", "nope"], "no model named 'nope'"),
         (["show", "m%2f..%2f"], "URL-encoded"),
         (["alias", "m", "prod"], "give the VERSION the alias should point at"),
     ],
 )
 def test_errors_exit_1_with_a_message(run: Run, add_model, args: list[str], fragment: str) -> None:
+    run("register", "other", str(add_model(2.0)))  # a registry exists: the error is args'
     args = [str(add_model(1.0)) if a == "MODEL" else a for a in args]
     code, _, err = run(*args)
     assert code == 1
@@ -518,6 +522,35 @@ def test_gc_refuses_a_negative_age(run: Run, capsys) -> None:
     assert "argument --min-age-s: must be >= 0 seconds; was '-5'" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize(
+    "command",
+    [["list"], ["show", "m"], ["versions", "m"], ["lineage", "m"], ["alias", "m", "prod", "1"],
+     ["archive", "m", "1"], ["delete", "m", "1"], ["gc"]],
+)
+def test_commands_that_do_not_register_refuse_a_missing_registry(
+    run: Run, tmp_path: Path, command: list[str]
+) -> None:
+    """A mistyped --home is said, and not created: only register and import-repo create one."""
+    code, out, err = run(*command)
+    database = tmp_path / "home" / "registry.db"
+    assert (code, out) == (1, "")
+    assert f"there is no registry database '{database}', so nothing is registered there" in err
+    assert not database.exists()
+
+
+def test_gc_claims_a_store_filled_before_registries_were_recorded(
+    run: Run, add_model, tmp_path: Path
+) -> None:
+    import shutil
+
+    assert run("register", "m", str(add_model()))[0] == 0
+    shutil.rmtree(tmp_path / "home" / "artifacts" / "registries")  # as an older engine left it
+    code, _, err = run("gc")
+    assert code == 1 and "claim it with 'engine models gc --claim-store'" in err
+    assert run("gc", "--claim-store") == (0, "removed 0 file(s)\n", "")
+    assert run("gc") == (0, "removed 0 file(s)\n", "")
+
+
 def test_missing_blob_names_the_shared_store_options(run: Run, add_model, tmp_path: Path) -> None:
     from engine.errors import ModelLoadError
     from engine.registry import Registry
@@ -577,3 +610,195 @@ def test_show_cuts_long_values_that_json_keeps_whole(run: Run, add_model) -> Non
     assert code == 0 and len(line) < 300, line
     assert "... (5000 characters; --json shows all), k=1" in line
     assert _json(run, "show", "m:1")["params"]["profile"] == profile  # type: ignore[index]
+
+
+@pytest.mark.parametrize(
+    ("args", "fragment"),
+    [
+        (
+            ["--description", "two\nlines"],
+            (
+                "--description must not contain control characters (newlines, tabs, escapes); "
+                "was 'two\\nlines'"
+            ),
+        ),
+        (["--tag", "te\tam=risk"], "--tag key must not contain control characters"),
+        (
+            ["--tag", "team=ri\x1b[31msk"],
+            "the value of --tag 'team' must not contain control characters",
+        ),
+        (["--param", "de\npth=4"], "--param key must not contain control characters"),
+        (["--metric", "a\nuc=0.9"], "--metric key must not contain control characters"),
+    ],
+)
+def test_register_refuses_control_characters_in_shown_text(
+    run: Run, add_model, args: list[str], fragment: str
+) -> None:
+    """A newline or escape in these would break the one-line tables and `show` lines."""
+    code, out, err = run("register", "m", str(add_model()), *args)
+    assert (code, out) == (1, "") and err.startswith("error: ")
+    assert fragment in err
+    assert run("versions", "m")[0] == 1  # nothing was registered
+
+
+@pytest.mark.parametrize(
+    ("param", "fragment"),
+    [
+        ("x=NaN", "error: --param x=NaN: NaN and infinite numbers cannot be stored"),
+        ("x=-Infinity", "error: --param x=-Infinity: NaN and infinite numbers cannot be stored"),
+        ("z=1e999", "error: --param z=1e999: NaN and infinite numbers cannot be stored"),
+        ("y=[1, NaN]", "error: --param y=[1, NaN]: NaN and infinite numbers cannot be stored"),
+        ("x=" + "[" * 1000 + "]" * 1000, "error: --param x: the value nests more than 100 levels"),
+        ("x=" + "[" * 101 + "]" * 101, "error: --param x: the value nests more than 100 levels"),
+    ],
+)
+def test_register_names_the_param_it_refuses(
+    run: Run, add_model, param: str, fragment: str
+) -> None:
+    code, out, err = run("register", "m", str(add_model()), "--param", param)
+    assert (code, out) == (1, "")
+    assert err.startswith(fragment), err
+    assert "Traceback" not in err
+    assert run("versions", "m")[0] == 1  # nothing was registered
+
+
+def test_register_keeps_a_param_nested_100_levels(run: Run, add_model) -> None:
+    value = "[" * 100 + "]" * 100
+    record = _json(run, "register", "m", str(add_model()), "--param", f"x={value}")
+    assert json.dumps(record["params"]["x"], separators=(",", ":")) == value  # type: ignore[index]
+
+
+@pytest.mark.parametrize(
+    "version", ["\u0661", "\uff11", "1\n", " 1", "+1", "0", "01", "-1", "1.0", "1_0"]
+)
+def test_version_argument_takes_only_ascii_digits(
+    run: Run, add_model, capsys, version: str
+) -> None:
+    run("register", "u", str(add_model()))
+    with pytest.raises(SystemExit) as info:
+        run("delete", "u", version)
+    assert info.value.code == 2
+    assert (
+        f"version must be a positive integer in ASCII digits 0-9 without leading zeros; "
+        f"was {version!r}" in capsys.readouterr().err
+    )
+    assert _json(run, "show", "u:1")["version"] == 1  # type: ignore[index]
+
+
+@pytest.mark.parametrize("version", ["2147483648", "9999999999", "99999999999", "1" * 40])
+def test_version_argument_out_of_range_names_the_bound(run: Run, capsys, version: str) -> None:
+    with pytest.raises(SystemExit) as info:
+        run("delete", "m", version)
+    assert info.value.code == 2
+    assert f"version must be in [1, 2147483647]; was {version}" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["archive", "m:1", "1"],
+        ["delete", "m:1", "1"],
+        ["alias", "m:1", "production", "1"],
+        ["alias", "m:1", "production", "--delete"],
+        ["versions", "m:1"],
+    ],
+)
+def test_commands_taking_a_name_refuse_an_invalid_one(
+    run: Run, add_model, command: list[str]
+) -> None:
+    run("register", "m", str(add_model()))
+    code, out, err = run(*command)
+    assert (code, out) == (1, "")
+    assert err.startswith("error: invalid model name 'm:1': character ':' is not allowed"), err
+
+
+def test_show_prints_params_as_compact_json(run: Run, add_model) -> None:
+    run(
+        "register",
+        "m",
+        str(add_model()),
+        *("--param", "x=[1, 2]", "--param", 'y={"a": 1}', "--param", "n=null"),
+        *("--param", "kind=gbm", "--param", 's="4"', "--param", "t=a\nb", "--param", "e="),
+    )
+    code, out, _ = run("show", "m:1")
+    line = next(line for line in out.splitlines() if line.startswith("params:"))
+    assert code == 0
+    # What is shown is what --param takes: a string --param would read as JSON is quoted.
+    assert line.split(None, 1)[1] == 'x=[1,2], y={"a":1}, n=null, kind=gbm, s="4", t="a\\nb", e='
+    params = _json(run, "show", "m:1")["params"]  # type: ignore[index]
+    assert params == {
+        "x": [1, 2],
+        "y": {"a": 1},
+        "n": None,
+        "kind": "gbm",
+        "s": "4",
+        "t": "a\nb",
+        "e": "",
+    }
+
+
+@pytest.mark.parametrize(
+    ("args", "fragment"),
+    [
+        (
+            ["--created-by", ""],
+            "--created-by must not be empty; was ''; leave the option out to record the OS user",
+        ),
+        (["--created-by", "  "], "--created-by must not be empty; was '  '"),
+        (
+            ["--metric", "acc=0.9", "--metric", "acc=0.8"],
+            "--metric 'acc' is given twice ('0.9', then '0.8'); give each key once",
+        ),
+        (["--param", "k=1", "--param", "k=2"], "--param 'k' is given twice ('1', then '2')"),
+        (["--tag", "t=a", "--tag", "t=a"], "--tag 't' is given twice ('a', then 'a')"),
+        (
+            ["--metric", "a=1_000"],
+            (
+                "--metric 'a' must be a finite number such as 0.93, -2 or 1e-3 (ASCII digits, no "
+                "'_'); was '1_000'"
+            ),
+        ),
+        (["--metric", "a=nan"], "--metric 'a' must be a finite number such as 0.93"),
+        (["--metric", "a=inf"], "--metric 'a' must be a finite number such as 0.93"),
+        (["--metric", "a=1e999"], "--metric 'a' must be a finite number such as 0.93"),
+        (["--metric", "a=\u0661"], "--metric 'a' must be a finite number such as 0.93"),
+        (["--metric", "a= 1"], "--metric 'a' must be a finite number such as 0.93"),
+        (["--metric", "a="], "--metric 'a' must be a finite number such as 0.93"),
+    ],
+)
+def test_register_refuses_what_it_would_silently_change(
+    run: Run, add_model, args: list[str], fragment: str
+) -> None:
+    code, out, err = run("register", "m", str(add_model()), *args)
+    assert (code, out) == (1, "") and err.startswith("error: ")
+    assert fragment in err, err
+    assert run("versions", "m")[0] == 1  # nothing was registered
+
+
+@pytest.mark.parametrize("metric", ["1", "-2", "+0.5", "1.", ".5", "1e-3", "2E+2"])
+def test_register_takes_decimal_metrics(run: Run, add_model, metric: str) -> None:
+    record = _json(run, "register", "m", str(add_model()), "--metric", f"a={metric}")
+    assert record["metrics"] == {"a": float(metric)}  # type: ignore[index]
+
+
+def test_json_file_errors_name_the_option(run: Run, add_model, tmp_path: Path) -> None:
+    code, out, err = run("register", "m", str(add_model()), "--transform-spec", "nosuch.json")
+    assert (code, out) == (1, "")
+    assert err.startswith(
+        "error: --transform-spec 'nosuch.json': cannot read: No such file or directory"
+    ), err
+    deep = tmp_path / "deep.json"
+    deep.write_text("[" * 100000 + "]" * 100000)
+    code, _, err = run("register", "m", str(add_model()), "--transform-spec", str(deep))
+    assert code == 1 and err.startswith(f"error: --transform-spec {str(deep)!r}: "), err
+    assert "nested too deeply" in err
+    broken = tmp_path / "broken.json"
+    broken.write_text("{oops")
+    code, _, err = run("register", "m", str(add_model()), "--config", str(broken))
+    assert code == 1 and err.startswith(f"error: --config {str(broken)!r}: not JSON: "), err
+    listed = tmp_path / "list.json"
+    listed.write_text("[]")
+    code, _, err = run("register", "m", str(add_model()), "--config", str(listed))
+    assert code == 1
+    assert f"error: --config {str(listed)!r} must hold a JSON object of ModelConfig fields" in err
+    assert run("versions", "m")[0] == 1  # nothing was registered
