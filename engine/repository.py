@@ -52,15 +52,19 @@ if TYPE_CHECKING:
     from engine.registry import Registry
 
 __all__ = [
+    "POLICY_TAG",
     "ImportResult",
     "RepositoryModel",
     "RepositoryVersion",
     "VersionPolicy",
     "import_repository",
     "parse_pbtxt",
+    "parse_version_policy",
+    "policy_text",
     "read_config",
     "scan_model",
     "scan_repository",
+    "serving_policy_tag",
 ]
 
 CONFIG_FILE = "config.pbtxt"
@@ -317,6 +321,47 @@ class VersionPolicy:
         return sorted(self.versions)
 
 
+# The tag of a registered version that names its serving version policy, in the text
+# parse_version_policy reads (that of `engine serve --versions`). `engine serve --registry`
+# reads it from the version an alias points at; the registry refuses a value it cannot read.
+POLICY_TAG = "version_policy"
+_SPECIFIC_RE = re.compile(r"[1-9][0-9]{0,9}(,[1-9][0-9]{0,9})*")
+
+
+def parse_version_policy(text: str) -> VersionPolicy:
+    """``latest:N``, ``all`` or ``1,3`` (specific versions). Raises InvalidConfigError."""
+    value = text.strip()
+    if value == "all":
+        return VersionPolicy("all")
+    if value.startswith("latest:"):
+        count = value[len("latest:") :]
+        if not re.fullmatch(r"[1-9][0-9]{0,5}", count):
+            raise InvalidConfigError(
+                f"version policy latest:N needs an integer N >= 1; was {text!r}"
+            )
+        return VersionPolicy("latest", num_versions=int(count))
+    if _SPECIFIC_RE.fullmatch(value):
+        versions = tuple(sorted({int(v) for v in value.split(",")}))
+        if versions[-1] > MAX_VERSION:
+            raise InvalidConfigError(
+                f"version policy versions must be at most {MAX_VERSION}; was {text!r}"
+            )
+        return VersionPolicy("specific", versions=versions)
+    raise InvalidConfigError(
+        f"version policy must be latest:N, all, or version numbers such as 1,3; was {text!r}"
+    )
+
+
+
+def policy_text(policy: VersionPolicy) -> str:
+    """``policy`` in the text :func:`parse_version_policy` reads."""
+    if policy.kind == "all":
+        return "all"
+    if policy.kind == "latest":
+        return f"latest:{policy.num_versions}"
+    return ",".join(str(v) for v in sorted(set(policy.versions)))
+
+
 _TRITON_DTYPES = {d.triton: d.name for d in DTYPES}
 
 
@@ -346,7 +391,7 @@ def config_from_dict(
         return InvalidConfigError(f"{source}: {message}")
 
     if data.get("name", model_name) != model_name:
-        raise bad(f"name {data['name']!r} does not match the model folder {model_name!r}")
+        raise bad(f"name {data['name']!r} does not match the model's name {model_name!r}")
     if data.get("platform", "onnxruntime_onnx") != "onnxruntime_onnx":
         raise bad(f"platform {data['platform']!r} is not supported; only 'onnxruntime_onnx'")
     if data.get("backend", "onnxruntime") != "onnxruntime":
@@ -618,6 +663,23 @@ class ImportResult:
         }
 
 
+def serving_policy_tag(policy: VersionPolicy) -> str | None:
+    """The registry's POLICY_TAG for a config.pbtxt's version policy, None for the default
+    (which `engine serve --registry` matches by serving the alias's target). A ``specific``
+    policy has none: it names a repository's version folders, not the registry's numbers."""
+    if policy == VersionPolicy() or policy.kind == "specific":
+        return None
+    return policy_text(policy)
+
+
+def _import_tags(model: RepositoryModel, item: RepositoryVersion) -> dict[str, str]:
+    tags = {"source": "model-repository", "repository_version": str(item.version)}
+    # So that `engine serve --registry` serves what `--model-repository` would.
+    if (policy := serving_policy_tag(model.policy)) is not None:
+        tags[POLICY_TAG] = policy
+    return tags
+
+
 def import_repository(
     registry: Registry, root: str | Path, *, alias: str | None = None
 ) -> list[ImportResult]:
@@ -632,7 +694,9 @@ def import_repository(
     model file *and* its config: a version whose bytes and config are both registered under
     the same name already is skipped, so importing twice is harmless, while an edited
     ``config.pbtxt`` makes a new version (its artifact is stored once). With ``alias``, it
-    points at each model's newest imported version, in the same transaction.
+    points at each model's newest imported version, in the same transaction. A ``latest`` or
+    ``all`` version policy is kept as each version's POLICY_TAG, which ``engine serve
+    --registry`` follows; a ``specific`` one only selects the folders imported.
     """
     from engine.registry import NewVersion
     from engine.registry.onnx_signature import check_model_file
@@ -656,7 +720,7 @@ def import_repository(
                 model.name,
                 item.path,
                 config=model.config,
-                tags={"source": "model-repository", "repository_version": str(item.version)},
+                tags=_import_tags(model, item),
             )
             for model, item in selected
         ],

@@ -26,7 +26,6 @@ a version go, so a stuck rollout is visible as a difference from the registry.
 from __future__ import annotations
 
 import logging
-import re
 import threading
 import time
 from collections.abc import Iterator
@@ -46,45 +45,15 @@ from engine.monitoring import (
     monitor_model,
 )
 from engine.monitoring.prediction_log import PredictionLogConfig
-from engine.names import MAX_VERSION, validate_name
+from engine.names import validate_name
 from engine.registry import ModelVersion, Registry
-from engine.repository import VersionPolicy
+from engine.repository import POLICY_TAG, VersionPolicy, parse_version_policy
 
 from .control import ServingControl
 
 __all__ = ["POLICY_TAG", "RegistryServing", "parse_version_policy"]
 
 log = logging.getLogger("engine.server")
-
-# The tag of a registered version that names its serving version policy (same text as
-# --versions); read from the version the alias points at.
-POLICY_TAG = "version_policy"
-_SPECIFIC_RE = re.compile(r"[1-9][0-9]{0,9}(,[1-9][0-9]{0,9})*")
-
-
-def parse_version_policy(text: str) -> VersionPolicy:
-    """``latest:N``, ``all`` or ``1,3`` (specific versions). Raises InvalidConfigError."""
-    value = text.strip()
-    if value == "all":
-        return VersionPolicy("all")
-    if value.startswith("latest:"):
-        count = value[len("latest:") :]
-        if not re.fullmatch(r"[1-9][0-9]{0,5}", count):
-            raise InvalidConfigError(
-                f"version policy latest:N needs an integer N >= 1; was {text!r}"
-            )
-        return VersionPolicy("latest", num_versions=int(count))
-    if _SPECIFIC_RE.fullmatch(value):
-        versions = tuple(sorted({int(v) for v in value.split(",")}))
-        if versions[-1] > MAX_VERSION:
-            raise InvalidConfigError(
-                f"version policy versions must be at most {MAX_VERSION}; was {text!r}"
-            )
-        return VersionPolicy("specific", versions=versions)
-    raise InvalidConfigError(
-        f"version policy must be latest:N, all, or version numbers such as 1,3; was {text!r}"
-    )
-
 
 def _select(policy: VersionPolicy | None, records: list[ModelVersion]) -> set[int]:
     """Versions the policy picks: latest/all among ready versions; specific ones that exist

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -36,6 +37,8 @@ __all__ = ["Database", "normalise_url"]
 
 BUSY_TIMEOUT_MS = 30_000
 _REGISTRY_ID = re.compile(r"[0-9a-f]{32}")
+# Below this much free space, a "disk I/O error" from SQLite is taken for a full disk.
+_LOW_DISK_BYTES = 1 << 20
 
 
 def normalise_url(url: str) -> URL:
@@ -57,6 +60,13 @@ class Database:
         self.shown_url = self.url.render_as_string(hide_password=True)
         self.is_sqlite = self.url.get_backend_name() == "sqlite"
         self._registry_id: str | None = None
+        if self.is_sqlite and (self.url.database or ":memory:") == ":memory:":
+            # Each pooled connection would open its own empty database, gone at exit.
+            raise RegistryError(
+                f"registry URL {self.shown_url!r} is an in-memory SQLite database: its "
+                "connections would not share it and nothing registered would outlive the "
+                "process; give a file (sqlite:////path/to/registry.db)"
+            )
         try:
             if self.is_sqlite:
                 self._writer = sa.create_engine(
@@ -154,12 +164,26 @@ def _sqlite_file_problem(exc: DBAPIError, url: URL) -> str | None:
     ("unable to open database file", "attempt to write a readonly database") does not say; None
     if the files look usable (then SQLite's message stands alone)."""
     message = str(exc.orig)
-    if "unable to open database file" not in message and "readonly database" not in message:
+    known = ("unable to open database file", "readonly database", "disk I/O error")
+    if not any(text in message for text in known):
         return None
     if not url.database or url.database == ":memory:" or url.database.startswith("file:"):
         return None
     path = Path(url.database).absolute()
     folder = path.parent
+    if "disk I/O error" in message:
+        try:
+            free = shutil.disk_usage(folder).free
+        except OSError:
+            return None
+        if free < _LOW_DISK_BYTES:
+            # SQLite says only "disk I/O error" when it cannot grow its files, even to read
+            # (every connection writes the WAL index).
+            return (
+                f"the file system of {str(folder)!r} is full ({free} bytes free); SQLite "
+                f"needs room even to read the registry; free some space"
+            )
+        return None
     if not path.exists():
         # SQLite creates the file, never its folder: name the part of the path in the way.
         existing = next(p for p in (folder, *folder.parents) if p.exists())

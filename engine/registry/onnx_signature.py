@@ -17,7 +17,7 @@ from engine.errors import InvalidConfigError, ModelLoadError
 from engine.signature import TensorSpec, check_declared, dtype_by_name
 
 # check_declared lives with TensorSpec (engine.load uses it too); re-exported for the registry.
-__all__ = ["check_declared", "check_model_file", "read_signature"]
+__all__ = ["check_declared", "check_loads", "check_model_file", "read_signature"]
 
 
 def read_signature(
@@ -57,6 +57,30 @@ def read_signature(
     if not outputs:
         raise ModelLoadError(f"{shown} has no graph outputs")
     return inputs, outputs
+
+
+def check_loads(path: Path, label: str) -> None:
+    """Raise ModelLoadError unless ONNX Runtime's CPU provider can load the model at ``path``.
+
+    onnx's checker passes files that ONNX Runtime refuses: an operator bound to mismatched
+    types, an output declared with the wrong type, an operator of an unknown domain. Such a
+    version would register and then fail at every load. This creates a session without graph
+    optimizations (its checks are those of loading, not of optimizing) and drops it.
+    """
+    import onnxruntime as ort  # type: ignore[import-untyped]
+
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    options.intra_op_num_threads = 1
+    options.inter_op_num_threads = 1
+    options.log_severity_level = 3  # errors only: its warnings are not this check's
+    try:
+        ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    except Exception as exc:  # noqa: BLE001 - ORT raises its own classes, or RuntimeError
+        reason = " ".join(str(exc).split())
+        raise ModelLoadError(
+            f"{label!r}: ONNX Runtime cannot load this model on the CPU: {reason}"
+        ) from None
 
 
 def _spec(value: onnx.ValueInfoProto, shown: str) -> TensorSpec:
@@ -107,6 +131,7 @@ def check_model_file(
     (see :func:`read_signature`) or InvalidConfigError naming the tensor and both sides.
     """
     inputs, outputs = read_signature(path, label=label)
+    check_loads(path, label)
     check_declared(config.inputs, inputs, "input", label)
     check_declared(config.outputs, outputs, "output", label)
     # The core's rule (csrc/model.cc): batching needs a dynamic first dimension everywhere.

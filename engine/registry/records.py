@@ -34,6 +34,7 @@ from typing import Any
 from engine.config import ModelConfig
 from engine.errors import InvalidConfigError, ModelLoadError
 from engine.names import parse_ref
+from engine.repository import POLICY_TAG, parse_version_policy
 from engine.signature import TensorSpec
 
 __all__ = [
@@ -468,6 +469,12 @@ def check_tags(tags: Mapping[str, Any]) -> dict[str, str]:
             raise InvalidConfigError(
                 f"tag {key!r} must be a string of at most {_MAX_TEXT} characters; was {value!r}"
             )
+    if (policy := out.get(POLICY_TAG)) is not None:
+        # Read by `engine serve --registry`, which could only warn and ignore it there.
+        try:
+            parse_version_policy(policy)
+        except InvalidConfigError as exc:
+            raise InvalidConfigError(f"tag {POLICY_TAG!r}: {exc}") from None
     return dict(out)
 
 

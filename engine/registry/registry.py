@@ -496,9 +496,7 @@ class Registry:
                     f"cannot point alias {alias!r} at {name}:{version}: it is {row.status}"
                 )
             _put_alias(conn, row.model_id, alias, row.id, _now())
-            conn.execute(
-                models.update().where(models.c.id == row.model_id).values(updated_at=_now())
-            )
+            _touch(conn, row.model_id)
             return self._load(conn, name, row)
 
     def remove_alias(self, name: str, alias: str) -> None:
@@ -511,6 +509,7 @@ class Registry:
             ).rowcount
             if not deleted:
                 raise ModelNotFoundError(f"model {name!r} has no alias {alias!r}")
+            _touch(conn, model_id)
 
     def archive(self, name: str, version: int) -> ModelVersion:
         """Mark a version archived: kept and loadable as ``name:VERSION``, but never the
@@ -520,6 +519,21 @@ class Registry:
             row = self._version_row(conn, ModelRef(name, version=version))
             self._refuse_if_aliased(conn, row, name, "archive")
             conn.execute(versions.update().where(versions.c.id == row.id).values(status="archived"))
+            _touch(conn, row.model_id)
+            return self._load(conn, name, self._row_by_id(conn, row.id))
+
+    def unarchive(self, name: str, version: int) -> ModelVersion:
+        """Make an archived version ready again: ``name`` resolves to it if it is the newest
+        ready one, and aliases may point at it. A version that is not archived is returned
+        as it is. Raises ModelNotFoundError."""
+        with self._db.write() as conn:
+            self._model_id(conn, name, lock=True)
+            row = self._version_row(conn, ModelRef(name, version=version))
+            if row.status == "archived":
+                conn.execute(
+                    versions.update().where(versions.c.id == row.id).values(status="ready")
+                )
+                _touch(conn, row.model_id)
             return self._load(conn, name, self._row_by_id(conn, row.id))
 
     def delete(self, name: str, version: int) -> None:
@@ -530,6 +544,7 @@ class Registry:
             row = self._version_row(conn, ModelRef(name, version=version))
             self._refuse_if_aliased(conn, row, name, "delete")
             conn.execute(versions.delete().where(versions.c.id == row.id))
+            _touch(conn, row.model_id)
 
     def gc(self, min_age_s: float = 3600.0, *, claim_store: bool = False) -> builtins.list[str]:
         """Remove blobs no version references and leftover temp files older than
@@ -989,6 +1004,11 @@ def _new_id(result: sa.CursorResult[Any]) -> int:
     key = result.inserted_primary_key
     assert key is not None  # single-row INSERT into a table with an integer primary key
     return int(key[0])
+
+
+def _touch(conn: sa.Connection, model_id: int) -> None:
+    """A write to a model's versions or aliases: its ``updated_at`` (what ``list`` shows)."""
+    conn.execute(models.update().where(models.c.id == model_id).values(updated_at=_now()))
 
 
 def _put_alias(conn: sa.Connection, model_id: int, alias: str, version_id: int, now: str) -> None:

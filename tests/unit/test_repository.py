@@ -200,7 +200,7 @@ def test_syntax_and_schema_errors_name_file_and_line(text: str, line: int, fragm
 @pytest.mark.parametrize(
     ("text", "fragment"),
     [
-        ('name: "other"', "name 'other' does not match the model folder 'mlp'"),
+        ('name: "other"', "name 'other' does not match the model's name 'mlp'"),
         ('platform: "tensorrt_plan"', "platform 'tensorrt_plan' is not supported"),
         ('backend: "python"', "backend 'python' is not supported"),
         ('default_model_filename: "../x.onnx"', "default_model_filename must be a plain file name"),
@@ -331,6 +331,7 @@ def test_import_registers_once_and_sets_alias(
         assert registry.get("mlp:1").tags == {
             "source": "model-repository",
             "repository_version": "2",
+            "version_policy": "latest:2",  # the pbtxt's, for `engine serve --registry`
         }
         assert registry.get("mlp:1").config.preferred_batch_sizes == (8, 16)
         again = import_repository(registry, repo)

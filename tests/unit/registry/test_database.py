@@ -137,3 +137,43 @@ def test_a_version_1_database_gets_a_registry_id(tmp_path: Path) -> None:
     finally:
         reopened.dispose()
 
+
+@pytest.mark.parametrize("url", ["sqlite://", "sqlite:///:memory:"])
+def test_an_in_memory_sqlite_database_is_refused(url: str) -> None:
+    with pytest.raises(RegistryError, match="is an in-memory SQLite database: .* give a file"):
+        Database(url)
+
+
+def test_a_full_disk_is_said_when_sqlite_says_only_disk_io_error(tmp_path: Path) -> None:
+    """SQLite reports a full file system as "disk I/O error", even on a read: every
+    connection writes the WAL index. On a real full tmpfs (a mount needs root)."""
+    import shutil
+    import subprocess
+
+    folder = tmp_path / "small"
+    folder.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(folder)],
+                             check=False, capture_output=True, text=True)
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.strip()}")
+    try:
+        Database(f"sqlite:///{folder / 'r.db'}").dispose()  # created while there is room
+        (folder / "r.db-wal").unlink(missing_ok=True)
+        (folder / "r.db-shm").unlink(missing_ok=True)
+        with open(folder / "filler", "wb") as filler:
+            try:
+                while True:
+                    filler.write(b"\0" * 65536)
+                    filler.flush()
+            except OSError:
+                pass
+        assert shutil.disk_usage(folder).free < 65536
+        with pytest.raises(
+            RegistryError,
+            match=f"cannot be used: the file system of '{folder}' is full \\(\\d+ bytes free\\)",
+        ):
+            db = Database(f"sqlite:///{folder / 'r.db'}")
+            db.dispose()
+    finally:
+        subprocess.run(["umount", str(folder)], check=True)
+

@@ -132,6 +132,49 @@ def test_archive_hides_from_latest_but_keeps_explicit_version(
     assert registry.list()[0].latest_version is None
 
 
+def test_unarchive_makes_a_version_ready_again(registry: Registry, onnx_model) -> None:
+    registry.register("m", onnx_model(bias=1.0))
+    registry.register("m", onnx_model(bias=2.0))
+    registry.archive("m", 2)
+    assert registry.unarchive("m", 2).status == "ready"
+    assert registry.get("m").version == 2  # the newest ready one again
+    registry.set_alias("m", "prod", 2)
+    assert registry.unarchive("m", 1).status == "ready"  # not archived: as it is
+    with pytest.raises(ModelNotFoundError):
+        registry.unarchive("m", 3)
+
+
+def test_every_write_to_a_model_moves_its_updated_at(
+    registry: Registry, onnx_model, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``list`` shows when a model last changed: a version, an alias or a status."""
+    import itertools
+    from datetime import datetime, timedelta, timezone
+
+    import engine.registry.registry as registry_module
+
+    clock = [datetime(2026, 1, 1, tzinfo=timezone.utc)]
+
+    def now() -> str:
+        clock[0] += timedelta(minutes=1)
+        return clock[0].isoformat()
+
+    monkeypatch.setattr(registry_module, "_now", now)
+    registry.register("m", onnx_model(bias=1.0))
+    registry.register("m", onnx_model(bias=2.0))
+    seen = [registry.list()[0].updated_at]
+    for write in (
+        lambda: registry.set_alias("m", "prod", 1),
+        lambda: registry.remove_alias("m", "prod"),
+        lambda: registry.archive("m", 2),
+        lambda: registry.unarchive("m", 2),
+        lambda: registry.delete("m", 2),
+    ):
+        write()
+        seen.append(registry.list()[0].updated_at)
+    assert all(a < b for a, b in itertools.pairwise(seen)), seen
+
+
 def test_archive_and_delete_refuse_while_aliased(registry: Registry, onnx_model) -> None:
     registry.register("m", onnx_model(), alias="production")
     registry.set_alias("m", "staging", 1)
@@ -316,6 +359,54 @@ def test_invalid_files_are_refused(registry: Registry, tmp_path: Path) -> None:
         registry.register("m", tmp_path / "missing.onnx")
     with pytest.raises(ModelLoadError, match="does not exist or is not a file"):
         registry.register("m", tmp_path)
+
+
+def _graph_file(path: Path, node: object, inputs: list, outputs: list, **extra: object) -> Path:
+    from onnx import helper
+
+    graph = helper.make_graph([node], "g", inputs, outputs, **extra)
+    opsets = [helper.make_opsetid("", 17), helper.make_opsetid("example.unknown", 1)]
+    model = helper.make_model(graph, opset_imports=opsets)
+    model.ir_version = 8
+    path.write_bytes(model.SerializeToString())
+    return path
+
+
+@SQLITE_ONLY
+def test_files_onnx_runtime_cannot_load_are_refused(
+    registry: Registry, tmp_path: Path, home: Path
+) -> None:
+    """onnx's checker passes each of these; ONNX Runtime refuses to load them. Registered, they
+    would fail at every load (and an alias would point at them)."""
+    import numpy as np
+    from onnx import TensorProto, helper, numpy_helper
+
+    def value(name: str, elem_type: int) -> object:
+        return helper.make_tensor_value_info(name, elem_type, ["batch", 4])
+
+    x = value("x", TensorProto.FLOAT)
+    mismatched = _graph_file(  # Add of float and int64
+        tmp_path / "mismatched.onnx", helper.make_node("Add", ["x", "b"], ["y"]), [x],
+        [value("y", TensorProto.FLOAT)],
+        initializer=[numpy_helper.from_array(np.ones(4, np.int64), "b")],
+    )
+    wrong_output = _graph_file(  # Identity of a float declared int64
+        tmp_path / "wrong_output.onnx", helper.make_node("Identity", ["x"], ["y"]), [x],
+        [value("y", TensorProto.INT64)],
+    )
+    unknown_op = _graph_file(
+        tmp_path / "unknown_op.onnx",
+        helper.make_node("Frobnicate", ["x"], ["y"], domain="example.unknown"), [x],
+        [value("y", TensorProto.FLOAT)],
+    )
+    for path in (mismatched, wrong_output, unknown_op):
+        with pytest.raises(
+            ModelLoadError,
+            match=f"^'{path}': ONNX Runtime cannot load this model on the CPU: .+",
+        ):
+            registry.register("m", path, alias="production")
+    assert registry.list() == []
+    assert _blob_count(home) == 0
 
 
 def test_resolve_verifies_the_artifact(registry: Registry, onnx_model) -> None:
