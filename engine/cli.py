@@ -18,8 +18,10 @@ import argparse
 import importlib
 import logging
 import os
+import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 
 from engine.errors import EngineError
 
@@ -31,6 +33,13 @@ _COMMAND_MODULES = ("serve", "models", "export", "train", "monitor", "tune", "pr
 EXIT_BROKEN_PIPE = 141
 # 128 + SIGINT: what a shell reports for a command stopped with Ctrl-C.
 EXIT_INTERRUPTED = 130
+# 128 + SIGTERM: what a shell reports for a command stopped by `kill`, `timeout` or systemd.
+EXIT_TERMINATED = 143
+
+
+class Terminated(BaseException):
+    """Raised in the main thread on SIGTERM, as KeyboardInterrupt is on SIGINT: the command's
+    ``finally`` blocks run (a registration removes its temp files), then it exits 143."""
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -52,6 +61,29 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    with _sigterm_raises():
+        return _run(args)
+
+
+@contextmanager
+def _sigterm_raises() -> Iterator[None]:
+    """SIGTERM raises Terminated while the command runs (``engine serve`` installs its own
+    handler for draining); the handler before is put back after."""
+    def terminate(signum: int, frame: object) -> None:
+        raise Terminated()
+
+    try:
+        previous = signal.signal(signal.SIGTERM, terminate)
+    except ValueError:  # not the main thread (a caller's own thread): leave signals alone
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _run(args: argparse.Namespace) -> int:
     try:
         code = int(args.handler(args) or 0)
         sys.stdout.flush()  # a reader that went away fails here, not in the exit's flush
@@ -72,6 +104,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         print("interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except Terminated:
+        if args.debug:
+            raise
+        print("terminated", file=sys.stderr)
+        return EXIT_TERMINATED
     except (EngineError, OSError) as exc:
         if args.debug:
             raise

@@ -32,6 +32,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from engine.commands._urls import artifacts_url
 from engine.config import ModelConfig
 from engine.errors import (
     InvalidConfigError,
@@ -49,7 +50,13 @@ from engine.registry import (
     fingerprint_file,
 )
 from engine.registry.registry import missing_database
-from engine.repository import import_repository, read_config
+from engine.repository import (
+    POLICY_TAG,
+    import_repository,
+    parse_version_policy,
+    read_config,
+    serving_policy_tag,
+)
 
 __all__ = ["register"]
 
@@ -79,6 +86,7 @@ def register(subparsers: Any) -> None:
     )
     common.add_argument(
         "--artifacts-url",
+        type=artifacts_url,
         help="fsspec URL of an artifact store shared by several machines, e.g. "
         "s3://bucket/models or file:///mnt/nfs/artifacts (default: $ENGINE_ARTIFACTS_URL, else "
         "the home's artifacts folder)",
@@ -151,6 +159,10 @@ def register(subparsers: Any) -> None:
     p.add_argument("name")
     p.add_argument("version", type=_version)
 
+    p = add("unarchive", _unarchive, "make an archived version ready again")
+    p.add_argument("name")
+    p.add_argument("version", type=_version)
+
     p = add("delete", _delete, "delete a version (refused while an alias points at it)")
     p.add_argument("name")
     p.add_argument("version", type=_version)
@@ -220,11 +232,12 @@ def _register(args: argparse.Namespace) -> int:
         transform_spec=_transform_spec(args.transform_spec) if args.transform_spec else None,
         created_by=args.created_by,
     )
+    config = _config_file(args.config, args.name, tags)  # may add the policy tag
     with _open(args) as registry:
         record = registry.register(
             args.name,
             args.path,
-            config=_config_file(args.config, args.name),
+            config=config,
             metrics=metrics,
             params=params,
             tags=tags,
@@ -392,6 +405,17 @@ def _archive(args: argparse.Namespace) -> int:
         _print_json(record.to_dict())
     else:
         print(f"archived {record.ref}")
+    return 0
+
+
+def _unarchive(args: argparse.Namespace) -> int:
+    validate_name(args.name)
+    with _open(args) as registry:
+        record = registry.unarchive(args.name, args.version)
+    if args.json:
+        _print_json(record.to_dict())
+    else:
+        print(f"{record.ref} is {record.status}")
     return 0
 
 
@@ -637,11 +661,29 @@ def _json_file(path: Path, option: str) -> Any:
         raise InvalidConfigError(f"{option} {str(path)!r}: not JSON: {exc}") from None
 
 
-def _config_file(path: Path | None, name: str) -> ModelConfig | None:
+def _config_file(path: Path | None, name: str, tags: dict[str, str]) -> ModelConfig | None:
+    """The --config file's config. A config.pbtxt's version policy goes into ``tags`` as the
+    serving policy tag, which `engine serve --registry` reads (not a config field)."""
     if path is None:
         return None
     if path.suffix == ".pbtxt":
-        return read_config(path, name)[0]
+        config, policy, _ = read_config(path, name)
+        if policy.kind == "specific":
+            raise InvalidConfigError(
+                f"--config {str(path)!r}: version_policy specific names version folders of a "
+                f"model repository, not registry versions; leave it out, and give the "
+                f"registry's versions to serve with --tag {POLICY_TAG}=1,3"
+            )
+        text = serving_policy_tag(policy)
+        given = tags.get(POLICY_TAG)
+        if text is not None and given is not None and parse_version_policy(given) != policy:
+            raise InvalidConfigError(
+                f"--config {str(path)!r} has version_policy {text!r} but --tag "
+                f"{POLICY_TAG}={given}; give one of them"
+            )
+        if text is not None:
+            tags.setdefault(POLICY_TAG, text)
+        return config
     data = _json_file(path, "--config")
     if not isinstance(data, dict):
         raise InvalidConfigError(

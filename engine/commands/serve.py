@@ -13,6 +13,7 @@ import argparse
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from engine.commands._urls import artifacts_url
 from engine.commands.monitor import drift_threshold
 
 if TYPE_CHECKING:
@@ -51,7 +52,7 @@ def register(subparsers: Any) -> None:
     where.add_argument("--registry-url", metavar="URL",
                        help="SQLAlchemy URL of the registry database (default "
                             "$ENGINE_REGISTRY_URL, else SQLite under the home)")
-    reg.add_argument("--artifacts-url", metavar="URL",
+    reg.add_argument("--artifacts-url", metavar="URL", type=artifacts_url,
                      help="fsspec URL of the artifact store shared by several machines, e.g. "
                           "s3://bucket/models (default $ENGINE_ARTIFACTS_URL, else the home's "
                           "artifacts folder); blobs are cached under the home")

@@ -18,6 +18,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from engine.commands._urls import artifacts_url
+
 __all__ = ["register"]
 
 # Kept here as literals so `engine --help` does not import scikit-learn; a test checks they
@@ -103,6 +105,7 @@ def register(subparsers: Any) -> None:
     p.add_argument("--registry-url", help="SQLAlchemy database URL of the registry")
     p.add_argument(
         "--artifacts-url",
+        type=artifacts_url,
         help="fsspec URL of a shared artifact store (default: $ENGINE_ARTIFACTS_URL, else the "
         "home's artifacts folder)",
     )

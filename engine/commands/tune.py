@@ -19,6 +19,8 @@ from typing import Any
 
 import numpy as np
 
+from engine.commands._urls import artifacts_url
+
 __all__ = ["register"]
 
 _DEFAULT_MAX_BATCH = 64
@@ -58,7 +60,7 @@ def register(subparsers: Any) -> None:
                        help="registry home (default $ENGINE_HOME, else ~/.engine)")
     where.add_argument("--registry-url", metavar="URL",
                        help="registry database URL (default $ENGINE_REGISTRY_URL)")
-    where.add_argument("--artifacts-url", metavar="URL",
+    where.add_argument("--artifacts-url", metavar="URL", type=artifacts_url,
                        help="shared artifact store (default $ENGINE_ARTIFACTS_URL)")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.set_defaults(handler=_tune)

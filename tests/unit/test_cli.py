@@ -132,3 +132,36 @@ def test_ctrl_c_stops_a_command_without_a_traceback(
     assert capsys.readouterr().err == "interrupted\n"
     with pytest.raises(KeyboardInterrupt):
         main(["--debug", "tune", str(tmp_path / "m.onnx")])
+
+
+def test_sigterm_stops_a_command_after_its_cleanup(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """`timeout`, `kill` and systemd stop commands with SIGTERM: a registration stopped while
+    it holds a staged copy of the file removes that copy, and the command exits 143."""
+    import os
+    import signal
+
+    import factories
+
+    import engine.registry.registry as registry_module
+
+    real_check = registry_module.check_model_file
+
+    def check_then_terminated(*args: object) -> object:
+        result = real_check(*args)  # type: ignore[arg-type]
+        os.kill(os.getpid(), signal.SIGTERM)  # the staged copy exists now
+        return result
+
+    monkeypatch.setattr(registry_module, "check_model_file", check_then_terminated)
+    before = signal.getsignal(signal.SIGTERM)
+    home = tmp_path / "home"
+    model = factories.mlp(tmp_path / "m.onnx")
+    assert main(["models", "register", "m", str(model), "--home", str(home)]) == 143
+    assert capsys.readouterr().err == "terminated\n"
+    assert list((home / "artifacts" / "tmp").iterdir()) == []  # the staged copy is gone
+    assert signal.getsignal(signal.SIGTERM) is before  # the caller's handler is back
+    monkeypatch.undo()
+    assert main(["models", "list", "--home", str(home), "--json"]) == 0
+    assert capsys.readouterr().out.strip() == "[]"  # nothing was registered
+

@@ -121,6 +121,8 @@ def test_alias_archive_delete_lineage(run: Run, add_model) -> None:
     code, out, _ = run("alias", "m", "production", "--delete")
     assert (code, out.strip()) == (0, "removed alias m@production")
     assert _json(run, "archive", "m", "1")["status"] == "archived"  # type: ignore[index]
+    assert run("unarchive", "m", "1") == (0, "m:1 is ready\n", "")
+    assert _json(run, "archive", "m", "1")["status"] == "archived"  # type: ignore[index]
     chain = _json(run, "lineage", "m:2")
     assert [c["ref"] for c in chain] == ["m:2", "m:1"]  # type: ignore[union-attr,index]
     code, out, _ = run("lineage", "m:2")
@@ -355,6 +357,43 @@ def test_config_files_json_and_pbtxt(run: Run, add_model, tmp_path: Path) -> Non
     pbtxt.write_text("max_batch_size: 4\ndynamic_batching { }\n")
     record = _json(run, "register", "m", str(add_model(2.0)), "--config", str(pbtxt))
     assert record["config"]["batching"] is True  # type: ignore[index]
+
+
+def test_a_config_pbtxt_version_policy_becomes_the_serving_policy_tag(
+    run: Run, add_model, tmp_path: Path
+) -> None:
+    """`engine serve --registry` reads the policy from a version's tag, not its config: a
+    pbtxt's policy is kept there (it was dropped), and a tag it cannot read is refused."""
+    pbtxt = tmp_path / "config.pbtxt"
+    pbtxt.write_text("max_batch_size: 4\nversion_policy: { latest { num_versions: 2 } }\n")
+    record = _json(run, "register", "m", str(add_model(1.0)), "--config", str(pbtxt))
+    assert record["tags"] == {"version_policy": "latest:2"}  # type: ignore[index]
+    code, _, err = run("register", "m", str(add_model(2.0)), "--config", str(pbtxt),
+                       "--tag", "version_policy=all")
+    assert code == 1 and "has version_policy 'latest:2' but --tag version_policy=all" in err
+    code, _, err = run("register", "m", str(add_model(3.0)), "--tag", "version_policy=garbage")
+    assert code == 1
+    assert ("tag 'version_policy': version policy must be latest:N, all, or version numbers "
+            "such as 1,3; was 'garbage'") in err
+    pbtxt.write_text("version_policy: { specific { versions: [1, 3] } }\n")
+    code, _, err = run("register", "m", str(add_model(4.0)), "--config", str(pbtxt))
+    assert code == 1 and "names version folders of a model repository" in err
+    assert [v["version"] for v in _json(run, "versions", "m")] == [1]  # type: ignore[index]
+
+
+def test_import_repo_keeps_a_latest_or_all_policy_as_the_serving_policy_tag(
+    run: Run, add_model, tmp_path: Path
+) -> None:
+    repo = tmp_path / "repo"
+    for version in (1, 2, 3):
+        (repo / "mlp" / str(version)).mkdir(parents=True)
+        add_model(float(version)).rename(repo / "mlp" / str(version) / "model.onnx")
+    (repo / "mlp" / "config.pbtxt").write_text("version_policy: { latest { num_versions: 2 } }\n")
+    results = _json(run, "import-repo", str(repo), "--alias", "production")
+    assert [r["repository_version"] for r in results] == [2, 3]  # type: ignore[index]
+    for version in (1, 2):
+        tags = _json(run, "show", f"mlp:{version}")["tags"]  # type: ignore[index]
+        assert tags["version_policy"] == "latest:2"  # type: ignore[index]
 
 
 @pytest.mark.parametrize(

@@ -637,9 +637,10 @@ def test_an_unknown_protocol_is_a_registry_error(tmp_path: Path) -> None:
 
 
 def test_cli_option_selects_the_store(
-    store_url: str, tmp_path: Path, onnx_model, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, onnx_model, capsys: pytest.CaptureFixture[str]
 ) -> None:
     home = tmp_path / "home"
+    store_url = f"file://{tmp_path / 'shared-artifacts'}"  # commands refuse memory:// stores
     code = main(
         [
             "models",
@@ -695,7 +696,29 @@ def test_serve_passes_the_option_to_the_registry_it_opens(
     from engine.cli import build_parser
     from engine.commands import serve
 
-    args = build_parser().parse_args(["serve", "--registry", "--artifacts-url", "memory://b/x"])
-    assert serve._options(args).artifacts_url == "memory://b/x"
-    assert main(["serve", "--demo", "--artifacts-url", "memory://b/x", "--grpc-port", "0"]) == 1
+    args = build_parser().parse_args(["serve", "--registry", "--artifacts-url", "s3://b/x"])
+    assert serve._options(args).artifacts_url == "s3://b/x"
+    assert main(["serve", "--demo", "--artifacts-url", "s3://b/x", "--grpc-port", "0"]) == 1
     assert "--artifacts-url: registry options need --registry" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("url", "reason"),
+    [
+        ("memory://store/x", "is an in-memory store: what a command stores there is gone"),
+        ("MEMORY://store/x", "is an in-memory store"),
+        ("file://user:pw@host/tmp/x", "names a host ('user:pw@host'), which file URLs do not"),
+    ],
+)
+@pytest.mark.parametrize(
+    "command",
+    [["models", "list"], ["models", "register", "m", "x.onnx"], ["tune", "m"],
+     ["serve", "--registry"], ["train", "tabular-demo"]],
+)
+def test_commands_refuse_stores_that_would_lose_what_they_store(
+    command: list[str], url: str, reason: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as info:
+        main([*command, "--artifacts-url", url])
+    assert info.value.code == 2
+    assert reason in capsys.readouterr().err
