@@ -659,6 +659,7 @@ void Model::WorkerLoop(int index) {
       // Another worker may sleep with no timeout while callers' inline runs hold the
       // instances; its release finds the queue empty and wakes no one. Wake it to exit too.
       work_ready_.notify_all();
+      instance_released_.notify_all();  // a WaitDrained: the queue may have emptied by expiry
       return;
     }
     if (wake_us == BatchQueue::kNever) {
@@ -887,15 +888,30 @@ void Model::ReleaseInstance(int instance) {
   }
 }
 
+void Model::BeginClose() {
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    closed_ = true;
+  }
+  work_ready_.notify_all();
+}
+
+bool Model::WaitDrained(std::chrono::steady_clock::time_point deadline) {
+  std::unique_lock<std::mutex> lock(mutex_);
+  // Released instances and exiting workers notify instance_released_ once closed_ is set.
+  return instance_released_.wait_until(lock, deadline, [this] {
+    return queue_.empty() && idle_instances_.size() == instance_sessions_.size();
+  });
+}
+
 void Model::Close(bool drain) {
   QueuedBatch dropped;
   {
     std::lock_guard<std::mutex> lock(mutex_);
-    if (!closed_) {
-      closed_ = true;
-      if (!drain) dropped = queue_.TakeAll();
-      stats_.SetQueueDepth(static_cast<int64_t>(queue_.size()));
-    }
+    closed_ = true;
+    // Also when already closed: a Close(false) cuts short a drain under way.
+    if (!drain) dropped = queue_.TakeAll();
+    stats_.SetQueueDepth(static_cast<int64_t>(queue_.size()));
   }
   work_ready_.notify_all();
   for (auto& r : dropped) {

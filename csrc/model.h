@@ -144,10 +144,19 @@ class Model {
   bool Cancel(uint64_t seq);
 
   // Stops taking requests (later Submits get kUnavailable). With drain, queued requests still
-  // run; without, each fails with kUnavailable. Blocks until running batches finish and the
-  // workers exit; every request is completed exactly once. Idempotent. Must not be called
-  // from an on_complete callback (Submit and Cancel may be).
+  // run; without, each fails with kUnavailable, also when a drain is under way (a Close(true)
+  // on another thread, or BeginClose): a drain is cut short this way. Blocks until running
+  // batches finish and the workers exit; every request is completed exactly once. Idempotent.
+  // Must not be called from an on_complete callback (Submit and Cancel may be).
   void Close(bool drain);
+
+  // A drain bounded in time (a server's grace period): BeginClose stops taking requests as
+  // Close does and returns at once, while queued requests still run; WaitDrained waits until
+  // nothing is queued or running, or until `deadline`, and says whether it drained (the
+  // completions of the last batches may still be under way); then Close(false) fails what is
+  // still queued, completes the rest and joins.
+  void BeginClose();
+  bool WaitDrained(std::chrono::steady_clock::time_point deadline);
 
   // Runs `inputs` once on each idle instance (every instance of a model not yet serving), so
   // that no client pays for ORT's lazy initialisation of a session. Counts nothing (stats,
@@ -173,6 +182,12 @@ class Model {
   // InferRequest (an input that does not convert to a tensor), so that the outcomes still
   // add up to the requests made.
   void CountInvalidInput() { stats_.CountRequest(Outcome::kInvalid); }
+  // Likewise for a request a front end refused before submitting it, by the refusal's code:
+  // kDeadlineExceeded counts as expired, any other as invalid (its content was refused).
+  void CountRefusedBeforeSubmit(StatusCode code) {
+    stats_.CountRequest(code == StatusCode::kDeadlineExceeded ? Outcome::kExpired
+                                                              : Outcome::kInvalid);
+  }
 
   // Replaces the drift features counted on every batch (empty: off). Throws
   // CoreError(kInvalidConfig) naming a bad feature; the old counters stay then.

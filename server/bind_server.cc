@@ -176,6 +176,10 @@ void register_server(py::module_& m) {
       .def(
           "drain",
           [](GrpcServer& s, double grace_s) {
+            // The launcher bounds it; a cast of nan, inf or a huge value would be undefined.
+            if (!(grace_s >= 0 && grace_s <= 1e9)) {
+              throw py::value_error("grace_s must be a number of seconds in [0, 1e9]");
+            }
             bindings::GilRelease release;
             s.Drain(static_cast<int64_t>(grace_s * 1000));
           },

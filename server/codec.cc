@@ -216,6 +216,18 @@ Status DecodeInput(const InferInputView& in, const std::string_view* raw,
                      " of " + std::string(in.datatype) + " needs " +
                      (overflow ? std::string("more than 2^64") : std::to_string(expected)));
     }
+    if (type == ElementType::kBool) {
+      // One byte per element, 0 or 1: another byte would reach the model as a bool that is
+      // neither (ONNX Runtime's Not of 2 answered 3).
+      for (size_t i = 0; i < raw->size(); ++i) {
+        const auto byte = static_cast<unsigned char>((*raw)[i]);
+        if (byte > 1) {
+          return Invalid(Named("input", in.name) + ": BOOL element " + std::to_string(i) +
+                         " is the byte " + std::to_string(byte) +
+                         "; a BOOL element is 0 (false) or 1 (true)");
+        }
+      }
+    }
     out->type = type;
     out->shape = std::move(shape);
     out->data = raw->data();  // borrowed: the request's bytes outlive the request

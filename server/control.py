@@ -181,6 +181,10 @@ def _has_batch_dim(model: Model) -> bool:
     return all(t.shape and t.shape[0] == -1 for t in model.inputs + model.outputs)
 
 
+# Retired models kept for the metrics between two scrapes (see ServingControl._retire).
+MAX_RETIRED = 4096
+
+
 class ServingControl:
     """Loads, serves and unloads models for one ``engine._core.Server``. Thread-safe."""
 
@@ -190,6 +194,9 @@ class ServingControl:
         self._lock = threading.RLock()
         self._served: dict[tuple[str, int], ServedModel] = {}
         self._failed: dict[str, str] = {}  # name -> reason shown in RepositoryIndex
+        # Models taken out of service since the metrics last took them (take_retired): one
+        # loaded and unloaded between two scrapes would otherwise never be counted.
+        self._retired: list[ServedModel] = []
 
     def attach(self, server: _core.Server) -> None:
         self._server = server
@@ -220,6 +227,8 @@ class ServingControl:
             item = ServedModel(name, version, model)
             self._served[(name, version)] = item
             self._failed.pop(name, None)
+            if old is not None:
+                self._retire(old)
         if old is not None:
             old.model.close()
         elif replaced is not None:
@@ -233,6 +242,8 @@ class ServingControl:
         with self._lock:
             item = self._served.pop((name, version), None)
             server.remove_model(name, version)
+            if item is not None:
+                self._retire(item)
         return item.model if item is not None else None
 
     def set_default_version(self, name: str, version: int) -> None:
@@ -243,10 +254,26 @@ class ServingControl:
         with self._lock:
             return sorted(self._served.values(), key=lambda s: (s.name, s.version))
 
+    def take_retired(self) -> list[ServedModel]:
+        """The models taken out of service (replaced, unloaded) since the last call, open or
+        closed: their counts belong to their version's counters."""
+        with self._lock:
+            taken, self._retired = self._retired, []
+        return taken
+
+    def _retire(self, item: ServedModel) -> None:
+        # Under self._lock. Bounded for a server nobody scrapes: the oldest go first (a
+        # closed Model holds only its final counts).
+        self._retired.append(item)
+        if len(self._retired) > MAX_RETIRED:
+            del self._retired[: len(self._retired) - MAX_RETIRED]
+
     def close_all(self) -> None:
         """Close every served model (after the server drained). Idempotent."""
         with self._lock:
             items, self._served = list(self._served.values()), {}
+            for item in items:
+                self._retire(item)
         for item in items:
             item.model.close()
 
@@ -386,6 +413,8 @@ class ServingControl:
         with self._lock:
             item = self._served.pop((name, version), None)
             server.remove_model(name, version)
+            if item is not None:
+                self._retire(item)
         if item is not None:
             item.model.close()  # drains its queued requests
 

@@ -1,6 +1,7 @@
 #include "grpc_server.h"
 
 #include <absl/synchronization/mutex.h>
+#include <google/protobuf/stubs/logging.h>
 #include <grpc/grpc.h>
 #include <grpc/support/log.h>
 #include <grpcpp/ext/proto_server_reflection_plugin.h>
@@ -32,6 +33,17 @@ void LogGrpcMessage(gpr_log_func_args* args) {
                       : args->severity == GPR_LOG_SEVERITY_INFO ? "INFO"
                                                                 : "DEBUG";
   LogLine(level, "grpc", message);
+}
+
+// protobuf's own lines (a client's string field that is not UTF-8, one per such request)
+// likewise, instead of its plain "[libprotobuf ERROR file:line]" on stderr, which broke
+// --log-json's one JSON object per line. Its source file and line are left out.
+void LogProtobufMessage(google::protobuf::LogLevel level, const char* /*filename*/,
+                        int /*line*/, const std::string& message) {
+  const char* name = level >= google::protobuf::LOGLEVEL_ERROR     ? "ERROR"
+                     : level == google::protobuf::LOGLEVEL_WARNING ? "WARNING"
+                                                                   : "INFO";
+  LogLine(name, "protobuf", message);
 }
 
 // Server reflection for one builder. Loading libgrpc++_reflection registers its plugin for
@@ -90,7 +102,10 @@ GrpcServer::GrpcServer(ServerOptions options, std::unique_ptr<ControlPlane> cont
   service_ = std::make_unique<InferenceService>(&table_, &executor_, control_.get(), &auth_,
                                                 options_.limits, options_.info);
   static std::once_flag log_once;
-  std::call_once(log_once, [] { gpr_set_log_function(&LogGrpcMessage); });
+  std::call_once(log_once, [] {
+    gpr_set_log_function(&LogGrpcMessage);
+    google::protobuf::SetLogHandler(&LogProtobufMessage);
+  });
 }
 
 GrpcServer::~GrpcServer() { Stop(); }
@@ -160,8 +175,17 @@ void GrpcServer::Drain(int64_t grace_ms) {
   table_.BeginDrain();  // new inferences: UNAVAILABLE; ServerReady: false
   if (service_) service_->BeginDrain();  // open streams finish once their requests are answered
   if (server_) server_->GetHealthCheckService()->SetServingStatus(false);
-  // Queued and running requests finish (or, without a grace period, fail as unavailable).
-  for (const auto& served : table_.List()) served.model->Close(/*drain=*/grace_ms > 0);
+  // Queued and running requests finish within the grace period, all models at once; what is
+  // still queued at its end fails as unavailable (without a grace period, at once), and the
+  // batches running then finish.
+  const auto served_models = table_.List();
+  if (grace_ms > 0) {
+    for (const auto& served : served_models) served.model->BeginClose();
+    const auto steady_deadline =
+        std::chrono::steady_clock::now() + std::chrono::milliseconds(grace_ms);
+    for (const auto& served : served_models) served.model->WaitDrained(steady_deadline);
+  }
+  for (const auto& served : served_models) served.model->Close(/*drain=*/false);
   executor_.Stop();
   if (service_) WaitForClientsToStop(deadline);
   if (server_) {

@@ -111,11 +111,17 @@ Status InferenceService::PrepareInfer(const InferRequestView& request,
                                       std::unique_ptr<InferRequest>* out) const {
   Status s = table_->FindForInference(request.model_name, request.model_version, served);
   if (!s.ok()) return s;
+  // Refused from here on, the request still counts in its model's outcomes (which must add
+  // up to the requests made), as the model counts those it refuses itself.
+  const auto refused = [&](Status status) {
+    served->model->CountRefusedBeforeSubmit(status.code());
+    return status;
+  };
   s = CheckInputsDeclared(request, *served->model);
-  if (!s.ok()) return s;
+  if (!s.ok()) return refused(s);
   DecodedRequest decoded;
   s = DecodeInferRequest(request, limits_, &decoded);
-  if (!s.ok()) return s;
+  if (!s.ok()) return refused(s);
   int64_t timeout_us = decoded.timeout_us;
   if (deadline != std::chrono::system_clock::time_point::max()) {
     // The gRPC deadline bounds the queue wait as the "timeout" parameter does.
@@ -123,8 +129,8 @@ Status InferenceService::PrepareInfer(const InferRequestView& request,
                                 deadline - std::chrono::system_clock::now())
                                 .count();
     if (left_us <= 0) {
-      return Status(StatusCode::kDeadlineExceeded,
-                    "the deadline passed before the request was queued; it was not run");
+      return refused(Status(StatusCode::kDeadlineExceeded,
+                            "the deadline passed before the request was queued; it was not run"));
     }
     timeout_us = timeout_us < 0 ? left_us : std::min(timeout_us, left_us);
   }

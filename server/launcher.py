@@ -43,6 +43,9 @@ __all__ = ["ServeOptions", "serve"]
 
 log = logging.getLogger("engine.server")
 
+# The longest drain taken: a day, far past any orchestrator's grace period.
+MAX_GRACE_S = 86400.0
+
 
 @dataclass(frozen=True)
 class ServeOptions:
@@ -124,8 +127,9 @@ class ServeOptions:
             # Far above any message gRPC accepts (2 GiB); keeps byte counts far from overflow.
             raise InvalidConfigError(
                 f"max_tensor_elements must be <= 2^40; was {self.max_tensor_elements}")
-        if self.grace_s < 0:
-            raise InvalidConfigError(f"grace_s must be >= 0; was {self.grace_s}")
+        if not 0 <= self.grace_s <= MAX_GRACE_S:  # also refuses nan
+            raise InvalidConfigError(
+                f"grace_s must be a number of seconds in [0, {MAX_GRACE_S:g}]; was {self.grace_s}")
         if (self.tls_cert is None) != (self.tls_key is None):
             raise InvalidConfigError("--tls-cert and --tls-key go together")
         if self.tls_client_ca is not None and self.tls_cert is None:
@@ -290,7 +294,8 @@ def serve(options: ServeOptions, *, stop: threading.Event | None = None) -> int:
             metrics, metrics_port = start_metrics_server(
                 options.host, options.metrics_port,
                 lambda: [(s.name, s.version, s.model) for s in control.served()],
-                [watcher.collector, watcher.drift_collector] if watcher is not None else [])
+                [watcher.collector, watcher.drift_collector] if watcher is not None else [],
+                retired=lambda: [(s.name, s.version, s.model) for s in control.take_retired()])
         except OSError as exc:
             raise UnavailableError(
                 f"cannot serve metrics on {options.host}:{options.metrics_port}: {exc.strerror}"

@@ -136,9 +136,13 @@ def _batch_buckets(batch_sizes: Mapping[int, int]) -> tuple[list[tuple[str, floa
 class ServingCollector(Collector):
     """Reads the stats of every served model version at each scrape."""
 
-    def __init__(self, source: Source, *, unloaded_series_s: float = UNLOADED_SERIES_S,
+    def __init__(self, source: Source, *, retired: Source | None = None,
+                 unloaded_series_s: float = UNLOADED_SERIES_S,
                  clock: Callable[[], float] = time.monotonic) -> None:
         self._source = source
+        # The models taken out of service since the last call: one served only between two
+        # scrapes is never listed by ``source``, yet its counts belong to its version.
+        self._take_retired = retired
         self._unloaded_series_s = unloaded_series_s
         self._clock = clock
         # When each version not listed at the last scrape was first seen missing.
@@ -155,6 +159,13 @@ class ServingCollector(Collector):
         """Counts of the earlier Model objects of each listed version (see the module doc)."""
         current = {(name, str(version)): model for name, version, model in listed}
         with self._lock:
+            for name, version, model in self._take_retired() if self._take_retired else ():
+                key = (name, str(version))
+                if self._seen.get(key) is model or any(
+                    m is model for m in self._leaving.get(key, ())
+                ):
+                    continue  # seen at a scrape: followed below as any other
+                self._leaving.setdefault(key, []).append(model)
             for key, model in list(self._seen.items()):
                 if current.get(key) is not model:
                     self._leaving.setdefault(key, []).append(model)
@@ -262,12 +273,13 @@ class ServingCollector(Collector):
 
 
 def start_metrics_server(host: str, port: int, source: Source,
-                         extra: Sequence[Collector] = ()) -> tuple[Any, int]:
+                         extra: Sequence[Collector] = (),
+                         retired: Source | None = None) -> tuple[Any, int]:
     """Serve ``/metrics`` on ``host``:``port`` in a daemon thread, with the ``extra``
-    collectors beside the per-model families. Returns (server, bound port). Raises OSError when
-    the port is taken."""
+    collectors beside the per-model families; ``retired`` as ServingCollector takes it.
+    Returns (server, bound port). Raises OSError when the port is taken."""
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(ServingCollector(source))
+    registry.register(ServingCollector(source, retired=retired))
     for collector in extra:
         registry.register(collector)
     family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)[0][0]

@@ -504,6 +504,65 @@ TEST_F(ModelTest, CloseWaitsForARunOnTheCallersThread) {
   EXPECT_EQ(inline_result.status.code(), StatusCode::kOk) << inline_result.status.message();
 }
 
+TEST_F(ModelTest, ABoundedDrainFailsWhatIsStillQueuedAtItsEnd) {
+  // A server's grace period: BeginClose, WaitDrained until a deadline, then Close(false). A
+  // caller holds the only instance with a long inline run, so the queued requests cannot run
+  // before the deadline.
+  ModelOptions options;
+  options.instances = 1;
+  options.batching_policy.max_batch_rows = 512;
+  auto model = Model::LoadFromPath(ModelPath("slow.onnx"), options);
+  std::shared_ptr<std::vector<float>> long_rows;
+  JoinOnExit caller;
+  caller.threads.emplace_back([&] {
+    auto request = SlowRequest(512, &long_rows);
+    request->allow_inline = true;
+    EXPECT_TRUE(model->Infer(std::move(request)).status.ok());
+  });
+  ASSERT_TRUE(WaitUntil([&] { return model->Stats().in_flight == 1; }));
+  std::this_thread::sleep_for(std::chrono::milliseconds(5));  // the run is under way
+  constexpr int kQueued = 3;
+  std::vector<std::shared_ptr<std::vector<float>>> rows(kQueued);
+  std::mutex mutex;
+  std::vector<Status> outcomes;
+  for (int i = 0; i < kQueued; ++i) {
+    auto request = SlowRequest(1, &rows[static_cast<size_t>(i)]);
+    request->on_complete = [&](InferResult&& result) {
+      std::lock_guard<std::mutex> lock(mutex);
+      outcomes.push_back(result.status);
+    };
+    model->Submit(std::move(request));
+  }
+  model->BeginClose();
+  std::shared_ptr<std::vector<float>> late_rows;
+  EXPECT_EQ(model->Infer(SlowRequest(1, &late_rows)).status.code(), StatusCode::kUnavailable);
+  EXPECT_FALSE(model->WaitDrained(std::chrono::steady_clock::now() + std::chrono::milliseconds(1)));
+  model->Close(/*drain=*/false);
+  caller.threads.front().join();
+  ASSERT_EQ(outcomes.size(), static_cast<size_t>(kQueued)) << "each request completes once";
+  for (const Status& s : outcomes) {
+    EXPECT_EQ(s.code(), StatusCode::kUnavailable);
+    EXPECT_EQ(s.message(), "model was closed before the request ran");
+  }
+}
+
+TEST_F(ModelTest, WaitDrainedSaysWhenTheQueueHasRun) {
+  auto model = LoadRelu(1);
+  std::vector<std::shared_ptr<std::vector<float>>> rows(20);
+  std::atomic<int> ok{0};
+  for (auto& storage : rows) {
+    auto request = ReluRequest(1, 1.0f, &storage);
+    request->on_complete = [&](InferResult&& result) { ok += result.status.ok() ? 1 : 0; };
+    model->Submit(std::move(request));
+  }
+  model->BeginClose();
+  EXPECT_TRUE(model->WaitDrained(std::chrono::steady_clock::now() + std::chrono::seconds(60)));
+  // Every request ran; the completions of the last batches may still be under way, and
+  // Close completes them: nothing was left to fail.
+  model->Close(/*drain=*/false);
+  EXPECT_EQ(ok.load(), 20);
+}
+
 TEST_F(ModelTest, CloseDoesNotHangWhileCallersHoldEveryInstance) {
   // Two callers hold both instances inline (a short and a long run) and a request waits in
   // the queue when Close comes. The short run's release wakes one worker, which runs the

@@ -108,7 +108,8 @@ def register(subparsers: Any) -> None:
     p.add_argument("--max-outputs", type=int, default=64,
                    help="requested outputs per request (default 64)")
     p.add_argument("--max-tensor-elements", type=int, default=1 << 26,
-                   help="elements per tensor (default 67108864)")
+                   help="elements per input tensor (default 67108864; outputs are bounded by "
+                        "--max-message-bytes)")
     p.add_argument("--grace-s", type=float, default=30.0,
                    help="seconds to finish in-flight requests on SIGTERM/SIGINT (default 30)")
     p.set_defaults(handler=_run)

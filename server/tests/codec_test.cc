@@ -172,6 +172,17 @@ TEST(DecodeInferRequest, RawInt64BoolFp16SeveralInputsInOrder) {
   EXPECT_EQ(ValuesOf<uint16_t>(out.inputs[2].second), (std::vector<uint16_t>{0x3c00, 0xc000}));
 }
 
+TEST(DecodeInferRequest, RawBoolElementsAreZeroOrOne) {
+  ModelInferRequest r;
+  AddInput(&r, "mask", "BOOL", {3});
+  r.add_raw_input_contents(RawOf<uint8_t>({0, 1, 2}));
+  DecodedRequest out;
+  const Status s = Decode(r, &out);
+  EXPECT_EQ(s.code(), StatusCode::kInvalidInput);
+  EXPECT_EQ(s.message(),
+            "input 'mask': BOOL element 2 is the byte 2; a BOOL element is 0 (false) or 1 (true)");
+}
+
 TEST(DecodeInferRequest, RawScalarAndEmptyShapes) {
   ModelInferRequest r;
   AddInput(&r, "scalar", "FP64", {});

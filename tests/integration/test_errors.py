@@ -289,9 +289,20 @@ def test_log_json_lines_all_parse(tmp_path: Path) -> None:
         idx.set_data_from_numpy(np.array([50], dtype=np.int64))
         _error(c.infer, "fail", [idx], request_id="id\n{\"forged\": 1}\xff")
         c.close()
+        # A string field that is not UTF-8 makes protobuf log a line of its own.
+        request = service_pb2.ModelInferRequest(model_name="add", id="utf8")
+        request.inputs.add(name="QQQQ", datatype="FP32", shape=[1, 4])
+        request.raw_input_contents.append(np.ones((1, 4), np.float32).tobytes())
+        wire = request.SerializeToString().replace(b"QQQQ", b"\xff\xfe\xff\xfe")
+        with grpc.insecure_channel(srv.url) as channel:
+            try:
+                channel.unary_unary(MODEL_INFER)(wire, timeout=10)
+            except grpc.RpcError:
+                pass  # refused or not: the log is what this checks
     finally:
         assert srv.terminate() == 0
     records = [json.loads(line) for line in srv.stderr().splitlines() if line.strip()]
+    assert any(r["logger"] == "protobuf" and "UTF-8" in r["message"] for r in records), records
     failed = [r for r in records if r["logger"] == "engine.server.core"]
     assert len(failed) == 1 and failed[0]["level"] == "ERROR"
     assert failed[0]["request_id"] == "id\n{\"forged\": 1}\xff"

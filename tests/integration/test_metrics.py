@@ -45,6 +45,28 @@ def test_only_the_metrics_path_serves_metrics(server: ServerProcess, path: str) 
         assert response.status == 200
 
 
+def test_requests_refused_before_they_are_queued_are_counted(
+        server: ServerProcess, client: grpcclient.InferenceServerClient) -> None:
+    """Refused while being decoded (a wrong datatype, an input the model does not have, a raw
+    size that does not match): counted as invalid too, so that the outcomes add up to the
+    requests sent (they were left out, while a wrong shape was counted)."""
+    labels = {"model": "add", "version": "1", "outcome": "invalid"}
+    before = _value(_scrape(server), "engine_requests", "engine_requests_total", **labels)
+    wrong_type = grpcclient.InferInput("x", [1, 4], "FP64")
+    wrong_type.set_data_from_numpy(np.zeros((1, 4), np.float64))
+    unknown = grpcclient.InferInput("nosuch", [1, 4], "FP32")
+    unknown.set_data_from_numpy(np.zeros((1, 4), np.float32))
+    short = grpcclient.InferInput("x", [1, 4], "FP32")
+    short.set_data_from_numpy(np.zeros((1, 4), np.float32))
+    short.set_shape([2, 4])  # the raw bytes hold one row
+    for inputs in ([wrong_type], [unknown], [short]):
+        with pytest.raises(InferenceServerException) as info:
+            client.infer("add", inputs, model_version="1")
+        assert info.value.status() == "StatusCode.INVALID_ARGUMENT", info.value
+    after = _value(_scrape(server), "engine_requests", "engine_requests_total", **labels)
+    assert after == before + 3
+
+
 def test_metrics_follow_requests(server: ServerProcess,
                                  client: grpcclient.InferenceServerClient) -> None:
     before = _scrape(server)

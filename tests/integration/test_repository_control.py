@@ -209,3 +209,44 @@ def test_reloading_a_served_model_fails_no_request(server: ServerProcess) -> Non
             t.join(30)
     assert answered[0] > 0
     assert failures == [], failures[:5]
+
+
+def _ok_total(server: ServerProcess, name: str) -> float:
+    import urllib.request
+
+    from prometheus_client.parser import text_string_to_metric_families
+
+    url = f"http://127.0.0.1:{server.metrics_port}/metrics"
+    with urllib.request.urlopen(url, timeout=5) as response:
+        text = response.read().decode()
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if (sample.name == "engine_requests_total" and sample.labels.get("model") == name
+                    and sample.labels.get("outcome") == "ok"):
+                return float(sample.value)
+    return 0.0
+
+
+def test_counters_keep_what_a_version_answered_between_two_scrapes(
+    server: ServerProcess, client: grpcclient.InferenceServerClient
+) -> None:
+    """A version reloaded twice, or loaded and unloaded, between two scrapes: the model
+    object in between was never listed at a scrape, and its answers were lost from the
+    counters (which must never lose or undo an increment)."""
+    client.load_model("m")
+    before = _ok_total(server, "m")
+    for _ in range(10):
+        _infer(client, "m")
+    client.load_model("m")  # the model that answered those 10 is replaced ...
+    for _ in range(10):
+        _infer(client, "m")
+    client.load_model("m")  # ... and so is the next one, before any scrape saw it
+    assert _ok_total(server, "m") == before + 20
+    client.unload_model("m")
+    client.load_model("m")
+    for _ in range(7):
+        _infer(client, "m")
+    client.unload_model("m")
+    client.load_model("m")
+    assert _ok_total(server, "m") == before + 27
+

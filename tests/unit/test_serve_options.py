@@ -18,7 +18,10 @@ from engine.monitoring import MonitorConfig
         ("max_tensor_elements", 2**40 + 1, r"max_tensor_elements must be <= 2\^40; was 1099"),
         ("max_inputs", 0, "max_inputs must be >= 1; was 0"),
         ("max_message_bytes", 10, r"max_message_bytes must be in \[1024, 2147483647\]; was 10"),
-        ("grace_s", -1.0, "grace_s must be >= 0; was -1.0"),
+        ("grace_s", -1.0, r"grace_s must be a number of seconds in \[0, 86400\]; was -1.0"),
+        # inf was cast to a negative count of milliseconds: no drain at all.
+        ("grace_s", float("inf"), r"grace_s must be a number .*; was inf"),
+        ("grace_s", float("nan"), r"grace_s must be a number .*; was nan"),
     ],
 )
 def test_bad_limits_are_refused(field: str, value: object, match: str) -> None:
