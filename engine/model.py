@@ -261,7 +261,8 @@ class Model:
         """Stop taking requests; queued ones run (``drain``) or fail with UnavailableError.
         Blocks until running batches finish and the futures of :meth:`submit` are resolved
         (at most ``DELIVERY_WAIT_S`` more; not when called from a future's done-callback).
-        Idempotent: a second call waits for the first. :meth:`stats` keeps answering."""
+        Idempotent: a second call waits for the first; ``drain=False`` then fails what that
+        one's drain has not run yet. :meth:`stats` keeps answering."""
         core = self._core
         if core is None:
             if self._forked:
