@@ -352,7 +352,6 @@ def parse_version_policy(text: str) -> VersionPolicy:
     )
 
 
-
 def policy_text(policy: VersionPolicy) -> str:
     """``policy`` in the text :func:`parse_version_policy` reads."""
     if policy.kind == "all":

@@ -15,7 +15,8 @@ def artifacts_url(text: str) -> str:
     register into it and exit. ``file://host/path`` names a host that fsspec ignores: it would
     write under a folder named after the host, relative to the current directory.
     """
-    scheme, netloc = urlsplit(text).scheme.lower(), urlsplit(text).netloc
+    parts = urlsplit(text)
+    scheme, netloc = parts.scheme.lower(), parts.netloc
     if scheme == "memory":
         raise argparse.ArgumentTypeError(
             f"{text!r} is an in-memory store: what a command stores there is gone when it "

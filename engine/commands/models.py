@@ -52,6 +52,7 @@ from engine.registry import (
 from engine.registry.registry import missing_database
 from engine.repository import (
     POLICY_TAG,
+    VersionPolicy,
     import_repository,
     parse_version_policy,
     read_config,
@@ -642,6 +643,14 @@ def _depth(value: Any) -> int:
     return deepest
 
 
+def _policy_or_none(text: str) -> VersionPolicy | None:
+    # None for a tag that does not parse: the registry refuses it, naming the tag.
+    try:
+        return parse_version_policy(text)
+    except InvalidConfigError:
+        return None
+
+
 def _json_file(path: Path, option: str) -> Any:
     try:
         text = path.read_text(encoding="utf-8")
@@ -676,7 +685,7 @@ def _config_file(path: Path | None, name: str, tags: dict[str, str]) -> ModelCon
             )
         text = serving_policy_tag(policy)
         given = tags.get(POLICY_TAG)
-        if text is not None and given is not None and parse_version_policy(given) != policy:
+        if text is not None and given is not None and _policy_or_none(given) != policy:
             raise InvalidConfigError(
                 f"--config {str(path)!r} has version_policy {text!r} but --tag "
                 f"{POLICY_TAG}={given}; give one of them"

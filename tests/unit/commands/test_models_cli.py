@@ -371,10 +371,12 @@ def test_a_config_pbtxt_version_policy_becomes_the_serving_policy_tag(
     code, _, err = run("register", "m", str(add_model(2.0)), "--config", str(pbtxt),
                        "--tag", "version_policy=all")
     assert code == 1 and "has version_policy 'latest:2' but --tag version_policy=all" in err
-    code, _, err = run("register", "m", str(add_model(3.0)), "--tag", "version_policy=garbage")
-    assert code == 1
-    assert ("tag 'version_policy': version policy must be latest:N, all, or version numbers "
-            "such as 1,3; was 'garbage'") in err
+    for extra in ([], ["--config", str(pbtxt)]):  # with a pbtxt's policy too
+        code, _, err = run("register", "m", str(add_model(3.0)), "--tag",
+                           "version_policy=garbage", *extra)
+        assert code == 1
+        assert ("tag 'version_policy': version policy must be latest:N, all, or version "
+                "numbers such as 1,3; was 'garbage'") in err
     pbtxt.write_text("version_policy: { specific { versions: [1, 3] } }\n")
     code, _, err = run("register", "m", str(add_model(4.0)), "--config", str(pbtxt))
     assert code == 1 and "names version folders of a model repository" in err
