@@ -685,7 +685,8 @@ def _config_file(path: Path | None, name: str, tags: dict[str, str]) -> ModelCon
             )
         text = serving_policy_tag(policy)
         given = tags.get(POLICY_TAG)
-        if text is not None and given is not None and _policy_or_none(given) != policy:
+        given_policy = _policy_or_none(given) if given is not None else None
+        if text is not None and given_policy is not None and given_policy != policy:
             raise InvalidConfigError(
                 f"--config {str(path)!r} has version_policy {text!r} but --tag "
                 f"{POLICY_TAG}={given}; give one of them"
