@@ -127,6 +127,7 @@ void GrpcServer::Start() {
   builder.SetMaxReceiveMessageSize(max_bytes);
   builder.SetMaxSendMessageSize(max_bytes);
   builder.RegisterService(service_.get());
+  builder.RegisterCallbackGenericService(&unsupported_);
   server_ = builder.BuildAndStart();
   if (!server_ || port_ == 0) {
     if (server_) server_->Shutdown();

@@ -16,6 +16,7 @@
 #include "inference_service.h"
 #include "server_limits.h"
 #include "serving_table.h"
+#include "unsupported_methods.h"
 
 namespace engine::server {
 
@@ -82,6 +83,7 @@ class GrpcServer {
   BearerAuth auth_;
   ControlExecutor executor_;
   std::unique_ptr<InferenceService> service_;
+  UnsupportedMethods unsupported_;  // every method no service serves
   std::unique_ptr<grpc::Server> server_;
   int port_ = 0;
   std::mutex lifecycle_mutex_;  // serialises Start / SetReady / Drain

@@ -315,6 +315,30 @@ def test_unimplemented_rpc_is_not_unknown(server: ServerProcess) -> None:
     assert e.code() == grpc.StatusCode.UNIMPLEMENTED
 
 
+def test_unsupported_rpcs_say_what_to_do_instead(
+        server: ServerProcess, client: grpcclient.InferenceServerClient) -> None:
+    """grpc++ answered them UNIMPLEMENTED with an empty message."""
+    cases = [
+        (client.get_system_shared_memory_status,
+         ("SystemSharedMemoryStatus: shared memory is not supported by this server; send the "
+          "tensors in the request")),
+        (lambda: client.register_cuda_shared_memory("r", b"", 0, 16),
+         "CudaSharedMemoryRegister: shared memory is not supported"),
+        (client.get_trace_settings, "TraceSetting: tracing is not supported by this server"),
+        (client.get_log_settings, "LogSettings: log settings are not changed over gRPC"),
+    ]
+    for call, message in cases:
+        with pytest.raises(InferenceServerException) as info:
+            call()
+        assert info.value.status() == "StatusCode.UNIMPLEMENTED", info.value
+        assert message in info.value.message(), info.value
+    e = _raw_call(server, "/nosuch.Service/Method", b"")
+    assert e.code() == grpc.StatusCode.UNIMPLEMENTED
+    assert "method '/nosuch.Service/Method' is not served here" in e.details()
+    # The services that are served still are.
+    assert client.is_server_live()
+
+
 def test_client_cancel_removes_the_queued_request(server: ServerProcess,
                                                   client: grpcclient.InferenceServerClient
                                                   ) -> None:
