@@ -178,12 +178,10 @@ class Model {
   StatsSnapshot Stats() const;
   // How batches reached the completion thread (all zero without batching): for benchmarks.
   Completer::Counts CompletionCounts() const;
-  // Counts a request that a front end refused as invalid before it could build an
-  // InferRequest (an input that does not convert to a tensor), so that the outcomes still
-  // add up to the requests made.
-  void CountInvalidInput() { stats_.CountRequest(Outcome::kInvalid); }
-  // Likewise for a request a front end refused before submitting it, by the refusal's code:
-  // kDeadlineExceeded counts as expired, any other as invalid (its content was refused).
+  // Counts a request that a front end refused before submitting it (an input that does not
+  // convert to a tensor, a field it cannot decode, a deadline already passed), so that the
+  // outcomes still add up to the requests made: kDeadlineExceeded counts as expired, any
+  // other code as invalid (its content was refused).
   void CountRefusedBeforeSubmit(StatusCode code) {
     stats_.CountRequest(code == StatusCode::kDeadlineExceeded ? Outcome::kExpired
                                                               : Outcome::kInvalid);

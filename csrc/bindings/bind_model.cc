@@ -133,7 +133,7 @@ auto CountingInvalid(Model& model, Convert&& convert) -> decltype(convert()) {
   try {
     return convert();
   } catch (const CoreError& e) {
-    if (e.code() == StatusCode::kInvalidInput) model.CountInvalidInput();
+    if (e.code() == StatusCode::kInvalidInput) model.CountRefusedBeforeSubmit(e.code());
     throw;
   }
 }
@@ -305,7 +305,8 @@ void register_model(py::module_& m) {
           "Queue without waiting; the result goes to `queue` with `token`. Returns the "
           "sequence number for cancel(), or 0 when refused at once (result already queued). "
           "Inputs that do not convert raise InvalidInputError (counted as invalid).")
-      .def("count_invalid_input", &Model::CountInvalidInput,
+      .def("count_invalid_input",
+           [](Model& model) { model.CountRefusedBeforeSubmit(StatusCode::kInvalidInput); },
            "Count a request refused as invalid before it reached the core (stats: invalid).")
       .def(
           "warm_up",

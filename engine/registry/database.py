@@ -16,7 +16,6 @@ that names the path and why; SQLite's own "unable to open database file" says ne
 from __future__ import annotations
 
 import os
-import re
 import shutil
 import sqlite3
 from collections.abc import Iterator
@@ -32,11 +31,11 @@ from sqlalchemy.pool import QueuePool
 
 from engine.errors import RegistryError
 from engine.registry import schema
+from engine.registry.artifacts import is_registry_id
 
 __all__ = ["Database", "normalise_url"]
 
 BUSY_TIMEOUT_MS = 30_000
-_REGISTRY_ID = re.compile(r"[0-9a-f]{32}")
 # Below this much free space, a "disk I/O error" from SQLite is taken for a full disk.
 _LOW_DISK_BYTES = 1 << 20
 
@@ -103,7 +102,7 @@ class Database:
             return self._registry_id  # never changes
         with self.read() as conn:
             value = conn.execute(sa.select(schema.schema_info.c.registry_id)).scalar_one()
-        if not isinstance(value, str) or not _REGISTRY_ID.fullmatch(value):
+        if not isinstance(value, str) or not is_registry_id(value):
             raise RegistryError(
                 f"registry database {self.shown_url!r} cannot be used: schema_info.registry_id "
                 f"holds {value!r}, not 32 hex digits (it was changed outside the engine)"
