@@ -1,6 +1,7 @@
 #include "affinity.h"
 
 #include <algorithm>
+#include <cstring>
 
 #include "status.h"
 
@@ -53,6 +54,34 @@ bool PinThisThread(int cpu) {
 #else
   (void)cpu;
   return false;
+#endif
+}
+
+bool KeepThisThreadOff(const std::vector<int>& cpus) {
+#ifdef __linux__
+  if (cpus.empty()) return false;
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  bool any = false;
+  for (int cpu : AllowedCpus()) {
+    if (std::find(cpus.begin(), cpus.end(), cpu) != cpus.end()) continue;
+    CPU_SET(cpu, &set);
+    any = true;
+  }
+  return any && pthread_setaffinity_np(pthread_self(), sizeof(set), &set) == 0;
+#else
+  (void)cpus;
+  return false;
+#endif
+}
+
+void NameThisThread(const char* name) {
+#ifdef __linux__
+  char truncated[16] = {};
+  std::strncpy(truncated, name, sizeof(truncated) - 1);
+  pthread_setname_np(pthread_self(), truncated);  // fails only on a name over 15 characters
+#else
+  (void)name;
 #endif
 }
 

@@ -4,6 +4,8 @@
 #include <thread>
 #include <utility>
 
+#include "affinity.h"
+
 #ifdef __linux__
 #include <sys/prctl.h>
 #endif
@@ -27,8 +29,11 @@ Steady::time_point AtNs(int64_t ns) {
 
 }  // namespace
 
-Completer::Completer(Handler complete, bool spin)
-    : complete_(std::move(complete)), spin_(spin), thread_([this] { Loop(); }) {}
+Completer::Completer(Handler complete, bool spin, std::vector<int> avoid_cpus)
+    : complete_(std::move(complete)),
+      spin_(spin),
+      avoid_cpus_(std::move(avoid_cpus)),
+      thread_([this] { Loop(); }) {}
 
 Completer::~Completer() { Stop(); }
 
@@ -94,6 +99,8 @@ void Completer::SpinFor(uint64_t seen, int64_t until_ns) const {
 }
 
 void Completer::Loop() {
+  NameThisThread("engine-complete");
+  KeepThisThreadOff(avoid_cpus_);
 #ifdef __linux__
   // This thread's timers fire within 1 us of their time instead of Linux's default 50 us: its
   // naps are tens of microseconds long.

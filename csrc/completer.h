@@ -49,8 +49,9 @@ class Completer {
 
   // `spin`: while batches come at a steady pace from busy workers, the thread naps, then
   // spins for the next one (CompletionPacer). False: it only sleeps until woken, which costs
-  // the workers a wake per batch but no CPU beyond the completions.
-  explicit Completer(Handler complete, bool spin = true);
+  // the workers a wake per batch but no CPU beyond the completions. The thread keeps off
+  // `avoid_cpus` (the workers' pinned CPUs) while the process may use another CPU.
+  explicit Completer(Handler complete, bool spin = true, std::vector<int> avoid_cpus = {});
   // Stop()s.
   ~Completer();
   Completer(const Completer&) = delete;
@@ -84,6 +85,7 @@ class Completer {
 
   Handler complete_;
   const bool spin_;
+  const std::vector<int> avoid_cpus_;
   mutable std::mutex mutex_;
   std::condition_variable ready_;
   std::deque<FinishedBatch> pending_;  // guarded by mutex_

@@ -125,7 +125,7 @@ std::shared_ptr<Model> Model::Start(std::vector<std::unique_ptr<Session>> sessio
   if (model->batching_enabled()) {
     model->completer_ = std::make_unique<Completer>(
         [m = model.get()](FinishedBatch& finished) { m->Complete(finished); },
-        model->options_.completion_spin);
+        model->options_.completion_spin, model->options_.worker_cpus);
   }
   for (int i = 0; i < instances; ++i) {
     model->workers_.emplace_back([m = model.get(), i] { m->WorkerLoop(i); });
@@ -521,6 +521,8 @@ bool Model::ArmExpiryLocked() {
 }
 
 void Model::ExpiryLoop() {
+  NameThisThread("engine-expiry");
+  KeepThisThreadOff(options_.worker_cpus);
   std::unique_lock<std::mutex> lock(mutex_);
   while (!expiry_stop_) {
     const int64_t now = clock_.NowUs();
@@ -591,17 +593,20 @@ inline void CpuRelax() {
 
 }  // namespace
 
-void Model::SpinWhileIdle() {
+bool Model::SpinWhileIdle(int64_t max_us) {
   const uint64_t seen = enqueued_.load(std::memory_order_acquire);
   // Real time, not clock_: a fake clock never moves by itself.
-  const auto until = std::chrono::steady_clock::now() + std::chrono::microseconds(kIdleSpinUs);
-  while (enqueued_.load(std::memory_order_acquire) == seen &&
-         std::chrono::steady_clock::now() < until) {
+  const auto until = std::chrono::steady_clock::now() +
+                     std::chrono::microseconds(std::min(max_us, kIdleSpinUs));
+  while (enqueued_.load(std::memory_order_acquire) == seen) {
+    if (std::chrono::steady_clock::now() >= until) return false;
     CpuRelax();
   }
+  return true;
 }
 
 void Model::WorkerLoop(int index) {
+  NameThisThread("engine-worker");
   const std::vector<int>& cpus = options_.worker_cpus;
   if (!cpus.empty()) {
     const int cpu = cpus[static_cast<size_t>(index) % cpus.size()];
@@ -610,7 +615,7 @@ void Model::WorkerLoop(int index) {
               "could not pin a worker to CPU " + std::to_string(cpu) + "; it runs unpinned");
     }
   }
-  bool spun = false;  // spun since the last look found nothing: sleep now
+  bool spun = false;  // spun since the last request was queued, in vain: sleep now
   std::unique_lock<std::mutex> lock(mutex_);
   while (true) {
     const int64_t now = clock_.NowUs();
@@ -662,19 +667,22 @@ void Model::WorkerLoop(int index) {
       instance_released_.notify_all();  // a WaitDrained: the queue may have emptied by expiry
       return;
     }
+    // Real time, not clock_: a fake clock never moves by itself, so waits stay short then.
+    const int64_t delay_us = wake_us == BatchQueue::kNever
+                                 ? BatchQueue::kNever
+                                 : std::max<int64_t>(wake_us - clock_.NowUs(), 1);
+    if (!spun && !closed_ && !idle_instances_.empty()) {
+      lock.unlock();
+      // Each request that comes while it spins earns another spin: a batch filling up keeps
+      // its worker's core busy.
+      spun = !SpinWhileIdle(delay_us);
+      lock.lock();
+      continue;  // looks at the queue again before sleeping
+    }
+    spun = false;
     if (wake_us == BatchQueue::kNever) {
-      if (!spun && !closed_ && queue_.empty() && !idle_instances_.empty()) {
-        lock.unlock();
-        SpinWhileIdle();
-        lock.lock();
-        spun = true;
-        continue;  // looks at the queue again before sleeping
-      }
-      spun = false;
       work_ready_.wait(lock);
     } else {
-      // Real time, not clock_: a fake clock never moves by itself, so waits stay short then.
-      const int64_t delay_us = std::max<int64_t>(wake_us - clock_.NowUs(), 1);
       work_ready_.wait_for(lock, std::chrono::microseconds(std::min<int64_t>(delay_us, 1000000)));
     }
   }

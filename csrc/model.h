@@ -90,7 +90,8 @@ struct ModelOptions {
   bool completion_spin = true;
   // Worker i runs only on CPU worker_cpus[i % size] (affinity.h); empty: wherever the system
   // schedules it. Each must be a CPU this process may run on (kInvalidConfig otherwise).
-  // Runs on a caller's thread (inline) are not moved.
+  // Runs on a caller's thread (inline) are not moved. The model's completion and expiry
+  // threads keep off these CPUs, unless they are all the process may use.
   std::vector<int> worker_cpus;
 };
 
@@ -216,13 +217,15 @@ class Model {
   void ConvertRawColumns(InferRequest& request) const;
   // `index` numbers the worker among the model's workers (for worker_cpus).
   void WorkerLoop(int index);
-  // A worker that found nothing to do keeps its core for up to kIdleSpinUs before it sleeps,
-  // returning early once a request is queued. A request that arrives meanwhile (a closed
-  // loop's next one, a burst's stragglers) is then taken without the submitter's futex wake
-  // and the worker's wake-up, each several microseconds on a virtual machine: at concurrency
-  // 1 the batcher's p50 overhead via the worker fell from +27.3 to +23.5 us (4 interleaved
-  // pairs). Costs at most kIdleSpinUs of CPU each time a worker runs out of work.
-  void SpinWhileIdle();
+  // A worker with nothing to run (an empty queue, or a batch still filling up to its
+  // preferred size) keeps its core for up to `max_us` (at most kIdleSpinUs) before it sleeps;
+  // true, early, once a request is queued. A request that arrives meanwhile (a closed loop's
+  // next one, a burst's stragglers, the rows that fill the batch) is then taken without the
+  // submitter's futex wake and the worker's wake-up, each several microseconds on a virtual
+  // machine; and a core that stays busy keeps the model in its caches: on this project's VM
+  // an ORT run after its core idled took 71 us against 62 us after none (30-row batches of
+  // the benchmark's MLP). Costs at most kIdleSpinUs of CPU each time, then the worker sleeps.
+  bool SpinWhileIdle(int64_t max_us);
   static constexpr int64_t kIdleSpinUs = 30;
   // Fails queued requests whose deadline passes while every instance is busy (idle workers
   // expire them too, but a worker inside a long run cannot), so that the error arrives at

@@ -1,9 +1,12 @@
 """ModelConfig.worker_cpus: each worker thread runs only on its CPU (read back from the
-kernel's view of the process's threads); CPUs the process may not use are refused at load."""
+kernel's view of the process's threads), and the model's other threads keep off it; CPUs the
+process may not use are refused at load."""
 
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -28,6 +31,34 @@ def _threads_pinned_to(cpu: int) -> int:
     return count
 
 
+def _threads_by_name() -> dict[str, tuple[str, str]]:
+    """This process's threads: id -> (name, the CPUs it may run on, as the kernel lists them)."""
+    threads = {}
+    for task in Path("/proc/self/task").iterdir():
+        try:
+            lines = (task / "status").read_text().splitlines()
+        except FileNotFoundError:
+            continue
+        fields = dict(line.split(":", 1) for line in lines if ":" in line)
+        threads[task.name] = (fields["Name"].strip(), fields["Cpus_allowed_list"].strip())
+    return threads
+
+
+def _cpu_list(cpus: set[int]) -> str:
+    """A set of CPUs as the kernel lists them ("0-2,5")."""
+    ranges: list[str] = []
+    ordered = sorted(cpus)
+    start = prev = ordered[0]
+    for cpu in ordered[1:] + [None]:
+        if cpu is not None and cpu == prev + 1:
+            prev = cpu
+            continue
+        ranges.append(str(start) if start == prev else f"{start}-{prev}")
+        if cpu is not None:
+            start = prev = cpu
+    return ",".join(ranges)
+
+
 def _wait_for(condition: object, timeout_s: float = 10.0) -> bool:
     end = time.monotonic() + timeout_s
     while time.monotonic() < end:
@@ -47,6 +78,55 @@ def test_each_worker_runs_only_on_its_cpu(mlp_path: Path) -> None:
         rows = np.ones((3, 32), np.float32)
         assert model.submit(rows).result(timeout=10)["y"].shape == (3, 1)
     assert _wait_for(lambda: _threads_pinned_to(cpu) == before)  # the workers are gone
+
+
+@pytest.mark.skipif(not hasattr(os, "sched_getaffinity") or len(os.sched_getaffinity(0)) < 2,
+                    reason="needs Linux and a second CPU to keep the other threads on")
+def test_the_models_other_threads_keep_off_the_workers_cpu(mlp_path: Path) -> None:
+    # A completion or expiry thread woken on the worker's CPU would preempt its ORT run.
+    allowed = os.sched_getaffinity(0)
+    cpu = min(allowed)
+    before = set(_threads_by_name())
+    with engine.load(mlp_path, config=engine.ModelConfig(worker_cpus=(cpu,))) as model:
+        assert model.submit(np.ones((3, 32), np.float32)).result(timeout=10)["y"].shape == (3, 1)
+
+        def named() -> dict[str, str]:  # each thread names itself once it runs
+            return {name: cpus for tid, (name, cpus) in _threads_by_name().items()
+                    if tid not in before and name.startswith("engine-")}
+
+        assert _wait_for(lambda: len(named()) == 3)
+        new = named()
+    assert new == {"engine-worker": str(cpu), "engine-complete": _cpu_list(allowed - {cpu}),
+                   "engine-expiry": _cpu_list(allowed - {cpu})}
+
+
+@pytest.mark.skipif(not hasattr(os, "sched_getaffinity"), reason="Linux-only API")
+def test_with_only_the_workers_cpu_to_use_the_other_threads_share_it(mlp_path: Path) -> None:
+    # In a process confined to the worker's CPU (a child, so that this one keeps its CPUs),
+    # the other threads cannot keep off it and stay where they may run.
+    script = f"""
+import os, pathlib, time, engine
+cpu = min(os.sched_getaffinity(0))
+os.sched_setaffinity(0, {{cpu}})
+def named():
+    found = []
+    for task in pathlib.Path("/proc/self/task").iterdir():
+        fields = dict(l.split(":", 1) for l in (task / "status").read_text().splitlines())
+        if fields["Name"].strip().startswith("engine-"):
+            found.append((fields["Name"].strip(), fields["Cpus_allowed_list"].strip()))
+    return found
+with engine.load({str(mlp_path)!r}, config=engine.ModelConfig(worker_cpus=(cpu,))):
+    end = time.monotonic() + 10
+    while len(named()) < 3 and time.monotonic() < end:  # each thread names itself once it runs
+        time.sleep(0.01)
+    for name, cpus in named():
+        print(name, cpus, cpu)
+"""
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                         timeout=60, check=True).stdout
+    rows = sorted(line.split() for line in out.splitlines())
+    assert [name for name, _, _ in rows] == ["engine-complete", "engine-expiry", "engine-worker"]
+    assert all(cpus == cpu for _, cpus, cpu in rows)
 
 
 @pytest.mark.skipif(not hasattr(os, "sched_getaffinity"), reason="Linux-only API")
