@@ -187,6 +187,14 @@ void register_server(py::module_& m) {
           "Health NOT_SERVING, refuse new requests, finish queued ones, then shut down; "
           "what is still open after grace_s is cancelled. Blocks.")
       .def(
+          "cut_drain",
+          [](GrpcServer& s) {
+            bindings::GilRelease release;
+            s.CutDrainShort();
+          },
+          "Cut a drain under way (in another thread) short: queued requests fail as "
+          "UNAVAILABLE now, the runs under way finish, the transport shuts down at once.")
+      .def(
           "stop",
           [](GrpcServer& s) {
             bindings::GilRelease release;

@@ -158,7 +158,7 @@ void GrpcServer::WaitForClientsToStop(std::chrono::system_clock::time_point dead
   auto quiet_since = std::chrono::system_clock::now();
   while (true) {
     const auto now = std::chrono::system_clock::now();
-    if (now - quiet_since >= kClientQuiet || now >= give_up) return;
+    if (now - quiet_since >= kClientQuiet || now >= give_up || cut_short_.load()) return;
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
     const uint64_t calls = service_->InferenceCallsStarted();
     if (calls != seen) {
@@ -190,9 +190,16 @@ void GrpcServer::Drain(int64_t grace_ms) {
   executor_.Stop();
   if (service_) WaitForClientsToStop(deadline);
   if (server_) {
-    server_->Shutdown(deadline);
+    server_->Shutdown(cut_short_.load() ? std::chrono::system_clock::now() : deadline);
     server_->Wait();
   }
+}
+
+void GrpcServer::CutDrainShort() {
+  cut_short_.store(true);
+  // Close(false) also cuts short a model's drain under way: its WaitDrained in Drain returns
+  // once the runs under way finish.
+  for (const auto& served : table_.List()) served.model->Close(/*drain=*/false);
 }
 
 }  // namespace engine::server

@@ -4,6 +4,7 @@
 
 #include <grpcpp/server.h>
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <memory>
@@ -65,6 +66,11 @@ class GrpcServer {
   void Drain(int64_t grace_ms);
   // Immediate shutdown: open calls are cancelled. Idempotent. Blocks until gRPC is done.
   void Stop() { Drain(0); }
+  // Cuts a Drain under way short (an operator's second SIGTERM or Ctrl-C): what is still
+  // queued fails as UNAVAILABLE now, the runs under way finish, and the transport shuts down
+  // without waiting out the grace period or for clients to stop sending. Safe from any thread
+  // while Drain blocks another; blocks until the served models' runs under way finish.
+  void CutDrainShort();
 
  private:
   // A call that arrives once the transport shuts down is cancelled by grpc-core, unanswered
@@ -88,6 +94,7 @@ class GrpcServer {
   int port_ = 0;
   std::mutex lifecycle_mutex_;  // serialises Start / SetReady / Drain
   bool stopped_ = false;        // GUARDED_BY(lifecycle_mutex_)
+  std::atomic<bool> cut_short_{false};  // CutDrainShort was called
 };
 
 }  // namespace engine::server

@@ -11,7 +11,8 @@ Order of events (each step fails fast with a clear error):
    :mod:`engine.server.registry_serving`);
 4. readiness true (health SERVING); print one ``ready`` line to stdout;
 5. on SIGTERM or SIGINT: health NOT_SERVING, new requests refused, queued and running requests
-   finish, exit 0 (whatever is still open after ``grace_s`` is cancelled).
+   finish, exit 0 (whatever is still open after ``grace_s`` is cancelled). A second signal
+   cuts the drain short: what is still queued fails as UNAVAILABLE, the runs under way finish.
 """
 
 from __future__ import annotations
@@ -300,7 +301,8 @@ def serve(options: ServeOptions, *, stop: threading.Event | None = None) -> int:
             raise UnavailableError(
                 f"cannot serve metrics on {options.host}:{options.metrics_port}: {exc.strerror}"
             ) from None
-        _install_signal_handlers(stop)
+        cut = threading.Event()
+        _install_signal_handlers(stop, cut)
         served: list[ServedModel]
         if watcher is not None:
             # Models that gain the alias later are added live, so none is not an error here.
@@ -343,7 +345,7 @@ def serve(options: ServeOptions, *, stop: threading.Event | None = None) -> int:
         if watcher is not None:
             watcher.stop()
         print(f"engine serve: draining (grace {options.grace_s:g}s)", flush=True)
-        server.drain(options.grace_s)
+        _drain(server, options.grace_s, cut)
         print("engine serve: stopped", flush=True)
         return 0
     finally:
@@ -357,11 +359,37 @@ def serve(options: ServeOptions, *, stop: threading.Event | None = None) -> int:
             metrics.server_close()
 
 
-def _install_signal_handlers(stop: threading.Event) -> None:
+def _drain(server: _core.Server, grace_s: float, cut: threading.Event) -> None:
+    """Drain on another thread, so that this one still runs signal handlers: a second signal
+    (``cut``) cuts the drain short."""
+    failure: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            server.drain(grace_s)
+        except BaseException as exc:  # noqa: BLE001 - re-raised on the caller's thread
+            failure.append(exc)
+
+    drainer = threading.Thread(target=run, name="engine-drain", daemon=True)
+    drainer.start()
+    while drainer.is_alive():
+        if cut.wait(0.1):
+            print("engine serve: second signal: cutting the drain short (queued requests "
+                  "fail as UNAVAILABLE; runs under way finish)", flush=True)
+            server.cut_drain()
+            break
+    drainer.join()
+    if failure:
+        raise failure[0]
+
+
+def _install_signal_handlers(stop: threading.Event, cut: threading.Event) -> None:
     if threading.current_thread() is not threading.main_thread():
         return
 
     def handle(signum: int, frame: FrameType | None) -> None:
+        if stop.is_set():  # a second signal while stopping: do not wait out the drain
+            cut.set()
         stop.set()
 
     signal.signal(signal.SIGTERM, handle)

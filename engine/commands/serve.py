@@ -29,7 +29,8 @@ def register(subparsers: Any) -> None:
         help="serve models over gRPC (KServe v2 / Triton protocol)",
         description="Serve ONNX models over gRPC with the KServe v2 protocol (stock tritonclient "
                     "works), grpc.health.v1, and Prometheus metrics on a second port. "
-                    "SIGTERM/SIGINT drain in-flight requests, then exit 0.",
+                    "SIGTERM/SIGINT drain in-flight requests, then exit 0; a second signal "
+                    "cuts the drain short.",
     )
     source = p.add_mutually_exclusive_group(required=True)
     source.add_argument("--model-repository", type=Path, metavar="DIR",

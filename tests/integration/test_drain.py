@@ -138,6 +138,57 @@ def test_the_grace_period_bounds_the_drain_of_a_long_queue(tmp_path: Path) -> No
         assert "model was closed before the request ran" in exc.message(), exc
 
 
+def test_a_second_sigterm_cuts_the_drain_short(tmp_path: Path) -> None:
+    """With a grace period far longer than the queue, a second SIGTERM fails what is still
+    queued as UNAVAILABLE instead of running it: an operator who signals twice wants out."""
+    repo = build_drain_repository(tmp_path / "repo")
+    server = start_server(["--model-repository", str(repo), "--grace-s", "600"], tmp_path)
+    queued = 40  # a heavy run takes 0.05-0.1 s here: seconds of work in the queue
+    try:
+        x = np.ones((1, 512), np.float32)
+        results: dict[int, object] = {}
+
+        def call(k: int) -> None:
+            c = grpcclient.InferenceServerClient(server.url)
+            try:
+                i = grpcclient.InferInput("x", [1, 512], "FP32")
+                i.set_data_from_numpy(x)
+                results[k] = c.infer("heavy", [i], request_id=str(k)).as_numpy("y")
+            except InferenceServerException as exc:
+                results[k] = exc
+            finally:
+                c.close()
+
+        threads = [threading.Thread(target=call, args=(k,)) for k in range(queued)]
+        for t in threads:
+            t.start()
+        deadline = time.monotonic() + 30
+        while _in_flight(server) < queued // 2:
+            assert time.monotonic() < deadline, "requests never reached the engine"
+            time.sleep(0.01)
+        server.proc.send_signal(15)
+        deadline = time.monotonic() + 10
+        while not any("draining" in line for line in server.lines):
+            assert time.monotonic() < deadline
+            time.sleep(0.005)
+        assert server.terminate(timeout_s=60) == 0  # the second SIGTERM
+        assert any("cutting the drain short" in line for line in server.lines), server.lines
+        for t in threads:
+            t.join(timeout=60)
+    finally:
+        if server.proc.poll() is None:
+            server.proc.kill()
+            server.proc.wait(timeout=10)
+        server.close_pipes()
+    answered = [k for k, r in results.items() if isinstance(r, np.ndarray)]
+    refused = [r for r in results.values() if isinstance(r, InferenceServerException)]
+    assert len(answered) + len(refused) == queued, results
+    assert refused, "the second signal cut nothing short"
+    for exc in refused:
+        assert exc.status() == "StatusCode.UNAVAILABLE", exc
+        assert "model was closed before the request ran" in exc.message(), exc
+
+
 def test_sigterm_finishes_open_streams_once_answered(tmp_path: Path) -> None:
     # An idle stream must not hold the shutdown for the whole grace period (60 s here), and a
     # stream with a request running gets its answer first, then UNAVAILABLE.
