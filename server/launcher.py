@@ -113,24 +113,25 @@ class ServeOptions:
                 f"--log-sample-rate must be in [0, 1]; was {self.log_sample_rate}")
         self._check_monitoring()
         if not 0 < self.poll_s <= 3600:
-            raise InvalidConfigError(f"poll_s must be in (0, 3600]; was {self.poll_s}")
+            raise InvalidConfigError(f"--poll-s must be in (0, 3600]; was {self.poll_s}")
         for name in ("grpc_port", "metrics_port"):
             value = getattr(self, name)
             if not 0 <= value <= 65535:
-                raise InvalidConfigError(f"{name} must be in [0, 65535]; was {value}")
+                raise InvalidConfigError(f"{_flag(name)} must be in [0, 65535]; was {value}")
         if not 1024 <= self.max_message_bytes <= 2**31 - 1:
             raise InvalidConfigError(
-                f"max_message_bytes must be in [1024, 2147483647]; was {self.max_message_bytes}")
+                f"--max-message-bytes must be in [1024, 2147483647]; was {self.max_message_bytes}")
         for name in ("max_inputs", "max_outputs", "max_tensor_elements"):
             if getattr(self, name) < 1:
-                raise InvalidConfigError(f"{name} must be >= 1; was {getattr(self, name)}")
+                raise InvalidConfigError(f"{_flag(name)} must be >= 1; was {getattr(self, name)}")
         if self.max_tensor_elements > 2**40:
             # Far above any message gRPC accepts (2 GiB); keeps byte counts far from overflow.
             raise InvalidConfigError(
-                f"max_tensor_elements must be <= 2^40; was {self.max_tensor_elements}")
+                f"--max-tensor-elements must be <= 2^40; was {self.max_tensor_elements}")
         if not 0 <= self.grace_s <= MAX_GRACE_S:  # also refuses nan
             raise InvalidConfigError(
-                f"grace_s must be a number of seconds in [0, {MAX_GRACE_S:g}]; was {self.grace_s}")
+                f"--grace-s must be a number of seconds in [0, {MAX_GRACE_S:g}]; was "
+                f"{self.grace_s}")
         if (self.tls_cert is None) != (self.tls_key is None):
             raise InvalidConfigError("--tls-cert and --tls-key go together")
         if self.tls_client_ca is not None and self.tls_cert is None:
@@ -357,6 +358,11 @@ def serve(options: ServeOptions, *, stop: threading.Event | None = None) -> int:
         if metrics is not None:
             metrics.shutdown()
             metrics.server_close()
+
+
+def _flag(field: str) -> str:
+    """The command-line option that sets a ServeOptions field: messages name what was typed."""
+    return "--" + field.replace("_", "-")
 
 
 def _drain(server: _core.Server, grace_s: float, cut: threading.Event) -> None:

@@ -14,14 +14,18 @@ from engine.monitoring import MonitorConfig
 @pytest.mark.parametrize(
     ("field", "value", "match"),
     [
-        ("max_tensor_elements", 0, "max_tensor_elements must be >= 1; was 0"),
-        ("max_tensor_elements", 2**40 + 1, r"max_tensor_elements must be <= 2\^40; was 1099"),
-        ("max_inputs", 0, "max_inputs must be >= 1; was 0"),
-        ("max_message_bytes", 10, r"max_message_bytes must be in \[1024, 2147483647\]; was 10"),
-        ("grace_s", -1.0, r"grace_s must be a number of seconds in \[0, 86400\]; was -1.0"),
+        # Named by the option that sets them, as typed on the command line.
+        ("max_tensor_elements", 0, "^--max-tensor-elements must be >= 1; was 0"),
+        ("max_tensor_elements", 2**40 + 1, r"^--max-tensor-elements must be <= 2\^40; was 1099"),
+        ("max_inputs", 0, "^--max-inputs must be >= 1; was 0"),
+        ("max_outputs", 0, "^--max-outputs must be >= 1; was 0"),
+        ("max_message_bytes", 10, r"^--max-message-bytes must be in \[1024, 2147483647\]; was 10"),
+        ("grace_s", -1.0, r"^--grace-s must be a number of seconds in \[0, 86400\]; was -1.0"),
         # inf was cast to a negative count of milliseconds: no drain at all.
-        ("grace_s", float("inf"), r"grace_s must be a number .*; was inf"),
-        ("grace_s", float("nan"), r"grace_s must be a number .*; was nan"),
+        ("grace_s", float("inf"), r"^--grace-s must be a number .*; was inf"),
+        ("grace_s", float("nan"), r"^--grace-s must be a number .*; was nan"),
+        ("grpc_port", 70000, r"^--grpc-port must be in \[0, 65535\]; was 70000"),
+        ("metrics_port", -1, r"^--metrics-port must be in \[0, 65535\]; was -1"),
     ],
 )
 def test_bad_limits_are_refused(field: str, value: object, match: str) -> None:
@@ -118,3 +122,8 @@ def test_a_threshold_that_is_not_a_number_is_an_argparse_error(
         build_parser().parse_args(["serve", "--registry", "--psi-threshold", "high"])
     assert info.value.code == 2
     assert "--psi-threshold: expected a number or 'off'; was 'high'" in capsys.readouterr().err
+
+
+def test_a_bad_poll_interval_names_its_option() -> None:
+    with pytest.raises(InvalidConfigError, match=r"^--poll-s must be in \(0, 3600\]; was 0.0"):
+        ServeOptions(registry=True, poll_s=0.0)
