@@ -9,12 +9,19 @@
 #include <grpcpp/security/server_credentials.h>
 #include <grpcpp/server_builder.h>
 
+#include <netdb.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
 #include <algorithm>
+#include <cerrno>
 #include <chrono>
+#include <cstring>
 #include <mutex>
 #include <string_view>
 #include <thread>
 #include <utility>
+#include <vector>
 
 #include "log.h"
 
@@ -24,6 +31,16 @@ namespace {
 // gRPC's own log lines (rare: a failed bind, a broken connection) through log.h, in the
 // process's format (JSON under --log-json). gRPC appends a status's debug details in braces
 // ({file:"./src/core/...", errno:...}): its source paths, left out with them.
+//
+// While a server binds its port, the lines are held: a failed bind is reported once, by Start's
+// own error with the system's reason, rather than also by gRPC's vaguer line before it.
+struct HeldLine {
+  std::string level, message;
+};
+std::mutex binding_mutex;  // one server of the process binds at a time: its lines are its own
+std::mutex held_mutex;
+std::vector<HeldLine>* held_lines = nullptr;  // GUARDED_BY(held_mutex); null: log at once
+
 void LogGrpcMessage(gpr_log_func_args* args) {
   std::string_view message = args->message != nullptr ? args->message : "";
   if (const size_t details = message.find(" {"); details != std::string_view::npos) {
@@ -32,7 +49,39 @@ void LogGrpcMessage(gpr_log_func_args* args) {
   const char* level = args->severity == GPR_LOG_SEVERITY_ERROR  ? "ERROR"
                       : args->severity == GPR_LOG_SEVERITY_INFO ? "INFO"
                                                                 : "DEBUG";
+  {
+    std::lock_guard<std::mutex> lock(held_mutex);
+    if (held_lines != nullptr) {
+      held_lines->push_back({level, std::string(message)});
+      return;
+    }
+  }
   LogLine(level, "grpc", message);
+}
+
+// Why a listening socket cannot be bound to host:port, from a bind of our own (gRPC does not
+// say): the system's message, or "" when the bind now succeeds or the host does not resolve.
+std::string BindFailure(const std::string& host, int port) {
+  addrinfo hints{};
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  hints.ai_flags = AI_PASSIVE;
+  addrinfo* found = nullptr;
+  const std::string bare = host.size() > 1 && host.front() == '[' && host.back() == ']'
+                               ? host.substr(1, host.size() - 2)
+                               : host;
+  if (getaddrinfo(bare.c_str(), std::to_string(port).c_str(), &hints, &found) != 0) return "";
+  std::string reason;
+  for (addrinfo* a = found; a != nullptr && reason.empty(); a = a->ai_next) {
+    const int fd = socket(a->ai_family, a->ai_socktype, a->ai_protocol);
+    if (fd < 0) continue;
+    const int on = 1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof(on));  // as gRPC binds
+    if (bind(fd, a->ai_addr, a->ai_addrlen) != 0) reason = std::strerror(errno);
+    close(fd);
+  }
+  freeaddrinfo(found);
+  return reason;
 }
 
 // protobuf's own lines (a client's string field that is not UTF-8, one per such request)
@@ -128,15 +177,29 @@ void GrpcServer::Start() {
   builder.SetMaxSendMessageSize(max_bytes);
   builder.RegisterService(service_.get());
   builder.RegisterCallbackGenericService(&unsupported_);
-  server_ = builder.BuildAndStart();
+  std::vector<HeldLine> lines;
+  {
+    std::lock_guard<std::mutex> bind_lock(binding_mutex);
+    {
+      std::lock_guard<std::mutex> held_lock(held_mutex);
+      held_lines = &lines;
+    }
+    server_ = builder.BuildAndStart();
+    std::lock_guard<std::mutex> held_lock(held_mutex);
+    held_lines = nullptr;
+  }
   if (!server_ || port_ == 0) {
     if (server_) server_->Shutdown();
     server_.reset();
     port_ = 0;
+    const std::string reason = BindFailure(options_.host, options_.port);
     throw CoreError(StatusCode::kUnavailable,
-                    "cannot listen on " + address +
-                        ": the port is in use or the address is not available on this host");
+                    "cannot listen on " + address + ": " +
+                        (reason.empty()
+                             ? "the port is in use or the address is not available on this host"
+                             : reason));
   }
+  for (const HeldLine& line : lines) LogLine(line.level, "grpc", line.message);
   // Health knows the overall server ("") and the inference service by name; both start
   // NOT_SERVING and follow SetReady / Drain together (SetServingStatus(bool) sets all).
   auto* health = server_->GetHealthCheckService();
