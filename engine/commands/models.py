@@ -273,7 +273,7 @@ def _list(args: argparse.Namespace) -> int:
             print(f"warning: {lost} {details}", file=sys.stderr)
         return 0
     _print_table(
-        ["NAME", "LATEST", "VERSIONS", "ALIASES", "UPDATED"],
+        ["NAME", "LATEST", "VERSIONS", "ALIASES", "UPDATED_UTC"],
         [
             [
                 m.name,
@@ -311,7 +311,7 @@ def _show(args: argparse.Namespace) -> int:
             ("aliases", ", ".join(record.aliases) or "-"),
             ("sha256", record.sha256),
             ("size_bytes", _readable(record, "size_bytes", str(record.size_bytes))),
-            ("created_at", _readable(record, "created_at", _time(record.created_at))),
+            ("created_at", _readable(record, "created_at", _time(record.created_at, " UTC"))),
             ("created_by", _text(lin["created_by"])),
             ("description", record.description or "-"),
             ("metrics", _readable(record, "metrics", _inline(record.metrics))),
@@ -346,7 +346,8 @@ def _versions(args: argparse.Namespace) -> int:
         _print_json([r.to_dict() for r in records])
         return 0
     _print_table(
-        ["VERSION", "STATUS", "ALIASES", "SHA256", "SIZE", "CREATED", "REFUSED", "DESCRIPTION"],
+        ["VERSION", "STATUS", "ALIASES", "SHA256", "SIZE", "CREATED_UTC", "REFUSED",
+         "DESCRIPTION"],
         [
             [
                 _or_unknown(r.version),
@@ -452,7 +453,7 @@ def _lineage(args: argparse.Namespace) -> int:
         )
         return 0
     _print_table(
-        ["REF", "PARENT", "DATA", "CODE", "CREATED_BY", "CREATED", "TRANSFORMS"],
+        ["REF", "PARENT", "DATA", "CODE", "CREATED_BY", "CREATED_UTC", "TRANSFORMS"],
         [
             [
                 r.ref,
@@ -814,5 +815,6 @@ def _or_unknown(value: int | None) -> str:
     return "?" if value is None else str(value)  # None: unreadable, read_errors says why
 
 
-def _time(value: datetime | None) -> str:
-    return "?" if value is None else value.strftime("%Y-%m-%d %H:%M:%S")  # None: unreadable
+def _time(value: datetime | None, zone: str = "") -> str:
+    """A stored time (UTC; tables say so in their header), or "?" for one unreadable."""
+    return "?" if value is None else value.strftime("%Y-%m-%d %H:%M:%S") + zone

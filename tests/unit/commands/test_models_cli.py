@@ -96,13 +96,17 @@ def test_human_output_is_an_aligned_table(run: Run, add_model) -> None:
     code, out, _ = run("list")
     assert code == 0
     lines = out.splitlines()
-    assert lines[0].split() == ["NAME", "LATEST", "VERSIONS", "ALIASES", "UPDATED"]
+    assert lines[0].split() == ["NAME", "LATEST", "VERSIONS", "ALIASES", "UPDATED_UTC"]
     column = lines[0].index("LATEST")
     assert all(line[column - 2 : column] == "  " for line in lines)
     assert lines[1].startswith("a-long-model-name  1")
     assert "production=1" in lines[2]
     code, out, _ = run("show", "b")
     assert "status:" in out and "TENSOR  NAME  DTYPE    SHAPE" in out
+    created = next(line for line in out.splitlines() if line.startswith("created_at:"))
+    assert created.endswith(" UTC"), created  # stored times are UTC; the output says so
+    code, out, _ = run("versions", "b")
+    assert out.splitlines()[0].split()[5] == "CREATED_UTC"
 
 
 def test_alias_archive_delete_lineage(run: Run, add_model) -> None:
