@@ -7,6 +7,8 @@ from engine._load_order import check_native_load_order
 
 check_native_load_order()  # before anything loads engine._core
 
+from typing import TYPE_CHECKING
+
 from engine import errors
 from engine.config import ModelConfig
 from engine.errors import (
@@ -17,9 +19,11 @@ from engine.errors import (
     OverloadedError,
 )
 from engine.model import Model, load
-from engine.registry import ModelVersion, Registry
 from engine.signature import TensorSpec
 from engine.stats import ModelStats
+
+if TYPE_CHECKING:
+    from engine.registry import ModelVersion, Registry
 
 __all__ = [
     "DeadlineExceededError",
@@ -37,3 +41,13 @@ __all__ = [
     "load",
 ]
 __version__ = "0.1.0"
+
+
+def __getattr__(name: str) -> object:
+    # The registry (SQLAlchemy, two thirds of `import engine`) loads on first use: inference
+    # code and `engine serve --model-repository` never pay for it.
+    if name in ("ModelVersion", "Registry"):
+        from engine import registry
+
+        return getattr(registry, name)
+    raise AttributeError(f"module 'engine' has no attribute {name!r}")

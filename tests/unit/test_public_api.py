@@ -64,3 +64,18 @@ def test_load_by_registry_reference(tmp_path: Path, mlp_path: Path) -> None:
     with pytest.raises(errors.ModelNotFoundError):
         engine.load("nope:3", registry_home=tmp_path)
     registry.close()
+
+
+def test_import_engine_loads_the_registry_only_when_used() -> None:
+    # SQLAlchemy was two thirds of `import engine`; inference code does not need it.
+    import subprocess
+    import sys
+
+    script = ("import sys, engine\n"
+              "assert 'sqlalchemy' not in sys.modules, 'loaded by import engine'\n"
+              "from engine import Registry, ModelVersion\n"
+              "assert Registry.__name__ == 'Registry' and 'sqlalchemy' in sys.modules\n"
+              "try:\n    engine.NoSuchName\nexcept AttributeError as exc:\n    print(exc)\n")
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                         timeout=60, check=True).stdout
+    assert out.strip() == "module 'engine' has no attribute 'NoSuchName'"
