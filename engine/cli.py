@@ -60,7 +60,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    try:
+        # Building the parser imports every command's module (the registry's SQLAlchemy
+        # among them): a Ctrl-C this early is an interruption too, not a traceback.
+        args = build_parser().parse_args(argv)
+    except KeyboardInterrupt:
+        if "--debug" in (sys.argv[1:] if argv is None else argv):
+            raise
+        print("interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
     with _sigterm_raises():
         return _run(args)
 

@@ -134,6 +134,20 @@ def test_ctrl_c_stops_a_command_without_a_traceback(
         main(["--debug", "tune", str(tmp_path / "m.onnx")])
 
 
+def test_ctrl_c_while_the_commands_load_is_an_interruption_too(
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    from engine import cli
+
+    def interrupted() -> object:
+        raise KeyboardInterrupt  # as if Ctrl-C came while a command's module was imported
+
+    monkeypatch.setattr(cli, "build_parser", interrupted)
+    assert main(["models", "list"]) == 130
+    assert capsys.readouterr().err == "interrupted\n"
+    with pytest.raises(KeyboardInterrupt):
+        main(["--debug", "models", "list"])
+
+
 def test_sigterm_stops_a_command_after_its_cleanup(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
         capsys: pytest.CaptureFixture[str]) -> None:
