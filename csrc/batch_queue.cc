@@ -102,6 +102,56 @@ int64_t BatchQueue::NextDeadlineUs() const {
   return deadlines_.empty() ? kNever : *deadlines_.begin();
 }
 
+namespace {
+
+// The requests of one batch key in service order, as far as they fit in a batch.
+struct Candidates {
+  std::vector<std::pair<int, size_t>> picks;  // (priority, index in its level)
+  std::vector<int64_t> cumulative;            // rows up to and including each pick
+  int64_t rows = 0;
+  bool full = false;  // a next request of the key does not fit, or max rows reached
+};
+
+// Adds `r` at (priority, index) to `c` unless `c` is full; never skips ahead of a request
+// that does not fit, which keeps FIFO order within a key.
+void Consider(Candidates& c, const QueuedRequest& r, int priority, size_t index,
+              int64_t max_rows) {
+  if (c.full) return;
+  if (c.rows + r.rows > max_rows) {
+    c.full = true;
+    return;
+  }
+  c.rows += r.rows;
+  c.picks.emplace_back(priority, index);
+  c.cumulative.push_back(c.rows);
+  if (c.rows == max_rows) c.full = true;
+}
+
+// How many of a key's candidates are ready to run without waiting out the queue delay: a
+// preferred size, a full batch, or a step past the largest preferred size; else 0.
+size_t ReadyCount(const Candidates& c, const BatchingPolicy& policy) {
+  // The largest preferred size that a prefix of the candidates fills exactly wins, even over
+  // a full batch (as in Triton): with more requests in flight than a preferred size, batches
+  // of that size keep one running while the previous one's callbacks resubmit.
+  const auto& preferred = policy.preferred_batch_rows;  // sorted by the queue
+  for (auto p = preferred.rbegin(); p != preferred.rend(); ++p) {
+    auto it = std::find(c.cumulative.begin(), c.cumulative.end(), static_cast<int64_t>(*p));
+    if (it != c.cumulative.end()) return static_cast<size_t>(it - c.cumulative.begin()) + 1;
+  }
+  if (c.full) return c.picks.size();
+  // Rows that step past the largest preferred size without filling one exactly (requests of
+  // several rows): the shortest prefix that reaches it runs now, as Triton sends a batch
+  // once it reaches its largest preferred size, rather than waiting out the delay.
+  if (!preferred.empty() && c.rows >= preferred.back()) {
+    auto it = std::lower_bound(c.cumulative.begin(), c.cumulative.end(),
+                               static_cast<int64_t>(preferred.back()));
+    return static_cast<size_t>(it - c.cumulative.begin()) + 1;
+  }
+  return 0;
+}
+
+}  // namespace
+
 QueuedBatch BatchQueue::TakeBatch(int64_t now_us, int64_t* wake_us) {
   *wake_us = kNever;
   QueuedBatch batch;
@@ -113,55 +163,59 @@ QueuedBatch BatchQueue::TakeBatch(int64_t now_us, int64_t* wake_us) {
     batch.push_back(Detach(head_priority, 0));
     return batch;
   }
-  // Candidates: (priority, index) of compatible requests in service order, while they fit.
-  std::vector<std::pair<int, size_t>> picks;
-  std::vector<int64_t> cumulative;
-  int64_t rows = 0;
+  // The head's batch: the requests of its key in service order, while they fit.
+  Candidates chosen;
   size_t scanned = 0;
-  bool full = false;
   for (const auto& [priority, queue] : levels_) {
-    for (size_t i = 0; i < queue.size() && scanned < kMaxScan && !full; ++i, ++scanned) {
-      const QueuedRequest& r = *queue[i];
-      if (r.batch_key != head.batch_key) continue;
-      if (rows + r.rows > policy_.max_batch_rows) {
-        full = true;  // never skip ahead of a request that does not fit: keeps FIFO order
-        break;
+    for (size_t i = 0; i < queue.size() && scanned < kMaxScan && !chosen.full; ++i, ++scanned) {
+      if (queue[i]->batch_key == head.batch_key) {
+        Consider(chosen, *queue[i], priority, i, policy_.max_batch_rows);
       }
-      rows += r.rows;
-      picks.emplace_back(priority, i);
-      cumulative.push_back(rows);
-      if (rows == policy_.max_batch_rows) full = true;
     }
-    if (full || scanned >= kMaxScan) break;
+    if (chosen.full || scanned >= kMaxScan) break;
   }
-  // The largest preferred size that a prefix of the candidates fills exactly wins, even over
-  // a full batch (as in Triton): with more requests in flight than a preferred size, batches
-  // of that size keep one running while the previous one's callbacks resubmit.
-  size_t take = 0;
-  for (auto p = policy_.preferred_batch_rows.rbegin(); p != policy_.preferred_batch_rows.rend();
-       ++p) {
-    auto it = std::find(cumulative.begin(), cumulative.end(), static_cast<int64_t>(*p));
-    if (it != cumulative.end()) {
-      take = static_cast<size_t>(it - cumulative.begin()) + 1;
-      break;
-    }
-  }
+  size_t take = ReadyCount(chosen, policy_);
   // Waiting for company must not cost a queued request its deadline: the delay ends early,
   // at the earliest time by which a queued request must start (its deadline minus its lead).
   const int64_t due_us = std::min(head.enqueue_us + policy_.max_queue_delay_us,
                                   run_by_.empty() ? kNever : *run_by_.begin());
-  if (take == 0 && (full || rows >= policy_.max_batch_rows || now_us >= due_us)) {
-    take = picks.size();
+  if (take == 0 && now_us >= due_us) take = chosen.picks.size();
+  if (take == 0) {
+    // The head waits for company; requests of another key behind it that are ready now (a
+    // preferred size, or a full batch) run meanwhile rather than wait out the head's delay
+    // with an instance idle. The first ready key in service order, whatever its priority:
+    // the head's batch is not ready to run either way.
+    std::map<std::vector<int64_t>, Candidates> others;
+    std::vector<const std::vector<int64_t>*> order;  // keys in order of first appearance
+    scanned = 0;
+    for (const auto& [priority, queue] : levels_) {
+      for (size_t i = 0; i < queue.size() && scanned < kMaxScan; ++i, ++scanned) {
+        const QueuedRequest& r = *queue[i];
+        if (r.batch_key == head.batch_key) continue;
+        auto [it, added] = others.try_emplace(r.batch_key);
+        if (added) order.push_back(&it->first);
+        Consider(it->second, r, priority, i, policy_.max_batch_rows);
+      }
+    }
+    for (const std::vector<int64_t>* key : order) {
+      Candidates& c = others.at(*key);
+      if ((take = ReadyCount(c, policy_)) > 0) {
+        chosen = std::move(c);
+        break;
+      }
+    }
   }
   if (take == 0) {
     *wake_us = due_us;  // before any deadline, so expiry needs no earlier wake
     return batch;
   }
+  auto& picks = chosen.picks;
   picks.resize(take);
   std::vector<std::unique_ptr<QueuedRequest>> taken(take);
-  if (picks.back() == std::make_pair(head_priority, take - 1)) {
-    // The usual case: the first `take` requests of the head level, taken from the front.
-    for (size_t k = 0; k < take; ++k) taken[k] = Detach(head_priority, 0);
+  const int first_priority = picks.front().first;
+  if (picks.back() == std::make_pair(first_priority, take - 1)) {
+    // The usual case: the first `take` requests of one level, taken from the front.
+    for (size_t k = 0; k < take; ++k) taken[k] = Detach(first_priority, 0);
   } else {
     // Detach back to front within each level so earlier indices stay valid.
     for (size_t k = take; k-- > 0;) taken[k] = Detach(picks[k].first, picks[k].second);

@@ -7,9 +7,13 @@
 //    and selected outputs) equals that of the oldest request of the highest priority (the head);
 //  - a batch never holds more than `max_batch_rows` rows;
 //  - a batch runs as soon as a prefix of the compatible requests fills a preferred size (the
-//    largest such), else when it is full, else when the head has waited max_queue_delay_us,
-//    or DeadlineLeadUs(timeout) before the deadline of any queued request if that is
-//    sooner: the queue delay never holds a request until its deadline passes.
+//    largest such) or steps past the largest one, else when it is full, else when the head
+//    has waited max_queue_delay_us, or DeadlineLeadUs(timeout) before the deadline of any
+//    queued request if that is sooner: the queue delay never holds a request until its
+//    deadline passes;
+//  - while the head's batch waits for company, a batch of another key that is ready by the
+//    rules above (not by the delay) runs meanwhile: one request of another shape at the head
+//    does not hold back the requests behind it.
 #pragma once
 
 #include <algorithm>

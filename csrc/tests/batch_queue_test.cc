@@ -117,6 +117,44 @@ TEST_F(BatchQueueTest, PreferredSizeWinsOverAFullBatch) {
   EXPECT_EQ(odd.TakeBatch(clock_.NowUs(), &wake).size(), 4u);
 }
 
+// A request larger than the largest preferred size (or rows that step past it) runs at
+// once instead of waiting out the delay for company it can no longer use.
+TEST_F(BatchQueueTest, RowsPastTheLargestPreferredSizeRunWithoutWaiting) {
+  BatchQueue q(BatchingPolicy{true, 64, {8}, 10'000, 100});
+  q.Push(Make(16));
+  int64_t wake = 0;
+  EXPECT_EQ(Seqs(q.TakeBatch(clock_.NowUs(), &wake)), (std::vector<uint64_t>{1}));
+  for (int i = 0; i < 4; ++i) q.Push(Make(3));  // 3, 6, 9: the prefix of 9 rows runs
+  EXPECT_EQ(Seqs(q.TakeBatch(clock_.NowUs(), &wake)), (std::vector<uint64_t>{2, 3, 4}));
+  EXPECT_TRUE(q.TakeBatch(clock_.NowUs(), &wake).empty());  // 3 rows: they wait
+  EXPECT_EQ(wake, clock_.NowUs() + 10'000);
+}
+
+// One request of another shape at the head waits for company; the requests behind it that
+// fill a preferred size run meanwhile instead of waiting out its delay. The head still runs
+// when its delay ends.
+TEST_F(BatchQueueTest, AReadyBatchBehindAWaitingHeadRunsMeanwhile) {
+  BatchQueue q(BatchingPolicy{true, 16, {4}, 10'000, 100});
+  const int64_t t0 = clock_.NowUs();
+  q.Push(Make(1, 0, /*key=*/10));               // seq 1: the head
+  for (int i = 0; i < 5; ++i) q.Push(Make(1, 0, /*key=*/20));  // seqs 2-6
+  q.Push(Make(1, -1, /*key=*/30));              // seq 7, lower priority
+  int64_t wake = 0;
+  EXPECT_EQ(Seqs(q.TakeBatch(t0, &wake)), (std::vector<uint64_t>{2, 3, 4, 5}));
+  EXPECT_TRUE(q.TakeBatch(t0, &wake).empty());  // key 20 has 1 left, key 10 and 30 have 1
+  EXPECT_EQ(wake, t0 + 10'000);                 // the head's delay
+  clock_.AdvanceUs(10'000);
+  EXPECT_EQ(Seqs(q.TakeBatch(clock_.NowUs(), &wake)), (std::vector<uint64_t>{1}));
+  EXPECT_EQ(Seqs(q.TakeBatch(clock_.NowUs(), &wake)), (std::vector<uint64_t>{6}));
+  EXPECT_EQ(Seqs(q.TakeBatch(clock_.NowUs(), &wake)), (std::vector<uint64_t>{7}));
+  // A full batch of another key, at a lower priority than the head, runs meanwhile too.
+  BatchQueue full(BatchingPolicy{true, 2, {}, 10'000, 100});
+  full.Push(Make(1, 5, /*key=*/1));
+  full.Push(Make(1, 0, /*key=*/2));
+  full.Push(Make(1, 0, /*key=*/2));
+  EXPECT_EQ(Seqs(full.TakeBatch(clock_.NowUs(), &wake)), (std::vector<uint64_t>{9, 10}));
+}
+
 TEST_F(BatchQueueTest, HigherPriorityFirstFifoWithinALevel) {
   BatchQueue q(BatchingPolicy{true, 2, {}, 0, 100});
   q.Push(Make(1, 0));
