@@ -15,7 +15,7 @@ import dataclasses
 import os
 import threading
 import weakref
-from collections.abc import Mapping, Sequence
+from collections.abc import Coroutine, Mapping, Sequence
 from concurrent.futures import Future, wait
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -196,25 +196,49 @@ class Model:
             done.forget(token)
             raise
 
-    async def predict_async(
+    def predict_async(
         self,
         inputs: Inputs,
         *,
         outputs: Sequence[str] = (),
         priority: int = 0,
         timeout_us: int | None = None,
-    ) -> Outputs:
+    ) -> Coroutine[Any, Any, Outputs]:
         """``await``-able :meth:`predict` for asyncio code; cancelling the task cancels a
-        still-queued request. Raises what :meth:`submit` raises at once when called, and the
-        request's own errors (as :meth:`predict` raises them) from the ``await``."""
+        still-queued request. Called in a running event loop, the request is checked and
+        queued at once, as :meth:`submit` does: it raises what ``submit`` raises then, its
+        inputs are read then (a buffer reused afterwards does not change it), and a
+        :meth:`close` that comes before the ``await`` drains it. The request's own errors (as
+        :meth:`predict` raises them) come from the ``await``. Called with no loop running
+        (``asyncio.run(model.predict_async(x))``), it is checked at once and queued when the
+        loop starts the coroutine."""
         core = self._require_open()
         names, priority, timeout = _request_options(outputs, priority, timeout_us)
         mapping = self._request_mapping(core, inputs)
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return self._predict_on_loop(core, mapping, names, priority, timeout)
+        submitted = self._submit_on_loop(core, loop, mapping, names, priority, timeout)
+        return self._await_on_loop(core, *submitted)
+
+    async def _predict_on_loop(self, core: _core.Model, mapping: Mapping[str, Any],
+                               names: list[str], priority: int, timeout: int) -> Outputs:
+        loop = asyncio.get_running_loop()
+        submitted = self._submit_on_loop(core, loop, mapping, names, priority, timeout)
+        return await self._await_on_loop(core, *submitted)
+
+    def _submit_on_loop(self, core: _core.Model, loop: asyncio.AbstractEventLoop,
+                        mapping: Mapping[str, Any], names: list[str], priority: int,
+                        timeout: int) -> tuple[int, asyncio.Future[Outputs]]:
         # An asyncio future resolved on this loop, a batch's results at once (engine/
         # _completion.py): no concurrent future and no wake-up of the loop per result.
-        loop = asyncio.get_running_loop()
         future: asyncio.Future[Outputs] = loop.create_future()
         seq = self._submit(core, _OnLoop(loop, future), mapping, names, priority, timeout)
+        return seq, future
+
+    async def _await_on_loop(self, core: _core.Model, seq: int,
+                             future: asyncio.Future[Outputs]) -> Outputs:
         try:
             return await future
         except asyncio.CancelledError:

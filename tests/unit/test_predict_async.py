@@ -151,3 +151,32 @@ def test_an_interrupted_hand_off_still_settles_the_rest_of_its_group() -> None:
         assert [f.result() for f in futures] == [0, 1, 2, 3]
     finally:
         loop.close()
+
+
+def test_the_request_is_taken_when_predict_async_is_called(mlp_path: Path) -> None:
+    """Called in a running loop, predict_async checks and queues at once, as submit does: a
+    buffer reused before the tasks run, a bad argument and a close() before the await each
+    behave as they would with submit()."""
+    async def main(model: engine.Model) -> None:
+        buffer = np.zeros((1, 32), np.float32)
+        pending = []
+        for k in range(5):
+            buffer[:] = k
+            pending.append(model.predict_async(buffer))  # read now, not when awaited
+        outs = await asyncio.gather(*pending)
+        expected = [model.predict(np.full((1, 32), k, np.float32))["y"] for k in range(5)]
+        for out, want in zip(outs, expected):
+            np.testing.assert_array_equal(out["y"], want)
+        with pytest.raises(TypeError, match="priority must be an int"):
+            model.predict_async(buffer, priority=1.5)  # type: ignore[arg-type]
+        queued = model.predict_async(buffer)
+        model.close()  # drains what was queued before it
+        assert (await queued)["y"].shape == (1, 1)
+
+    asyncio.run(main(engine.load(mlp_path)))
+
+
+def test_predict_async_outside_a_running_loop_runs_when_the_loop_starts(mlp_path: Path) -> None:
+    with engine.load(mlp_path) as model:
+        out = asyncio.run(model.predict_async(np.ones((2, 32), np.float32)))
+        assert out["y"].shape == (2, 1)
