@@ -797,9 +797,11 @@ FinishedBatch Model::Execute(int instance, QueuedBatch batch) {
     for (const auto& t : gathered) public_inputs.push_back(&t);
     finished.outputs = RunOnInstance(instance, public_inputs, requests.front()->output_indices,
                                      timer, &finished.phases);
-    for (const HostTensor& output : finished.outputs) {
+    for (size_t o = 0; o < finished.outputs.size(); ++o) {
       // Checked here, where the batch can still be re-run, so that the split cannot fail.
-      if (!SplitsIntoRows(output, finished.rows)) {
+      if (!SplitsIntoRows(finished.outputs[o], finished.rows)) {
+        WarnOutputsDoNotFollowTheBatch(finished.outputs[o], requests.front()->output_indices, o,
+                                       finished.rows);
         throw CoreError(StatusCode::kExecutionFailed,
                         "an output's first dimension does not match the batch's rows");
       }
@@ -817,6 +819,21 @@ FinishedBatch Model::Execute(int instance, QueuedBatch batch) {
   // Isolation: re-run each request alone so only the poison one fails.
   for (const auto& r : requests) r->result = ExecuteOne(instance, *r);
   return finished;
+}
+
+void Model::WarnOutputsDoNotFollowTheBatch(const HostTensor& output,
+                                           const std::vector<size_t>& output_indices,
+                                           size_t position, int64_t batch_rows) {
+  std::call_once(unbatchable_warned_, [&] {
+    const size_t index = output_indices.empty() ? position : output_indices[position];
+    LogLine("WARNING", "engine.core",
+            "output '" + outputs()[index].name + "' has shape [" +
+                (output.shape.empty() ? std::string() : std::to_string(output.shape[0])) +
+                ", ...] for a batch of " + std::to_string(batch_rows) +
+                " rows: its first dimension does not follow the batch, so each batch of this "
+                "model is re-run request by request (twice the work; counted in "
+                "failed_batches). Load it with batching off. Said once per model.");
+  });
 }
 
 void Model::SplitOutputs(FinishedBatch& finished) {

@@ -282,6 +282,11 @@ class Model {
   // Splits (if needed), records and delivers results (on_complete).
   void Complete(FinishedBatch& finished);
   void ReleaseInstance(int instance);
+  // Logs, once per model, that an output of a batched run did not have the batch's rows
+  // along dim 0: the model cannot be batched, and each batch is re-run request by request.
+  void WarnOutputsDoNotFollowTheBatch(const HostTensor& output,
+                                      const std::vector<size_t>& output_indices,
+                                      size_t position, int64_t batch_rows);
   bool HasQueuedWork();
   void MaybeSample(const QueuedRequest& r, const InferResult& result);
   // Completes a request that never ran (refused, expired, cancelled, closed).
@@ -333,6 +338,7 @@ class Model {
   // Completes batches off the workers while they run the next (batching models only).
   std::unique_ptr<Completer> completer_;
   std::once_flag join_once_;
+  std::once_flag unbatchable_warned_;  // WarnOutputsDoNotFollowTheBatch said it
 };
 
 }  // namespace engine

@@ -61,7 +61,9 @@ struct BatchSizeStats {
 struct StatsSnapshot {
   std::array<int64_t, static_cast<size_t>(Outcome::kCount)> requests{};  // by Outcome
   int64_t batches = 0;         // ORT runs of the batcher (isolation re-runs included)
-  int64_t failed_batches = 0;  // of those, runs ORT failed (batch_sizes counts the others)
+  // Of those, runs that failed: ORT's error, or outputs that did not split into the batch's
+  // rows (batch_sizes counts the others).
+  int64_t failed_batches = 0;
   int64_t inferred_rows = 0;   // rows of successful requests
   std::vector<BatchSizeStats> batch_sizes;  // each size that ran successfully, ascending rows
   // Each phase of a successful request's batch, summed over successful requests (ns).

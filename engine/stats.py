@@ -63,7 +63,8 @@ class ModelStats:
     compute_input_ns: int = 0
     compute_infer_ns: int = 0
     compute_output_ns: int = 0
-    failed_batches: int = 0  # of ``batches``, the runs ONNX Runtime failed
+    failed_batches: int = 0  # of ``batches``, runs that failed: ONNX Runtime's error, or
+    # outputs whose first dimension did not follow the batch's rows (re-run one by one)
 
     @classmethod
     def from_core(cls, data: dict[str, Any]) -> ModelStats:

@@ -140,3 +140,13 @@ def reference_mlp(x: np.ndarray, path: Path) -> np.ndarray:
             h = np.maximum(h, 0)
         i += 1
     return h
+
+
+def doubled_rows(path: Path, width: int = 4) -> Path:
+    """'x' [N, width] -> 'y' [2N, width], x stacked on itself: a dynamic first dim on both
+    sides that does not follow the batch (batching cannot split it into the requests' rows)."""
+    graph = helper.make_graph(
+        [helper.make_node("Concat", ["x", "x"], ["y"], axis=0)], "doubled_rows",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", width])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["M", width])])
+    return _save(graph, path)

@@ -375,3 +375,24 @@ def test_config_round_trips_through_dict() -> None:
     assert engine.ModelConfig.from_dict(config.to_dict()) == config
     with pytest.raises(InvalidConfigError, match="unknown model config fields"):
         engine.ModelConfig.from_dict({"max_batch": 3})
+
+
+def test_outputs_that_do_not_follow_the_batch_are_said_once(
+        tmp_path: Path, capfd: pytest.CaptureFixture[str]) -> None:
+    # Batching is on by default for a dynamic first dim; an output whose first dim does not
+    # follow the batch makes every batch fail the split and re-run request by request. The
+    # results are right, and the model says once why it does twice the work.
+    path = factories.doubled_rows(tmp_path / "doubled_rows.onnx")
+    config = engine.ModelConfig(max_queue_delay_us=200_000, preferred_batch_sizes=(2,))
+    with engine.load(path, config=config) as model:
+        for _ in range(2):
+            a, b = np.full((1, 4), 1, np.float32), np.full((2, 4), 2, np.float32)
+            fa, fb = model.submit(a), model.submit(b)
+            np.testing.assert_array_equal(fa.result(timeout=10)["y"], np.concatenate([a, a]))
+            np.testing.assert_array_equal(fb.result(timeout=10)["y"], np.concatenate([b, b]))
+        stats = model.stats()
+    assert stats.failed_batches == 2 and stats.requests["ok"] == 4
+    warnings = [line for line in capfd.readouterr().err.splitlines() if "does not follow" in line]
+    assert len(warnings) == 1, warnings
+    assert "output 'y' has shape [6, ...] for a batch of 3 rows" in warnings[0]
+    assert "Load it with batching off" in warnings[0]
