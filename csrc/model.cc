@@ -1,6 +1,7 @@
 #include "model.h"
 
 #include <algorithm>
+#include <optional>
 #include <utility>
 
 #include "affinity.h"
@@ -451,6 +452,12 @@ class ResultSlot {
     ready_.wait(lock, [this] { return done_; });
     return std::move(result_);
   }
+  // The result once set within `timeout`; nullopt otherwise.
+  std::optional<InferResult> WaitFor(std::chrono::milliseconds timeout) {
+    std::unique_lock<std::mutex> lock(mutex_);
+    if (!ready_.wait_for(lock, timeout, [this] { return done_; })) return std::nullopt;
+    return std::move(result_);
+  }
 
  private:
   std::mutex mutex_;
@@ -461,7 +468,8 @@ class ResultSlot {
 
 }  // namespace
 
-InferResult Model::Infer(std::unique_ptr<InferRequest> request) {
+InferResult Model::Infer(std::unique_ptr<InferRequest> request,
+                         const std::function<bool()>& give_up) {
   ResultSlot slot;
   request->on_complete = [&slot](InferResult&& r) { slot.Set(std::move(r)); };
   QueuedRequest prepared;
@@ -471,8 +479,18 @@ InferResult Model::Infer(std::unique_ptr<InferRequest> request) {
     // No callback on this path: the result goes straight back to the caller.
     if (instance >= 0) return RunInline(instance, prepared);
   }
+  const uint64_t seq = prepared.seq;
   Enqueue(std::make_unique<QueuedRequest>(std::move(prepared)));
-  return slot.Wait();
+  if (!give_up) return slot.Wait();
+  bool cancelled = false;
+  while (true) {
+    if (std::optional<InferResult> result = slot.WaitFor(kGiveUpPoll)) return std::move(*result);
+    // Asked once: a request that already runs is waited for (its callback refers to `slot`).
+    if (!cancelled && give_up()) {
+      cancelled = true;
+      Cancel(seq);
+    }
+  }
 }
 
 bool Model::Enqueue(std::unique_ptr<QueuedRequest> queued) {

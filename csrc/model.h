@@ -20,6 +20,7 @@
 #include <map>
 #include <condition_variable>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -138,7 +139,12 @@ class Model {
   // outcomes and stats, and the result is returned instead of passed to on_complete (which
   // Infer sets itself). With allow_inline and an idle instance it runs on this thread with
   // no hand-off and no callback; otherwise it queues and blocks until a worker is done.
-  InferResult Infer(std::unique_ptr<InferRequest> request);
+  // While it waits for a queued request, `give_up` (if given) is asked every kGiveUpPoll;
+  // once it says true (a Ctrl-C), a request still queued is cancelled (kCancelled, never
+  // run); one already running is waited for.
+  InferResult Infer(std::unique_ptr<InferRequest> request,
+                    const std::function<bool()>& give_up = nullptr);
+  static constexpr std::chrono::milliseconds kGiveUpPoll{50};
 
   // Cancels a queued request: it is completed with kCancelled, never runs, and true is
   // returned. False when it already started or finished (or never existed).

@@ -154,13 +154,19 @@ std::vector<std::pair<std::string, HostTensor>> RunInputs(const Model& model,
 }
 
 // Runs `request` synchronously (inline when an instance is idle; GIL released throughout).
+// A Ctrl-C while it waits in the queue cancels it and raises KeyboardInterrupt here.
 py::dict InferAndWait(Model& model, std::unique_ptr<InferRequest> request) {
   request->allow_inline = true;  // this thread waits anyway
   InferResult result;
+  bool interrupted = false;
   {
     GilRelease release;
-    result = model.Infer(std::move(request));
+    result = model.Infer(std::move(request), [&interrupted] {
+      interrupted = SignalHandlerRaised();
+      return interrupted;
+    });
   }
+  if (interrupted) throw py::error_already_set();  // the handler's exception
   if (!result.status.ok()) throw CoreError(result.status);
   return OutputsDict(result.outputs);
 }

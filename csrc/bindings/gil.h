@@ -35,4 +35,16 @@ class GilRelease {
   PyThreadState* state_;
 };
 
+// Runs Python's signal handlers from a thread that released the GIL, for a wait that Ctrl-C
+// must interrupt. True when one raised (KeyboardInterrupt): its exception is then set, for the
+// caller to throw once it holds the GIL again. Only the main thread runs handlers; false at
+// interpreter exit, where taking the GIL would end the thread.
+inline bool SignalHandlerRaised() {
+  if (_Py_IsFinalizing()) return false;
+  const PyGILState_STATE gil = PyGILState_Ensure();
+  const bool raised = PyErr_CheckSignals() != 0;
+  PyGILState_Release(gil);
+  return raised;
+}
+
 }  // namespace engine::bindings

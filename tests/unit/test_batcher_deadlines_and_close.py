@@ -6,6 +6,7 @@ from __future__ import annotations
 import threading
 from pathlib import Path
 
+import factories
 import numpy as np
 import pytest
 
@@ -141,3 +142,53 @@ def test_a_second_close_waits_for_the_first(slow_path: Path) -> None:
     first.join(timeout=60)
     assert busy.exception(timeout=0) is None
     assert model.stats().requests["ok"] == 1
+
+
+class _Interrupted(Exception):
+    """What this test's SIGINT handler raises (a stand-in for KeyboardInterrupt that cannot
+    stop the test run if the signal came late)."""
+
+
+def test_ctrl_c_stops_a_predict_waiting_in_the_queue(tmp_path: Path) -> None:
+    # predict() waits with the GIL released; Python's signal handlers still run while it waits
+    # in the queue, and the request they interrupt is cancelled, never run.
+    import os
+    import signal
+    import time
+
+    path = factories.slow_mlp(tmp_path / "slow.onnx", width=1024)
+    config = engine.ModelConfig(instances=1, batching=False)
+    x = np.ones((1, 1024), np.float32)
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise _Interrupted
+
+    with engine.load(path, config=config) as model:
+        backlog = [model.submit(x) for _ in range(100)]  # tenths of a second of runs
+
+        calling, returned = threading.Event(), threading.Event()
+
+        def signal_while_predict_waits() -> None:
+            calling.wait(10)
+            time.sleep(0.05)  # predict queues behind the backlog within microseconds
+            if not returned.is_set():
+                os.kill(os.getpid(), signal.SIGINT)
+
+        previous = signal.signal(signal.SIGINT, interrupt)
+        sender = threading.Thread(target=signal_while_predict_waits)
+        try:
+            sender.start()
+            calling.set()
+            with pytest.raises(_Interrupted):
+                try:
+                    model.predict(x)
+                finally:
+                    returned.set()
+        finally:
+            sender.join()  # its signal, if any, is handled by `interrupt` before this returns
+            signal.signal(signal.SIGINT, previous)
+        for future in backlog:
+            assert future.result(timeout=30)["y"].shape == (1, 1024)
+        stats = model.stats()
+    assert stats.requests["cancelled"] == 1  # the interrupted request never ran
+    assert stats.requests["ok"] == len(backlog)
