@@ -59,9 +59,20 @@ HostTensor SliceRows(const HostTensor& whole, int64_t first_row, int64_t rows) {
     piece.strings.assign(begin, begin + rows * row_elements);
   } else {
     const size_t row_bytes = static_cast<size_t>(row_elements) * ElementSize(whole.type);
-    piece.data = static_cast<const uint8_t*>(whole.data) + static_cast<size_t>(first_row) * row_bytes;
+    const auto* begin =
+        static_cast<const uint8_t*>(whole.data) + static_cast<size_t>(first_row) * row_bytes;
     piece.byte_size = static_cast<size_t>(rows) * row_bytes;
-    piece.owner = whole.owner;
+    if (whole.byte_size >= kCopySlicesOfBytes && 2 * piece.byte_size < whole.byte_size) {
+      // A view would keep the whole batch buffer alive for as long as the caller keeps this
+      // result; a small part of a large buffer is copied instead.
+      std::shared_ptr<uint8_t[]> copy(new uint8_t[piece.byte_size]);
+      std::memcpy(copy.get(), begin, piece.byte_size);
+      piece.data = copy.get();
+      piece.owner = std::move(copy);
+    } else {
+      piece.data = begin;
+      piece.owner = whole.owner;
+    }
   }
   return piece;
 }

@@ -1,6 +1,7 @@
 // Gather and split along dim 0: N request tensors -> one batch tensor -> N result views.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <vector>
 
@@ -20,8 +21,11 @@ HostTensor Gather(const std::vector<const HostTensor*>& parts,
 // Whether `whole` has `rows` rows along dim 0, so that SliceRows may cut it into requests.
 bool SplitsIntoRows(const HostTensor& whole, int64_t rows);
 
-// Rows [first_row, first_row + rows) of `whole` (which has at least that many): a view
-// sharing `whole.owner` for numeric data, a copy for strings.
+// Rows [first_row, first_row + rows) of `whole` (which has at least that many): for numeric
+// data a view sharing `whole.owner`, or a copy when `whole` holds at least kCopySlicesOfBytes
+// and the rows are less than half of it (a view would keep the whole buffer alive as long as
+// the result is kept); a copy for strings.
 HostTensor SliceRows(const HostTensor& whole, int64_t first_row, int64_t rows);
+inline constexpr size_t kCopySlicesOfBytes = size_t{1} << 20;
 
 }  // namespace engine

@@ -42,6 +42,28 @@ TEST(BatchIo, SliceRowsMakesViewsSharingTheOwner) {
   EXPECT_EQ(rest.byte_size, 24u);
 }
 
+// A small result of a large batch is a copy: a view would keep the whole batch buffer alive
+// for as long as the caller keeps the result.
+TEST(BatchIo, SmallSlicesOfALargeBufferAreCopies) {
+  const int64_t cols = 1024;  // 4 KiB rows: 300 rows are over 1 MiB
+  HostTensor whole = Rows(300, cols, 0);
+  ASSERT_GE(whole.byte_size, kCopySlicesOfBytes);
+  HostTensor one = SliceRows(whole, 7, 1);
+  EXPECT_NE(one.owner, whole.owner);
+  EXPECT_NE(one.data, whole.data);
+  EXPECT_EQ(one.shape, (std::vector<int64_t>{1, cols}));
+  EXPECT_EQ(one.byte_size, size_t{4} * cols);
+  EXPECT_EQ(static_cast<const float*>(one.data)[0], 7.0f * cols);
+  EXPECT_EQ(static_cast<const float*>(one.data)[cols - 1], 8.0f * cols - 1);
+  HostTensor most = SliceRows(whole, 0, 200);  // most of the buffer: still a view
+  EXPECT_EQ(most.owner, whole.owner);
+  std::weak_ptr<const void> buffer = whole.owner;
+  whole = HostTensor{};
+  most = HostTensor{};
+  EXPECT_TRUE(buffer.expired());  // the copy does not hold the batch buffer
+  EXPECT_EQ(static_cast<const float*>(one.data)[0], 7.0f * cols);
+}
+
 TEST(BatchIo, SplitsIntoRowsChecksDimZero) {
   HostTensor whole = Rows(5, 2, 0);
   EXPECT_TRUE(SplitsIntoRows(whole, 5));
