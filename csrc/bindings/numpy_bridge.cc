@@ -67,8 +67,10 @@ std::string ToUtf8(const std::string& name, py::handle item) {
     PyBytes_AsStringAndSize(item.ptr(), &data, &size);
     return std::string(data, static_cast<size_t>(size));
   }
-  Invalid(name, std::string("string tensors take str or bytes elements, got ") +
-                    Py_TYPE(item.ptr())->tp_name);
+  // An object array reaches here for any model input: say what it was taken for.
+  Invalid(name, std::string("an object array is read as strings, and an element is ") +
+                    Py_TYPE(item.ptr())->tp_name + ", not str or bytes; a numeric input takes a "
+                    "numeric array (numpy.asarray(values, dtype=...))");
 }
 
 
@@ -95,7 +97,10 @@ py::array AsArray(const std::string& name, py::handle value) {
   try {
     return py::array(py::module_::import("numpy").attr("asarray")(value));
   } catch (const py::error_already_set& e) {
-    Invalid(name, std::string("cannot be converted to an array: ") + e.what());
+    // The exception's own message: what() appends Python's traceback ("\n\nAt: ...").
+    Invalid(name, "cannot be converted to an array: " +
+                      e.type().attr("__name__").cast<std::string>() + ": " +
+                      std::string(py::str(e.value())));
   }
 }
 

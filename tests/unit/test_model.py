@@ -119,7 +119,7 @@ def test_string_inputs_and_outputs(string_path: Path) -> None:
 
 def test_string_elements_must_be_text(string_path: Path) -> None:
     with (engine.load(string_path) as model,
-          pytest.raises(InvalidInputError, match="'word'.*str or bytes.*int")):
+          pytest.raises(InvalidInputError, match="'word'.*an element is int, not str or bytes")):
         model.predict(np.array([[1], [2]], dtype=object))
 
 
@@ -181,11 +181,23 @@ def test_validation_errors_name_the_input(mlp_path: Path, feeds: dict, match: st
 UNCONVERTIBLE = [
     (None, r"input 'x' is None; expected an array"),
     ({"x": None}, r"input 'x' is None; expected an array"),
-    (np.array([[object()] * 32], dtype=object), r"input 'x': string tensors take str or bytes"),
+    (np.array([[object()] * 32], dtype=object),
+     (r"input 'x': an object array is read as strings, and an element is object, not str or "
+      r"bytes; a numeric input takes a numeric array")),
+    (np.array([[1.5] * 32], dtype=object), r"input 'x': .* an element is float, not str"),
     (np.ones((1, 32), np.complex64), r"input 'x': numpy dtype complex64 is not supported"),
     (np.ones((1, 32), "datetime64[s]"), r"input 'x': numpy dtype datetime64\[s\] is not supported"),
     ({0: np.ones((1, 32), np.float32)}, r"input names must be str; was int 0"),
 ]
+
+
+def test_an_input_numpy_cannot_convert_is_named_without_a_traceback(mlp_path: Path) -> None:
+    ragged = {"x": [[1.0] * 32, [1.0] * 31]}
+    with engine.load(mlp_path) as model, pytest.raises(InvalidInputError) as info:
+        model.predict(ragged)  # type: ignore[arg-type]
+    message = str(info.value)
+    assert message.startswith("input 'x': cannot be converted to an array: ValueError: ")
+    assert "At:" not in message and "\n" not in message, message
 
 
 def run_request(model: engine.Model, call: str, inputs: object) -> None:
