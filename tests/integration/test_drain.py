@@ -92,50 +92,71 @@ def test_sigterm_drains_in_flight_requests(tmp_path: Path) -> None:
         server.close_pipes()
 
 
+QUEUED = 40  # a heavy run takes 0.05-0.1 s here: seconds of work in the queue
+
+
+def _queue_heavy_requests(server: ServerProcess) -> tuple[dict[int, object], list[threading.Thread]]:
+    """QUEUED clients of one heavy request each, started; returns once half of them are in the
+    engine (the first ones finish while others arrive). Each result is the answer's array or
+    the client's exception, keyed by client."""
+    x = np.ones((1, 512), np.float32)
+    results: dict[int, object] = {}
+
+    def call(k: int) -> None:
+        c = grpcclient.InferenceServerClient(server.url)
+        try:
+            i = grpcclient.InferInput("x", [1, 512], "FP32")
+            i.set_data_from_numpy(x)
+            results[k] = c.infer("heavy", [i], request_id=str(k)).as_numpy("y")
+        except InferenceServerException as exc:
+            results[k] = exc
+        finally:
+            c.close()
+
+    threads = [threading.Thread(target=call, args=(k,)) for k in range(QUEUED)]
+    for t in threads:
+        t.start()
+    deadline = time.monotonic() + 30
+    while _in_flight(server) < QUEUED // 2:
+        assert time.monotonic() < deadline, "requests never reached the engine"
+        time.sleep(0.01)
+    return results, threads
+
+
+def _refused_as_closed(results: dict[int, object]) -> tuple[list[int], list[object]]:
+    """The clients answered, and the exceptions of those refused, each checked to be the
+    UNAVAILABLE of a request still queued when its model closed."""
+    answered = [k for k, r in results.items() if isinstance(r, np.ndarray)]
+    refused = [r for r in results.values() if isinstance(r, InferenceServerException)]
+    assert len(answered) + len(refused) == QUEUED, results
+    for exc in refused:
+        assert exc.status() == "StatusCode.UNAVAILABLE", exc
+        assert "model was closed before the request ran" in exc.message(), exc
+    return answered, refused
+
+
+def _stop(server: ServerProcess) -> None:
+    if server.proc.poll() is None:
+        server.proc.kill()
+        server.proc.wait(timeout=10)
+    server.close_pipes()
+
+
 def test_the_grace_period_bounds_the_drain_of_a_long_queue(tmp_path: Path) -> None:
     """Requests still queued when --grace-s ends fail as UNAVAILABLE: a full queue used to hold
     the shutdown until it had all run, past the orchestrator's own grace period."""
     repo = build_drain_repository(tmp_path / "repo")
     server = start_server(["--model-repository", str(repo), "--grace-s", "0.2"], tmp_path)
-    queued = 40  # a heavy run takes 0.05-0.1 s here: seconds of work in the queue
     try:
-        x = np.ones((1, 512), np.float32)
-        results: dict[int, object] = {}
-
-        def call(k: int) -> None:
-            c = grpcclient.InferenceServerClient(server.url)
-            try:
-                i = grpcclient.InferInput("x", [1, 512], "FP32")
-                i.set_data_from_numpy(x)
-                results[k] = c.infer("heavy", [i], request_id=str(k)).as_numpy("y")
-            except InferenceServerException as exc:
-                results[k] = exc
-            finally:
-                c.close()
-
-        threads = [threading.Thread(target=call, args=(k,)) for k in range(queued)]
-        for t in threads:
-            t.start()
-        deadline = time.monotonic() + 30
-        while _in_flight(server) < queued // 2:  # the first ones finish while others arrive
-            assert time.monotonic() < deadline, "requests never reached the engine"
-            time.sleep(0.01)
+        results, threads = _queue_heavy_requests(server)
         assert server.terminate(timeout_s=60) == 0
         for t in threads:
             t.join(timeout=60)
     finally:
-        if server.proc.poll() is None:
-            server.proc.kill()
-            server.proc.wait(timeout=10)
-        server.close_pipes()
-    answered = [k for k, r in results.items() if isinstance(r, np.ndarray)]
-    refused = [r for r in results.values() if isinstance(r, InferenceServerException)]
-    assert len(answered) + len(refused) == queued, results
+        _stop(server)
+    answered, refused = _refused_as_closed(results)
     assert answered, "the run under way at the signal finishes"
     assert refused, "nothing queued was cut off by the grace period"
-    for exc in refused:
-        assert exc.status() == "StatusCode.UNAVAILABLE", exc
-        assert "model was closed before the request ran" in exc.message(), exc
 
 
 def test_a_second_sigterm_cuts_the_drain_short(tmp_path: Path) -> None:
@@ -143,29 +164,8 @@ def test_a_second_sigterm_cuts_the_drain_short(tmp_path: Path) -> None:
     queued as UNAVAILABLE instead of running it: an operator who signals twice wants out."""
     repo = build_drain_repository(tmp_path / "repo")
     server = start_server(["--model-repository", str(repo), "--grace-s", "600"], tmp_path)
-    queued = 40  # a heavy run takes 0.05-0.1 s here: seconds of work in the queue
     try:
-        x = np.ones((1, 512), np.float32)
-        results: dict[int, object] = {}
-
-        def call(k: int) -> None:
-            c = grpcclient.InferenceServerClient(server.url)
-            try:
-                i = grpcclient.InferInput("x", [1, 512], "FP32")
-                i.set_data_from_numpy(x)
-                results[k] = c.infer("heavy", [i], request_id=str(k)).as_numpy("y")
-            except InferenceServerException as exc:
-                results[k] = exc
-            finally:
-                c.close()
-
-        threads = [threading.Thread(target=call, args=(k,)) for k in range(queued)]
-        for t in threads:
-            t.start()
-        deadline = time.monotonic() + 30
-        while _in_flight(server) < queued // 2:
-            assert time.monotonic() < deadline, "requests never reached the engine"
-            time.sleep(0.01)
+        results, threads = _queue_heavy_requests(server)
         server.proc.send_signal(15)
         deadline = time.monotonic() + 10
         while not any("draining" in line for line in server.lines):
@@ -176,17 +176,9 @@ def test_a_second_sigterm_cuts_the_drain_short(tmp_path: Path) -> None:
         for t in threads:
             t.join(timeout=60)
     finally:
-        if server.proc.poll() is None:
-            server.proc.kill()
-            server.proc.wait(timeout=10)
-        server.close_pipes()
-    answered = [k for k, r in results.items() if isinstance(r, np.ndarray)]
-    refused = [r for r in results.values() if isinstance(r, InferenceServerException)]
-    assert len(answered) + len(refused) == queued, results
+        _stop(server)
+    _, refused = _refused_as_closed(results)
     assert refused, "the second signal cut nothing short"
-    for exc in refused:
-        assert exc.status() == "StatusCode.UNAVAILABLE", exc
-        assert "model was closed before the request ran" in exc.message(), exc
 
 
 def test_sigterm_finishes_open_streams_once_answered(tmp_path: Path) -> None:
