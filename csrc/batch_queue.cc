@@ -166,10 +166,13 @@ QueuedBatch BatchQueue::TakeBatch(int64_t now_us, int64_t* wake_us) {
   // The head's batch: the requests of its key in service order, while they fit.
   Candidates chosen;
   size_t scanned = 0;
+  bool other_keys = false;  // the scan met a request of another key
   for (const auto& [priority, queue] : levels_) {
     for (size_t i = 0; i < queue.size() && scanned < kMaxScan && !chosen.full; ++i, ++scanned) {
       if (queue[i]->batch_key == head.batch_key) {
         Consider(chosen, *queue[i], priority, i, policy_.max_batch_rows);
+      } else {
+        other_keys = true;
       }
     }
     if (chosen.full || scanned >= kMaxScan) break;
@@ -180,7 +183,7 @@ QueuedBatch BatchQueue::TakeBatch(int64_t now_us, int64_t* wake_us) {
   const int64_t due_us = std::min(head.enqueue_us + policy_.max_queue_delay_us,
                                   run_by_.empty() ? kNever : *run_by_.begin());
   if (take == 0 && now_us >= due_us) take = chosen.picks.size();
-  if (take == 0) {
+  if (take == 0 && other_keys) {
     // The head waits for company; requests of another key behind it that are ready now (a
     // preferred size, or a full batch) run meanwhile rather than wait out the head's delay
     // with an instance idle. The first ready key in service order, whatever its priority:
