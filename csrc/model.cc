@@ -583,9 +583,14 @@ void Model::Refuse(std::unique_ptr<QueuedRequest> r, StatusCode code, const std:
 }
 
 void Model::RefuseExpired(QueuedBatch& expired) {
+  const int64_t now = clock_.NowUs();
   for (auto& r : expired) {
-    Refuse(std::move(r), StatusCode::kDeadlineExceeded,
-           "deadline exceeded while queued; the request was not run", Outcome::kExpired);
+    // Both times, so that the caller can tell a timeout set too short from a queue too long.
+    const std::string message = "deadline exceeded while queued: its timeout of " +
+                                std::to_string(r->deadline_us - r->enqueue_us) +
+                                " us passed after " + std::to_string(now - r->enqueue_us) +
+                                " us in the queue; the request was not run";
+    Refuse(std::move(r), StatusCode::kDeadlineExceeded, message, Outcome::kExpired);
   }
 }
 
