@@ -298,8 +298,9 @@ double Median(std::vector<double> v) {
   return v[v.size() / 2];
 }
 
-// Where a batch's time goes, per batch size seen most, against a raw run of that size.
-void PrintPhases(const Model& model, const Session& session) {
+// Where a batch's time goes, per batch size seen most, against a raw run of that size; with
+// the variant's rate, also the worker's idle time per batch (waiting for its rows to come).
+void PrintPhases(const Model& model, const Session& session, double rows_per_s = 0) {
   const StatsSnapshot stats = model.Stats();
   if (stats.batch_sizes.empty()) return;
   const BatchSizeStats most = *std::max_element(
@@ -322,6 +323,19 @@ void PrintPhases(const Model& model, const Session& session) {
               "(means); raw ORT run of %zu rows: mean %.1f us, median %.1f us\n",
               rows, batches, most.input_ns / batches / 1000, most.infer_ns / batches / 1000,
               most.output_ns / batches / 1000, rows, raw_mean, Median(raw_us));
+  if (rows_per_s > 0) {
+    int64_t weighted = 0, all_batches = 0;
+    for (const BatchSizeStats& size : stats.batch_sizes) {
+      weighted += size.rows * size.batches;
+      all_batches += size.batches;
+    }
+    const double mean_rows = double(weighted) / double(all_batches);
+    const double busy_us =
+        double(most.input_ns + most.infer_ns + most.output_ns) / batches / 1000;
+    std::printf("wall time per batch (mean %.1f rows): %.1f us, of which the worker idles about "
+                "%.1f us\n",
+                mean_rows, mean_rows / rows_per_s * 1e6, mean_rows / rows_per_s * 1e6 - busy_us);
+  }
   // A wake of the sleeping completion thread costs the worker an IPI; the pacer avoids most.
   const Completer::Counts handed = model.CompletionCounts();
   if (handed.posted > 0) {
@@ -412,7 +426,7 @@ int main(int argc, char** argv) {
     if (only == "callback") rps = AsyncRowsPerSecond(*pipelined, 64, seconds * rounds);
     if (only == "threads") rps = BatcherRowsPerSecond(*model, 64, seconds * rounds);
     std::printf("%s: %.0f rows/s\n", only.c_str(), rps);
-    PrintPhases(only == "threads" ? *model : *pipelined, *session);
+    PrintPhases(only == "threads" ? *model : *pipelined, *session, rps);
     model->Close(true);
     pipelined->Close(true);
     unpinned->Close(true);
