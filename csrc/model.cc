@@ -289,17 +289,15 @@ std::vector<HostTensor> Model::ModelInputs(const std::vector<const HostTensor*>&
   return model_inputs;
 }
 
-std::vector<int64_t> Model::BatchKey(const std::vector<const HostTensor*>& inputs,
-                                     const std::vector<size_t>& output_indices) {
-  std::vector<int64_t> key;
-  key.reserve(inputs.size() * 3 + output_indices.size() + 1);
+void Model::BatchKey(const std::vector<const HostTensor*>& inputs,
+                     const std::vector<size_t>& output_indices, std::vector<int64_t>* key) {
+  key->clear();
   for (const HostTensor* t : inputs) {
-    key.insert(key.end(), t->shape.begin() + (t->shape.empty() ? 0 : 1), t->shape.end());
-    key.push_back(-1);  // dims are >= 0, so -1 separates inputs unambiguously
+    key->insert(key->end(), t->shape.begin() + (t->shape.empty() ? 0 : 1), t->shape.end());
+    key->push_back(-1);  // dims are >= 0, so -1 separates inputs unambiguously
   }
-  key.push_back(-2);
-  for (size_t i : output_indices) key.push_back(static_cast<int64_t>(i));
-  return key;
+  key->push_back(-2);
+  for (size_t i : output_indices) key->push_back(static_cast<int64_t>(i));
 }
 
 int64_t Model::CheckRows(const std::vector<const HostTensor*>& bound) const {
@@ -343,8 +341,8 @@ bool Model::Prepare(std::unique_ptr<InferRequest>& request, QueuedRequest& queue
   stats_.AddInFlight(1);
   try {
     if (options_.transforms) ConvertRawColumns(*request);
-    queued.bound_inputs = BindInputs(inputs(), request->inputs);
-    queued.output_indices = SelectOutputs(outputs(), request->output_names);
+    BindInputsInto(inputs(), request->inputs, &queued.bound_inputs);
+    SelectOutputsInto(outputs(), request->output_names, &queued.output_indices);
     if (options_.transforms) CheckTransformStrings(queued.bound_inputs);
     queued.rows = CheckRows(queued.bound_inputs);
   } catch (const CoreError& e) {
@@ -389,24 +387,24 @@ InferResult Model::RunInline(int instance, QueuedRequest& queued) {
 uint64_t Model::Submit(std::unique_ptr<InferRequest> request) {
   // Taken out first: once queued, the request may complete and be freed on another thread.
   const std::function<void()> admitted = std::move(request->on_admitted);
-  QueuedRequest prepared;
-  if (!Prepare(request, prepared)) {
+  std::unique_ptr<QueuedRequest> prepared = request_pool_.Take();
+  if (!Prepare(request, *prepared)) {
     SafeCall(admitted);
     return 0;
   }
-  const uint64_t seq = prepared.seq;
-  if (InlineAllowed(*prepared.request)) {
+  const uint64_t seq = prepared->seq;
+  if (InlineAllowed(*prepared->request)) {
     const int instance = TakeInstanceForInline();
     if (instance >= 0) {
       SafeCall(admitted);  // the instance is held: what is submitted from here queues behind
-      InferResult result = ExecuteOne(instance, prepared);
-      Record(prepared, result);
-      SafeComplete(*prepared.request, std::move(result));
+      InferResult result = ExecuteOne(instance, *prepared);
+      Record(*prepared, result);
+      SafeComplete(*prepared->request, std::move(result));
       RunQueuedInline(instance);
       return seq;
     }
   }
-  const bool queued = Enqueue(std::make_unique<QueuedRequest>(std::move(prepared)));
+  const bool queued = Enqueue(std::move(prepared));
   SafeCall(admitted);
   return queued ? seq : 0;
 }
@@ -472,15 +470,15 @@ InferResult Model::Infer(std::unique_ptr<InferRequest> request,
                          const std::function<bool()>& give_up) {
   ResultSlot slot;
   request->on_complete = [&slot](InferResult&& r) { slot.Set(std::move(r)); };
-  QueuedRequest prepared;
-  if (!Prepare(request, prepared)) return slot.Wait();  // refused: already completed
-  if (InlineAllowed(*prepared.request)) {
+  std::unique_ptr<QueuedRequest> prepared = request_pool_.Take();
+  if (!Prepare(request, *prepared)) return slot.Wait();  // refused: already completed
+  if (InlineAllowed(*prepared->request)) {
     const int instance = TakeInstanceForInline();
     // No callback on this path: the result goes straight back to the caller.
-    if (instance >= 0) return RunInline(instance, prepared);
+    if (instance >= 0) return RunInline(instance, *prepared);
   }
-  const uint64_t seq = prepared.seq;
-  Enqueue(std::make_unique<QueuedRequest>(std::move(prepared)));
+  const uint64_t seq = prepared->seq;
+  Enqueue(std::move(prepared));
   if (!give_up) return slot.Wait();
   bool cancelled = false;
   while (true) {
@@ -498,7 +496,7 @@ bool Model::Enqueue(std::unique_ptr<QueuedRequest> queued) {
   bool closed = false;
   bool wake_worker = false;
   bool wake_expiry = false;
-  queued->batch_key = BatchKey(queued->bound_inputs, queued->output_indices);
+  BatchKey(queued->bound_inputs, queued->output_indices, &queued->batch_key);
   {
     std::lock_guard<std::mutex> lock(mutex_);
     if (closed_) {
@@ -506,11 +504,12 @@ bool Model::Enqueue(std::unique_ptr<QueuedRequest> queued) {
       refused = std::move(queued);
     } else {
       refused = queue_.Push(std::move(queued));
-      if (!refused) enqueued_.fetch_add(1, std::memory_order_release);
       stats_.SetQueueDepth(static_cast<int64_t>(queue_.size()));
       // With every instance busy, the worker that frees one looks at the queue anyway; an
       // idle one waiting out the queue delay needs no wake-up unless a batch may be ready.
-      wake_worker = !refused && !idle_instances_.empty() && queue_.WorthWaking();
+      const bool worth_looking = !refused && queue_.WorthWaking();
+      if (worth_looking) worth_looking_.fetch_add(1, std::memory_order_release);
+      wake_worker = worth_looking && !idle_instances_.empty();
       wake_expiry = !refused && ArmExpiryLocked();
     }
   }
@@ -617,11 +616,11 @@ inline void CpuRelax() {
 }  // namespace
 
 bool Model::SpinWhileIdle(int64_t max_us) {
-  const uint64_t seen = enqueued_.load(std::memory_order_acquire);
+  const uint64_t seen = worth_looking_.load(std::memory_order_acquire);
   // Real time, not clock_: a fake clock never moves by itself.
   const auto until = std::chrono::steady_clock::now() +
                      std::chrono::microseconds(std::min(max_us, kIdleSpinUs));
-  while (enqueued_.load(std::memory_order_acquire) == seen) {
+  while (worth_looking_.load(std::memory_order_acquire) == seen) {
     if (std::chrono::steady_clock::now() >= until) return false;
     CpuRelax();
   }
@@ -912,6 +911,7 @@ void Model::Complete(FinishedBatch& finished) {
     }
   }
   for (CompletionNotifier* notifier : notifiers) SafeNotify(*notifier);
+  request_pool_.Return(finished.batch);  // after the notifies: the requests own the notifiers
 }
 
 bool Model::HasQueuedWork() {

@@ -33,6 +33,7 @@
 #include "completer.h"
 #include "drift.h"
 #include "request.h"
+#include "request_pool.h"
 #include "sampler.h"
 #include "session.h"
 #include "stats.h"
@@ -225,7 +226,7 @@ class Model {
   void WorkerLoop(int index);
   // A worker with nothing to run (an empty queue, or a batch still filling up to its
   // preferred size) keeps its core for up to `max_us` (at most kIdleSpinUs) before it sleeps;
-  // true, early, once a request is queued. A request that arrives meanwhile (a closed loop's
+  // true, early, once a request that may change its decision is queued (WorthWaking). A request that arrives meanwhile (a closed loop's
   // next one, a burst's stragglers, the rows that fill the batch) is then taken without the
   // submitter's futex wake and the worker's wake-up, each several microseconds on a virtual
   // machine; and a core that stays busy keeps the model in its caches: on this project's VM
@@ -285,7 +286,8 @@ class Model {
                          InferResult* result);
   // Counts a finished request's outcome (stats, sampling, in-flight).
   void Record(const QueuedRequest& r, const InferResult& result);
-  // Splits (if needed), records and delivers results (on_complete).
+  // Splits (if needed), records and delivers results (on_complete), notifies, and hands the
+  // spent requests to request_pool_ (`finished.batch` is left empty).
   void Complete(FinishedBatch& finished);
   void ReleaseInstance(int instance);
   // Logs, once per model, that an output of a batched run did not have the batch's rows
@@ -302,8 +304,9 @@ class Model {
               Outcome outcome);
   // Completes requests whose deadline passed while they were queued (never run).
   void RefuseExpired(QueuedBatch& expired);
-  static std::vector<int64_t> BatchKey(const std::vector<const HostTensor*>& inputs,
-                                       const std::vector<size_t>& output_indices);
+  // Into `key`, whose capacity is reused.
+  static void BatchKey(const std::vector<const HostTensor*>& inputs,
+                       const std::vector<size_t>& output_indices, std::vector<int64_t>* key);
 
   // Model-order inputs for one batch: the public inputs, with the transform applied.
   std::vector<HostTensor> ModelInputs(const std::vector<const HostTensor*>& gathered) const;
@@ -317,9 +320,14 @@ class Model {
   std::vector<size_t> public_index_of_model_input_;
   const Clock& clock_;
   ModelStats stats_;
+  // Where completed requests go for the next submits (declared before the threads that use it).
+  RequestPool request_pool_;
   std::atomic<uint64_t> next_seq_{1};
-  // Requests queued so far: what an idle worker watches while it spins (SpinWhileIdle).
-  std::atomic<uint64_t> enqueued_{0};
+  // Requests queued so far that may change an idle worker's decision (BatchQueue::
+  // WorthWaking): what it watches while it spins (SpinWhileIdle). Not every request: a
+  // worker that took the lock after each row of a filling batch would make the submitter,
+  // blocked on that lock, sleep and be woken once per row.
+  std::atomic<uint64_t> worth_looking_{0};
 
   std::mutex mutex_;
   std::condition_variable work_ready_;

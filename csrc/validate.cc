@@ -1,7 +1,7 @@
 #include "validate.h"
 
+#include <algorithm>
 #include <limits>
-#include <unordered_set>
 
 #include "status.h"
 
@@ -92,9 +92,9 @@ const HostTensor* TensorOf(const HostTensor& t) { return &t; }
 const HostTensor* TensorOf(const HostTensor* t) { return t; }
 
 template <typename Named>
-std::vector<const HostTensor*> Bind(const std::vector<TensorInfo>& signature, const Named& named,
-                                    bool skip_dim0) {
-  std::vector<const HostTensor*> bound(signature.size(), nullptr);
+void Bind(const std::vector<TensorInfo>& signature, const Named& named, bool skip_dim0,
+          std::vector<const HostTensor*>& bound) {
+  bound.assign(signature.size(), nullptr);
   for (const auto& [name, value] : named) {
     const HostTensor* tensor = TensorOf(value);
     const auto index = static_cast<size_t>(&FindInputSpec(signature, name) - signature.data());
@@ -107,7 +107,6 @@ std::vector<const HostTensor*> Bind(const std::vector<TensorInfo>& signature, co
     if (bound[i] == nullptr) missing += (missing.empty() ? "'" : ", '") + signature[i].name + "'";
   }
   if (!missing.empty()) Invalid("missing input(s) " + missing);
-  return bound;
 }
 
 }  // namespace
@@ -115,35 +114,53 @@ std::vector<const HostTensor*> Bind(const std::vector<TensorInfo>& signature, co
 std::vector<const HostTensor*> BindInputs(const std::vector<TensorInfo>& signature,
                                           const std::vector<NamedTensorRef>& named,
                                           bool skip_dim0) {
-  return Bind(signature, named, skip_dim0);
+  std::vector<const HostTensor*> bound;
+  Bind(signature, named, skip_dim0, bound);
+  return bound;
 }
 
 std::vector<const HostTensor*> BindInputs(const std::vector<TensorInfo>& signature,
                                           const std::vector<NamedTensor>& named,
                                           bool skip_dim0) {
-  return Bind(signature, named, skip_dim0);
+  std::vector<const HostTensor*> bound;
+  Bind(signature, named, skip_dim0, bound);
+  return bound;
+}
+
+void BindInputsInto(const std::vector<TensorInfo>& signature,
+                    const std::vector<NamedTensor>& named, std::vector<const HostTensor*>* bound) {
+  Bind(signature, named, /*skip_dim0=*/false, *bound);
 }
 
 std::vector<size_t> SelectOutputs(const std::vector<TensorInfo>& outputs,
                                   const std::vector<std::string>& requested) {
   std::vector<size_t> indices;
+  SelectOutputsInto(outputs, requested, &indices);
+  return indices;
+}
+
+void SelectOutputsInto(const std::vector<TensorInfo>& outputs,
+                       const std::vector<std::string>& requested, std::vector<size_t>* indices) {
+  indices->clear();
   if (requested.empty()) {
-    for (size_t i = 0; i < outputs.size(); ++i) indices.push_back(i);
-    return indices;
+    for (size_t i = 0; i < outputs.size(); ++i) indices->push_back(i);
+    return;
   }
-  std::unordered_set<std::string> seen;
   for (const auto& name : requested) {
-    if (!seen.insert(name).second) Invalid("output '" + name + "' is requested more than once");
     size_t index = outputs.size();
     for (size_t i = 0; i < outputs.size(); ++i) {
       if (outputs[i].name == name) index = i;
     }
     if (index == outputs.size()) {
+      // A repeated unknown name is reported as unknown: that is the first thing to fix.
       Invalid("unknown output '" + name + "'; the model's outputs are " + SignatureNames(outputs));
     }
-    indices.push_back(index);
+    // A model has few outputs: a scan of those selected so far needs no set (no allocation).
+    if (std::find(indices->begin(), indices->end(), index) != indices->end()) {
+      Invalid("output '" + name + "' is requested more than once");
+    }
+    indices->push_back(index);
   }
-  return indices;
 }
 
 }  // namespace engine

@@ -37,10 +37,16 @@ std::vector<const HostTensor*> BindInputs(const std::vector<TensorInfo>& signatu
 std::vector<const HostTensor*> BindInputs(const std::vector<TensorInfo>& signature,
                                           const std::vector<NamedTensor>& named,
                                           bool skip_dim0 = false);
+// The same into `bound`, whose capacity is reused (a recycled request's: no allocation).
+void BindInputsInto(const std::vector<TensorInfo>& signature,
+                    const std::vector<NamedTensor>& named, std::vector<const HostTensor*>* bound);
 
 // Maps requested output names to positions in `outputs`; empty `requested` selects all.
 // Throws kInvalidInput for an unknown or repeated name.
 std::vector<size_t> SelectOutputs(const std::vector<TensorInfo>& outputs,
                                   const std::vector<std::string>& requested);
+// The same into `indices`, whose capacity is reused.
+void SelectOutputsInto(const std::vector<TensorInfo>& outputs,
+                       const std::vector<std::string>& requested, std::vector<size_t>* indices);
 
 }  // namespace engine

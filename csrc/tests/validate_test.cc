@@ -105,5 +105,31 @@ TEST(Validate, SelectOutputs) {
             std::string::npos);
 }
 
+// The Into forms write over what a recycled request held before.
+TEST(Validate, IntoFormsReplaceStaleContents) {
+  std::vector<float> sa, sb;
+  HostTensor a = Floats({1, 2}, &sa), b = Floats({1, 2}, &sb);
+  std::vector<TensorInfo> sig = {Info("a", ElementType::kFloat32, {-1, 2}),
+                                 Info("b", ElementType::kFloat32, {-1, 2})};
+  std::vector<NamedTensor> named;
+  named.emplace_back("b", b);
+  named.emplace_back("a", a);
+  std::vector<const HostTensor*> bound = {&b, &b, &b};
+  BindInputsInto(sig, named, &bound);
+  ASSERT_EQ(bound.size(), 2u);
+  EXPECT_EQ(bound[0], &named[1].second);
+  EXPECT_EQ(bound[1], &named[0].second);
+
+  std::vector<TensorInfo> outs = {Info("p", ElementType::kFloat32, {-1}),
+                                  Info("q", ElementType::kInt64, {-1})};
+  std::vector<size_t> indices = {5, 6, 7};
+  SelectOutputsInto(outs, {"q", "p"}, &indices);
+  EXPECT_EQ(indices, (std::vector<size_t>{1, 0}));
+  SelectOutputsInto(outs, {}, &indices);
+  EXPECT_EQ(indices, (std::vector<size_t>{0, 1}));
+  EXPECT_EQ(ErrorOf([&] { SelectOutputsInto(outs, {"q", "q"}, &indices); }),
+            "output 'q' is requested more than once");
+}
+
 }  // namespace
 }  // namespace engine
