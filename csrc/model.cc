@@ -508,6 +508,7 @@ bool Model::Enqueue(std::unique_ptr<QueuedRequest> queued) {
       // With every instance busy, the worker that frees one looks at the queue anyway; an
       // idle one waiting out the queue delay needs no wake-up unless a batch may be ready.
       const bool worth_looking = !refused && queue_.WorthWaking();
+      if (!refused) enqueued_.fetch_add(1, std::memory_order_relaxed);
       if (worth_looking) worth_looking_.fetch_add(1, std::memory_order_release);
       wake_worker = worth_looking && !idle_instances_.empty();
       wake_expiry = !refused && ArmExpiryLocked();
@@ -617,11 +618,21 @@ inline void CpuRelax() {
 
 bool Model::SpinWhileIdle(int64_t max_us) {
   const uint64_t seen = worth_looking_.load(std::memory_order_acquire);
-  // Real time, not clock_: a fake clock never moves by itself.
-  const auto until = std::chrono::steady_clock::now() +
-                     std::chrono::microseconds(std::min(max_us, kIdleSpinUs));
+  uint64_t queued = enqueued_.load(std::memory_order_relaxed);
+  // Real time, not clock_: a fake clock never moves by itself. Never past the worker's own
+  // wake-up time (`max_us`, capped so that the sum cannot overflow).
+  const auto start = std::chrono::steady_clock::now();
+  const auto limit = start + std::chrono::microseconds(std::min<int64_t>(max_us, 1000000));
+  auto until = std::min(limit, start + std::chrono::microseconds(kIdleSpinUs));
   while (worth_looking_.load(std::memory_order_acquire) == seen) {
-    if (std::chrono::steady_clock::now() >= until) return false;
+    const auto now = std::chrono::steady_clock::now();
+    const uint64_t now_queued = enqueued_.load(std::memory_order_relaxed);
+    if (now_queued != queued) {
+      // A batch filling up, row by row: each row earns another spin.
+      queued = now_queued;
+      until = std::min(limit, now + std::chrono::microseconds(kIdleSpinUs));
+    }
+    if (now >= until) return false;
     CpuRelax();
   }
   return true;

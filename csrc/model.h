@@ -225,13 +225,15 @@ class Model {
   // `index` numbers the worker among the model's workers (for worker_cpus).
   void WorkerLoop(int index);
   // A worker with nothing to run (an empty queue, or a batch still filling up to its
-  // preferred size) keeps its core for up to `max_us` (at most kIdleSpinUs) before it sleeps;
-  // true, early, once a request that may change its decision is queued (WorthWaking). A request that arrives meanwhile (a closed loop's
-  // next one, a burst's stragglers, the rows that fill the batch) is then taken without the
-  // submitter's futex wake and the worker's wake-up, each several microseconds on a virtual
-  // machine; and a core that stays busy keeps the model in its caches: on this project's VM
-  // an ORT run after its core idled took 71 us against 62 us after none (30-row batches of
-  // the benchmark's MLP). Costs at most kIdleSpinUs of CPU each time, then the worker sleeps.
+  // preferred size) keeps its core before it sleeps: until kIdleSpinUs pass with no request
+  // queued, and never past `max_us` (its own wake-up time). True, early, once a request that
+  // may change its decision is queued (BatchQueue::WorthWaking). A request that arrives
+  // meanwhile (a closed loop's next one, a burst's stragglers, the rows that fill the batch)
+  // is then taken without the submitter's futex wake and the worker's wake-up, each several
+  // microseconds on a virtual machine; and a core that stays busy keeps the model in its
+  // caches: on this project's VM an ORT run after its core idled took 71 us against 62 us
+  // after none (30-row batches of the benchmark's MLP). Costs at most kIdleSpinUs of CPU
+  // after the last request queued, then the worker sleeps.
   bool SpinWhileIdle(int64_t max_us);
   static constexpr int64_t kIdleSpinUs = 30;
   // Fails queued requests whose deadline passes while every instance is busy (idle workers
@@ -323,10 +325,12 @@ class Model {
   // Where completed requests go for the next submits (declared before the threads that use it).
   RequestPool request_pool_;
   std::atomic<uint64_t> next_seq_{1};
-  // Requests queued so far that may change an idle worker's decision (BatchQueue::
-  // WorthWaking): what it watches while it spins (SpinWhileIdle). Not every request: a
-  // worker that took the lock after each row of a filling batch would make the submitter,
+  // What an idle worker watches while it spins (SpinWhileIdle): requests queued so far that
+  // may change its decision (BatchQueue::WorthWaking), on which it looks at the queue again;
+  // and all requests queued so far, each of which extends its spin. Not a look per request:
+  // a worker that took the lock after each row of a filling batch made the submitter,
   // blocked on that lock, sleep and be woken once per row.
+  std::atomic<uint64_t> enqueued_{0};
   std::atomic<uint64_t> worth_looking_{0};
 
   std::mutex mutex_;
