@@ -698,7 +698,6 @@ def import_repository(
     --registry`` follows; a ``specific`` one only selects the folders imported.
     """
     from engine.registry import NewVersion
-    from engine.registry.onnx_signature import check_model_file
 
     if alias is not None:
         validate_name(alias, "alias")
@@ -708,10 +707,8 @@ def import_repository(
         raise ModelLoadError(
             f"model repository {str(root)!r} has no model (expected <name>/<version>/model.onnx)"
         )
-    for model in models:
-        for item in model.versions:
-            label = f"{model.name}/{item.version}/{item.path.name}"
-            check_model_file(item.path, model.config, label)
+    # register_all checks every file (the copy it stores) before it registers any: the
+    # all-or-nothing promise, without loading each model twice.
     selected = [(model, item) for model in models for item in model.versions]
     outcomes = registry.register_all(
         [
@@ -720,6 +717,7 @@ def import_repository(
                 item.path,
                 config=model.config,
                 tags=_import_tags(model, item),
+                label=f"{model.name}/{item.version}/{item.path.name}",
             )
             for model, item in selected
         ],

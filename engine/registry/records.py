@@ -447,6 +447,8 @@ class NewVersion:
     lineage: Lineage | Mapping[str, Any] | None = None
     description: str | None = None
     inherit_parent: bool = False
+    # How error messages name the file (an import's "name/1/model.onnx"); its path if None.
+    label: str | None = None
 
 
 def check_metrics(metrics: Mapping[str, Any]) -> dict[str, float]:

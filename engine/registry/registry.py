@@ -276,7 +276,7 @@ class Registry:
                         continue
                 copy = self._artifacts.stage(item.source)
                 staged.append(copy)
-                inputs, outputs = check_model_file(copy.path, item.config, str(item.source))
+                inputs, outputs = check_model_file(copy.path, item.config, item.label)
                 item.fields.update(
                     artifact_sha256=copy.sha256,
                     artifact_size=copy.size_bytes,
@@ -925,6 +925,7 @@ class _Prepared:
     config_key: str
     fields: dict[str, Any]
     inherit_parent: bool
+    label: str  # names the file in messages
     source_sha256: str = ""  # with skip_registered: the source file's hash, before staging
 
 
@@ -953,7 +954,13 @@ def _prepare(entry: NewVersion) -> _Prepared:
         created_by=lin.created_by or _user(),
     )
     return _Prepared(
-        entry.name, source, cfg, _config_key(fields["config"]) or "", fields, entry.inherit_parent
+        entry.name,
+        source,
+        cfg,
+        _config_key(fields["config"]) or "",
+        fields,
+        entry.inherit_parent,
+        label=entry.label if entry.label is not None else str(source),
     )
 
 

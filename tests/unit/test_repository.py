@@ -339,6 +339,31 @@ def test_import_registers_once_and_sets_alias(
         assert [v.version for v in registry.versions("mlp")] == [1, 2]
 
 
+def test_import_loads_each_new_file_in_onnx_runtime_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The load check is ORT's own session: for a large model, the import's slowest step."""
+    from engine.registry import onnx_signature
+
+    loaded: list[str] = []
+    real_check_loads = onnx_signature.check_loads
+
+    def counting_check_loads(path: Path, label: str) -> None:
+        loaded.append(label)
+        real_check_loads(path, label)
+
+    monkeypatch.setattr(onnx_signature, "check_loads", counting_check_loads)
+    monkeypatch.delenv("ENGINE_REGISTRY_URL", raising=False)
+    get_settings.cache_clear()
+    repo = _repo(tmp_path)
+    with Registry(home=tmp_path / "home") as registry:
+        import_repository(registry, repo)
+        assert loaded == ["mlp/2/model.onnx", "mlp/3/model.onnx", "plain/1/model.onnx"]
+        loaded.clear()
+        import_repository(registry, repo)  # all registered already: nothing to load
+        assert loaded == []
+
+
 @pytest.mark.parametrize(
     ("text", "fragment"),
     [
