@@ -33,6 +33,7 @@ from engine.training.validate import (
     check_onnx,
     compare_labels,
     compare_values,
+    declare_output_shapes,
     engine_signature,
     normalise_opsets,
     run_onnx,
@@ -97,6 +98,7 @@ def export_sklearn(
     feeds, framework_input, initial_types, matrix = _model_inputs(model, sample, options)
     onx = _convert(model, initial_types, options, list(feeds))
     output_names = _rename_outputs(onx, options.output_names)
+    _restore_input_names(onx, [name for name, _ in initial_types])
     if getattr(model, "feature_names_in_", None) is not None:  # one feed per table column
         onx = serve_columns(onx, feeds, matrix)
     with staged_output(out) as staged:
@@ -104,6 +106,8 @@ def export_sklearn(
         opsets = normalise_opsets(staged)
         check_onnx(staged)
         got = run_onnx(staged, feeds)
+        declare_output_shapes(staged, got)
+        check_onnx(staged)  # the shapes declared now must agree with shape inference too
         parity = _parity(model, framework_input, got, output_names, options, sample.rows)
         parity.raise_if_failed()
         inputs, outputs = engine_signature(staged)
@@ -245,8 +249,7 @@ def _convert(
     from skl2onnx.common.exceptions import MissingConverter, MissingShapeCalculator
     from sklearn.base import is_classifier
 
-    # ZipMap turns probabilities into a list of dicts; the engine serves plain tensors.
-    conversion_options = {id(model): {"zipmap": False}} if is_classifier(model) else None
+    conversion_options = _conversion_options(model) if is_classifier(model) else None
     try:
         return convert_sklearn(
             model,
@@ -256,7 +259,8 @@ def _convert(
         )
     except (MissingShapeCalculator, MissingConverter) as exc:
         raise ExportError(_unsupported_message(model, str(exc))) from exc
-    except (RuntimeError, ValueError, TypeError, NotImplementedError) as exc:
+    except (RuntimeError, ValueError, TypeError, NotImplementedError, NameError) as exc:
+        # NameError: skl2onnx's word for an option a converter does not have.
         if "input(s) is(are) supported" in str(exc) and len(initial_types) > 1:
             # One input per column reached a step that takes one matrix: text columns, since
             # numeric ones are concatenated first (_model_inputs).
@@ -272,6 +276,31 @@ def _convert(
             f"{options.opset}: {type(exc).__name__}: {_first_line(exc)}. Try "
             "another --opset, or simplify the offending step"
         ) from exc
+
+
+def _conversion_options(classifier: Any) -> dict[int, dict[str, Any]]:
+    """skl2onnx options for ``classifier``: ZipMap off wherever the converter has it.
+
+    ZipMap turns probabilities into a list of dicts and the engine serves plain tensors. A
+    converter without the option (LinearSVC's: it has no probabilities) refuses it with a
+    NameError; and a Pipeline hands its final classifier its own default ``zipmap=True``
+    unless that classifier has options of its own, hence empty ones for it.
+    """
+    from skl2onnx._supported_operators import sklearn_operator_name_map
+    from skl2onnx.common._registration import get_converter
+    from sklearn.pipeline import Pipeline
+
+    last = classifier
+    while isinstance(last, Pipeline):
+        last = last.steps[-1][1]
+    try:
+        allowed = get_converter(sklearn_operator_name_map[type(last)]).get_allowed_options()
+    except (KeyError, ValueError):
+        allowed = "passthrough"  # no converter known here: conversion says so, naming the step
+    # None: no options at all; "passthrough": handed on to the steps inside.
+    if allowed == "passthrough" or (isinstance(allowed, dict) and "zipmap" in allowed):
+        return {id(classifier): {"zipmap": False}}
+    return {id(last): {}}
 
 
 def _unsupported_message(model: Any, detail: str) -> str:
@@ -317,6 +346,38 @@ def _rename_outputs(onx: Any, names: tuple[str, ...]) -> list[str]:
     return list(names)
 
 
+def _restore_input_names(onx: Any, requested: list[str]) -> None:
+    """Give the converted graph's inputs the names they were converted with.
+
+    skl2onnx renames an input that has the name of one of its outputs (a column ``label``
+    becomes ``label1``), while callers send the column's name. Once --output-names has moved
+    the outputs out of the way, the input gets its name back; before, the clash is an error.
+    """
+    outputs = [o.name for o in onx.graph.output]
+    clashes = [name for name in requested if name in outputs]
+    if clashes:
+        raise ExportError(
+            f"the sample's columns {clashes} have the names of model outputs {outputs}; "
+            "rename the outputs with --output-names"
+        )
+    if len(onx.graph.input) != len(requested):
+        return
+    used = {name for node in onx.graph.node for name in (*node.input, *node.output)}
+    used |= {t.name for t in onx.graph.initializer}
+    for graph_input, name in zip(onx.graph.input, requested):
+        old = graph_input.name
+        if old == name:
+            continue
+        if name in used:
+            raise ExportError(
+                f"the sample's column {name!r} has the name of a value inside the converted "
+                "model; rename the column"
+            )
+        graph_input.name = name
+        for node in onx.graph.node:
+            node.input[:] = [name if value == old else value for value in node.input]
+
+
 def _parity(
     model: Any,
     framework_input: Any,
@@ -329,20 +390,20 @@ def _parity(
     atol, rtol = options.atol, options.rtol
     results: list[OutputParity] = []
     if hasattr(model, "predict_proba") and len(names) == 2:
-        proba = np.asarray(model.predict_proba(framework_input))
+        proba = _reference(model.predict_proba, framework_input)
         results.append(compare_values(names[1], got[names[1]], proba, atol, rtol))
         results.append(
             compare_labels(
                 names[0],
                 got[names[0]],
-                model.predict(framework_input),
+                _reference(model.predict, framework_input),
                 top_two_margin(proba),
                 atol,
                 rtol,
             )
         )
     else:
-        expected = np.asarray(model.predict(framework_input))
+        expected = _reference(model.predict, framework_input)
         first = got[names[0]]
         if expected.dtype.kind in "fc":
             results.append(compare_values(names[0], first, expected, atol, rtol))
@@ -350,11 +411,23 @@ def _parity(
             results.append(compare_labels(names[0], first, expected, None, atol, rtol))
         if len(names) == 2 and hasattr(model, "transform"):
             # A clusterer's second output (KMeans' "scores") is its transform(): the distances.
-            reference = np.asarray(model.transform(framework_input))
+            reference = _reference(model.transform, framework_input)
             results.append(compare_values(names[1], got[names[1]], reference, atol, rtol))
     compared = {r.name for r in results}
     unchecked = tuple(n for n in names if n not in compared)
     return ParityReport(atol, rtol, rows, tuple(results), unchecked)
+
+
+def _reference(method: Any, framework_input: Any) -> np.ndarray:
+    """scikit-learn's own answer on the sample, to compare with; its refusal (most estimators
+    refuse NaN and infinity) as one error rather than a traceback."""
+    try:
+        return np.asarray(method(framework_input))
+    except Exception as exc:  # estimators raise ValueError, TypeError and more
+        raise ExportError(
+            f"scikit-learn's {method.__name__}() fails on the sample, so there is nothing to "
+            f"compare the export with: {type(exc).__name__}: {_first_line(exc)}"
+        ) from exc
 
 
 def _describe(step: Any) -> str:

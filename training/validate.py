@@ -38,6 +38,7 @@ __all__ = [
     "check_onnx",
     "compare_labels",
     "compare_values",
+    "declare_output_shapes",
     "engine_signature",
     "normalise_opsets",
     "run_onnx",
@@ -95,6 +96,48 @@ def run_onnx(path: str | Path, inputs: Mapping[str, np.ndarray]) -> dict[str, np
             f"the engine could not run the exported model {str(path)!r}: "
             f"{type(exc).__name__}: {exc}"
         ) from exc
+
+
+def declare_output_shapes(path: str | Path, got: Mapping[str, np.ndarray]) -> None:
+    """Rewrite the declared shapes of ``path``'s outputs that disagree with what a run
+    returned (``got``): its first dimension stays as declared, the others become the sizes
+    seen.
+
+    Some converters' shape calculators declare, say, ``[N, 1]`` for a regressor of two targets
+    or ``[N, 2]`` for a classifier's one column of scores. ONNX Runtime then logs a warning on
+    every run, and the registry and clients would be told the wrong signature.
+    """
+    import onnx
+
+    model = onnx.load(str(path))
+    changed = False
+    for output in model.graph.output:
+        array = got.get(output.name)
+        if array is None or not output.type.HasField("tensor_type"):
+            continue
+        tensor = output.type.tensor_type
+        declared = list(tensor.shape.dim) if tensor.HasField("shape") else []
+        actual = np.shape(array)
+        if len(declared) == len(actual) and all(
+            not dim.HasField("dim_value") or dim.dim_value == size
+            for dim, size in zip(declared, actual)
+        ):
+            continue
+        batch = onnx.TensorShapeProto.Dimension()
+        if declared:
+            batch.CopyFrom(declared[0])
+        elif actual:
+            batch.dim_param = "N"
+        tensor.shape.ClearField("dim")
+        for axis, size in enumerate(actual):
+            dim = tensor.shape.dim.add()
+            if axis == 0:
+                dim.CopyFrom(batch)
+            else:
+                dim.dim_value = int(size)
+        changed = True
+    if changed:
+        onnx.save(model, str(path))
 
 
 def engine_signature(path: str | Path) -> tuple[tuple[TensorSpec, ...], tuple[TensorSpec, ...]]:
