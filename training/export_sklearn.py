@@ -104,13 +104,13 @@ def export_sklearn(
     with staged_output(out) as staged:
         staged.write_bytes(onx.SerializeToString())
         opsets = normalise_opsets(staged)
-        check_onnx(staged)
-        got = run_onnx(staged, feeds)
+        check_onnx(staged, str(out))
+        got = run_onnx(staged, feeds, str(out))
         declare_output_shapes(staged, got)
-        check_onnx(staged)  # the shapes declared now must agree with shape inference too
+        check_onnx(staged, str(out))  # the shapes declared now must agree with shape inference too
         parity = _parity(model, framework_input, got, output_names, options, sample.rows)
         parity.raise_if_failed()
-        inputs, outputs = engine_signature(staged)
+        inputs, outputs = engine_signature(staged, str(out))
     return ExportResult(Path(out), "sklearn", opsets, inputs, outputs, parity)
 
 

@@ -77,8 +77,8 @@ def export_tabular_torch(
     with staged_output(out) as staged:
         onnx.save(merged, str(staged))
         opsets = normalise_opsets(staged)
-        check_onnx(staged)
-        got = run_onnx(staged, feeds)
+        check_onnx(staged, str(out))
+        got = run_onnx(staged, feeds, str(out))
         atol, rtol = options.atol, options.rtol
         results: tuple[OutputParity, ...]
         if model.task == "classification":
@@ -95,7 +95,7 @@ def export_tabular_torch(
             )
         parity = ParityReport(atol, rtol, sample.rows, results)
         parity.raise_if_failed()
-        inputs, outputs = engine_signature(staged)
+        inputs, outputs = engine_signature(staged, str(out))
     return ExportResult(Path(out), "torch", opsets, inputs, outputs, parity)
 
 

@@ -109,15 +109,15 @@ def export_torch(
         if options.dynamic_batch and not _is_program(model):
             _check_batch_axis_dynamic(staged, feeds)
         opsets = normalise_opsets(staged)
-        check_onnx(staged)
-        got = run_onnx(staged, feeds)
+        check_onnx(staged, str(out))
+        got = run_onnx(staged, feeds, str(out))
         results = tuple(
             compare_values(n, got[n], e, options.atol, options.rtol)
             for n, e in zip(output_names, expected)
         )
         parity = ParityReport(options.atol, options.rtol, sample.rows, results)
         parity.raise_if_failed()
-        inputs, outputs = engine_signature(staged)
+        inputs, outputs = engine_signature(staged, str(out))
     return ExportResult(Path(out), "torch", opsets, inputs, outputs, parity)
 
 
@@ -161,13 +161,37 @@ def torch_to_onnx(
                 verbose=False,
             )
     except Exception as exc:  # torch raises many unrelated types; all mean "not exportable"
-        error = ExportError(_explain_torch_failure(exc, options.opset))
-        if said.getvalue().strip():
-            # Graph dumps users cannot act on: shown only with the traceback (engine --debug).
-            error.add_note(f"torch's output while exporting:\n{said.getvalue().rstrip()}")
-        raise error from exc
+        raise _with_output(ExportError(_explain_torch_failure(exc, options.opset)), said) from exc
+    wrote = _default_opset(path)
+    if wrote is not None and wrote > options.opset:
+        # torch exports at its lowest opset and converts down after; a failed conversion only
+        # logs, and leaves the file above the opset asked for.
+        raise _with_output(
+            ExportError(
+                f"torch's exporter wrote opset {wrote}, above --opset {options.opset}: it could "
+                f"not convert down to it; use --opset {wrote} or higher"
+            ),
+            said,
+        )
     if said.getvalue():
         sys.stderr.write(said.getvalue())  # an export that worked: torch's warnings stand
+
+
+def _with_output(error: ExportError, said: io.StringIO) -> ExportError:
+    """``error`` with torch's output while exporting as a note: graph dumps, logs and
+    tracebacks users cannot act on, shown only with the traceback (engine --debug)."""
+    if said.getvalue().strip():
+        error.add_note(f"torch's output while exporting:\n{said.getvalue().rstrip()}")
+    return error
+
+
+def _default_opset(path: Path) -> int | None:
+    """The highest version of the default ONNX domain ``path`` imports (None if none)."""
+    import onnx
+
+    model = onnx.load(str(path), load_external_data=False)
+    versions = [int(o.version) for o in model.opset_import if o.domain in ("", "ai.onnx")]
+    return max(versions, default=None)
 
 
 _ROWS_HINT = (
@@ -240,12 +264,27 @@ def _reference(model: Any, tensors: tuple[Any, ...]) -> list[np.ndarray]:
         shapes = ", ".join(f"{tuple(t.shape)} {t.dtype}" for t in tensors)
         raise ExportError(
             f"the model fails on the sample ({shapes}): {type(exc).__name__}: {_first_line(exc)}"
+            f"{_float64_hint(module, exc)}"
         ) from exc
     outs = out if isinstance(out, (tuple, list)) else (out,)
     if not all(isinstance(o, torch.Tensor) for o in outs):
         kinds = [type(o).__name__ for o in outs]
         raise ExportError(f"the model must return a tensor or a tuple of tensors; got {kinds}")
     return [o.detach().numpy() for o in outs]
+
+
+def _float64_hint(module: Any, exc: BaseException) -> str:
+    """Why a float64 model fails on a float32 sample: samples convert float64 to float32
+    (frameworks default to float32 weights), which the user did not ask for."""
+    import torch
+
+    tensors = [*module.parameters(), *module.buffers()]
+    if not any(t.dtype == torch.float64 for t in tensors) and "Double" not in str(exc):
+        return ""
+    return (
+        ". The module computes in float64, but samples are read as float32 (float64 arrays "
+        "are converted): convert the module with module.float() before export"
+    )
 
 
 def _load_file(path: Path) -> Any:
@@ -337,8 +376,9 @@ def _load_weights(module: Any, path: Path) -> None:
     try:
         module.load_state_dict(weights, strict=True)
     except RuntimeError as exc:
+        # torch names the missing, unexpected and mis-sized keys on the lines after its first.
         raise ExportError(
-            f"weights in {str(path)!r} do not fit the module: {_first_line(exc)}"
+            f"weights in {str(path)!r} do not fit the module: {_one_line(exc)}"
         ) from exc
 
 
@@ -433,3 +473,9 @@ def _strip_colours(text: str) -> str:
 def _first_line(exc: BaseException) -> str:
     text = _strip_colours(str(exc)).strip()
     return text.splitlines()[0] if text else type(exc).__name__
+
+
+def _one_line(exc: BaseException, limit: int = 1000) -> str:
+    """All of ``exc``'s message on one line (an ``error:`` line), cut to ``limit`` chars."""
+    text = " ".join(_strip_colours(str(exc)).split()) or type(exc).__name__
+    return text if len(text) <= limit else text[: limit - 3].rstrip() + "..."

@@ -50,14 +50,19 @@ DEFAULT_ATOL = 1e-4
 DEFAULT_RTOL = 1e-3
 
 
-def check_onnx(path: str | Path) -> None:
-    """Run ``onnx.checker`` with shape inference; raise ExportError with its message."""
+def check_onnx(path: str | Path, shown: str | None = None) -> None:
+    """Run ``onnx.checker`` with shape inference; raise ExportError with its message.
+
+    ``shown`` names the file in messages (the export's ``--out``, not the staged temp file
+    that is gone by the time the message is read); ``path`` by default. So below."""
     import onnx
 
     try:
         onnx.checker.check_model(str(path), full_check=True)
     except (onnx.checker.ValidationError, onnx.shape_inference.InferenceError) as exc:
-        raise ExportError(f"the exported model {str(path)!r} fails onnx.checker: {exc}") from exc
+        raise ExportError(
+            f"the exported model {shown or str(path)!r} fails onnx.checker: {exc}"
+        ) from exc
 
 
 def normalise_opsets(path: str | Path) -> dict[str, int]:
@@ -79,7 +84,9 @@ def normalise_opsets(path: str | Path) -> dict[str, int]:
     return opsets
 
 
-def run_onnx(path: str | Path, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+def run_onnx(
+    path: str | Path, inputs: Mapping[str, np.ndarray], shown: str | None = None
+) -> dict[str, np.ndarray]:
     """Load ``path`` in the engine and run it once on ``inputs``: the one place export
     validation executes ONNX, so parity is measured on the runtime that will serve it."""
     import engine
@@ -93,7 +100,7 @@ def run_onnx(path: str | Path, inputs: Mapping[str, np.ndarray]) -> dict[str, np
             return model.predict(dict(inputs))
     except EngineError as exc:
         raise ExportError(
-            f"the engine could not run the exported model {str(path)!r}: "
+            f"the engine could not run the exported model {shown or str(path)!r}: "
             f"{type(exc).__name__}: {exc}"
         ) from exc
 
@@ -140,7 +147,9 @@ def declare_output_shapes(path: str | Path, got: Mapping[str, np.ndarray]) -> No
         onnx.save(model, str(path))
 
 
-def engine_signature(path: str | Path) -> tuple[tuple[TensorSpec, ...], tuple[TensorSpec, ...]]:
+def engine_signature(
+    path: str | Path, shown: str | None = None
+) -> tuple[tuple[TensorSpec, ...], tuple[TensorSpec, ...]]:
     """The (inputs, outputs) the engine reports for ``path``: what serving will advertise."""
     import engine
 
@@ -149,7 +158,7 @@ def engine_signature(path: str | Path) -> tuple[tuple[TensorSpec, ...], tuple[Te
             return tuple(model.inputs), tuple(model.outputs)
     except EngineError as exc:
         raise ExportError(
-            f"the engine could not load the exported model {str(path)!r}: "
+            f"the engine could not load the exported model {shown or str(path)!r}: "
             f"{type(exc).__name__}: {exc}"
         ) from exc
 
