@@ -39,6 +39,7 @@ def serve_columns(onx: Any, feeds: Mapping[str, np.ndarray], matrix: str | None 
     only those served as bool change. Returns ``onx`` itself when nothing needs to change.
     Raises ExportError when a column has the name of one of the model's outputs.
     """
+    import onnx
     from onnx import TensorProto, compose, helper
 
     bool_columns = [name for name, array in feeds.items() if array.dtype == np.bool_]
@@ -57,6 +58,16 @@ def serve_columns(onx: Any, feeds: Mapping[str, np.ndarray], matrix: str | None 
 
     nodes: list[Any] = []
     inputs: list[Any] = []
+    # The adapter shares the model's opsets, and ONNX Runtime has no Cast before opset 6.
+    default_opset = max(
+        (int(o.version) for o in onx.opset_import if o.domain in ("", "ai.onnx")), default=6
+    )
+    if bool_columns and default_opset < 6:
+        raise ExportError(
+            f"the bool columns {bool_columns} are cast to float inside the graph, which ONNX "
+            f"Runtime runs at opset 6 or higher, but skl2onnx wrote opset {default_opset} for "
+            "this model: raise --opset (skl2onnx writes the lowest opset it can under it)"
+        )
 
     def served(name: str) -> str:
         """The tensor holding column ``name`` as the converted graph reads it."""
@@ -104,7 +115,7 @@ def serve_columns(onx: Any, feeds: Mapping[str, np.ndarray], matrix: str | None 
         merged = compose.merge_models(
             adapter, model, io_map=io_map, outputs=[o.name for o in onx.graph.output]
         )
-    except ValueError as exc:
+    except (ValueError, onnx.checker.ValidationError) as exc:
         raise ExportError(f"cannot put the column inputs in front of the model: {exc}") from exc
     merged.graph.name = onx.graph.name
     return merged

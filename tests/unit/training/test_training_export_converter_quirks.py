@@ -98,3 +98,23 @@ def test_a_sample_the_estimator_refuses_is_one_error(tmp_path, bad) -> None:
     with pytest.raises(ExportError, match=r"predict_proba\(\) fails on the sample.*ValueError"):
         export_sklearn(model, Sample("s.csv", table=sample_frame), out)
     assert not out.exists()
+
+
+def test_a_bool_column_below_the_opset_of_cast_is_one_error(tmp_path) -> None:
+    from sklearn.compose import ColumnTransformer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import OneHotEncoder
+
+    rng = np.random.default_rng(0)
+    x = pd.DataFrame({"city": rng.choice(["x", "y"], 60), "flag": rng.random(60) > 0.5})
+    columns = ColumnTransformer([("c", OneHotEncoder(), ["city"]), ("f", "passthrough", ["flag"])])
+    model = Pipeline([("ct", columns), ("m", LogisticRegression())])
+    model.fit(x, (x.city == "x").astype(int))
+    out = tmp_path / "m.onnx"
+    # skl2onnx writes opset 5 for this model under --opset 10: no Cast that ORT runs.
+    with pytest.raises(ExportError, match=r"bool columns \['flag'\].*wrote opset 5"):
+        export_sklearn(model, Sample("s.csv", table=x.head(20)), out, ExportOptions(opset=10))
+    assert not out.exists()
+    export_sklearn(model, Sample("s.csv", table=x.head(20)), out, ExportOptions(opset=11))
+    assert out.exists()
