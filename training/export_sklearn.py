@@ -136,6 +136,7 @@ def _model_inputs(
                 f"{list(fitted_columns)}"
             )
         columns = [str(c) for c in fitted_columns]
+        _refuse_text_read_as_numbers(model, sample)
         feeds, framework, types = table_inputs(sample.table, columns, batch, sample.source)
         if _reads_one_matrix(model) and all(_is_float(t) for _, t in types):
             # scikit-learn turns the frame into one float matrix for this model: convert with
@@ -316,6 +317,30 @@ def _unsupported_message(model: Any, detail: str) -> str:
         "HistGradientBoosting, MLP, scalers, encoders, imputers...) or register a custom "
         "converter with skl2onnx.update_registered_converter"
     )
+
+
+def _refuse_text_read_as_numbers(model: Any, sample: Sample) -> None:
+    """Raise ExportError for a column that an encoder was fitted on as text and that the
+    sample holds as numbers: a CSV of zip codes or ids, which pandas reads as numbers.
+    skl2onnx would fail on it with a message about one category."""
+    frame = sample.table
+    for _, step in _walk(model, "model"):
+        for _, transformer, selected in getattr(step, "transformers_", []):
+            if isinstance(transformer, str) or not isinstance(selected, (list, tuple)):
+                continue
+            encoders = [e for _, e in _walk(transformer, "") if hasattr(e, "categories_")]
+            if not encoders or len(encoders[0].categories_) != len(selected):
+                continue
+            for column, categories in zip(selected, encoders[0].categories_):
+                text = categories.dtype == object and any(isinstance(c, str) for c in categories)
+                if text and column in frame and frame[column].dtype.kind in "iuf":
+                    raise ExportError(
+                        f"column {column!r} of sample {sample.source!r} holds numbers, but the "
+                        f"model's {type(encoders[0]).__name__} was fitted on it as text "
+                        f"(categories such as {[str(c) for c in categories[:3]]}); a CSV reader "
+                        "takes text of digits for numbers: give the sample as .parquet, which "
+                        "keeps the column's type"
+                    )
 
 
 def _walk(step: Any, path: str) -> list[tuple[str, Any]]:

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 from engine.training.export_options import ExportOptions
 from engine.training.export_sklearn import export_sklearn
-from engine.training.samples import Sample
+from engine.training.samples import Sample, read_sample
 
 import engine
 from engine.errors import ExportError
@@ -118,3 +118,23 @@ def test_a_bool_column_below_the_opset_of_cast_is_one_error(tmp_path) -> None:
     assert not out.exists()
     export_sklearn(model, Sample("s.csv", table=x.head(20)), out, ExportOptions(opset=11))
     assert out.exists()
+
+
+def test_text_categories_a_csv_read_as_numbers_are_named(tmp_path) -> None:
+    from sklearn.compose import ColumnTransformer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+    rng = np.random.default_rng(0)
+    x = pd.DataFrame({"a": rng.normal(size=60), "zip": rng.choice(["10115", "20095"], 60)})
+    columns = ColumnTransformer(
+        [("n", StandardScaler(), ["a"]), ("c", OneHotEncoder(handle_unknown="ignore"), ["zip"])]
+    )
+    model = Pipeline([("ct", columns), ("m", LogisticRegression())]).fit(x, x.a > 0)
+    x.head(20).to_csv(tmp_path / "s.csv", index=False)
+    sample = read_sample(tmp_path / "s.csv")  # pandas reads the zip codes as int64
+    with pytest.raises(ExportError, match=r"column 'zip' of sample .* holds numbers.*\.parquet"):
+        export_sklearn(model, sample, tmp_path / "m.onnx")
+    x.head(20).to_parquet(tmp_path / "s.parquet")
+    export_sklearn(model, read_sample(tmp_path / "s.parquet"), tmp_path / "m.onnx")
