@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import tempfile
 from collections.abc import Iterator
@@ -97,6 +98,11 @@ def describe_opsets(opsets: dict[str, int]) -> str:
 def check_output_path(out: str | Path) -> Path:
     """``out`` as a Path; raises ExportError if it is a folder, or if a file stands where one
     of its folders should be (the write would fail only after the whole export)."""
+    if isinstance(out, str) and out.endswith(("/", os.sep)):
+        raise ExportError(
+            f"--out {out!r} names a folder; give the ONNX file to write, "
+            f"e.g. {str(Path(out) / 'model.onnx')!r}"
+        )
     out = Path(out)
     if out.is_dir():
         raise ExportError(
@@ -132,16 +138,24 @@ def staged_output(out: str | Path) -> Iterator[Path]:
     file (``0o666`` less the umask), not mkstemp's private ``0o600``: the artifact is meant to
     be copied to and served from places other users read."""
     out = check_output_path(out)
+    # The folders this call creates, deepest first: removed again if the export fails.
+    created = [p for p in (out.parent, *out.parent.parents) if not p.exists()]
     out.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".onnx", dir=out.parent)
     os.close(fd)
+    done = False
     try:
         yield Path(tmp)
         os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, out)
+        done = True
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+        if not done:
+            for folder in created:
+                with contextlib.suppress(OSError):  # not empty: something else wrote there
+                    folder.rmdir()
 
 
 def _umask() -> int:

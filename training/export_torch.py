@@ -328,8 +328,9 @@ def _load_object(spec: str, state_dict: str | Path | None) -> Any:
         obj: Any = importlib.import_module(module_name)
     except ImportError as exc:
         raise ExportError(
-            f"cannot import {module_name!r} for {spec!r}: {exc}. Is it on "
-            "PYTHONPATH (or the current directory)?"
+            f"cannot import {module_name!r} for {spec!r}: {exc}. Is it on PYTHONPATH? The "
+            "engine command does not import from the current directory: run it as "
+            "'PYTHONPATH=. engine export torch ...'"
         ) from exc
     except Exception as exc:  # the user's module failed while running its top level
         raise _user_code_failed(f"importing {module_name!r}", exc) from exc

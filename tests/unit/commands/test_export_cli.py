@@ -255,7 +255,10 @@ def test_export_torch_errors_exit_1(tmp_path, capsys) -> None:
         )
         == 1
     )
-    assert "error: cannot import 'no_such_module_q'" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "error: cannot import 'no_such_module_q'" in err
+    # The console script's sys.path starts at its own folder, not the current directory.
+    assert "run it as 'PYTHONPATH=. engine export torch ...'" in err
 
 
 @pytest.fixture

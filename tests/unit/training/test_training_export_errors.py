@@ -266,6 +266,30 @@ def test_output_path_that_is_a_folder(tmp_path) -> None:
     assert list(tmp_path.iterdir()) == []  # no staged file left beside it either
 
 
+def test_output_path_with_a_trailing_slash_is_a_folder(tmp_path) -> None:
+    from sklearn.linear_model import LinearRegression
+
+    x = np.random.default_rng(0).normal(size=(10, 2)).astype(np.float32)
+    model = LinearRegression().fit(x, x[:, 0])
+    with pytest.raises(ExportError, match="names a folder; give the ONNX file to write"):
+        export_sklearn(model, Sample("s", arrays={"input": x}), f"{tmp_path}/models/")
+    assert list(tmp_path.iterdir()) == []  # no file called 'models'
+
+
+def test_a_failed_export_removes_the_folders_it_made(tmp_path) -> None:
+    from sklearn.linear_model import LinearRegression
+
+    x = np.random.default_rng(0).normal(size=(10, 2)).astype(np.float32)
+    model = LinearRegression().fit(x, x[:, 0])
+    (tmp_path / "kept").mkdir()
+    out = tmp_path / "kept" / "new" / "deeper" / "m.onnx"
+    with pytest.raises(ExportError, match="parity check failed"):
+        # A tolerance nothing meets: the failure comes after the folders were made.
+        export_sklearn(model, Sample("s", arrays={"input": x}), out, ExportOptions(atol=0, rtol=0))
+    assert list(tmp_path.iterdir()) == [tmp_path / "kept"]
+    assert list((tmp_path / "kept").iterdir()) == []
+
+
 def test_parity_rules() -> None:
     exact = compare_values("y", np.array([1.0, 2.0]), np.array([1.0, 2.0]), 0.0, 0.0)
     assert exact.passed and exact.max_abs_error == 0.0
