@@ -164,8 +164,8 @@ def torch_to_onnx(
         raise _with_output(ExportError(_explain_torch_failure(exc, options.opset)), said) from exc
     wrote = _default_opset(path)
     if wrote is not None and wrote > options.opset:
-        # torch exports at its lowest opset and converts down after; a failed conversion only
-        # logs, and leaves the file above the opset asked for.
+        # torch's exporter writes its own opset (18) and converts down after; a conversion
+        # that fails only logs, and leaves the file above the opset asked for.
         raise _with_output(
             ExportError(
                 f"torch's exporter wrote opset {wrote}, above --opset {options.opset}: it could "
