@@ -98,6 +98,7 @@ def export_sklearn(
     feeds, framework_input, initial_types, matrix = _model_inputs(model, sample, options)
     onx = _convert(model, initial_types, options, list(feeds))
     output_names = _rename_outputs(onx, options.output_names)
+    _refuse_inputs_named_like_outputs(onx, list(feeds))
     _restore_input_names(onx, [name for name, _ in initial_types])
     if getattr(model, "feature_names_in_", None) is not None:  # one feed per table column
         onx = serve_columns(onx, feeds, matrix)
@@ -371,20 +372,26 @@ def _rename_outputs(onx: Any, names: tuple[str, ...]) -> list[str]:
     return list(names)
 
 
-def _restore_input_names(onx: Any, requested: list[str]) -> None:
-    """Give the converted graph's inputs the names they were converted with.
-
-    skl2onnx renames an input that has the name of one of its outputs (a column ``label``
-    becomes ``label1``), while callers send the column's name. Once --output-names has moved
-    the outputs out of the way, the input gets its name back; before, the clash is an error.
-    """
+def _refuse_inputs_named_like_outputs(onx: Any, served: list[str]) -> None:
+    """The names callers send (the table's columns, or the one array input) must differ from
+    the outputs' (after --output-names): one name cannot be both in an ONNX graph."""
     outputs = [o.name for o in onx.graph.output]
-    clashes = [name for name in requested if name in outputs]
+    clashes = [name for name in served if name in outputs]
     if clashes:
         raise ExportError(
             f"the sample's columns {clashes} have the names of model outputs {outputs}; "
             "rename the outputs with --output-names"
         )
+
+
+def _restore_input_names(onx: Any, requested: list[str]) -> None:
+    """Give the converted graph's inputs the names they were converted with.
+
+    skl2onnx renames an input that has the name of one of its outputs (a column ``label``
+    becomes ``label1``), while callers send the column's name. Once --output-names has moved
+    the outputs out of the way (_refuse_inputs_named_like_outputs checked it), the input gets
+    its name back.
+    """
     if len(onx.graph.input) != len(requested):
         return
     used = {name for node in onx.graph.node for name in (*node.input, *node.output)}

@@ -49,6 +49,7 @@ from engine.training.validate import (
     ParityReport,
     check_onnx,
     compare_values,
+    default_domain_opset,
     engine_signature,
     normalise_opsets,
     run_onnx,
@@ -130,6 +131,7 @@ def torch_to_onnx(
     path: Path,
 ) -> None:
     """The one call into torch's exporter; its failures become ExportError naming the cause."""
+    import onnx
     import torch
 
     is_program = isinstance(model, torch.export.ExportedProgram)
@@ -162,7 +164,7 @@ def torch_to_onnx(
             )
     except Exception as exc:  # torch raises many unrelated types; all mean "not exportable"
         raise _with_output(ExportError(_explain_torch_failure(exc, options.opset)), said) from exc
-    wrote = _default_opset(path)
+    wrote = default_domain_opset(onnx.load(str(path), load_external_data=False))
     if wrote is not None and wrote > options.opset:
         # torch's exporter writes its own opset (18) and converts down after; a conversion
         # that fails only logs, and leaves the file above the opset asked for.
@@ -183,15 +185,6 @@ def _with_output(error: ExportError, said: io.StringIO) -> ExportError:
     if said.getvalue().strip():
         error.add_note(f"torch's output while exporting:\n{said.getvalue().rstrip()}")
     return error
-
-
-def _default_opset(path: Path) -> int | None:
-    """The highest version of the default ONNX domain ``path`` imports (None if none)."""
-    import onnx
-
-    model = onnx.load(str(path), load_external_data=False)
-    versions = [int(o.version) for o in model.opset_import if o.domain in ("", "ai.onnx")]
-    return max(versions, default=None)
 
 
 _ROWS_HINT = (

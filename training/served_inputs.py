@@ -22,6 +22,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
+from engine.training.validate import default_domain_opset
 
 from engine.errors import ExportError
 
@@ -37,7 +38,8 @@ def serve_columns(onx: Any, feeds: Mapping[str, np.ndarray], matrix: str | None 
     ``matrix`` names the converted graph's one float ``[batch, columns]`` input when the
     columns are to be concatenated into it; otherwise the graph has one input per column, and
     only those served as bool change. Returns ``onx`` itself when nothing needs to change.
-    Raises ExportError when a column has the name of one of the model's outputs.
+    The caller has checked that no column has the name of one of the model's outputs.
+    Raises ExportError when the adapter cannot be put in front of the model.
     """
     import onnx
     from onnx import TensorProto, compose, helper
@@ -45,13 +47,6 @@ def serve_columns(onx: Any, feeds: Mapping[str, np.ndarray], matrix: str | None 
     bool_columns = [name for name, array in feeds.items() if array.dtype == np.bool_]
     if matrix is None and not bool_columns:
         return onx
-    outputs = {o.name for o in onx.graph.output}
-    clashes = [name for name in feeds if name in outputs]
-    if clashes:
-        raise ExportError(
-            f"the sample's columns {clashes} have the names of model outputs "
-            f"{sorted(outputs)}; rename the outputs with --output-names"
-        )
     converted = {i.name: i.type.tensor_type for i in onx.graph.input}
     first = converted[matrix] if matrix is not None else converted[next(iter(feeds))]
     batch = _dim(first.shape.dim[0]) if first.HasField("shape") else None
@@ -59,9 +54,7 @@ def serve_columns(onx: Any, feeds: Mapping[str, np.ndarray], matrix: str | None 
     nodes: list[Any] = []
     inputs: list[Any] = []
     # The adapter shares the model's opsets, and ONNX Runtime has no Cast before opset 6.
-    default_opset = max(
-        (int(o.version) for o in onx.opset_import if o.domain in ("", "ai.onnx")), default=6
-    )
+    default_opset = default_domain_opset(onx) or 6
     if bool_columns and default_opset < 6:
         raise ExportError(
             f"the bool columns {bool_columns} are cast to float inside the graph, which ONNX "

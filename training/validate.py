@@ -39,6 +39,7 @@ __all__ = [
     "compare_labels",
     "compare_values",
     "declare_output_shapes",
+    "default_domain_opset",
     "engine_signature",
     "normalise_opsets",
     "run_onnx",
@@ -63,6 +64,13 @@ def check_onnx(path: str | Path, shown: str | None = None) -> None:
         raise ExportError(
             f"the exported model {shown or str(path)!r} fails onnx.checker: {exc}"
         ) from exc
+
+
+def default_domain_opset(model: Any) -> int | None:
+    """The highest version of the default ONNX domain that ``model`` (a ModelProto) imports;
+    None if it imports none."""
+    versions = [int(o.version) for o in model.opset_import if o.domain in ("", "ai.onnx")]
+    return max(versions, default=None)
 
 
 def normalise_opsets(path: str | Path) -> dict[str, int]:
