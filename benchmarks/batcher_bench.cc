@@ -3,8 +3,10 @@
 //   batcher_bench LIBONNXRUNTIME MODEL [seconds_per_round] [rounds] [only]
 //
 // `only` (grouped-off, grouped, reactor, callback or threads) runs just that throughput
-// variant, without the baseline or the latency part; `latency` only the latency part: for
-// profiling one path.
+// variant, without the baseline or the latency part; `raw-preferred` only raw ORT on batches
+// of the preferred size, pinned where the worker would be (the baseline to alternate with a
+// variant when comparing two builds); `latency` only the latency part: for profiling one
+// path.
 //
 // Throughput: 64 one-row requests in flight (closed loop: each completion submits the next),
 // through engine::Model (1 instance, 1 intra-op thread), against raw Session::Run of 64-row
@@ -422,6 +424,10 @@ int main(int argc, char** argv) {
     if (only == "grouped") rps = ReactorRowsPerSecond(*pipelined, 64, seconds * rounds, true);
     if (only == "grouped-off") {
       rps = ReactorRowsPerSecond(*pipelined, 64, seconds * rounds, true, {worker_cpu});
+    }
+    if (only == "raw-preferred") {  // the baseline for A/B runs of the single variants
+      PinThisThread(worker_cpu);
+      rps = RawRowsPerSecond(*session, seconds * rounds, preferred);
     }
     if (only == "callback") rps = AsyncRowsPerSecond(*pipelined, 64, seconds * rounds);
     if (only == "threads") rps = BatcherRowsPerSecond(*model, 64, seconds * rounds);

@@ -118,6 +118,19 @@ std::shared_ptr<Model> Model::Start(std::vector<std::unique_ptr<Session>> sessio
   const int instances = model->options_.instances;
   model->gather_scratch_.resize(static_cast<size_t>(instances));
   for (auto& scratch : model->gather_scratch_) scratch.resize(model->inputs_.size());
+  for (const TensorInfo& output : model->outputs()) {
+    size_t row_bytes = 0;
+    const bool follows_the_batch = !output.shape.empty() && output.shape[0] == -1;
+    if (follows_the_batch && output.type != ElementType::kString) {
+      row_bytes = ElementSize(output.type);
+      for (size_t d = 1; d < output.shape.size(); ++d) {
+        // Unknown until the run, or empty (a run into a 0-byte buffer gains nothing).
+        if (output.shape[d] <= 0) row_bytes = 0;
+        row_bytes *= static_cast<size_t>(std::max<int64_t>(output.shape[d], 0));
+      }
+    }
+    model->output_row_bytes_.push_back(row_bytes);
+  }
   for (int i = 0; i < instances; ++i) {
     model->instance_sessions_.push_back(
         model->sessions_[static_cast<size_t>(i) % model->sessions_.size()].get());
@@ -725,24 +738,82 @@ std::vector<HostTensor> Model::RunOnInstance(int instance,
                                              const std::vector<const HostTensor*>& public_inputs,
                                              const std::vector<size_t>& output_indices,
                                              PhaseTimer& timer, RequestTimings* phases,
-                                             bool count_drift) {
+                                             bool count_drift, std::vector<HostTensor>* into) {
   const Session& session = *instance_sessions_[static_cast<size_t>(instance)];
+  auto run = [&](const std::vector<const HostTensor*>& inputs) {
+    timer.Mark(&phases->input_ns);
+    if (into == nullptr) return session.Run(inputs, output_indices);
+    session.RunInto(inputs, output_indices, *into);
+    return std::move(*into);
+  };
   std::vector<HostTensor> outputs;
   if (!options_.transforms) {
-    timer.Mark(&phases->input_ns);
-    outputs = session.Run(public_inputs, output_indices);
+    outputs = run(public_inputs);
   } else {
     std::vector<HostTensor> model_inputs = ModelInputs(public_inputs);
     std::vector<const HostTensor*> run_inputs;
     run_inputs.reserve(model_inputs.size());
     for (const auto& t : model_inputs) run_inputs.push_back(&t);
-    timer.Mark(&phases->input_ns);
-    outputs = session.Run(run_inputs, output_indices);
+    outputs = run(run_inputs);
   }
   timer.Mark(&phases->infer_ns);
   if (auto drift = count_drift ? std::atomic_load(&drift_) : nullptr) {
     // Drift is counted on what callers sent: raw columns when there are transforms.
     drift->Observe(instance, public_inputs, outputs, output_indices);
+  }
+  return outputs;
+}
+
+bool Model::TakeOutputBuffers(const std::vector<size_t>& output_indices, int64_t rows,
+                              std::vector<HostTensor>* buffers) {
+  const size_t count = output_indices.empty() ? outputs().size() : output_indices.size();
+  buffers->clear();
+  buffers->reserve(count);
+  for (size_t k = 0; k < count; ++k) {
+    const size_t index = output_indices.empty() ? k : output_indices[k];
+    const size_t row_bytes = output_row_bytes_[index];
+    if (row_bytes == 0) return false;
+    HostTensor t;
+    t.type = outputs()[index].type;
+    t.shape = outputs()[index].shape;
+    t.shape[0] = rows;
+    t.byte_size = row_bytes * static_cast<size_t>(rows);
+    std::shared_ptr<uint8_t> buffer = output_buffers_->Take(t.byte_size);
+    t.data = buffer.get();
+    t.owner = std::move(buffer);
+    buffers->push_back(std::move(t));
+  }
+  return true;
+}
+
+std::vector<HostTensor> Model::RunBatch(int instance, const std::vector<const HostTensor*>& inputs,
+                                        const std::vector<size_t>& output_indices, int64_t rows,
+                                        PhaseTimer& timer, RequestTimings* phases) {
+  std::vector<HostTensor> buffers;
+  if (!preallocate_outputs_.load(std::memory_order_relaxed) ||
+      !TakeOutputBuffers(output_indices, rows, &buffers)) {
+    return RunOnInstance(instance, inputs, output_indices, timer, phases);
+  }
+  std::string failure;
+  try {
+    return RunOnInstance(instance, inputs, output_indices, timer, phases, true, &buffers);
+  } catch (const CoreError& e) {
+    if (e.status().code() != StatusCode::kExecutionFailed) throw;
+    failure = e.status().message();
+  }
+  // Either a request in the batch is bad, and this run fails too (the caller isolates it), or
+  // the model's outputs are not the shape it declares, and runs into buffers are over.
+  std::vector<HostTensor> outputs = RunOnInstance(instance, inputs, output_indices, timer, phases);
+  const bool split_fails = std::any_of(outputs.begin(), outputs.end(), [rows](const HostTensor& t) {
+    return !SplitsIntoRows(t, rows);
+  });
+  // Outputs that do not follow the batch have a warning of their own (the caller's).
+  if (preallocate_outputs_.exchange(false) && !split_fails) {
+    LogLine("WARNING", "engine.core",
+            "a batch failed when its outputs were given the shapes the model declares, and "
+            "ran when ONNX Runtime chose them: the model's outputs are not the shape it "
+            "declares. Its batches now run without preallocated outputs. Said once per "
+            "model. The failure: " + failure);
   }
   return outputs;
 }
@@ -828,8 +899,8 @@ FinishedBatch Model::Execute(int instance, QueuedBatch batch) {
     std::vector<const HostTensor*> public_inputs;
     public_inputs.reserve(input_count);
     for (const auto& t : gathered) public_inputs.push_back(&t);
-    finished.outputs = RunOnInstance(instance, public_inputs, requests.front()->output_indices,
-                                     timer, &finished.phases);
+    finished.outputs = RunBatch(instance, public_inputs, requests.front()->output_indices,
+                                finished.rows, timer, &finished.phases);
     for (size_t o = 0; o < finished.outputs.size(); ++o) {
       // Checked here, where the batch can still be re-run, so that the split cannot fail.
       if (!SplitsIntoRows(finished.outputs[o], finished.rows)) {

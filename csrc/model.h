@@ -32,6 +32,7 @@
 #include "clock.h"
 #include "completer.h"
 #include "drift.h"
+#include "output_buffers.h"
 #include "request.h"
 #include "request_pool.h"
 #include "sampler.h"
@@ -186,6 +187,8 @@ class Model {
   StatsSnapshot Stats() const;
   // How batches reached the completion thread (all zero without batching): for benchmarks.
   Completer::Counts CompletionCounts() const;
+  // Output buffers kept for the next batches (OutputBufferPool): for tests.
+  size_t OutputBuffersKept() const { return output_buffers_->kept(); }
   // Counts a request that a front end refused before submitting it (an input that does not
   // convert to a tensor, a field it cannot decode, a deadline already passed), so that the
   // outcomes still add up to the requests made: kDeadlineExceeded counts as expired, any
@@ -275,12 +278,24 @@ class Model {
   // One request on its own buffers: no gather, no scatter.
   InferResult ExecuteOne(int instance, QueuedRequest& r);
   // Transforms (if any), the ORT run and (unless !count_drift: a warm-up) drift counting for
-  // one batch of public inputs.
+  // one batch of public inputs. With `into`, ORT writes the outputs into its buffers
+  // (Session::RunInto) and they are returned.
   std::vector<HostTensor> RunOnInstance(int instance,
                                         const std::vector<const HostTensor*>& public_inputs,
                                         const std::vector<size_t>& output_indices,
                                         PhaseTimer& timer, RequestTimings* phases,
-                                        bool count_drift = true);
+                                        bool count_drift = true,
+                                        std::vector<HostTensor>* into = nullptr);
+  // A batch's run: into buffers from output_buffers_ when every selected output's shape is
+  // known, else as ORT allocates. A run into buffers that fails is tried once more without
+  // them, which tells a model that breaks its declared shapes from a bad request.
+  std::vector<HostTensor> RunBatch(int instance, const std::vector<const HostTensor*>& inputs,
+                                   const std::vector<size_t>& output_indices, int64_t rows,
+                                   PhaseTimer& timer, RequestTimings* phases);
+  // Buffers for the selected outputs of a batch of `rows` rows, or false when one of them
+  // cannot be allocated before the run.
+  bool TakeOutputBuffers(const std::vector<size_t>& output_indices, int64_t rows,
+                         std::vector<HostTensor>* buffers);
   // Timings of request `r` in a batch of `batch_rows` whose compute started at start_us and
   // took compute_us; the request's result was ready at done_us.
   static void SetTimings(const QueuedRequest& r, int64_t start_us, int64_t compute_us,
@@ -342,6 +357,14 @@ class Model {
   std::vector<int> idle_instances_;  // guarded by mutex_
   // [instance][input]: reused gather buffers; an instance runs one batch at a time.
   std::vector<std::vector<std::vector<uint8_t>>> gather_scratch_;
+  // Where batched runs write their outputs (OutputBufferPool), for outputs whose shape is
+  // known before the run: per output, the bytes of one row when its first dim is dynamic and
+  // the others static and numeric, else 0 (ORT allocates it).
+  std::shared_ptr<OutputBufferPool> output_buffers_ = OutputBufferPool::Create();
+  std::vector<size_t> output_row_bytes_;
+  // Cleared when a batch's run into such buffers failed and the same batch then ran without
+  // them: the model's outputs are not the shape it declares.
+  std::atomic<bool> preallocate_outputs_{true};
   // Read once per batch with std::atomic_load; replaced whole by SetDriftFeatures.
   std::shared_ptr<DriftCounters> drift_;
   Sampler sampler_;

@@ -160,44 +160,65 @@ std::unique_ptr<Session> Session::FromBytes(const std::string& bytes,
   }
 }
 
-std::vector<HostTensor> Session::Run(const std::vector<const HostTensor*>& inputs,
-                                     const std::vector<size_t>& output_indices) const {
-  if (inputs.size() != inputs_.size()) {
-    throw CoreError(StatusCode::kInternal, "Session::Run got " + std::to_string(inputs.size()) +
+namespace {
+
+const Ort::MemoryInfo& CpuMemory() {
+  static const Ort::MemoryInfo cpu_memory =
+      Ort::MemoryInfo::CreateCpu(OrtArenaAllocator, OrtMemTypeDefault);
+  return cpu_memory;
+}
+
+// An ORT value over a numeric tensor's buffer (no copy), or a copy of a string tensor.
+Ort::Value ValueOf(const HostTensor& t) {
+  static const uint8_t empty_buffer[8] = {};
+  const auto onnx_type = static_cast<ONNXTensorElementDataType>(t.type);
+  if (t.type != ElementType::kString) {
+    void* data = const_cast<void*>(t.data != nullptr ? t.data : empty_buffer);
+    return Ort::Value::CreateTensor(CpuMemory(), data, t.byte_size, t.shape.data(),
+                                    t.shape.size(), onnx_type);
+  }
+  Ort::AllocatorWithDefaultOptions allocator;
+  Ort::Value v = Ort::Value::CreateTensor(allocator, t.shape.data(), t.shape.size(), onnx_type);
+  // Copy each element with its length: strings may hold NUL bytes (BYTES over gRPC).
+  for (size_t i = 0; i < t.strings.size(); ++i) {
+    const std::string& element = t.strings[i];
+    char* buffer = v.GetResizedStringTensorElementBuffer(i, element.size());
+    if (!element.empty()) std::memcpy(buffer, element.data(), element.size());
+  }
+  return v;
+}
+
+}  // namespace
+
+void Session::CheckInputCount(size_t count) const {
+  if (count != inputs_.size()) {
+    throw CoreError(StatusCode::kInternal, "Session::Run got " + std::to_string(count) +
                                                " inputs for a model with " +
                                                std::to_string(inputs_.size()));
   }
-  static const Ort::MemoryInfo cpu_memory =
-      Ort::MemoryInfo::CreateCpu(OrtArenaAllocator, OrtMemTypeDefault);
-  static const uint8_t empty_buffer[8] = {};
+}
+
+std::vector<Ort::Value> Session::InputValues(const std::vector<const HostTensor*>& inputs) const {
+  CheckInputCount(inputs.size());
+  std::vector<Ort::Value> values;
+  values.reserve(inputs.size());
+  for (const HostTensor* t : inputs) values.push_back(ValueOf(*t));
+  return values;
+}
+
+std::vector<const char*> Session::OutputNames(const std::vector<size_t>& output_indices) const {
+  if (output_indices.empty()) return output_names_;
+  std::vector<const char*> names;
+  names.reserve(output_indices.size());
+  for (size_t i : output_indices) names.push_back(output_names_.at(i));
+  return names;
+}
+
+std::vector<HostTensor> Session::Run(const std::vector<const HostTensor*>& inputs,
+                                     const std::vector<size_t>& output_indices) const {
   try {
-    std::vector<Ort::Value> values;
-    values.reserve(inputs.size());
-    for (const HostTensor* t : inputs) {
-      const auto onnx_type = static_cast<ONNXTensorElementDataType>(t->type);
-      if (t->type == ElementType::kString) {
-        Ort::AllocatorWithDefaultOptions allocator;
-        Ort::Value v = Ort::Value::CreateTensor(allocator, t->shape.data(), t->shape.size(),
-                                                onnx_type);
-        // Copy each element with its length: strings may hold NUL bytes (BYTES over gRPC).
-        for (size_t i = 0; i < t->strings.size(); ++i) {
-          const std::string& element = t->strings[i];
-          char* buffer = v.GetResizedStringTensorElementBuffer(i, element.size());
-          if (!element.empty()) std::memcpy(buffer, element.data(), element.size());
-        }
-        values.push_back(std::move(v));
-      } else {
-        void* data = const_cast<void*>(t->data != nullptr ? t->data : empty_buffer);
-        values.push_back(Ort::Value::CreateTensor(cpu_memory, data, t->byte_size,
-                                                  t->shape.data(), t->shape.size(), onnx_type));
-      }
-    }
-    std::vector<const char*> names;
-    if (output_indices.empty()) {
-      names = output_names_;
-    } else {
-      for (size_t i : output_indices) names.push_back(output_names_.at(i));
-    }
+    std::vector<Ort::Value> values = InputValues(inputs);
+    const std::vector<const char*> names = OutputNames(output_indices);
     std::vector<Ort::Value> outputs =
         session_->Run(Ort::RunOptions{nullptr}, input_names_.data(), values.data(),
                       values.size(), names.data(), names.size());
@@ -224,6 +245,40 @@ std::vector<HostTensor> Session::Run(const std::vector<const HostTensor*>& input
     throw CoreError(StatusCode::kExecutionFailed, std::string("ONNX Runtime failed: ") + e.what());
   } catch (const std::out_of_range&) {
     throw CoreError(StatusCode::kInternal, "Session::Run: output index out of range");
+  }
+}
+
+void Session::RunInto(const std::vector<const HostTensor*>& inputs,
+                      const std::vector<size_t>& output_indices,
+                      std::vector<HostTensor>& outputs) const {
+  try {
+    std::vector<Ort::Value> values = InputValues(inputs);
+    const std::vector<const char*> names = OutputNames(output_indices);
+    if (outputs.size() != names.size()) {
+      throw CoreError(StatusCode::kInternal,
+                      "Session::RunInto got " + std::to_string(outputs.size()) +
+                          " output buffers for " + std::to_string(names.size()) + " outputs");
+    }
+    std::vector<Ort::Value> targets;
+    targets.reserve(outputs.size());
+    for (const HostTensor& t : outputs) {
+      if (t.type == ElementType::kString || t.data == nullptr) {
+        throw CoreError(StatusCode::kInternal, "Session::RunInto needs numeric output buffers");
+      }
+      targets.push_back(ValueOf(t));
+    }
+    // ORT logs a failed run as an error; this one's failure is the caller's to report.
+    static const Ort::RunOptions quiet = [] {
+      Ort::RunOptions options;
+      options.SetRunLogSeverityLevel(ORT_LOGGING_LEVEL_FATAL);
+      return options;
+    }();
+    session_->Run(quiet, input_names_.data(), values.data(), values.size(), names.data(),
+                  targets.data(), targets.size());
+  } catch (const Ort::Exception& e) {
+    throw CoreError(StatusCode::kExecutionFailed, std::string("ONNX Runtime failed: ") + e.what());
+  } catch (const std::out_of_range&) {
+    throw CoreError(StatusCode::kInternal, "Session::RunInto: output index out of range");
   }
 }
 

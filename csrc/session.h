@@ -53,8 +53,20 @@ class Session {
   std::vector<HostTensor> Run(const std::vector<const HostTensor*>& inputs,
                               const std::vector<size_t>& output_indices = {}) const;
 
+  // As Run, with ORT writing each selected output into the buffer of `outputs[k]`, which the
+  // caller allocated (numeric, with the type and shape the run will produce). A shape that
+  // differs from the run's fails it (kExecutionFailed, ORT's message): for outputs whose
+  // shape the caller knows in advance, such as a batch's rows times declared static dims.
+  void RunInto(const std::vector<const HostTensor*>& inputs,
+               const std::vector<size_t>& output_indices,
+               std::vector<HostTensor>& outputs) const;
+
  private:
   Session(std::unique_ptr<Ort::Session> session, std::vector<std::string> providers);
+  void CheckInputCount(size_t count) const;
+  std::vector<Ort::Value> InputValues(const std::vector<const HostTensor*>& inputs) const;
+  // Names of the selected outputs (all for an empty selection); throws std::out_of_range.
+  std::vector<const char*> OutputNames(const std::vector<size_t>& output_indices) const;
   std::unique_ptr<Ort::Session> session_;
   std::vector<TensorInfo> inputs_;
   std::vector<TensorInfo> outputs_;

@@ -150,3 +150,19 @@ def doubled_rows(path: Path, width: int = 4) -> Path:
         [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", width])],
         [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["M", width])])
     return _save(graph, path)
+
+
+def understated_width(path: Path) -> Path:
+    """'x' [N, 2] -> 'y' [N, 4] (x beside itself), though 'y' is declared [N, 1]: a model
+    whose output is not the shape it declares. A Reshape to a computed shape keeps shape
+    inference from catching the lie at load."""
+    graph = helper.make_graph(
+        [helper.make_node("Concat", ["x", "x"], ["xx"], axis=1),
+         helper.make_node("Shape", ["x"], ["rows"], start=0, end=1),
+         helper.make_node("Concat", ["rows", "rest"], ["target"], axis=0),
+         helper.make_node("Reshape", ["xx", "target"], ["y"])],
+        "understated_width",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 2])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 1])],
+        initializer=[numpy_helper.from_array(np.array([-1], np.int64), "rest")])
+    return _save(graph, path)

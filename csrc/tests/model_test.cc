@@ -776,6 +776,42 @@ class RecordingNotifier : public CompletionNotifier {
   std::vector<int> seen_;
 };
 
+TEST_F(ModelTest, ABatchWritesItsOutputsIntoABufferTheNextBatchReuses) {
+  ModelOptions options;
+  options.instances = 1;
+  options.batching_policy.preferred_batch_rows = {3};
+  options.batching_policy.max_queue_delay_us = 1'000'000'000;  // a batch waits for its rows
+  auto model = Model::LoadFromPath(ModelPath("relu.onnx"), options);
+  // Two requests (1 and 2 rows) that run as one batch; returns where the first one's rows
+  // are, which is the start of the batch's output buffer.
+  auto run_batch = [&](float value) -> const void* {
+    std::vector<std::shared_ptr<std::vector<float>>> storage(2);
+    std::vector<std::future<InferResult>> futures;
+    for (int k = 0; k < 2; ++k) {
+      auto request = ReluRequest(1 + k, value + static_cast<float>(k), &storage[k]);
+      request->allow_inline = false;
+      futures.push_back(ResultOf(*request));
+      EXPECT_GT(model->Submit(std::move(request)), 0u);
+    }
+    std::vector<InferResult> results;
+    for (auto& f : futures) results.push_back(f.get());
+    for (int k = 0; k < 2; ++k) {
+      const InferResult& r = results[static_cast<size_t>(k)];
+      EXPECT_TRUE(r.status.ok()) << r.status.message();
+      EXPECT_EQ(r.timings.batch_rows, 3);
+      const auto* y = static_cast<const float*>(r.outputs.at(0).second.data);
+      for (int i = 0; i < (1 + k) * 3; ++i) EXPECT_EQ(y[i], value + static_cast<float>(k));
+    }
+    return results[0].outputs.at(0).second.data;  // the results (and views) drop here
+  };
+  EXPECT_EQ(model->OutputBuffersKept(), 0u);
+  const void* first = run_batch(1.f);
+  EXPECT_EQ(model->OutputBuffersKept(), 1u) << "the batch's buffer did not come back";
+  const void* second = run_batch(5.f);
+  EXPECT_EQ(first, second) << "the second batch did not reuse the first one's buffer";
+  EXPECT_EQ(model->OutputBuffersKept(), 1u);
+}
+
 TEST_F(ModelTest, ALoneRequestDoesNotCompleteBeforeAnEarlierBatch) {
   ModelOptions options;
   options.instances = 1;

@@ -396,3 +396,27 @@ def test_outputs_that_do_not_follow_the_batch_are_said_once(
     assert len(warnings) == 1, warnings
     assert "output 'y' has shape [6, ...] for a batch of 3 rows" in warnings[0]
     assert "Load it with batching off" in warnings[0]
+
+
+def test_outputs_wider_than_declared_are_right_and_said_once(
+        tmp_path: Path, capfd: pytest.CaptureFixture[str]) -> None:
+    # A batch's outputs are written into buffers of the declared shape. An output that is
+    # wider than declared fails that run; the batch runs again without the buffers, and so
+    # does every later batch. The results are right, no batch counts as failed, and the model
+    # says once what happened, with ONNX Runtime's reason.
+    path = factories.understated_width(tmp_path / "understated_width.onnx")
+    config = engine.ModelConfig(max_queue_delay_us=200_000, preferred_batch_sizes=(3,))
+    with engine.load(path, config=config) as model:
+        for _ in range(2):
+            a, b = np.full((1, 2), 1, np.float32), np.full((2, 2), 2, np.float32)
+            fa, fb = model.submit(a), model.submit(b)
+            np.testing.assert_array_equal(fa.result(timeout=10)["y"], np.concatenate([a, a], 1))
+            np.testing.assert_array_equal(fb.result(timeout=10)["y"], np.concatenate([b, b], 1))
+        stats = model.stats()
+    assert stats.batches == 2 and stats.failed_batches == 0 and stats.requests["ok"] == 4
+    err = capfd.readouterr().err
+    warnings = [line for line in err.splitlines() if "not the shape it declares" in line]
+    assert len(warnings) == 1, warnings
+    assert "has shape {3,1} but the computed output shape for this run is {3,4}" in warnings[0]
+    # The failed first try is not logged as an error.
+    assert not [line for line in err.splitlines() if " ERROR " in line], err
