@@ -28,7 +28,9 @@ void RequestPool::Return(std::vector<std::unique_ptr<QueuedRequest>>& spent) {
     r->rows = 1;
     r->enqueue_us = 0;
     r->deadline_us = 0;
-    r->result = InferResult{};
+    r->result.status = Status();
+    r->result.outputs.clear();  // drops the views of the batch's buffers; keeps the capacity
+    r->result.timings = RequestTimings{};
   }
   {
     std::lock_guard<std::mutex> lock(mutex_);
