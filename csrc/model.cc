@@ -738,13 +738,13 @@ std::vector<HostTensor> Model::RunOnInstance(int instance,
                                              const std::vector<const HostTensor*>& public_inputs,
                                              const std::vector<size_t>& output_indices,
                                              PhaseTimer& timer, RequestTimings* phases,
-                                             bool count_drift, std::vector<HostTensor>* into) {
+                                             const RunSpec& spec) {
   const Session& session = *instance_sessions_[static_cast<size_t>(instance)];
   auto run = [&](const std::vector<const HostTensor*>& inputs) {
     timer.Mark(&phases->input_ns);
-    if (into == nullptr) return session.Run(inputs, output_indices);
-    session.RunInto(inputs, output_indices, *into);
-    return std::move(*into);
+    if (spec.into == nullptr) return session.Run(inputs, output_indices, spec.quiet);
+    session.RunInto(inputs, output_indices, *spec.into, spec.quiet);
+    return std::move(*spec.into);
   };
   std::vector<HostTensor> outputs;
   if (!options_.transforms) {
@@ -757,7 +757,7 @@ std::vector<HostTensor> Model::RunOnInstance(int instance,
     outputs = run(run_inputs);
   }
   timer.Mark(&phases->infer_ns);
-  if (auto drift = count_drift ? std::atomic_load(&drift_) : nullptr) {
+  if (auto drift = spec.count_drift ? std::atomic_load(&drift_) : nullptr) {
     // Drift is counted on what callers sent: raw columns when there are transforms.
     drift->Observe(instance, public_inputs, outputs, output_indices);
   }
@@ -789,21 +789,26 @@ bool Model::TakeOutputBuffers(const std::vector<size_t>& output_indices, int64_t
 std::vector<HostTensor> Model::RunBatch(int instance, const std::vector<const HostTensor*>& inputs,
                                         const std::vector<size_t>& output_indices, int64_t rows,
                                         PhaseTimer& timer, RequestTimings* phases) {
+  RunSpec spec;
+  spec.quiet = true;
   std::vector<HostTensor> buffers;
   if (!preallocate_outputs_.load(std::memory_order_relaxed) ||
       !TakeOutputBuffers(output_indices, rows, &buffers)) {
-    return RunOnInstance(instance, inputs, output_indices, timer, phases);
+    return RunOnInstance(instance, inputs, output_indices, timer, phases, spec);
   }
   std::string failure;
   try {
-    return RunOnInstance(instance, inputs, output_indices, timer, phases, true, &buffers);
+    RunSpec into = spec;
+    into.into = &buffers;
+    return RunOnInstance(instance, inputs, output_indices, timer, phases, into);
   } catch (const CoreError& e) {
     if (e.status().code() != StatusCode::kExecutionFailed) throw;
     failure = e.status().message();
   }
   // Either a request in the batch is bad, and this run fails too (the caller isolates it), or
   // the model's outputs are not the shape it declares, and runs into buffers are over.
-  std::vector<HostTensor> outputs = RunOnInstance(instance, inputs, output_indices, timer, phases);
+  std::vector<HostTensor> outputs =
+      RunOnInstance(instance, inputs, output_indices, timer, phases, spec);
   const bool split_fails = std::any_of(outputs.begin(), outputs.end(), [rows](const HostTensor& t) {
     return !SplitsIntoRows(t, rows);
   });
@@ -853,7 +858,7 @@ InferResult Model::ExecuteOne(int instance, QueuedRequest& r) {
   InferResult result;
   std::vector<HostTensor> outputs;
   const Status failure = Guarded([&] {
-    outputs = RunOnInstance(instance, r.bound_inputs, r.output_indices, timer, &phases);
+    outputs = RunOnInstance(instance, r.bound_inputs, r.output_indices, timer, &phases, {});
   });
   if (failure.ok()) {
     result.outputs.reserve(outputs.size());
@@ -1088,7 +1093,8 @@ void Model::WarmUp(const std::vector<std::pair<std::string, HostTensor>>& inputs
     const Status s = Guarded([&] {
       PhaseTimer timer;
       RequestTimings ignored;
-      RunOnInstance(instance, bound, every_output, timer, &ignored, /*count_drift=*/false);
+      RunOnInstance(instance, bound, every_output, timer, &ignored,
+                    RunSpec{/*count_drift=*/false});
     });
     if (failure.ok()) failure = s;
   }
@@ -1125,7 +1131,8 @@ std::vector<int64_t> Model::TimeRuns(
       const auto start = std::chrono::steady_clock::now();
       PhaseTimer timer;
       RequestTimings ignored;
-      RunOnInstance(instance, bound, every_output, timer, &ignored, /*count_drift=*/false);
+      RunOnInstance(instance, bound, every_output, timer, &ignored,
+                    RunSpec{/*count_drift=*/false});
       times_ns.push_back(std::chrono::duration_cast<std::chrono::nanoseconds>(
                              std::chrono::steady_clock::now() - start)
                              .count());

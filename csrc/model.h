@@ -277,15 +277,21 @@ class Model {
   void SplitOutputs(FinishedBatch& finished);
   // One request on its own buffers: no gather, no scatter.
   InferResult ExecuteOne(int instance, QueuedRequest& r);
-  // Transforms (if any), the ORT run and (unless !count_drift: a warm-up) drift counting for
-  // one batch of public inputs. With `into`, ORT writes the outputs into its buffers
-  // (Session::RunInto) and they are returned.
+  // How RunOnInstance runs.
+  struct RunSpec {
+    bool count_drift = true;  // false: a warm-up, which is not traffic
+    // A batch's run: ORT does not log its failure, since the batch's requests then run one
+    // by one, and the one that fails is logged there.
+    bool quiet = false;
+    // Buffers that ORT writes the outputs into (Session::RunInto), or null: ORT allocates.
+    std::vector<HostTensor>* into = nullptr;
+  };
+  // Transforms (if any), the ORT run and drift counting for one batch of public inputs.
   std::vector<HostTensor> RunOnInstance(int instance,
                                         const std::vector<const HostTensor*>& public_inputs,
                                         const std::vector<size_t>& output_indices,
                                         PhaseTimer& timer, RequestTimings* phases,
-                                        bool count_drift = true,
-                                        std::vector<HostTensor>* into = nullptr);
+                                        const RunSpec& spec);
   // A batch's run: into buffers from output_buffers_ when every selected output's shape is
   // known, else as ORT allocates. A run into buffers that fails is tried once more without
   // them, which tells a model that breaks its declared shapes from a bad request.

@@ -162,6 +162,18 @@ std::unique_ptr<Session> Session::FromBytes(const std::string& bytes,
 
 namespace {
 
+// Options that keep ORT from logging a failed run (ORT logs it as an error), or ORT's
+// defaults.
+const Ort::RunOptions& RunOptionsFor(bool quiet) {
+  static const Ort::RunOptions quiet_options = [] {
+    Ort::RunOptions options;
+    options.SetRunLogSeverityLevel(ORT_LOGGING_LEVEL_FATAL);
+    return options;
+  }();
+  static const Ort::RunOptions default_options{nullptr};
+  return quiet ? quiet_options : default_options;
+}
+
 const Ort::MemoryInfo& CpuMemory() {
   static const Ort::MemoryInfo cpu_memory =
       Ort::MemoryInfo::CreateCpu(OrtArenaAllocator, OrtMemTypeDefault);
@@ -215,12 +227,13 @@ std::vector<const char*> Session::OutputNames(const std::vector<size_t>& output_
 }
 
 std::vector<HostTensor> Session::Run(const std::vector<const HostTensor*>& inputs,
-                                     const std::vector<size_t>& output_indices) const {
+                                     const std::vector<size_t>& output_indices,
+                                     bool quiet) const {
   try {
     std::vector<Ort::Value> values = InputValues(inputs);
     const std::vector<const char*> names = OutputNames(output_indices);
     std::vector<Ort::Value> outputs =
-        session_->Run(Ort::RunOptions{nullptr}, input_names_.data(), values.data(),
+        session_->Run(RunOptionsFor(quiet), input_names_.data(), values.data(),
                       values.size(), names.data(), names.size());
     std::vector<HostTensor> result;
     result.reserve(outputs.size());
@@ -250,7 +263,7 @@ std::vector<HostTensor> Session::Run(const std::vector<const HostTensor*>& input
 
 void Session::RunInto(const std::vector<const HostTensor*>& inputs,
                       const std::vector<size_t>& output_indices,
-                      std::vector<HostTensor>& outputs) const {
+                      std::vector<HostTensor>& outputs, bool quiet) const {
   try {
     std::vector<Ort::Value> values = InputValues(inputs);
     const std::vector<const char*> names = OutputNames(output_indices);
@@ -267,14 +280,8 @@ void Session::RunInto(const std::vector<const HostTensor*>& inputs,
       }
       targets.push_back(ValueOf(t));
     }
-    // ORT logs a failed run as an error; this one's failure is the caller's to report.
-    static const Ort::RunOptions quiet = [] {
-      Ort::RunOptions options;
-      options.SetRunLogSeverityLevel(ORT_LOGGING_LEVEL_FATAL);
-      return options;
-    }();
-    session_->Run(quiet, input_names_.data(), values.data(), values.size(), names.data(),
-                  targets.data(), targets.size());
+    session_->Run(RunOptionsFor(quiet), input_names_.data(), values.data(), values.size(),
+                  names.data(), targets.data(), targets.size());
   } catch (const Ort::Exception& e) {
     throw CoreError(StatusCode::kExecutionFailed, std::string("ONNX Runtime failed: ") + e.what());
   } catch (const std::out_of_range&) {

@@ -50,16 +50,18 @@ class Session {
   // strings. `output_indices` selects outputs by position (empty = all). Blocks until done.
   // Returns outputs in the order requested; numeric outputs share ownership of ORT's buffers.
   // Throws CoreError(kExecutionFailed) with ORT's message when ORT fails.
+  // `quiet`: ORT does not log the run's failure (the caller reports it).
   std::vector<HostTensor> Run(const std::vector<const HostTensor*>& inputs,
-                              const std::vector<size_t>& output_indices = {}) const;
+                              const std::vector<size_t>& output_indices = {},
+                              bool quiet = false) const;
 
   // As Run, with ORT writing each selected output into the buffer of `outputs[k]`, which the
   // caller allocated (numeric, with the type and shape the run will produce). A shape that
   // differs from the run's fails it (kExecutionFailed, ORT's message): for outputs whose
   // shape the caller knows in advance, such as a batch's rows times declared static dims.
   void RunInto(const std::vector<const HostTensor*>& inputs,
-               const std::vector<size_t>& output_indices,
-               std::vector<HostTensor>& outputs) const;
+               const std::vector<size_t>& output_indices, std::vector<HostTensor>& outputs,
+               bool quiet = false) const;
 
  private:
   Session(std::unique_ptr<Ort::Session> session, std::vector<std::string> providers);

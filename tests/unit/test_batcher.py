@@ -232,6 +232,24 @@ def test_poison_request_fails_alone(poison_path: Path) -> None:
     assert sum(stats.batch_sizes.values()) == stats.batches - stats.failed_batches
 
 
+def test_a_poison_batch_is_logged_once(poison_path: Path,
+                                       capfd: pytest.CaptureFixture[str]) -> None:
+    # One batch of three, one of them poison: the batch fails, then each request runs alone.
+    # ONNX Runtime logs the poison's own run only; the batch's failed runs are quiet.
+    config = engine.ModelConfig(instances=1, max_queue_delay_us=200_000, preferred_batch_sizes=(3,))
+    with engine.load(poison_path, config=config) as model:
+        futures = [model.submit(np.array(ix, np.int64)) for ix in ([1, 2], [3, 999], [4, 5])]
+        with pytest.raises(ExecutionError, match="idx=999"):
+            futures[1].result(timeout=30)
+        assert futures[0].result(timeout=30)["rows"].shape == (2, 2)
+        assert futures[2].result(timeout=30)["rows"].shape == (2, 2)
+        stats = model.stats()
+    assert stats.failed_batches == 2  # the batch, then the poison alone
+    errors = [line for line in capfd.readouterr().err.splitlines() if "Non-zero status" in line]
+    assert len(errors) == 1, errors
+    assert "idx=999" in errors[0]
+
+
 def test_close_with_drain_completes_everything(slow_path: Path) -> None:
     model = engine.load(slow_path, config=ONE_INSTANCE)
     futures = [model.submit(slow_rows(16)) for _ in range(20)]
