@@ -47,6 +47,7 @@ from engine.config import ModelConfig
 from engine.errors import (
     ConflictError,
     InvalidConfigError,
+    InvalidModelNameError,
     ModelLoadError,
     ModelNotFoundError,
     RegistryError,
@@ -256,7 +257,7 @@ class Registry:
         again).
         """
         if alias is not None:
-            validate_name(alias, "alias")
+            _validate_new_alias(alias)
         prepared = [_prepare(entry) for entry in entries]
         if not prepared:
             return []
@@ -485,9 +486,10 @@ class Registry:
     def set_alias(self, name: str, alias: str, version: int) -> ModelVersion:
         """Point ``name@alias`` at ``version`` (creating or moving the alias).
 
-        Raises ModelNotFoundError (no such version), ConflictError (version archived).
+        Raises ModelNotFoundError (no such version), ConflictError (version archived),
+        InvalidModelNameError (an alias that breaks the grammar or reads as something else).
         """
-        validate_name(alias, "alias")
+        _validate_new_alias(alias)
         with self._db.write() as conn:
             self._model_id(conn, name, lock=True)
             row = self._version_row(conn, ModelRef(name, version=version))
@@ -1016,6 +1018,22 @@ def _new_id(result: sa.CursorResult[Any]) -> int:
 def _touch(conn: sa.Connection, model_id: int) -> None:
     """A write to a model's versions or aliases: its ``updated_at`` (what ``list`` shows)."""
     conn.execute(models.update().where(models.c.id == model_id).values(updated_at=_now()))
+
+
+def _validate_new_alias(alias: str) -> None:
+    """An alias being set follows the name grammar and does not read as something else:
+    ``latest`` (a bare model name already means its latest ready version, which the alias
+    would not follow) or a number (``m@3`` reads as version 3, which is ``m:3``). Aliases
+    set before this rule still resolve and can be removed."""
+    validate_name(alias, "alias")
+    if alias == "latest":
+        raise InvalidModelNameError(
+            "alias 'latest' is reserved: a bare model name (m) already means its latest ready "
+            "version, and an alias would not follow new versions; pick another name")
+    if alias.isdigit():
+        raise InvalidModelNameError(
+            f"alias {alias!r} is a number, which reads as a version: name the version as "
+            f"NAME:{alias}, or pick an alias that is not a number")
 
 
 def _put_alias(conn: sa.Connection, model_id: int, alias: str, version_id: int, now: str) -> None:

@@ -115,6 +115,20 @@ def test_aliases_move_and_are_removed(registry: Registry, onnx_model) -> None:
         registry.remove_alias("m", "production")
 
 
+@pytest.mark.parametrize("alias", ["latest", "1", "007"])
+def test_aliases_that_read_as_something_else_are_refused(
+    registry: Registry, onnx_model, alias: str
+) -> None:
+    registry.register("m", onnx_model())
+    with pytest.raises(InvalidModelNameError, match=f"alias '{alias}'"):
+        registry.set_alias("m", alias, 1)
+    with pytest.raises(InvalidModelNameError, match=f"alias '{alias}'"):
+        registry.register("m", onnx_model(bias=3.0), alias=alias)
+    assert [v.version for v in registry.versions("m")] == [1]  # the refused import left nothing
+    registry.set_alias("m", "latest-stable", 1)  # only the exact words are refused
+    registry.set_alias("m", "v1", 1)
+
+
 def test_archive_hides_from_latest_but_keeps_explicit_version(
     registry: Registry, onnx_model
 ) -> None:

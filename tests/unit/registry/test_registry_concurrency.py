@@ -95,7 +95,7 @@ def _register_forever(home: Path, models: list[Path], report_fd: int) -> None:
         os.write(report_fd, b"r")
         i = 0
         while True:
-            registry.register("m", models[i % len(models)], alias="latest", metrics={"i": i})
+            registry.register("m", models[i % len(models)], alias="newest", metrics={"i": i})
             os.write(report_fd, b"v")
             i += 1
     finally:
@@ -143,7 +143,7 @@ def test_sigkill_midway_leaves_a_consistent_registry(home: Path, onnx_model, bac
         for v in listed:
             registry.resolve(v.ref)  # hash verified
         if listed:
-            assert registry.get("m@latest").version == numbers[-1]
+            assert registry.get("m@newest").version == numbers[-1]
         # Leftovers (temp files, unreferenced blobs) break nothing and are collectable.
         registry.gc(min_age_s=0)
         for v in listed:
