@@ -10,9 +10,9 @@
 namespace engine {
 
 // Why: a batch's outputs outlive its run. The completion thread splits them into views that
-// the callers keep, so ORT cannot reuse them, and an output that ORT allocates cost the
-// worker about 1.5 us of each 55 us run of the benchmark's MLP (batcher_bench, 30-row
-// batches), on the one thread that bounds the batcher's throughput. A buffer taken here
+// the callers keep, so ORT cannot reuse them, and outputs that ORT allocated cost the worker
+// about 2 us of each 57 us run of the benchmark's MLP (batcher_bench, 30-row batches), on
+// the one thread that bounds the batcher's throughput. A buffer taken here
 // comes back when its last view is dropped, on whatever thread, and a later batch reuses it.
 //
 // Buffers of up to kMaxPooledBytes are kept, at most kMaxKept of them; larger ones are plain
