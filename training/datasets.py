@@ -16,6 +16,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+import math
+
 import numpy as np
 import pandas as pd
 
@@ -217,6 +219,16 @@ def split(
 
     rows = np.arange(len(data.target))
     stratify = data.target if data.task == "classification" else None
+    if stratify is not None:
+        # Said here in the caller's terms: scikit-learn words it as its own test_size.
+        classes = len(np.unique(stratify))
+        held_out = math.ceil(valid_fraction * len(rows))
+        if min(held_out, len(rows) - held_out) < classes:
+            raise ValueError(
+                f"a validation share of {valid_fraction:g} of {len(rows)} rows holds out "
+                f"{held_out} of them and trains on the other {len(rows) - held_out}; each part "
+                f"needs a row of each of the {classes} classes: use more rows or another share"
+            )
     train_rows, valid_rows = train_test_split(
         rows, test_size=valid_fraction, random_state=seed, stratify=stratify
     )

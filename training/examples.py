@@ -16,7 +16,12 @@ from pathlib import Path
 from typing import Any
 
 from engine.training.datasets import load_dataset, split
-from engine.training.export_options import ExportOptions, ExportResult, describe_opsets
+from engine.training.export_options import (
+    ExportOptions,
+    ExportResult,
+    created_folders_removed_on_failure,
+    describe_opsets,
+)
 from engine.training.export_sklearn import table_inputs
 from engine.training.families import FAMILIES
 from engine.training.lineage import (
@@ -156,6 +161,8 @@ def run_example(
             check_parent(request.parent, registry=registry)
         if request.out_dir is not None:
             out_dir = Path(request.out_dir)
+            # Training that fails before it writes there leaves no empty --out-dir behind.
+            stack.enter_context(created_folders_removed_on_failure(out_dir))
         else:
             out_dir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="engine-train-")))
         return _run(example, family, request, out_dir, progress, registry)

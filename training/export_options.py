@@ -138,24 +138,32 @@ def staged_output(out: str | Path) -> Iterator[Path]:
     file (``0o666`` less the umask), not mkstemp's private ``0o600``: the artifact is meant to
     be copied to and served from places other users read."""
     out = check_output_path(out)
-    # The folders this call creates, deepest first: removed again if the export fails.
-    created = [p for p in (out.parent, *out.parent.parents) if not p.exists()]
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".onnx", dir=out.parent)
-    os.close(fd)
-    done = False
+    with created_folders_removed_on_failure(out.parent):
+        out.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".onnx", dir=out.parent)
+        os.close(fd)
+        try:
+            yield Path(tmp)
+            os.chmod(tmp, 0o666 & ~_umask())
+            os.replace(tmp, out)
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+
+
+@contextmanager
+def created_folders_removed_on_failure(folder: Path) -> Iterator[None]:
+    """If the block raises, removes again the folders of ``folder``'s path that did not exist
+    before it (deepest first), where they are still empty: a failed command leaves no empty
+    folders behind, and keeps whatever it or anything else wrote into them."""
+    created = [p for p in (folder, *folder.parents) if not p.exists()]
     try:
-        yield Path(tmp)
-        os.chmod(tmp, 0o666 & ~_umask())
-        os.replace(tmp, out)
-        done = True
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        if not done:
-            for folder in created:
-                with contextlib.suppress(OSError):  # not empty: something else wrote there
-                    folder.rmdir()
+        yield
+    except BaseException:
+        for path in created:
+            with contextlib.suppress(OSError):  # not empty: something wrote there
+                path.rmdir()
+        raise
 
 
 def _umask() -> int:

@@ -30,6 +30,9 @@ FAMILY_NAMES = ("linear", "hist_gradient_boosting", "random_forest", "mlp", "tor
 # Fewer rows leave a validation split without both classes, or the mlp family's early
 # stopping without a validation set of its own.
 MIN_ROWS = 20
+# The synthetic examples make their rows in memory (about 1 KB each, with the training's
+# copies): a mistyped count must not exhaust the machine's memory before anything is said.
+MAX_ROWS = 1_000_000
 MAX_SEED = 2**32 - 1  # numpy's and scikit-learn's seeds are 32-bit
 
 
@@ -56,7 +59,9 @@ def register(subparsers: Any) -> None:
         "--seed", type=int, default=0, help=f"seed for data, split and model (0 to {MAX_SEED})"
     )
     p.add_argument(
-        "--rows", type=int, help=f"dataset rows, at least {MIN_ROWS} (default: the example's)"
+        "--rows",
+        type=int,
+        help=f"dataset rows, {MIN_ROWS} to {MAX_ROWS} (default: the example's)",
     )
     p.add_argument(
         "--valid-fraction",
@@ -190,6 +195,11 @@ def _check_ranges(args: argparse.Namespace) -> None:
     if args.rows is not None and args.rows < MIN_ROWS:
         raise InvalidConfigError(
             f"--rows must be at least {MIN_ROWS} (enough to split and train every family); "
+            f"was {args.rows}"
+        )
+    if args.rows is not None and args.rows > MAX_ROWS:
+        raise InvalidConfigError(
+            f"--rows must be at most {MAX_ROWS} (the examples make their data in memory); "
             f"was {args.rows}"
         )
     if not 0 < args.valid_fraction < 1:

@@ -195,6 +195,13 @@ def test_train_unreachable_registry_fails_before_training(tmp_path, capsys) -> N
         ),
         (["--rows", "0"], "--rows must be at least 20"),
         (["--rows", "5"], "--rows must be at least 20"),
+        (
+            ["--rows", "1000000000"],
+            (
+                "--rows must be at most 1000000 (the examples make their data in memory); "
+                "was 1000000000"
+            ),
+        ),
         (["--seed", "-1"], "--seed must be between 0 and 4294967295; was -1"),
         (["--valid-fraction", "1"], "--valid-fraction must be between 0 and 1, e.g. 0.25; was 1.0"),
         (["--epochs", "0"], "--epochs must be at least 1; was 0"),
@@ -234,3 +241,17 @@ def test_train_writes_files_others_can_read(tmp_path, capsys) -> None:
         assert stat.S_IMODE((out_dir / name).stat().st_mode) == 0o644, name
     # The opsets the file imports, not the --opset ceiling (18).
     assert "(opset 11 for the default domain, ai.onnx.ml 1); parity on" in printed
+
+
+def test_a_failed_training_leaves_no_empty_out_dir(tmp_path, capsys) -> None:
+    # Too few rows of a class to stratify the split: the run fails after it made --out-dir's
+    # folders and before it wrote anything there. They go again; a folder that existed stays.
+    out_dir = tmp_path / "made" / "out"
+    args = ["train", "tabular-demo", "--rows", "20", "--valid-fraction", "0.05", "--no-register"]
+    assert main([*args, "--out-dir", str(out_dir)]) == 1
+    assert capsys.readouterr().err.startswith(
+        "error: a validation share of 0.05 of 20 rows holds out 1 of them and trains on the "
+        "other 19; each part needs a row of each of the 2 classes"
+    )
+    assert not (tmp_path / "made").exists()
+    assert tmp_path.exists()
