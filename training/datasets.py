@@ -13,10 +13,9 @@ files scikit-learn ships in its wheel.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Literal
-
-import math
 
 import numpy as np
 import pandas as pd
