@@ -37,7 +37,7 @@ from engine.training.validate import run_onnx
 
 from engine.errors import InvalidConfigError
 from engine.names import validate_name
-from engine.registry import Lineage, Registry
+from engine.registry import Lineage, Registry, validate_new_alias
 
 __all__ = ["EXAMPLES", "Example", "TrainOutcome", "TrainRequest", "run_example"]
 
@@ -107,7 +107,7 @@ class TrainRequest:
         if self.name is not None:
             validate_name(self.name)
         if self.alias is not None:
-            validate_name(self.alias, "alias")
+            validate_new_alias(self.alias)
         if self.parent is not None:
             Lineage(parent=self.parent)  # the format: name:VERSION
             if not self.inherit_parent:

@@ -17,7 +17,7 @@ from engine.registry.records import (
     ResolvedModel,
     UnreadableJSON,
 )
-from engine.registry.registry import Registry, resolve
+from engine.registry.registry import Registry, resolve, validate_new_alias
 
 __all__ = [
     "Lineage",
@@ -33,4 +33,5 @@ __all__ = [
     "fingerprint_array",
     "fingerprint_file",
     "resolve",
+    "validate_new_alias",
 ]

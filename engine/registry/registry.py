@@ -257,7 +257,7 @@ class Registry:
         again).
         """
         if alias is not None:
-            _validate_new_alias(alias)
+            validate_new_alias(alias)
         prepared = [_prepare(entry) for entry in entries]
         if not prepared:
             return []
@@ -489,7 +489,7 @@ class Registry:
         Raises ModelNotFoundError (no such version), ConflictError (version archived),
         InvalidModelNameError (an alias that breaks the grammar or reads as something else).
         """
-        _validate_new_alias(alias)
+        validate_new_alias(alias)
         with self._db.write() as conn:
             self._model_id(conn, name, lock=True)
             row = self._version_row(conn, ModelRef(name, version=version))
@@ -1020,8 +1020,10 @@ def _touch(conn: sa.Connection, model_id: int) -> None:
     conn.execute(models.update().where(models.c.id == model_id).values(updated_at=_now()))
 
 
-def _validate_new_alias(alias: str) -> None:
-    """An alias being set follows the name grammar and does not read as something else:
+def validate_new_alias(alias: str) -> str:
+    """Return ``alias`` unchanged if it may be set; raise InvalidModelNameError otherwise.
+
+    An alias being set follows the name grammar and does not read as something else:
     ``latest`` (a bare model name already means its latest ready version, which the alias
     would not follow) or a number (``m@3`` reads as version 3, which is ``m:3``). Aliases
     set before this rule still resolve and can be removed."""
@@ -1029,11 +1031,14 @@ def _validate_new_alias(alias: str) -> None:
     if alias == "latest":
         raise InvalidModelNameError(
             "alias 'latest' is reserved: a bare model name (m) already means its latest ready "
-            "version, and an alias would not follow new versions; pick another name")
+            "version, and an alias would not follow new versions; pick another name"
+        )
     if alias.isdigit():
         raise InvalidModelNameError(
             f"alias {alias!r} is a number, which reads as a version: name the version as "
-            f"NAME:{alias}, or pick an alias that is not a number")
+            f"NAME:{alias}, or pick an alias that is not a number"
+        )
+    return alias
 
 
 def _put_alias(conn: sa.Connection, model_id: int, alias: str, version_id: int, now: str) -> None:

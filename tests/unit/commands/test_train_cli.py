@@ -93,6 +93,8 @@ def test_train_bad_name_or_alias_fails_before_any_work(tmp_path, capsys) -> None
     for option, value, message in (
         ("--name", "../evil", "error: invalid model name '../evil': must not contain a path"),
         ("--alias", "prod/1", "error: invalid alias 'prod/1': must not contain a path"),
+        ("--alias", "latest", "error: alias 'latest' is reserved"),
+        ("--alias", "2", "error: alias '2' is a number, which reads as a version"),
     ):
         code = main(
             ["train", "tabular-demo", option, value, "--home", str(home), "--out-dir", str(home)]
