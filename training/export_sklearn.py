@@ -441,13 +441,52 @@ def _parity(
             results.append(compare_values(names[0], first, expected, atol, rtol))
         else:
             results.append(compare_labels(names[0], first, expected, None, atol, rtol))
-        if len(names) == 2 and hasattr(model, "transform"):
+        if len(names) == 2 and hasattr(model, "decision_function"):
+            # A classifier without probabilities (LinearSVC, RidgeClassifier, SGDClassifier's
+            # hinge loss) exports its decision scores in their place.
+            scores = _scores_as_exported(
+                model, _reference(model.decision_function, framework_input)
+            )
+            if scores is not None:
+                results.append(compare_values(names[1], got[names[1]], scores, atol, rtol))
+        elif len(names) == 2 and hasattr(model, "transform"):
             # A clusterer's second output (KMeans' "scores") is its transform(): the distances.
             reference = _reference(model.transform, framework_input)
             results.append(compare_values(names[1], got[names[1]], reference, atol, rtol))
     compared = {r.name for r in results}
     unchecked = tuple(n for n in names if n not in compared)
     return ParityReport(atol, rtol, rows, tuple(results), unchecked)
+
+
+# How skl2onnx lays out decision_function()'s scores where other classifiers export their
+# probabilities, for the classifiers whose layout was checked here: a binary one's single
+# score per row as one column, or as a pair of columns in either order; several classes as
+# decision_function() gives them. Others (OneVsRestClassifier's, say) stay unchecked.
+_BINARY_SCORE_LAYOUTS = {
+    "LinearSVC": "column",
+    "RidgeClassifier": "column",
+    "RidgeClassifierCV": "column",
+    "SGDClassifier": "negated first",
+    "Perceptron": "negated first",
+    "SVC": "negated second",
+    "NuSVC": "negated second",
+}
+
+
+def _scores_as_exported(model: Any, scores: np.ndarray) -> np.ndarray | None:
+    """decision_function()'s ``scores`` in the layout skl2onnx exports them for ``model`` (a
+    Pipeline: its last step), or None for a classifier whose layout is not known here."""
+    while hasattr(model, "steps"):
+        model = model.steps[-1][1]
+    layout = _BINARY_SCORE_LAYOUTS.get(type(model).__name__)
+    if layout is None or scores.ndim > 2:
+        return None
+    if scores.ndim == 2:
+        return scores
+    if layout == "column":
+        return scores[:, None]
+    pair = (-scores, scores) if layout == "negated first" else (scores, -scores)
+    return np.stack(pair, axis=1)
 
 
 def _reference(method: Any, framework_input: Any) -> np.ndarray:

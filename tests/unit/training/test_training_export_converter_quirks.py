@@ -44,6 +44,53 @@ def test_a_classifier_whose_converter_has_no_zipmap_exports(tmp_path, pipeline) 
     np.testing.assert_array_equal(got["label"], model.predict(x))
 
 
+# skl2onnx's SVC converter reads an attribute scikit-learn 1.9 deprecates.
+@pytest.mark.filterwarnings("ignore:Attribute `prob[AB]_` was deprecated:FutureWarning")
+@pytest.mark.parametrize("classes", [2, 3, 4])
+@pytest.mark.parametrize(
+    "kind",
+    [
+        "LinearSVC",
+        "RidgeClassifier",
+        "RidgeClassifierCV",
+        "SGDClassifier",
+        "Perceptron",
+        "SVC",
+        "NuSVC",
+    ],
+)
+def test_decision_scores_of_a_classifier_without_probabilities_are_compared(
+    tmp_path, kind, classes
+) -> None:
+    # Such a classifier exports its decision_function() where others export probabilities:
+    # for two classes as [N, 1] (LinearSVC, RidgeClassifier), as (-score, score) (SGD,
+    # Perceptron) or as (score, -score) (SVC); as decision_function() gives them for more.
+    # The parity check compares them instead of leaving them unchecked.
+    from sklearn import linear_model, svm
+
+    estimator = (getattr(svm, kind, None) or getattr(linear_model, kind))()
+    x = _frame(80)
+    y = np.digitize(x.a, np.quantile(x.a, np.linspace(0, 1, classes + 1)[1:-1]))
+    model = estimator.fit(x, y)
+    result = export_sklearn(model, Sample("s.csv", table=x.head(20)), tmp_path / "m.onnx")
+    assert result.parity.passed
+    assert result.parity.unchecked == ()
+    assert {r.name for r in result.parity.outputs} == {"label", "probabilities"}
+
+
+def test_scores_of_a_layout_not_known_stay_unchecked(tmp_path) -> None:
+    # OneVsRestClassifier's exported scores are not its decision_function(): left unchecked
+    # (and said), never a failed export.
+    from sklearn.multiclass import OneVsRestClassifier
+    from sklearn.svm import LinearSVC
+
+    x = _frame(80)
+    model = OneVsRestClassifier(LinearSVC()).fit(x, np.digitize(x.a, [-0.5, 0.5]))
+    result = export_sklearn(model, Sample("s.csv", table=x.head(20)), tmp_path / "m.onnx")
+    assert result.parity.passed
+    assert result.parity.unchecked == ("probabilities",)
+
+
 def test_a_column_named_like_an_output_needs_and_takes_output_names(tmp_path) -> None:
     from sklearn.compose import ColumnTransformer
     from sklearn.linear_model import LogisticRegression
