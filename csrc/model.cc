@@ -528,7 +528,7 @@ bool Model::Enqueue(std::unique_ptr<QueuedRequest> queued) {
     }
   }
   if (closed) {
-    Refuse(std::move(refused), StatusCode::kUnavailable, "model is closed", Outcome::kUnavailable);
+    Refuse(std::move(refused), StatusCode::kUnavailable, Named() + " is closed", Outcome::kUnavailable);
     return false;
   }
   if (refused) {
@@ -658,7 +658,8 @@ void Model::WorkerLoop(int index) {
     const int cpu = cpus[static_cast<size_t>(index) % cpus.size()];
     if (!PinThisThread(cpu)) {  // CheckCpus allowed it at load; the system may have changed
       LogLine("WARNING", "engine.core",
-              "could not pin a worker to CPU " + std::to_string(cpu) + "; it runs unpinned");
+              Named() + ": could not pin a worker to CPU " + std::to_string(cpu) +
+                  "; it runs unpinned");
     }
   }
   bool spun = false;  // spun since the last request was queued, in vain: sleep now
@@ -815,10 +816,11 @@ std::vector<HostTensor> Model::RunBatch(int instance, const std::vector<const Ho
   // Outputs that do not follow the batch have a warning of their own (the caller's).
   if (preallocate_outputs_.exchange(false) && !split_fails) {
     LogLine("WARNING", "engine.core",
-            "a batch failed when its outputs were given the shapes the model declares, and "
-            "ran when ONNX Runtime chose them: the model's outputs are not the shape it "
-            "declares. Its batches now run without preallocated outputs. Said once per "
-            "model. The failure: " + failure);
+            Named() + ": a batch failed when its outputs were given the shapes the model "
+                      "declares, and ran when ONNX Runtime chose them: its outputs are not "
+                      "the shape it declares. Its batches now run without preallocated "
+                      "outputs. Said once per model. The failure: " +
+                failure);
   }
   return outputs;
 }
@@ -936,7 +938,7 @@ void Model::WarnOutputsDoNotFollowTheBatch(const HostTensor& output,
   std::call_once(unbatchable_warned_, [&] {
     const size_t index = output_indices.empty() ? position : output_indices[position];
     LogLine("WARNING", "engine.core",
-            "output '" + outputs()[index].name + "' has shape [" +
+            Named() + ": output '" + outputs()[index].name + "' has shape [" +
                 (output.shape.empty() ? std::string() : std::to_string(output.shape[0])) +
                 ", ...] for a batch of " + std::to_string(batch_rows) +
                 " rows: its first dimension does not follow the batch, so each batch of this "
@@ -999,6 +1001,10 @@ void Model::Complete(FinishedBatch& finished) {
   }
   for (CompletionNotifier* notifier : notifiers) SafeNotify(*notifier);
   request_pool_.Return(finished.batch);  // after the notifies: the requests own the notifiers
+}
+
+std::string Model::Named() const {
+  return options_.name.empty() ? std::string("model") : "model '" + options_.name + "'";
 }
 
 bool Model::HasQueuedWork() {
@@ -1085,7 +1091,7 @@ void Model::WarmUp(const std::vector<std::pair<std::string, HostTensor>>& inputs
   std::vector<int> taken;
   {
     std::lock_guard<std::mutex> lock(mutex_);
-    if (closed_) throw CoreError(StatusCode::kUnavailable, "model is closed");
+    if (closed_) throw CoreError(StatusCode::kUnavailable, Named() + " is closed");
     taken.swap(idle_instances_);  // a busy instance has run before: it is warm
   }
   Status failure;
@@ -1118,7 +1124,7 @@ std::vector<int64_t> Model::TimeRuns(
   int instance = -1;
   {
     std::lock_guard<std::mutex> lock(mutex_);
-    if (closed_) throw CoreError(StatusCode::kUnavailable, "model is closed");
+    if (closed_) throw CoreError(StatusCode::kUnavailable, Named() + " is closed");
     if (idle_instances_.empty()) {
       throw CoreError(StatusCode::kUnavailable,
                       "every instance is busy; time runs on a model that is not serving");

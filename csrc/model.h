@@ -70,6 +70,8 @@ enum class InstanceMode {
 };
 
 struct ModelOptions {
+  // For messages and logs only ("model 'NAME' is closed"); empty: the messages name no model.
+  std::string name;
   SessionOptions session;
   int instances = 1;  // runs that may execute at once, >= 1
   InstanceMode instance_mode = InstanceMode::kSessions;
@@ -319,6 +321,8 @@ class Model {
                                       const std::vector<size_t>& output_indices,
                                       size_t position, int64_t batch_rows);
   bool HasQueuedWork();
+  // "model 'NAME'" for messages, or "model" when it has no name.
+  std::string Named() const;
   void MaybeSample(const QueuedRequest& r, const InferResult& result);
   // Completes a request that never ran (refused, expired, cancelled, closed).
   void Refuse(std::unique_ptr<QueuedRequest> r, StatusCode code, const std::string& message,

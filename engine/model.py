@@ -593,6 +593,8 @@ def load(
         config = dataclasses.replace(config, **overrides)
     ensure_runtime()
     options = core_options(config)
+    # For the core's own messages and log lines: the name the Python model has.
+    options["name"] = "<bytes>" if isinstance(source, bytes) else name or Path(source).stem
     if isinstance(source, bytes):
         model = Model(_track(_core.Model.from_bytes(source, options)), config, "<bytes>")
         return _check_declared(model, source, "<bytes>")

@@ -173,6 +173,7 @@ py::dict InferAndWait(Model& model, std::unique_ptr<InferRequest> request) {
 
 ModelOptions MakeOptions(const py::dict& o) {
   ModelOptions m;
+  if (o.contains("name")) m.name = o["name"].cast<std::string>();
   m.session.intra_op_threads = o["intra_op_threads"].cast<int>();
   m.session.inter_op_threads = o["inter_op_threads"].cast<int>();
   m.session.allow_spinning = o["allow_spinning"].cast<bool>();

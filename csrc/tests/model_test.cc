@@ -316,6 +316,7 @@ TEST_F(ModelTest, InlineSubmitHandsAnEndlessChainToTheWorker) {
 
 TEST_F(ModelTest, InferRefusalsComeBackAsResults) {
   ModelOptions options;
+  options.name = "relu";  // named in the messages
   auto model = Model::LoadFromPath(ModelPath("relu.onnx"), options);
   std::shared_ptr<std::vector<float>> storage;
   auto bad = ReluRequest(1, 1.f, &storage);
@@ -327,7 +328,9 @@ TEST_F(ModelTest, InferRefusalsComeBackAsResults) {
   model->Close(/*drain=*/true);
   auto late = ReluRequest(1, 1.f, &storage);
   late->allow_inline = true;
-  EXPECT_EQ(model->Infer(std::move(late)).status.code(), StatusCode::kUnavailable);
+  const InferResult refused = model->Infer(std::move(late));
+  EXPECT_EQ(refused.status.code(), StatusCode::kUnavailable);
+  EXPECT_EQ(refused.status.message(), "model 'relu' is closed");
   StatsSnapshot stats = model->Stats();
   EXPECT_EQ(stats.requests[static_cast<size_t>(Outcome::kInvalid)], 1);
   EXPECT_EQ(stats.requests[static_cast<size_t>(Outcome::kUnavailable)], 1);

@@ -412,7 +412,7 @@ def test_outputs_that_do_not_follow_the_batch_are_said_once(
     assert stats.failed_batches == 2 and stats.requests["ok"] == 4
     warnings = [line for line in capfd.readouterr().err.splitlines() if "does not follow" in line]
     assert len(warnings) == 1, warnings
-    assert "output 'y' has shape [6, ...] for a batch of 3 rows" in warnings[0]
+    assert "model 'doubled_rows': output 'y' has shape [6, ...] for a batch of 3 rows" in warnings[0]
     assert "Load it with batching off" in warnings[0]
 
 
@@ -435,6 +435,7 @@ def test_outputs_wider_than_declared_are_right_and_said_once(
     err = capfd.readouterr().err
     warnings = [line for line in err.splitlines() if "not the shape it declares" in line]
     assert len(warnings) == 1, warnings
+    assert "model 'understated_width': a batch failed" in warnings[0]
     assert "has shape {3,1} but the computed output shape for this run is {3,4}" in warnings[0]
     # The failed first try is not logged as an error.
     assert not [line for line in err.splitlines() if " ERROR " in line], err
