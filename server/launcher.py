@@ -345,6 +345,9 @@ def serve(options: ServeOptions, *, stop: threading.Event | None = None) -> int:
             pass
         if watcher is not None:
             watcher.stop()
+        # Health says NOT_SERVING before the line says draining (the drain's own first step,
+        # on another thread, could come after a client that read the line checks health).
+        server.set_ready(False)
         print(f"engine serve: draining (grace {options.grace_s:g}s)", flush=True)
         _drain(server, options.grace_s, cut)
         print("engine serve: stopped", flush=True)
