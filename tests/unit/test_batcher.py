@@ -395,6 +395,16 @@ def test_config_round_trips_through_dict() -> None:
         engine.ModelConfig.from_dict({"max_batch": 3})
 
 
+def _run_two_batches(model: engine.Model, width: int, axis: int) -> None:
+    """Two batches of a 1-row and a 2-row request, each result checked: the request's input
+    stacked on itself (axis 0) or beside itself (axis 1), as the factories' models compute."""
+    for _ in range(2):
+        a, b = np.full((1, width), 1, np.float32), np.full((2, width), 2, np.float32)
+        fa, fb = model.submit(a), model.submit(b)
+        np.testing.assert_array_equal(fa.result(timeout=10)["y"], np.concatenate([a, a], axis))
+        np.testing.assert_array_equal(fb.result(timeout=10)["y"], np.concatenate([b, b], axis))
+
+
 def test_outputs_that_do_not_follow_the_batch_are_said_once(
         tmp_path: Path, capfd: pytest.CaptureFixture[str]) -> None:
     # Batching is on by default for a dynamic first dim; an output whose first dim does not
@@ -403,11 +413,7 @@ def test_outputs_that_do_not_follow_the_batch_are_said_once(
     path = factories.doubled_rows(tmp_path / "doubled_rows.onnx")
     config = engine.ModelConfig(max_queue_delay_us=200_000, preferred_batch_sizes=(2,))
     with engine.load(path, config=config) as model:
-        for _ in range(2):
-            a, b = np.full((1, 4), 1, np.float32), np.full((2, 4), 2, np.float32)
-            fa, fb = model.submit(a), model.submit(b)
-            np.testing.assert_array_equal(fa.result(timeout=10)["y"], np.concatenate([a, a]))
-            np.testing.assert_array_equal(fb.result(timeout=10)["y"], np.concatenate([b, b]))
+        _run_two_batches(model, width=4, axis=0)
         stats = model.stats()
     assert stats.failed_batches == 2 and stats.requests["ok"] == 4
     warnings = [line for line in capfd.readouterr().err.splitlines() if "does not follow" in line]
@@ -425,11 +431,7 @@ def test_outputs_wider_than_declared_are_right_and_said_once(
     path = factories.understated_width(tmp_path / "understated_width.onnx")
     config = engine.ModelConfig(max_queue_delay_us=200_000, preferred_batch_sizes=(3,))
     with engine.load(path, config=config) as model:
-        for _ in range(2):
-            a, b = np.full((1, 2), 1, np.float32), np.full((2, 2), 2, np.float32)
-            fa, fb = model.submit(a), model.submit(b)
-            np.testing.assert_array_equal(fa.result(timeout=10)["y"], np.concatenate([a, a], 1))
-            np.testing.assert_array_equal(fb.result(timeout=10)["y"], np.concatenate([b, b], 1))
+        _run_two_batches(model, width=2, axis=1)
         stats = model.stats()
     assert stats.batches == 2 and stats.failed_batches == 0 and stats.requests["ok"] == 4
     err = capfd.readouterr().err
