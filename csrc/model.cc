@@ -528,7 +528,8 @@ bool Model::Enqueue(std::unique_ptr<QueuedRequest> queued) {
     }
   }
   if (closed) {
-    Refuse(std::move(refused), StatusCode::kUnavailable, Named() + " is closed", Outcome::kUnavailable);
+    Refuse(std::move(refused), StatusCode::kUnavailable, Named() + " is closed",
+           Outcome::kUnavailable);
     return false;
   }
   if (refused) {
