@@ -769,12 +769,15 @@ std::vector<HostTensor> Model::RunOnInstance(int instance,
 bool Model::TakeOutputBuffers(const std::vector<size_t>& output_indices, int64_t rows,
                               std::vector<HostTensor>* buffers) {
   const size_t count = output_indices.empty() ? outputs().size() : output_indices.size();
+  auto index_of = [&](size_t k) { return output_indices.empty() ? k : output_indices[k]; };
+  for (size_t k = 0; k < count; ++k) {
+    if (output_row_bytes_[index_of(k)] == 0) return false;  // before taking any buffer
+  }
   buffers->clear();
   buffers->reserve(count);
   for (size_t k = 0; k < count; ++k) {
-    const size_t index = output_indices.empty() ? k : output_indices[k];
+    const size_t index = index_of(k);
     const size_t row_bytes = output_row_bytes_[index];
-    if (row_bytes == 0) return false;
     HostTensor t;
     t.type = outputs()[index].type;
     t.shape = outputs()[index].shape;
