@@ -55,13 +55,25 @@ std::unique_ptr<QueuedRequest> BatchQueue::Detach(int priority, size_t index) {
     queue.erase(queue.begin() + static_cast<std::ptrdiff_t>(index));
   }
   if (queue.empty() && levels_.size() > kKeptLevels) levels_.erase(level);
-  if (r->deadline_us > 0) {
-    deadlines_.erase(deadlines_.find(r->deadline_us));
-    run_by_.erase(run_by_.find(RunByUs(*r)));
+  Forget(*r);
+  return r;
+}
+
+std::unique_ptr<QueuedRequest> BatchQueue::DetachFront(Levels::iterator level) {
+  auto& queue = level->second;
+  std::unique_ptr<QueuedRequest> r = std::move(queue.front());
+  queue.pop_front();
+  Forget(*r);
+  return r;
+}
+
+void BatchQueue::Forget(const QueuedRequest& r) {
+  if (r.deadline_us > 0) {
+    deadlines_.erase(deadlines_.find(r.deadline_us));
+    run_by_.erase(run_by_.find(RunByUs(r)));
   }
   --size_;
-  queued_rows_ -= r->rows;
-  return r;
+  queued_rows_ -= r.rows;
 }
 
 BatchQueue::Levels::iterator BatchQueue::HeadLevel() {
@@ -104,13 +116,7 @@ int64_t BatchQueue::NextDeadlineUs() const {
 
 namespace {
 
-// The requests of one batch key in service order, as far as they fit in a batch.
-struct Candidates {
-  std::vector<std::pair<int, size_t>> picks;  // (priority, index in its level)
-  std::vector<int64_t> cumulative;            // rows up to and including each pick
-  int64_t rows = 0;
-  bool full = false;  // a next request of the key does not fit, or max rows reached
-};
+using Candidates = BatchQueue::Candidates;
 
 // Adds `r` at (priority, index) to `c` unless `c` is full; never skips ahead of a request
 // that does not fit, which keeps FIFO order within a key.
@@ -164,7 +170,8 @@ QueuedBatch BatchQueue::TakeBatch(int64_t now_us, int64_t* wake_us) {
     return batch;
   }
   // The head's batch: the requests of its key in service order, while they fit.
-  Candidates chosen;
+  Candidates& chosen = head_candidates_;
+  chosen.Clear();
   // Sized once: grown pick by pick, the two vectors took a dozen allocations per batch.
   const size_t expected = std::min<size_t>(
       {size_, kMaxScan, static_cast<size_t>(std::max<int64_t>(policy_.max_batch_rows, 1))});
@@ -219,11 +226,13 @@ QueuedBatch BatchQueue::TakeBatch(int64_t now_us, int64_t* wake_us) {
   }
   auto& picks = chosen.picks;
   picks.resize(take);
-  std::vector<std::unique_ptr<QueuedRequest>> taken(take);
+  QueuedBatch taken(take);
   const int first_priority = picks.front().first;
   if (picks.back() == std::make_pair(first_priority, take - 1)) {
     // The usual case: the first `take` requests of one level, taken from the front.
-    for (size_t k = 0; k < take; ++k) taken[k] = Detach(first_priority, 0);
+    const auto level = levels_.find(first_priority);
+    for (size_t k = 0; k < take; ++k) taken[k] = DetachFront(level);
+    if (level->second.empty() && levels_.size() > kKeptLevels) levels_.erase(level);
   } else {
     // Detach back to front within each level so earlier indices stay valid.
     for (size_t k = take; k-- > 0;) taken[k] = Detach(picks[k].first, picks[k].second);

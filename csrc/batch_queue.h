@@ -102,9 +102,26 @@ class BatchQueue {
   bool empty() const { return size_ == 0; }
   const BatchingPolicy& policy() const { return policy_; }
 
+  // The requests of one batch key in service order, as far as they fit in a batch (a
+  // working set of TakeBatch; public for the policy helpers beside it).
+  struct Candidates {
+    std::vector<std::pair<int, size_t>> picks;  // (priority, index in its level)
+    std::vector<int64_t> cumulative;            // rows up to and including each pick
+    int64_t rows = 0;
+    bool full = false;  // a next request of the key does not fit, or max rows reached
+    void Clear() {
+      picks.clear();
+      cumulative.clear();
+      rows = 0;
+      full = false;
+    }
+  };
  private:
   using Levels = std::map<int, std::deque<std::unique_ptr<QueuedRequest>>, std::greater<int>>;
   std::unique_ptr<QueuedRequest> Detach(int priority, size_t index);
+  // Detach(level's priority, 0) without looking the level up again; the level stays.
+  std::unique_ptr<QueuedRequest> DetachFront(Levels::iterator level);
+  void Forget(const QueuedRequest& r);  // the bookkeeping of a request that leaves
   // The highest priority level that holds a request (levels may be kept empty), or end().
   Levels::iterator HeadLevel();
 
@@ -117,6 +134,9 @@ class BatchQueue {
   bool pushed_earliest_run_by_ = false;  // the last Push brought the earliest run_by_ forward
   size_t size_ = 0;
   int64_t queued_rows_ = 0;
+  // The head key's candidates, kept between TakeBatch calls for their capacity: the worker
+  // calls it once per batch, and two allocations per call showed in its profile.
+  Candidates head_candidates_;
   int64_t wake_rows_ = 0;  // rows at which a batch may be ready without waiting out the delay
 };
 
