@@ -16,7 +16,8 @@ import itertools
 import logging
 import os
 import threading
-from collections.abc import Callable
+from collections import Counter
+from collections.abc import Callable, Iterable
 from concurrent.futures import Future, InvalidStateError
 from typing import Any
 
@@ -42,6 +43,13 @@ class Completer:
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self._stopping = False
+        # CPUs that open models pinned their workers to (counted per model), and the drain
+        # thread's native id and own CPU set once it runs. Guarded by _affinity_lock, which
+        # also orders the affinity calls: a stale set must not land after a newer one.
+        self._affinity_lock = threading.Lock()
+        self._pinned: Counter[int] = Counter()
+        self._thread_tid: int | None = None
+        self._thread_cpus: frozenset[int] = frozenset()
 
     def register(self, future: Future[Any] | _OnLoop) -> int:
         """Remember ``future`` under a fresh token; start the drain thread on first use.
@@ -56,6 +64,44 @@ class Completer:
                                                 daemon=True)
                 self._thread.start()
         return token
+
+    def keep_off_cpus(self, cpus: Iterable[int]) -> None:
+        """A model pinned its workers to ``cpus``: the drain thread keeps off them while any
+        other CPU is allowed, as the core's own completion threads do, so that delivering
+        results never preempts a worker in the middle of a run. Undone by
+        :meth:`release_cpus` with the same CPUs (the model's close)."""
+        with self._affinity_lock:
+            self._pinned.update(cpus)
+            self._apply_affinity_locked()
+
+    def release_cpus(self, cpus: Iterable[int]) -> None:
+        with self._affinity_lock:
+            self._pinned.subtract(cpus)
+            self._pinned = +self._pinned  # drops the CPUs no open model pins any more
+            self._apply_affinity_locked()
+
+    def thread_cpus(self) -> frozenset[int] | None:
+        """The CPUs the drain thread may run on now; None before it runs (or where Python
+        cannot tell)."""
+        with self._affinity_lock:
+            tid = self._thread_tid
+        if tid is None:
+            return None
+        try:
+            return frozenset(os.sched_getaffinity(tid))
+        except OSError:  # the thread has ended
+            return None
+
+    def _apply_affinity_locked(self) -> None:
+        tid = self._thread_tid
+        if tid is None:
+            return  # not running yet: it applies the set itself when it starts
+        # Every allowed CPU pinned: the thread stays where it may run rather than nowhere.
+        allowed = self._thread_cpus - self._pinned.keys() or self._thread_cpus
+        try:
+            os.sched_setaffinity(tid, allowed)
+        except OSError as e:  # the thread has ended, or the system refuses: a speed matter only
+            _log.debug("could not set the completion thread's CPUs to %s: %s", sorted(allowed), e)
 
     def forget(self, token: int) -> None:
         with self._lock:
@@ -89,6 +135,11 @@ class Completer:
         _fail_all(stranded, "the interpreter is exiting: the request's result is not delivered")
 
     def _run(self) -> None:
+        if hasattr(os, "sched_setaffinity"):  # Linux; elsewhere the thread runs anywhere
+            with self._affinity_lock:
+                self._thread_cpus = frozenset(os.sched_getaffinity(0))
+                self._thread_tid = threading.get_native_id()
+                self._apply_affinity_locked()
         while not self._stopping:
             self._deliver(self.queue.take(_TAKE_TIMEOUT_MS))
 

@@ -105,6 +105,8 @@ class Model:
         self.batching = bool(core.batching_enabled)
         self._raw_columns = _raw_columns(config)
         self._forked = False  # set in a child process: the model belongs to its parent
+        if config.worker_cpus:
+            completer().keep_off_cpus(config.worker_cpus)  # until close()
         _live_models.add(self)
 
     @property
@@ -305,6 +307,8 @@ class Model:
         finally:
             self._final_stats = core.stats()  # final: every request has completed
             self._closing_core = None
+            if self.config.worker_cpus:
+                completer().release_cpus(self.config.worker_cpus)
 
     @property
     def closed(self) -> bool:

@@ -1,6 +1,6 @@
 """ModelConfig.worker_cpus: each worker thread runs only on its CPU (read back from the
-kernel's view of the process's threads), and the model's other threads keep off it; CPUs the
-process may not use are refused at load."""
+kernel's view of the process's threads), and the model's other threads keep off it, as does
+the Python thread that resolves futures; CPUs the process may not use are refused at load."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 import engine
+from engine._completion import completer
 from engine.errors import InvalidConfigError
 
 
@@ -98,6 +99,35 @@ def test_the_models_other_threads_keep_off_the_workers_cpu(mlp_path: Path) -> No
         new = named()
     assert new == {"engine-worker": str(cpu), "engine-complete": _cpu_list(allowed - {cpu}),
                    "engine-expiry": _cpu_list(allowed - {cpu})}
+
+
+@pytest.mark.skipif(not hasattr(os, "sched_getaffinity") or len(os.sched_getaffinity(0)) < 2,
+                    reason="needs Linux and a second CPU to keep the drain thread on")
+def test_the_python_drain_thread_keeps_off_pinned_cpus_while_their_models_are_open(
+        mlp_path: Path) -> None:
+    # The thread that resolves submit()'s futures, read back from the kernel: it keeps off
+    # every CPU that an open model pinned a worker to, and comes back when the last closes.
+    allowed = frozenset(os.sched_getaffinity(0))
+    cpu = min(allowed)
+    drain = completer()
+    rows = np.ones((2, 32), np.float32)
+    first = engine.load(mlp_path, config=engine.ModelConfig(worker_cpus=(cpu,)))
+    second = engine.load(mlp_path, config=engine.ModelConfig(worker_cpus=(cpu,)))
+    try:
+        assert first.submit(rows).result(timeout=10)["y"].shape == (2, 1)  # the thread runs
+        assert drain.thread_cpus() == allowed - {cpu}
+        first.close()
+        assert drain.thread_cpus() == allowed - {cpu}  # the second still pins it
+        second.close()
+        assert drain.thread_cpus() == allowed
+        # Every CPU pinned: the thread stays where it may run rather than nowhere.
+        with engine.load(mlp_path, config=engine.ModelConfig(worker_cpus=tuple(allowed))) as m:
+            assert m.submit(rows).result(timeout=10)["y"].shape == (2, 1)
+            assert drain.thread_cpus() == allowed
+        assert drain.thread_cpus() == allowed
+    finally:
+        first.close()
+        second.close()
 
 
 @pytest.mark.skipif(not hasattr(os, "sched_getaffinity"), reason="Linux-only API")
