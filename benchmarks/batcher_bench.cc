@@ -342,10 +342,12 @@ void PrintPhases(const Model& model, const Session& session, double rows_per_s =
   const Completer::Counts handed = model.CompletionCounts();
   if (handed.posted > 0) {
     std::printf("batches handed to the completion thread: %lld; %.1f%% woke it, %.1f%% found it "
-                "spinning, %.1f%% found it napping and were left to its timer\n",
+                "spinning, %.1f%% found it napping and were left to its timer; it napped %lld "
+                "times\n",
                 static_cast<long long>(handed.posted), 100.0 * handed.woke / handed.posted,
                 100.0 * handed.found_spinning / handed.posted,
-                100.0 * handed.left_to_timer / handed.posted);
+                100.0 * handed.left_to_timer / handed.posted,
+                static_cast<long long>(handed.naps));
   }
 }
 

@@ -100,7 +100,9 @@ void Completer::SpinFor(uint64_t seen, int64_t until_ns) const {
 
 void Completer::Loop() {
   NameThisThread("engine-complete");
-  KeepThisThreadOff(avoid_cpus_);
+  const int64_t min_nap_ns = KeepThisThreadOff(avoid_cpus_)
+                                 ? CompletionPacer::kMinNapOffWorkersNs
+                                 : CompletionPacer::kMinNapNs;
 #ifdef __linux__
   // This thread's timers fire within 1 us of their time instead of Linux's default 50 us: its
   // naps are tens of microseconds long.
@@ -122,7 +124,7 @@ void Completer::Loop() {
     }
     if (stopping_) return;
     const CompletionPacer::Wait plan =
-        waited || !spin_ ? CompletionPacer::Wait{} : pacer_.PlanWait(NowNs());
+        waited || !spin_ ? CompletionPacer::Wait{} : pacer_.PlanWait(NowNs(), min_nap_ns);
     if (plan.spin_until_ns < 0) {
       // No batch expected soon: sleep until a Post wakes the thread.
       sleep_ = Sleep::kWaiting;
@@ -134,6 +136,7 @@ void Completer::Loop() {
     if (plan.nap_until_ns >= 0) {
       sleep_ = Sleep::kNapping;
       nap_until_ns_ = plan.nap_until_ns;
+      ++counts_.naps;
       // A batch posted meanwhile waits for the timer unless Post wakes the thread.
       ready_.wait_until(lock, AtNs(plan.nap_until_ns),
                         [this] { return sleep_ != Sleep::kNapping || stopping_; });

@@ -50,7 +50,8 @@ class Completer {
   // `spin`: while batches come at a steady pace from busy workers, the thread naps, then
   // spins for the next one (CompletionPacer). False: it only sleeps until woken, which costs
   // the workers a wake per batch but no CPU beyond the completions. The thread keeps off
-  // `avoid_cpus` (the workers' pinned CPUs) while the process may use another CPU.
+  // `avoid_cpus` (the workers' pinned CPUs) while the process may use another CPU; kept off
+  // them, it naps only when the nap is long (CompletionPacer::kMinNapOffWorkersNs).
   explicit Completer(Handler complete, bool spin = true, std::vector<int> avoid_cpus = {});
   // Stop()s.
   ~Completer();
@@ -69,12 +70,14 @@ class Completer {
   bool Idle() const;
 
   // Batches posted; of them, those that woke the thread, those that found it napping and
-  // left it to its timer, and those that found it spinning. The rest found it busy.
+  // left it to its timer, and those that found it spinning. The rest found it busy. And the
+  // naps the thread took.
   struct Counts {
     int64_t posted = 0;
     int64_t woke = 0;
     int64_t left_to_timer = 0;
     int64_t found_spinning = 0;
+    int64_t naps = 0;
   };
   Counts counts() const;
 

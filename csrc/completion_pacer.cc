@@ -24,7 +24,7 @@ void CompletionPacer::OnPost(int64_t now_ns, int64_t worker_ns) {
   last_post_ns_ = now_ns;
 }
 
-CompletionPacer::Wait CompletionPacer::PlanWait(int64_t now_ns) const {
+CompletionPacer::Wait CompletionPacer::PlanWait(int64_t now_ns, int64_t min_nap_ns) const {
   Wait wait;
   // No pace, or workers idle more than half the time: nothing worth spinning for.
   if (interval_ns_ == 0 || 2 * worker_ns_ < interval_ns_) return wait;
@@ -33,7 +33,7 @@ CompletionPacer::Wait CompletionPacer::PlanWait(int64_t now_ns) const {
   if (now_ns >= spin_until) return wait;  // overdue: the pace broke
   wait.spin_until_ns = spin_until;
   const int64_t spin_from = due - std::min(interval_ns_ / 2, kMaxSpinEarlyNs);
-  if (spin_from - now_ns >= kMinNapNs) wait.nap_until_ns = spin_from;
+  if (spin_from - now_ns >= min_nap_ns) wait.nap_until_ns = spin_from;
   return wait;
 }
 

@@ -367,6 +367,7 @@ void register_model(py::module_& m) {
              d["woke"] = c.woke;
              d["left_to_timer"] = c.left_to_timer;
              d["found_spinning"] = c.found_spinning;
+             d["naps"] = c.naps;
              return d;
            })
       .def(

@@ -62,6 +62,20 @@ TEST(CompletionPacer, SpinsWithoutANapInsideOrNearTheWindowAndNotAtAllPastIt) {
   ExpectWait(pacer.PlanWait(spin_until), -1, -1);                // the pace broke
 }
 
+TEST(CompletionPacer, OffTheWorkersCpusNapsOnlyWhenTheNapIsLong) {
+  constexpr int64_t kOff = CompletionPacer::kMinNapOffWorkersNs;
+  CompletionPacer pacer;
+  // 80-us batches: the 10-us nap that a thread sharing the workers' CPUs takes (above) is too
+  // short; it spins from now to the end of the window instead.
+  int64_t last = PostEvery(pacer, 0, 80 * kUs, 10);
+  ExpectWait(pacer.PlanWait(last + 30 * kUs, kOff), -1, last + 160 * kUs);
+  // 600-us batches: a nap of 520 us, then the same window as with the default.
+  last = PostEvery(pacer, last + CompletionPacer::kMaxIntervalNs + 1, 600 * kUs, 20);
+  const int64_t due = last + 600 * kUs;
+  ExpectWait(pacer.PlanWait(last + 30 * kUs, kOff), due - CompletionPacer::kMaxSpinEarlyNs,
+             due + CompletionPacer::kMaxSpinLateNs);
+}
+
 TEST(CompletionPacer, NoSpinWhileTheWorkersHaveMoreSlackThanBusyTime) {
   CompletionPacer pacer;
   // Runs of 30 us every 80 us: the worker idles most of the time, a wake costs it nothing.

@@ -74,6 +74,7 @@ def test_completion_spin_off_serves_batches_without_spinning(mlp_path: Path) -> 
     assert counts["posted"] > 0  # 1,000 queued requests make batches for the completion thread
     assert counts["found_spinning"] == 0
     assert counts["left_to_timer"] == 0
+    assert counts["naps"] == 0
 
 
 def test_concurrent_sync_predicts_are_batched(mlp_path: Path) -> None:
