@@ -252,6 +252,9 @@ def _after_fork_in_child() -> None:
         return
     _inherited.append(inherited)
     inherited._lock = threading.Lock()
+    # Its drain thread's id names the parent's thread (ids are system-wide): never move it.
+    inherited._affinity_lock = threading.Lock()
+    inherited._thread_tid = None
     stranded = list(inherited._futures.values())
     inherited._futures.clear()
     _fail_all(stranded, "os.fork() ran while this request was pending: its result is delivered "

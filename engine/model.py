@@ -105,8 +105,14 @@ class Model:
         self.batching = bool(core.batching_enabled)
         self._raw_columns = _raw_columns(config)
         self._forked = False  # set in a child process: the model belongs to its parent
+        # The drain thread keeps off the workers' CPUs until close(), or until this model is
+        # dropped unclosed (its core and workers go with it then).
+        self._release_cpus: weakref.finalize | None = None
         if config.worker_cpus:
-            completer().keep_off_cpus(config.worker_cpus)  # until close()
+            drain = completer()
+            drain.keep_off_cpus(config.worker_cpus)
+            self._release_cpus = weakref.finalize(self, drain.release_cpus, config.worker_cpus)
+            self._release_cpus.atexit = False  # the drain thread is stopped by then
         _live_models.add(self)
 
     @property
@@ -307,8 +313,8 @@ class Model:
         finally:
             self._final_stats = core.stats()  # final: every request has completed
             self._closing_core = None
-            if self.config.worker_cpus:
-                completer().release_cpus(self.config.worker_cpus)
+            if self._release_cpus is not None:
+                self._release_cpus()  # once: a finalizer runs at most once
 
     @property
     def closed(self) -> bool:

@@ -4,6 +4,7 @@ the Python thread that resolves futures; CPUs the process may not use are refuse
 
 from __future__ import annotations
 
+import gc
 import os
 import subprocess
 import sys
@@ -128,6 +129,48 @@ def test_the_python_drain_thread_keeps_off_pinned_cpus_while_their_models_are_op
     finally:
         first.close()
         second.close()
+
+
+@pytest.mark.skipif(not hasattr(os, "sched_getaffinity") or len(os.sched_getaffinity(0)) < 2,
+                    reason="needs Linux and a second CPU to keep the drain thread on")
+def test_a_pinned_model_dropped_unclosed_releases_its_cpus(mlp_path: Path) -> None:
+    allowed = frozenset(os.sched_getaffinity(0))
+    cpu = min(allowed)
+    model = engine.load(mlp_path, config=engine.ModelConfig(worker_cpus=(cpu,)))
+    assert model.submit(np.ones((2, 32), np.float32)).result(timeout=10)["y"].shape == (2, 1)
+    assert completer().thread_cpus() == allowed - {cpu}
+    del model
+    gc.collect()
+    assert completer().thread_cpus() == allowed
+
+
+@pytest.mark.skipif(not hasattr(os, "fork") or len(os.sched_getaffinity(0)) < 2,
+                    reason="needs os.fork and a second CPU to keep the drain thread on")
+def test_a_forked_child_never_moves_the_parents_drain_thread(mlp_path: Path) -> None:
+    # Thread ids are system-wide: the child's copy of the drain thread's id names the parent's
+    # thread. A model the child inherited and drops must not release the parent's CPUs.
+    allowed = frozenset(os.sched_getaffinity(0))
+    cpu = min(allowed)
+    # Not a `with` block: its exit method would keep the model alive in the child.
+    model = engine.load(mlp_path, config=engine.ModelConfig(worker_cpus=(cpu,)))
+    closer = model.close
+    try:
+        assert model.submit(np.ones((2, 32), np.float32)).result(timeout=10)["y"].shape == (2, 1)
+        pid = os.fork()
+        if pid == 0:  # the child: drop the inherited model, then leave at once
+            code = 1
+            try:
+                del model, closer
+                gc.collect()
+                code = 0
+            finally:
+                os._exit(code)
+        _, status = os.waitpid(pid, 0)
+        assert os.waitstatus_to_exitcode(status) == 0
+        assert completer().thread_cpus() == allowed - {cpu}
+    finally:
+        closer()
+    assert completer().thread_cpus() == allowed
 
 
 @pytest.mark.skipif(not hasattr(os, "sched_getaffinity"), reason="Linux-only API")
