@@ -61,6 +61,19 @@ def _cpu_list(cpus: set[int]) -> str:
     return ",".join(ranges)
 
 
+_NEEDS_A_SECOND_CPU = pytest.mark.skipif(
+    not hasattr(os, "sched_getaffinity") or len(os.sched_getaffinity(0)) < 2,
+    reason="needs Linux and a second CPU to keep the drain thread on")
+
+
+def _pinned_and_delivering(mlp_path: Path, cpu: int) -> engine.Model:
+    """A model with its worker pinned to `cpu` that has resolved a future: the drain thread
+    runs."""
+    model = engine.load(mlp_path, config=engine.ModelConfig(worker_cpus=(cpu,)))
+    assert model.submit(np.ones((2, 32), np.float32)).result(timeout=10)["y"].shape == (2, 1)
+    return model
+
+
 def _wait_for(condition: object, timeout_s: float = 10.0) -> bool:
     end = time.monotonic() + timeout_s
     while time.monotonic() < end:
@@ -102,8 +115,7 @@ def test_the_models_other_threads_keep_off_the_workers_cpu(mlp_path: Path) -> No
                    "engine-expiry": _cpu_list(allowed - {cpu})}
 
 
-@pytest.mark.skipif(not hasattr(os, "sched_getaffinity") or len(os.sched_getaffinity(0)) < 2,
-                    reason="needs Linux and a second CPU to keep the drain thread on")
+@_NEEDS_A_SECOND_CPU
 def test_the_python_drain_thread_keeps_off_pinned_cpus_while_their_models_are_open(
         mlp_path: Path) -> None:
     # The thread that resolves submit()'s futures, read back from the kernel: it keeps off
@@ -131,31 +143,28 @@ def test_the_python_drain_thread_keeps_off_pinned_cpus_while_their_models_are_op
         second.close()
 
 
-@pytest.mark.skipif(not hasattr(os, "sched_getaffinity") or len(os.sched_getaffinity(0)) < 2,
-                    reason="needs Linux and a second CPU to keep the drain thread on")
+@_NEEDS_A_SECOND_CPU
 def test_a_pinned_model_dropped_unclosed_releases_its_cpus(mlp_path: Path) -> None:
     allowed = frozenset(os.sched_getaffinity(0))
     cpu = min(allowed)
-    model = engine.load(mlp_path, config=engine.ModelConfig(worker_cpus=(cpu,)))
-    assert model.submit(np.ones((2, 32), np.float32)).result(timeout=10)["y"].shape == (2, 1)
+    model = _pinned_and_delivering(mlp_path, cpu)
     assert completer().thread_cpus() == allowed - {cpu}
     del model
     gc.collect()
     assert completer().thread_cpus() == allowed
 
 
-@pytest.mark.skipif(not hasattr(os, "fork") or len(os.sched_getaffinity(0)) < 2,
-                    reason="needs os.fork and a second CPU to keep the drain thread on")
+@_NEEDS_A_SECOND_CPU
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
 def test_a_forked_child_never_moves_the_parents_drain_thread(mlp_path: Path) -> None:
     # Thread ids are system-wide: the child's copy of the drain thread's id names the parent's
     # thread. A model the child inherited and drops must not release the parent's CPUs.
     allowed = frozenset(os.sched_getaffinity(0))
     cpu = min(allowed)
     # Not a `with` block: its exit method would keep the model alive in the child.
-    model = engine.load(mlp_path, config=engine.ModelConfig(worker_cpus=(cpu,)))
+    model = _pinned_and_delivering(mlp_path, cpu)
     closer = model.close
     try:
-        assert model.submit(np.ones((2, 32), np.float32)).result(timeout=10)["y"].shape == (2, 1)
         pid = os.fork()
         if pid == 0:  # the child: drop the inherited model, then leave at once
             code = 1
