@@ -54,9 +54,13 @@ std::unique_ptr<QueuedRequest> BatchQueue::Detach(int priority, size_t index) {
   } else {
     queue.erase(queue.begin() + static_cast<std::ptrdiff_t>(index));
   }
-  if (queue.empty() && levels_.size() > kKeptLevels) levels_.erase(level);
+  EraseIfSpare(level);
   Forget(*r);
   return r;
+}
+
+void BatchQueue::EraseIfSpare(Levels::iterator level) {
+  if (level->second.empty() && levels_.size() > kKeptLevels) levels_.erase(level);
 }
 
 std::unique_ptr<QueuedRequest> BatchQueue::DetachFront(Levels::iterator level) {
@@ -232,7 +236,7 @@ QueuedBatch BatchQueue::TakeBatch(int64_t now_us, int64_t* wake_us) {
     // The usual case: the first `take` requests of one level, taken from the front.
     const auto level = levels_.find(first_priority);
     for (size_t k = 0; k < take; ++k) taken[k] = DetachFront(level);
-    if (level->second.empty() && levels_.size() > kKeptLevels) levels_.erase(level);
+    EraseIfSpare(level);
   } else {
     // Detach back to front within each level so earlier indices stay valid.
     for (size_t k = take; k-- > 0;) taken[k] = Detach(picks[k].first, picks[k].second);

@@ -122,6 +122,8 @@ class BatchQueue {
   // Detach(level's priority, 0) without looking the level up again; the level stays.
   std::unique_ptr<QueuedRequest> DetachFront(Levels::iterator level);
   void Forget(const QueuedRequest& r);  // the bookkeeping of a request that leaves
+  // Erases `level` if it is empty and more than kKeptLevels levels exist.
+  void EraseIfSpare(Levels::iterator level);
   // The highest priority level that holds a request (levels may be kept empty), or end().
   Levels::iterator HeadLevel();
 

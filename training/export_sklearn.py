@@ -290,11 +290,8 @@ def _conversion_options(classifier: Any) -> dict[int, dict[str, Any]]:
     """
     from skl2onnx._supported_operators import sklearn_operator_name_map
     from skl2onnx.common._registration import get_converter
-    from sklearn.pipeline import Pipeline
 
-    last = classifier
-    while isinstance(last, Pipeline):
-        last = last.steps[-1][1]
+    last = _final_estimator(classifier)
     try:
         allowed = get_converter(sklearn_operator_name_map[type(last)]).get_allowed_options()
     except (KeyError, ValueError):
@@ -303,6 +300,15 @@ def _conversion_options(classifier: Any) -> dict[int, dict[str, Any]]:
     if allowed == "passthrough" or (isinstance(allowed, dict) and "zipmap" in allowed):
         return {id(classifier): {"zipmap": False}}
     return {id(last): {}}
+
+
+def _final_estimator(model: Any) -> Any:
+    """The estimator that makes a (possibly nested) Pipeline's output, or ``model`` itself."""
+    from sklearn.pipeline import Pipeline
+
+    while isinstance(model, Pipeline):
+        model = model.steps[-1][1]
+    return model
 
 
 def _unsupported_message(model: Any, detail: str) -> str:
@@ -476,9 +482,7 @@ _BINARY_SCORE_LAYOUTS = {
 def _scores_as_exported(model: Any, scores: np.ndarray) -> np.ndarray | None:
     """decision_function()'s ``scores`` in the layout skl2onnx exports them for ``model`` (a
     Pipeline: its last step), or None for a classifier whose layout is not known here."""
-    while hasattr(model, "steps"):
-        model = model.steps[-1][1]
-    layout = _BINARY_SCORE_LAYOUTS.get(type(model).__name__)
+    layout = _BINARY_SCORE_LAYOUTS.get(type(_final_estimator(model)).__name__)
     if layout is None or scores.ndim > 2:
         return None
     if scores.ndim == 2:
