@@ -21,7 +21,7 @@ class Receiver:
     """An HTTP server on 127.0.0.1:0 answering POSTs with the queued status codes."""
 
     def __init__(self) -> None:
-        self.bodies: list[dict[str, Any]] = []
+        self.bodies: list[dict[str, Any]] = []  # answered POSTs, in arrival order
         self.statuses: list[int] = []  # answered in order; 200 once exhausted
         self.received = threading.Condition()  # notified on arrival and on answer
         self.arrived = 0  # POSTs read, answered or not
@@ -34,6 +34,7 @@ class Receiver:
                 body = self.rfile.read(int(self.headers["Content-Length"]))
                 with receiver.received:
                     receiver.arrived += 1
+                    arrival = receiver.arrived
                     receiver.received.notify_all()
                 receiver.gate.wait(10.0)
                 status = receiver.statuses.pop(0) if receiver.statuses else 200
@@ -43,11 +44,15 @@ class Receiver:
                 with receiver.received:
                     receiver.bodies.append(
                         {
+                            "arrival": arrival,
                             "status": status,
                             "type": self.headers["Content-Type"],
                             "json": json.loads(body),
                         }
                     )
+                    # Handler threads record after answering, so the next POST's thread can
+                    # record first: keep the list in arrival order.
+                    receiver.bodies.sort(key=lambda b: b["arrival"])
                     receiver.received.notify_all()
 
             def log_message(self, *args: Any) -> None:
