@@ -321,7 +321,10 @@ int64_t Model::CheckRows(const std::vector<const HostTensor*>& bound) const {
         throw CoreError(StatusCode::kInvalidInput,
                         "inputs disagree on the batch dimension: '" + inputs()[0].name +
                             "' has " + std::to_string(rows) + " rows, '" + inputs()[i].name +
-                            "' has " + std::to_string(bound[i]->rows()));
+                            "' has " + std::to_string(bound[i]->rows()) +
+                            "; batching joins requests along the first dimension, so every "
+                            "input needs the same rows (a model whose inputs differ in rows "
+                            "by design needs batching=False)");
       }
     }
     if (rows > options_.batching_policy.max_batch_rows) {

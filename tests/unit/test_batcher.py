@@ -119,7 +119,8 @@ def test_inputs_must_agree_on_rows(multi_io_path: Path) -> None:
     feeds = {"a": np.zeros((2, 4), np.float32), "b": np.zeros((3, 4), np.float32),
              "k": np.zeros((2, 1), np.int64)}
     with (engine.load(multi_io_path) as model,
-          pytest.raises(InvalidInputError, match="disagree on the batch dimension")):
+          pytest.raises(InvalidInputError, match=r"disagree on the batch dimension: 'a' has 2 "
+                                                 r"rows, 'b' has 3; .*needs batching=False")):
         model.predict(feeds)
 
 
