@@ -324,7 +324,8 @@ int64_t Model::CheckRows(const std::vector<const HostTensor*>& bound) const {
                             "' has " + std::to_string(bound[i]->rows()) +
                             "; batching joins requests along the first dimension, so every "
                             "input needs the same rows (a model whose inputs differ in rows "
-                            "by design needs batching=False)");
+                            "by design needs batching off: batching=False, or no "
+                            "dynamic_batching in its config.pbtxt)");
       }
     }
     if (rows > options_.batching_policy.max_batch_rows) {

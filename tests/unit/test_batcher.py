@@ -120,7 +120,8 @@ def test_inputs_must_agree_on_rows(multi_io_path: Path) -> None:
              "k": np.zeros((2, 1), np.int64)}
     with (engine.load(multi_io_path) as model,
           pytest.raises(InvalidInputError, match=r"disagree on the batch dimension: 'a' has 2 "
-                                                 r"rows, 'b' has 3; .*needs batching=False")):
+                                                 r"rows, 'b' has 3; .*batching=False, or no "
+                                                 r"dynamic_batching in its config.pbtxt")):
         model.predict(feeds)
 
 
