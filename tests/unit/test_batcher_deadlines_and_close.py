@@ -65,19 +65,22 @@ def test_a_request_expires_while_the_only_instance_is_busy(slow_path: Path) -> N
     assert batches_when_expired == 0, "the expiry waited for the running batch to end"
 
 
+def _predict_into(model: engine.Model, rows: np.ndarray, results: list[object]) -> None:
+    """Appends the predict's outputs, or its UnavailableError (closed before it took the
+    instance)."""
+    try:
+        results.append(model.predict(rows))
+    except UnavailableError as exc:
+        results.append(exc)
+
+
 def test_close_waits_for_a_predict_running_on_the_callers_thread(slow_path: Path) -> None:
     rows = np.ones((256, 512), np.float32)
     for _ in range(5):  # until close() lands while the predict runs, not before it started
         model = engine.load(slow_path, config=engine.ModelConfig(instances=1, max_batch_size=256))
         results: list[object] = []
 
-        def predict(model: engine.Model = model, results: list[object] = results) -> None:
-            try:
-                results.append(model.predict(rows))
-            except UnavailableError as exc:  # closed before it took the instance
-                results.append(exc)
-
-        caller = threading.Thread(target=predict)
+        caller = threading.Thread(target=_predict_into, args=(model, rows, results))
         caller.start()
         for _ in range(10_000):  # until the predict is in flight
             if model.stats().in_flight == 1:
