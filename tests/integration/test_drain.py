@@ -31,6 +31,23 @@ def _in_flight(server: ServerProcess) -> float:
     return 0.0
 
 
+def _reached_engine(server: ServerProcess) -> float:
+    """Requests to `heavy` in flight or answered: those that reached the engine."""
+    from test_metrics import _scrape, _value
+
+    families = _scrape(server)
+    reached = 0.0
+    for family, sample, labels in (
+        ("engine_requests_in_flight", "engine_requests_in_flight", {}),
+        ("engine_requests", "engine_requests_total", {"outcome": "ok"}),
+    ):
+        try:
+            reached += _value(families, family, sample, model="heavy", version="1", **labels)
+        except KeyError:  # no such series yet
+            pass
+    return reached
+
+
 def _health(server: ServerProcess) -> bytes:
     with grpc.insecure_channel(server.url) as channel:
         return channel.unary_unary("/grpc.health.v1.Health/Check")(b"", timeout=5)
@@ -96,9 +113,10 @@ QUEUED = 40  # a heavy run takes 0.05-0.1 s here: seconds of work in the queue
 
 
 def _queue_heavy_requests(server: ServerProcess) -> tuple[dict[int, object], list[threading.Thread]]:
-    """QUEUED clients of one heavy request each, started; returns once half of them are in the
-    engine (the first ones finish while others arrive). Each result is the answer's array or
-    the client's exception, keyed by client."""
+    """QUEUED clients of one heavy request each, started; returns once every request reached
+    the engine (in flight or answered: the first ones finish while others arrive), so that
+    none arrives during the drain, to be refused as the server shutting down instead. Each
+    result is the answer's array or the client's exception, keyed by client."""
     x = np.ones((1, 512), np.float32)
     results: dict[int, object] = {}
 
@@ -117,7 +135,7 @@ def _queue_heavy_requests(server: ServerProcess) -> tuple[dict[int, object], lis
     for t in threads:
         t.start()
     deadline = time.monotonic() + 30
-    while _in_flight(server) < QUEUED // 2:
+    while _reached_engine(server) < QUEUED:
         assert time.monotonic() < deadline, "requests never reached the engine"
         time.sleep(0.01)
     return results, threads
