@@ -253,7 +253,12 @@ void GrpcServer::Drain(int64_t grace_ms) {
   executor_.Stop();
   if (service_) WaitForClientsToStop(deadline);
   if (server_) {
-    server_->Shutdown(cut_short_.load() ? std::chrono::system_clock::now() : deadline);
+    // The answers already given (the UNAVAILABLE of what was still queued) get a moment to
+    // reach their clients even past the grace period or when cut short: at its deadline gRPC
+    // cancels every call not yet written out, and the client sees "Cancelling all calls"
+    // instead of the reason. Shutdown returns as soon as no call is left.
+    const auto flushed_by = std::chrono::system_clock::now() + kFlushAnswers;
+    server_->Shutdown(cut_short_.load() ? flushed_by : std::max(deadline, flushed_by));
     server_->Wait();
   }
 }

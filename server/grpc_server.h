@@ -82,6 +82,8 @@ class GrpcServer {
   void WaitForClientsToStop(std::chrono::system_clock::time_point deadline);
   static constexpr std::chrono::milliseconds kClientQuiet{100};
   static constexpr std::chrono::milliseconds kMaxClientQuietWait{2000};
+  // The least time the shutdown leaves for answers given to be written out (Drain).
+  static constexpr std::chrono::milliseconds kFlushAnswers{1000};
 
   ServerOptions options_;
   std::unique_ptr<ControlPlane> control_;
